@@ -1,0 +1,3 @@
+module github.com/vigilsec/vigil
+
+go 1.26.8
