@@ -1,0 +1,1107 @@
+/*
+ * probe — a single-file C watchee for vigil's differential integration tests: run it once bare
+ * and once under the supervisor, and compare stdout.
+ *
+ * Build: gcc -O2 -Wall -Wextra -pthread -o probe probe.c   (libc and kernel headers only)
+ *
+ * Every operation is a raw syscall(2) (or inline asm where even that is not raw enough), so
+ * exactly the syscall named is made: `open` is SYS_open, never openat.
+ *
+ * OUTPUT: one line per operation on stdout, written with write(2) (no stdio buffering, so
+ * nothing is lost or duplicated across exec, clone or exit_group):
+ *   ok [DETAIL]          the syscall succeeded
+ *   err ERRNO_NAME       it failed, e.g. `err EACCES` (symbolic name from a table; E<n> if unknown)
+ * EXIT STATUS: 0 whenever the operation ran (whatever its result); 2 on a usage error (message on
+ * stderr; a nonsense `badptr` KIND/SYSCALL pair also prints `err EINVAL` on stdout); 3 when a
+ * setup step that is not the operation under test failed (opening a dir:/file: DIRSPEC,
+ * creating a socket, mmap, pthread_create; message on stderr, nothing on stdout).
+ *
+ * SYNTAX: probe [-r] SUBCOMMAND ARGS...
+ *   -r   after a successful open/openat/openat2/creat, read(2) up to 64 bytes from the fd and
+ *        print `ok read=<bytes>` (escaped: \n \t \r \\ and \xHH for other non-printables), or
+ *        `ok readerr=ERRNO_NAME` if the read fails (e.g. O_PATH, a directory, O_WRONLY).
+ *   Without -r a successful open prints `ok`. The fd is always closed afterwards.
+ *
+ * Opening (FLAG... is any number of words, each a flag name, a number, or names joined by '|';
+ * the open flags are O_RDONLY O_WRONLY O_RDWR O_CREAT O_EXCL O_TRUNC O_NOFOLLOW O_DIRECTORY
+ * O_PATH O_CLOEXEC O_APPEND O_TMPFILE O_NONBLOCK O_NOCTTY O_SYNC O_DSYNC O_NOATIME O_LARGEFILE;
+ * `mode=0600` sets the mode, default 0644 when O_CREAT or O_TMPFILE is given, else 0;
+ * no FLAG means O_RDONLY):
+ *   probe open PATH [FLAG...]                          SYS_open(PATH, flags, mode)
+ *   probe openat DIRSPEC PATH [FLAG...]                SYS_openat(dirfd, PATH, flags, mode)
+ *   probe openat2 DIRSPEC PATH RESOLVE [FLAG...]       SYS_openat2 with a 24-byte open_how;
+ *                                                      RESOLVE is `0` or RESOLVE_* names joined
+ *                                                      by '|' (RESOLVE_NO_XDEV RESOLVE_NO_MAGICLINKS
+ *                                                      RESOLVE_NO_SYMLINKS RESOLVE_BENEATH
+ *                                                      RESOLVE_IN_ROOT RESOLVE_CACHED)
+ *   probe creat PATH                                   SYS_creat(PATH, 0644)
+ *   DIRSPEC: cwd (AT_FDCWD) | dir:PATH (openat(AT_FDCWD, PATH, O_RDONLY|O_DIRECTORY) first) |
+ *            file:PATH (a regular file's fd, O_RDONLY) | closed (fd 1000, closed first) |
+ *            bad (-5) | fd:N (the number N as is)
+ *
+ * Bad pointers (prints the result line of one SYSCALL):
+ *   probe badptr KIND SYSCALL
+ *   path KINDs, for SYSCALL open openat openat2 creat unlink mkdir execve mknod setxattr:
+ *     null      the path pointer is 0                                   (kernel: EFAULT)
+ *     unmapped  the address of a page that was mmapped and munmapped    (EFAULT)
+ *     cross     16 non-NUL bytes ending a mapped page, then a PROT_NONE page  (EFAULT)
+ *     long      PATH_MAX+1 (4097) non-NUL bytes, then a NUL             (ENAMETOOLONG)
+ *     exactmax  4096 non-NUL bytes filling a page, then a PROT_NONE page (ENAMETOOLONG)
+ *     empty     ""                                                      (ENOENT)
+ *   open_how KINDs, SYSCALL openat2 only (path /dev/null, flags O_RDONLY):
+ *     howsmall (size 8: EINVAL)  howbig (size 8192: E2BIG)  hownull (how NULL: EFAULT)
+ *     howtail (size 32, byte 24..31 nonzero: E2BIG)
+ *   clone_args KINDs, SYSCALL clone3 only: cloneargsnull (args NULL, full size: EFAULT)
+ *     cloneargssmall (size 8: EINVAL)
+ *   sockaddr KINDs, SYSCALL connect only, on an AF_INET stream socket:
+ *     addrnull (NULL, len 16: EFAULT)  addrshort (len 3: EINVAL)  addrlong (len 200: EINVAL)
+ *   (the argument other than the bad one is valid: openat uses AT_FDCWD, mknod makes a FIFO,
+ *    setxattr sets user.probe=v, execve gets argv {"probe", NULL} and the current environ)
+ *
+ * Processes:
+ *   probe clone3 FLAGS      raw SYS_clone3, exit_signal SIGCHLD (0 with CLONE_THREAD); the child
+ *                           calls exit(0) at once from inline asm (so any flags, CLONE_VM
+ *                           included, are safe; with CLONE_VM it gets its own stack); the parent
+ *                           waits for it unless CLONE_THREAD/CLONE_PARENT. FLAGS: `0`, a number,
+ *                           or CLONE_* names joined by '|' (CLONE_NEWUSER, CLONE_NEWNS, ...)
+ *   probe clone FLAGS       the same with raw SYS_clone (flags | SIGCHLD)
+ *   probe exec PATH [ARG...]  SYS_execve(PATH, {PATH, ARG..., NULL}, environ); on success the
+ *                           new program's output is all there is
+ *
+ * Other syscalls with path or address arguments:
+ *   probe mknod PATH c|b|p [MAJOR MINOR]   SYS_mknod(PATH, S_IFCHR|S_IFBLK|S_IFIFO | 0666, dev)
+ *   probe setxattr PATH NAME VALUE         SYS_setxattr(PATH, NAME, VALUE, strlen(VALUE), 0)
+ *   probe unlink PATH                      SYS_unlink
+ *   probe mkdir PATH                       SYS_mkdir(PATH, 0755)
+ *   probe rename OLD NEW                   SYS_rename
+ *   probe connect HOST PORT                SYS_connect on a SOCK_STREAM socket: HOST an IPv4
+ *                                          address, or IPv6 (brackets optional);
+ *   probe connect unix:/PATH               AF_UNIX (unix:@NAME for the abstract namespace);
+ *                                          connect times out after 5 s (SO_SNDTIMEO)
+ *
+ * Concurrency, signals, benchmarks:
+ *   probe threads N ITERS PATH [FLAG...]   N pthreads (released together by a barrier) each do
+ *                                          ITERS x (SYS_openat(AT_FDCWD, PATH, flags) + close);
+ *                                          prints `ok <successes> err <failures> <FIRST>` where
+ *                                          FIRST is the errno name of the first failure or `-`
+ *   probe loop ITERS PATH                  ITERS x (SYS_openat(AT_FDCWD, PATH, O_RDONLY) +
+ *                                          close) as fast as possible; prints `ok`, or
+ *                                          `err NAME` and stops at the first failure
+ *   probe restart PATH                     SIGUSR1 handler with SA_RESTART counts signals; one
+ *                                          SYS_openat(PATH, O_RDONLY); prints `ok signals=<n>`
+ *                                          (or `err NAME signals=<n>`)
+ *   probe pending-exit PATH                a thread does SYS_openat(PATH, O_RDONLY) (and prints
+ *                                          nothing); after 50 ms the main thread prints `ok` and
+ *                                          calls exit_group(0)
+ *
+ * ABIs:
+ *   probe i386    getpid (nr 20) through `int $0x80`: prints `ok <pid>`; a filter that rejects
+ *                 non-x86_64 arches kills the process instead
+ *   probe x32     getpid with __X32_SYSCALL_BIT (0x40000000|39): `ok <pid>` on a kernel with x32,
+ *                 else `err ENOSYS`
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/openat2.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef RESOLVE_CACHED
+#define RESOLVE_CACHED 0x20
+#endif
+
+#define X32_SYSCALL_BIT 0x40000000L
+
+extern char **environ;
+
+/* struct clone_args (VER2, 88 bytes), spelled out to avoid mixing <linux/sched.h> with glibc. */
+struct probe_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+		set_tid, set_tid_size, cgroup;
+};
+
+static int read_mode; /* -r */
+
+/* ------------------------------------------------------------------ output */
+
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void out(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+	size_t off = 0;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 2)
+		n = (int)sizeof(buf) - 2;
+	buf[n++] = '\n';
+	while (off < (size_t)n) {
+		ssize_t w = write(1, buf + off, (size_t)n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		off += (size_t)w;
+	}
+}
+
+#define E(x) [x] = #x
+static const char *const errnames[] = {
+	E(EPERM), E(ENOENT), E(ESRCH), E(EINTR), E(EIO), E(ENXIO), E(E2BIG), E(ENOEXEC),
+	E(EBADF), E(ECHILD), E(EAGAIN), E(ENOMEM), E(EACCES), E(EFAULT), E(ENOTBLK), E(EBUSY),
+	E(EEXIST), E(EXDEV), E(ENODEV), E(ENOTDIR), E(EISDIR), E(EINVAL), E(ENFILE), E(EMFILE),
+	E(ENOTTY), E(ETXTBSY), E(EFBIG), E(ENOSPC), E(ESPIPE), E(EROFS), E(EMLINK), E(EPIPE),
+	E(EDOM), E(ERANGE), E(EDEADLK), E(ENAMETOOLONG), E(ENOLCK), E(ENOSYS), E(ENOTEMPTY),
+	E(ELOOP), E(ENOMSG), E(EIDRM), E(ECHRNG), E(EL2NSYNC), E(EL3HLT), E(EL3RST), E(ELNRNG),
+	E(EUNATCH), E(ENOCSI), E(EL2HLT), E(EBADE), E(EBADR), E(EXFULL), E(ENOANO), E(EBADRQC),
+	E(EBADSLT), E(EBFONT), E(ENOSTR), E(ENODATA), E(ETIME), E(ENOSR), E(ENONET), E(ENOPKG),
+	E(EREMOTE), E(ENOLINK), E(EADV), E(ESRMNT), E(ECOMM), E(EPROTO), E(EMULTIHOP), E(EDOTDOT),
+	E(EBADMSG), E(EOVERFLOW), E(ENOTUNIQ), E(EBADFD), E(EREMCHG), E(ELIBACC), E(ELIBBAD),
+	E(ELIBSCN), E(ELIBMAX), E(ELIBEXEC), E(EILSEQ), E(ERESTART), E(ESTRPIPE), E(EUSERS),
+	E(ENOTSOCK), E(EDESTADDRREQ), E(EMSGSIZE), E(EPROTOTYPE), E(ENOPROTOOPT),
+	E(EPROTONOSUPPORT), E(ESOCKTNOSUPPORT), E(EOPNOTSUPP), E(EPFNOSUPPORT), E(EAFNOSUPPORT),
+	E(EADDRINUSE), E(EADDRNOTAVAIL), E(ENETDOWN), E(ENETUNREACH), E(ENETRESET),
+	E(ECONNABORTED), E(ECONNRESET), E(ENOBUFS), E(EISCONN), E(ENOTCONN), E(ESHUTDOWN),
+	E(ETOOMANYREFS), E(ETIMEDOUT), E(ECONNREFUSED), E(EHOSTDOWN), E(EHOSTUNREACH),
+	E(EALREADY), E(EINPROGRESS), E(ESTALE), E(EUCLEAN), E(ENOTNAM), E(ENAVAIL), E(EISNAM),
+	E(EREMOTEIO), E(EDQUOT), E(ENOMEDIUM), E(EMEDIUMTYPE), E(ECANCELED), E(ENOKEY),
+	E(EKEYEXPIRED), E(EKEYREVOKED), E(EKEYREJECTED), E(EOWNERDEAD), E(ENOTRECOVERABLE),
+	E(ERFKILL), E(EHWPOISON),
+};
+#undef E
+
+static const char *errname(int e)
+{
+	static __thread char buf[16];
+
+	if (e > 0 && (size_t)e < sizeof(errnames) / sizeof(errnames[0]) && errnames[e])
+		return errnames[e];
+	snprintf(buf, sizeof(buf), "E%d", e);
+	return buf;
+}
+
+/* Prints the result line of a syscall(2) return value (errno holds the error). */
+static void report(long r)
+{
+	if (r < 0)
+		out("err %s", errname(errno));
+	else
+		out("ok");
+}
+
+/* Result of an open: -r reads; the fd is closed either way. */
+static void report_fd(long fd)
+{
+	if (fd < 0) {
+		out("err %s", errname(errno));
+		return;
+	}
+	if (read_mode) {
+		unsigned char b[64];
+		char esc[64 * 4 + 1];
+		size_t o = 0;
+		ssize_t n = read((int)fd, b, sizeof(b));
+
+		if (n < 0) {
+			out("ok readerr=%s", errname(errno));
+		} else {
+			for (ssize_t i = 0; i < n; i++) {
+				unsigned char c = b[i];
+				if (c == '\n') {
+					esc[o++] = '\\';
+					esc[o++] = 'n';
+				} else if (c == '\t') {
+					esc[o++] = '\\';
+					esc[o++] = 't';
+				} else if (c == '\r') {
+					esc[o++] = '\\';
+					esc[o++] = 'r';
+				} else if (c == '\\') {
+					esc[o++] = '\\';
+					esc[o++] = '\\';
+				} else if (c < 0x20 || c >= 0x7f) {
+					o += (size_t)snprintf(esc + o, sizeof(esc) - o, "\\x%02x", c);
+				} else {
+					esc[o++] = (char)c;
+				}
+			}
+			esc[o] = 0;
+			out("ok read=%s", esc);
+		}
+	} else {
+		out("ok");
+	}
+	syscall(SYS_close, (int)fd);
+}
+
+/* ------------------------------------------------------------------ errors */
+
+static const char *prog_usage =
+	"usage: probe [-r] SUBCOMMAND ARGS...\n"
+	"  open PATH [FLAG...] | openat DIRSPEC PATH [FLAG...] |\n"
+	"  openat2 DIRSPEC PATH RESOLVE [FLAG...] | creat PATH |\n"
+	"  badptr KIND SYSCALL | clone3 FLAGS | clone FLAGS | exec PATH [ARG...] |\n"
+	"  mknod PATH c|b|p [MAJOR MINOR] | setxattr PATH NAME VALUE | unlink PATH | mkdir PATH |\n"
+	"  rename OLD NEW | connect HOST PORT | connect unix:PATH |\n"
+	"  threads N ITERS PATH [FLAG...] | loop ITERS PATH | restart PATH | pending-exit PATH |\n"
+	"  i386 | x32\n"
+	"DIRSPEC: cwd | dir:PATH | file:PATH | closed | bad | fd:N   (see the header of probe.c)\n";
+
+static void usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("probe: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fputs(prog_usage, stderr);
+	exit(2);
+}
+
+static void setup_fail(const char *what) __attribute__((noreturn));
+static void setup_fail(const char *what)
+{
+	fprintf(stderr, "probe: setup: %s: %s (%s)\n", what, strerror(errno), errname(errno));
+	exit(3);
+}
+
+/* ------------------------------------------------------------------ parsing */
+
+struct flagname {
+	const char *name;
+	unsigned long long val;
+};
+
+#define F(x) { #x, (unsigned long long)(x) }
+static const struct flagname oflag_names[] = {
+	F(O_RDONLY), F(O_WRONLY), F(O_RDWR), F(O_CREAT), F(O_EXCL), F(O_TRUNC), F(O_NOFOLLOW),
+	F(O_DIRECTORY), F(O_PATH), F(O_CLOEXEC), F(O_APPEND), F(O_TMPFILE), F(O_NONBLOCK),
+	F(O_NOCTTY), F(O_SYNC), F(O_DSYNC), F(O_NOATIME), F(O_LARGEFILE), { NULL, 0 },
+};
+static const struct flagname resolve_names[] = {
+	F(RESOLVE_NO_XDEV), F(RESOLVE_NO_MAGICLINKS), F(RESOLVE_NO_SYMLINKS), F(RESOLVE_BENEATH),
+	F(RESOLVE_IN_ROOT), F(RESOLVE_CACHED), { NULL, 0 },
+};
+static const struct flagname clone_names[] = {
+	F(CLONE_VM), F(CLONE_FS), F(CLONE_FILES), F(CLONE_SIGHAND), F(CLONE_PIDFD),
+	F(CLONE_PTRACE), F(CLONE_VFORK), F(CLONE_PARENT), F(CLONE_THREAD), F(CLONE_NEWNS),
+	F(CLONE_SYSVSEM), F(CLONE_SETTLS), F(CLONE_PARENT_SETTID), F(CLONE_CHILD_CLEARTID),
+	F(CLONE_DETACHED), F(CLONE_UNTRACED), F(CLONE_CHILD_SETTID), F(CLONE_NEWCGROUP),
+	F(CLONE_NEWUTS), F(CLONE_NEWIPC), F(CLONE_NEWUSER), F(CLONE_NEWPID), F(CLONE_NEWNET),
+	F(CLONE_IO), F(CLONE_NEWTIME), F(CLONE_CLEAR_SIGHAND), F(CLONE_INTO_CGROUP), { NULL, 0 },
+};
+#undef F
+
+/* Parses `0`, a number, or NAME|NAME|... from table; usage error on an unknown word. */
+static unsigned long long parse_flags(const char *s, const struct flagname *table, const char *kind)
+{
+	unsigned long long v = 0;
+	char *copy = strdup(s), *save = NULL, *tok;
+
+	if (!copy)
+		setup_fail("strdup");
+	for (tok = strtok_r(copy, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
+		const struct flagname *f;
+		char *end;
+
+		if (tok[0] >= '0' && tok[0] <= '9') {
+			errno = 0;
+			v |= strtoull(tok, &end, 0);
+			if (*end || errno)
+				usage("bad %s number %s", kind, tok);
+			continue;
+		}
+		for (f = table; f->name; f++)
+			if (strcmp(f->name, tok) == 0)
+				break;
+		if (!f->name)
+			usage("unknown %s flag %s", kind, tok);
+		v |= f->val;
+	}
+	free(copy);
+	return v;
+}
+
+/* Open FLAG words: flags, and mode=OCTAL. */
+static void parse_oflags(int n, char **words, int *flags, unsigned *mode)
+{
+	int have_mode = 0;
+
+	*flags = O_RDONLY;
+	*mode = 0;
+	for (int i = 0; i < n; i++) {
+		if (strncmp(words[i], "mode=", 5) == 0) {
+			char *end;
+			*mode = (unsigned)strtoul(words[i] + 5, &end, 8);
+			if (!words[i][5] || *end)
+				usage("bad mode %s", words[i]);
+			have_mode = 1;
+			continue;
+		}
+		*flags |= (int)parse_flags(words[i], oflag_names, "open");
+	}
+	if (!have_mode && ((*flags & O_CREAT) || (*flags & O_TMPFILE) == O_TMPFILE))
+		*mode = 0644;
+}
+
+static long parse_num(const char *s, const char *what)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 0);
+	if (!*s || *end || errno)
+		usage("bad %s %s", what, s);
+	return v;
+}
+
+/* DIRSPEC -> dirfd. A failing dir:/file: open is a setup failure (exit 3). */
+static int dirspec(const char *s)
+{
+	long fd;
+
+	if (strcmp(s, "cwd") == 0)
+		return AT_FDCWD;
+	if (strcmp(s, "bad") == 0)
+		return -5;
+	if (strcmp(s, "closed") == 0) {
+		syscall(SYS_close, 1000);
+		return 1000;
+	}
+	if (strncmp(s, "fd:", 3) == 0)
+		return (int)parse_num(s + 3, "fd");
+	if (strncmp(s, "dir:", 4) == 0) {
+		fd = syscall(SYS_openat, AT_FDCWD, s + 4, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+		if (fd < 0)
+			setup_fail(s);
+		return (int)fd;
+	}
+	if (strncmp(s, "file:", 5) == 0) {
+		struct stat st;
+		fd = syscall(SYS_openat, AT_FDCWD, s + 5, O_RDONLY | O_CLOEXEC, 0);
+		if (fd < 0)
+			setup_fail(s);
+		if (fstat((int)fd, &st) < 0)
+			setup_fail(s);
+		if (!S_ISREG(st.st_mode)) {
+			errno = EINVAL;
+			setup_fail("file: DIRSPEC is not a regular file");
+		}
+		return (int)fd;
+	}
+	usage("bad DIRSPEC %s", s);
+}
+
+/* ------------------------------------------------------------------ open family */
+
+static void do_open_family(const char *cmd, int argc, char **argv)
+{
+	int flags;
+	unsigned mode;
+
+	if (strcmp(cmd, "open") == 0) {
+		if (argc < 1)
+			usage("open PATH [FLAG...]");
+		parse_oflags(argc - 1, argv + 1, &flags, &mode);
+		report_fd(syscall(SYS_open, argv[0], flags, mode));
+	} else if (strcmp(cmd, "openat") == 0) {
+		int dfd;
+		if (argc < 2)
+			usage("openat DIRSPEC PATH [FLAG...]");
+		parse_oflags(argc - 2, argv + 2, &flags, &mode);
+		dfd = dirspec(argv[0]);
+		report_fd(syscall(SYS_openat, dfd, argv[1], flags, mode));
+	} else if (strcmp(cmd, "openat2") == 0) {
+		struct open_how how;
+		int dfd;
+		if (argc < 3)
+			usage("openat2 DIRSPEC PATH RESOLVE [FLAG...]");
+		parse_oflags(argc - 3, argv + 3, &flags, &mode);
+		memset(&how, 0, sizeof(how));
+		how.flags = (uint64_t)(unsigned)flags;
+		how.mode = mode;
+		how.resolve = parse_flags(argv[2], resolve_names, "resolve");
+		dfd = dirspec(argv[0]);
+		report_fd(syscall(SYS_openat2, dfd, argv[1], &how, sizeof(how)));
+	} else { /* creat */
+		if (argc != 1)
+			usage("creat PATH");
+		report_fd(syscall(SYS_creat, argv[0], 0644));
+	}
+}
+
+/* ------------------------------------------------------------------ bad pointers */
+
+static char *map_pages(size_t n)
+{
+	void *p = mmap(NULL, n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		setup_fail("mmap");
+	return p;
+}
+
+/* Two pages, the second PROT_NONE; returns the start of the first. */
+static char *map_guarded(void)
+{
+	char *p = map_pages(2);
+	if (mprotect(p + 4096, 4096, PROT_NONE) < 0)
+		setup_fail("mprotect");
+	return p;
+}
+
+static const char *bad_path(const char *kind)
+{
+	char *p;
+
+	if (strcmp(kind, "null") == 0)
+		return NULL;
+	if (strcmp(kind, "unmapped") == 0) {
+		p = map_pages(1);
+		if (munmap(p, 4096) < 0)
+			setup_fail("munmap");
+		return p;
+	}
+	if (strcmp(kind, "cross") == 0) {
+		p = map_guarded();
+		memset(p + 4096 - 16, 'a', 16);
+		return p + 4096 - 16;
+	}
+	if (strcmp(kind, "long") == 0) {
+		p = map_pages(2);
+		memset(p, 'a', PATH_MAX + 1);
+		p[PATH_MAX + 1] = 0;
+		return p;
+	}
+	if (strcmp(kind, "exactmax") == 0) {
+		p = map_guarded();
+		memset(p, 'a', 4096);
+		return p;
+	}
+	if (strcmp(kind, "empty") == 0)
+		return "";
+	return (const char *)-1;
+}
+
+static long path_syscall(const char *sc, const char *p, int *known)
+{
+	*known = 1;
+	if (strcmp(sc, "open") == 0)
+		return syscall(SYS_open, p, O_RDONLY, 0);
+	if (strcmp(sc, "openat") == 0)
+		return syscall(SYS_openat, AT_FDCWD, p, O_RDONLY, 0);
+	if (strcmp(sc, "openat2") == 0) {
+		struct open_how how = { .flags = O_RDONLY };
+		return syscall(SYS_openat2, AT_FDCWD, p, &how, sizeof(how));
+	}
+	if (strcmp(sc, "creat") == 0)
+		return syscall(SYS_creat, p, 0644);
+	if (strcmp(sc, "unlink") == 0)
+		return syscall(SYS_unlink, p);
+	if (strcmp(sc, "mkdir") == 0)
+		return syscall(SYS_mkdir, p, 0755);
+	if (strcmp(sc, "execve") == 0) {
+		char *av[] = { "probe", NULL };
+		return syscall(SYS_execve, p, av, environ);
+	}
+	if (strcmp(sc, "mknod") == 0)
+		return syscall(SYS_mknod, p, S_IFIFO | 0644, 0);
+	if (strcmp(sc, "setxattr") == 0)
+		return syscall(SYS_setxattr, p, "user.probe", "v", 1, 0);
+	*known = 0;
+	return -1;
+}
+
+static void nonsense(const char *kind, const char *sc) __attribute__((noreturn));
+static void nonsense(const char *kind, const char *sc)
+{
+	out("err EINVAL");
+	usage("badptr: KIND %s makes no sense with SYSCALL %s", kind, sc);
+}
+
+static long raw_clone_exit_child(long nr, long a1, long a2, long a3, long a4, long a5);
+
+static void do_badptr(int argc, char **argv)
+{
+	const char *kind, *sc, *p;
+	long r;
+	int known;
+
+	if (argc != 2)
+		usage("badptr KIND SYSCALL");
+	kind = argv[0];
+	sc = argv[1];
+
+	p = bad_path(kind);
+	if (p != (const char *)-1) {
+		/* Files a successful call would leave behind can't happen: every path KIND fails. */
+		r = path_syscall(sc, p, &known);
+		if (!known)
+			nonsense(kind, sc);
+		if (r >= 0 && (strcmp(sc, "open") == 0 || strcmp(sc, "openat") == 0 ||
+			       strcmp(sc, "openat2") == 0 || strcmp(sc, "creat") == 0))
+			syscall(SYS_close, r);
+		report(r);
+		return;
+	}
+
+	if (strncmp(kind, "how", 3) == 0) {
+		struct open_how how = { .flags = O_RDONLY };
+		if (strcmp(sc, "openat2") != 0)
+			nonsense(kind, sc);
+		if (strcmp(kind, "howsmall") == 0) {
+			r = syscall(SYS_openat2, AT_FDCWD, "/dev/null", &how, 8);
+		} else if (strcmp(kind, "howbig") == 0) {
+			char *big = map_pages(2);
+			memcpy(big, &how, sizeof(how));
+			r = syscall(SYS_openat2, AT_FDCWD, "/dev/null", big, 8192);
+		} else if (strcmp(kind, "hownull") == 0) {
+			r = syscall(SYS_openat2, AT_FDCWD, "/dev/null", NULL, sizeof(how));
+		} else if (strcmp(kind, "howtail") == 0) {
+			unsigned char buf[32];
+			memset(buf, 0, sizeof(buf));
+			memcpy(buf, &how, sizeof(how));
+			buf[24] = 1;
+			r = syscall(SYS_openat2, AT_FDCWD, "/dev/null", buf, sizeof(buf));
+		} else {
+			usage("unknown badptr KIND %s", kind);
+		}
+		if (r >= 0)
+			syscall(SYS_close, r);
+		report(r);
+		return;
+	}
+
+	if (strncmp(kind, "cloneargs", 9) == 0) {
+		if (strcmp(sc, "clone3") != 0)
+			nonsense(kind, sc);
+		if (strcmp(kind, "cloneargsnull") == 0) {
+			r = raw_clone_exit_child(SYS_clone3, 0, sizeof(struct probe_clone_args), 0, 0, 0);
+		} else if (strcmp(kind, "cloneargssmall") == 0) {
+			struct probe_clone_args ca;
+			memset(&ca, 0, sizeof(ca));
+			ca.exit_signal = SIGCHLD;
+			r = raw_clone_exit_child(SYS_clone3, (long)&ca, 8, 0, 0, 0);
+		} else {
+			usage("unknown badptr KIND %s", kind);
+		}
+		if (r > 0)
+			waitpid((pid_t)r, NULL, __WALL);
+		if (r < 0)
+			out("err %s", errname((int)-r));
+		else
+			out("ok");
+		return;
+	}
+
+	if (strncmp(kind, "addr", 4) == 0) {
+		struct sockaddr_in sin;
+		unsigned char big[200];
+		int s;
+
+		if (strcmp(sc, "connect") != 0)
+			nonsense(kind, sc);
+		s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (s < 0)
+			setup_fail("socket");
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(9);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (strcmp(kind, "addrnull") == 0) {
+			r = syscall(SYS_connect, s, NULL, 16);
+		} else if (strcmp(kind, "addrshort") == 0) {
+			r = syscall(SYS_connect, s, &sin, 3);
+		} else if (strcmp(kind, "addrlong") == 0) {
+			memset(big, 0, sizeof(big));
+			memcpy(big, &sin, sizeof(sin));
+			r = syscall(SYS_connect, s, big, sizeof(big));
+		} else {
+			usage("unknown badptr KIND %s", kind);
+		}
+		report(r);
+		close(s);
+		return;
+	}
+	usage("unknown badptr KIND %s", kind);
+}
+
+/* ------------------------------------------------------------------ clone */
+
+/*
+ * Makes syscall nr (clone or clone3) and, in the child, calls exit(0) straight from the same
+ * asm block, touching neither memory nor the stack: safe whatever the flags (CLONE_VM,
+ * CLONE_THREAD, CLONE_SETTLS...). Returns the raw kernel result (-errno on failure).
+ */
+static long raw_clone_exit_child(long nr, long a1, long a2, long a3, long a4, long a5)
+{
+	long ret;
+	register long r10 __asm__("r10") = a4;
+	register long r8 __asm__("r8") = a5;
+
+	__asm__ volatile("syscall\n\t"
+			 "test %%rax, %%rax\n\t"
+			 "jnz 1f\n\t"
+			 "mov $60, %%eax\n\t" /* SYS_exit: only this task, even with CLONE_THREAD */
+			 "xor %%edi, %%edi\n\t"
+			 "syscall\n\t"
+			 "ud2\n"
+			 "1:"
+			 : "=a"(ret)
+			 : "0"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory", "cc");
+	return ret;
+}
+
+static void do_clone(int use_clone3, int argc, char **argv)
+{
+	unsigned long long flags;
+	int pidfd = -1, ptid = 0, ctid = 0;
+	char *stack = NULL;
+	const size_t stack_size = 64 * 1024;
+	long r;
+
+	if (argc != 1)
+		usage("%s FLAGS", use_clone3 ? "clone3" : "clone");
+	flags = parse_flags(argv[0], clone_names, "clone");
+	if (flags & CLONE_VM) {
+		stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		if (stack == MAP_FAILED)
+			setup_fail("mmap stack");
+	}
+	if (use_clone3) {
+		struct probe_clone_args ca;
+		memset(&ca, 0, sizeof(ca));
+		ca.flags = flags;
+		ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+		ca.parent_tid = (uint64_t)(uintptr_t)&ptid;
+		ca.child_tid = (uint64_t)(uintptr_t)&ctid;
+		ca.exit_signal = (flags & CLONE_THREAD) ? 0 : SIGCHLD;
+		if (stack) {
+			ca.stack = (uint64_t)(uintptr_t)stack;
+			ca.stack_size = stack_size;
+		}
+		r = raw_clone_exit_child(SYS_clone3, (long)&ca, sizeof(ca), 0, 0, 0);
+	} else {
+		unsigned long f = (unsigned long)flags;
+		if (!(flags & CLONE_THREAD))
+			f |= SIGCHLD;
+		/* x86_64: clone(flags, newsp, parent_tid, child_tid, tls); CLONE_PIDFD uses parent_tid */
+		r = raw_clone_exit_child(SYS_clone, (long)f, stack ? (long)(stack + stack_size) : 0,
+					 (flags & CLONE_PIDFD) ? (long)&pidfd : (long)&ptid,
+					 (long)&ctid, 0);
+	}
+	if (r < 0) {
+		out("err %s", errname((int)-r));
+		return;
+	}
+	if (!(flags & (CLONE_THREAD | CLONE_PARENT))) {
+		while (waitpid((pid_t)r, NULL, __WALL) < 0 && errno == EINTR)
+			;
+	} else {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL); /* let the thread/sibling go; nothing to wait for */
+	}
+	if ((flags & CLONE_PIDFD) && pidfd >= 0)
+		close(pidfd);
+	out("ok");
+}
+
+/* ------------------------------------------------------------------ misc syscalls */
+
+static void do_mknod(int argc, char **argv)
+{
+	mode_t type;
+	dev_t dev = 0;
+
+	if (argc != 2 && argc != 4)
+		usage("mknod PATH c|b|p [MAJOR MINOR]");
+	if (strcmp(argv[1], "c") == 0)
+		type = S_IFCHR;
+	else if (strcmp(argv[1], "b") == 0)
+		type = S_IFBLK;
+	else if (strcmp(argv[1], "p") == 0)
+		type = S_IFIFO;
+	else
+		usage("mknod type must be c, b or p");
+	if (argc == 4)
+		dev = makedev((unsigned)parse_num(argv[2], "major"), (unsigned)parse_num(argv[3], "minor"));
+	else if (type != S_IFIFO)
+		usage("mknod c|b needs MAJOR MINOR");
+	report(syscall(SYS_mknod, argv[0], type | 0666, dev));
+}
+
+static void do_connect(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct timeval tv = { 5, 0 };
+	int s, family;
+
+	memset(&ss, 0, sizeof(ss));
+	if (argc >= 1 && strncmp(argv[0], "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+		const char *p = argv[0] + 5;
+		size_t n = strlen(p);
+
+		if (argc != 1)
+			usage("connect unix:PATH");
+		if (n == 0 || n >= sizeof(sun->sun_path))
+			usage("bad unix socket path %s", p);
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, p, n);
+		if (p[0] == '@')
+			sun->sun_path[0] = 0; /* abstract: length without a trailing NUL */
+		else
+			n++;
+		len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+		family = AF_UNIX;
+	} else {
+		char host[INET6_ADDRSTRLEN + 2];
+		long port;
+		size_t n;
+
+		if (argc != 2)
+			usage("connect HOST PORT");
+		port = parse_num(argv[1], "port");
+		if (port < 0 || port > 65535)
+			usage("bad port %s", argv[1]);
+		n = strlen(argv[0]);
+		if (n >= sizeof(host))
+			usage("bad host %s", argv[0]);
+		memcpy(host, argv[0], n + 1);
+		if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+			memmove(host, host + 1, n - 2);
+			host[n - 2] = 0;
+		}
+		if (inet_pton(AF_INET, host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons((uint16_t)port);
+			len = sizeof(*sin);
+			family = AF_INET;
+		} else if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons((uint16_t)port);
+			len = sizeof(*sin6);
+			family = AF_INET6;
+		} else {
+			usage("bad host %s (an IPv4 or IPv6 address)", argv[0]);
+		}
+	}
+	s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		setup_fail("socket");
+	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	report(syscall(SYS_connect, s, &ss, len));
+	close(s);
+}
+
+/* ------------------------------------------------------------------ threads, loop */
+
+struct tctx {
+	const char *path;
+	int flags;
+	unsigned mode;
+	long iters;
+	pthread_barrier_t barrier;
+	atomic_long oks, errs;
+	atomic_int first_err;
+};
+
+static void *thread_main(void *arg)
+{
+	struct tctx *c = arg;
+	long ok = 0, bad = 0;
+
+	pthread_barrier_wait(&c->barrier);
+	for (long i = 0; i < c->iters; i++) {
+		long fd = syscall(SYS_openat, AT_FDCWD, c->path, c->flags, c->mode);
+		if (fd >= 0) {
+			syscall(SYS_close, fd);
+			ok++;
+		} else {
+			int expected = 0;
+			atomic_compare_exchange_strong(&c->first_err, &expected, errno);
+			bad++;
+		}
+	}
+	atomic_fetch_add(&c->oks, ok);
+	atomic_fetch_add(&c->errs, bad);
+	return NULL;
+}
+
+static void do_threads(int argc, char **argv)
+{
+	struct tctx c;
+	pthread_t *tids;
+	long n;
+	int e;
+
+	if (argc < 3)
+		usage("threads N ITERS PATH [FLAG...]");
+	n = parse_num(argv[0], "thread count");
+	if (n < 1 || n > 4096)
+		usage("thread count must be 1..4096");
+	memset(&c, 0, sizeof(c));
+	c.iters = parse_num(argv[1], "iteration count");
+	if (c.iters < 0)
+		usage("iteration count must be >= 0");
+	c.path = argv[2];
+	parse_oflags(argc - 3, argv + 3, &c.flags, &c.mode);
+	atomic_init(&c.oks, 0);
+	atomic_init(&c.errs, 0);
+	atomic_init(&c.first_err, 0);
+	if ((e = pthread_barrier_init(&c.barrier, NULL, (unsigned)n)) != 0) {
+		errno = e;
+		setup_fail("pthread_barrier_init");
+	}
+	tids = calloc((size_t)n, sizeof(*tids));
+	if (!tids)
+		setup_fail("calloc");
+	for (long i = 0; i < n; i++) {
+		if ((e = pthread_create(&tids[i], NULL, thread_main, &c)) != 0) {
+			errno = e;
+			setup_fail("pthread_create");
+		}
+	}
+	for (long i = 0; i < n; i++)
+		pthread_join(tids[i], NULL);
+	e = atomic_load(&c.first_err);
+	out("ok %ld err %ld %s", atomic_load(&c.oks), atomic_load(&c.errs), e ? errname(e) : "-");
+	free(tids);
+}
+
+static void do_loop(int argc, char **argv)
+{
+	long iters;
+
+	if (argc != 2)
+		usage("loop ITERS PATH");
+	iters = parse_num(argv[0], "iteration count");
+	for (long i = 0; i < iters; i++) {
+		long fd = syscall(SYS_openat, AT_FDCWD, argv[1], O_RDONLY, 0);
+		if (fd < 0) {
+			out("err %s", errname(errno));
+			return;
+		}
+		syscall(SYS_close, fd);
+	}
+	out("ok");
+}
+
+/* ------------------------------------------------------------------ signals, exit */
+
+static atomic_int signals_seen;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&signals_seen, 1);
+}
+
+static void do_restart(int argc, char **argv)
+{
+	struct sigaction sa;
+	long fd;
+	int e;
+
+	if (argc != 1)
+		usage("restart PATH");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) < 0)
+		setup_fail("sigaction");
+	fd = syscall(SYS_openat, AT_FDCWD, argv[0], O_RDONLY, 0);
+	e = errno;
+	if (fd >= 0) {
+		syscall(SYS_close, fd);
+		out("ok signals=%d", atomic_load(&signals_seen));
+	} else {
+		out("err %s signals=%d", errname(e), atomic_load(&signals_seen));
+	}
+}
+
+static void *pending_thread(void *arg)
+{
+	long fd = syscall(SYS_openat, AT_FDCWD, (const char *)arg, O_RDONLY, 0);
+	if (fd >= 0)
+		syscall(SYS_close, fd);
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void do_pending_exit(int argc, char **argv)
+{
+	pthread_t t;
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	int e;
+
+	if (argc != 1)
+		usage("pending-exit PATH");
+	if ((e = pthread_create(&t, NULL, pending_thread, argv[0])) != 0) {
+		errno = e;
+		setup_fail("pthread_create");
+	}
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	out("ok");
+	syscall(SYS_exit_group, 0);
+	__builtin_unreachable();
+}
+
+/* ------------------------------------------------------------------ ABIs */
+
+static void do_i386(void)
+{
+	long ret;
+
+	/* 32-bit getpid (nr 20). The kernel zeroes r8-r11 on the compat return path. */
+	__asm__ volatile("int $0x80"
+			 : "=a"(ret)
+			 : "0"(20L)
+			 : "r8", "r9", "r10", "r11", "memory", "cc");
+	ret = (int)ret;
+	if (ret < 0)
+		out("err %s", errname((int)-ret));
+	else
+		out("ok %ld", ret);
+}
+
+static void do_x32(void)
+{
+	long r = syscall(X32_SYSCALL_BIT | SYS_getpid);
+	if (r < 0)
+		out("err %s", errname(errno));
+	else
+		out("ok %ld", r);
+}
+
+/* ------------------------------------------------------------------ main */
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+	int i = 1;
+
+	while (i < argc && argv[i][0] == '-' && argv[i][1]) {
+		if (strcmp(argv[i], "-r") == 0)
+			read_mode = 1;
+		else if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		} else
+			usage("unknown option %s", argv[i]);
+		i++;
+	}
+	if (i >= argc)
+		usage("missing SUBCOMMAND");
+	cmd = argv[i++];
+	argc -= i;
+	argv += i;
+
+	if (!strcmp(cmd, "open") || !strcmp(cmd, "openat") || !strcmp(cmd, "openat2") ||
+	    !strcmp(cmd, "creat"))
+		do_open_family(cmd, argc, argv);
+	else if (!strcmp(cmd, "badptr"))
+		do_badptr(argc, argv);
+	else if (!strcmp(cmd, "clone3"))
+		do_clone(1, argc, argv);
+	else if (!strcmp(cmd, "clone"))
+		do_clone(0, argc, argv);
+	else if (!strcmp(cmd, "mknod"))
+		do_mknod(argc, argv);
+	else if (!strcmp(cmd, "setxattr")) {
+		if (argc != 3)
+			usage("setxattr PATH NAME VALUE");
+		report(syscall(SYS_setxattr, argv[0], argv[1], argv[2], strlen(argv[2]), 0));
+	} else if (!strcmp(cmd, "unlink")) {
+		if (argc != 1)
+			usage("unlink PATH");
+		report(syscall(SYS_unlink, argv[0]));
+	} else if (!strcmp(cmd, "mkdir")) {
+		if (argc != 1)
+			usage("mkdir PATH");
+		report(syscall(SYS_mkdir, argv[0], 0755));
+	} else if (!strcmp(cmd, "rename")) {
+		if (argc != 2)
+			usage("rename OLD NEW");
+		report(syscall(SYS_rename, argv[0], argv[1]));
+	} else if (!strcmp(cmd, "connect"))
+		do_connect(argc, argv);
+	else if (!strcmp(cmd, "exec")) {
+		if (argc < 1)
+			usage("exec PATH [ARG...]");
+		report(syscall(SYS_execve, argv[0], argv, environ));
+	} else if (!strcmp(cmd, "threads"))
+		do_threads(argc, argv);
+	else if (!strcmp(cmd, "loop"))
+		do_loop(argc, argv);
+	else if (!strcmp(cmd, "restart"))
+		do_restart(argc, argv);
+	else if (!strcmp(cmd, "pending-exit"))
+		do_pending_exit(argc, argv);
+	else if (!strcmp(cmd, "i386") && argc == 0)
+		do_i386();
+	else if (!strcmp(cmd, "x32") && argc == 0)
+		do_x32();
+	else
+		usage("unknown SUBCOMMAND %s (or wrong arguments)", cmd);
+	return 0;
+}

@@ -1,0 +1,403 @@
+/*
+ * refsup — minimal C reference supervisor: the performance floor vigil is compared with.
+ *
+ *   refsup [--deny PATH]... -- CMD [ARGS...]
+ *
+ * Runs CMD under a seccomp user-notification filter that traps open(2) and openat(2) and
+ * nothing else. Every trapped call is answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE, except
+ * that a path spelled exactly like a --deny PATH is answered with -EACCES. (The comparison is
+ * on the spelling, not the object, and CONTINUE is racy: this is a benchmark baseline, not a
+ * security tool.) A path argument the supervisor cannot read is answered with the errno the
+ * kernel would give (EFAULT, or ENAMETOOLONG when there is no NUL within PATH_MAX bytes).
+ *
+ * Filter (hand-written cBPF, no libseccomp):
+ *   arch != AUDIT_ARCH_X86_64        -> SECCOMP_RET_KILL_PROCESS (i386 int $0x80 and the like)
+ *   nr >= 0x40000000 (x32 ABI)       -> SECCOMP_RET_ERRNO(ENOSYS) (what a kernel without x32 says;
+ *                                      it also stops x32 numbers aliasing the open/openat checks)
+ *   nr == open || nr == openat       -> SECCOMP_RET_USER_NOTIF
+ *   otherwise                        -> SECCOMP_RET_ALLOW
+ * installed with SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+ * (without the latter on kernels older than 5.19); SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is set on
+ * the listener where the kernel has it (6.6+).
+ *
+ * The per-notification path is RECV + process_vm_readv + ID_VALID + SEND (a second
+ * process_vm_readv only when the path crosses a page boundary). The loop ends when the filter
+ * has no users left — CMD and every descendant that inherited the filter have exited and been
+ * reaped — which is when the listener reports POLLHUP (like strace -f, a daemon left behind by
+ * CMD keeps refsup running; it stays supervised rather than getting ENOSYS). refsup is a child
+ * subreaper, and a SIGCHLD handler (no SA_RESTART) reaps every child and records CMD's status.
+ * While CMD runs the loop blocks in RECV only; once CMD is gone it polls the listener before
+ * each RECV. The switch is race-free on 6.6+ kernels, where a RECV blocked on a filter whose
+ * last user went away returns ENOENT; on older kernels the SIGCHLD that reaps the last user
+ * interrupts the RECV, which leaves only a tiny window.
+ *
+ * Exit status: CMD's exit status, or 128+signal if CMD was killed by a signal; 125 if refsup
+ * itself failed, 127 if CMD could not be executed.
+ *
+ * Build: gcc -O2 -Wall -Wextra -o refsup scripts/refsup.c
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+#ifndef SECCOMP_USER_NOTIF_FLAG_CONTINUE
+#define SECCOMP_USER_NOTIF_FLAG_CONTINUE (1UL << 0)
+#endif
+
+#define X32_SYSCALL_BIT 0x40000000U
+
+static volatile sig_atomic_t child_done;
+static volatile sig_atomic_t child_status;
+static pid_t child_pid;
+static int listener_fd = -1;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "refsup: %s: %s\n", what, strerror(errno));
+	exit(125);
+}
+
+static void on_sigchld(int sig)
+{
+	int saved = errno, st;
+	pid_t p;
+	(void)sig;
+	/* Reap CMD and any orphaned descendant (we are their subreaper): a zombie still counts
+	 * as a user of the filter. */
+	while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (p == child_pid) {
+			child_status = st;
+			child_done = 1;
+		}
+	}
+	errno = saved;
+}
+
+static void on_forward(int sig)
+{
+	int saved = errno;
+	if (child_pid > 0)
+		kill(child_pid, sig);
+	errno = saved;
+}
+
+static int install_filter(void)
+{
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_open, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = (unsigned short)(sizeof(insns) / sizeof(insns[0])),
+		.filter = insns,
+	};
+	long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			  SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+	if (fd < 0 && errno == EINVAL) /* kernels before 5.19 lack WAIT_KILLABLE_RECV */
+		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+	return (int)fd;
+}
+
+static int send_fd(int sock, int fd)
+{
+	char byte = 0;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char byte;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c;
+	ssize_t n;
+	int fd;
+
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)))
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+static void child(int sock, char **argv)
+{
+	int fd;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		perror("refsup: child: PR_SET_NO_NEW_PRIVS");
+		_exit(125);
+	}
+	fd = install_filter();
+	if (fd < 0) {
+		perror("refsup: child: seccomp(SECCOMP_SET_MODE_FILTER)");
+		_exit(125);
+	}
+	if (send_fd(sock, fd) < 0) {
+		perror("refsup: child: send listener");
+		_exit(125);
+	}
+	close(fd);
+	close(sock);
+	execvp(argv[0], argv);
+	fprintf(stderr, "refsup: exec %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/*
+ * Reads the NUL-terminated string at addr in pid into buf (PATH_MAX bytes), one page at a time
+ * so that an unmapped page after the string does not fail the read. Returns 0 or an errno the
+ * kernel's getname() would give: EFAULT (unreadable before the NUL), ENAMETOOLONG (no NUL in
+ * PATH_MAX bytes).
+ */
+static int read_path(pid_t pid, uint64_t addr, char *buf, size_t pagesz)
+{
+	size_t got = 0;
+
+	if (addr == 0)
+		return EFAULT;
+	while (got < PATH_MAX) {
+		uint64_t a = addr + got;
+		size_t chunk = pagesz - (size_t)(a & (pagesz - 1));
+		struct iovec local, remote;
+		ssize_t n;
+
+		if (chunk > PATH_MAX - got)
+			chunk = PATH_MAX - got;
+		local.iov_base = buf + got;
+		local.iov_len = chunk;
+		remote.iov_base = (void *)(uintptr_t)a;
+		remote.iov_len = chunk;
+		n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+		if (n <= 0)
+			return EFAULT; /* includes ESRCH: the answer is discarded then anyway */
+		if (memchr(buf + got, 0, (size_t)n))
+			return 0;
+		got += (size_t)n;
+		if ((size_t)n < chunk)
+			return EFAULT;
+	}
+	return ENAMETOOLONG;
+}
+
+static int denied(const char *path, char **deny, int ndeny)
+{
+	for (int i = 0; i < ndeny; i++)
+		if (strcmp(path, deny[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: refsup [--deny PATH]... -- CMD [ARGS...]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	char **deny = calloc((size_t)argc, sizeof(char *));
+	int ndeny = 0, i, sv[2];
+	struct seccomp_notif_sizes sizes;
+	struct seccomp_notif *req;
+	struct seccomp_notif_resp *resp;
+	struct sigaction sa;
+	sigset_t chld, oldmask;
+	char *path;
+	size_t pagesz = (size_t)sysconf(_SC_PAGESIZE);
+	uint64_t flags;
+
+	if (!deny)
+		die("calloc");
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		} else if (strcmp(argv[i], "--deny") == 0 && i + 1 < argc) {
+			deny[ndeny++] = argv[++i];
+		} else if (strncmp(argv[i], "--deny=", 7) == 0) {
+			deny[ndeny++] = argv[i] + 7;
+		} else {
+			usage();
+		}
+	}
+	if (i >= argc)
+		usage();
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		die("PR_SET_CHILD_SUBREAPER");
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair");
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_sigchld;
+	sa.sa_flags = SA_NOCLDSTOP; /* no SA_RESTART: a blocked RECV must return EINTR */
+	if (sigaction(SIGCHLD, &sa, NULL) < 0)
+		die("sigaction SIGCHLD");
+
+	/* Block SIGCHLD until child_pid is set, so the handler always recognises CMD. */
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &oldmask);
+	child_pid = fork();
+	if (child_pid < 0)
+		die("fork");
+	if (child_pid == 0) {
+		sigprocmask(SIG_SETMASK, &oldmask, NULL); /* the mask survives execve */
+		close(sv[0]);
+		child(sv[1], argv + i);
+	}
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	close(sv[1]);
+
+	/* Like system(3): terminal signals reach the child through the process group; the rest
+	 * are forwarded. The handlers interrupt RECV with EINTR, which the loop retries. */
+	sa.sa_handler = SIG_IGN;
+	sa.sa_flags = 0;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	sa.sa_handler = on_forward;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	listener_fd = recv_fd(sv[0]);
+	close(sv[0]);
+	if (listener_fd < 0) {
+		/* The child failed before sending (it said why); report its status. */
+		while (!child_done) {
+			int st;
+			if (waitpid(child_pid, &st, 0) == child_pid) {
+				child_status = st;
+				child_done = 1;
+			} else if (errno != EINTR && !child_done) {
+				die("waitpid");
+			}
+		}
+		goto out;
+	}
+
+	flags = SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP;
+	if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, flags) < 0 && errno != EINVAL &&
+	    errno != ENOTTY)
+		die("SECCOMP_IOCTL_NOTIF_SET_FLAGS");
+	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0)
+		die("SECCOMP_GET_NOTIF_SIZES");
+	if (sizes.seccomp_notif < sizeof(*req))
+		sizes.seccomp_notif = sizeof(*req);
+	if (sizes.seccomp_notif_resp < sizeof(*resp))
+		sizes.seccomp_notif_resp = sizeof(*resp);
+	req = malloc(sizes.seccomp_notif);
+	resp = calloc(1, sizes.seccomp_notif_resp);
+	path = malloc(PATH_MAX);
+	if (!req || !resp || !path)
+		die("malloc");
+
+	for (;;) {
+		uint64_t addr;
+		int err;
+
+		if (child_done) {
+			/* Only after CMD has gone: wait for a notification or for the last user. */
+			struct pollfd pfd = { .fd = listener_fd, .events = POLLIN };
+			if (poll(&pfd, 1, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				die("poll");
+			}
+			if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+				break;
+		}
+		memset(req, 0, sizes.seccomp_notif);
+		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_RECV, req) < 0) {
+			if (errno == EINTR || errno == ENOENT)
+				continue;
+			die("SECCOMP_IOCTL_NOTIF_RECV");
+		}
+		addr = req->data.nr == __NR_open ? req->data.args[0] : req->data.args[1];
+		err = read_path((pid_t)req->pid, addr, path, pagesz);
+		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
+			continue; /* the watchee is gone or the call was interrupted */
+		resp->id = req->id;
+		resp->val = 0;
+		if (err == 0 && !denied(path, deny, ndeny)) {
+			resp->error = 0;
+			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+		} else {
+			resp->error = err ? -err : -EACCES;
+			resp->flags = 0;
+		}
+		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT &&
+		    errno != EINTR)
+			die("SECCOMP_IOCTL_NOTIF_SEND");
+	}
+
+out:
+	if (WIFEXITED(child_status))
+		return WEXITSTATUS(child_status);
+	if (WIFSIGNALED(child_status))
+		return 128 + WTERMSIG(child_status);
+	return 125;
+}
