@@ -14,25 +14,25 @@ type ArgKind uint8
 
 // Argument kinds. Pointer kinds are read from the watchee's memory.
 const (
-	ArgNone       ArgKind = iota
-	ArgInt                // plain integer, not decoded further
-	ArgDirfd              // directory fd that the next ArgPath is relative to (AT_FDCWD allowed)
-	ArgFd                 // an fd the syscall operates on (fsetxattr, connect, bind)
-	ArgPath               // pointer to a NUL-terminated path, resolved as an object
-	ArgString             // pointer to a NUL-terminated string that is not resolved (symlink target)
-	ArgOpenFlags          // open(2) flags
-	ArgMode               // mode_t
-	ArgOpenHow            // pointer to struct open_how (size in the following ArgSize)
-	ArgCloneArgs          // pointer to struct clone_args (size in the following ArgSize)
-	ArgSize               // size of the preceding struct or buffer
-	ArgDev                // dev_t
-	ArgAtFlags            // AT_* flags
-	ArgXattrName          // pointer to a NUL-terminated xattr name
-	ArgXattrValue         // pointer to the xattr value (size in the following ArgSize)
-	ArgSockaddr           // pointer to a struct sockaddr (length in the following ArgSize)
-	ArgCloneFlags         // clone(2) flags in a register
-	ArgRenameFlags        // renameat2 flags
-	ArgPtr                // pointer that vigil does not read (argv, envp, stack, ...)
+	ArgNone        ArgKind = iota
+	ArgInt                 // plain integer, not decoded further
+	ArgDirfd               // directory fd that the next ArgPath is relative to (AT_FDCWD allowed)
+	ArgFd                  // an fd the syscall operates on (fsetxattr, connect, bind)
+	ArgPath                // pointer to a NUL-terminated path, resolved as an object
+	ArgString              // pointer to a NUL-terminated string that is not resolved (symlink target)
+	ArgOpenFlags           // open(2) flags
+	ArgMode                // mode_t
+	ArgOpenHow             // pointer to struct open_how (size in the following ArgSize)
+	ArgCloneArgs           // pointer to struct clone_args (size in the following ArgSize)
+	ArgSize                // size of the preceding struct or buffer
+	ArgDev                 // dev_t
+	ArgAtFlags             // AT_* flags
+	ArgXattrName           // pointer to a NUL-terminated xattr name
+	ArgXattrValue          // pointer to the xattr value (size in the following ArgSize)
+	ArgSockaddr            // pointer to a struct sockaddr (length in the following ArgSize)
+	ArgCloneFlags          // clone(2) flags in a register
+	ArgRenameFlags         // renameat2 flags
+	ArgPtr                 // pointer that vigil does not read (argv, envp, stack, ...)
 )
 
 // Key is a policy match key (DESIGN.md §5).

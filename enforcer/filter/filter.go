@@ -1,0 +1,188 @@
+// Package filter compiles vigil's in-kernel seccomp program: the syscalls a
+// policy inspects go to the user-notification listener, a few hardening rules
+// answer in the kernel, and everything else runs natively.
+//
+// libseccomp builds the program but never loads it: seccomp_load would turn on
+// TSYNC and filter the supervisor itself. The program is exported as raw
+// sock_filter bytes and installed by the watchee's init step (package launch)
+// with the flags vigil needs.
+package filter
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+)
+
+// Spec says what the program does.
+type Spec struct {
+	// Notify lists the syscall numbers sent to the listener.
+	Notify []int
+	// NoHardening drops the default hardening rules (DESIGN.md §2); tests and
+	// benchmarks that need a bare filter use it.
+	NoHardening bool
+	// WatchRoot also notifies the syscalls that can change a watchee's root
+	// directory or mount namespace (RootWatch), so the supervisor knows when
+	// it may no longer resolve paths from its own root.
+	WatchRoot bool
+}
+
+// RootWatch lists the syscalls WatchRoot traps. unshare and clone are
+// trapped only with CLONE_NEWNS (a register argument the filter can test);
+// clone3 hides its flags behind a pointer and is trapped whole.
+var RootWatch = []string{"chroot", "pivot_root", "setns", "unshare", "clone", "clone3"}
+
+// Hardening is one in-kernel rule that stops a watchee from escaping
+// supervision. Rules whose syscall a policy traps are left to the policy.
+type Hardening struct {
+	Syscall string
+	Errno   unix.Errno
+	// Why is shown by `vigil policy check` and in the docs.
+	Why string
+}
+
+// HardeningRules returns the default hardening rules.
+func HardeningRules() []Hardening {
+	return []Hardening{
+		{"seccomp", unix.EPERM, "a nested SECCOMP_FILTER_FLAG_NEW_LISTENER would let the watchee answer its own notifications"},
+		{"io_uring_setup", unix.EPERM, "io_uring submits syscalls that per-syscall filtering never sees"},
+		{"ptrace", unix.EPERM, "a supervised process must not trace or rewrite another supervised process"},
+	}
+}
+
+// Compile returns the program as raw struct sock_filter bytes (8 bytes per
+// instruction, native endian), ready for seccomp(SECCOMP_SET_MODE_FILTER).
+//
+// Non-native architectures (i386 via int $0x80, x32) hit libseccomp's
+// bad-arch action, set to KILL_PROCESS: vigil decodes only x86_64 calls and a
+// mis-decoded compat call would be a bypass.
+func Compile(spec Spec) ([]byte, error) {
+	f, err := seccomp.NewFilter(seccomp.ActAllow)
+	if err != nil {
+		return nil, fmt.Errorf("creating seccomp filter: %w", err)
+	}
+	defer f.Release()
+	if err := f.SetBadArchAction(seccomp.ActKillProcess); err != nil {
+		return nil, fmt.Errorf("setting bad-arch action: %w", err)
+	}
+	// The program is installed by the init step, which decides about
+	// NO_NEW_PRIVS itself; libseccomp's attribute only matters for Load.
+	if err := f.SetNoNewPrivsBit(false); err != nil {
+		return nil, fmt.Errorf("clearing no-new-privs attribute: %w", err)
+	}
+	notify := append([]int(nil), spec.Notify...)
+	sort.Ints(notify)
+	trapped := make(map[int]bool, len(notify))
+	for _, nr := range notify {
+		if trapped[nr] {
+			continue
+		}
+		trapped[nr] = true
+		if err := f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify); err != nil {
+			return nil, fmt.Errorf("adding notify rule for %s: %w", sysinfo.Name(nr), err)
+		}
+	}
+	if spec.WatchRoot {
+		if err := addRootWatch(f, trapped); err != nil {
+			return nil, err
+		}
+	}
+	if !spec.NoHardening {
+		if err := addHardening(f, trapped); err != nil {
+			return nil, err
+		}
+	}
+	return export(f)
+}
+
+func addHardening(f *seccomp.ScmpFilter, trapped map[int]bool) error {
+	for _, h := range HardeningRules() {
+		nr, ok := sysinfo.Number(h.Syscall)
+		if !ok {
+			return fmt.Errorf("hardening rule names unknown syscall %s", h.Syscall)
+		}
+		if trapped[nr] {
+			continue
+		}
+		act := seccomp.ActErrno.SetReturnCode(int16(h.Errno))
+		var err error
+		if h.Syscall == "seccomp" {
+			// Only SECCOMP_SET_MODE_FILTER with NEW_LISTENER is refused:
+			// watchees may still add filters that restrict themselves.
+			var c1, c2 seccomp.ScmpCondition
+			c1, err = seccomp.MakeCondition(0, seccomp.CompareEqual, unix.SECCOMP_SET_MODE_FILTER)
+			if err == nil {
+				c2, err = seccomp.MakeCondition(1, seccomp.CompareMaskedEqual,
+					unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER)
+			}
+			if err == nil {
+				err = f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), act, []seccomp.ScmpCondition{c1, c2})
+			}
+		} else {
+			err = f.AddRuleExact(seccomp.ScmpSyscall(nr), act)
+		}
+		if err != nil {
+			return fmt.Errorf("adding hardening rule for %s: %w", h.Syscall, err)
+		}
+	}
+	return nil
+}
+
+func addRootWatch(f *seccomp.ScmpFilter, trapped map[int]bool) error {
+	for _, name := range RootWatch {
+		nr, ok := sysinfo.Number(name)
+		if !ok {
+			return fmt.Errorf("root watch names unknown syscall %s", name)
+		}
+		if trapped[nr] {
+			continue // the policy traps it whole already
+		}
+		var err error
+		switch name {
+		case "unshare", "clone":
+			var c seccomp.ScmpCondition
+			c, err = seccomp.MakeCondition(0, seccomp.CompareMaskedEqual, unix.CLONE_NEWNS, unix.CLONE_NEWNS)
+			if err == nil {
+				err = f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify, []seccomp.ScmpCondition{c})
+			}
+		default:
+			err = f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify)
+		}
+		if err != nil {
+			return fmt.Errorf("adding root-watch rule for %s: %w", name, err)
+		}
+		trapped[nr] = true
+	}
+	return nil
+}
+
+// export writes the program through a memfd: libseccomp 2.5 has no in-memory
+// export (ExportBPFMem needs 2.6).
+func export(f *seccomp.ScmpFilter) ([]byte, error) {
+	fd, err := unix.MemfdCreate("vigil-filter", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("creating memfd for filter export: %w", err)
+	}
+	file := os.NewFile(uintptr(fd), "vigil-filter")
+	defer file.Close()
+	if err := f.ExportBPF(file); err != nil {
+		return nil, fmt.Errorf("exporting seccomp filter: %w", err)
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewinding filter memfd: %w", err)
+	}
+	prog, err := io.ReadAll(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading exported filter: %w", err)
+	}
+	if len(prog) == 0 || len(prog)%8 != 0 {
+		return nil, fmt.Errorf("exported filter has invalid length %d", len(prog))
+	}
+	return prog, nil
+}

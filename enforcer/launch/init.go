@@ -1,0 +1,60 @@
+package launch
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// RunInitIfRequested must be called first thing in main (and TestMain of
+// tests that launch watchees). When this process is the init step it installs
+// the filter, hands over the listener and execs the command; it never returns.
+func RunInitIfRequested() {
+	if len(os.Args) < 3 || os.Args[0] != initArg0 {
+		return
+	}
+	// The filter is per-thread (no TSYNC): install and exec from one thread.
+	runtime.LockOSThread()
+	code, err := runInit(os.Args[1], os.Args[2:])
+	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
+	os.Exit(code)
+}
+
+// runInit returns only on failure, with the exit code a shell would use.
+func runInit(path string, argv []string) (int, error) {
+	ctl := os.NewFile(ctlFd, "vigil-ctl")
+	fail := func(err error) (int, error) {
+		_, _ = ctl.Write(append([]byte{'E'}, err.Error()...))
+		return 127, err
+	}
+	prog, err := io.ReadAll(io.NewSectionReader(os.NewFile(progFd, "vigil-prog"), 0, 1<<20))
+	if err != nil {
+		return fail(fmt.Errorf("reading seccomp program: %w", err))
+	}
+	unix.Close(progFd)
+	lfd, err := installFilter(prog)
+	if err != nil {
+		return fail(err)
+	}
+	rights := unix.UnixRights(lfd)
+	if err := unix.Sendmsg(ctlFd, []byte{'L'}, rights, nil, 0); err != nil {
+		return 127, fmt.Errorf("handing listener to supervisor: %w", err)
+	}
+	unix.Close(lfd)
+	var b [1]byte
+	if n, err := unix.Read(ctlFd, b[:]); n != 1 || b[0] != 'G' {
+		// The supervisor went away: never run the command unsupervised.
+		return 127, fmt.Errorf("supervisor gave no go-ahead (read %d bytes: %v)", n, err)
+	}
+	unix.Close(ctlFd)
+	err = syscall.Exec(path, argv, os.Environ())
+	code := 127
+	if err == syscall.EACCES || err == syscall.ENOEXEC {
+		code = 126
+	}
+	return code, fmt.Errorf("exec %s: %w", path, err)
+}

@@ -1,0 +1,195 @@
+// Package launch starts a watchee under a seccomp filter that vigil built but
+// never loaded into itself.
+//
+// libseccomp's loader turns on TSYNC, and a Go process cannot fork and run
+// code before exec, so vigil re-executes itself as a tiny init step: the init
+// process installs the program on its locked OS thread with seccomp(2) and the
+// flags vigil needs, hands the listener fd to the supervisor over a
+// socketpair, waits for the go-ahead (the supervisor's notify loop must be
+// running first, since the final execve may itself be trapped), and execs the
+// command. Other Go runtime threads of the init process never carry the filter
+// and vanish at execve.
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/notify"
+)
+
+// initArg0 is argv[0] of the init step. Using argv[0] rather than an
+// environment variable keeps the marker out of the watchee's environment.
+const initArg0 = "vigil:init"
+
+// Fds inherited by the init step (os/exec ExtraFiles start at 3).
+const (
+	progFd = 3
+	ctlFd  = 4
+)
+
+// Config describes the command to supervise.
+type Config struct {
+	// Path is the executable, already looked up; Args is argv (Args[0] is
+	// the name the command sees).
+	Path string
+	Args []string
+	Env  []string
+	Dir  string
+	// Program is the raw seccomp program from package filter.
+	Program []byte
+	Stdin   *os.File
+	Stdout  *os.File
+	Stderr  *os.File
+	// SysProcAttr adds attributes (e.g. namespaces); Pdeathsig is always set.
+	SysProcAttr *syscall.SysProcAttr
+}
+
+// Watchee is a started, filtered process waiting for the go-ahead.
+type Watchee struct {
+	cmd      *exec.Cmd
+	ctl      *os.File
+	listener *notify.Listener
+}
+
+// Pid returns the watchee's process id.
+func (w *Watchee) Pid() int { return w.cmd.Process.Pid }
+
+// Listener returns the notification listener; the caller owns it.
+func (w *Watchee) Listener() *notify.Listener { return w.listener }
+
+// Process returns the watchee's os.Process, for signalling.
+func (w *Watchee) Process() *os.Process { return w.cmd.Process }
+
+// Start forks the init step, waits until it has installed the filter and
+// returns the listener. The watchee does not run the command until Proceed.
+func Start(cfg Config) (*Watchee, error) {
+	if len(cfg.Program) == 0 {
+		return nil, errors.New("starting watchee: empty seccomp program")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding vigil's own executable: %w", err)
+	}
+	prog, err := programFile(cfg.Program)
+	if err != nil {
+		return nil, err
+	}
+	defer prog.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("creating control socketpair: %w", err)
+	}
+	ctl := os.NewFile(uintptr(pair[0]), "vigil-ctl")
+	child := os.NewFile(uintptr(pair[1]), "vigil-ctl-child")
+	defer child.Close()
+
+	attr := &syscall.SysProcAttr{}
+	if cfg.SysProcAttr != nil {
+		a := *cfg.SysProcAttr
+		attr = &a
+	}
+	// The watchee dies with vigil: an unsupervised watchee would get ENOSYS
+	// for every trapped call anyway, and must not outlive its supervisor.
+	attr.Pdeathsig = unix.SIGKILL
+	cmd := &exec.Cmd{
+		Path:        self,
+		Args:        append([]string{initArg0, cfg.Path}, cfg.Args...),
+		Env:         cfg.Env,
+		Dir:         cfg.Dir,
+		Stdin:       cfg.Stdin,
+		Stdout:      cfg.Stdout,
+		Stderr:      cfg.Stderr,
+		ExtraFiles:  []*os.File{prog, child},
+		SysProcAttr: attr,
+	}
+	if err := cmd.Start(); err != nil {
+		ctl.Close()
+		return nil, fmt.Errorf("starting init step: %w", err)
+	}
+	child.Close()
+	lfd, err := recvListener(ctl)
+	if err != nil {
+		ctl.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("receiving listener from init step: %w", err)
+	}
+	return &Watchee{cmd: cmd, ctl: ctl, listener: notify.NewListener(lfd)}, nil
+}
+
+// Proceed lets the watchee exec its command. Call it once the notify loop
+// runs.
+func (w *Watchee) Proceed() error {
+	defer w.ctl.Close()
+	if _, err := w.ctl.Write([]byte{'G'}); err != nil {
+		return fmt.Errorf("sending go-ahead to watchee: %w", err)
+	}
+	return nil
+}
+
+// Abort kills a watchee that never got the go-ahead.
+func (w *Watchee) Abort() {
+	w.ctl.Close()
+	_ = w.cmd.Process.Kill()
+	_, _ = w.cmd.Process.Wait()
+}
+
+// Wait waits for the watchee and returns its exit code the way a shell
+// reports it: the status, or 128+signal when killed.
+func (w *Watchee) Wait() (int, error) {
+	err := w.cmd.Wait()
+	st, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok {
+		return 1, fmt.Errorf("waiting for watchee: %w", err)
+	}
+	if st.Signaled() {
+		return 128 + int(st.Signal()), nil
+	}
+	return st.ExitStatus(), nil
+}
+
+func programFile(prog []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("vigil-prog", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("creating program memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "vigil-prog")
+	if _, err := f.Write(prog); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("writing program memfd: %w", err)
+	}
+	return f, nil
+}
+
+func recvListener(ctl *os.File) (int, error) {
+	buf := make([]byte, 64)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(ctl.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return -1, err
+	}
+	if n == 0 {
+		return -1, errors.New("init step exited before installing the filter")
+	}
+	if buf[0] == 'E' {
+		return -1, fmt.Errorf("init step: %s", buf[1:n])
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return -1, fmt.Errorf("parsing control message: %v", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return -1, fmt.Errorf("parsing listener fd: %v", err)
+	}
+	return fds[0], nil
+}
