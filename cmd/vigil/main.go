@@ -1,0 +1,44 @@
+// Command vigil supervises Linux processes through seccomp user notification
+// and inspects their pointer arguments. See README.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/vigilsec/vigil/enforcer/launch"
+)
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func main() {
+	// Must run before anything else: this process may be the init step of a
+	// watchee, which installs its filter and execs the command.
+	launch.RunInitIfRequested()
+
+	err := newRootCmd().Execute()
+	if err == nil {
+		return
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(os.Stderr, "vigil: %v\n", ee.err)
+		}
+		os.Exit(ee.code)
+	}
+	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
+	os.Exit(2)
+}

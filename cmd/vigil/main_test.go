@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+var vigilBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vigilBin = filepath.Join(dir, "vigil")
+	if out, err := exec.Command("go", "build", "-o", vigilBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building vigil: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func vigil(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(vigilBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("vigil %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return o.String(), e.String(), code
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPolicyCheckReportsPositionsAndExits2(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		want       string // regexp matched against stderr, after the file name
+	}{
+		{"unknown key", "version: 1\nrules:\n  - syscalls: [open]\n    action: deny\n    colour: red\n", `:5:5: .*colour`},
+		{"unknown syscall", "version: 1\nrules:\n  - syscalls: [opne]\n    action: deny\n", `:3:16: .*opne`},
+		{"bad glob", "version: 1\nrules:\n  - syscalls: [open]\n    match: { path: [\"/a/b**c\"] }\n    action: deny\n", `:4:21: `},
+		{"bad cidr", "version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"10.0.0.0/33\"] }\n    action: deny\n", `:4:21: `},
+		{"unknown errno", "version: 1\nrules:\n  - syscalls: [open]\n    action: deny\n    errno: ENOPE\n", `:5:12: .*ENOPE`},
+		{"unknown flag", "version: 1\nrules:\n  - syscalls: [open]\n    match: { flags: { any: [O_WRONGLY] } }\n    action: deny\n", `:4:29: .*O_WRONGLY`},
+		{"empty file", "", `:1:1: `},
+		{"wrong version", "version: 2\nrules: []\n", `:1:10: .*version`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, "p.yaml", tc.yaml)
+			_, stderr, code := vigil(t, "policy", "check", p)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %q", code, stderr)
+			}
+			re := regexp.MustCompile(regexp.QuoteMeta(p) + tc.want)
+			if !re.MatchString(stderr) {
+				t.Fatalf("stderr %q does not match %s%s", stderr, p, tc.want)
+			}
+		})
+	}
+	p := writeFile(t, "ok.yaml", "version: 1\nrules:\n  - syscalls: [openat]\n    action: log\n")
+	if out, stderr, code := vigil(t, "policy", "check", p); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("valid policy: exit %d, out %q, err %q", code, out, stderr)
+	}
+}
+
+func TestRunWithBadPolicyExits2(t *testing.T) {
+	p := writeFile(t, "p.yaml", "version: 1\nrules:\n  - syscalls: [open]\n    action: maybe\n")
+	_, stderr, code := vigil(t, "run", "--policy", p, "--", "true")
+	if code != 2 || !strings.Contains(stderr, p+":4:") {
+		t.Fatalf("exit %d stderr %q", code, stderr)
+	}
+}
+
+func auditRecords(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("audit line is not JSON: %s", sc.Text())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestCatShadowFollowsThePolicy(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	shadow, err := os.ReadFile("/etc/shadow")
+	if err != nil {
+		t.Fatalf("reading /etc/shadow: %v", err)
+	}
+	deny := writeFile(t, "deny.yaml", `version: 1
+rules:
+  - name: no-shadow
+    syscalls: [open, openat, openat2]
+    match: { path: ["/etc/shadow"] }
+    action: deny
+    errno: EACCES
+`)
+	allow := writeFile(t, "allow.yaml", `version: 1
+default: deny
+rules:
+  - name: shadow-ok
+    syscalls: [openat]
+    match: { path: ["/etc/shadow", "/etc/ld.so.cache", "/lib/**", "/usr/lib/**", "/usr/lib64/**"] }
+    action: allow
+`)
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	stdout, stderr, code := vigil(t, "run", "--policy", deny, "--log", log, "--", "cat", "/etc/shadow")
+	if code != 1 || stdout != "" || !strings.Contains(stderr, "cat: /etc/shadow: Permission denied") {
+		t.Fatalf("denied: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	if !hasRecord(auditRecords(t, log), "/etc/shadow", "no-shadow", "deny") {
+		t.Fatalf("no deny record naming rule no-shadow in %s", log)
+	}
+	log2 := filepath.Join(t.TempDir(), "audit.jsonl")
+	stdout, stderr, code = vigil(t, "run", "--policy", allow, "--log", log2, "--", "cat", "/etc/shadow")
+	if code != 0 || stdout != string(shadow) {
+		t.Fatalf("allowed: exit %d stderr %q, stdout differs from /etc/shadow", code, stderr)
+	}
+	if !hasRecord(auditRecords(t, log2), "/etc/shadow", "shadow-ok", "allow") {
+		t.Fatalf("no allow record naming rule shadow-ok in %s", log2)
+	}
+}
+
+func hasRecord(recs []map[string]any, path, rule, action string) bool {
+	for _, r := range recs {
+		a, _ := r["args"].(map[string]any)
+		if a != nil && a["path"] == path && r["rule"] == rule && r["action"] == action {
+			return true
+		}
+	}
+	return false
+}
+
+func TestExitStatusIsTheWatchees(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"exit 7", 7},
+		{"kill -TERM $$", 128 + int(syscall.SIGTERM)},
+	} {
+		_, stderr, code := vigil(t, "run", "--", "sh", "-c", tc.script)
+		if code != tc.want {
+			t.Errorf("sh -c %q: exit %d, want %d (stderr %q)", tc.script, code, tc.want, stderr)
+		}
+	}
+	_, stderr, code := vigil(t, "run", "--", "/nonexistent/cmd")
+	if code != 127 || !strings.Contains(stderr, "command not found") {
+		t.Errorf("missing command: exit %d stderr %q", code, stderr)
+	}
+}
+
+func TestSignalsAreForwardedToTheWatchee(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	cmd := exec.Command(vigilBin, "run", "--", "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("vigil did not exit after SIGTERM")
+	}
+	if got := cmd.ProcessState.ExitCode(); got != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit %d, want %d", got, 128+int(syscall.SIGTERM))
+	}
+}
+
+// TestKilledSupervisorGrantsNothing kills vigil with SIGKILL while a
+// background descendant keeps opening a denied file: that descendant must
+// neither hang nor ever read the file (its calls fail with ENOSYS once
+// nobody answers), and the direct child dies with vigil.
+func TestKilledSupervisorGrantsNothing(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("TOPSECRET\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol := writeFile(t, "p.yaml", fmt.Sprintf(`version: 1
+rules:
+  - syscalls: [open, openat]
+    match: { path: [%q] }
+    action: deny
+`, secret))
+	out := filepath.Join(dir, "out")
+	const iterations = 300
+	// Only shell builtins and cat run in the loop: after the kill every
+	// trapped call (cat's own library opens included) fails with ENOSYS.
+	script := fmt.Sprintf(`(i=0; while [ $i -lt %d ]; do cat %s 2>&1; i=$((i+1)); sleep 0.01; done > %s) & sleep 30`, iterations, secret, out)
+	cmd := exec.Command(vigilBin, "run", "--policy", pol, "--", "sh", "-c", script)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	var s string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, _ := os.ReadFile(out)
+		s = string(b)
+		if strings.Count(s, "\n") >= iterations {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background watchee hung after its supervisor was killed: %d of %d iterations:\n%s",
+				strings.Count(s, "\n"), iterations, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Contains(s, "TOPSECRET") {
+		t.Fatalf("the denied file was read after the supervisor died:\n%s", s)
+	}
+	// Before the kill: vigil's EPERM. After: ENOSYS, which ld.so reports as
+	// "Error 38" when cat cannot even load libc.
+	if !strings.Contains(s, "Operation not permitted") ||
+		!(strings.Contains(s, "Function not implemented") || strings.Contains(s, "Error 38")) {
+		t.Fatalf("want denials before the kill and ENOSYS after it, got:\n%s", s)
+	}
+}

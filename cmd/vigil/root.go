@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/vigilsec/vigil/enforcer"
+	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/policy"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "vigil",
+		Short:         "Supervise processes with seccomp user notification and bound pointer inspection",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRunCmd(), newPolicyCmd())
+	return root
+}
+
+func newRunCmd() *cobra.Command {
+	var policyFile, logFile, logLevel string
+	var noHardening bool
+	cmd := &cobra.Command{
+		Use:   "run [--policy FILE] [--log FILE] -- CMD [ARGS...]",
+		Short: "Run CMD under supervision; exit with its status (128+signal if killed)",
+		Long: `Run CMD under a seccomp filter that sends the syscalls the policy names to
+vigil, which decodes their pointer arguments, resolves paths in CMD's view
+and answers deny, kill or allow. Without --policy the embedded default policy
+applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			pol, err := loadPolicy(policyFile)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			level, err := parseLevel(logLevel, logFile != "")
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			// stderr is written unbuffered so records interleave with the
+			// watchee's own output in order; a log file is buffered.
+			auditLog := audit.NewLogger(os.Stderr, level)
+			if logFile != "" {
+				f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("opening audit log: %w", err)}
+				}
+				sink := audit.NewSink(f)
+				defer sink.Close()
+				auditLog = audit.NewLogger(sink, level)
+			}
+			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
+			code, err := enforcer.Run(enforcer.RunConfig{
+				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog},
+				Args:        argv,
+				Env:         os.Environ(),
+				Stdin:       os.Stdin,
+				Stdout:      os.Stdout,
+				Stderr:      os.Stderr,
+				NoHardening: noHardening,
+			})
+			if err != nil {
+				return &exitError{code: code, err: err}
+			}
+			if code != 0 {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
+	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr")
+	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
+	f.BoolVar(&noHardening, "no-hardening", false, "do not deny nested seccomp listeners, io_uring_setup and ptrace in the kernel")
+	f.SetInterspersed(false)
+	return cmd
+}
+
+func loadPolicy(file string) (*policy.Policy, error) {
+	if file == "" {
+		return policy.Default(), nil
+	}
+	return policy.Load(file)
+}
+
+func parseLevel(s string, toFile bool) (zerolog.Level, error) {
+	if s == "" {
+		if toFile {
+			return zerolog.DebugLevel, nil
+		}
+		return zerolog.InfoLevel, nil
+	}
+	switch strings.ToLower(s) {
+	case "debug", "trace":
+		return zerolog.DebugLevel, nil
+	case "info":
+		return zerolog.InfoLevel, nil
+	case "warn":
+		return zerolog.WarnLevel, nil
+	case "error":
+		return zerolog.ErrorLevel, nil
+	}
+	return zerolog.NoLevel, fmt.Errorf("unknown --log-level %q (want debug, info, warn or error)", s)
+}
+
+func newPolicyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Validate and show policies"}
+	check := &cobra.Command{
+		Use:   "check FILE...",
+		Short: "Validate policy files; errors are reported as file:line:col: message (exit 2)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			bad := false
+			for _, f := range files {
+				p, err := policy.Load(f)
+				if err == nil {
+					err = enforcer.Supported(p)
+				}
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					bad = true
+					continue
+				}
+				fmt.Fprintf(os.Stdout, "%s: ok (%d rules, traps %s)\n", f, len(p.Rules), strings.Join(p.Syscalls(), ", "))
+			}
+			if bad {
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	def := &cobra.Command{
+		Use:   "default",
+		Short: "Print the embedded default policy",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := os.Stdout.Write(policy.DefaultYAML())
+			return err
+		},
+	}
+	cmd.AddCommand(check, def)
+	return cmd
+}

@@ -1,0 +1,141 @@
+// Package audit writes vigil's audit records: one JSON line per decision with
+// the stable field names of DESIGN.md §6, or a human console line on a
+// terminal. Records are buffered and flushed at least every FlushInterval, so
+// the notify loop never waits for a write(2) per notification; Close flushes
+// everything.
+package audit
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+// Field names, shared by audit records, observe events and diagnostics.
+const (
+	FieldTime      = "time"
+	FieldPid       = "pid"
+	FieldTid       = "tid"
+	FieldComm      = "comm"
+	FieldSyscall   = "syscall"
+	FieldArgs      = "args"
+	FieldRule      = "rule"
+	FieldAction    = "action"
+	FieldErrno     = "errno"
+	FieldEmulated  = "emulated"
+	FieldVerified  = "verified"
+	FieldKernel    = "kernel"
+	FieldLatency   = "latency_us"
+	FieldNotifID   = "notif_id"
+	FieldErr       = "err"
+	FieldContainer = "container"
+
+	ArgPath       = "path"
+	ArgPath2      = "path2"
+	ArgResolved   = "resolved"
+	ArgResolved2  = "resolved2"
+	ArgDirfd      = "dirfd"
+	ArgFlags      = "flags"
+	ArgResolve    = "resolve"
+	ArgMode       = "mode"
+	ArgAddr       = "addr"
+	ArgDev        = "dev"
+	ArgXattr      = "xattr"
+	ArgCloneFlags = "clone_flags"
+	ArgTarget     = "target"
+	ArgError      = "error"
+)
+
+// Verified values.
+const (
+	VerifiedNone     = "none"
+	VerifiedKernel   = "kernel"
+	VerifiedMismatch = "mismatch"
+)
+
+// FlushInterval bounds how long a record may sit in the buffer.
+const FlushInterval = 100 * time.Millisecond
+
+// Sink is a buffered, mutex-protected destination for records.
+type Sink struct {
+	mu     sync.Mutex
+	buf    *bufio.Writer
+	closer io.Closer
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// NewSink buffers w (closing it on Close when it is an io.Closer other than
+// stdout/stderr) and flushes it periodically.
+func NewSink(w io.Writer) *Sink {
+	s := &Sink{buf: bufio.NewWriterSize(w, 64<<10), done: make(chan struct{})}
+	if c, ok := w.(io.Closer); ok && w != os.Stderr && w != os.Stdout {
+		s.closer = c
+	}
+	s.wg.Add(1)
+	go s.flusher()
+	return s
+}
+
+// Write implements io.Writer; zerolog writes one whole record per call.
+func (s *Sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	n, err := s.buf.Write(p)
+	s.mu.Unlock()
+	return n, err
+}
+
+// Flush writes buffered records out.
+func (s *Sink) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Flush()
+}
+
+// Close flushes and stops the flusher.
+func (s *Sink) Close() error {
+	close(s.done)
+	s.wg.Wait()
+	err := s.Flush()
+	if s.closer != nil {
+		if cerr := s.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (s *Sink) flusher() {
+	defer s.wg.Done()
+	t := time.NewTicker(FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			_ = s.Flush()
+		}
+	}
+}
+
+// NewLogger returns a zerolog.Logger writing to w: JSON lines, or a human
+// console format when w is a terminal.
+func NewLogger(w io.Writer, level zerolog.Level) zerolog.Logger {
+	out := w
+	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		out = zerolog.ConsoleWriter{Out: f, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+}
+
+func init() {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	zerolog.TimestampFieldName = FieldTime
+	zerolog.ErrorFieldName = FieldErr
+}

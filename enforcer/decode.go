@@ -1,0 +1,239 @@
+package enforcer
+
+import (
+	"github.com/vigilsec/vigil/enforcer/args"
+	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/resolve"
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+	"golang.org/x/sys/unix"
+)
+
+// call is one notification decoded: the requested spelling for the audit
+// record, the resolved objects and the policy's view. One call value lives in
+// each Supervisor and is reset per notification.
+type call struct {
+	sc      *sysinfo.Syscall
+	pc      policy.Call
+	paths   [2]string // requested spellings
+	dirfds  [2]int
+	nPaths  int
+	objs    [2]resolve.Object
+	target  string // symlink target (not resolved)
+	mode    uint32
+	atFlags uint64
+	fd      int
+	hasFd   bool
+	how     args.OpenHow
+	clone   args.CloneArgs
+	addr    args.Sockaddr
+	// err is the first decoding failure, as the errno the kernel would give.
+	err unix.Errno
+}
+
+func (c *call) reset(sc *sysinfo.Syscall, nr int) {
+	*c = call{sc: sc, dirfds: [2]int{unix.AT_FDCWD, unix.AT_FDCWD}}
+	c.pc.Nr = nr
+}
+
+func (c *call) fail(err error) {
+	if c.err != 0 {
+		return
+	}
+	if e, ok := err.(unix.Errno); ok && e != 0 {
+		// The resolver already speaks the kernel's errno.
+		c.err = e
+		return
+	}
+	c.err = args.Errno(err)
+}
+
+// decode reads every argument the catalog describes. Failures are recorded in
+// c.err and decoding stops at the first one, as the kernel would.
+func (s *Supervisor) decode(n *notify.Notif, c *call) {
+	sc := c.sc
+	tid := int(n.Pid)
+	a := &n.Data.Args
+	if i := sc.ArgIndex(sysinfo.ArgOpenHow); i >= 0 {
+		// openat2 copies and checks open_how before it reads the path
+		// (fs/open.c), so its errors come first.
+		how, err := args.ReadOpenHow(tid, a[i], a[i+1], s.scratch.Struct[:])
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.how = how
+		c.pc.Flags, c.pc.HasFlags, c.pc.Resolve = how.Flags, true, how.Resolve
+	}
+	for i, kind := range sc.Args {
+		if c.err != 0 {
+			return
+		}
+		switch kind {
+		case sysinfo.ArgDirfd:
+			// The kernel takes dirfds as int: only the low 32 bits count.
+			fd := int(int32(a[i]))
+			if c.nPaths < 2 {
+				c.dirfds[c.nPaths] = fd
+			}
+		case sysinfo.ArgPath:
+			if c.nPaths >= 2 {
+				continue
+			}
+			m, err := args.ReadPath(tid, a[i], s.scratch.Path[:])
+			if err != nil {
+				c.fail(err)
+				continue
+			}
+			c.paths[c.nPaths] = string(s.scratch.Path[:m])
+			c.nPaths++
+		case sysinfo.ArgString:
+			m, err := args.ReadPath(tid, a[i], s.scratch.Path2[:])
+			if err != nil {
+				c.fail(err)
+				continue
+			}
+			c.target = string(s.scratch.Path2[:m])
+		case sysinfo.ArgOpenFlags:
+			c.pc.Flags, c.pc.HasFlags = uint64(uint32(a[i])), true
+		case sysinfo.ArgMode:
+			c.mode = uint32(a[i])
+		case sysinfo.ArgAtFlags:
+			c.atFlags = uint64(uint32(a[i]))
+		case sysinfo.ArgFd:
+			c.fd, c.hasFd = int(int32(a[i])), true
+		case sysinfo.ArgCloneArgs:
+			ca, err := args.ReadCloneArgs(tid, a[i], a[i+1], s.scratch.Struct[:])
+			if err != nil {
+				c.fail(err)
+				continue
+			}
+			c.clone = ca
+			c.pc.Flags, c.pc.HasFlags = ca.Flags, true
+		case sysinfo.ArgCloneFlags:
+			c.pc.Flags, c.pc.HasFlags = a[i], true
+		case sysinfo.ArgDev:
+			d, err := args.DecodeDev(uint64(c.mode), a[i])
+			if err != nil {
+				c.fail(err)
+				continue
+			}
+			c.pc.Dev, c.pc.HasDev = policy.Dev{Kind: devKind(d.Kind), Major: d.Major, Minor: d.Minor}, true
+		case sysinfo.ArgXattrName:
+			m, err := args.ReadXattrName(tid, a[i], s.scratch.XattrName[:])
+			if err != nil {
+				c.fail(err)
+				continue
+			}
+			c.pc.Xattr, c.pc.HasXattr = string(s.scratch.XattrName[:m]), true
+		case sysinfo.ArgSockaddr:
+			m, err := args.ReadSockaddr(tid, a[i], a[i+1], s.scratch.Sockaddr[:])
+			if err != nil {
+				c.fail(err)
+				continue
+			}
+			sa, err := args.DecodeSockaddr(s.scratch.Sockaddr[:m])
+			if err != nil {
+				c.fail(err)
+				continue
+			}
+			c.addr = sa
+			c.pc.Addr = policy.Sockaddr{Family: sa.Family, IP: sa.IP, Port: sa.Port, UnixPath: sa.UnixPath, Abstract: sa.Abstract}
+			c.pc.HasAddr = true
+		}
+	}
+	if sc.Name == "creat" {
+		// creat(p, m) is open(p, O_CREAT|O_WRONLY|O_TRUNC, m).
+		c.pc.Flags, c.pc.HasFlags = unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, true
+	}
+}
+
+func devKind(k args.DevKind) policy.DevKind {
+	switch k {
+	case args.DevChar:
+		return policy.DevChar
+	case args.DevBlock:
+		return policy.DevBlock
+	}
+	return policy.DevOther
+}
+
+// resolvePaths resolves every decoded path (and fsetxattr's fd) in the
+// watchee's view. The first error becomes c.err.
+func (s *Supervisor) resolvePaths(n *notify.Notif, c *call, tgid int) {
+	tid := int(n.Pid)
+	sc := c.sc
+	if c.hasFd && c.nPaths == 0 {
+		obj, err := s.resolver.ResolveFd(tid, c.fd)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.objs[0] = obj
+		c.pc.Path = obj.Path
+		return
+	}
+	for i := 0; i < c.nPaths; i++ {
+		follow := sc.Follow
+		if i == 1 {
+			follow = sc.Follow2
+		}
+		req := resolve.Request{
+			Tid: tid, Tgid: tgid, Dirfd: c.dirfds[i], Path: c.paths[i],
+			Follow:    c.follows(follow),
+			MayCreate: c.mayCreate(i),
+			OwnRoot:   s.ownRoot,
+		}
+		var obj resolve.Object
+		var err error
+		if req.Path == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 && req.Dirfd != unix.AT_FDCWD {
+			obj, err = s.resolver.ResolveFd(tid, req.Dirfd)
+		} else {
+			obj, err = s.resolver.Resolve(req)
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.objs[i] = obj
+		if i == 0 {
+			c.pc.Path = obj.Path
+		} else {
+			c.pc.Path2 = obj.Path
+		}
+	}
+}
+
+func (c *call) follows(f sysinfo.Follow) bool {
+	switch f {
+	case sysinfo.FollowNever:
+		return false
+	case sysinfo.FollowUnlessONofol:
+		fl := c.pc.Flags
+		if fl&unix.O_NOFOLLOW != 0 {
+			return false
+		}
+		// O_CREAT|O_EXCL never follows a final symlink (it fails EEXIST).
+		return !(fl&unix.O_CREAT != 0 && fl&unix.O_EXCL != 0)
+	case sysinfo.FollowUnlessAtNofo:
+		return c.atFlags&unix.AT_SYMLINK_NOFOLLOW == 0
+	case sysinfo.FollowIfAtFollow:
+		return c.atFlags&unix.AT_SYMLINK_FOLLOW != 0
+	}
+	return true
+}
+
+// mayCreate reports whether path argument i may name a missing object.
+func (c *call) mayCreate(i int) bool {
+	if !c.sc.Creates {
+		return false
+	}
+	if c.sc.Flags == sysinfo.FlagsOpen {
+		return c.pc.Flags&unix.O_CREAT != 0
+	}
+	// rename/link: the source must exist, the destination may not.
+	if c.nPaths == 2 {
+		return i == 1
+	}
+	return true
+}

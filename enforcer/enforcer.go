@@ -1,0 +1,367 @@
+// Package enforcer is vigil's supervisor: it receives seccomp notifications,
+// decodes and resolves their arguments, evaluates the policy on the object and
+// carries out the verdict, writing one audit record per decision.
+//
+// The data path of one notification, all inline on one locked OS thread:
+//
+//	Recv → decode (process_vm_readv) → resolve (O_PATH in the watchee's view)
+//	     → policy.Evaluate → ID_VALID → verdict (deny / kill / continue) → audit
+package enforcer
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/args"
+	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/resolve"
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+	"github.com/vigilsec/vigil/enforcer/verdict"
+)
+
+// Config configures a Supervisor.
+type Config struct {
+	Policy *policy.Policy
+	// Log receives diagnostics; Audit receives one record per decision.
+	Log   zerolog.Logger
+	Audit zerolog.Logger
+	// Container, when set, is added to every audit record (agent mode).
+	Container string
+	// OwnRoot says the watchees start in vigil's root directory and mount
+	// namespace and the filter was compiled with WatchRoot: absolute paths
+	// then resolve from vigil's root until a watchee calls a syscall that
+	// could change that (see rootChange).
+	OwnRoot bool
+	// BeforeAnswer, when set, runs after the decision and before the answer
+	// with the notification and its first path argument as requested. Tests
+	// use it to hold a notification pending or to signal the watchee.
+	BeforeAnswer func(n *notify.Notif, path string)
+}
+
+// Supervisor handles the notifications of one listener. Its scratch state is
+// owned by the single notify loop.
+type Supervisor struct {
+	cfg      Config
+	pol      *policy.Policy
+	log      zerolog.Logger
+	audit    zerolog.Logger
+	resolver *resolve.Resolver
+	procs    *procCache
+	scratch  args.Scratch
+	c        call
+	stats    Stats
+	// trapped marks the syscall numbers the policy names; others arrive
+	// only for root tracking.
+	trapped [1024]bool
+	// ownRoot is sticky: once false it stays false for this supervisor.
+	ownRoot bool
+}
+
+// Stats counts decisions; read them after Serve returns.
+type Stats struct {
+	Notifications, Allowed, Denied, Killed, Gone uint64
+}
+
+// New returns a Supervisor, refusing policies it cannot carry out.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("creating supervisor: no policy")
+	}
+	if err := Supported(cfg.Policy); err != nil {
+		return nil, err
+	}
+	r, err := resolve.New()
+	if err != nil {
+		return nil, fmt.Errorf("creating resolver: %w", err)
+	}
+	s := &Supervisor{
+		cfg: cfg, pol: cfg.Policy, log: cfg.Log, audit: cfg.Audit,
+		resolver: r, procs: newProcCache(), ownRoot: cfg.OwnRoot,
+	}
+	for _, nr := range Numbers(cfg.Policy) {
+		if nr >= 0 && nr < len(s.trapped) {
+			s.trapped[nr] = true
+		}
+	}
+	return s, nil
+}
+
+// Supported reports policies this build cannot enforce faithfully.
+func Supported(p *policy.Policy) error {
+	for _, r := range p.Rules {
+		if r.Action == policy.ActionEmulate {
+			return fmt.Errorf("%s: rule %q: action emulate is not implemented yet; use allow or deny", r.Pos, ruleName(r))
+		}
+	}
+	for _, name := range p.Syscalls() {
+		if name == "sendmsg" {
+			// The init step hands the listener over with sendmsg after the
+			// filter is installed; trapping it would deadlock the launch.
+			return errors.New("policy traps sendmsg, which vigil's init step needs to hand over the listener")
+		}
+	}
+	return nil
+}
+
+// Stats returns the decision counters.
+func (s *Supervisor) Stats() Stats {
+	return Stats{
+		Notifications: atomic.LoadUint64(&s.stats.Notifications),
+		Allowed:       atomic.LoadUint64(&s.stats.Allowed),
+		Denied:        atomic.LoadUint64(&s.stats.Denied),
+		Killed:        atomic.LoadUint64(&s.stats.Killed),
+		Gone:          atomic.LoadUint64(&s.stats.Gone),
+	}
+}
+
+// Serve runs the notify loop on a locked OS thread until no task uses the
+// filter any more (the listener hangs up). ready, if not nil, is closed once
+// the loop is about to receive.
+func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
+	runtime.LockOSThread()
+	// Unlock before returning: a locked thread would exit with the goroutine,
+	// and PR_SET_PDEATHSIG fires when the forking thread exits.
+	defer runtime.UnlockOSThread()
+	if _, err := notify.CheckSizes(); err != nil {
+		return err
+	}
+	if ok, err := l.SetSyncWakeUp(); err != nil {
+		s.log.Warn().Err(err).Msg("synchronous wake-up unavailable")
+	} else if !ok {
+		s.log.Debug().Msg("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP")
+	}
+	var hup atomic.Bool
+	stop := s.watchHangUp(l, &hup, unix.Gettid())
+	defer stop()
+	if ready != nil {
+		close(ready)
+	}
+	var n notify.Notif
+	for {
+		err := l.Recv(&n)
+		switch {
+		case err == nil:
+			s.handle(l, &n)
+		case errors.Is(err, notify.ErrInterrupted):
+			if hup.Load() {
+				return nil
+			}
+		case errors.Is(err, notify.ErrGone):
+			// Since Linux 6.6 a blocked RECV returns ENOENT once the filter
+			// has no users left; earlier it means a task died in between.
+			if hup.Load() || hungUp(l.Fd()) {
+				return nil
+			}
+		default:
+			s.log.Error().Err(err).Msg("notify loop ends")
+			return err
+		}
+	}
+}
+
+// watchHangUp polls the listener for POLLHUP on another thread and, for
+// kernels whose blocked RECV does not return on hang-up, interrupts the loop
+// thread with SIGURG (which the Go runtime tolerates) until it returns.
+func (s *Supervisor) watchHangUp(l *notify.Listener, hup *atomic.Bool, loopTid int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// events=0: only POLLHUP/POLLERR wake us, not every notification.
+		fds := []unix.PollFd{{Fd: int32(l.Fd()), Events: 0}}
+		for {
+			_, err := unix.Poll(fds, 500)
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err == nil && fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				break
+			}
+		}
+		hup.Store(true)
+		for {
+			_ = unix.Tgkill(unix.Getpid(), loopTid, unix.SIGURG)
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+func hungUp(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: 0}}
+	_, err := unix.Poll(fds, 0)
+	return err == nil && fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+}
+
+// outcome is a decision about to be carried out.
+type outcome struct {
+	dec   policy.Decision
+	grant verdict.Grant
+	errno unix.Errno // deny errno (policy's, or the kernel's for bad input)
+	// internal marks a notification vigil trapped for its own bookkeeping
+	// (root tracking): it is passed on and not audited.
+	internal bool
+}
+
+// handle decides and answers one notification.
+func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
+	start := time.Now()
+	atomic.AddUint64(&s.stats.Notifications, 1)
+	tid := int(n.Pid)
+	pi := s.procs.get(tid)
+	o := s.decide(l, n, pi.tgid)
+	if s.cfg.BeforeAnswer != nil {
+		s.cfg.BeforeAnswer(n, s.c.paths[0])
+	}
+	var err error
+	action := o.dec.Action
+	switch {
+	case o.errno != 0:
+		err = verdict.Deny(l, n, o.errno)
+		atomic.AddUint64(&s.stats.Denied, 1)
+	case action == policy.ActionKill:
+		tgid, ok := freshTgid(tid)
+		if !ok {
+			tgid = pi.tgid
+		}
+		err = verdict.Kill(l, n, tgid)
+		atomic.AddUint64(&s.stats.Killed, 1)
+	default:
+		err = verdict.Continue(l, n, o.grant)
+		atomic.AddUint64(&s.stats.Allowed, 1)
+	}
+	gone := errors.Is(err, notify.ErrGone)
+	if gone {
+		atomic.AddUint64(&s.stats.Gone, 1)
+		s.log.Debug().Uint64(audit.FieldNotifID, n.ID).Int(audit.FieldTid, tid).Msg("watchee withdrew the call before the answer")
+	} else if err != nil {
+		s.log.Error().Err(err).Uint64(audit.FieldNotifID, n.ID).Msg("answering notification")
+	}
+	if s.c.sc != nil && (s.c.sc.Name == "execve" || s.c.sc.Name == "execveat") {
+		s.procs.forget(tid)
+	}
+	if !o.internal {
+		s.record(n, pi, &o, gone, time.Since(start))
+	}
+}
+
+// decide evaluates the policy. Every path that cannot vet the call fails
+// closed with the errno the kernel would have returned.
+func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outcome {
+	nr := int(n.Data.Nr)
+	c := &s.c
+	sc, _ := sysinfo.ByNr(nr)
+	c.reset(sc, nr)
+	if n.Data.Arch != notify.AuditArchX86_64 || nr&notify.X32SyscallBit != 0 || nr < 0 {
+		// The filter kills other ABIs; reaching here means it did not.
+		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.ENOSYS}
+	}
+	if s.ownRoot && s.rootChange(n) {
+		s.ownRoot = false
+		s.log.Debug().Int(audit.FieldTid, int(n.Pid)).Str(audit.FieldSyscall, sysinfo.Name(nr)).
+			Msg("a watchee may change its root or mount namespace: resolving from its /proc root from now on")
+	}
+	if nr >= len(s.trapped) || !s.trapped[nr] {
+		// Trapped only for root tracking; the policy has no say.
+		if g, ok := verdict.ContentIndependent(s.pol, n); ok {
+			return outcome{dec: policy.Decision{Action: policy.ActionAllow}, grant: g, internal: true}
+		}
+		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.EPERM}
+	}
+	if g, ok := verdict.ContentIndependent(s.pol, n); ok {
+		// The first rule naming nr has no match: decode only for the record.
+		if sc != nil {
+			s.decode(n, c)
+		}
+		d := s.pol.Evaluate(&c.pc)
+		return s.finish(l, n, d, g)
+	}
+	if sc == nil {
+		// Policy validation forbids match keys on syscalls vigil cannot
+		// decode; fail closed if that ever breaks.
+		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.EPERM}
+	}
+	s.decode(n, c)
+	if c.err == 0 && s.pol.Needs(nr).Has(sysinfo.KeyPath) {
+		s.resolvePaths(n, c, tgid)
+	}
+	if c.err != 0 {
+		if err := l.Valid(n.ID); err != nil {
+			return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.ESRCH}
+		}
+		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: c.err}
+	}
+	d := s.pol.Evaluate(&c.pc)
+	return s.finish(l, n, d, verdict.Unverified(n))
+}
+
+// finish checks the notification is still the one that was read and turns
+// the decision into an outcome.
+func (s *Supervisor) finish(l *notify.Listener, n *notify.Notif, d policy.Decision, g verdict.Grant) outcome {
+	// One ID_VALID after the last read of the watchee's memory or /proc:
+	// if the thread is still waiting, every read above saw this task.
+	if err := l.Valid(n.ID); err != nil {
+		return outcome{dec: d, errno: unix.ESRCH}
+	}
+	switch d.Action {
+	case policy.ActionDeny:
+		e := d.Errno
+		if e == 0 {
+			e = unix.EPERM
+		}
+		return outcome{dec: d, errno: e}
+	case policy.ActionKill:
+		return outcome{dec: d}
+	case policy.ActionAllow, policy.ActionLog:
+		return outcome{dec: d, grant: g}
+	}
+	// Unknown or unsupported action: fail closed.
+	return outcome{dec: d, errno: unix.EPERM}
+}
+
+// rootChange reports whether n could change its caller's root directory or
+// mount namespace. It is called before the call is answered, so a path
+// resolved after it never assumes vigil's root for a process that may have
+// left it. Unreadable clone_args count as a change: fail towards the slower,
+// always-correct resolution.
+func (s *Supervisor) rootChange(n *notify.Notif) bool {
+	switch sysinfo.Name(int(n.Data.Nr)) {
+	case "chroot", "pivot_root", "setns":
+		return true
+	case "unshare", "clone":
+		return n.Data.Args[0]&unix.CLONE_NEWNS != 0
+	case "clone3":
+		ca, err := args.ReadCloneArgs(int(n.Pid), n.Data.Args[0], n.Data.Args[1], s.scratch.Struct[:])
+		return err != nil || ca.Flags&unix.CLONE_NEWNS != 0
+	}
+	return false
+}
+
+func ruleName(r *policy.Rule) string {
+	if r == nil {
+		return "default"
+	}
+	if r.Name != "" {
+		return r.Name
+	}
+	return fmt.Sprintf("rule[%d]", r.Index)
+}

@@ -1,0 +1,172 @@
+package enforcer_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigilsec/vigil/enforcer"
+	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/launch"
+	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/policy"
+)
+
+func TestMain(m *testing.M) {
+	launch.RunInitIfRequested()
+	if h := os.Getenv("VIGIL_TEST_HELPER"); h != "" {
+		os.Exit(runHelper(h, os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer collects audit records from the notify loop thread.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) records(t testing.TB) []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("audit record is not JSON: %v: %s", err, sc.Text())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type result struct {
+	stdout  string
+	code    int
+	records []map[string]any
+	stats   enforcer.Stats
+}
+
+// find returns the audit records for syscall whose args.path equals path
+// (any path when path is "").
+func (r result) find(syscall, path string) []map[string]any {
+	var out []map[string]any
+	for _, m := range r.records {
+		if m["syscall"] != syscall {
+			continue
+		}
+		a, _ := m["args"].(map[string]any)
+		if path != "" && (a == nil || a["path"] != path) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type runOpt func(*enforcer.RunConfig)
+
+func withBeforeAnswer(f func(n *notify.Notif, path string)) runOpt {
+	return func(c *enforcer.RunConfig) { c.BeforeAnswer = f }
+}
+
+func mustPolicy(t testing.TB, yaml string) *policy.Policy {
+	t.Helper()
+	p, err := policy.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatalf("policy: %v", err)
+	}
+	return p
+}
+
+// supervise runs argv under vigil with the given policy and returns what the
+// watchee printed, its exit code and the audit records.
+func supervise(t testing.TB, pol *policy.Policy, argv []string, opts ...runOpt) result {
+	t.Helper()
+	out, err := os.CreateTemp(t.TempDir(), "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var auditBuf syncBuffer
+	var sup *enforcer.Supervisor
+	cfg := enforcer.RunConfig{
+		Config: enforcer.Config{
+			Policy: pol,
+			Log:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Audit:  audit.NewLogger(&auditBuf, zerolog.DebugLevel),
+		},
+		Args:    argv,
+		Env:     os.Environ(),
+		Stdout:  out,
+		Stderr:  os.Stderr,
+		OnServe: func(s *enforcer.Supervisor) { sup = s },
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	type ret struct {
+		code int
+		err  error
+	}
+	done := make(chan ret, 1)
+	go func() {
+		code, err := enforcer.Run(cfg)
+		done <- ret{code, err}
+	}()
+	var r ret
+	select {
+	case r = <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("vigil run %v did not finish (deadlock?)", argv)
+	}
+	if r.err != nil {
+		t.Fatalf("vigil run %v: %v", argv, r.err)
+	}
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := result{stdout: string(b), code: r.code, records: auditBuf.records(t)}
+	if sup != nil {
+		res.stats = sup.Stats()
+	}
+	return res
+}
+
+// bare runs argv without supervision.
+func bare(t testing.TB, argv ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
+
+func lines(s string) []string {
+	return strings.Split(strings.TrimSpace(s), "\n")
+}

@@ -1,0 +1,121 @@
+package enforcer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"github.com/vigilsec/vigil/enforcer/filter"
+	"github.com/vigilsec/vigil/enforcer/launch"
+	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+)
+
+// RunConfig describes `vigil run`.
+type RunConfig struct {
+	Config
+	Args   []string // command and arguments
+	Env    []string
+	Dir    string
+	Stdin  *os.File
+	Stdout *os.File
+	Stderr *os.File
+	// NoHardening drops the in-kernel hardening rules.
+	NoHardening bool
+	// SysProcAttr adds process attributes (namespaces) to the watchee.
+	SysProcAttr *syscall.SysProcAttr
+	// OnServe, when set, is called with the supervisor before the watchee
+	// proceeds.
+	OnServe func(*Supervisor)
+}
+
+// ErrCommandNotFound is returned when the command cannot be found; the
+// caller exits 127 like a shell.
+var ErrCommandNotFound = errors.New("command not found")
+
+// Run supervises a command until every process under the filter has exited,
+// and returns the command's exit code (128+signal when it was killed).
+func Run(cfg RunConfig) (int, error) {
+	if len(cfg.Args) == 0 {
+		return 2, errors.New("no command given")
+	}
+	path, err := exec.LookPath(cfg.Args[0])
+	if err != nil {
+		return 127, fmt.Errorf("%s: %w", cfg.Args[0], ErrCommandNotFound)
+	}
+	// The init step is vigil's own child: same root, same mount namespace.
+	cfg.Config.OwnRoot = cfg.SysProcAttr == nil || cfg.SysProcAttr.Cloneflags&syscall.CLONE_NEWNS == 0 && cfg.SysProcAttr.Chroot == ""
+	sup, err := New(cfg.Config)
+	if err != nil {
+		return 2, err
+	}
+	prog, err := filter.Compile(filter.Spec{Notify: Numbers(cfg.Policy), NoHardening: cfg.NoHardening, WatchRoot: cfg.OwnRoot})
+	if err != nil {
+		return 2, fmt.Errorf("compiling seccomp filter: %w", err)
+	}
+	w, err := launch.Start(launch.Config{
+		Path: path, Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, Program: prog,
+		Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, SysProcAttr: cfg.SysProcAttr,
+	})
+	if err != nil {
+		return 2, err
+	}
+	if cfg.OnServe != nil {
+		cfg.OnServe(sup)
+	}
+	ready := make(chan struct{})
+	served := make(chan error, 1)
+	l := w.Listener()
+	go func() { served <- sup.Serve(l, ready) }()
+	select {
+	case <-ready:
+	case err := <-served:
+		w.Abort()
+		l.Close()
+		return 2, fmt.Errorf("starting notify loop: %w", err)
+	}
+
+	// Forward termination signals: vigil outlives its watchee, like strace.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			_ = w.Process().Signal(s)
+		}
+	}()
+
+	if err := w.Proceed(); err != nil {
+		w.Abort()
+		<-served
+		l.Close()
+		return 2, err
+	}
+	code, werr := w.Wait()
+	// Descendants may still hold the filter; serve them until the listener
+	// hangs up, so none of their trapped calls fails for lack of a supervisor.
+	serr := <-served
+	l.Close()
+	if werr != nil {
+		return code, werr
+	}
+	if serr != nil {
+		return code, fmt.Errorf("notify loop: %w", serr)
+	}
+	return code, nil
+}
+
+// Numbers returns the syscall numbers a policy traps.
+func Numbers(p *policy.Policy) []int {
+	names := p.Syscalls()
+	nrs := make([]int, 0, len(names))
+	for _, n := range names {
+		if nr, ok := sysinfo.Number(n); ok {
+			nrs = append(nrs, nr)
+		}
+	}
+	return nrs
+}

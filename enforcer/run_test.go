@@ -1,0 +1,447 @@
+package enforcer_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/enforcer"
+	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+// fixture makes a directory with a secret and a public file and a policy
+// that denies opening the secret.
+type fixture struct {
+	dir, secret, public string
+	pol                 *policy.Policy
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := fixture{dir: dir, secret: filepath.Join(dir, "secret"), public: filepath.Join(dir, "public")}
+	if err := os.WriteFile(f.secret, []byte("s3cret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.public, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.pol = mustPolicy(t, fmt.Sprintf(`version: 1
+rules:
+  - name: no-secret
+    syscalls: [open, openat, openat2, creat]
+    match: { path: [%q] }
+    action: deny
+    errno: EACCES
+`, f.secret))
+	return f
+}
+
+func TestDeniedObjectIsRefusedWhateverItsSpelling(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	if err := os.Symlink(f.secret, filepath.Join(f.dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(f.dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{"public", []string{"-r", "open", f.public}, `ok read=hello\n`},
+		{"secret", []string{"-r", "open", f.secret}, "err EACCES"},
+		{"symlink to secret", []string{"-r", "open", filepath.Join(f.dir, "link")}, "err EACCES"},
+		{"dotdot spelling", []string{"-r", "openat", "cwd", f.dir + "/sub/../secret"}, "err EACCES"},
+		{"relative to dirfd", []string{"-r", "openat", "dir:" + f.dir, "secret"}, "err EACCES"},
+		{"relative to dirfd public", []string{"-r", "openat", "dir:" + f.dir, "public"}, `ok read=hello\n`},
+		{"openat2", []string{"-r", "openat2", "cwd", f.secret, "0"}, "err EACCES"},
+		{"creat", []string{"creat", f.secret}, "err EACCES"},
+		{"magic link via /proc/self/fd", []string{"-r", "openat", "cwd", "/proc/self/cwd/secret"}, "err EACCES"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := append([]string{probe}, tc.argv...)
+			r := supervise(t, f.pol, argv, withDir(f.dir))
+			if got := strings.TrimSpace(r.stdout); got != tc.want {
+				t.Fatalf("%v: got %q, want %q", tc.argv, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDenialAuditRecordNamesRuleAndObject(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	link := filepath.Join(f.dir, "innocent")
+	if err := os.Symlink(f.secret, link); err != nil {
+		t.Fatal(err)
+	}
+	r := supervise(t, f.pol, []string{probe, "open", link})
+	recs := r.find("open", link)
+	if len(recs) != 1 {
+		t.Fatalf("want 1 audit record for open of %s, got %d: %v", link, len(recs), r.records)
+	}
+	rec := recs[0]
+	args := rec["args"].(map[string]any)
+	checks := map[string]any{
+		"rule": "no-secret", "action": "deny", "errno": "EACCES", "emulated": false,
+		"comm": "probe",
+	}
+	for k, want := range checks {
+		if rec[k] != want {
+			t.Errorf("record[%q] = %v, want %v (record %v)", k, rec[k], want, rec)
+		}
+	}
+	if args["resolved"] != f.secret {
+		t.Errorf("args.resolved = %v, want %s", args["resolved"], f.secret)
+	}
+	for _, k := range []string{"time", "pid", "tid", "latency_us"} {
+		if _, ok := rec[k]; !ok {
+			t.Errorf("record lacks %q: %v", k, rec)
+		}
+	}
+	if rec["pid"] != rec["tid"] {
+		t.Errorf("single-threaded probe: pid %v != tid %v", rec["pid"], rec["tid"])
+	}
+}
+
+func TestAllowedPointerDecisionIsMarkedUnverified(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	r := supervise(t, f.pol, []string{probe, "open", f.public})
+	recs := r.find("open", f.public)
+	if len(recs) != 1 {
+		t.Fatalf("want 1 record, got %v", r.records)
+	}
+	if recs[0]["action"] != "allow" || recs[0]["verified"] != "none" || recs[0]["rule"] != "default" {
+		t.Fatalf("allowed open record: %v", recs[0])
+	}
+}
+
+func TestClone3FlagsPolicyIsEnforced(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	pol := mustPolicy(t, `version: 1
+rules:
+  - name: no-userns
+    syscalls: [clone3, clone]
+    match: { flags: { any: [CLONE_NEWUSER] } }
+    action: deny
+`)
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"clone3", "CLONE_NEWUSER"}, "err EPERM"},
+		{[]string{"clone3", "0"}, "ok"},
+		{[]string{"clone3", "CLONE_NEWUSER|CLONE_NEWNS"}, "err EPERM"},
+		{[]string{"clone", "CLONE_NEWUSER"}, "err EPERM"},
+		{[]string{"clone", "0"}, "ok"},
+	} {
+		r := supervise(t, pol, append([]string{probe}, tc.argv...))
+		if got := firstWord2(r.stdout); got != tc.want {
+			t.Errorf("probe %v: got %q, want %q", tc.argv, r.stdout, tc.want)
+		}
+	}
+}
+
+func TestOpenat2ResolveFlagsPolicyIsEnforced(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	pol := mustPolicy(t, `version: 1
+rules:
+  - name: confined-only
+    syscalls: [openat2]
+    match: { resolve: { none: [RESOLVE_BENEATH, RESOLVE_IN_ROOT] } }
+    action: deny
+    errno: EACCES
+`)
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"openat2", "dir:/etc", "hostname", "0"}, "err EACCES"},
+		{[]string{"openat2", "dir:/etc", "hostname", "RESOLVE_BENEATH"}, "ok"},
+		{[]string{"openat2", "dir:/etc", "hostname", "RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS"}, "ok"},
+		{[]string{"openat2", "dir:/etc", "hostname", "RESOLVE_NO_SYMLINKS"}, "err EACCES"},
+	} {
+		r := supervise(t, pol, append([]string{probe}, tc.argv...))
+		if got := strings.TrimSpace(r.stdout); got != tc.want {
+			t.Errorf("probe %v: got %q, want %q", tc.argv, got, tc.want)
+		}
+	}
+}
+
+// firstWord2 returns the first two words of the first line ("err EPERM") or
+// "ok".
+func firstWord2(s string) string {
+	f := strings.Fields(lines(s)[0])
+	if len(f) == 0 {
+		return ""
+	}
+	if f[0] == "ok" || len(f) < 2 {
+		return f[0]
+	}
+	return f[0] + " " + f[1]
+}
+
+func withDir(dir string) runOpt {
+	return func(c *enforcer.RunConfig) { c.Dir = dir }
+}
+
+func TestBadPointerArgumentsGetTheKernelsErrno(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	// Content-dependent rules on every syscall the probe can break, so each
+	// bad argument is read and vetted by vigil rather than passed through.
+	pol := mustPolicy(t, `version: 1
+rules:
+  - syscalls: [open, openat, openat2, creat, unlink, mkdir, execve, mknod, setxattr]
+    match: { path: ["/nonexistent-vigil-protected/**"] }
+    action: deny
+  - syscalls: [connect]
+    match: { addr: ["192.0.2.0/24"] }
+    action: deny
+  - syscalls: [clone3]
+    match: { flags: { any: [CLONE_NEWUSER] } }
+    action: deny
+`)
+	type tc struct{ kind, sc string }
+	var cases []tc
+	for _, k := range []string{"null", "unmapped", "cross", "long", "exactmax", "empty"} {
+		for _, sc := range []string{"open", "openat", "openat2", "creat", "unlink", "mkdir", "execve", "mknod", "setxattr"} {
+			cases = append(cases, tc{k, sc})
+		}
+	}
+	for _, k := range []string{"howsmall", "howbig", "hownull", "howtail"} {
+		cases = append(cases, tc{k, "openat2"})
+	}
+	cases = append(cases, tc{"cloneargsnull", "clone3"}, tc{"cloneargssmall", "clone3"})
+	for _, k := range []string{"addrnull", "addrshort", "addrlong"} {
+		cases = append(cases, tc{k, "connect"})
+	}
+	dir := t.TempDir()
+	for _, c := range cases {
+		argv := []string{probe, "badptr", c.kind, c.sc}
+		want, _ := bareIn(t, dir, argv...)
+		r := supervise(t, pol, argv, withDir(dir))
+		if strings.TrimSpace(r.stdout) != strings.TrimSpace(want) {
+			t.Errorf("badptr %s %s: supervised %q, unsupervised %q", c.kind, c.sc, strings.TrimSpace(r.stdout), strings.TrimSpace(want))
+		}
+	}
+}
+
+func TestDirfdErrorsMatchTheKernel(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	for _, argv := range [][]string{
+		{"openat", "file:" + f.public, "x"},
+		{"openat", "closed", "x"},
+		{"openat", "bad", "x"},
+		{"openat", "dir:" + f.dir, "missing"},
+		{"openat", "dir:" + f.dir, "missing/deeper"},
+		{"openat", "dir:" + f.dir, "public/x"},
+		{"openat", "file:" + f.public, "/etc/hostname"},
+		{"openat2", "closed", "x", "0"},
+		{"open", f.dir + "/public/"},
+		{"open", f.dir + "/new", "O_CREAT|O_DIRECTORY"},
+		{"mkdir", f.dir + "/public"},
+		{"unlink", f.dir + "/missing"},
+	} {
+		full := append([]string{probe}, argv...)
+		want, _ := bare(t, full...)
+		r := supervise(t, f.pol, full)
+		if strings.TrimSpace(r.stdout) != strings.TrimSpace(want) {
+			t.Errorf("%v: supervised %q, unsupervised %q", argv, r.stdout, want)
+		}
+	}
+}
+
+func bareIn(t *testing.T, dir string, argv ...string) (string, int) {
+	t.Helper()
+	old, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(old)
+	return bare(t, argv...)
+}
+
+func TestConcurrentThreadsGetCorrectDecisions(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	const threads, iters = 32, 2000
+	r := supervise(t, f.pol, []string{probe, "threads", fmt.Sprint(threads), fmt.Sprint(iters), f.secret})
+	if got, want := strings.TrimSpace(r.stdout), fmt.Sprintf("ok 0 err %d EACCES", threads*iters); got != want {
+		t.Fatalf("secret: got %q, want %q", got, want)
+	}
+	r = supervise(t, f.pol, []string{probe, "threads", fmt.Sprint(threads), fmt.Sprint(iters), f.public})
+	if got, want := strings.TrimSpace(r.stdout), fmt.Sprintf("ok %d err 0 -", threads*iters); got != want {
+		t.Fatalf("public: got %q, want %q", got, want)
+	}
+	if r.stats.Notifications < threads*iters {
+		t.Fatalf("only %d notifications for %d opens", r.stats.Notifications, threads*iters)
+	}
+}
+
+func TestWatcheeExitsWithPendingNotification(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	slow := withBeforeAnswer(func(n *notify.Notif, path string) {
+		if isOpen(n) && path == f.public {
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+	r := supervise(t, f.pol, []string{probe, "pending-exit", f.public}, slow)
+	if r.code != 0 {
+		t.Fatalf("pending-exit exited %d, stdout %q", r.code, r.stdout)
+	}
+	if r.stats.Gone == 0 {
+		t.Fatalf("the pending open should have been withdrawn: stats %+v", r.stats)
+	}
+}
+
+func TestWatcheeKilledWhilePending(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	kill := withBeforeAnswer(func(n *notify.Notif, path string) {
+		if isOpen(n) && path == f.public {
+			_ = syscall.Kill(int(n.Pid), syscall.SIGKILL)
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	r := supervise(t, f.pol, []string{probe, "open", f.public}, kill)
+	if r.code != 128+int(syscall.SIGKILL) {
+		t.Fatalf("exit code %d, want %d", r.code, 128+int(syscall.SIGKILL))
+	}
+	if r.stats.Gone == 0 {
+		t.Fatalf("answer to a killed thread should be withdrawn: %+v", r.stats)
+	}
+}
+
+// TestSignalWhilePendingDecidesTheCallOnce signals a watchee (SA_RESTART
+// handler) while vigil holds its open. With SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+// the kernel lets only fatal signals interrupt a notification vigil has
+// received, so the open is decided exactly once and the handler runs after
+// it: an emulated call can never be applied twice by a restart.
+func TestSignalWhilePendingDecidesTheCallOnce(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	var signalled atomic.Bool
+	sig := withBeforeAnswer(func(n *notify.Notif, path string) {
+		if isOpen(n) && path == f.secret && signalled.CompareAndSwap(false, true) {
+			_ = syscall.Tgkill(int(n.Pid), int(n.Pid), syscall.SIGUSR1)
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	r := supervise(t, f.pol, []string{probe, "restart", f.secret}, sig)
+	if got := strings.TrimSpace(r.stdout); got != "err EACCES signals=1" {
+		t.Fatalf("restart: got %q, want the open denied and the handler run once", got)
+	}
+	recs := r.find("openat", f.secret)
+	if len(recs) != 1 || recs[0]["withdrawn"] == true {
+		t.Fatalf("want the open decided exactly once, got %d records: %v", len(recs), recs)
+	}
+}
+
+func TestNonNativeSyscallABIsAreKilled(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	r := supervise(t, f.pol, []string{probe, "i386"})
+	if r.code != 128+int(syscall.SIGSYS) {
+		t.Fatalf("int $0x80 under vigil: exit %d stdout %q, want killed by SIGSYS", r.code, r.stdout)
+	}
+	r = supervise(t, f.pol, []string{probe, "x32"})
+	if r.code != 128+int(syscall.SIGSYS) && !strings.HasPrefix(r.stdout, "err") {
+		t.Fatalf("x32 syscall under vigil: exit %d stdout %q, want killed or refused", r.code, r.stdout)
+	}
+}
+
+// TestPathsResolveInTheWatcheesRootAfterChroot checks that a watchee that
+// leaves vigil's root is resolved in its new root, where policy paths are
+// spelled as the watchee sees them (as in a container): "/secret" inside the
+// chroot is the fixture's secret, and "/etc/hostname" does not exist there.
+// Resolving from vigil's root instead would answer ENOENT for /secret and
+// /public.
+func TestPathsResolveInTheWatcheesRootAfterChroot(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	f := newFixture(t)
+	pol := mustPolicy(t, `version: 1
+rules:
+  - syscalls: [open, openat]
+    match: { path: ["/secret"] }
+    action: deny
+    errno: EACCES
+`)
+	self, _ := os.Executable()
+	t.Setenv("VIGIL_TEST_HELPER", "chroot-open")
+	r := supervise(t, pol, []string{self, f.dir, "/secret", "/public", "/etc/hostname", "/../../secret"})
+	want := "err EACCES\nok\nerr ENOENT\nerr EACCES"
+	if got := strings.TrimSpace(r.stdout); got != want {
+		t.Fatalf("after chroot(%s): got %q, want %q", f.dir, got, want)
+	}
+}
+
+func TestHardeningRulesRefuseEscapes(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	f := newFixture(t)
+	self, _ := os.Executable()
+	for _, h := range []string{"seccomp-listener", "io_uring", "ptrace"} {
+		t.Setenv("VIGIL_TEST_HELPER", h)
+		r := supervise(t, f.pol, []string{self})
+		if got := strings.TrimSpace(r.stdout); got != "err EPERM" {
+			t.Errorf("%s under vigil: got %q, want err EPERM", h, got)
+		}
+	}
+}
+
+func TestDefaultPolicyProtectsCredentialsAndBinaries(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	pol := policy.Default()
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"open", "/etc/shadow"}, "err EACCES"},
+		{[]string{"open", "/etc/hostname"}, "ok"},
+		{[]string{"open", "/usr/bin/true", "O_WRONLY"}, "err EACCES"},
+		{[]string{"open", "/bin/true", "O_RDWR"}, "err EACCES"},
+		{[]string{"open", "/usr/bin/true"}, "ok"},
+	} {
+		r := supervise(t, pol, append([]string{probe}, tc.argv...))
+		if got := strings.TrimSpace(r.stdout); got != tc.want {
+			t.Errorf("%v: got %q want %q", tc.argv, got, tc.want)
+		}
+	}
+	r := supervise(t, pol, []string{probe, "exec", "/bin/true"})
+	if recs := r.find("execve", "/bin/true"); len(recs) != 1 || recs[0]["rule"] != "exec" || recs[0]["action"] != "log" {
+		t.Fatalf("exec of /bin/true should be logged by rule exec: %v", r.records)
+	}
+}
+
+// isOpen reports whether n is an open or openat notification.
+func isOpen(n *notify.Notif) bool {
+	name := sysinfo.Name(int(n.Data.Nr))
+	return name == "open" || name == "openat"
+}

@@ -1,0 +1,86 @@
+// Package testenv holds what vigil's privileged tests share: the decision to
+// skip or fail when the machine cannot run them, and building the C probe.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// RequirePrivileged skips t unless it runs as root on a kernel with seccomp
+// user notification. With VIGIL_REQUIRE_PRIVILEGED=1 (set by .ci/run) the
+// skip becomes a failure, so CI can never pass by skipping.
+func RequirePrivileged(t testing.TB) {
+	t.Helper()
+	reason := ""
+	switch {
+	case os.Geteuid() != 0:
+		reason = "needs root (reads other processes' memory, installs seccomp filters)"
+	case runtime.GOARCH != "amd64":
+		reason = "vigil decodes x86_64 syscalls only"
+	default:
+		var sizes [3]uint16
+		if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_GET_NOTIF_SIZES, 0, uintptrOf(&sizes)); e != 0 {
+			reason = "kernel lacks seccomp user notification: " + e.Error()
+		}
+	}
+	if reason == "" {
+		return
+	}
+	if os.Getenv("VIGIL_REQUIRE_PRIVILEGED") == "1" {
+		t.Fatalf("privileged test cannot run: %s (VIGIL_REQUIRE_PRIVILEGED=1)", reason)
+	}
+	t.Skip(reason)
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// RepoRoot returns the repository root, found from this source file.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Bin builds the C probe and reference supervisor once per test binary and
+// returns the path of the named one ("probe" or "refsup").
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "vigil-testbin-")
+		if buildErr != nil {
+			return
+		}
+		root := RepoRoot()
+		for _, b := range []struct{ out, src string }{
+			{"probe", "enforcer/testdata/probe/probe.c"},
+			{"refsup", "scripts/refsup.c"},
+		} {
+			cmd := exec.Command("gcc", "-O2", "-Wall", "-pthread", "-o", filepath.Join(buildDir, b.out), filepath.Join(root, b.src))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = &buildError{src: b.src, out: string(out), err: err}
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building C helpers: %v", buildErr)
+	}
+	return filepath.Join(buildDir, name)
+}
+
+type buildError struct {
+	src, out string
+	err      error
+}
+
+func (e *buildError) Error() string { return e.src + ": " + e.err.Error() + "\n" + e.out }

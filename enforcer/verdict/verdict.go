@@ -1,0 +1,112 @@
+// Package verdict carries out decisions on a seccomp notification. It holds
+// the only code in vigil that answers SECCOMP_USER_NOTIF_FLAG_CONTINUE, and it
+// does so only for a Grant, a value other packages cannot forge: a grant is
+// either proof that no argument contents could have changed the verdict, or
+// an explicitly unverified grant that the caller must record as such
+// (`verified: "none"`) until an eBPF binding is available.
+package verdict
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/notify"
+)
+
+type grantKind uint8
+
+const (
+	grantInvalid grantKind = iota
+	grantContentIndependent
+	grantUnverified
+)
+
+// Grant permits one CONTINUE. The zero Grant permits nothing.
+type Grant struct {
+	kind grantKind
+	id   uint64
+}
+
+// ContentIndependence is implemented by the policy: whether the verdict for
+// syscall nr can depend on argument contents.
+type ContentIndependence interface {
+	ContentDependent(nr int) bool
+}
+
+// ContentIndependent returns a grant for notification n when the policy's
+// verdict for its syscall cannot depend on argument contents: vigil then only
+// passes the call on to the kernel's own permission checks.
+func ContentIndependent(p ContentIndependence, n *notify.Notif) (Grant, bool) {
+	if p.ContentDependent(int(n.Data.Nr)) {
+		return Grant{}, false
+	}
+	return Grant{kind: grantContentIndependent, id: n.ID}, true
+}
+
+// Unverified returns a grant for a content-dependent decision that no kernel
+// binding backs. The caller must mark the audit record `verified: "none"`;
+// the kernel may re-read memory that a racing thread changed (DESIGN.md §1).
+// The eBPF binding issue replaces this constructor with a bound grant.
+func Unverified(n *notify.Notif) Grant {
+	return Grant{kind: grantUnverified, id: n.ID}
+}
+
+// Verified is the audit value for what backs the grant.
+func (g Grant) Verified() string {
+	switch g.kind {
+	case grantContentIndependent, grantUnverified:
+		return "none"
+	}
+	return ""
+}
+
+// Continue lets the kernel run the syscall. Without a valid grant for this
+// very notification it denies with EPERM instead: fail closed.
+func Continue(l *notify.Listener, n *notify.Notif, g Grant) error {
+	if g.kind == grantInvalid || g.id != n.ID {
+		if err := Deny(l, n, unix.EPERM); err != nil {
+			return err
+		}
+		return fmt.Errorf("refusing CONTINUE of notification %d without a valid grant", n.ID)
+	}
+	r := notify.Resp{ID: n.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
+	return l.Send(&r)
+}
+
+// Deny answers -errno.
+func Deny(l *notify.Listener, n *notify.Notif, errno unix.Errno) error {
+	if errno == 0 {
+		errno = unix.EPERM
+	}
+	r := notify.Resp{ID: n.ID, Error: -int32(errno)}
+	return l.Send(&r)
+}
+
+// Return answers with a value the supervisor produced (emulation).
+func Return(l *notify.Listener, n *notify.Notif, val int64) error {
+	r := notify.Resp{ID: n.ID, Val: val}
+	return l.Send(&r)
+}
+
+// Kill SIGKILLs the watchee's thread group, then denies the pending call so
+// the dying thread cannot run it. The pidfd is taken while the notification is
+// still valid, so a recycled pid is never signalled.
+func Kill(l *notify.Listener, n *notify.Notif, tgid int) error {
+	pidfd, err := unix.PidfdOpen(tgid, 0)
+	if err == nil {
+		if verr := l.Valid(n.ID); verr == nil {
+			err = unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		} else {
+			err = verr
+		}
+		unix.Close(pidfd)
+	}
+	if derr := Deny(l, n, unix.EPERM); derr != nil && err == nil {
+		err = derr
+	}
+	if err != nil {
+		return fmt.Errorf("killing thread group %d: %w", tgid, err)
+	}
+	return nil
+}
