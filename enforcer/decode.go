@@ -65,6 +65,17 @@ func (s *Supervisor) decode(n *notify.Notif, c *call) {
 		c.how = how
 		c.pc.Flags, c.pc.HasFlags, c.pc.Resolve = how.Flags, true, how.Resolve
 	}
+	if i := sc.ArgIndex(sysinfo.ArgDev); i > 0 {
+		// mknod checks the file type (may_mknod) before it looks at the
+		// path, so a bad mode wins over a bad path.
+		c.mode = uint32(a[i-1])
+		d, err := args.DecodeDev(uint64(c.mode), a[i])
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.pc.Dev, c.pc.HasDev = policy.Dev{Kind: devKind(d.Kind), Major: d.Major, Minor: d.Minor}, true
+	}
 	for i, kind := range sc.Args {
 		if c.err != 0 {
 			return
@@ -112,13 +123,6 @@ func (s *Supervisor) decode(n *notify.Notif, c *call) {
 			c.pc.Flags, c.pc.HasFlags = ca.Flags, true
 		case sysinfo.ArgCloneFlags:
 			c.pc.Flags, c.pc.HasFlags = a[i], true
-		case sysinfo.ArgDev:
-			d, err := args.DecodeDev(uint64(c.mode), a[i])
-			if err != nil {
-				c.fail(err)
-				continue
-			}
-			c.pc.Dev, c.pc.HasDev = policy.Dev{Kind: devKind(d.Kind), Major: d.Major, Minor: d.Minor}, true
 		case sysinfo.ArgXattrName:
 			m, err := args.ReadXattrName(tid, a[i], s.scratch.XattrName[:])
 			if err != nil {

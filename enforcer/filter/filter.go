@@ -53,6 +53,7 @@ func HardeningRules() []Hardening {
 		{"seccomp", unix.EPERM, "a nested SECCOMP_FILTER_FLAG_NEW_LISTENER would let the watchee answer its own notifications"},
 		{"io_uring_setup", unix.EPERM, "io_uring submits syscalls that per-syscall filtering never sees"},
 		{"ptrace", unix.EPERM, "a supervised process must not trace or rewrite another supervised process"},
+		{"open_by_handle_at", unix.EPERM, "opening by file handle names no path, so it would bypass every path rule"},
 	}
 }
 

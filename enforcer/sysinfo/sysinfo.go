@@ -159,6 +159,9 @@ var catalog = []Syscall{
 	{Name: "linkat", Args: args(ArgDirfd, ArgPath, ArgDirfd, ArgPath, ArgAtFlags), Keys: pathKeys, Follow: FollowIfAtFollow, Follow2: FollowNever, Creates: true},
 	{Name: "chmod", Args: args(ArgPath, ArgMode), Keys: pathKeys, Follow: FollowAlways},
 	{Name: "fchmodat", Args: args(ArgDirfd, ArgPath, ArgMode), Keys: pathKeys, Follow: FollowAlways},
+	// fchmodat2 (Linux 6.6) adds the flags fchmodat lacks; without it a
+	// chmod rule would be bypassed by the newer call.
+	{Name: "fchmodat2", Args: args(ArgDirfd, ArgPath, ArgMode, ArgAtFlags), Keys: pathKeys, Follow: FollowUnlessAtNofo},
 	{Name: "chown", Args: args(ArgPath, ArgInt, ArgInt), Keys: pathKeys, Follow: FollowAlways},
 	{Name: "lchown", Args: args(ArgPath, ArgInt, ArgInt), Keys: pathKeys, Follow: FollowNever},
 	{Name: "fchownat", Args: args(ArgDirfd, ArgPath, ArgInt, ArgInt, ArgAtFlags), Keys: pathKeys, Follow: FollowUnlessAtNofo},

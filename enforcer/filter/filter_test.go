@@ -1,0 +1,190 @@
+package filter
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+)
+
+// seccompData is struct seccomp_data as the filter sees it.
+type seccompData struct {
+	nr   int32
+	arch uint32
+	ip   uint64
+	args [6]uint64
+}
+
+func (d *seccompData) bytes() []byte {
+	b := make([]byte, 64)
+	binary.LittleEndian.PutUint32(b[0:], uint32(d.nr))
+	binary.LittleEndian.PutUint32(b[4:], d.arch)
+	binary.LittleEndian.PutUint64(b[8:], d.ip)
+	for i, a := range d.args {
+		binary.LittleEndian.PutUint64(b[16+8*i:], a)
+	}
+	return b
+}
+
+// run interprets a classic BPF seccomp program the way the kernel does,
+// for the instructions libseccomp emits; anything else fails the test so a
+// new libseccomp cannot silently go unchecked.
+func run(t *testing.T, prog []byte, d seccompData) uint32 {
+	t.Helper()
+	data := d.bytes()
+	var a, x uint32
+	n := len(prog) / 8
+	for pc := 0; pc < n; pc++ {
+		ins := prog[pc*8:]
+		code := binary.LittleEndian.Uint16(ins[0:])
+		jt, jf := int(ins[2]), int(ins[3])
+		k := binary.LittleEndian.Uint32(ins[4:])
+		switch code {
+		case unix.BPF_LD | unix.BPF_W | unix.BPF_ABS:
+			if int(k)+4 > len(data) {
+				t.Fatalf("pc %d: load beyond seccomp_data at %d", pc, k)
+			}
+			a = binary.LittleEndian.Uint32(data[k:])
+		case unix.BPF_LD | unix.BPF_IMM:
+			a = k
+		case unix.BPF_LDX | unix.BPF_IMM:
+			x = k
+		case unix.BPF_MISC | unix.BPF_TAX:
+			x = a
+		case unix.BPF_MISC | unix.BPF_TXA:
+			a = x
+		case unix.BPF_ALU | unix.BPF_AND | unix.BPF_K:
+			a &= k
+		case unix.BPF_ALU | unix.BPF_OR | unix.BPF_K:
+			a |= k
+		case unix.BPF_JMP | unix.BPF_JA:
+			pc += int(k)
+		case unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K:
+			pc += cond(a == k, jt, jf)
+		case unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K:
+			pc += cond(a > k, jt, jf)
+		case unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K:
+			pc += cond(a >= k, jt, jf)
+		case unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K:
+			pc += cond(a&k != 0, jt, jf)
+		case unix.BPF_RET | unix.BPF_K:
+			return k
+		case unix.BPF_RET | unix.BPF_A:
+			return a
+		default:
+			t.Fatalf("pc %d: instruction 0x%04x not interpreted", pc, code)
+		}
+	}
+	t.Fatal("program fell off its end")
+	return 0
+}
+
+func cond(c bool, jt, jf int) int {
+	if c {
+		return jt
+	}
+	return jf
+}
+
+func nr(t *testing.T, name string) int32 {
+	n, ok := sysinfo.Number(name)
+	if !ok {
+		t.Fatalf("unknown syscall %s", name)
+	}
+	return int32(n)
+}
+
+const (
+	retAllow       = unix.SECCOMP_RET_ALLOW
+	retNotify      = unix.SECCOMP_RET_USER_NOTIF
+	retKillProcess = unix.SECCOMP_RET_KILL_PROCESS
+)
+
+func retErrno(e unix.Errno) uint32 { return unix.SECCOMP_RET_ERRNO | uint32(e) }
+
+func TestCompiledProgramTrapsOnlyWhatThePolicyNames(t *testing.T) {
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "openat")), int(nr(t, "connect"))}, WatchRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x86 := uint32(unix.AUDIT_ARCH_X86_64)
+	cases := []struct {
+		name string
+		d    seccompData
+		want uint32
+	}{
+		{"openat is notified", seccompData{nr: nr(t, "openat"), arch: x86}, retNotify},
+		{"connect is notified", seccompData{nr: nr(t, "connect"), arch: x86}, retNotify},
+		{"read runs natively", seccompData{nr: nr(t, "read"), arch: x86}, retAllow},
+		{"getpid runs natively", seccompData{nr: nr(t, "getpid"), arch: x86}, retAllow},
+		{"open is not trapped", seccompData{nr: nr(t, "open"), arch: x86}, retAllow},
+		{"i386 is killed", seccompData{nr: 5, arch: unix.AUDIT_ARCH_I386}, retKillProcess},
+		{"unknown arch is killed", seccompData{nr: 0, arch: 0xdeadbeef}, retKillProcess},
+		{"io_uring_setup is refused", seccompData{nr: nr(t, "io_uring_setup"), arch: x86}, retErrno(unix.EPERM)},
+		{"ptrace is refused", seccompData{nr: nr(t, "ptrace"), arch: x86}, retErrno(unix.EPERM)},
+		{"nested listener is refused", seccompData{nr: nr(t, "seccomp"), arch: x86,
+			args: [6]uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_TSYNC}}, retErrno(unix.EPERM)},
+		{"plain nested filter is allowed", seccompData{nr: nr(t, "seccomp"), arch: x86,
+			args: [6]uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC}}, retAllow},
+		{"chroot is watched", seccompData{nr: nr(t, "chroot"), arch: x86}, retNotify},
+		{"clone3 is watched", seccompData{nr: nr(t, "clone3"), arch: x86}, retNotify},
+		{"clone with CLONE_NEWNS is watched", seccompData{nr: nr(t, "clone"), arch: x86, args: [6]uint64{unix.CLONE_NEWNS | uint64(unix.SIGCHLD)}}, retNotify},
+		{"plain clone runs natively", seccompData{nr: nr(t, "clone"), arch: x86, args: [6]uint64{uint64(unix.SIGCHLD)}}, retAllow},
+		{"unshare without CLONE_NEWNS runs natively", seccompData{nr: nr(t, "unshare"), arch: x86, args: [6]uint64{unix.CLONE_NEWUTS}}, retAllow},
+	}
+	for _, tc := range cases {
+		if got := run(t, prog, tc.d); got != tc.want {
+			t.Errorf("%s: filter returned %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestX32CallsAreNeverTreatedAsNative(t *testing.T) {
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "openat"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"openat", "getpid", "io_uring_setup"} {
+		d := seccompData{nr: nr(t, name) | 0x40000000, arch: unix.AUDIT_ARCH_X86_64}
+		got := run(t, prog, d)
+		if got == retAllow || got == retNotify {
+			t.Errorf("x32 %s: filter returned %#x; an x32 call must be killed or refused", name, got)
+		}
+	}
+}
+
+func TestNoHardeningLeavesEscapesToTheKernel(t *testing.T) {
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "openat"))}, NoHardening: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := seccompData{nr: nr(t, "ptrace"), arch: unix.AUDIT_ARCH_X86_64}
+	if got := run(t, prog, d); got != retAllow {
+		t.Fatalf("ptrace without hardening: %#x", got)
+	}
+}
+
+func TestPolicyTrappingAHardenedSyscallWins(t *testing.T) {
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "ptrace"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := seccompData{nr: nr(t, "ptrace"), arch: unix.AUDIT_ARCH_X86_64}
+	if got := run(t, prog, d); got != retNotify {
+		t.Fatalf("ptrace named by the policy: %#x, want notify", got)
+	}
+}
+
+func ExampleHardeningRules() {
+	for _, h := range HardeningRules() {
+		fmt.Println(h.Syscall, h.Errno)
+	}
+	// Output:
+	// seccomp operation not permitted
+	// io_uring_setup operation not permitted
+	// ptrace operation not permitted
+	// open_by_handle_at operation not permitted
+}

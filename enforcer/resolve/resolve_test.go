@@ -1,0 +1,187 @@
+package resolve
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// tree builds a directory with files, symlinks and loops to resolve, and
+// returns its real path (t.TempDir may itself sit behind a symlink).
+func tree(t *testing.T) string {
+	t.Helper()
+	d, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(d, "a/b"), 0o755))
+	must(os.WriteFile(filepath.Join(d, "a/b/file"), nil, 0o644))
+	must(os.WriteFile(filepath.Join(d, "secret"), nil, 0o644))
+	must(os.Symlink("b/file", filepath.Join(d, "a/rel")))
+	must(os.Symlink(filepath.Join(d, "secret"), filepath.Join(d, "a/abs")))
+	must(os.Symlink("../secret", filepath.Join(d, "a/up")))
+	must(os.Symlink("a/b", filepath.Join(d, "dirlink")))
+	must(os.Symlink("loop2", filepath.Join(d, "loop1")))
+	must(os.Symlink("loop1", filepath.Join(d, "loop2")))
+	must(os.Symlink(filepath.Join(d, "newtarget"), filepath.Join(d, "dangling")))
+	return d
+}
+
+type lookup struct {
+	name      string
+	path      string // relative paths are joined to the tree, "@" prefix keeps them relative to dirfd
+	follow    bool
+	mayCreate bool
+	want      string // expected path relative to the tree, or "!ERRNO"
+}
+
+func lookups() []lookup {
+	return []lookup{
+		{"plain file", "a/b/file", true, false, "a/b/file"},
+		{"relative symlink", "a/rel", true, false, "a/b/file"},
+		{"absolute symlink", "a/abs", true, false, "secret"},
+		{"dotdot symlink", "a/up", true, false, "secret"},
+		{"symlink in the middle", "dirlink/file", true, false, "a/b/file"},
+		{"nofollow keeps the link", "a/abs", false, false, "a/abs"},
+		{"dotdot after symlinked dir", "dirlink/../b/file", true, false, "a/b/file"},
+		{"dot components", "./a/./b/./file", true, false, "a/b/file"},
+		{"trailing slash on a dir", "a/b/", true, false, "a/b"},
+		{"trailing slash on a file", "a/b/file/", true, false, "!ENOTDIR"},
+		{"file used as a dir", "a/b/file/x", true, false, "!ENOTDIR"},
+		{"missing", "a/nope", true, false, "!ENOENT"},
+		{"missing parent", "nope/x", true, true, "!ENOENT"},
+		{"create in place", "a/new", true, true, "a/new"},
+		{"create through a symlinked dir", "dirlink/new", true, true, "a/b/new"},
+		{"create through a dangling symlink", "dangling", true, true, "newtarget"},
+		{"dangling symlink without follow", "dangling", false, true, "dangling"},
+		{"symlink loop", "loop1", true, false, "!ELOOP"},
+		{"symlink loop as a dir", "loop1/x", false, false, "!ELOOP"},
+		{"relative to dirfd", "@b/file", true, false, "a/b/file"},
+		{"relative dotdot from dirfd", "@../secret", true, false, "secret"},
+	}
+}
+
+func check(t *testing.T, r *Resolver, root string, ownRoot bool) {
+	t.Helper()
+	dirfd, err := unix.Open(filepath.Join(root, "a"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	for _, l := range lookups() {
+		req := Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD,
+			Follow: l.follow, MayCreate: l.mayCreate, OwnRoot: ownRoot}
+		if strings.HasPrefix(l.path, "@") {
+			req.Path, req.Dirfd = l.path[1:], dirfd
+		} else {
+			req.Path = root + "/" + l.path // not filepath.Join: it would clean away the ".."
+		}
+		obj, err := r.Resolve(req)
+		if strings.HasPrefix(l.want, "!") {
+			if err == nil {
+				t.Errorf("%s (%s): got %q, want error %s", l.name, req.Path, obj.Path, l.want[1:])
+			} else if e, ok := err.(unix.Errno); !ok || unix.ErrnoName(e) != l.want[1:] {
+				t.Errorf("%s: error %v, want %s", l.name, err, l.want[1:])
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s (%s): %v", l.name, req.Path, err)
+			continue
+		}
+		if want := filepath.Join(root, l.want); obj.Path != want {
+			t.Errorf("%s: resolved %q, want %q", l.name, obj.Path, want)
+		}
+	}
+}
+
+// The fast paths (lexical, openat2) and the component walk must agree on
+// every lookup: the walk is the fallback for whatever the fast paths cannot
+// settle, so a divergence would be a policy bypass in one of them.
+func TestFastPathsAndWalkAgree(t *testing.T) {
+	root := tree(t)
+	for _, mode := range []struct {
+		name      string
+		ownRoot   bool
+		forceWalk bool
+	}{{"lexical", true, false}, {"proc-root", false, false}, {"walk", false, true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			r, err := New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.forceWalk = mode.forceWalk
+			check(t, r, root, mode.ownRoot)
+		})
+	}
+}
+
+func TestProcSelfNamesTheWatcheeNotVigil(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t)
+	f, err := os.Open(filepath.Join(root, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Pretend the watchee is this very process: /proc/self/fd/N must land on
+	// the secret through the magic link, and /proc/self must be rewritten to
+	// the watchee's pid rather than followed as vigil's.
+	for _, p := range []string{
+		"/proc/self/fd/" + itoa(int(f.Fd())),
+		"/proc/thread-self/fd/" + itoa(int(f.Fd())),
+		"/dev/fd/" + itoa(int(f.Fd())),
+	} {
+		obj, err := r.Resolve(Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD, Path: p, Follow: true, OwnRoot: true})
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if obj.Path != filepath.Join(root, "secret") {
+			t.Fatalf("%s resolved to %q", p, obj.Path)
+		}
+	}
+}
+
+func TestResolveFdAndBadDirfds(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t)
+	f, err := os.Open(filepath.Join(root, "a/b/file"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	obj, err := r.ResolveFd(unix.Gettid(), int(f.Fd()))
+	if err != nil || obj.Path != filepath.Join(root, "a/b/file") {
+		t.Fatalf("ResolveFd: %q, %v", obj.Path, err)
+	}
+	for _, tc := range []struct {
+		dirfd int
+		want  unix.Errno
+	}{{int(f.Fd()), unix.ENOTDIR}, {999, unix.EBADF}, {-5, unix.EBADF}} {
+		_, err := r.Resolve(Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: tc.dirfd, Path: "x", Follow: true})
+		if err != tc.want {
+			t.Errorf("dirfd %d: %v, want %v", tc.dirfd, err, tc.want)
+		}
+	}
+	if _, err := r.Resolve(Request{Tid: unix.Gettid(), Dirfd: unix.AT_FDCWD, Path: ""}); err != unix.ENOENT {
+		t.Errorf("empty path: %v, want ENOENT", err)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
