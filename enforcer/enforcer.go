@@ -61,7 +61,7 @@ type Supervisor struct {
 	stats    Stats
 	// trapped marks the syscall numbers the policy names; others arrive
 	// only for root tracking.
-	trapped [1024]bool
+	trapped [sysinfo.MaxNr]bool
 	// ownRoot is sticky: once false it stays false for this supervisor.
 	ownRoot bool
 }
@@ -360,8 +360,5 @@ func ruleName(r *policy.Rule) string {
 	if r == nil {
 		return "default"
 	}
-	if r.Name != "" {
-		return r.Name
-	}
-	return fmt.Sprintf("rule[%d]", r.Index)
+	return r.String()
 }

@@ -2,6 +2,7 @@ package enforcer_test
 
 import (
 	"bufio"
+	"io"
 	"bytes"
 	"encoding/json"
 	"os"
@@ -84,6 +85,14 @@ type runOpt func(*enforcer.RunConfig)
 
 func withBeforeAnswer(f func(n *notify.Notif, path string)) runOpt {
 	return func(c *enforcer.RunConfig) { c.BeforeAnswer = f }
+}
+
+// withAuditTo sends audit records through a buffered sink to w (as
+// `--log FILE` does) instead of collecting them.
+func withAuditTo(w io.Writer) runOpt {
+	return func(c *enforcer.RunConfig) {
+		c.Audit = audit.NewLogger(audit.NewSink(w), auditBenchLevel)
+	}
 }
 
 func mustPolicy(t testing.TB, yaml string) *policy.Policy {
@@ -170,3 +179,7 @@ func bare(t testing.TB, argv ...string) (string, int) {
 func lines(s string) []string {
 	return strings.Split(strings.TrimSpace(s), "\n")
 }
+
+// auditBenchLevel is the audit level benchmarks record at: debug records
+// every decision, as `vigil run --log FILE` does.
+var auditBenchLevel = zerolog.DebugLevel

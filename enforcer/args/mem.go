@@ -59,7 +59,7 @@ func readOnce(tid int, addr uint64, dst []byte) (int, error) {
 	local := [1]unix.Iovec{{Base: &dst[0]}}
 	local[0].SetLen(len(dst))
 	remote := [1]unix.RemoteIovec{{Base: uintptr(addr), Len: len(dst)}}
-	n, err := unix.ProcessVMReadv(tid, local[:], remote[:], 0)
+	n, err := processVMReadv(tid, &local[0], &remote[0])
 	if err != nil {
 		return 0, mapReadErr(err)
 	}

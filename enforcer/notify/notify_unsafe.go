@@ -32,8 +32,11 @@ func getSizes() (Sizes, error) {
 	return s, nil
 }
 
-// The ioctls are issued with unix.Syscall (not RawSyscall): RECV blocks, and
-// the Go scheduler must be able to hand this thread's P to other goroutines.
+// RECV blocks, so it goes through unix.Syscall and the Go scheduler can hand
+// this thread's P to other goroutines (a raw blocking call would stall
+// garbage collection until the next notification). SEND and ID_VALID never
+// block and are issued raw: entersyscall/exitsyscall around them is a
+// measurable share of a notification's cost.
 
 func ioctlNotif(fd int, req uint, n *Notif) error {
 	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(n)))
@@ -44,7 +47,7 @@ func ioctlNotif(fd int, req uint, n *Notif) error {
 }
 
 func ioctlResp(fd int, req uint, r *Resp) error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(r)))
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(r)))
 	if e != 0 {
 		return e
 	}
@@ -52,7 +55,7 @@ func ioctlResp(fd int, req uint, r *Resp) error {
 }
 
 func ioctlID(fd int, req uint, id *uint64) error {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(id)))
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), uintptr(unsafe.Pointer(id)))
 	if e != 0 {
 		return e
 	}

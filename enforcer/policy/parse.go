@@ -371,7 +371,7 @@ func (p *parser) rule(i int, n *yaml.Node) *Rule {
 	if f == nil {
 		return nil
 	}
-	r := &Rule{Index: i, Pos: p.pos(n)}
+	r := &Rule{Index: i, Pos: p.pos(n), label: fmt.Sprintf("rules[%d]", i)}
 	if v, ok := f["name"]; ok {
 		if s, ok := p.str(v.val, "name"); ok {
 			vn := p.deref(v.val)

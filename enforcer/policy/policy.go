@@ -71,6 +71,8 @@ type Rule struct {
 	Errno unix.Errno
 	// Pos is where the rule starts in the policy file.
 	Pos Position
+	// label is "rules[N]" for unnamed rules, set by Parse.
+	label string
 
 	m matcher
 }
@@ -81,7 +83,12 @@ func (r *Rule) String() string {
 	if r.Name != "" {
 		return r.Name
 	}
-	return fmt.Sprintf("rules[%d]", r.Index)
+	// Audit records name the rule of every decision: Parse formats the
+	// label once.
+	if r.label == "" {
+		return fmt.Sprintf("rules[%d]", r.Index)
+	}
+	return r.label
 }
 
 // Keys returns the match keys the rule tests; 0 for a rule without match.

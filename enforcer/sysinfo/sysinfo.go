@@ -218,19 +218,24 @@ func Number(name string) (int, bool) {
 }
 
 // Name returns the name of an x86_64 syscall number, or "" when unknown.
+// It is on every notification's path, hence the array.
 func Name(nr int) string {
-	if s, ok := byNr[nr]; ok {
-		return s.Name
+	if nr < 0 || nr >= len(names) {
+		return ""
 	}
 	return names[nr]
 }
 
-var names = func() map[int]string {
-	m := make(map[int]string, len(numbers))
+// MaxNr bounds x86_64 syscall numbers; tables indexed by number use it.
+const MaxNr = 1024
+
+var names = func() (t [MaxNr]string) {
 	for n, nr := range numbers {
-		m[nr] = n
+		if nr >= 0 && nr < MaxNr {
+			t[nr] = n
+		}
 	}
-	return m
+	return t
 }()
 
 // Inspectable returns the names of the syscalls whose arguments vigil decodes,

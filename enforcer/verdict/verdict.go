@@ -64,7 +64,7 @@ func (g Grant) Verified() string {
 // Continue lets the kernel run the syscall. Without a valid grant for this
 // very notification it denies with EPERM instead: fail closed.
 func Continue(l *notify.Listener, n *notify.Notif, g Grant) error {
-	if g.kind == grantInvalid || g.id != n.ID {
+	if !g.permits(n) {
 		if err := Deny(l, n, unix.EPERM); err != nil {
 			return err
 		}
@@ -72,6 +72,11 @@ func Continue(l *notify.Listener, n *notify.Notif, g Grant) error {
 	}
 	r := notify.Resp{ID: n.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
 	return l.Send(&r)
+}
+
+// permits reports whether g was issued for this very notification.
+func (g Grant) permits(n *notify.Notif) bool {
+	return g.kind != grantInvalid && g.id == n.ID
 }
 
 // Deny answers -errno.
