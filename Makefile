@@ -27,8 +27,12 @@ test: build ## Run every test (privileged tests need root; VIGIL_REQUIRE_PRIVILE
 	$(GO) test -count=1 -timeout 30m ./...
 
 .PHONY: bench
-bench: build ## Benchmark the open+close loop: bare, C reference supervisor, vigil
-	VIGIL=$(VIGIL) scripts/bench-open.sh
+bench: build ## Benchmark the open+close loop: bare, C reference supervisor, vigil (two policies)
+	@echo "== vigil policy: passthrough (same work as the C reference)"
+	VIGIL=$(VIGIL) VIGIL_POLICY=scripts/bench/passthrough.yaml scripts/bench-open.sh
+	@echo "== vigil policy: path rule (every open resolved)"
+	VIGIL=$(VIGIL) VIGIL_POLICY=scripts/bench/path-rule.yaml scripts/bench-open.sh
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./enforcer/policy/ ./enforcer/args/ ./enforcer/resolve/
 
 .PHONY: demo
 demo: build ## Run vigil on its embedded default policy: an allowed read, a denied read, audit records
