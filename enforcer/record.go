@@ -18,17 +18,22 @@ import (
 // record writes the audit record of one decision (DESIGN.md §6). Plain allows
 // are Debug, log rules Info, denials Warn, kills Error.
 func (s *Supervisor) record(n *notify.Notif, pi procInfo, o *outcome, gone bool, lat time.Duration) {
+	c := &s.c
 	action := o.dec.Action
 	if o.errno != 0 {
 		action = policy.ActionDeny
 	}
 	var ev *zerolog.Event
-	switch action {
-	case policy.ActionAllow:
+	switch {
+	case c.err != 0 && o.dec.Rule == nil:
+		// vigil answered with the kernel's own errno for arguments it could
+		// not vet (a missing file, a bad pointer): no policy refused it.
 		ev = s.audit.Debug()
-	case policy.ActionLog:
+	case action == policy.ActionAllow:
+		ev = s.audit.Debug()
+	case action == policy.ActionLog:
 		ev = s.audit.Info()
-	case policy.ActionKill:
+	case action == policy.ActionKill:
 		ev = s.audit.Error()
 	default:
 		ev = s.audit.Warn()
@@ -36,7 +41,6 @@ func (s *Supervisor) record(n *notify.Notif, pi procInfo, o *outcome, gone bool,
 	if ev == nil {
 		return
 	}
-	c := &s.c
 	ev = ev.Int(audit.FieldPid, pi.tgid).
 		Int(audit.FieldTid, int(n.Pid)).
 		Str(audit.FieldComm, pi.comm).
@@ -47,7 +51,12 @@ func (s *Supervisor) record(n *notify.Notif, pi procInfo, o *outcome, gone bool,
 	if c.sc != nil {
 		ev = ev.Dict(audit.FieldArgs, s.argsDict(c))
 	}
-	ev = ev.Str(audit.FieldRule, ruleName(o.dec.Rule)).
+	rule := ruleName(o.dec.Rule)
+	if c.err != 0 {
+		// Decided before any rule was consulted.
+		rule = ""
+	}
+	ev = ev.Str(audit.FieldRule, rule).
 		Str(audit.FieldAction, action.String())
 	if o.errno != 0 {
 		ev = ev.Str(audit.FieldErrno, unix.ErrnoName(o.errno))

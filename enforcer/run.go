@@ -32,6 +32,28 @@ type RunConfig struct {
 	OnServe func(*Supervisor)
 }
 
+// UserNSRange is the host id range a --userns watchee's ids 0..Size-1 map to.
+type UserNSRange struct{ HostID, Size int }
+
+// DefaultUserNSRange is the conventional first subordinate id range
+// (/etc/subuid's root:100000:65536).
+var DefaultUserNSRange = UserNSRange{HostID: 100000, Size: 65536}
+
+// UserNSAttr returns process attributes that start the watchee as root in a
+// new user namespace mapped to r, with its own mount namespace. vigil (the
+// parent) writes uid_map and gid_map before the watchee runs.
+func UserNSAttr(r UserNSRange) *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Cloneflags:                 syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: r.HostID, Size: r.Size}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: r.HostID, Size: r.Size}},
+		GidMappingsEnableSetgroups: true,
+		// Become the namespace's root once the maps are written; host root
+		// itself is unmapped there and would show up as nobody.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0},
+	}
+}
+
 // ErrCommandNotFound is returned when the command cannot be found; the
 // caller exits 127 like a shell.
 var ErrCommandNotFound = errors.New("command not found")

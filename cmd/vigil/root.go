@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -26,9 +27,9 @@ func newRootCmd() *cobra.Command {
 
 func newRunCmd() *cobra.Command {
 	var policyFile, logFile, logLevel string
-	var noHardening bool
+	var noHardening, userns bool
 	cmd := &cobra.Command{
-		Use:   "run [--policy FILE] [--log FILE] -- CMD [ARGS...]",
+		Use:   "run [--policy FILE] [--userns] [--log FILE] -- CMD [ARGS...]",
 		Short: "Run CMD under supervision; exit with its status (128+signal if killed)",
 		Long: `Run CMD under a seccomp filter that sends the syscalls the policy names to
 vigil, which decodes their pointer arguments, resolves paths in CMD's view
@@ -57,7 +58,12 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 				auditLog = audit.NewLogger(sink, level)
 			}
 			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
+			var attr *syscall.SysProcAttr
+			if userns {
+				attr = enforcer.UserNSAttr(enforcer.DefaultUserNSRange)
+			}
 			code, err := enforcer.Run(enforcer.RunConfig{
+				SysProcAttr: attr,
 				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog},
 				Args:        argv,
 				Env:         os.Environ(),
@@ -79,6 +85,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	f.StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
 	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr")
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
+	f.BoolVar(&userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
 	f.BoolVar(&noHardening, "no-hardening", false, "do not deny nested seccomp listeners, io_uring_setup and ptrace in the kernel")
 	f.SetInterspersed(false)
 	return cmd
