@@ -2,9 +2,9 @@ package enforcer_test
 
 import (
 	"bufio"
-	"io"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
