@@ -1035,6 +1035,128 @@ static void do_x32(void)
 
 /* ------------------------------------------------------------------ main */
 
+/*
+ * Races for the binding tests. Both print one line per open that returned
+ * the DENIED file's contents, as soon as it happens and with write(2):
+ *   BYPASS
+ * and at the end `ok opens=<successful opens> bypass=<n> failed=<n>`.
+ * A watchee killed by vigil's binding prints no BYPASS line for the open
+ * that was killed, because SIGKILL lands before the open returns.
+ *
+ *   probe flip ALLOWED DENIED ITERS THREADS
+ *       ALLOWED and DENIED are paths of the same length; one thread keeps
+ *       rewriting a shared buffer between them while THREADS threads each
+ *       open the buffer ITERS times (SYS_openat) and read the first bytes.
+ *   probe swap DIR ITERS THREADS
+ *       DIR/name and DIR/other are swapped with renameat2(RENAME_EXCHANGE)
+ *       in a loop (one is a regular file, the other a symlink to the denied
+ *       file); THREADS threads open DIR/name ITERS times each.
+ *   A file's contents starting with "DENIED" marks the denied file.
+ */
+static char flip_buf[PATH_MAX];
+static const char *flip_a, *flip_b;
+static const char *swap_name;
+static atomic_int race_stop;
+static atomic_long race_opens, race_bypass, race_failed;
+static long race_iters;
+
+static void race_open_once(const char *path)
+{
+	char b[16];
+	long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY, 0);
+	if (fd < 0) {
+		atomic_fetch_add(&race_failed, 1);
+		return;
+	}
+	atomic_fetch_add(&race_opens, 1);
+	long n = syscall(SYS_read, fd, b, sizeof(b));
+	if (n >= 6 && memcmp(b, "DENIED", 6) == 0) {
+		atomic_fetch_add(&race_bypass, 1);
+		syscall(SYS_write, 1, "BYPASS\n", 7);
+	}
+	syscall(SYS_close, fd);
+}
+
+static void *flip_writer(void *arg)
+{
+	size_t n = strlen(flip_a) + 1;
+	(void)arg;
+	while (!atomic_load(&race_stop)) {
+		memcpy(flip_buf, flip_b, n);
+		memcpy(flip_buf, flip_a, n);
+	}
+	return NULL;
+}
+
+static void *flip_opener(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < race_iters; i++)
+		race_open_once(flip_buf);
+	return NULL;
+}
+
+static char swap_dir[PATH_MAX];
+
+static void *swap_writer(void *arg)
+{
+	char a[PATH_MAX + 16], b[PATH_MAX + 16];
+	(void)arg;
+	snprintf(a, sizeof(a), "%s/name", swap_dir);
+	snprintf(b, sizeof(b), "%s/other", swap_dir);
+	while (!atomic_load(&race_stop))
+		syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+	return NULL;
+}
+
+static void *swap_opener(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < race_iters; i++)
+		race_open_once(swap_name);
+	return NULL;
+}
+
+static void do_race(int swap, int argc, char **argv)
+{
+	pthread_t w, th[256];
+	long nthreads;
+
+	if (!swap) {
+		if (argc != 4)
+			usage("flip ALLOWED DENIED ITERS THREADS");
+		flip_a = argv[0];
+		flip_b = argv[1];
+		if (strlen(flip_a) != strlen(flip_b) || strlen(flip_a) >= sizeof(flip_buf))
+			usage("flip: ALLOWED and DENIED must have the same length");
+		memcpy(flip_buf, flip_a, strlen(flip_a) + 1);
+		race_iters = atol(argv[2]);
+		nthreads = atol(argv[3]);
+	} else {
+		static char name[PATH_MAX + 16];
+		if (argc != 3)
+			usage("swap DIR ITERS THREADS");
+		snprintf(swap_dir, sizeof(swap_dir), "%s", argv[0]);
+		snprintf(name, sizeof(name), "%s/name", swap_dir);
+		swap_name = name;
+		race_iters = atol(argv[1]);
+		nthreads = atol(argv[2]);
+	}
+	if (nthreads < 1 || nthreads > 256 || race_iters < 0)
+		usage("race: THREADS in 1..256, ITERS >= 0");
+	if (pthread_create(&w, NULL, swap ? swap_writer : flip_writer, NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < nthreads; i++)
+		if (pthread_create(&th[i], NULL, swap ? swap_opener : flip_opener, NULL))
+			setup_fail("pthread_create");
+	for (long i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	out("ok opens=%ld bypass=%ld failed=%ld", atomic_load(&race_opens), atomic_load(&race_bypass),
+	    atomic_load(&race_failed));
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1091,6 +1213,10 @@ int main(int argc, char **argv)
 		report(syscall(SYS_execve, argv[0], argv, environ));
 	} else if (!strcmp(cmd, "threads"))
 		do_threads(argc, argv);
+	else if (!strcmp(cmd, "flip"))
+		do_race(0, argc, argv);
+	else if (!strcmp(cmd, "swap"))
+		do_race(1, argc, argv);
 	else if (!strcmp(cmd, "loop"))
 		do_loop(argc, argv);
 	else if (!strcmp(cmd, "restart"))
