@@ -260,7 +260,8 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 		s.procs.forget(tid)
 	}
 	if !o.internal {
-		s.record(n, pi, &o, gone, time.Since(start))
+		d := s.decisionOf(n, pi, &o, gone, time.Since(start))
+		d.emit(&s.audit, nil)
 	}
 }
 

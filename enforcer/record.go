@@ -15,63 +15,132 @@ import (
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
-// record writes the audit record of one decision (DESIGN.md §6). Plain allows
-// are Debug, log rules Info, denials Warn, kills Error.
-func (s *Supervisor) record(n *notify.Notif, pi procInfo, o *outcome, gone bool, lat time.Duration) {
+// decision is one audit record's content (DESIGN.md §6). It is a value so
+// that a record whose kernel confirmation is still to come can be kept until
+// the eBPF event arrives; immediate records never leave the stack.
+type decision struct {
+	level     zerolog.Level
+	tgid, tid int
+	comm      string
+	syscall   string
+	call      callView
+	hasCall   bool
+	rule      string
+	action    policy.Action
+	errno     unix.Errno
+	verified  string
+	withdrawn bool
+	latency   time.Duration
+	container string
+}
+
+// callView is the part of a decoded call an audit record shows.
+type callView struct {
+	paths, resolved [2]string
+	dirfds          [2]int
+	nPaths          int
+	target          string
+	flagSet         sysinfo.FlagSet
+	pc              policy.Call
+	err             unix.Errno
+}
+
+// kernelView is what eBPF saw the kernel do, for the record's "kernel" field.
+type kernelView struct {
+	ret      int64
+	dev, ino uint64
+	path     string
+	reason   string
+}
+
+// decisionOf builds the record of the outcome o for notification n.
+func (s *Supervisor) decisionOf(n *notify.Notif, pi procInfo, o *outcome, gone bool, lat time.Duration) decision {
 	c := &s.c
-	action := o.dec.Action
-	if o.errno != 0 {
-		action = policy.ActionDeny
+	d := decision{
+		tgid: pi.tgid, tid: int(n.Pid), comm: pi.comm,
+		syscall: sysinfo.Name(int(n.Data.Nr)), action: o.dec.Action,
+		rule: ruleName(o.dec.Rule), withdrawn: gone, latency: lat, container: s.cfg.Container,
 	}
-	var ev *zerolog.Event
+	if o.errno != 0 {
+		d.action, d.errno = policy.ActionDeny, o.errno
+	}
+	if c.err != 0 {
+		// Decided before any rule was consulted.
+		d.rule = ""
+	}
+	if d.errno == 0 && d.action != policy.ActionKill {
+		d.verified = o.grant.Verified()
+	}
 	switch {
 	case c.err != 0 && o.dec.Rule == nil:
 		// vigil answered with the kernel's own errno for arguments it could
 		// not vet (a missing file, a bad pointer): no policy refused it.
-		ev = s.audit.Debug()
-	case action == policy.ActionAllow:
-		ev = s.audit.Debug()
-	case action == policy.ActionLog:
-		ev = s.audit.Info()
-	case action == policy.ActionKill:
-		ev = s.audit.Error()
+		d.level = zerolog.DebugLevel
+	case d.action == policy.ActionAllow:
+		d.level = zerolog.DebugLevel
+	case d.action == policy.ActionLog:
+		d.level = zerolog.InfoLevel
+	case d.action == policy.ActionKill:
+		d.level = zerolog.ErrorLevel
 	default:
-		ev = s.audit.Warn()
-	}
-	if ev == nil {
-		return
-	}
-	ev = ev.Int(audit.FieldPid, pi.tgid).
-		Int(audit.FieldTid, int(n.Pid)).
-		Str(audit.FieldComm, pi.comm).
-		Str(audit.FieldSyscall, sysinfo.Name(int(n.Data.Nr)))
-	if s.cfg.Container != "" {
-		ev = ev.Str(audit.FieldContainer, s.cfg.Container)
+		d.level = zerolog.WarnLevel
 	}
 	if c.sc != nil {
-		ev = ev.Dict(audit.FieldArgs, s.argsDict(c))
+		d.hasCall = true
+		d.call = callView{
+			paths: c.paths, dirfds: c.dirfds, nPaths: c.nPaths, target: c.target,
+			flagSet: c.sc.Flags, pc: c.pc, err: c.err,
+		}
+		d.call.resolved[0], d.call.resolved[1] = c.objs[0].Path, c.objs[1].Path
 	}
-	rule := ruleName(o.dec.Rule)
-	if c.err != 0 {
-		// Decided before any rule was consulted.
-		rule = ""
-	}
-	ev = ev.Str(audit.FieldRule, rule).
-		Str(audit.FieldAction, action.String())
-	if o.errno != 0 {
-		ev = ev.Str(audit.FieldErrno, unix.ErrnoName(o.errno))
-	}
-	ev = ev.Bool(audit.FieldEmulated, false)
-	if v := o.grant.Verified(); v != "" && o.errno == 0 && action != policy.ActionKill {
-		ev = ev.Str(audit.FieldVerified, v)
-	}
-	if gone {
-		ev = ev.Bool("withdrawn", true)
-	}
-	ev.Float64(audit.FieldLatency, float64(lat.Nanoseconds())/1e3).Send()
+	return d
 }
 
-func (s *Supervisor) argsDict(c *call) *zerolog.Event {
+// emit writes d to l, with the kernel's view when k is not nil.
+func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
+	ev := l.WithLevel(d.level)
+	if ev == nil || !ev.Enabled() {
+		return
+	}
+	ev = ev.Int(audit.FieldPid, d.tgid).
+		Int(audit.FieldTid, d.tid).
+		Str(audit.FieldComm, d.comm).
+		Str(audit.FieldSyscall, d.syscall)
+	if d.container != "" {
+		ev = ev.Str(audit.FieldContainer, d.container)
+	}
+	if d.hasCall {
+		ev = ev.Dict(audit.FieldArgs, d.call.dict())
+	}
+	ev = ev.Str(audit.FieldRule, d.rule).Str(audit.FieldAction, d.action.String())
+	if d.errno != 0 {
+		ev = ev.Str(audit.FieldErrno, unix.ErrnoName(d.errno))
+	}
+	ev = ev.Bool(audit.FieldEmulated, false)
+	if d.verified != "" {
+		ev = ev.Str(audit.FieldVerified, d.verified)
+	}
+	if k != nil {
+		kd := zerolog.Dict().Int64("ret", k.ret)
+		if k.dev != 0 || k.ino != 0 {
+			kd = kd.Str("dev", strconv.FormatUint(uint64(unix.Major(k.dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(k.dev)), 10)).
+				Uint64("ino", k.ino)
+		}
+		if k.path != "" {
+			kd = kd.Str("path", k.path)
+		}
+		if k.reason != "" {
+			kd = kd.Str("reason", k.reason)
+		}
+		ev = ev.Dict(audit.FieldKernel, kd)
+	}
+	if d.withdrawn {
+		ev = ev.Bool("withdrawn", true)
+	}
+	ev.Float64(audit.FieldLatency, float64(d.latency.Nanoseconds())/1e3).Send()
+}
+
+func (c *callView) dict() *zerolog.Event {
 	d := zerolog.Dict()
 	for i := 0; i < c.nPaths; i++ {
 		pk, rk := audit.ArgPath, audit.ArgResolved
@@ -79,21 +148,21 @@ func (s *Supervisor) argsDict(c *call) *zerolog.Event {
 			pk, rk = audit.ArgPath2, audit.ArgResolved2
 		}
 		d = d.Str(pk, c.paths[i])
-		if c.objs[i].Path != "" {
-			d = d.Str(rk, c.objs[i].Path)
+		if c.resolved[i] != "" {
+			d = d.Str(rk, c.resolved[i])
 		}
 		if c.dirfds[i] != unix.AT_FDCWD {
 			d = d.Int(audit.ArgDirfd, c.dirfds[i])
 		}
 	}
-	if c.nPaths == 0 && c.objs[0].Path != "" {
-		d = d.Str(audit.ArgResolved, c.objs[0].Path)
+	if c.nPaths == 0 && c.resolved[0] != "" {
+		d = d.Str(audit.ArgResolved, c.resolved[0])
 	}
 	if c.target != "" {
 		d = d.Str(audit.ArgTarget, c.target)
 	}
 	if c.pc.HasFlags {
-		switch c.sc.Flags {
+		switch c.flagSet {
 		case sysinfo.FlagsOpen:
 			d = d.Str(audit.ArgFlags, args.FormatOpenFlags(c.pc.Flags))
 		case sysinfo.FlagsClone:
