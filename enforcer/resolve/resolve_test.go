@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -126,6 +127,21 @@ func TestFastPathsAndWalkAgree(t *testing.T) {
 	}
 }
 
+// watchee starts a sleeping child holding extra as its fd 3, so lookups can
+// be made in another process's view than the resolver's own.
+func watchee(t *testing.T, extra *os.File) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if extra != nil {
+		cmd.ExtraFiles = []*os.File{extra}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd.Process.Pid
+}
+
 func TestProcSelfNamesTheWatcheeNotVigil(t *testing.T) {
 	r, err := New()
 	if err != nil {
@@ -137,21 +153,28 @@ func TestProcSelfNamesTheWatcheeNotVigil(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	// Pretend the watchee is this very process: /proc/self/fd/N must land on
-	// the secret through the magic link, and /proc/self must be rewritten to
-	// the watchee's pid rather than followed as vigil's.
-	for _, p := range []string{
-		"/proc/self/fd/" + itoa(int(f.Fd())),
-		"/proc/thread-self/fd/" + itoa(int(f.Fd())),
-		"/dev/fd/" + itoa(int(f.Fd())),
-	} {
-		obj, err := r.Resolve(Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD, Path: p, Follow: true, OwnRoot: true})
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
+	pid := watchee(t, f)
+	// The watchee's fd 3 is the secret; vigil's fd 3 is something else.
+	// /proc/self must be rewritten to the watchee's pid (not followed as
+	// vigil's), and the fd magic link then lands on the secret.
+	for _, p := range []string{"/proc/self/fd/3", "/proc/thread-self/fd/3", "/dev/fd/3"} {
+		for _, own := range []bool{true, false} {
+			obj, err := r.Resolve(Request{Tid: pid, Tgid: pid, Dirfd: unix.AT_FDCWD, Path: p, Follow: true, OwnRoot: own})
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			if obj.Path != filepath.Join(root, "secret") {
+				t.Fatalf("%s (ownRoot %v) resolved to %q", p, own, obj.Path)
+			}
 		}
-		if obj.Path != filepath.Join(root, "secret") {
-			t.Fatalf("%s resolved to %q", p, obj.Path)
-		}
+	}
+	// Plain procfs symlinks through self (mounts -> self/mounts) too.
+	obj, err := r.Resolve(Request{Tid: pid, Tgid: pid, Dirfd: unix.AT_FDCWD, Path: "/proc/mounts", Follow: true, OwnRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/proc/" + strconv.Itoa(pid) + "/mounts"; obj.Path != want {
+		t.Fatalf("/proc/mounts resolved to %q, want %q", obj.Path, want)
 	}
 }
 

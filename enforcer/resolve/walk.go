@@ -75,9 +75,18 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 				unix.Close(fd)
 				return Object{}, unix.ELOOP
 			}
-			if isProc(cur) {
-				// A procfs symlink (fd/N, cwd, root, exe, ...) under an
-				// explicit pid: let the kernel follow the magic link.
+			n, err := unix.Readlinkat(fd, "", c.r.link)
+			if err != nil {
+				unix.Close(fd)
+				return Object{}, err
+			}
+			target := string(c.r.link[:n])
+			if isProc(cur) && !strings.HasPrefix(target, "self") && !strings.HasPrefix(target, "thread-self") {
+				// A procfs magic link (fd/N, cwd, root, exe, ...) under an
+				// explicit pid: its readlink text is a description, not a
+				// path, so let the kernel follow it. Plain procfs symlinks
+				// (mounts -> self/mounts) are walked below, where "self"
+				// becomes the watchee's pid.
 				unix.Close(fd)
 				fd, err = unix.Openat(cur, name, unix.O_PATH|unix.O_CLOEXEC, 0)
 				if err != nil {
@@ -93,12 +102,7 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 				}
 				continue
 			}
-			n, err := unix.Readlinkat(fd, "", c.r.link)
 			unix.Close(fd)
-			if err != nil {
-				return Object{}, err
-			}
-			target := string(c.r.link[:n])
 			if strings.HasPrefix(target, "/") {
 				if err := c.reset(&cur, c.rootfd); err != nil {
 					return Object{}, err
