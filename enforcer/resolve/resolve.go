@@ -36,6 +36,9 @@ type Request struct {
 	// MayCreate allows the final component to be missing (O_CREAT, mkdir,
 	// mknod, rename targets...): the object is then the parent plus name.
 	MayCreate bool
+	// Identity asks for Dev, Ino and Mode even on the fast path (one more
+	// fstat): a kernel binding pins the object by identity.
+	Identity bool
 	// OwnRoot is the caller's guarantee that the watchee's root directory
 	// and mount namespace are vigil's own (see enforcer's root tracking).
 	// Absolute paths then resolve without opening /proc/<tid>/root.
@@ -47,7 +50,8 @@ type Object struct {
 	// Path is the absolute path in the watchee's view.
 	Path string
 	// Exists is false when the final component is missing; Dev and Ino then
-	// identify the parent directory.
+	// identify the parent directory. Dev, Ino and Mode are zero when the
+	// fast path settled the lookup and Request.Identity was not set.
 	Exists   bool
 	Dev, Ino uint64
 	// Mode is the object's st_mode (0 when missing).
@@ -139,8 +143,17 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 	fd, err := unix.Openat2(unix.AT_FDCWD, req.Path, &how)
 	switch err {
 	case nil:
+		obj := Object{Path: path.Clean(req.Path), Exists: true}
+		if req.Identity {
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				unix.Close(fd)
+				return Object{}, nil, false
+			}
+			obj.Dev, obj.Ino, obj.Mode = st.Dev, st.Ino, st.Mode
+		}
 		unix.Close(fd)
-		return Object{Path: path.Clean(req.Path), Exists: true}, nil, true
+		return obj, nil, true
 	case unix.ENOENT:
 		if !req.MayCreate {
 			return Object{}, unix.ENOENT, true
@@ -158,8 +171,17 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 		}
 		// The parent exists and holds no symlink; the final name does not
 		// exist (a dangling symlink there would have given ELOOP).
+		obj := Object{Path: path.Join(path.Clean(dir), name)}
+		if req.Identity {
+			var st unix.Stat_t
+			if err := unix.Fstat(dfd, &st); err != nil {
+				unix.Close(dfd)
+				return Object{}, nil, false
+			}
+			obj.Dev, obj.Ino = st.Dev, st.Ino
+		}
 		unix.Close(dfd)
-		return Object{Path: path.Join(path.Clean(dir), name)}, nil, true
+		return obj, nil, true
 	case unix.ELOOP, unix.EAGAIN, unix.ENOSYS, unix.E2BIG, unix.EXDEV:
 		return Object{}, nil, false
 	}

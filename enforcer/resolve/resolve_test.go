@@ -178,6 +178,39 @@ func TestProcSelfNamesTheWatcheeNotVigil(t *testing.T) {
 	}
 }
 
+// Every path that settles a lookup must report the object's identity when
+// asked: a kernel binding with a zero inode would kill every bound call.
+func TestIdentityOnEveryPath(t *testing.T) {
+	root := tree(t)
+	var want unix.Stat_t
+	if err := unix.Stat(filepath.Join(root, "a/b/file"), &want); err != nil {
+		t.Fatal(err)
+	}
+	var wantDir unix.Stat_t
+	if err := unix.Stat(filepath.Join(root, "a"), &wantDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []struct {
+		own, walk bool
+	}{{true, false}, {false, false}, {false, true}} {
+		r, _ := New()
+		r.forceWalk = mode.walk
+		base := Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD, Follow: true, OwnRoot: mode.own, Identity: true}
+		req := base
+		req.Path = root + "/a/rel"
+		obj, err := r.Resolve(req)
+		if err != nil || obj.Dev != want.Dev || obj.Ino != want.Ino || !obj.Exists {
+			t.Errorf("mode %+v: file identity %+v, %v; want dev %d ino %d", mode, obj, err, want.Dev, want.Ino)
+		}
+		req = base
+		req.Path, req.MayCreate = root+"/a/newfile", true
+		obj, err = r.Resolve(req)
+		if err != nil || obj.Dev != wantDir.Dev || obj.Ino != wantDir.Ino || obj.Exists {
+			t.Errorf("mode %+v: missing file's parent identity %+v, %v; want dev %d ino %d", mode, obj, err, wantDir.Dev, wantDir.Ino)
+		}
+	}
+}
+
 func TestResolveFdAndBadDirfds(t *testing.T) {
 	r, err := New()
 	if err != nil {
