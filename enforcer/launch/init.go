@@ -36,15 +36,22 @@ func runInit(path string, argv []string) (int, error) {
 		return fail(fmt.Errorf("reading seccomp program: %w", err))
 	}
 	unix.Close(progFd)
-	lfd, err := installFilter(prog)
-	if err != nil {
-		return fail(err)
+	if len(prog) == 0 {
+		// Observe mode: only wait for the go-ahead.
+		if _, err := unix.Write(ctlFd, []byte{'N'}); err != nil {
+			return 127, fmt.Errorf("reporting to supervisor: %w", err)
+		}
+	} else {
+		lfd, err := installFilter(prog)
+		if err != nil {
+			return fail(err)
+		}
+		rights := unix.UnixRights(lfd)
+		if err := unix.Sendmsg(ctlFd, []byte{'L'}, rights, nil, 0); err != nil {
+			return 127, fmt.Errorf("handing listener to supervisor: %w", err)
+		}
+		unix.Close(lfd)
 	}
-	rights := unix.UnixRights(lfd)
-	if err := unix.Sendmsg(ctlFd, []byte{'L'}, rights, nil, 0); err != nil {
-		return 127, fmt.Errorf("handing listener to supervisor: %w", err)
-	}
-	unix.Close(lfd)
 	var b [1]byte
 	if n, err := unix.Read(ctlFd, b[:]); n != 1 || b[0] != 'G' {
 		// The supervisor went away: never run the command unsupervised.

@@ -41,7 +41,8 @@ type Config struct {
 	Args []string
 	Env  []string
 	Dir  string
-	// Program is the raw seccomp program from package filter.
+	// Program is the raw seccomp program from package filter. Observe mode
+	// leaves it empty: the child is only gated, not filtered.
 	Program []byte
 	Stdin   *os.File
 	Stdout  *os.File
@@ -60,7 +61,8 @@ type Watchee struct {
 // Pid returns the watchee's process id.
 func (w *Watchee) Pid() int { return w.cmd.Process.Pid }
 
-// Listener returns the notification listener; the caller owns it.
+// Listener returns the notification listener (nil when no program was
+// installed); the caller owns it.
 func (w *Watchee) Listener() *notify.Listener { return w.listener }
 
 // Process returns the watchee's os.Process, for signalling.
@@ -69,9 +71,6 @@ func (w *Watchee) Process() *os.Process { return w.cmd.Process }
 // Start forks the init step, waits until it has installed the filter and
 // returns the listener. The watchee does not run the command until Proceed.
 func Start(cfg Config) (*Watchee, error) {
-	if len(cfg.Program) == 0 {
-		return nil, errors.New("starting watchee: empty seccomp program")
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding vigil's own executable: %w", err)
@@ -120,7 +119,11 @@ func Start(cfg Config) (*Watchee, error) {
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("receiving listener from init step: %w", err)
 	}
-	return &Watchee{cmd: cmd, ctl: ctl, listener: notify.NewListener(lfd)}, nil
+	w := &Watchee{cmd: cmd, ctl: ctl}
+	if lfd >= 0 {
+		w.listener = notify.NewListener(lfd)
+	}
+	return w, nil
 }
 
 // Proceed lets the watchee exec its command. Call it once the notify loop
@@ -177,8 +180,12 @@ func recvListener(ctl *os.File) (int, error) {
 	if n == 0 {
 		return -1, errors.New("init step exited before installing the filter")
 	}
-	if buf[0] == 'E' {
+	switch buf[0] {
+	case 'E':
 		return -1, fmt.Errorf("init step: %s", buf[1:n])
+	case 'N':
+		// No program: the child is gated but unfiltered.
+		return -1, nil
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
