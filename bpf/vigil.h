@@ -29,8 +29,9 @@
 enum vigil_bind_kind {
 	/* open family: the returned fd's inode must be (dev, ino) */
 	VIGIL_BIND_FILE = 1,
-	/* O_CREAT of a missing name: the returned file's parent directory must
-	 * be (dev, ino) and its final name must hash to name_hash */
+	/* O_CREAT of a missing name: the open must have created the returned
+	 * file (FMODE_CREATED), its parent directory must be (dev, ino) and its
+	 * final name must hash to name_hash */
 	VIGIL_BIND_CREATE = 2,
 	/* 3 (EXEC) and 4 (CONNECT) are reserved; the programs kill on any kind
 	 * they do not know, so a newer loader cannot silently go unchecked. */
@@ -48,7 +49,7 @@ enum vigil_bind_state {
 
 /*
  * A grant the supervisor is about to CONTINUE, keyed by the thread id in the
- * bindings map. 48 bytes, no implicit padding.
+ * bindings map. 56 bytes, no implicit padding.
  */
 struct vigil_binding {
 	__u64 dev;       /* kernel encoding of the superblock's s_dev: MAJOR<<20 | MINOR */
@@ -83,9 +84,11 @@ enum vigil_reason {
 /* Event flags. keep in sync with loader/contract.go Flags */
 #define VIGIL_F_BOUND 1        /* the event concerns a bound call */
 #define VIGIL_F_PATH_TRUNC 2   /* path holds only the first VIGIL_EVENT_PATH bytes */
-#define VIGIL_F_KPATH_TRUNC 4  /* kpath was cut (too long or too deep); it is not exact */
+#define VIGIL_F_KPATH_TRUNC 4  /* kpath is not exact: cut to its first VIGIL_EVENT_PATH bytes, or,
+                                  * past 32 components, missing its leading ones */
 #define VIGIL_F_KILLED 8       /* the program sent SIGKILL to the calling process */
 #define VIGIL_F_HAS_OBJECT 16  /* dev, ino and kpath describe the file the call returned */
+#define VIGIL_F_AT_EXIT 32     /* emitted at sys_exit (every EXIT, and a VIOLATION found there): ret is valid */
 
 /*
  * One ring-buffer record. 624 bytes, no implicit padding. path and kpath are

@@ -1,0 +1,149 @@
+package loader
+
+import "strconv"
+
+// Limits shared with the eBPF programs. keep in sync with bpf/vigil.h
+// (contract_test.go checks).
+const (
+	// PathMax is the longest path the kernel accepts, NUL included
+	// (VIGIL_PATH_MAX); a bound argument is at most PathMax-1 bytes.
+	PathMax = 4096
+	// EventPath is how many bytes of a path an event carries
+	// (VIGIL_EVENT_PATH).
+	EventPath = 256
+	// MaxWatched is the capacity of the watched set (VIGIL_MAX_WATCHED).
+	MaxWatched = 65536
+	// MaxBindings is the capacity of the binding map (VIGIL_MAX_BINDINGS).
+	MaxBindings = 65536
+	// CaptureNr bounds the syscall numbers Options.Capture may name
+	// (VIGIL_CAPTURE_NR).
+	CaptureNr = 1024
+)
+
+// Binding states (enum vigil_bind_state). keep in sync with bpf/vigil.h.
+const (
+	bindArmed   = 0
+	bindEntered = 1
+	bindKilled  = 2
+)
+
+// BindKind says which kernel object a bound grant must end up using
+// (enum vigil_bind_kind). keep in sync with bpf/vigil.h.
+type BindKind uint32
+
+const (
+	// BindFile binds an open-family call: the returned fd's inode must be
+	// (Dev, Ino).
+	BindFile BindKind = 1
+	// BindCreate binds an O_CREAT open of a missing name: the open must
+	// have created the returned file, whose parent directory must be
+	// (Dev, Ino) and whose final component must be Name. A file that
+	// appeared under the name after vetting (a racer's hard link) kills.
+	BindCreate BindKind = 2
+)
+
+func (k BindKind) String() string {
+	switch k {
+	case BindFile:
+		return "file"
+	case BindCreate:
+		return "create"
+	}
+	return "BindKind(" + strconv.FormatUint(uint64(k), 10) + ")"
+}
+
+// EventType is the kind of a ring-buffer record (enum vigil_event_type).
+// keep in sync with bpf/vigil.h.
+type EventType uint32
+
+const (
+	// EventEnter is sys_enter of a captured syscall.
+	EventEnter EventType = 1
+	// EventExit is sys_exit of a captured or bound syscall.
+	EventExit EventType = 2
+	// EventViolation reports a binding that did not hold; it replaces the
+	// ENTER or EXIT event the hook would otherwise have emitted.
+	EventViolation EventType = 3
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventEnter:
+		return "enter"
+	case EventExit:
+		return "exit"
+	case EventViolation:
+		return "violation"
+	}
+	return "EventType(" + strconv.FormatUint(uint64(t), 10) + ")"
+}
+
+// Reason says why a violation fired (enum vigil_reason). keep in sync with
+// bpf/vigil.h.
+type Reason uint32
+
+const (
+	// ReasonOK is the reason of every non-violation event.
+	ReasonOK Reason = 0
+	// ReasonArgUnreadable: sys_enter could not read the bound argument, or
+	// a bound call succeeded without sys_enter having checked it.
+	ReasonArgUnreadable Reason = 1
+	// ReasonArgChanged: the argument's bytes at sys_enter differ from the
+	// vetted copy (a racing rewrite).
+	ReasonArgChanged Reason = 2
+	// ReasonObjectMismatch: the kernel used another object than the one
+	// vetted.
+	ReasonObjectMismatch Reason = 3
+	// ReasonNoObject: the bound call succeeded but its fd held no file at
+	// sys_exit (a sibling thread closed it).
+	ReasonNoObject Reason = 4
+	// ReasonUntracked: a watched process forked but the watched set was
+	// full; the event's Args[0] is the child's tgid, which runs unwatched
+	// and should be killed.
+	ReasonUntracked Reason = 5
+)
+
+func (r Reason) String() string {
+	switch r {
+	case ReasonOK:
+		return "ok"
+	case ReasonArgUnreadable:
+		return "arg_unreadable"
+	case ReasonArgChanged:
+		return "arg_changed"
+	case ReasonObjectMismatch:
+		return "object_mismatch"
+	case ReasonNoObject:
+		return "no_object"
+	case ReasonUntracked:
+		return "untracked"
+	}
+	return "Reason(" + strconv.FormatUint(uint64(r), 10) + ")"
+}
+
+// Flags qualify an event (VIGIL_F_*). keep in sync with bpf/vigil.h.
+type Flags uint32
+
+const (
+	// FlagBound: the event concerns a bound call.
+	FlagBound Flags = 1
+	// FlagPathTrunc: Path holds only the first EventPath bytes.
+	FlagPathTrunc Flags = 2
+	// FlagKPathTrunc: KPath is not exact: cut to its first EventPath
+	// bytes or, deeper than 32 components, missing its leading ones.
+	FlagKPathTrunc Flags = 4
+	// FlagKilled: the program sent SIGKILL to the calling process.
+	FlagKilled Flags = 8
+	// FlagHasObject: Dev, Ino and KPath describe the file the call
+	// returned.
+	FlagHasObject Flags = 16
+	// FlagAtExit: the event was emitted at sys_exit (every EXIT, and a
+	// VIOLATION found there), so Ret is valid. A VIOLATION without it was
+	// raised at sys_enter, before the syscall ran.
+	FlagAtExit Flags = 32
+
+	flagsKnown = FlagBound | FlagPathTrunc | FlagKPathTrunc | FlagKilled | FlagHasObject | FlagAtExit
+)
+
+// Has reports whether all of o is set in f.
+func (f Flags) Has(o Flags) bool { return f&o == o }

@@ -1,0 +1,184 @@
+package loader
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Byte offsets of struct vigil_event (bpf/vigil.h). keep in sync with
+// bpf/vigil.h; contract_test.go checks them against the bpf2go type.
+const (
+	offType     = 0
+	offTgid     = 4
+	offTid      = 8
+	offNr       = 12
+	offTs       = 16
+	offRet      = 24
+	offArgs     = 32
+	offDev      = 80
+	offIno      = 88
+	offReason   = 96
+	offFlags    = 100
+	offPathLen  = 104
+	offKPathLen = 106
+	offPath     = 112
+	offKPath    = offPath + EventPath
+
+	// EventSize is the size of one ring-buffer record.
+	EventSize = offKPath + EventPath
+)
+
+// ErrBadEvent is wrapped by DecodeEvent for input that is not a record the
+// programs write.
+var ErrBadEvent = errors.New("malformed event")
+
+// Event is one decoded ring-buffer record.
+type Event struct {
+	// Type is ENTER, EXIT or VIOLATION.
+	Type EventType
+	// Tgid and Tid identify the calling thread (init pid namespace).
+	Tgid, Tid int
+	// Nr is the syscall number (-1 for a VIOLATION raised at fork).
+	Nr int
+	// Time is bpf_ktime_get_ns(): CLOCK_MONOTONIC nanoseconds.
+	Time uint64
+	// Ret is the syscall's return value (EXIT, and VIOLATION at exit).
+	Ret int64
+	// Args are the six syscall argument registers.
+	Args [6]uint64
+	// Dev and Ino identify the file the call returned when Flags has
+	// FlagHasObject. Dev is in the userspace st_dev encoding, comparable
+	// with unix.Stat_t.Dev.
+	Dev, Ino uint64
+	// Reason says why a VIOLATION fired; ReasonOK otherwise.
+	Reason Reason
+	// Flags qualify the event.
+	Flags Flags
+	// Path is the path argument as user memory held it at sys_enter (at
+	// most EventPath bytes; see FlagPathTrunc).
+	Path string
+	// KPath is the kernel's path of the returned file, from the task's
+	// root, crossing mounts (see FlagKPathTrunc).
+	KPath string
+}
+
+// Clone returns a copy of e whose strings do not alias memory that
+// ReadEvents reuses; call it to keep an event past the callback.
+func (e *Event) Clone() Event {
+	c := *e
+	c.Path = strings.Clone(e.Path)
+	c.KPath = strings.Clone(e.KPath)
+	return c
+}
+
+// DecodeEvent decodes one ring-buffer record into ev. It never panics:
+// input shorter than EventSize, or holding an unknown type, reason or flag,
+// or a length past EventPath, yields an error wrapping ErrBadEvent. The
+// strings in ev are freshly allocated.
+func DecodeEvent(b []byte, ev *Event) error {
+	return decodeEvent(b, ev, false)
+}
+
+// decodeEvent is DecodeEvent; with alias, ev's strings point into b
+// instead of copies (see unsafeString), for the reader's hot path.
+func decodeEvent(b []byte, ev *Event, alias bool) error {
+	if len(b) < EventSize {
+		return fmt.Errorf("decoding event of %d bytes (want %d): %w", len(b), EventSize, ErrBadEvent)
+	}
+	le := binary.LittleEndian
+	typ := EventType(le.Uint32(b[offType:]))
+	if typ < EventEnter || typ > EventViolation {
+		return fmt.Errorf("decoding event: type %d: %w", uint32(typ), ErrBadEvent)
+	}
+	reason := Reason(le.Uint32(b[offReason:]))
+	if reason > ReasonUntracked {
+		return fmt.Errorf("decoding event: reason %d: %w", uint32(reason), ErrBadEvent)
+	}
+	flags := Flags(le.Uint32(b[offFlags:]))
+	if flags&^flagsKnown != 0 {
+		return fmt.Errorf("decoding event: flags %#x: %w", uint32(flags), ErrBadEvent)
+	}
+	pathLen := int(le.Uint16(b[offPathLen:]))
+	kpathLen := int(le.Uint16(b[offKPathLen:]))
+	if pathLen > EventPath || kpathLen > EventPath {
+		return fmt.Errorf("decoding event: path lengths %d, %d: %w", pathLen, kpathLen, ErrBadEvent)
+	}
+
+	ev.Type = typ
+	ev.Tgid = int(le.Uint32(b[offTgid:]))
+	ev.Tid = int(le.Uint32(b[offTid:]))
+	ev.Nr = int(int32(le.Uint32(b[offNr:])))
+	ev.Time = le.Uint64(b[offTs:])
+	ev.Ret = int64(le.Uint64(b[offRet:]))
+	for i := range ev.Args {
+		ev.Args[i] = le.Uint64(b[offArgs+8*i:])
+	}
+	ev.Dev = userDev(le.Uint64(b[offDev:]))
+	ev.Ino = le.Uint64(b[offIno:])
+	ev.Reason = reason
+	ev.Flags = flags
+	path := b[offPath : offPath+pathLen]
+	kpath := b[offKPath : offKPath+kpathLen]
+	if alias {
+		ev.Path = unsafeString(path)
+		ev.KPath = unsafeString(kpath)
+	} else {
+		ev.Path = string(path)
+		ev.KPath = string(kpath)
+	}
+	return nil
+}
+
+// The kernel keeps dev_t as MAJOR<<20 | MINOR (include/linux/kdev_t.h);
+// stat(2) reports new_encode_dev() of it, which unix.Major/Minor/Mkdev
+// decode and build.
+const (
+	kernelMinorBits = 20
+	kernelMinorMask = 1<<kernelMinorBits - 1
+	kernelMajorMax  = 1<<(32-kernelMinorBits) - 1
+)
+
+// kernelDev converts a userspace st_dev to the kernel's s_dev encoding.
+func kernelDev(dev uint64) (uint64, error) {
+	maj, min := uint64(unix.Major(dev)), uint64(unix.Minor(dev))
+	if maj > kernelMajorMax || min > kernelMinorMask {
+		return 0, fmt.Errorf("device %d:%d does not fit the kernel's dev_t", maj, min)
+	}
+	return maj<<kernelMinorBits | min, nil
+}
+
+// userDev converts a kernel s_dev to the userspace st_dev encoding.
+func userDev(kdev uint64) uint64 {
+	return unix.Mkdev(uint32(kdev>>kernelMinorBits&kernelMajorMax), uint32(kdev&kernelMinorMask))
+}
+
+// FNV-1a 64 parameters (the hash bpf/vigil.bpf.c computes).
+const (
+	fnvOffset = 0xcbf29ce484222325
+	fnvPrime  = 0x100000001b3
+)
+
+// FNV1a is the 64-bit FNV-1a hash of b, the hash the eBPF programs compute
+// over a bound argument and a created file's name.
+func FNV1a(b []byte) uint64 {
+	h := uint64(fnvOffset)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= fnvPrime
+	}
+	return h
+}
+
+// fnv1aString is FNV1a over the bytes of s, without converting it.
+func fnv1aString(s string) uint64 {
+	h := uint64(fnvOffset)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}

@@ -1,0 +1,395 @@
+// Package loader owns vigil's eBPF objects (bpf/vigil.bpf.c, embedded by
+// bpf2go): it loads and attaches the programs, gives typed access to the
+// watched set and the binding map, and reads the event ring buffer.
+//
+// The enforcer writes a Binding for a thread while the thread waits in a
+// seccomp notification, then answers CONTINUE. The programs re-check the
+// argument at sys_enter and the object the kernel returned at sys_exit, and
+// SIGKILL the watchee before it returns to user mode when either differs.
+package loader
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotSupported is wrapped, with the reason, by Load when this process or
+// kernel cannot load or attach the programs (not root, lockdown, a missing
+// kernel feature, another architecture).
+var ErrNotSupported = errors.New("eBPF binding not supported here")
+
+// DefaultRingBufferSize is the event ring buffer's size when
+// Options.RingBufferSize is 0.
+const DefaultRingBufferSize = 16 << 20
+
+// Options configure Load.
+type Options struct {
+	// Capture lists the syscall numbers (0..CaptureNr-1) for which ENTER
+	// and EXIT events are emitted (observe mode, audit correlation). Bound
+	// calls get EXIT (or VIOLATION) events whether captured or not.
+	Capture []int
+	// Log receives diagnostics; the zero Logger discards them.
+	Log zerolog.Logger
+	// RingBufferSize is the event ring buffer's size in bytes: a power of
+	// two, a multiple of the page size, at most 1 GiB. 0 means
+	// DefaultRingBufferSize.
+	RingBufferSize int
+}
+
+// Loader holds the loaded programs, their links and the ring-buffer reader.
+// Its methods are safe for concurrent use, except that ReadEvents must have
+// one caller at a time.
+type Loader struct {
+	log    zerolog.Logger
+	objs   vigilObjects
+	links  []link.Link
+	reader *ringbuf.Reader
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// bindMu guards the reused key and value Bind marshals from, so that a
+	// Bind allocates nothing.
+	bindMu  sync.Mutex
+	bindKey uint32
+	bindVal vigilVigilBinding
+}
+
+// Load loads the eBPF programs and attaches them to the sys_enter,
+// sys_exit, sched_process_fork and sched_process_exit raw tracepoints.
+// vigil's own process is never watched. On failure it closes whatever it
+// opened; an error that means "not possible here" (EPERM, lockdown, a
+// missing feature) wraps ErrNotSupported.
+func Load(opts Options) (*Loader, error) {
+	var mask [CaptureNr / 64]uint64
+	for _, nr := range opts.Capture {
+		if nr < 0 || nr >= CaptureNr {
+			return nil, fmt.Errorf("capturing syscall %d: out of range 0..%d", nr, CaptureNr-1)
+		}
+		mask[nr/64] |= 1 << (nr % 64)
+	}
+	rbSize := opts.RingBufferSize
+	if rbSize == 0 {
+		rbSize = DefaultRingBufferSize
+	}
+	if rbSize < os.Getpagesize() || rbSize > 1<<30 || rbSize&(rbSize-1) != 0 || rbSize%os.Getpagesize() != 0 {
+		return nil, fmt.Errorf("sizing ring buffer: %d is not a power of two multiple of the page size up to 1 GiB", rbSize)
+	}
+
+	if runtime.GOARCH != "amd64" {
+		return nil, fmt.Errorf("loading eBPF programs: %w: they read x86_64 registers and syscall numbers, this is %s", ErrNotSupported, runtime.GOARCH)
+	}
+
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; on newer
+	// ones this is a no-op.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, classify("raising RLIMIT_MEMLOCK", err)
+	}
+	spec, err := loadVigil()
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded eBPF object: %w", err)
+	}
+	if err := spec.Variables[vigilVarCaptureMask].Set(mask); err != nil {
+		return nil, fmt.Errorf("setting capture_mask: %w", err)
+	}
+	if err := spec.Variables[vigilVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
+		return nil, fmt.Errorf("setting self_tgid: %w", err)
+	}
+	if err := spec.Variables[vigilVarWakeupBytes].Set(uint64(rbSize / wakeupFraction)); err != nil {
+		return nil, fmt.Errorf("setting wakeup_bytes: %w", err)
+	}
+	spec.Maps[vigilMapEvents].MaxEntries = uint32(rbSize)
+
+	l := &Loader{log: opts.Log}
+	if err := spec.LoadAndAssign(&l.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			// The full log is long; it matters only when debugging the
+			// C side.
+			l.log.Debug().Str("verifier", fmt.Sprintf("%+v", ve)).Msg("eBPF verifier rejected vigil's programs")
+		}
+		return nil, classify("loading eBPF programs", err)
+	}
+	// fork/exit first, so that the watched set follows the process tree
+	// before any binding can be checked.
+	for _, a := range []struct {
+		tp   string
+		prog *ebpf.Program
+	}{
+		{"sched_process_fork", l.objs.VigilFork},
+		{"sched_process_exit", l.objs.VigilExit},
+		{"sys_enter", l.objs.VigilSysEnter},
+		{"sys_exit", l.objs.VigilSysExit},
+	} {
+		lk, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.tp, Program: a.prog})
+		if err != nil {
+			l.Close()
+			return nil, classify("attaching raw tracepoint "+a.tp, err)
+		}
+		l.links = append(l.links, lk)
+	}
+	l.reader, err = ringbuf.NewReader(l.objs.Events)
+	if err != nil {
+		l.Close()
+		return nil, classify("opening ring buffer reader", err)
+	}
+	l.log.Debug().Int("ring_buffer", rbSize).Int("captured", len(opts.Capture)).Msg("eBPF binding loaded")
+	return l, nil
+}
+
+// classify wraps err with what, and with ErrNotSupported when err means the
+// kernel or our privileges do not allow BPF here.
+func classify(what string, err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES), errors.Is(err, unix.ENOSYS),
+		errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, ebpf.ErrNotSupported), errors.Is(err, btf.ErrNotSupported):
+		return fmt.Errorf("%s: %w: %w", what, ErrNotSupported, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Close detaches the programs and frees the maps, in the reverse order of
+// Load. A ReadEvents in progress returns nil. Close is idempotent.
+func (l *Loader) Close() error {
+	l.closeOnce.Do(func() {
+		var errs []error
+		if l.reader != nil {
+			if err := l.reader.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing ring buffer reader: %w", err))
+			}
+		}
+		for i := len(l.links) - 1; i >= 0; i-- {
+			if err := l.links[i].Close(); err != nil {
+				errs = append(errs, fmt.Errorf("detaching program: %w", err))
+			}
+		}
+		if err := l.objs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing eBPF objects: %w", err))
+		}
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
+}
+
+// Watch adds the thread group tgid to the watched set. Its future children
+// are added by the fork program; threads share the tgid. Only watched
+// processes have their bindings checked.
+func (l *Loader) Watch(tgid int) error {
+	if tgid <= 0 || tgid == os.Getpid() {
+		return fmt.Errorf("watching %d: not a watchable process", tgid)
+	}
+	key, one := uint32(tgid), uint8(1)
+	if err := l.objs.Watched.Update(&key, &one, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("watching %d: %w", tgid, err)
+	}
+	return nil
+}
+
+// Unwatch removes tgid from the watched set; it is not an error if it was
+// not there (the exit program removes a thread group that ended).
+func (l *Loader) Unwatch(tgid int) error {
+	key := uint32(tgid)
+	if err := l.objs.Watched.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unwatching %d: %w", tgid, err)
+	}
+	return nil
+}
+
+// Watched reports whether tgid is in the watched set.
+func (l *Loader) Watched(tgid int) (bool, error) {
+	key := uint32(tgid)
+	var v uint8
+	if err := l.objs.Watched.Lookup(&key, &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("looking up watched %d: %w", tgid, err)
+	}
+	return true, nil
+}
+
+// Binding is the identity a CONTINUE grant was vetted against.
+type Binding struct {
+	// Nr is the syscall number the grant is for.
+	Nr int
+	// Kind says which object is checked at sys_exit.
+	Kind BindKind
+	// ArgIndex is the argument register (0..5) holding the path pointer.
+	ArgIndex int
+	// Arg is the vetted path bytes as read from the watchee, without NUL.
+	Arg []byte
+	// Dev and Ino identify the vetted file (BindFile) or its parent
+	// directory (BindCreate), as fstat reports them (userspace st_dev);
+	// Bind converts Dev to the kernel's encoding.
+	Dev, Ino uint64
+	// Name is the final path component the file must get (BindCreate).
+	Name string
+}
+
+// Bind writes b as the pending grant of thread tid, replacing any other,
+// with one BPF_MAP_UPDATE_ELEM and no allocation. Call it while tid waits
+// in the notification, before answering CONTINUE; if it fails, do not
+// CONTINUE. The programs check the next syscall numbered b.Nr that tid
+// makes and delete the binding when it returns. tid's thread group must be
+// watched: bindings of unwatched processes are never checked.
+func (l *Loader) Bind(tid int, b *Binding) error {
+	if tid <= 0 {
+		return fmt.Errorf("binding thread %d: bad thread id", tid)
+	}
+	if err := b.validate(); err != nil {
+		return fmt.Errorf("binding thread %d: %w", tid, err)
+	}
+	dev, err := kernelDev(b.Dev)
+	if err != nil {
+		return fmt.Errorf("binding thread %d: %w", tid, err)
+	}
+	var nameHash uint64
+	if b.Kind == BindCreate {
+		nameHash = fnv1aString(b.Name)
+	}
+
+	l.bindMu.Lock()
+	defer l.bindMu.Unlock()
+	l.bindKey = uint32(tid)
+	l.bindVal = vigilVigilBinding{
+		Dev:      dev,
+		Ino:      b.Ino,
+		ArgHash:  FNV1a(b.Arg),
+		NameHash: nameHash,
+		ArgLen:   uint32(len(b.Arg)),
+		Nr:       uint32(b.Nr),
+		Kind:     uint32(b.Kind),
+		ArgIndex: uint32(b.ArgIndex),
+		State:    bindArmed,
+	}
+	if err := l.objs.Bindings.Update(&l.bindKey, &l.bindVal, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("binding thread %d: %w", tid, err)
+	}
+	return nil
+}
+
+func (b *Binding) validate() error {
+	switch {
+	case b.Nr < 0 || b.Nr >= CaptureNr:
+		return fmt.Errorf("syscall %d out of range", b.Nr)
+	case b.Kind != BindFile && b.Kind != BindCreate:
+		return fmt.Errorf("unsupported kind %s", b.Kind)
+	case b.ArgIndex < 0 || b.ArgIndex > 5:
+		return fmt.Errorf("argument index %d out of range", b.ArgIndex)
+	case len(b.Arg) >= PathMax:
+		return fmt.Errorf("argument of %d bytes exceeds PATH_MAX", len(b.Arg))
+	case bytes.IndexByte(b.Arg, 0) >= 0:
+		return errors.New("argument contains NUL")
+	case b.Kind == BindCreate && !validName(b.Name):
+		return fmt.Errorf("bad final component %q", b.Name)
+	}
+	return nil
+}
+
+// validName reports whether s can be a final path component (NAME_MAX 255).
+func validName(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' || s[i] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Unbind removes tid's pending grant, e.g. when the CONTINUE could not be
+// sent. It is not an error if none is pending (sys_exit deletes bindings it
+// checked).
+func (l *Loader) Unbind(tid int) error {
+	l.bindMu.Lock()
+	defer l.bindMu.Unlock()
+	l.bindKey = uint32(tid)
+	if err := l.objs.Bindings.Delete(&l.bindKey); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("unbinding thread %d: %w", tid, err)
+	}
+	return nil
+}
+
+// Lost returns how many events were dropped because the ring buffer was
+// full, summed over CPUs, since Load.
+func (l *Loader) Lost() (uint64, error) {
+	var key uint32
+	var perCPU []uint64
+	if err := l.objs.Lost.Lookup(&key, &perCPU); err != nil {
+		return 0, fmt.Errorf("reading lost-event counter: %w", err)
+	}
+	var n uint64
+	for _, v := range perCPU {
+		n += v
+	}
+	return n, nil
+}
+
+// Captured events that nothing waits for are committed without waking the
+// reader until 1/wakeupFraction of the ring buffer is pending (see
+// submit_event in bpf/vigil.bpf.c); ReadEvents polls every pollInterval to
+// pick up a quiet tail. Bound calls and violations wake it at once.
+const (
+	wakeupFraction = 64
+	pollInterval   = 50 * time.Millisecond
+)
+
+// lostCheckInterval is how often (in event time) ReadEvents looks at the
+// lost-event counter to warn about drops.
+const lostCheckInterval = 1e9
+
+// ReadEvents blocks reading the ring buffer and calls fn with each decoded
+// event, until Close (then it returns nil) or a read error. It reuses one
+// Event and one buffer and allocates nothing per event: ev.Path and
+// ev.KPath are valid only during fn (use Event.Clone to keep one). Events of
+// bound calls and violations arrive at once; plain captured events may wait
+// up to pollInterval (50ms) when few are pending. Records that do not decode
+// are logged and skipped; drops counted by the programs are logged at warn
+// about once a second while events flow.
+func (l *Loader) ReadEvents(fn func(*Event)) error {
+	var (
+		rec       ringbuf.Record
+		ev        Event
+		lastCheck uint64
+		lastLost  uint64
+	)
+	for {
+		l.reader.SetDeadline(time.Now().Add(pollInterval))
+		if err := l.reader.ReadInto(&rec); err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				continue
+			case errors.Is(err, ringbuf.ErrClosed):
+				return nil
+			}
+			return fmt.Errorf("reading ring buffer: %w", err)
+		}
+		if err := decodeEvent(rec.RawSample, &ev, true); err != nil {
+			l.log.Error().Err(err).Msg("skipping undecodable eBPF event")
+			continue
+		}
+		fn(&ev)
+		if ev.Time-lastCheck >= lostCheckInterval {
+			lastCheck = ev.Time
+			if n, err := l.Lost(); err == nil && n != lastLost {
+				l.log.Warn().Uint64("lost", n-lastLost).Uint64("lost_total", n).Msg("eBPF ring buffer full: events dropped")
+				lastLost = n
+			}
+		}
+	}
+}
