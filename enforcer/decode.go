@@ -187,6 +187,7 @@ func (s *Supervisor) resolvePaths(n *notify.Notif, c *call, tgid int) {
 			Follow:    c.follows(follow),
 			MayCreate: c.mayCreate(i),
 			OwnRoot:   s.ownRoot,
+			Identity:  s.cfg.Kernel != nil,
 		}
 		var obj resolve.Object
 		var err error

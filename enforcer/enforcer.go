@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,9 +24,11 @@ import (
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/procinfo"
 	"github.com/vigilsec/vigil/enforcer/resolve"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 	"github.com/vigilsec/vigil/enforcer/verdict"
+	"github.com/vigilsec/vigil/loader"
 )
 
 // Config configures a Supervisor.
@@ -41,6 +44,14 @@ type Config struct {
 	// then resolve from vigil's root until a watchee calls a syscall that
 	// could change that (see rootChange).
 	OwnRoot bool
+	// Kernel, when set, binds content-dependent grants in eBPF and confirms
+	// them (DESIGN.md §2 "allow"). Without it, such grants are refused at
+	// startup unless Unverified is set.
+	Kernel *Kernel
+	// Unverified allows content-dependent grants without a kernel binding;
+	// their records say verified "none". It exists for kernels without the
+	// eBPF features vigil needs, and as the naive mode the race tests beat.
+	Unverified bool
 	// BeforeAnswer, when set, runs after the decision and before the answer
 	// with the notification and its first path argument as requested. Tests
 	// use it to hold a notification pending or to signal the watchee.
@@ -55,7 +66,7 @@ type Supervisor struct {
 	log      zerolog.Logger
 	audit    zerolog.Logger
 	resolver *resolve.Resolver
-	procs    *procCache
+	procs    *procinfo.Cache
 	scratch  args.Scratch
 	c        call
 	stats    Stats
@@ -64,6 +75,9 @@ type Supervisor struct {
 	trapped [sysinfo.MaxNr]bool
 	// ownRoot is sticky: once false it stays false for this supervisor.
 	ownRoot bool
+	// bind and bindArg are reused for every binding written.
+	bind    loader.Binding
+	bindArg []byte
 }
 
 // Stats counts decisions; read them after Serve returns.
@@ -79,13 +93,20 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := Supported(cfg.Policy); err != nil {
 		return nil, err
 	}
+	if cfg.Kernel == nil && !cfg.Unverified {
+		if names := NeedsBinding(cfg.Policy); len(names) > 0 {
+			return nil, fmt.Errorf("the policy allows %s depending on pointer arguments, which needs the eBPF binding, and it is not loaded; "+
+				"run where vigil can load BPF (see 'vigil doctor'), or pass --unverified to continue such calls unbound (a racing thread can then change what the kernel uses)",
+				strings.Join(names, ", "))
+		}
+	}
 	r, err := resolve.New()
 	if err != nil {
 		return nil, fmt.Errorf("creating resolver: %w", err)
 	}
 	s := &Supervisor{
 		cfg: cfg, pol: cfg.Policy, log: cfg.Log, audit: cfg.Audit,
-		resolver: r, procs: newProcCache(), ownRoot: cfg.OwnRoot,
+		resolver: r, procs: procinfo.New(), ownRoot: cfg.OwnRoot,
 	}
 	for _, nr := range Numbers(cfg.Policy) {
 		if nr >= 0 && nr < len(s.trapped) {
@@ -227,21 +248,32 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 	start := time.Now()
 	atomic.AddUint64(&s.stats.Notifications, 1)
 	tid := int(n.Pid)
-	pi := s.procs.get(tid)
-	o := s.decide(l, n, pi.tgid)
+	pi := s.procs.Get(tid)
+	o := s.decide(l, n, pi.Tgid)
 	if s.cfg.BeforeAnswer != nil {
 		s.cfg.BeforeAnswer(n, s.c.paths[0])
 	}
 	var err error
+	parked := false
 	action := o.dec.Action
 	switch {
 	case o.errno != 0:
 		err = verdict.Deny(l, n, o.errno)
 		atomic.AddUint64(&s.stats.Denied, 1)
+	case o.grant.IsBound():
+		// The kernel event may arrive as soon as CONTINUE is answered: park
+		// the record first.
+		s.cfg.Kernel.expect(tid, int(n.Data.Nr), s.decisionOf(n, pi, &o, false, time.Since(start)), &s.audit)
+		parked = true
+		err = verdict.Continue(l, n, o.grant)
+		if err != nil {
+			s.cfg.Kernel.withdraw(tid)
+		}
+		atomic.AddUint64(&s.stats.Allowed, 1)
 	case action == policy.ActionKill:
-		tgid, ok := freshTgid(tid)
+		tgid, ok := procinfo.FreshTgid(tid)
 		if !ok {
-			tgid = pi.tgid
+			tgid = pi.Tgid
 		}
 		err = verdict.Kill(l, n, tgid)
 		atomic.AddUint64(&s.stats.Killed, 1)
@@ -257,9 +289,9 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 		s.log.Error().Err(err).Uint64(audit.FieldNotifID, n.ID).Msg("answering notification")
 	}
 	if s.c.sc != nil && (s.c.sc.Name == "execve" || s.c.sc.Name == "execveat") {
-		s.procs.forget(tid)
+		s.procs.Forget(tid)
 	}
-	if !o.internal {
+	if !o.internal && !parked {
 		d := s.decisionOf(n, pi, &o, gone, time.Since(start))
 		d.emit(&s.audit, nil)
 	}
@@ -312,6 +344,18 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: c.err}
 	}
 	d := s.pol.Evaluate(&c.pc)
+	if (d.Action == policy.ActionAllow || d.Action == policy.ActionLog) && s.cfg.Kernel != nil && s.bindingFor(c) {
+		g, err := verdict.Bound(l, n, s.cfg.Kernel, &s.bind)
+		if err != nil {
+			if !errors.Is(err, notify.ErrGone) {
+				s.log.Error().Err(err).Uint64(audit.FieldNotifID, n.ID).Msg("denying: kernel binding could not be written")
+			}
+			return outcome{dec: d, errno: unix.EPERM}
+		}
+		return outcome{dec: d, grant: g}
+	}
+	// No binding mechanism for this call yet (DESIGN.md §2 says emulate):
+	// the grant is unverified and its record says so.
 	return s.finish(l, n, d, verdict.Unverified(n))
 }
 

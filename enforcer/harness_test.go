@@ -2,6 +2,7 @@ package enforcer_test
 
 import (
 	"bufio"
+	"fmt"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer/launch"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/loader"
 )
 
 func TestMain(m *testing.M) {
@@ -26,7 +28,44 @@ func TestMain(m *testing.M) {
 	if h := os.Getenv("VIGIL_TEST_HELPER"); h != "" {
 		os.Exit(runHelper(h, os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if sharedKernel != nil {
+		if err := sharedKernel.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "closing eBPF binding: %v\n", err)
+		}
+	}
+	os.Exit(code)
+}
+
+var (
+	kernelOnce   sync.Once
+	sharedKernel *enforcer.Kernel
+	kernelErr    error
+	kernelAudit  syncBuffer
+)
+
+// testKernel loads the eBPF binding once per test binary; supervised runs
+// bind their grants through it unless they ask for the naive mode.
+func testKernel(t testing.TB) *enforcer.Kernel {
+	t.Helper()
+	kernelOnce.Do(func() {
+		ld, err := loader.Load(loader.Options{Log: zerolog.New(&kernelAudit)})
+		if err != nil {
+			kernelErr = err
+			return
+		}
+		sharedKernel = enforcer.NewKernel(ld, zerolog.New(&kernelAudit))
+	})
+	if kernelErr != nil {
+		t.Fatalf("loading the eBPF binding: %v", kernelErr)
+	}
+	return sharedKernel
+}
+
+// naive runs the watchee without the eBPF binding: content-dependent allows
+// CONTINUE unbound, which the race tests must beat.
+func naive() runOpt {
+	return func(c *enforcer.RunConfig) { c.Kernel, c.Unverified = nil, true }
 }
 
 // syncBuffer collects audit records from the notify loop thread.
@@ -117,6 +156,7 @@ func supervise(t testing.TB, pol *policy.Policy, argv []string, opts ...runOpt) 
 	var sup *enforcer.Supervisor
 	cfg := enforcer.RunConfig{
 		Config: enforcer.Config{
+			Kernel: testKernel(t),
 			Policy: pol,
 			Log:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
 			Audit:  audit.NewLogger(&auditBuf, zerolog.DebugLevel),
@@ -147,6 +187,10 @@ func supervise(t testing.TB, pol *policy.Policy, argv []string, opts ...runOpt) 
 	}
 	if r.err != nil {
 		t.Fatalf("vigil run %v: %v", argv, r.err)
+	}
+	if cfg.Kernel != nil {
+		// Bound decisions are recorded when their kernel event arrives.
+		cfg.Kernel.Settle()
 	}
 	b, err := os.ReadFile(out.Name())
 	if err != nil {

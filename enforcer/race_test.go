@@ -83,10 +83,35 @@ func TestRacesBypassANaiveSupervisor(t *testing.T) {
 			f := newRaceFixture(t)
 			total := 0
 			for i := 0; i < 5 && total == 0; i++ {
-				total += runRace(t, f, kind).bypasses
+				total += runRace(t, f, kind, naive()).bypasses
 			}
 			if total == 0 {
 				t.Fatalf("%s race: no bypass of a naive supervisor in 5 runs; the race test has no teeth", kind)
+			}
+		})
+	}
+}
+
+// TestRacesNeverReachTheDeniedFile runs the same races with the eBPF
+// binding: every open that would hand the watchee the denied file is killed
+// before it returns to user mode, so no BYPASS line is ever printed.
+func TestRacesNeverReachTheDeniedFile(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for _, kind := range []string{"flip", "swap"} {
+		t.Run(kind, func(t *testing.T) {
+			f := newRaceFixture(t)
+			killed := 0
+			for i := 0; i < 8; i++ {
+				r := runRace(t, f, kind)
+				if r.bypasses != 0 {
+					t.Fatalf("%s race run %d: %d opens reached the denied file despite the binding (%s)", kind, i, r.bypasses, r.summary)
+				}
+				if r.code == 128+9 {
+					killed++
+				}
+			}
+			if killed == 0 {
+				t.Fatalf("%s race: the watchee was never killed in 8 runs, so the race never happened; the test has no teeth", kind)
 			}
 		})
 	}

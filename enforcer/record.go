@@ -12,6 +12,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/procinfo"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
@@ -47,6 +48,9 @@ type callView struct {
 
 // kernelView is what eBPF saw the kernel do, for the record's "kernel" field.
 type kernelView struct {
+	// atEnter marks a violation caught at sys_enter: there is no return
+	// value yet.
+	atEnter  bool
 	ret      int64
 	dev, ino uint64
 	path     string
@@ -54,10 +58,10 @@ type kernelView struct {
 }
 
 // decisionOf builds the record of the outcome o for notification n.
-func (s *Supervisor) decisionOf(n *notify.Notif, pi procInfo, o *outcome, gone bool, lat time.Duration) decision {
+func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, gone bool, lat time.Duration) decision {
 	c := &s.c
 	d := decision{
-		tgid: pi.tgid, tid: int(n.Pid), comm: pi.comm,
+		tgid: pi.Tgid, tid: int(n.Pid), comm: pi.Comm,
 		syscall: sysinfo.Name(int(n.Data.Nr)), action: o.dec.Action,
 		rule: ruleName(o.dec.Rule), withdrawn: gone, latency: lat, container: s.cfg.Container,
 	}
@@ -121,7 +125,10 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 		ev = ev.Str(audit.FieldVerified, d.verified)
 	}
 	if k != nil {
-		kd := zerolog.Dict().Int64("ret", k.ret)
+		kd := zerolog.Dict()
+		if !k.atEnter {
+			kd = kd.Int64("ret", k.ret)
+		}
 		if k.dev != 0 || k.ino != 0 {
 			kd = kd.Str("dev", strconv.FormatUint(uint64(unix.Major(k.dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(k.dev)), 10)).
 				Uint64("ino", k.ino)

@@ -88,6 +88,15 @@ func Run(cfg RunConfig) (int, error) {
 	if cfg.OnServe != nil {
 		cfg.OnServe(sup)
 	}
+	if cfg.Kernel != nil {
+		// Watched before it runs a single instruction of the command; its
+		// descendants follow in eBPF (sched_process_fork).
+		if err := cfg.Kernel.Watch(w.Pid()); err != nil {
+			w.Abort()
+			w.Listener().Close()
+			return 2, fmt.Errorf("watching watchee in eBPF: %w", err)
+		}
+	}
 	ready := make(chan struct{})
 	served := make(chan error, 1)
 	l := w.Listener()

@@ -118,7 +118,7 @@ func TestDenialAuditRecordNamesRuleAndObject(t *testing.T) {
 	}
 }
 
-func TestAllowedPointerDecisionIsMarkedUnverified(t *testing.T) {
+func TestAllowedPointerDecisionIsBoundAndConfirmed(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	probe := testenv.Bin(t, "probe")
 	f := newFixture(t)
@@ -127,8 +127,23 @@ func TestAllowedPointerDecisionIsMarkedUnverified(t *testing.T) {
 	if len(recs) != 1 {
 		t.Fatalf("want 1 record, got %v", r.records)
 	}
-	if recs[0]["action"] != "allow" || recs[0]["verified"] != "none" || recs[0]["rule"] != "default" {
-		t.Fatalf("allowed open record: %v", recs[0])
+	rec := recs[0]
+	if rec["action"] != "allow" || rec["verified"] != "kernel" || rec["rule"] != "default" {
+		t.Fatalf("allowed open record: %v", rec)
+	}
+	k, _ := rec["kernel"].(map[string]any)
+	var st syscall.Stat_t
+	if err := syscall.Stat(f.public, &st); err != nil {
+		t.Fatal(err)
+	}
+	if k == nil || k["path"] != f.public || k["ino"] != float64(st.Ino) {
+		t.Fatalf("record's kernel view %v, want path %s ino %d", k, f.public, st.Ino)
+	}
+
+	r = supervise(t, f.pol, []string{probe, "open", f.public}, naive())
+	recs = r.find("open", f.public)
+	if len(recs) != 1 || recs[0]["verified"] != "none" || recs[0]["kernel"] != nil {
+		t.Fatalf("naive mode: want verified none without a kernel view, got %v", recs)
 	}
 }
 

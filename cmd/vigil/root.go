@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/loader"
 )
 
 func newRootCmd() *cobra.Command {
@@ -21,13 +23,13 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newPolicyCmd())
+	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd())
 	return root
 }
 
 func newRunCmd() *cobra.Command {
 	var policyFile, logFile, logLevel string
-	var noHardening, userns bool
+	var noHardening, userns, unverified bool
 	cmd := &cobra.Command{
 		Use:   "run [--policy FILE] [--userns] [--log FILE] -- CMD [ARGS...]",
 		Short: "Run CMD under supervision; exit with its status (128+signal if killed)",
@@ -58,13 +60,20 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 				auditLog = audit.NewLogger(sink, level)
 			}
 			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
+			kern, err := loadKernel(diag, unverified)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if kern != nil {
+				defer kern.Close()
+			}
 			var attr *syscall.SysProcAttr
 			if userns {
 				attr = enforcer.UserNSAttr(enforcer.DefaultUserNSRange)
 			}
 			code, err := enforcer.Run(enforcer.RunConfig{
 				SysProcAttr: attr,
-				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog},
+				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified},
 				Args:        argv,
 				Env:         os.Environ(),
 				Stdin:       os.Stdin,
@@ -86,9 +95,28 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr")
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
 	f.BoolVar(&userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
+	f.BoolVar(&unverified, "unverified", false, "do not load the eBPF binding: content-dependent allows CONTINUE unbound (verified \"none\"); for kernels without the BPF features vigil needs")
 	f.BoolVar(&noHardening, "no-hardening", false, "do not deny nested seccomp listeners, io_uring_setup and ptrace in the kernel")
 	f.SetInterspersed(false)
 	return cmd
+}
+
+// loadKernel loads the eBPF binding unless unverified mode was asked for.
+// A kernel that cannot load it yields nil and a warning: enforcer.New then
+// refuses policies that need it.
+func loadKernel(log zerolog.Logger, unverified bool) (*enforcer.Kernel, error) {
+	if unverified {
+		return nil, nil
+	}
+	ld, err := loader.Load(loader.Options{Log: log})
+	if errors.Is(err, loader.ErrNotSupported) {
+		log.Warn().Err(err).Msg("eBPF binding unavailable")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading eBPF binding: %w", err)
+	}
+	return enforcer.NewKernel(ld, log), nil
 }
 
 func loadPolicy(file string) (*policy.Policy, error) {

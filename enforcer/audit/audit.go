@@ -56,6 +56,9 @@ const (
 	VerifiedNone     = "none"
 	VerifiedKernel   = "kernel"
 	VerifiedMismatch = "mismatch"
+	// VerifiedUnconfirmed marks a bound grant whose kernel event never
+	// arrived (lost, or the call blocked past the wait).
+	VerifiedUnconfirmed = "unconfirmed"
 )
 
 // FlushInterval bounds how long a record may sit in the buffer.

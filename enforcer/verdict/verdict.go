@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/loader"
 )
 
 type grantKind uint8
@@ -20,6 +21,7 @@ const (
 	grantInvalid grantKind = iota
 	grantContentIndependent
 	grantUnverified
+	grantBound
 )
 
 // Grant permits one CONTINUE. The zero Grant permits nothing.
@@ -52,11 +54,40 @@ func Unverified(n *notify.Notif) Grant {
 	return Grant{kind: grantUnverified, id: n.ID}
 }
 
+// Binder writes and removes kernel bindings (package loader, through
+// enforcer.Kernel).
+type Binder interface {
+	Bind(tid int, b *loader.Binding) error
+	Unbind(tid int) error
+}
+
+// Bound writes b for the notifying thread and returns a grant backed by it:
+// eBPF will kill the thread before it returns to user mode if the kernel
+// uses another object. Without a written binding there is no grant; the
+// caller denies. The notification is checked after the write, so a binding
+// can never be left for a thread id that already names another task.
+func Bound(l *notify.Listener, n *notify.Notif, k Binder, b *loader.Binding) (Grant, error) {
+	tid := int(n.Pid)
+	if err := k.Bind(tid, b); err != nil {
+		return Grant{}, fmt.Errorf("writing kernel binding for thread %d: %w", tid, err)
+	}
+	if err := l.Valid(n.ID); err != nil {
+		_ = k.Unbind(tid)
+		return Grant{}, err
+	}
+	return Grant{kind: grantBound, id: n.ID}, nil
+}
+
+// IsBound reports whether the grant is backed by a kernel binding.
+func (g Grant) IsBound() bool { return g.kind == grantBound }
+
 // Verified is the audit value for what backs the grant.
 func (g Grant) Verified() string {
 	switch g.kind {
 	case grantContentIndependent, grantUnverified:
 		return "none"
+	case grantBound:
+		return "kernel"
 	}
 	return ""
 }

@@ -1,4 +1,6 @@
-package enforcer
+// Package procinfo caches what audit records and observe events say about a
+// thread: its thread group and comm.
+package procinfo
 
 import (
 	"bytes"
@@ -6,36 +8,38 @@ import (
 	"strconv"
 )
 
-// procInfo is what an audit record says about the calling thread.
-type procInfo struct {
-	tgid int
-	comm string
+// Info is what an audit record says about the calling thread.
+type Info struct {
+	Tgid int
+	Comm string
 }
 
-// procCache maps thread ids to their thread group and comm, read once from
+// Cache maps thread ids to their thread group and comm, read once from
 // /proc/<tid>/status so the hot path does not open a file per notification.
 // Entries are dropped when the thread execs (comm and, for non-leaders, the
 // tid change) and the whole cache is reset when it grows past maxEntries, which
 // bounds the window in which a recycled tid could be misattributed in an audit
 // record. Decisions never depend on it: kills read the tgid afresh.
-type procCache struct {
-	m   map[int]procInfo
+type Cache struct {
+	m   map[int]Info
 	buf []byte
 }
 
 const maxProcEntries = 4096
 
-func newProcCache() *procCache {
-	return &procCache{m: make(map[int]procInfo, 64), buf: make([]byte, 4096)}
+// New returns an empty Cache. It is not safe for concurrent use.
+func New() *Cache {
+	return &Cache{m: make(map[int]Info, 64), buf: make([]byte, 4096)}
 }
 
-func (c *procCache) get(tid int) procInfo {
+// Get returns tid's thread group and comm, reading /proc once per thread.
+func (c *Cache) Get(tid int) Info {
 	if pi, ok := c.m[tid]; ok {
 		return pi
 	}
 	pi, ok := c.read(tid)
 	if !ok {
-		return procInfo{tgid: tid}
+		return Info{Tgid: tid}
 	}
 	if len(c.m) >= maxProcEntries {
 		clear(c.m)
@@ -44,21 +48,22 @@ func (c *procCache) get(tid int) procInfo {
 	return pi
 }
 
-func (c *procCache) forget(tid int) { delete(c.m, tid) }
+// Forget drops tid (its comm changes when it execs).
+func (c *Cache) Forget(tid int) { delete(c.m, tid) }
 
 // read parses Name: and Tgid: from /proc/<tid>/status.
-func (c *procCache) read(tid int) (procInfo, bool) {
+func (c *Cache) read(tid int) (Info, bool) {
 	f, err := os.Open("/proc/" + strconv.Itoa(tid) + "/status")
 	if err != nil {
-		return procInfo{}, false
+		return Info{}, false
 	}
 	n, _ := f.Read(c.buf)
 	f.Close()
 	return parseStatus(c.buf[:n])
 }
 
-func parseStatus(b []byte) (procInfo, bool) {
-	var pi procInfo
+func parseStatus(b []byte) (Info, bool) {
+	var pi Info
 	var haveTgid bool
 	for len(b) > 0 {
 		line := b
@@ -69,23 +74,23 @@ func parseStatus(b []byte) (procInfo, bool) {
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte("Name:")):
-			pi.comm = string(bytes.TrimSpace(line[5:]))
+			pi.Comm = string(bytes.TrimSpace(line[5:]))
 		case bytes.HasPrefix(line, []byte("Tgid:")):
 			v, err := strconv.Atoi(string(bytes.TrimSpace(line[5:])))
 			if err == nil {
-				pi.tgid, haveTgid = v, true
+				pi.Tgid, haveTgid = v, true
 			}
 		}
-		if haveTgid && pi.comm != "" {
+		if haveTgid && pi.Comm != "" {
 			break
 		}
 	}
 	return pi, haveTgid
 }
 
-// freshTgid reads the thread group of tid without the cache, for kills.
-func freshTgid(tid int) (int, bool) {
-	c := procCache{buf: make([]byte, 4096)}
+// FreshTgid reads the thread group of tid without the cache, for kills.
+func FreshTgid(tid int) (int, bool) {
+	c := Cache{buf: make([]byte, 4096)}
 	pi, ok := c.read(tid)
-	return pi.tgid, ok
+	return pi.Tgid, ok
 }

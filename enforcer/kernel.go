@@ -1,0 +1,252 @@
+package enforcer
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	
+	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+	"github.com/vigilsec/vigil/loader"
+)
+
+// Kernel is the eBPF side of enforcement, shared by every supervisor of a
+// vigil process (thread ids are unique system-wide, so one loader and one
+// correlator serve all listeners). It writes bindings before CONTINUE and
+// completes each bound decision's audit record with what the kernel did.
+type Kernel struct {
+	ld  *loader.Loader
+	log zerolog.Logger
+
+	mu       sync.Mutex
+	// pending holds, per thread id, the bound decisions waiting for their
+	// kernel event, oldest first. A thread's events leave the ring buffer
+	// in the order its calls ran, and its notifications arrive in the same
+	// order, so the oldest waiting decision is the one an event completes:
+	// the reader may lag several calls behind the notify loop.
+	pending  map[int][]*pendingDecision
+	lastLost uint64
+
+	done chan struct{} // closed when the event reader has ended
+	err  error         // the reader's error, valid after done
+}
+
+// pendingDecision is a bound grant's audit record waiting for its sys_exit.
+type pendingDecision struct {
+	d     decision
+	audit *zerolog.Logger
+	nr    int
+	since time.Time
+}
+
+// unconfirmedAfter is how long a bound decision's record waits for its
+// kernel event before it is written as unconfirmed (a lost event, or a call
+// blocked for that long, e.g. opening a FIFO).
+const unconfirmedAfter = 30 * time.Second
+
+// NewKernel takes over a loaded loader and starts reading its events.
+func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel {
+	k := &Kernel{ld: ld, log: log, pending: make(map[int][]*pendingDecision), done: make(chan struct{})}
+	go func() {
+		defer close(k.done)
+		k.err = k.run()
+	}()
+	return k
+}
+
+// Settle waits (up to drainWait) until no bound decision waits for its
+// kernel event, so its record has been written.
+func (k *Kernel) Settle() {
+	deadline := time.Now().Add(drainWait)
+	for time.Now().Before(deadline) {
+		k.mu.Lock()
+		n := len(k.pending)
+		k.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// drainWait bounds how long Close waits for the last bound calls' events.
+const drainWait = 2 * time.Second
+
+// Close waits briefly for the records still waiting on kernel events, then
+// closes the loader and writes whatever is left as unconfirmed.
+func (k *Kernel) Close() error {
+	k.Settle()
+	cerr := k.ld.Close()
+	<-k.done
+	if k.err != nil {
+		return k.err
+	}
+	return cerr
+}
+
+// Watch adds a thread group to the watched set (its children follow).
+func (k *Kernel) Watch(tgid int) error { return k.ld.Watch(tgid) }
+
+// Bind implements verdict.Binder.
+func (k *Kernel) Bind(tid int, b *loader.Binding) error { return k.ld.Bind(tid, b) }
+
+// Unbind implements verdict.Binder.
+func (k *Kernel) Unbind(tid int) error { return k.ld.Unbind(tid) }
+
+// expect parks d until the kernel reports on the bound call of tid.
+func (k *Kernel) expect(tid, nr int, d decision, l *zerolog.Logger) {
+	p := &pendingDecision{d: d, audit: l, nr: nr, since: time.Now()}
+	k.mu.Lock()
+	k.pending[tid] = append(k.pending[tid], p)
+	k.mu.Unlock()
+}
+
+// take removes and returns tid's oldest waiting decision for syscall nr.
+// Older decisions for other syscalls lost their events and are returned in
+// stale for the caller to write as unconfirmed.
+func (k *Kernel) take(tid, nr int) (p *pendingDecision, stale []*pendingDecision) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	q := k.pending[tid]
+	for i, c := range q {
+		if c.nr == nr {
+			p, stale = c, append(stale, q[:i]...)
+			q = q[i+1:]
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(k.pending, tid)
+	} else {
+		k.pending[tid] = q
+	}
+	return p, stale
+}
+
+// withdraw writes the record of a bound call whose CONTINUE did not reach
+// the watchee (the newest waiting decision of tid).
+func (k *Kernel) withdraw(tid int) {
+	k.mu.Lock()
+	var p *pendingDecision
+	if q := k.pending[tid]; len(q) > 0 {
+		p = q[len(q)-1]
+		if len(q) == 1 {
+			delete(k.pending, tid)
+		} else {
+			k.pending[tid] = q[:len(q)-1]
+		}
+	}
+	k.mu.Unlock()
+	_ = k.ld.Unbind(tid)
+	if p != nil {
+		p.d.withdrawn = true
+		p.d.emit(p.audit, nil)
+	}
+}
+
+// run reads kernel events until the loader is closed, completing pending
+// records, and flushes what is left when it ends.
+func (k *Kernel) run() error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				k.sweep(time.Now().Add(-unconfirmedAfter))
+			}
+		}
+	}()
+	err := k.ld.ReadEvents(k.handle)
+	k.sweep(time.Now().Add(time.Hour))
+	if err != nil {
+		return fmt.Errorf("reading kernel events: %w", err)
+	}
+	return nil
+}
+
+func (k *Kernel) handle(ev *loader.Event) {
+	switch ev.Type {
+	case loader.EventViolation:
+		k.violation(ev)
+	case loader.EventExit:
+		if !ev.Flags.Has(loader.FlagBound) {
+			return
+		}
+		p, stale := k.take(ev.Tid, ev.Nr)
+		unconfirmed(stale)
+		if p == nil {
+			return
+		}
+		p.d.verified = audit.VerifiedKernel
+		kv := kernelView{ret: ev.Ret}
+		if ev.Flags.Has(loader.FlagHasObject) {
+			kv.dev, kv.ino, kv.path = ev.Dev, ev.Ino, ev.KPath
+		}
+		p.d.emit(p.audit, &kv)
+	}
+}
+
+// violation records a binding that did not hold: eBPF has already sent
+// SIGKILL to the caller before it could return to user mode.
+func (k *Kernel) violation(ev *loader.Event) {
+	p, stale := k.take(ev.Tid, ev.Nr)
+	unconfirmed(stale)
+	kv := kernelView{ret: ev.Ret, reason: ev.Reason.String(),
+		atEnter: !ev.Flags.Has(loader.FlagAtExit)}
+	if ev.Flags.Has(loader.FlagHasObject) {
+		kv.dev, kv.ino, kv.path = ev.Dev, ev.Ino, ev.KPath
+	}
+	if p == nil {
+		// No decision waiting (a fork that escaped the watched set, or a
+		// record already flushed): still report it.
+		k.log.Error().Int(audit.FieldPid, ev.Tgid).Int(audit.FieldTid, ev.Tid).
+			Str(audit.FieldSyscall, sysinfo.Name(ev.Nr)).Str(audit.FieldVerified, audit.VerifiedMismatch).
+			Str("reason", kv.reason).Str("kernel_path", kv.path).Msg("binding violated; watchee killed")
+		return
+	}
+	p.d.verified = audit.VerifiedMismatch
+	p.d.level = zerolog.ErrorLevel
+	p.d.emit(p.audit, &kv)
+}
+
+func unconfirmed(ps []*pendingDecision) {
+	for _, p := range ps {
+		p.d.verified = audit.VerifiedUnconfirmed
+		p.d.emit(p.audit, nil)
+	}
+}
+
+// sweep writes the records that waited since before cutoff as unconfirmed.
+func (k *Kernel) sweep(cutoff time.Time) {
+	var stale []*pendingDecision
+	k.mu.Lock()
+	for tid, q := range k.pending {
+		keep := q[:0]
+		for _, p := range q {
+			if p.since.Before(cutoff) {
+				stale = append(stale, p)
+			} else {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) == 0 {
+			delete(k.pending, tid)
+		} else {
+			k.pending[tid] = keep
+		}
+	}
+	k.mu.Unlock()
+	unconfirmed(stale)
+	if lost, err := k.ld.Lost(); err == nil && lost > k.lastLost {
+		k.log.Warn().Uint64("lost_events", lost-k.lastLost).Uint64("lost_total", lost).
+			Msg("kernel events lost (ring buffer full): some records will say unconfirmed")
+		k.lastLost = lost
+	}
+}
