@@ -2,9 +2,9 @@ package enforcer_test
 
 import (
 	"bufio"
-	"fmt"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	
+
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 	"github.com/vigilsec/vigil/loader"
@@ -20,7 +20,7 @@ type Kernel struct {
 	ld  *loader.Loader
 	log zerolog.Logger
 
-	mu       sync.Mutex
+	mu sync.Mutex
 	// pending holds, per thread id, the bound decisions waiting for their
 	// kernel event, oldest first. A thread's events leave the ring buffer
 	// in the order its calls ran, and its notifications arrive in the same

@@ -342,11 +342,13 @@ func (l *Loader) Lost() (uint64, error) {
 
 // Captured events that nothing waits for are committed without waking the
 // reader until 1/wakeupFraction of the ring buffer is pending (see
-// submit_event in bpf/vigil.bpf.c); ReadEvents polls every pollInterval to
+// submit_event in bpf/vigil.bpf.c); ReadEvents polls every PollInterval to
 // pick up a quiet tail. Bound calls and violations wake it at once.
 const (
 	wakeupFraction = 64
-	pollInterval   = 50 * time.Millisecond
+	// PollInterval bounds how long a captured event can wait in the ring
+	// buffer before ReadEvents delivers it.
+	PollInterval = 50 * time.Millisecond
 )
 
 // lostCheckInterval is how often (in event time) ReadEvents looks at the
@@ -358,7 +360,7 @@ const lostCheckInterval = 1e9
 // Event and one buffer and allocates nothing per event: ev.Path and
 // ev.KPath are valid only during fn (use Event.Clone to keep one). Events of
 // bound calls and violations arrive at once; plain captured events may wait
-// up to pollInterval (50ms) when few are pending. Records that do not decode
+// up to PollInterval (50ms) when few are pending. Records that do not decode
 // are logged and skipped; drops counted by the programs are logged at warn
 // about once a second while events flow.
 func (l *Loader) ReadEvents(fn func(*Event)) error {
@@ -369,7 +371,7 @@ func (l *Loader) ReadEvents(fn func(*Event)) error {
 		lastLost  uint64
 	)
 	for {
-		l.reader.SetDeadline(time.Now().Add(pollInterval))
+		l.reader.SetDeadline(time.Now().Add(PollInterval))
 		if err := l.reader.ReadInto(&rec); err != nil {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):

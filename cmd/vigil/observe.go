@@ -65,7 +65,7 @@ logged at warn. Lost events are reported on stderr.`,
 			go func() { done <- obs.Run(ld) }()
 			code, werr := observeTarget(ld, pid, cgroup, argv)
 			// Let the last events reach the reader before closing.
-			drain(obs)
+			obs.Drain(5 * time.Second)
 			cerr := ld.Close()
 			rerr := <-done
 			if lost, err := ld.Lost(); err == nil && lost > 0 {
@@ -157,18 +157,4 @@ func observeTarget(ld *loader.Loader, pid int, cgroup string, argv []string) (in
 		return 2, err
 	}
 	return w.Wait()
-}
-
-// drain waits until the observer has seen no new event for a short while
-// (bounded), so events already in the ring buffer are not cut off by Close.
-func drain(obs *observe.Observer) {
-	last := obs.Stats().Events
-	for i := 0; i < 40; i++ {
-		time.Sleep(25 * time.Millisecond)
-		now := obs.Stats().Events
-		if now == last {
-			return
-		}
-		last = now
-	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -78,6 +79,25 @@ func Numbers(names []string) ([]int, error) {
 // Run reads events from src until it ends (the loader was closed).
 func (o *Observer) Run(src Source) error {
 	return src.ReadEvents(o.Handle)
+}
+
+// Drain waits until no new event has arrived for two reader poll intervals
+// (bounded by max), so events still in the ring buffer are not cut off when
+// the caller closes the loader. Captured events that are not bound wake the
+// reader only in batches or on its poll timer.
+func (o *Observer) Drain(max time.Duration) {
+	const step = loader.PollInterval + loader.PollInterval/2
+	deadline := time.Now().Add(max)
+	last, quiet := o.Stats().Events, 0
+	for quiet < 2 && time.Now().Before(deadline) {
+		time.Sleep(step)
+		now := o.Stats().Events
+		if now == last {
+			quiet++
+		} else {
+			last, quiet = now, 0
+		}
+	}
 }
 
 // Stats returns the counters.

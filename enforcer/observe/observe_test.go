@@ -71,16 +71,7 @@ func observeRun(t *testing.T, argv ...string) []map[string]any {
 	if _, err := w.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	// Let the reader catch up with what is in the ring buffer.
-	last := obs.Stats().Events
-	for i := 0; i < 40; i++ {
-		time.Sleep(25 * time.Millisecond)
-		if now := obs.Stats().Events; now == last {
-			break
-		} else {
-			last = now
-		}
-	}
+	obs.Drain(5 * time.Second)
 	if err := ld.Close(); err != nil {
 		t.Fatal(err)
 	}
