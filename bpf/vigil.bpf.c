@@ -263,9 +263,9 @@ static __always_inline struct vigil_event *reserve_event(__u32 type, __u64 pid_t
  * cross-CPU wake of the epoll waiter) costs more than producing the event.
  * So plain captured events (observe mode) are committed without a wake-up
  * until wakeup_bytes are pending, and the loader's reader polls for the
- * tail. Events the enforcer waits for (bound calls, violations) always
- * force a wake-up: mixing in silent commits breaks the default policy's
- * "wake if the reader has caught up" test, so they cannot rely on it.
+ * tail. Violations always force a wake-up: mixing in silent commits breaks
+ * the default policy's "wake if the reader has caught up" test, so they
+ * cannot rely on it. Confirmed bound calls are batched like captured events.
  */
 static __always_inline void submit_event(struct vigil_event *e, bool urgent)
 {
@@ -622,7 +622,10 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		e->ino = ino;
 		fill_kpath(e, f);
 	}
-	submit_event(e, bound);
+	/* A confirmed bound call is only owed an audit record, which can wait
+	 * for the reader's next batch; waking it for every bound open cost
+	 * more than the open itself. Violations wake it at once. */
+	submit_event(e, reason != VIGIL_OK);
 	return 0;
 }
 

@@ -176,7 +176,8 @@ func (k *Kernel) handle(ev *loader.Event) {
 	case loader.EventViolation:
 		k.violation(ev)
 	case loader.EventExit:
-		if !ev.Flags.Has(loader.FlagBound) {
+		if !ev.Flags.Has(loader.FlagBound) || ev.Flags.Has(loader.FlagKilled) {
+			// Killed at sys_enter: the violation already completed it.
 			return
 		}
 		p, stale := k.take(ev.Tid, ev.Nr)
