@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/vigilsec/vigil/enforcer/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	var cfg bench.Config
+	var jsonFile, svgFile, workloads, mechanisms string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "bench [--iterations N] [--reps R] [--json FILE] [--svg FILE] [--workloads LIST] [--mechanisms LIST]",
+		Short: "Measure what each supervision mechanism costs per syscall",
+		Long: `Run micro-workloads (getpid, open, open-denied, exec, connect; a C program
+built with gcc) bare, under vigil's seccomp filter alone, under vigil run with
+deny / allow-unverified / passthrough policies, under the C reference
+supervisor (scripts/refsup.c) and under strace, and print ns per operation:
+the median of the repetitions with min and max, and ratios to bare and to the
+C reference. Each repetition times a run of N iterations and one of 0, so
+start-up costs are subtracted. Without --iterations, N is calibrated so one run
+takes about --run-time. Needs root and gcc; strace is optional.
+
+'vigil bench compare A.json B.json' compares two --json files.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("finding vigil's own executable: %w", err)}
+			}
+			cfg.Vigil = self
+			cfg.Workloads, cfg.Mechanisms = splitList(workloads), splitList(mechanisms)
+			if isatty.IsTerminal(os.Stderr.Fd()) {
+				cfg.Progress = os.Stderr
+			}
+			level := zerolog.WarnLevel
+			if verbose {
+				level = zerolog.DebugLevel
+			}
+			cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
+				Level(level).With().Timestamp().Logger()
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			res, err := bench.Run(ctx, cfg)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if err := res.WriteTable(os.Stdout); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if jsonFile != "" {
+				if err := res.WriteFile(jsonFile); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
+			if svgFile != "" {
+				if err := res.WriteSVGFile(svgFile); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Iterations, "iterations", 0, "iterations per run (default: calibrated per workload and mechanism)")
+	f.IntVar(&cfg.Reps, "reps", bench.DefaultReps, "repetitions per workload and mechanism")
+	f.DurationVar(&cfg.RunTime, "run-time", bench.DefaultRunTime, "calibration target for one run")
+	f.StringVar(&jsonFile, "json", "", "write the results, with the doctor report, to FILE as JSON")
+	f.StringVar(&svgFile, "svg", "", "write a bar chart to FILE (SVG)")
+	f.StringVar(&workloads, "workloads", "", "comma-separated workloads (default all: "+names(bench.Workloads())+")")
+	f.StringVar(&mechanisms, "mechanisms", "", "comma-separated mechanisms (default all: "+mechNames(bench.Mechanisms())+")")
+	f.StringVar(&cfg.Refsup, "refsup", "", "C reference supervisor: a binary or scripts/refsup.c (default: refsup beside vigil, else the source tree's)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log calibration and skipped mechanisms")
+	cmd.AddCommand(newBenchCompareCmd())
+	return cmd
+}
+
+func newBenchCompareCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "compare A.json B.json",
+		Short: "Compare two vigil bench --json files: ns/op of each and the ratio B/A",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := bench.ReadFile(args[0])
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			b, err := bench.ReadFile(args[1])
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if err := bench.WriteCompare(os.Stdout, args[0], a, args[1], b); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			return nil
+		},
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func names(ws []bench.Workload) string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.Name
+	}
+	return strings.Join(out, ",")
+}
+
+func mechNames(ms []bench.Mechanism) string {
+	var out []string
+	for _, m := range ms {
+		if m.Unavailable == "" {
+			out = append(out, m.Name)
+		}
+	}
+	return strings.Join(out, ",")
+}

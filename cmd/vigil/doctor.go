@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigilsec/vigil/enforcer/doctor"
+)
+
+// errInternalCommand is returned when a hidden helper command is run by hand.
+var errInternalCommand = errors.New("internal command, not for direct use")
+
+func newDoctorCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "doctor [--json]",
+		Short: "Probe which kernel features vigil can use; exit 1 if a required one is missing",
+		Long: `Probe, by trying them, the kernel features vigil uses or avoids: seccomp user
+notification and its flags (CONTINUE, ADDFD, WAIT_KILLABLE_RECV, SYNC_WAKE_UP),
+pidfds, process_vm_readv, openat2, eBPF map and program types (ring buffer, raw
+tracepoints, bpf_send_signal, BTF, fentry, LSM, kprobes), lockdown, user
+namespaces and tracefs. The last line says whether vigil can run here; the exit
+status is 1 when a required feature is missing. Run as root for a full answer.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r := doctor.Probe()
+			var err error
+			if asJSON {
+				err = r.WriteJSON(os.Stdout)
+			} else {
+				err = r.WriteTable(os.Stdout)
+			}
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if !r.CanRun {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// newDoctorHelperCmd routes the doctor's re-executed helper processes
+// (argv doctor.HelperArg0, doctor.HelperCommand, MODE) to the doctor package.
+func newDoctorHelperCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                doctor.HelperCommand,
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			doctor.RunHelperIfRequested() // exits when this is a helper
+			return &exitError{code: 2, err: errInternalCommand}
+		},
+	}
+}

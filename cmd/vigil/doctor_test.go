@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+func TestDoctorSaysVigilCanRunHere(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	stdout, stderr, code := vigil(t, "doctor")
+	if code != 0 || !strings.HasSuffix(stdout, "vigil can run: yes\n") {
+		t.Fatalf("vigil doctor: exit %d, stderr %q, stdout:\n%s", code, stderr, stdout)
+	}
+	stdout, stderr, code = vigil(t, "doctor", "--json")
+	if code != 0 {
+		t.Fatalf("vigil doctor --json: exit %d, stderr %q", code, stderr)
+	}
+	r, err := doctor.ReadJSON(bytes.NewReader([]byte(stdout)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.CanRun || len(r.Features) == 0 {
+		t.Fatalf("report: %+v", r)
+	}
+}
+
+func TestDoctorHelperCommandIsNotForUsers(t *testing.T) {
+	_, stderr, code := vigil(t, doctor.HelperCommand, "probe")
+	if code != 2 || !strings.Contains(stderr, "internal command") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,154 @@
+// Package bench measures what supervision costs per syscall: fixed
+// micro-workloads (a C program built on the fly with gcc) run in child
+// processes under each mechanism — bare, vigil's seccomp filter alone,
+// `vigil run` with deny / allow / passthrough policies, the C reference
+// supervisor and strace.
+//
+// Like scripts/bench-open.sh, every measurement times whole child processes:
+// one run with N iterations and one with 0 per repetition, so ns/op =
+// (time(N) − median time(0)) / N and start-up costs (fork, exec, filter
+// install, vigil's own start) do not leak into the per-operation figure.
+// With no iteration count given, N is calibrated per workload and mechanism
+// so that one run takes about Config.RunTime.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vigilsec/vigil/enforcer/doctor"
+)
+
+// Config says what to measure and how.
+type Config struct {
+	// Vigil is the vigil binary the vigil-* mechanisms run; empty skips
+	// them with a note.
+	Vigil string
+	// Refsup is the C reference supervisor: a binary, or a .c file to
+	// build. Empty looks for "refsup" beside Vigil, then for
+	// scripts/refsup.c in the source tree this package was built from.
+	Refsup string
+	// Iterations per run; 0 calibrates per workload and mechanism.
+	Iterations int
+	// Reps is the number of repetitions (default 5).
+	Reps int
+	// RunTime is the calibration target for one run (default 250ms).
+	RunTime time.Duration
+	// Workloads and Mechanisms select by name; empty means all.
+	Workloads  []string
+	Mechanisms []string
+	// Progress, when set, receives a progress bar (a terminal).
+	Progress io.Writer
+	// Log receives diagnostics.
+	Log zerolog.Logger
+	// Doctor is embedded in the results; nil runs doctor.Probe.
+	Doctor *doctor.Report
+}
+
+// Defaults used when Config leaves them zero.
+const (
+	DefaultReps    = 5
+	DefaultRunTime = 250 * time.Millisecond
+)
+
+// ErrUnknownName is returned for a workload or mechanism name that does not
+// exist.
+var ErrUnknownName = errors.New("unknown name")
+
+// Run measures every selected workload under every selected mechanism and
+// returns the results. Mechanisms this machine or build cannot measure are
+// listed in Results.NotMeasured with the reason.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if cfg.Reps <= 0 {
+		cfg.Reps = DefaultReps
+	}
+	if cfg.RunTime <= 0 {
+		cfg.RunTime = DefaultRunTime
+	}
+	if cfg.Iterations < 0 {
+		return nil, fmt.Errorf("iterations must be >= 0, got %d", cfg.Iterations)
+	}
+	works, err := selectWorkloads(cfg.Workloads)
+	if err != nil {
+		return nil, err
+	}
+	mechs, err := selectMechanisms(cfg.Mechanisms)
+	if err != nil {
+		return nil, err
+	}
+	rep := cfg.Doctor
+	if rep == nil {
+		r := doctor.Probe()
+		rep = &r
+	}
+	res := newResults(*rep)
+
+	e, err := newEnv(cfg, rep)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+
+	var runnable []Mechanism
+	for _, m := range mechs {
+		if why := e.unavailable(m); why != "" {
+			res.NotMeasured = append(res.NotMeasured, NotMeasured{Mechanism: m.Name, Reason: why})
+			cfg.Log.Info().Str("mechanism", m.Name).Str("reason", why).Msg("not measured")
+			continue
+		}
+		runnable = append(runnable, m)
+	}
+	var cells []*cell
+	for _, w := range works {
+		for _, m := range runnable {
+			want := "allowed"
+			if m.denied(w) {
+				want = "denied"
+			}
+			cells = append(cells, &cell{w: w, m: m, want: want})
+		}
+	}
+	b := &bencher{cfg: cfg, env: e, prog: newProgress(cfg.Progress, len(cells)*(1+cfg.Reps))}
+	defer b.prog.finish()
+	if err := b.measureAll(ctx, cells); err != nil {
+		return nil, err
+	}
+	for _, c := range cells {
+		res.Results = append(res.Results, c.result())
+	}
+	res.fillRatios()
+	return res, nil
+}
+
+func newResults(rep doctor.Report) *Results {
+	host, _ := os.Hostname()
+	return &Results{
+		Version:  SchemaVersion,
+		Time:     time.Now().UTC().Truncate(time.Second),
+		Kernel:   rep.Kernel,
+		Hostname: host,
+		CPUs:     runtime.NumCPU(),
+		LoadAvg:  loadAvg(),
+		Doctor:   rep,
+	}
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// kind says how a mechanism runs a workload.
+type kind int
+
+const (
+	kindBare kind = iota
+	kindFilter
+	kindVigil
+	kindRefsup
+	kindStrace
+)
+
+// notInBuild is the reason given for mechanisms this vigil does not have.
+const notInBuild = "not available in this build"
+
+// Mechanism is one way of running a workload.
+type Mechanism struct {
+	// Name is stable: it is the "mechanism" field of the results.
+	Name string
+	// Desc says what the mechanism is.
+	Desc string
+	// Unavailable, when set, says why no build of this vigil can measure
+	// it. Adding a mechanism later means filling in kind and its
+	// arguments instead.
+	Unavailable string
+	kind        kind
+	// sub is the vigil subcommand ("" is run).
+	sub string
+	// policy is the vigil policy template (testdata/policies/NAME.yaml).
+	policy string
+	// binding keeps vigil's eBPF binding: without it the vigil-*
+	// mechanisms run with --unverified where vigil has that flag, so they
+	// measure seccomp alone.
+	binding bool
+	// vigilArgs are added after vigil's own arguments, before "--".
+	vigilArgs []string
+	// straceArgs go between "strace" and "--".
+	straceArgs []string
+	// denies lists the workloads whose operations this mechanism refuses;
+	// on every other workload each operation must succeed.
+	denies []string
+}
+
+// straceSeccompArgs trace exactly the calls vigil's bench policies trap:
+// with --seccomp-bpf and no -e trace=, strace would stop at every call.
+var straceSeccompArgs = []string{"-f", "--seccomp-bpf", "-e", "trace=openat,execve,connect", "-o", "/dev/null"}
+
+// trappedWorkloads are the workloads whose operation vigil's policies trap.
+var trappedWorkloads = []string{"open", "open-denied", "exec", "connect"}
+
+// Mechanisms returns every mechanism, in report order, including those this
+// build cannot measure.
+func Mechanisms() []Mechanism {
+	return []Mechanism{
+		{Name: "bare", Desc: "the workload alone", kind: kindBare},
+		{Name: "filter-only", Desc: "vigil's seccomp filter (hardening rules) with nothing sent to a listener: the cBPF cost", kind: kindFilter},
+		{Name: "vigil-deny", Desc: "vigil run, path/address rules deny every trapped workload call", kind: kindVigil,
+			policy: "deny", denies: trappedWorkloads},
+		{Name: "vigil-allow-unverified", Desc: "vigil run, path/address rules allow (CONTINUE after resolving, no eBPF binding); the denied file is refused", kind: kindVigil,
+			policy: "allow-unverified", denies: []string{"open-denied"}},
+		{Name: "vigil-passthrough", Desc: "vigil run, rules without a match allow (CONTINUE, nothing to vet)", kind: kindVigil,
+			policy: "passthrough"},
+		{Name: "vigil-allow-bound", Desc: "vigil run, content-dependent allows bound to the kernel's object by eBPF (exec/connect not bound yet)", kind: kindVigil,
+			policy: "allow-unverified", binding: true, denies: []string{"open-denied"}},
+		{Name: "vigil-emulate", Desc: "vigil run, allowed calls performed by vigil in lieu of the watchee", Unavailable: notInBuild},
+		{Name: "vigil-observe", Desc: "vigil observe: eBPF only, no seccomp", Unavailable: notInBuild},
+		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open/openat only, CONTINUE, --deny by spelling", kind: kindRefsup,
+			denies: []string{"open-denied"}},
+		{Name: "strace", Desc: "strace -f -o /dev/null (ptrace stop at every syscall)", kind: kindStrace,
+			straceArgs: []string{"-f", "-o", "/dev/null"}},
+		{Name: "strace-seccomp-bpf", Desc: "strace -f --seccomp-bpf -e trace=openat,execve,connect -o /dev/null (stops only at the traced calls)", kind: kindStrace,
+			straceArgs: straceSeccompArgs},
+	}
+}
+
+// denied reports whether m refuses w's operation.
+func (m Mechanism) denied(w Workload) bool { return slices.Contains(m.denies, w.Name) }
+
+func selectMechanisms(names []string) ([]Mechanism, error) {
+	all := Mechanisms()
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []Mechanism
+	for _, n := range names {
+		i := slices.IndexFunc(all, func(m Mechanism) bool { return m.Name == n })
+		if i < 0 {
+			names := make([]string, len(all))
+			for j, m := range all {
+				names[j] = m.Name
+			}
+			return nil, fmt.Errorf("mechanism %q: %w (have %s)", n, ErrUnknownName, strings.Join(names, ", "))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}

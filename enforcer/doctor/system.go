@@ -1,0 +1,98 @@
+package doctor
+
+import (
+	"bufio"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// securityfsDir is where securityfs is mounted when it is.
+const securityfsDir = "/sys/kernel/security"
+
+// probeLockdown reads the lockdown mode from securityfs. When securityfs is
+// not mounted (containers, minimal VMs) and this process is root, a helper
+// mounts it in a private mount namespace that vanishes with it, so the host
+// stays as it was.
+func probeLockdown(found map[string]result) {
+	mode, lsm, how := "", "", ""
+	if b, err := os.ReadFile(securityfsDir + "/lockdown"); err == nil {
+		mode, how = string(b), "read from "+securityfsDir
+		if l, err := os.ReadFile(securityfsDir + "/lsm"); err == nil {
+			lsm = string(l)
+		}
+	} else if isRoot() {
+		out, err := securityfsViaHelper()
+		if err != nil {
+			found[Lockdown] = no("securityfs not mounted and mounting it privately failed: %v", err)
+			return
+		}
+		mode, lsm, how = out.Lockdown, out.LSM, "securityfs mounted in a private mount namespace"
+	} else {
+		found[Lockdown] = no("securityfs not mounted; run as root to probe it")
+		return
+	}
+	active := activeLockdown(mode)
+	if active == "" {
+		found[Lockdown] = no("lockdown file says %q (%s)", strings.TrimSpace(mode), how)
+		return
+	}
+	detail := active + " (" + how
+	if lsm = strings.TrimSpace(lsm); lsm != "" {
+		detail += "; LSMs " + lsm
+	}
+	detail += ")"
+	if active == "confidentiality" {
+		found[Lockdown] = no("%s", detail)
+		return
+	}
+	found[Lockdown] = yes("%s", detail)
+}
+
+// activeLockdown extracts the bracketed mode from "none [integrity]
+// confidentiality".
+func activeLockdown(s string) string {
+	i, j := strings.IndexByte(s, '['), strings.IndexByte(s, ']')
+	if i < 0 || j < i {
+		return ""
+	}
+	return s[i+1 : j]
+}
+
+func securityfsViaHelper() (securityfsOutput, error) {
+	var out securityfsOutput
+	// Go makes the new mount namespace's mounts private before the exec,
+	// so nothing the helper mounts propagates back.
+	h, err := startHelper(modeSecurityfs, &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS})
+	if err != nil {
+		return out, err
+	}
+	err = h.readJSON(&out)
+	if ferr := h.finish(); err == nil {
+		err = ferr
+	}
+	return out, err
+}
+
+// probeTracefs reports whether tracefs is mounted. vigil does not need it;
+// the detail says whether the kernel has it to mount.
+func probeTracefs(found map[string]result) {
+	mounts, err := os.Open("/proc/self/mounts")
+	if err == nil {
+		defer mounts.Close()
+		sc := bufio.NewScanner(mounts)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) >= 3 && f[2] == "tracefs" {
+				found[Tracefs] = yes("mounted at %s", f[1])
+				return
+			}
+		}
+	}
+	fs, _ := os.ReadFile("/proc/filesystems")
+	if strings.Contains(string(fs), "\ttracefs\n") {
+		found[Tracefs] = no("not mounted (the kernel has tracefs)")
+		return
+	}
+	found[Tracefs] = no("not mounted, and the kernel lists no tracefs")
+}
