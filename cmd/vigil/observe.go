@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,12 +23,14 @@ import (
 
 func newObserveCmd() *cobra.Command {
 	var pid int
-	var cgroup, syscalls string
+	var cgroup, syscalls, output string
 	cmd := &cobra.Command{
-		Use:   "observe [--pid PID | --cgroup PATH | -- CMD [ARGS...]] [--syscalls LIST]",
+		Use:   "observe [-o FILE] [--pid PID | --cgroup PATH | -- CMD [ARGS...]] [--syscalls LIST]",
 		Short: "Stream decoded syscalls with the kernel's objects, flagging phantom arguments (eBPF only, no seccomp)",
 		Long: `observe watches processes with eBPF only: nothing is trapped or decided.
-It prints one JSON event per syscall on stdout, with the pointer arguments as
+It prints one JSON event per syscall on stdout (or to -o FILE, like
+strace -o; the observed command's own stdout then stays its stdout; without
+-o it goes to stderr so the two never mix), with the pointer arguments as
 user memory held them at sys_enter and what the kernel used at sys_exit
 (its path, device and inode). Events where the two disagree — a racing
 rewrite of the argument or a symlink swap — carry "phantom": true and are
@@ -55,7 +58,19 @@ logged at warn. Lost events are reported on stderr.`,
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("loading eBPF programs: %w", err)}
 			}
-			out := zerolog.New(os.Stdout).With().Timestamp().Logger()
+			var events io.Writer = os.Stdout
+			cmdOut := os.Stderr
+			if output != "" {
+				f, err := os.OpenFile(output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+				if err != nil {
+					ld.Close()
+					return &exitError{code: 2, err: fmt.Errorf("opening event output: %w", err)}
+				}
+				sink := audit.NewSink(f)
+				defer sink.Close()
+				events, cmdOut = sink, os.Stdout
+			}
+			out := zerolog.New(events).With().Timestamp().Logger()
 			obs, err := observe.New(out, diag)
 			if err != nil {
 				ld.Close()
@@ -63,7 +78,7 @@ logged at warn. Lost events are reported on stderr.`,
 			}
 			done := make(chan error, 1)
 			go func() { done <- obs.Run(ld) }()
-			code, werr := observeTarget(ld, pid, cgroup, argv)
+			code, werr := observeTarget(ld, pid, cgroup, argv, cmdOut)
 			// Let the last events reach the reader before closing.
 			obs.Drain(5 * time.Second)
 			cerr := ld.Close()
@@ -87,6 +102,7 @@ logged at warn. Lost events are reported on stderr.`,
 	f := cmd.Flags()
 	f.IntVar(&pid, "pid", 0, "observe this process and its future children until it exits")
 	f.StringVar(&cgroup, "cgroup", "", "observe the processes of this cgroup v2 directory (and their children) until interrupted")
+	f.StringVarP(&output, "output", "o", "", "write events to FILE (JSON lines) instead of stdout")
 	f.StringVar(&syscalls, "syscalls", "", "comma-separated syscalls to observe (default "+strings.Join(observe.DefaultSyscalls, ",")+")")
 	f.SetInterspersed(false)
 	return cmd
@@ -94,7 +110,7 @@ logged at warn. Lost events are reported on stderr.`,
 
 // observeTarget watches the target and returns when it is done: the
 // command's exit code, the process's exit, or an interrupt for a cgroup.
-func observeTarget(ld *loader.Loader, pid int, cgroup string, argv []string) (int, error) {
+func observeTarget(ld *loader.Loader, pid int, cgroup string, argv []string, cmdOut *os.File) (int, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -139,7 +155,7 @@ func observeTarget(ld *loader.Loader, pid int, cgroup string, argv []string) (in
 	if err != nil {
 		return 127, fmt.Errorf("%s: command not found", argv[0])
 	}
-	w, err := launch.Start(launch.Config{Path: path, Args: argv, Env: os.Environ(), Stdin: os.Stdin, Stdout: os.Stderr, Stderr: os.Stderr})
+	w, err := launch.Start(launch.Config{Path: path, Args: argv, Env: os.Environ(), Stdin: os.Stdin, Stdout: cmdOut, Stderr: os.Stderr})
 	if err != nil {
 		return 2, err
 	}

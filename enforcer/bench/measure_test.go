@@ -87,7 +87,7 @@ func TestEveryMechanismHasAColourAndTheUnbuiltOnesSaySo(t *testing.T) {
 			t.Errorf("%s has no chart colour", m.Name)
 		}
 	}
-	for _, name := range []string{"vigil-emulate", "vigil-observe"} {
+	for _, name := range []string{"vigil-emulate"} {
 		ms, err := selectMechanisms([]string{name})
 		if err != nil || ms[0].Unavailable != notInBuild {
 			t.Errorf("%s: %+v, %v", name, ms, err)

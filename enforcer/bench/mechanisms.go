@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 )
@@ -70,7 +71,8 @@ func Mechanisms() []Mechanism {
 		{Name: "vigil-allow-bound", Desc: "vigil run, content-dependent allows bound to the kernel's object by eBPF (exec/connect not bound yet)", kind: kindVigil,
 			policy: "allow-unverified", binding: true, denies: []string{"open-denied"}},
 		{Name: "vigil-emulate", Desc: "vigil run, allowed calls performed by vigil in lieu of the watchee", Unavailable: notInBuild},
-		{Name: "vigil-observe", Desc: "vigil observe: eBPF only, no seccomp", Unavailable: notInBuild},
+		{Name: "vigil-observe", Desc: "vigil observe -o /dev/null: eBPF only, no seccomp, every default syscall captured", kind: kindVigil,
+			sub: "observe", vigilArgs: []string{"-o", os.DevNull}},
 		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open/openat only, CONTINUE, --deny by spelling", kind: kindRefsup,
 			denies: []string{"open-denied"}},
 		{Name: "strace", Desc: "strace -f -o /dev/null (ptrace stop at every syscall)", kind: kindStrace,

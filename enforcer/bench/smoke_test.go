@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,8 +39,10 @@ func buildVigil(t *testing.T) string {
 // TestSmokeRunMeasuresEveryCell runs two workloads under three mechanisms
 // with a fixed, small iteration count and one repetition. exec and connect
 // cost tens of microseconds or more per operation, so even a single short
-// run stands clear of start-up noise; the test asserts nothing about time
-// beyond every figure being positive.
+// run usually stands clear of start-up noise. The test asserts nothing about
+// time: on a loaded machine one short run can even measure less than its own
+// start-up, so it checks the figures are real numbers and the outcome and
+// counts are what was asked for.
 func TestSmokeRunMeasuresEveryCell(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	vigil := buildVigil(t)
@@ -62,8 +65,13 @@ func TestSmokeRunMeasuresEveryCell(t *testing.T) {
 		if r.Iterations != 300 || r.Reps != 1 || r.Outcome != "allowed" {
 			t.Errorf("%s: %+v", name, r)
 		}
-		if r.NsPerOpMedian <= 0 || r.NsMin <= 0 || r.NsMax <= 0 || r.RatioBare <= 0 {
-			t.Errorf("%s: non-positive figure in %+v", name, r)
+		for _, v := range []float64{r.NsPerOpMedian, r.NsMin, r.NsMax, r.RatioBare} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Errorf("%s: figure that is not a number in %+v", name, r)
+			}
+		}
+		if r.NsMin > r.NsPerOpMedian || r.NsPerOpMedian > r.NsMax {
+			t.Errorf("%s: median outside [min, max] in %+v", name, r)
 		}
 	}
 	if len(res.NotMeasured) != 1 || res.NotMeasured[0].Mechanism != "vigil-emulate" {
