@@ -151,14 +151,19 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 		{"swap", []string{probe, "swap", dir, "3000", "2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// A run where the scheduler never lets the writer land between
+			// sys_enter and the kernel's copy has nothing to flag: race
+			// again, a bounded number of times.
 			phantoms := 0
-			for _, r := range observeRun(t, tc.argv...) {
-				if r["phantom"] == true {
-					phantoms++
+			for run := 0; run < 8 && phantoms == 0; run++ {
+				for _, r := range observeRun(t, tc.argv...) {
+					if r["phantom"] == true {
+						phantoms++
+					}
 				}
 			}
 			if phantoms == 0 {
-				t.Fatalf("%s race: no event flagged phantom", tc.name)
+				t.Fatalf("%s race: no event flagged phantom in 8 runs", tc.name)
 			}
 		})
 	}
