@@ -2,10 +2,14 @@ package enforcer_test
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/testenv"
@@ -115,4 +119,111 @@ func TestRacesNeverReachTheDeniedFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pointerRace is a race on a pointer argument other than an open's path:
+// run returns how often the denied variant took effect.
+type pointerRace struct {
+	name string
+	run  func(t *testing.T, opts ...runOpt) (bypasses int, code int)
+}
+
+func pointerRaces(t *testing.T) []pointerRace {
+	probe := testenv.Bin(t, "probe")
+	return []pointerRace{
+		{"exec", func(t *testing.T, opts ...runOpt) (int, int) {
+			dir := t.TempDir()
+			allowed, denied := filepath.Join(dir, "A"), filepath.Join(dir, "D")
+			copyFile(t, "/bin/true", allowed)
+			copyFile(t, "/bin/echo", denied)
+			pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [execve]\n    match: { path: [%q] }\n    action: deny\n", denied))
+			r := supervise(t, pol, []string{probe, "execflip", allowed, denied, "100"}, opts...)
+			return strings.Count(r.stdout, "BYPASS"), r.code
+		}},
+		{"clone3", func(t *testing.T, opts ...runOpt) (int, int) {
+			pol := mustPolicy(t, "version: 1\nrules:\n  - syscalls: [clone3]\n    match: { flags: { any: [CLONE_NEWUSER] } }\n    action: deny\n")
+			r := supervise(t, pol, []string{probe, "cloneflip", "300"}, opts...)
+			return strings.Count(r.stdout, "BYPASS"), r.code
+		}},
+		{"connect", func(t *testing.T, opts ...runOpt) (int, int) {
+			allowed, denied := listen(t), listen(t)
+			pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"127.0.0.1:%d\"] }\n    action: deny\n", denied.port))
+			r := supervise(t, pol, []string{probe, "connectflip", fmt.Sprint(allowed.port), fmt.Sprint(denied.port), "300", "4"}, opts...)
+			return denied.received(), r.code
+		}},
+	}
+}
+
+// TestPointerRacesBypassANaiveSupervisor: flipping an execve path,
+// clone_args.flags or a sockaddr after vigil read it gets the denied variant
+// through an unverified CONTINUE.
+func TestPointerRacesBypassANaiveSupervisor(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for _, race := range pointerRaces(t) {
+		t.Run(race.name, func(t *testing.T) {
+			total := 0
+			for i := 0; i < 5 && total == 0; i++ {
+				n, _ := race.run(t, naive())
+				total += n
+			}
+			if total == 0 {
+				t.Fatalf("%s race: no bypass of a naive supervisor in 5 runs; the race test has no teeth", race.name)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingListener accepts loopback connections and counts BYPASS lines
+// received.
+type countingListener struct {
+	port int
+	mu   sync.Mutex
+	n    int
+}
+
+func (c *countingListener) received() int {
+	// Connections still being read: give them a moment to land.
+	time.Sleep(100 * time.Millisecond)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func listen(t *testing.T) *countingListener {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	c := &countingListener{port: l.Addr().(*net.TCPAddr).Port}
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				b, _ := io.ReadAll(conn)
+				if n := strings.Count(string(b), "BYPASS"); n > 0 {
+					c.mu.Lock()
+					c.n += n
+					c.mu.Unlock()
+				}
+			}()
+		}
+	}()
+	return c
 }

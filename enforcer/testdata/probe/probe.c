@@ -1081,9 +1081,13 @@ static void *flip_writer(void *arg)
 {
 	size_t n = strlen(flip_a) + 1;
 	(void)arg;
+	/* The compiler barriers keep the first copy from being optimised away
+	 * as a dead store. */
 	while (!atomic_load(&race_stop)) {
 		memcpy(flip_buf, flip_b, n);
+		__asm__ volatile("" ::: "memory");
 		memcpy(flip_buf, flip_a, n);
+		__asm__ volatile("" ::: "memory");
 	}
 	return NULL;
 }
@@ -1157,6 +1161,180 @@ static void do_race(int swap, int argc, char **argv)
 	    atomic_load(&race_failed));
 }
 
+/*
+ * Races on other pointer arguments, for the binding tests. Each prints
+ * BYPASS (write(2), at once) whenever the denied variant took effect, and a
+ * summary line at the end.
+ *   probe execflip ALLOWED DENIED ROUNDS
+ *       ROUNDS children each flip a path buffer between ALLOWED and DENIED
+ *       (same length) in a thread while execve'ing it with argv
+ *       {path, "BYPASS"}: make DENIED a program that prints its arguments
+ *       (a copy of echo) and ALLOWED one that prints nothing (true).
+ *   probe connectflip ALLOWED_PORT DENIED_PORT ITERS THREADS
+ *       a thread flips the port of a shared 127.0.0.1 sockaddr_in while
+ *       THREADS threads connect(2) with it ITERS times each and send
+ *       "BYPASS\n" on every connection that succeeded: the denied port's
+ *       listener must never receive it.
+ *   probe cloneflip ROUNDS
+ *       a thread flips clone_args.flags between 0 and CLONE_NEWUSER while
+ *       the main thread clone3()s ROUNDS children; a child that finds
+ *       itself in a new user namespace prints BYPASS.
+ */
+static void *execflip_writer(void *arg)
+{
+	(void)arg;
+	size_t n = strlen(flip_a) + 1;
+	for (;;) {
+		memcpy(flip_buf, flip_b, n);
+		__asm__ volatile("" ::: "memory");
+		memcpy(flip_buf, flip_a, n);
+		__asm__ volatile("" ::: "memory");
+	}
+	return NULL;
+}
+
+static void do_execflip(int argc, char **argv)
+{
+	long rounds;
+	if (argc != 3)
+		usage("execflip ALLOWED DENIED ROUNDS");
+	flip_a = argv[0];
+	flip_b = argv[1];
+	if (strlen(flip_a) != strlen(flip_b) || strlen(flip_a) >= sizeof(flip_buf))
+		usage("execflip: ALLOWED and DENIED must have the same length");
+	rounds = atol(argv[2]);
+	for (long i = 0; i < rounds; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			setup_fail("fork");
+		if (pid == 0) {
+			pthread_t w;
+			char *args[3];
+			memcpy(flip_buf, flip_a, strlen(flip_a) + 1);
+			if (pthread_create(&w, NULL, execflip_writer, NULL))
+				_exit(3);
+			args[0] = flip_buf;
+			args[1] = "BYPASS";
+			args[2] = NULL;
+			for (int k = 0; k < 1000; k++)
+				syscall(SYS_execve, flip_buf, args, environ);
+			_exit(1);
+		}
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	out("ok rounds=%ld", rounds);
+}
+
+static struct sockaddr_in cflip_addr;
+static unsigned short cflip_a, cflip_b;
+static atomic_long cflip_connects;
+
+static void *connectflip_writer(void *arg)
+{
+	(void)arg;
+	/* volatile: the first store of each pair is otherwise dead to the
+	 * compiler, and the race would never happen. */
+	volatile unsigned short *port = &cflip_addr.sin_port;
+	while (!atomic_load(&race_stop)) {
+		*port = htons(cflip_b);
+		*port = htons(cflip_a);
+	}
+	return NULL;
+}
+
+static void *connectflip_worker(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < race_iters; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		if (syscall(SYS_connect, fd, &cflip_addr, sizeof(cflip_addr)) == 0) {
+			atomic_fetch_add(&cflip_connects, 1);
+			(void)!write(fd, "BYPASS\n", 7);
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void do_connectflip(int argc, char **argv)
+{
+	pthread_t w, th[64];
+	long n;
+	if (argc != 4)
+		usage("connectflip ALLOWED_PORT DENIED_PORT ITERS THREADS");
+	cflip_a = (unsigned short)atoi(argv[0]);
+	cflip_b = (unsigned short)atoi(argv[1]);
+	race_iters = atol(argv[2]);
+	n = atol(argv[3]);
+	if (n < 1 || n > 64)
+		usage("connectflip: THREADS in 1..64");
+	cflip_addr.sin_family = AF_INET;
+	cflip_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cflip_addr.sin_port = htons(cflip_a);
+	if (pthread_create(&w, NULL, connectflip_writer, NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, connectflip_worker, NULL))
+			setup_fail("pthread_create");
+	for (long i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	out("ok connects=%ld", atomic_load(&cflip_connects));
+}
+
+static struct probe_clone_args cloneflip_args;
+
+static void *cloneflip_writer(void *arg)
+{
+	(void)arg;
+	volatile uint64_t *flags = &cloneflip_args.flags;
+	while (!atomic_load(&race_stop)) {
+		*flags = CLONE_NEWUSER;
+		*flags = 0;
+	}
+	return NULL;
+}
+
+static void do_cloneflip(int argc, char **argv)
+{
+	pthread_t w;
+	long rounds, clones = 0;
+	char mine[64] = "", theirs[64];
+	if (argc != 1)
+		usage("cloneflip ROUNDS");
+	rounds = atol(argv[0]);
+	if (readlink("/proc/self/ns/user", mine, sizeof(mine) - 1) < 0)
+		setup_fail("readlink /proc/self/ns/user");
+	memset(&cloneflip_args, 0, sizeof(cloneflip_args));
+	cloneflip_args.exit_signal = SIGCHLD;
+	if (pthread_create(&w, NULL, cloneflip_writer, NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < rounds; i++) {
+		long r = syscall(SYS_clone3, &cloneflip_args, sizeof(cloneflip_args));
+		if (r == 0) {
+			ssize_t k = readlink("/proc/self/ns/user", theirs, sizeof(theirs) - 1);
+			if (k >= 0) {
+				theirs[k] = 0;
+				if (strcmp(theirs, mine) != 0)
+					syscall(SYS_write, 1, "BYPASS\n", 7);
+			}
+			syscall(SYS_exit_group, 0);
+		}
+		if (r > 0) {
+			clones++;
+			while (waitpid((pid_t)r, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	out("ok clones=%ld", clones);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1217,6 +1395,12 @@ int main(int argc, char **argv)
 		do_race(0, argc, argv);
 	else if (!strcmp(cmd, "swap"))
 		do_race(1, argc, argv);
+	else if (!strcmp(cmd, "execflip"))
+		do_execflip(argc, argv);
+	else if (!strcmp(cmd, "connectflip"))
+		do_connectflip(argc, argv);
+	else if (!strcmp(cmd, "cloneflip"))
+		do_cloneflip(argc, argv);
 	else if (!strcmp(cmd, "loop"))
 		do_loop(argc, argv);
 	else if (!strcmp(cmd, "restart"))
