@@ -63,8 +63,10 @@ type Object struct {
 type Resolver struct {
 	selfDev, selfIno uint64
 	selfProc         string // "/proc/<vigil pid>": readlink results inside it mean /proc/self leaked
-	fdPath           []byte
-	link             []byte
+	// pidNSDev and pidNSIno identify vigil's pid namespace.
+	pidNSDev, pidNSIno uint64
+	fdPath             []byte
+	link               []byte
 	// forceWalk makes tests take the component walk for every lookup.
 	forceWalk bool
 }
@@ -75,9 +77,15 @@ func New() (*Resolver, error) {
 	if err := unix.Stat("/", &st); err != nil {
 		return nil, fmt.Errorf("stat of vigil's root: %w", err)
 	}
+	var ns unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/pid", &ns); err != nil {
+		return nil, fmt.Errorf("stat of vigil's pid namespace: %w", err)
+	}
 	return &Resolver{
 		selfDev:  st.Dev,
 		selfIno:  st.Ino,
+		pidNSDev: ns.Dev,
+		pidNSIno: ns.Ino,
 		selfProc: "/proc/" + strconv.Itoa(os.Getpid()),
 		fdPath:   make([]byte, 0, 64),
 		link:     make([]byte, unix.PathMax),
@@ -273,7 +281,11 @@ func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled boo
 		}
 		return obj, nil, true
 	case unix.ENOENT:
-		if c.req.MayCreate {
+		if c.req.MayCreate || c.r.foreignPidNS(c.req.Tid) {
+			// In another pid namespace (a container), its procfs's "self"
+			// is ENOENT for vigil, which has no pid there: any ENOENT may
+			// come from /proc/self (or /dev/fd -> /proc/self/fd), which
+			// only the walk resolves as the watchee's.
 			return Object{}, nil, false
 		}
 		return Object{}, unix.ENOENT, true
@@ -281,6 +293,16 @@ func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled boo
 		return Object{}, nil, false
 	}
 	return Object{}, err, true
+}
+
+// foreignPidNS reports whether thread tid lives in another pid namespace
+// than vigil. Unknown counts as foreign: the walk is always correct.
+func (r *Resolver) foreignPidNS(tid int) bool {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(tid)+"/ns/pid", &st); err != nil {
+		return true
+	}
+	return st.Dev != r.pidNSDev || st.Ino != r.pidNSIno
 }
 
 // leaksSelf reports whether a result passed through vigil's own /proc/self,
@@ -358,4 +380,62 @@ func (r *Resolver) ResolveFd(tid, fd int) (Object, error) {
 	c := walkCtx{r: r, rootfd: rootfd, rootDev: rst.Dev, rootIno: rst.Ino,
 		sameRoot: rst.Dev == r.selfDev && rst.Ino == r.selfIno}
 	return c.describe(ofd)
+}
+
+// maxInterpreterDepth is the kernel's BINPRM_MAX_RECURSION: how many "#!"
+// levels an exec may go through.
+const maxInterpreterDepth = 4
+
+// ExecTarget returns the object the kernel will map when the watchee execs
+// obj: obj itself for a binary, or for a "#!" script the interpreter its
+// first line names, resolved in the watchee's view (following nested
+// scripts as binfmt_script does). The file is read through an O_RDONLY
+// open that must be obj, so a swapped file is noticed, not read.
+func (r *Resolver) ExecTarget(req Request, obj Object) (Object, error) {
+	for depth := 0; depth < maxInterpreterDepth; depth++ {
+		interp, err := r.interpreter(req, obj)
+		if err != nil || interp == "" {
+			return obj, err
+		}
+		next := req
+		next.Path, next.Dirfd, next.Follow, next.MayCreate, next.Identity = interp, unix.AT_FDCWD, true, false, true
+		if obj, err = r.Resolve(next); err != nil {
+			return Object{}, err
+		}
+	}
+	return Object{}, unix.ELOOP
+}
+
+// interpreter reads the "#!" line of obj, or returns "" for other files.
+func (r *Resolver) interpreter(req Request, obj Object) (string, error) {
+	p := obj.Path
+	if !req.OwnRoot {
+		p = "/proc/" + strconv.Itoa(req.Tid) + "/root" + obj.Path
+	}
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		// Not readable by vigil (or not there any more): the kernel will
+		// map this very file if it can, so bind it as it is.
+		return "", nil
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Dev != obj.Dev || st.Ino != obj.Ino {
+		// Replaced since it was resolved: refuse rather than guess.
+		return "", unix.EAGAIN
+	}
+	buf := r.link[:256]
+	n, _ := unix.Pread(fd, buf, 0)
+	if n < 3 || buf[0] != '#' || buf[1] != '!' {
+		return "", nil
+	}
+	line := buf[2:n]
+	if i := strings.IndexByte(string(line), '\n'); i >= 0 {
+		line = line[:i]
+	}
+	f := strings.Fields(string(line))
+	if len(f) == 0 {
+		return "", nil
+	}
+	return f[0], nil
 }

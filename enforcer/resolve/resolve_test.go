@@ -241,3 +241,34 @@ func TestResolveFdAndBadDirfds(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestExecTargetFollowsShebangs(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.sh")
+	nested := filepath.Join(dir, "n.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh -e\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nested, []byte("#!"+script+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var sh unix.Stat_t
+	if err := unix.Stat("/bin/sh", &sh); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{script, nested, "/bin/sh"} {
+		req := Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD, Path: p, Follow: true, OwnRoot: true, Identity: true}
+		obj, err := r.Resolve(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, err := r.ExecTarget(req, obj)
+		if err != nil || target.Dev != sh.Dev || target.Ino != sh.Ino {
+			t.Fatalf("%s: exec target %+v, %v; want /bin/sh's inode %d", p, target, err, sh.Ino)
+		}
+	}
+}

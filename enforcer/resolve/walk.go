@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"os"
 	"strconv"
 	"strings"
 
@@ -173,11 +174,42 @@ func (c *walkCtx) procSelf(cur int, name string) string {
 	if err := unix.Fstat(cur, &st); err != nil || st.Ino != procRootIno || !isProc(cur) {
 		return ""
 	}
-	tgid := strconv.Itoa(c.req.Tgid)
+	tgid, tid := nsIDs(c.req.Tgid, c.req.Tid)
 	if name == "self" {
 		return tgid
 	}
-	return tgid + "/task/" + strconv.Itoa(c.req.Tid)
+	return tgid + "/task/" + tid
+}
+
+// nsIDs returns the watchee's thread-group and thread ids in its own pid
+// namespace, the one a procfs it mounted (a container's /proc) numbers
+// processes in. vigil's ids name another process there, or none: runc init
+// opening its exec FIFO as /proc/self/fd/N would get ENOENT. The ids are the
+// last fields of NStgid and NSpid in /proc/<tid>/status (Linux 4.1); without
+// them, vigil's own view is the best guess.
+func nsIDs(tgid, tid int) (string, string) {
+	t, d := strconv.Itoa(tgid), strconv.Itoa(tid)
+	b, err := os.ReadFile("/proc/" + d + "/status")
+	if err != nil {
+		return t, d
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		switch k {
+		case "NStgid":
+			t = f[len(f)-1]
+		case "NSpid":
+			d = f[len(f)-1]
+		}
+	}
+	return t, d
 }
 
 // missing describes a final component that does not exist yet.
