@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd())
+	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd(), newAgentCmd())
 	return root
 }
 
@@ -148,6 +148,7 @@ func parseLevel(s string, toFile bool) (zerolog.Level, error) {
 
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Validate and show policies"}
+	var oci bool
 	check := &cobra.Command{
 		Use:   "check FILE...",
 		Short: "Validate policy files; errors are reported as file:line:col: message (exit 2)",
@@ -158,6 +159,9 @@ func newPolicyCmd() *cobra.Command {
 				p, err := policy.Load(f)
 				if err == nil {
 					err = enforcer.Supported(p)
+				}
+				if err == nil && oci {
+					err = checkOCI(os.Stderr, f, p)
 				}
 				if err != nil {
 					fmt.Fprintln(os.Stderr, err)
@@ -172,6 +176,7 @@ func newPolicyCmd() *cobra.Command {
 			return nil
 		},
 	}
+	check.Flags().BoolVar(&oci, "oci", false, "also check the policy as an OCI container profile (see 'vigil agent seccomp-profile')")
 	def := &cobra.Command{
 		Use:   "default",
 		Short: "Print the embedded default policy",
