@@ -89,13 +89,15 @@ is refused: its trapped syscalls fail with ENOSYS. Only root may connect.
 // lose their supervisor with this process: the kernel fails their trapped
 // syscalls with ENOSYS, it never lets them through.
 func runAgent(cfg agent.Config, log zerolog.Logger) error {
+	// Catch the signals before the socket exists: a service manager may
+	// stop the agent as soon as it sees the socket.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	a, err := agent.Listen(cfg)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- a.Serve() }()
 	select {
