@@ -40,6 +40,13 @@ func (s *Supervisor) bindingFor(c *call) bool {
 	return true
 }
 
+// Bindable reports whether vigil can bind a content-dependent allow of the
+// named syscall to the kernel's object.
+func Bindable(name string) bool {
+	sc, ok := sysinfo.Lookup(name)
+	return ok && sc.Flags == sysinfo.FlagsOpen
+}
+
 // NeedsBinding lists the syscalls for which the policy can allow a call
 // depending on its pointer arguments: those need a kernel binding (or
 // emulation) to be safe.

@@ -104,6 +104,18 @@ func New(cfg Config) (*Supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating resolver: %w", err)
 	}
+	if cfg.Kernel != nil {
+		var unbound []string
+		for _, name := range NeedsBinding(cfg.Policy) {
+			if !Bindable(name) {
+				unbound = append(unbound, name)
+			}
+		}
+		if len(unbound) > 0 {
+			cfg.Log.Warn().Strs("syscalls", unbound).
+				Msg("no kernel binding or emulation for these yet: their content-dependent allows continue unverified (records say verified none)")
+		}
+	}
 	s := &Supervisor{
 		cfg: cfg, pol: cfg.Policy, log: cfg.Log, audit: cfg.Audit,
 		resolver: r, procs: procinfo.New(), ownRoot: cfg.OwnRoot,
