@@ -60,7 +60,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 				auditLog = audit.NewLogger(sink, level)
 			}
 			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
-			kern, err := loadKernel(diag, unverified)
+			kern, err := loadKernel(diag, unverified || !needsKernel(pol))
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -99,6 +99,18 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	f.BoolVar(&noHardening, "no-hardening", false, "do not deny nested seccomp listeners, io_uring_setup and ptrace in the kernel")
 	f.SetInterspersed(false)
 	return cmd
+}
+
+// needsKernel reports whether the policy can allow a call that the eBPF
+// binding would pin. Policies that cannot (passthrough rules, denials only)
+// run without the raw tracepoints, which cost every syscall of a watchee.
+func needsKernel(p *policy.Policy) bool {
+	for _, name := range enforcer.NeedsBinding(p) {
+		if enforcer.Bindable(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // loadKernel loads the eBPF binding unless unverified mode was asked for.
