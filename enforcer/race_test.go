@@ -63,6 +63,8 @@ func runRace(t *testing.T, f raceFixture, kind string, opts ...runOpt) raceRun {
 		argv = []string{probe, "flip", f.allowed, f.denied, "5000", "4"}
 	case "swap":
 		argv = []string{probe, "swap", f.dir, "5000", "4"}
+	case "remap":
+		argv = []string{probe, "remap", f.allowed, f.denied, "5000", "4"}
 	}
 	r := supervise(t, f.pol, argv, opts...)
 	run := raceRun{code: r.code}
@@ -82,7 +84,7 @@ func runRace(t *testing.T, f raceFixture, kind string, opts ...runOpt) raceRun {
 // it), both races reach the denied file.
 func TestRacesBypassANaiveSupervisor(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	for _, kind := range []string{"flip", "swap"} {
+	for _, kind := range []string{"flip", "swap", "remap"} {
 		t.Run(kind, func(t *testing.T) {
 			f := newRaceFixture(t)
 			total := 0
@@ -101,7 +103,7 @@ func TestRacesBypassANaiveSupervisor(t *testing.T) {
 // before it returns to user mode, so no BYPASS line is ever printed.
 func TestRacesNeverReachTheDeniedFile(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	for _, kind := range []string{"flip", "swap"} {
+	for _, kind := range []string{"flip", "swap", "remap"} {
 		t.Run(kind, func(t *testing.T) {
 			f := newRaceFixture(t)
 			killed := 0

@@ -1335,6 +1335,73 @@ static void do_cloneflip(int argc, char **argv)
 	out("ok clones=%ld", clones);
 }
 
+/*
+ *   probe remap ALLOWED DENIED ITERS THREADS
+ *       like flip, but the page holding the path is pulled from under the
+ *       opener: a thread cycles MAP_FIXED fresh page + ALLOWED, then
+ *       MADV_DONTNEED (the page reads as zeros), then DENIED, then munmap
+ *       (unreadable), while THREADS threads open the path ITERS times each.
+ *       Opens that fault or see an empty path simply fail.
+ */
+static char *remap_page;
+
+static void *remap_writer(void *arg)
+{
+	size_t n = strlen(flip_a) + 1;
+	(void)arg;
+	while (!atomic_load(&race_stop)) {
+		if (mmap(remap_page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			continue;
+		memcpy(remap_page, flip_a, n);
+		__asm__ volatile("" ::: "memory");
+		madvise(remap_page, 4096, MADV_DONTNEED);
+		__asm__ volatile("" ::: "memory");
+		memcpy(remap_page, flip_b, n);
+		__asm__ volatile("" ::: "memory");
+		munmap(remap_page, 4096);
+	}
+	return NULL;
+}
+
+static void *remap_opener(void *arg)
+{
+	(void)arg;
+	for (long i = 0; i < race_iters; i++)
+		race_open_once(remap_page);
+	return NULL;
+}
+
+static void do_remap(int argc, char **argv)
+{
+	pthread_t w, th[64];
+	long n;
+	if (argc != 4)
+		usage("remap ALLOWED DENIED ITERS THREADS");
+	flip_a = argv[0];
+	flip_b = argv[1];
+	if (strlen(flip_a) != strlen(flip_b) || strlen(flip_a) >= 4096)
+		usage("remap: ALLOWED and DENIED must have the same length");
+	race_iters = atol(argv[2]);
+	n = atol(argv[3]);
+	if (n < 1 || n > 64)
+		usage("remap: THREADS in 1..64");
+	remap_page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (remap_page == MAP_FAILED)
+		setup_fail("mmap");
+	memcpy(remap_page, flip_a, strlen(flip_a) + 1);
+	if (pthread_create(&w, NULL, remap_writer, NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, remap_opener, NULL))
+			setup_fail("pthread_create");
+	for (long i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	out("ok opens=%ld bypass=%ld failed=%ld", atomic_load(&race_opens), atomic_load(&race_bypass),
+	    atomic_load(&race_failed));
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1395,6 +1462,8 @@ int main(int argc, char **argv)
 		do_race(0, argc, argv);
 	else if (!strcmp(cmd, "swap"))
 		do_race(1, argc, argv);
+	else if (!strcmp(cmd, "remap"))
+		do_remap(argc, argv);
 	else if (!strcmp(cmd, "execflip"))
 		do_execflip(argc, argv);
 	else if (!strcmp(cmd, "connectflip"))
