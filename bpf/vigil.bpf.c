@@ -13,7 +13,11 @@
  *   sys_exit   follows the returned fd to its struct file and compares the
  *              inode (or, for O_CREAT, the parent directory and the name)
  *              with the vetted identity (the guarantee: a racer can change
- *              memory, not which object the kernel handed out).
+ *              memory, not which object the kernel handed out); for connect,
+ *              follows the fd argument to its socket and compares the peer;
+ *   sched_process_exec  compares the file an execve is about to run;
+ *   sched_process_fork  compares a clone child's namespaces with its
+ *              parent's, and dooms the child when they do not hold.
  *
  * A violation sends SIGKILL to the calling process from its own context, so
  * the signal is pending before the syscall returns and the thread group dies
@@ -25,6 +29,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "vigil.h"
 
 /* bpf_probe_read_user_str and bpf_send_signal are GPL-only helpers. */
@@ -47,13 +52,50 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
-/* x86_64 syscall numbers the programs know the path argument of. */
+/* x86_64 syscall numbers the programs know. */
 #define NR_open 2
+#define NR_connect 42
+#define NR_clone 56
+#define NR_fork 57
+#define NR_vfork 58
 #define NR_execve 59
 #define NR_creat 85
 #define NR_openat 257
 #define NR_execveat 322
+#define NR_clone3 435
 #define NR_openat2 437
+
+/* Kernel ABI constants vmlinux.h has no macros for. */
+#define VIGIL_AF_UNSPEC 0
+#define VIGIL_AF_UNIX 1
+#define VIGIL_AF_INET 2
+#define VIGIL_AF_INET6 10
+#define VIGIL_S_IFMT 0170000
+#define VIGIL_S_IFSOCK 0140000
+#define VIGIL_EINTR 4
+#define VIGIL_EEXIST 17
+#define VIGIL_EINPROGRESS 115
+#define VIGIL_ERESTARTSYS 512     /* include/linux/errno.h: never seen by user space; */
+#define VIGIL_ERESTARTNOINTR 513  /* a connect interrupted by a signal returns one of */
+#define VIGIL_ERESTARTNOHAND 514  /* these at sys_exit, before signal delivery turns */
+#define VIGIL_ERESTART_RESTARTBLOCK 516 /* it into EINTR or a restart */
+/* include/uapi/linux/sched.h */
+#define VIGIL_CSIGNAL 0xffULL
+#define VIGIL_CLONE_NEWTIME 0x00000080ULL
+#define VIGIL_CLONE_NEWNS 0x00020000ULL
+#define VIGIL_CLONE_NEWCGROUP 0x02000000ULL
+#define VIGIL_CLONE_NEWUTS 0x04000000ULL
+#define VIGIL_CLONE_NEWIPC 0x08000000ULL
+#define VIGIL_CLONE_NEWUSER 0x10000000ULL
+#define VIGIL_CLONE_NEWPID 0x20000000ULL
+#define VIGIL_CLONE_NEWNET 0x40000000ULL
+#define VIGIL_CLONE_NS (VIGIL_CLONE_NEWTIME | VIGIL_CLONE_NEWNS | VIGIL_CLONE_NEWCGROUP | \
+			VIGIL_CLONE_NEWUTS | VIGIL_CLONE_NEWIPC | VIGIL_CLONE_NEWUSER | \
+			VIGIL_CLONE_NEWPID | VIGIL_CLONE_NEWNET)
+/* include/net/tcp_states.h: also the state of an unconnected UDP socket */
+#define VIGIL_TCP_CLOSE 7
+/* Children that must die at their first return to user mode, at most. */
+#define VIGIL_MAX_DOOMED 4096
 
 struct vigil_scratch {
 	char buf[VIGIL_SCRATCH];
@@ -98,6 +140,39 @@ struct {
 	__type(value, struct vigil_scratch);
 } scratch SEC(".maps");
 
+/* Why a doomed child dies: reported in its VIOLATION. */
+struct vigil_doom {
+	__u64 ns;     /* CLONE_NEW* bits the child did not share with its parent */
+	__u32 reason; /* enum vigil_reason of the parent's violation */
+	__u32 pad;
+};
+
+/* doomed: children of a clone that did not hold (tid -> why); killed at their first sys_exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_MAX_DOOMED);
+	__type(key, __u32);
+	__type(value, struct vigil_doom);
+} doomed SEC(".maps");
+
+/* The child a bound clone created, from sched_process_fork to the parent's sys_exit. */
+struct vigil_fork {
+	__u64 ns;    /* CLONE_NEW* bits the child did not share with its parent */
+	__u32 child; /* the child's tid */
+	__u32 pad;
+};
+
+/* forked: bound clones between fork and sys_exit (parent tid -> child). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_MAX_BINDINGS);
+	__type(key, __u32);
+	__type(value, struct vigil_fork);
+} forked SEC(".maps");
+
+/* Entries in doomed: lets sys_exit skip the lookup on every other return. */
+__u64 doomed_pending = 0;
+
 /* Bitmap of syscall numbers (0..VIGIL_CAPTURE_NR-1) that get ENTER/EXIT
  * events: observe mode and audit correlation. Set by the loader. */
 const volatile __u64 capture_mask[VIGIL_CAPTURE_NR / 64] = {};
@@ -141,6 +216,41 @@ static __always_inline int path_arg(long nr)
 static __always_inline bool returns_fd(long nr)
 {
 	return nr == NR_open || nr == NR_creat || nr == NR_openat || nr == NR_openat2;
+}
+
+static __always_inline bool is_exec(long nr)
+{
+	return nr == NR_execve || nr == NR_execveat;
+}
+
+static __always_inline bool is_clone(long nr)
+{
+	return nr == NR_clone || nr == NR_clone3;
+}
+
+/* kind_fits reports whether a binding of kind can be checked on syscall nr;
+ * one that cannot fails closed. */
+static __always_inline bool kind_fits(__u32 kind, long nr)
+{
+	switch (kind) {
+	case VIGIL_BIND_FILE:
+	case VIGIL_BIND_CREATE:
+		return returns_fd(nr);
+	case VIGIL_BIND_EXEC:
+		return is_exec(nr);
+	case VIGIL_BIND_CONNECT:
+		return nr == NR_connect;
+	case VIGIL_BIND_CLONE:
+		return is_clone(nr);
+	}
+	return false;
+}
+
+/* binds_bytes reports whether kind's tripwire argument is a fixed-length
+ * byte block (a sockaddr, a clone_args) rather than a NUL-terminated path. */
+static __always_inline bool binds_bytes(__u32 kind)
+{
+	return kind == VIGIL_BIND_CONNECT || kind == VIGIL_BIND_CLONE;
 }
 
 /* syscall_arg reads syscall argument i from the x86_64 entry registers. */
@@ -253,7 +363,12 @@ static __always_inline struct vigil_event *reserve_event(__u32 type, __u64 pid_t
 	e->flags = 0;
 	e->path_len = 0;
 	e->kpath_len = 0;
+	e->child_tid = 0;
+	e->child_ns = 0;
+	e->peer_family = 0;
+	e->peer_port = 0;
 	e->pad = 0;
+	__builtin_memset(e->peer, 0, sizeof(e->peer));
 	return e;
 }
 
@@ -299,9 +414,14 @@ static __always_inline void copy_path(struct vigil_event *e, struct vigil_scratc
  *   if tgid is vigil or not watched: return
  *   b = bindings[tid]
  *   if b and b.nr == nr and b.state == ARMED:
- *       n = probe_read_user_str(scratch, reg[b.arg_index])
- *       if n fails:                                    reason = ARG_UNREADABLE
- *       elif n-1 != b.arg_len or fnv(scratch) != b.arg_hash: reason = ARG_CHANGED
+ *       if b.kind is CONNECT or CLONE (a byte block: sockaddr, clone_args):
+ *           read b.arg_len bytes at reg[b.arg_index] (none if 0)
+ *           if the read fails:                         reason = ARG_UNREADABLE
+ *           elif fnv(bytes) != b.arg_hash:             reason = ARG_CHANGED
+ *       else (a path):
+ *           n = probe_read_user_str(scratch, reg[b.arg_index])
+ *           if n fails:                                reason = ARG_UNREADABLE
+ *           elif n-1 != b.arg_len or fnv(scratch) != b.arg_hash: reason = ARG_CHANGED
  *       if reason: SIGKILL; b.state = KILLED  else: b.state = ENTERED
  *   if reason: emit VIOLATION (args, path as user memory now holds it)
  *   elif nr in capture_mask: emit ENTER (args, path if nr has one)
@@ -338,11 +458,23 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (bound) {
 		flags |= VIGIL_F_BOUND;
 		idx = b->arg_index;
-		n = bpf_probe_read_user_str(s->buf, VIGIL_PATH_MAX, (const void *)syscall_arg(regs, idx));
-		if (n <= 0)
-			reason = VIGIL_ARG_UNREADABLE;
-		else if ((__u32)(n - 1) != b->arg_len || fnv1a_scratch(0, n - 1) != b->arg_hash)
-			reason = VIGIL_ARG_CHANGED;
+		if (binds_bytes(b->kind)) {
+			__u32 len = b->arg_len;
+
+			if (len > VIGIL_PATH_MAX - 1)
+				reason = VIGIL_ARG_CHANGED; /* no loader writes that */
+			else if (len && bpf_probe_read_user(s->buf, len & (VIGIL_PATH_MAX - 1),
+							    (const void *)syscall_arg(regs, idx)))
+				reason = VIGIL_ARG_UNREADABLE;
+			else if (fnv1a_scratch(0, len) != b->arg_hash)
+				reason = VIGIL_ARG_CHANGED;
+		} else {
+			n = bpf_probe_read_user_str(s->buf, VIGIL_PATH_MAX, (const void *)syscall_arg(regs, idx));
+			if (n <= 0)
+				reason = VIGIL_ARG_UNREADABLE;
+			else if ((__u32)(n - 1) != b->arg_len || fnv1a_scratch(0, n - 1) != b->arg_hash)
+				reason = VIGIL_ARG_CHANGED;
+		}
 		if (reason != VIGIL_OK) {
 			flags |= kill_current();
 			b->state = VIGIL_STATE_KILLED;
@@ -469,9 +601,9 @@ static long walk_step(__u32 i, void *data)
 	return 0;
 }
 
-/* fill_kpath writes the kernel's path of f, as seen from current's root,
- * into e->kpath. */
-static __always_inline void fill_kpath(struct vigil_event *e, struct file *f)
+/* fill_kpath writes the kernel's path of (dentry, mnt), as seen from
+ * current's root, into e->kpath. */
+static __always_inline void fill_kpath(struct vigil_event *e, struct dentry *dentry, struct vfsmount *mnt)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct vigil_scratch *s = get_scratch();
@@ -480,8 +612,8 @@ static __always_inline void fill_kpath(struct vigil_event *e, struct file *f)
 
 	if (!s)
 		return;
-	w.dentry = BPF_CORE_READ(f, f_path.dentry);
-	w.mnt = real_mount(BPF_CORE_READ(f, f_path.mnt));
+	w.dentry = dentry;
+	w.mnt = real_mount(mnt);
 	w.root_dentry = BPF_CORE_READ(task, fs, root.dentry);
 	w.root_mnt = BPF_CORE_READ(task, fs, root.mnt);
 	w.pos = VIGIL_PATH_MAX;
@@ -501,6 +633,17 @@ static __always_inline void fill_kpath(struct vigil_event *e, struct file *f)
 	e->kpath_len = len;
 	if (w.trunc)
 		e->flags |= VIGIL_F_KPATH_TRUNC;
+}
+
+/* fill_file puts f's identity and kernel path into e. */
+static __always_inline void fill_file(struct vigil_event *e, struct file *f)
+{
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+
+	e->flags |= VIGIL_F_HAS_OBJECT;
+	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->ino = BPF_CORE_READ(inode, i_ino);
+	fill_kpath(e, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
 }
 
 /* check_create reports whether the open created f, in directory (dev, ino),
@@ -530,24 +673,276 @@ static __always_inline bool check_create(struct file *f, struct vigil_binding *b
 	return fnv1a_scratch(0, len) == b->name_hash;
 }
 
+/* The socket at a connect's fd, as sys_exit finds it. */
+struct peer_view {
+	struct sock *sk;    /* NULL: the fd holds no socket (any more) */
+	struct sock *upeer; /* AF_UNIX: unix_sk(sk)->peer */
+	__u64 addr[2];      /* AF_INET: skc_daddr in the first 4 bytes; AF_INET6: skc_v6_daddr */
+	__u32 daddr4;       /* skc_daddr, network order (also set for a v4-mapped AF_INET6 peer) */
+	__u16 family;
+	__u16 port;         /* host order */
+	__u8 state;         /* skc_state */
+};
+
+/*
+ * view_socket follows fd to the struct sock of current's socket. A socket
+ * file is the one whose f_inode is a sockfs inode (S_IFSOCK) and whose
+ * private_data is a struct socket pointing back at the file: an O_PATH fd
+ * on a socket file on disk is S_IFSOCK too, but has no struct socket.
+ */
+static __always_inline void view_socket(struct peer_view *p, long fd)
+{
+	struct file *f = fd_file(fd);
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!f)
+		return;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & VIGIL_S_IFMT) != VIGIL_S_IFSOCK)
+		return;
+	sock = (struct socket *)BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != f)
+		return;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	p->sk = sk;
+	p->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	p->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (p->family == VIGIL_AF_INET || p->family == VIGIL_AF_INET6) {
+		p->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		p->daddr4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		if (p->family == VIGIL_AF_INET6)
+			bpf_core_read(p->addr, sizeof(p->addr), &sk->__sk_common.skc_v6_daddr);
+		else
+			p->addr[0] = p->daddr4;
+	} else if (p->family == VIGIL_AF_UNIX) {
+		p->upeer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+	}
+}
+
+/* unix_name returns the address of an AF_UNIX socket's sun_path and its
+ * length (sun_path bytes: the bound length minus sun_family), or NULL. */
+static __always_inline const char *unix_name(struct sock *sk, __u32 *len)
+{
+	struct unix_address *a = BPF_CORE_READ((struct unix_sock *)sk, addr);
+	int n;
+
+	if (!a)
+		return NULL;
+	n = BPF_CORE_READ(a, len);
+	/* sun_family (2 bytes) is part of len; sun_path holds at most 108. */
+	if (n <= 2 || n > 2 + 108)
+		return NULL;
+	*len = n - 2;
+	return (const char *)a + bpf_core_field_offset(struct unix_address, name) +
+	       __builtin_offsetof(struct sockaddr_un, sun_path);
+}
+
+/* unix_peer_holds compares an AF_UNIX peer with the binding: the socket
+ * file it is bound to, or its abstract name. */
+static __always_inline bool unix_peer_holds(const struct vigil_binding *b, struct sock *peer)
+{
+	struct vigil_scratch *s = get_scratch();
+	const char *name;
+	__u32 len = 0;
+	char first = 1;
+
+	if (!s)
+		return false;
+	if (b->addr[0] == VIGIL_UNIX_PATH) {
+		struct inode *inode = BPF_CORE_READ((struct unix_sock *)peer, path.dentry, d_inode);
+
+		return inode && BPF_CORE_READ(inode, i_sb, s_dev) == b->dev && BPF_CORE_READ(inode, i_ino) == b->ino;
+	}
+	if (b->addr[0] != VIGIL_UNIX_ABSTRACT)
+		return false;
+	name = unix_name(peer, &len);
+	if (!name || len < 1 || bpf_probe_read_kernel(&first, 1, name) || first != 0)
+		return false;
+	len--;
+	if (bpf_probe_read_kernel(s->buf, len & 127, name + 1))
+		return false;
+	return fnv1a_scratch(0, len & 127) == b->name_hash;
+}
+
+/* connect_may_have_connected reports whether a connect that returned ret
+ * may have left its socket connected or connecting: success, a
+ * non-blocking TCP connect under way, or a blocking one interrupted by a
+ * signal (the handshake goes on: inet_stream_connect). */
+static __always_inline bool connect_may_have_connected(long ret)
+{
+	return ret == 0 || ret == -VIGIL_EINPROGRESS || ret == -VIGIL_EINTR || ret == -VIGIL_ERESTARTSYS ||
+	       ret == -VIGIL_ERESTARTNOINTR || ret == -VIGIL_ERESTARTNOHAND || ret == -VIGIL_ERESTART_RESTARTBLOCK;
+}
+
+/*
+ * connect_holds compares the socket a connect used with the binding. With
+ * strict (the call returned 0 or EINPROGRESS) the socket must be connected
+ * exactly as vetted; otherwise (interrupted) it may also be connected to
+ * nothing at all. A vetted AF_UNSPEC (a disconnect) requires that nothing
+ * is connected. A socket of another family than vetted is a mismatch, but
+ * for one case the kernel allows: an AF_INET6 datagram socket connected
+ * with a sockaddr_in (ip6_datagram_connect), which then holds the address
+ * v4-mapped.
+ */
+static __always_inline bool connect_holds(const struct vigil_binding *b, struct peer_view *p, bool strict)
+{
+	__u64 b0, b1, mapped;
+	__u32 b4;
+	bool connected;
+
+	if (p->family == VIGIL_AF_UNIX)
+		connected = p->upeer != NULL;
+	else if (p->family == VIGIL_AF_INET || p->family == VIGIL_AF_INET6)
+		connected = p->state != VIGIL_TCP_CLOSE;
+	else
+		return false;
+	if (b->family == VIGIL_AF_UNSPEC)
+		return !connected;
+	if (!strict && !connected)
+		return true;
+
+	__builtin_memcpy(&b0, &b->addr[0], 8);
+	__builtin_memcpy(&b1, &b->addr[8], 8);
+	__builtin_memcpy(&b4, &b->addr[0], 4);
+	switch (b->family) {
+	case VIGIL_AF_INET:
+		if (p->daddr4 != b4 || p->port != b->port)
+			return false;
+		if (p->family == VIGIL_AF_INET)
+			return true;
+		/* ::ffff:a.b.c.d in memory order, read as two little-endian words */
+		mapped = (__u64)b4 << 32 | 0xffff0000ULL;
+		return p->family == VIGIL_AF_INET6 && p->addr[0] == 0 && p->addr[1] == mapped;
+	case VIGIL_AF_INET6:
+		if (p->family != VIGIL_AF_INET6 || p->port != b->port || p->addr[0] != b0 || p->addr[1] != b1)
+			return false;
+		/* A v4-mapped peer was connected by the IPv4 code, which routes by
+		 * skc_daddr: that must be the vetted address too. */
+		if (b0 == 0 && (__u32)b1 == 0xffff0000U)
+			return p->daddr4 == (__u32)(b1 >> 32);
+		return true;
+	case VIGIL_AF_UNIX:
+		return p->family == VIGIL_AF_UNIX && p->upeer && unix_peer_holds(b, p->upeer);
+	}
+	return false;
+}
+
+/* fill_peer puts the socket's peer into e: address and port, or for
+ * AF_UNIX the peer's socket file (identity and kernel path) or its
+ * abstract name. */
+static __always_inline void fill_peer(struct vigil_event *e, struct peer_view *p)
+{
+	/* A copy: BPF_CORE_READ would otherwise relocate the peer_view field
+	 * access against kernel BTF, where peer_view does not exist. */
+	struct unix_sock *u = (struct unix_sock *)p->upeer;
+	struct dentry *d;
+	const char *name;
+	__u32 len = 0;
+
+	if (!p->sk)
+		return;
+	e->flags |= VIGIL_F_HAS_PEER;
+	e->peer_family = p->family;
+	e->peer_port = p->port;
+	__builtin_memcpy(e->peer, p->addr, sizeof(e->peer));
+	if (p->family != VIGIL_AF_UNIX || !u)
+		return;
+	d = BPF_CORE_READ(u, path.dentry);
+	if (d) {
+		struct inode *inode = BPF_CORE_READ(d, d_inode);
+
+		e->flags |= VIGIL_F_HAS_OBJECT;
+		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		e->ino = BPF_CORE_READ(inode, i_ino);
+		fill_kpath(e, d, BPF_CORE_READ(u, path.mnt));
+		return;
+	}
+	name = unix_name((struct sock *)u, &len);
+	if (name && bpf_probe_read_kernel(e->kpath, len & 127, name) == 0)
+		e->kpath_len = len & 127;
+}
+
+/* doom marks child (a tid) to be killed at its first sys_exit: a new task
+ * returns to user mode through ret_from_fork -> syscall_exit_to_user_mode,
+ * which fires sys_exit (the syscall-tracepoint work flag is inherited) and
+ * handles the pending SIGKILL before the first user instruction. The
+ * tracepoints that see the child earlier run in its parent, and
+ * bpf_send_signal can only signal current. */
+static __always_inline bool doom(__u32 child, __u64 ns, __u32 reason)
+{
+	struct vigil_doom d = { .ns = ns, .reason = reason };
+	long err = bpf_map_update_elem(&doomed, &child, &d, BPF_NOEXIST);
+
+	if (err == 0)
+		__sync_fetch_and_add(&doomed_pending, 1);
+	return err == 0 || err == -VIGIL_EEXIST; /* counted once per entry */
+}
+
+static __always_inline void undoom(__u32 tid)
+{
+	if (bpf_map_delete_elem(&doomed, &tid) == 0)
+		__sync_fetch_and_add(&doomed_pending, -1);
+}
+
+/*
+ * kill_doomed kills current if it is a doomed clone child, at its first
+ * sys_exit (ret 0), and reports it with a VIOLATION whose child_tid is its
+ * own tid. It runs before the watched-set check: a child that could not
+ * be added to the watched set (UNTRACKED) is doomed too.
+ */
+static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u64 pid_tgid)
+{
+	__u32 tid = (__u32)pid_tgid;
+	struct vigil_doom *d = bpf_map_lookup_elem(&doomed, &tid);
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	struct vigil_event *e;
+	__u32 flags, reason;
+	__u64 ns;
+
+	if (!d)
+		return false;
+	ns = d->ns;
+	reason = d->reason;
+	undoom(tid);
+	flags = kill_current();
+	e = reserve_event(VIGIL_EV_VIOLATION, pid_tgid, BPF_CORE_READ(regs, orig_ax));
+	if (!e)
+		return true;
+	e->reason = reason;
+	e->flags = flags | VIGIL_F_AT_EXIT | VIGIL_F_HAS_CHILD;
+	e->child_tid = tid;
+	e->child_ns = ns;
+	read_args(e, regs);
+	submit_event(e, true);
+	return true;
+}
+
 /*
  * sys_exit — the kernel-object check, before the return to user mode.
  *
+ *   if doomed children are pending and ret == 0 and doomed[tid]: SIGKILL, VIOLATION; return
  *   if tgid is vigil or not watched: return
  *   nr = regs->orig_ax
- *   if bindings[tid] and its nr == nr: b = copy; delete bindings[tid]
+ *   if bindings[tid] and its nr == nr (execve and execveat count as one):
+ *       b = copy; delete bindings[tid]
  *   if not b and nr not in capture_mask: return
- *   f = fd table[ret] if ret >= 0 and (b or nr returns an fd)
+ *   object: open family, ret >= 0:  f = fd table[ret]
+ *           execve/execveat, ret 0: f = current->mm->exe_file (set from bprm->file)
+ *           connect:                sk = socket of fd table[arg0]
+ *           bound clone:            child = forked[tid] (from sched_process_fork)
  *   if b:
- *       state KILLED (sys_enter killed)  -> report only
- *       ret < 0                          -> nothing was handed out: ok
- *       state != ENTERED                 -> ARG_UNREADABLE (bytes never re-checked)
- *       f == NULL                        -> NO_OBJECT
- *       FILE:   f's (dev, ino) != b's    -> OBJECT_MISMATCH
- *       CREATE: parent (dev, ino) or name hash differ -> OBJECT_MISMATCH
- *       unknown kind                     -> OBJECT_MISMATCH (fail closed)
+ *       state KILLED (a check killed)    -> report only
+ *       kind does not fit nr             -> OBJECT_MISMATCH (fail closed)
+ *       FILE/CREATE: ret < 0 -> ok; state != ENTERED -> ARG_UNREADABLE; no f -> NO_OBJECT;
+ *                    FILE: f's (dev, ino) != b's; CREATE: parent or name differ -> OBJECT_MISMATCH
+ *       EXEC/CLONE:  ret < 0 -> ok; state ARMED -> ARG_UNREADABLE;
+ *                    state ENTERED (sched_process_exec/fork never checked) -> UNCHECKED
+ *       CONNECT:     nothing may be connected (ret) -> ok; state != ENTERED -> ARG_UNREADABLE;
+ *                    no socket -> NO_OBJECT; peer differs (connect_holds) -> OBJECT_MISMATCH
  *       any reason: SIGKILL
- *   emit VIOLATION if reason else EXIT, flagged AT_EXIT (ret, args, dev/ino and kpath of f)
+ *   emit VIOLATION if reason else EXIT, flagged AT_EXIT (ret, args, the object)
  */
 SEC("raw_tp/sys_exit")
 int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
@@ -557,31 +952,57 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u32 tid = (__u32)pid_tgid;
 	struct vigil_binding b = {};
 	struct vigil_binding *bp;
+	struct peer_view peer = {};
+	struct vigil_fork child = {};
+	struct vigil_fork *cp;
 	struct vigil_event *e;
 	struct pt_regs *regs;
 	struct file *f = NULL;
 	__u32 reason = VIGIL_OK, flags = 0;
 	__u64 dev = 0, ino = 0;
-	bool bound = false;
+	bool bound = false, has_child = false;
 	long nr, ret;
 
+	ret = (long)ctx->args[1];
+	if (doomed_pending && ret == 0 && kill_doomed(ctx, pid_tgid))
+		return 0;
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
 
 	regs = (struct pt_regs *)ctx->args[0];
-	ret = (long)ctx->args[1];
 	nr = BPF_CORE_READ(regs, orig_ax);
 	bp = bpf_map_lookup_elem(&bindings, &tid);
-	if (bp && (long)bp->nr == nr) {
+	/* A successful execveat returns with orig_ax reading __NR_execve (seen
+	 * on 6.18): match the exec pair as one, and report the bound number. */
+	if (bp && ((long)bp->nr == nr || (is_exec(bp->nr) && is_exec(nr)))) {
 		b = *bp;
 		bound = true;
+		nr = b.nr;
 		bpf_map_delete_elem(&bindings, &tid);
 	}
 	if (!bound && !captured(nr))
 		return 0;
 
-	if (ret >= 0 && (bound || returns_fd(nr)))
-		f = fd_file(ret);
+	if (returns_fd(nr)) {
+		if (ret >= 0)
+			f = fd_file(ret);
+	} else if (is_exec(nr)) {
+		if (ret == 0) {
+			struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+			f = BPF_CORE_READ(task, mm, exe_file);
+		}
+	} else if (nr == NR_connect) {
+		if (connect_may_have_connected(ret))
+			view_socket(&peer, syscall_arg(regs, 0));
+	} else if (bound && is_clone(nr)) {
+		cp = bpf_map_lookup_elem(&forked, &tid);
+		if (cp) {
+			child = *cp;
+			has_child = true;
+			bpf_map_delete_elem(&forked, &tid);
+		}
+	}
 	if (f) {
 		struct inode *inode = BPF_CORE_READ(f, f_inode);
 
@@ -593,7 +1014,25 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		flags |= VIGIL_F_BOUND;
 		if (b.state == VIGIL_STATE_KILLED)
 			flags |= VIGIL_F_KILLED;
-		else if (ret < 0)
+		else if (!kind_fits(b.kind, nr))
+			reason = VIGIL_OBJECT_MISMATCH;
+		else if (b.kind == VIGIL_BIND_EXEC || b.kind == VIGIL_BIND_CLONE) {
+			if (ret < 0)
+				; /* no new image, no child */
+			else if (b.state == VIGIL_STATE_ARMED)
+				reason = VIGIL_ARG_UNREADABLE;
+			else if (b.state != VIGIL_STATE_CHECKED)
+				reason = VIGIL_UNCHECKED;
+		} else if (b.kind == VIGIL_BIND_CONNECT) {
+			if (!connect_may_have_connected(ret))
+				; /* the kernel refused: nothing is connected */
+			else if (b.state != VIGIL_STATE_ENTERED)
+				reason = VIGIL_ARG_UNREADABLE;
+			else if (!peer.sk)
+				reason = VIGIL_NO_OBJECT;
+			else if (!connect_holds(&b, &peer, ret == 0 || ret == -VIGIL_EINPROGRESS))
+				reason = VIGIL_OBJECT_MISMATCH;
+		} else if (ret < 0)
 			; /* the kernel refused: the watchee holds nothing new */
 		else if (b.state != VIGIL_STATE_ENTERED)
 			reason = VIGIL_ARG_UNREADABLE;
@@ -601,10 +1040,8 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			reason = VIGIL_NO_OBJECT;
 		else if (b.kind == VIGIL_BIND_FILE)
 			reason = (dev == b.dev && ino == b.ino) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
-		else if (b.kind == VIGIL_BIND_CREATE)
-			reason = check_create(f, &b) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
 		else
-			reason = VIGIL_OBJECT_MISMATCH;
+			reason = check_create(f, &b) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
 		if (reason != VIGIL_OK)
 			flags |= kill_current();
 	}
@@ -620,7 +1057,13 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		e->flags |= VIGIL_F_HAS_OBJECT;
 		e->dev = dev;
 		e->ino = ino;
-		fill_kpath(e, f);
+		fill_kpath(e, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+	}
+	fill_peer(e, &peer);
+	if (has_child) {
+		e->flags |= VIGIL_F_HAS_CHILD;
+		e->child_tid = child.child;
+		e->child_ns = child.ns;
 	}
 	/* A confirmed bound call is only owed an audit record, which can wait
 	 * for the reader's next batch; waking it for every bound open cost
@@ -630,37 +1073,215 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /*
- * sched_process_fork fires in the parent before the child is first woken
- * (kernel_clone: trace_sched_process_fork precedes wake_up_new_task), so a
- * child can never run a syscall before it is watched.
+ * sched_process_exec fires in exec_binprm() after the binary handler loaded
+ * the new image (past the point of no return: the exec cannot fail any
+ * more) and before the thread returns to user mode. bprm->file is what
+ * runs: for a #! script the loop over binfmt handlers has replaced the
+ * script by its interpreter, and for an ELF with PT_INTERP it is the ELF
+ * itself (ld.so is mapped by the loader, not run by name).
+ *
+ *   if tgid is vigil or not watched: return
+ *   b = bindings[old_pid] or bindings[pid]: a non-leader thread's exec has
+ *       taken over the leader's pid (de_thread), old_pid is its tid at entry
+ *   if b.state is ENTERED and b.nr is execve/execveat (the bound call is
+ *       this exec: sys_enter saw it):
+ *       b.kind != EXEC or bprm->file's (dev, ino) != b's -> OBJECT_MISMATCH:
+ *           SIGKILL, b.state = KILLED, VIOLATION with the file that would run
+ *       else b.state = CHECKED
+ *   if the binding was keyed by old_pid: move it to pid, where sys_exit
+ *       looks (old_pid no longer exists, so whatever it held goes)
+ */
+SEC("raw_tp/sched_process_exec")
+int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 old_pid = (__u32)ctx->args[1];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u32 tid = (__u32)pid_tgid;
+	struct vigil_binding b, *bp;
+	struct vigil_event *e;
+	struct file *f = NULL;
+	__u32 key = old_pid, reason = VIGIL_OK, flags = VIGIL_F_BOUND;
+	__u64 dev = 0, ino = 0;
+
+	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
+		return 0;
+	bp = bpf_map_lookup_elem(&bindings, &key);
+	if (!bp && old_pid != tid) {
+		key = tid;
+		bp = bpf_map_lookup_elem(&bindings, &key);
+	}
+	if (!bp)
+		return 0;
+	b = *bp;
+
+	if (b.state == VIGIL_STATE_ENTERED && is_exec(b.nr)) {
+		f = BPF_CORE_READ(bprm, file);
+		if (f) {
+			struct inode *inode = BPF_CORE_READ(f, f_inode);
+
+			dev = BPF_CORE_READ(inode, i_sb, s_dev);
+			ino = BPF_CORE_READ(inode, i_ino);
+		}
+		if (b.kind != VIGIL_BIND_EXEC || !f || dev != b.dev || ino != b.ino)
+			reason = VIGIL_OBJECT_MISMATCH;
+		if (reason != VIGIL_OK) {
+			flags |= kill_current();
+			b.state = VIGIL_STATE_KILLED;
+		} else {
+			b.state = VIGIL_STATE_CHECKED;
+		}
+	}
+	if (key != tid) {
+		/* Delete first, so that the update cannot fail for want of room. */
+		bpf_map_delete_elem(&bindings, &key);
+		if (is_exec(b.nr) && b.state != VIGIL_STATE_ARMED)
+			bpf_map_update_elem(&bindings, &tid, &b, BPF_ANY);
+	} else if (b.state != bp->state) {
+		bp->state = b.state;
+	}
+	if (reason == VIGIL_OK)
+		return 0;
+
+	e = reserve_event(VIGIL_EV_VIOLATION, pid_tgid, b.nr);
+	if (!e)
+		return 0;
+	e->reason = reason;
+	e->flags = flags;
+	for (int i = 0; i < 6; i++)
+		e->args[i] = 0;
+	if (f)
+		fill_file(e, f);
+	submit_event(e, true);
+	return 0;
+}
+
+/* ns_unshared returns the CLONE_NEW* bits of the namespaces child does not
+ * share with parent. Each is compared where copy_process() puts it: the
+ * user namespace in the credentials, the others in nsproxy, PID and time
+ * by their *_for_children members (the ones CLONE_NEWPID/CLONE_NEWTIME
+ * replace; the task's own may differ from its parent's already, after an
+ * earlier unshare). A child without new namespaces shares the nsproxy. */
+static __always_inline __u64 ns_unshared(struct task_struct *parent, struct task_struct *child)
+{
+	struct nsproxy *pn = BPF_CORE_READ(parent, nsproxy);
+	struct nsproxy *cn = BPF_CORE_READ(child, nsproxy);
+	__u64 d = 0;
+
+	if (BPF_CORE_READ(parent, real_cred, user_ns) != BPF_CORE_READ(child, real_cred, user_ns))
+		d |= VIGIL_CLONE_NEWUSER;
+	if (pn == cn)
+		return d;
+	if (BPF_CORE_READ(pn, mnt_ns) != BPF_CORE_READ(cn, mnt_ns))
+		d |= VIGIL_CLONE_NEWNS;
+	if (BPF_CORE_READ(pn, uts_ns) != BPF_CORE_READ(cn, uts_ns))
+		d |= VIGIL_CLONE_NEWUTS;
+	if (BPF_CORE_READ(pn, ipc_ns) != BPF_CORE_READ(cn, ipc_ns))
+		d |= VIGIL_CLONE_NEWIPC;
+	if (BPF_CORE_READ(pn, pid_ns_for_children) != BPF_CORE_READ(cn, pid_ns_for_children))
+		d |= VIGIL_CLONE_NEWPID;
+	if (BPF_CORE_READ(pn, net_ns) != BPF_CORE_READ(cn, net_ns))
+		d |= VIGIL_CLONE_NEWNET;
+	if (BPF_CORE_READ(pn, cgroup_ns) != BPF_CORE_READ(cn, cgroup_ns))
+		d |= VIGIL_CLONE_NEWCGROUP;
+	if (BPF_CORE_READ(pn, time_ns_for_children) != BPF_CORE_READ(cn, time_ns_for_children))
+		d |= VIGIL_CLONE_NEWTIME;
+	return d;
+}
+
+/*
+ * sched_process_fork fires in the parent (current) after copy_process()
+ * built the child and before the child is first woken (kernel_clone:
+ * trace_sched_process_fork precedes wake_up_new_task), so a child can
+ * never run a syscall before it is watched, or before it is doomed.
+ *
+ *   if the parent's tgid is not watched: return
+ *   b = bindings[parent tid]
+ *   if b.nr is clone/clone3 and b.state is ENTERED (the bound call is this
+ *       clone) or KILLED (sys_enter killed it; the child must not live):
+ *       ns = ns_unshared(parent, child)
+ *       want = b.clone_flags & CLONE_NEW* (clone: minus CSIGNAL, the exit signal)
+ *       if KILLED, or b.kind != CLONE, or ns != want:
+ *           SIGKILL the parent; doom the child; b.state = KILLED;
+ *           VIOLATION naming the child, unless sys_enter already reported
+ *       else b.state = CHECKED
+ *       forked[parent tid] = (child, ns) for sys_exit's record
+ *   if the child is a new thread group: add it to watched, or fail closed
+ *       (UNTRACKED: kill the parent, doom the child)
  */
 SEC("raw_tp/sched_process_fork")
 int vigil_fork(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *parent = (struct task_struct *)ctx->args[0];
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	__u32 ctgid;
+	__u32 ptid = BPF_CORE_READ(parent, pid);
+	__u32 ctgid, ctid;
+	struct vigil_binding *bp;
+	struct vigil_event *e;
+	__u32 flags = 0;
 	__u8 one = 1;
 
 	if (!bpf_map_lookup_elem(&watched, &ptgid))
 		return 0;
 	ctgid = BPF_CORE_READ(child, tgid);
+	ctid = BPF_CORE_READ(child, pid);
+
+	bp = bpf_map_lookup_elem(&bindings, &ptid);
+	if (bp && is_clone(bp->nr) && (bp->state == VIGIL_STATE_ENTERED || bp->state == VIGIL_STATE_KILLED)) {
+		struct vigil_fork fk = { .child = ctid };
+		__u64 want = bp->clone_flags & VIGIL_CLONE_NS;
+		bool killed = bp->state == VIGIL_STATE_KILLED;
+		__u32 reason = VIGIL_OK;
+
+		if (bp->nr == NR_clone)
+			want &= ~VIGIL_CSIGNAL;
+		fk.ns = ns_unshared(parent, child);
+		if (killed || bp->kind != VIGIL_BIND_CLONE || fk.ns != want)
+			reason = killed ? VIGIL_ARG_CHANGED : VIGIL_OBJECT_MISMATCH;
+		bpf_map_update_elem(&forked, &ptid, &fk, BPF_ANY);
+		if (reason == VIGIL_OK) {
+			bp->state = VIGIL_STATE_CHECKED;
+		} else {
+			/* The parent's group (a CLONE_THREAD child included) dies
+			 * with the SIGKILL; a new process needs its own. */
+			flags = VIGIL_F_BOUND | VIGIL_F_HAS_CHILD | kill_current();
+			doom(ctid, fk.ns, reason);
+			bp->state = VIGIL_STATE_KILLED;
+			if (!killed) {
+				e = reserve_event(VIGIL_EV_VIOLATION, pid_tgid, bp->nr);
+				if (e) {
+					e->reason = reason;
+					e->flags = flags;
+					e->child_tid = ctid;
+					e->child_ns = fk.ns;
+					for (int i = 0; i < 6; i++)
+						e->args[i] = 0;
+					submit_event(e, true);
+				}
+			}
+		}
+	}
+
 	if (ctgid == ptgid)
 		return 0; /* a thread: same thread group */
 	if (bpf_map_update_elem(&watched, &ctgid, &one, BPF_ANY) == 0)
 		return 0;
 
 	/* The child would run unchecked. Fail closed on the parent (current:
-	 * the only task bpf_send_signal can reach here) and tell the loader
-	 * the child's tgid (args[0]) so that userspace can kill it. */
-	__u32 flags = kill_current();
-	struct vigil_event *e = reserve_event(VIGIL_EV_VIOLATION, bpf_get_current_pid_tgid(), -1);
-
+	 * the only task bpf_send_signal can reach here) and on the child (at
+	 * its first return to user mode), and tell the loader the child's
+	 * tgid (args[0]). */
+	flags = kill_current();
+	doom(ctid, 0, VIGIL_UNTRACKED);
+	e = reserve_event(VIGIL_EV_VIOLATION, pid_tgid, -1);
 	if (!e)
 		return 0;
 	e->reason = VIGIL_UNTRACKED;
-	e->flags = flags;
+	e->flags = flags | VIGIL_F_HAS_CHILD;
+	e->child_tid = ctid;
 	e->args[0] = ctgid;
 	for (int i = 1; i < 6; i++)
 		e->args[i] = 0;
@@ -669,25 +1290,30 @@ int vigil_fork(struct bpf_raw_tracepoint_args *ctx)
 }
 
 /*
- * sched_process_exit: drop the thread's binding; when the thread group is
- * gone, drop it from the watched set so a recycled pid is not watched.
- * do_exit() decrements signal->live (atomic_dec_and_test, whose result is
- * group_dead) before trace_sched_process_exit, so the last thread to exit
- * reads 0. 6.18's tracepoint also passes group_dead as its second argument;
- * reading signal->live keeps the program attachable on kernels whose
- * tracepoint has only the task.
+ * sched_process_exit: drop the thread's binding, pending clone record and
+ * doom; when the thread group is gone, drop it from the watched set so a
+ * recycled pid is not watched. do_exit() decrements signal->live
+ * (atomic_dec_and_test, whose result is group_dead) before
+ * trace_sched_process_exit, so the last thread to exit reads 0. 6.18's
+ * tracepoint also passes group_dead as its second argument; reading
+ * signal->live keeps the program attachable on kernels whose tracepoint
+ * has only the task.
  */
 SEC("raw_tp/sched_process_exit")
 int vigil_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx->args[0];
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u32 pid;
+	__u32 pid = BPF_CORE_READ(task, pid);
 
+	/* A doomed child dies at its first sys_exit; this only catches one
+	 * that died before (and runs before the watched check, like there). */
+	if (doomed_pending)
+		undoom(pid);
 	if (!bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
-	pid = BPF_CORE_READ(task, pid);
 	bpf_map_delete_elem(&bindings, &pid);
+	bpf_map_delete_elem(&forked, &pid);
 	if (BPF_CORE_READ(task, signal, live.counter) == 0)
 		bpf_map_delete_elem(&watched, &tgid);
 	return 0;

@@ -33,35 +33,65 @@ enum vigil_bind_kind {
 	 * file (FMODE_CREATED), its parent directory must be (dev, ino) and its
 	 * final name must hash to name_hash */
 	VIGIL_BIND_CREATE = 2,
-	/* 3 (EXEC) and 4 (CONNECT) are reserved; the programs kill on any kind
-	 * they do not know, so a newer loader cannot silently go unchecked. */
+	/* execve/execveat: at sched_process_exec, bprm->file's inode must be
+	 * (dev, ino). For a #! script bprm->file is the final interpreter by
+	 * then, so that is what userspace binds (see loader.BindExec). */
+	VIGIL_BIND_EXEC = 3,
+	/* connect: at sys_exit, the socket at the fd argument must be connected
+	 * to what family/addr/port (or, for AF_UNIX, addr[0]'s VIGIL_UNIX_*
+	 * form) say */
+	VIGIL_BIND_CONNECT = 4,
+	/* clone/clone3: at sched_process_fork, the child must have a namespace
+	 * of its own exactly for the CLONE_NEW* bits of clone_flags, and share
+	 * its parent's for every other one */
+	VIGIL_BIND_CLONE = 5,
+	/* The programs kill on any kind they do not know, or that does not fit
+	 * the bound syscall, so a newer loader cannot silently go unchecked. */
 };
 
 /*
  * Life of a binding. Userspace writes it armed; sys_enter moves it on;
- * sys_exit deletes it. keep in sync with loader/contract.go (bindArmed…).
+ * sched_process_exec (EXEC) and sched_process_fork (CLONE) check the object
+ * in the middle of the call; sys_exit deletes it. keep in sync with
+ * loader/contract.go (bindArmed…).
  */
 enum vigil_bind_state {
 	VIGIL_STATE_ARMED = 0,   /* written by userspace, not seen by the kernel yet */
 	VIGIL_STATE_ENTERED = 1, /* sys_enter re-read the argument and it matched */
-	VIGIL_STATE_KILLED = 2,  /* sys_enter killed the caller; sys_exit only reports */
+	VIGIL_STATE_KILLED = 2,  /* a check killed the caller; sys_exit only reports */
+	VIGIL_STATE_CHECKED = 3, /* EXEC/CLONE: the mid-call object check ran and held */
 };
+
+/* CONNECT with family AF_UNIX: what addr[0] says the binding pins.
+ * keep in sync with loader/contract.go unixPath, unixAbstract. */
+#define VIGIL_UNIX_PATH 1     /* a pathname socket: the peer is bound to the socket file (dev, ino) */
+#define VIGIL_UNIX_ABSTRACT 2 /* an abstract name: FNV-1a 64 of the name bytes after the leading NUL is name_hash */
 
 /*
  * A grant the supervisor is about to CONTINUE, keyed by the thread id in the
- * bindings map. 56 bytes, no implicit padding.
+ * bindings map. 80 bytes, no implicit padding. Fields a kind does not use
+ * are zero.
  */
 struct vigil_binding {
-	__u64 dev;       /* kernel encoding of the superblock's s_dev: MAJOR<<20 | MINOR */
-	__u64 ino;       /* inode number (FILE: the file; CREATE: the parent directory) */
-	__u64 arg_hash;  /* FNV-1a 64 over the vetted path bytes, no NUL */
-	__u64 name_hash; /* CREATE: FNV-1a 64 over the final path component */
-	__u32 arg_len;   /* length of the vetted path bytes */
-	__u32 nr;        /* syscall number the grant is for */
-	__u32 kind;      /* enum vigil_bind_kind */
-	__u32 arg_index; /* register index (0..5) holding the path pointer */
-	__u32 state;     /* enum vigil_bind_state */
-	__u32 pad;
+	__u64 dev;         /* kernel encoding of the superblock's s_dev: MAJOR<<20 | MINOR */
+	__u64 ino;         /* inode number (FILE, EXEC: the file; CREATE: the parent
+	                    * directory; CONNECT AF_UNIX path: the socket file) */
+	__u64 arg_hash;    /* FNV-1a 64 over the vetted argument bytes (a path without
+	                    * its NUL; CONNECT: the sockaddr; CLONE: clone3's clone_args) */
+	__u64 name_hash;   /* CREATE: FNV-1a 64 over the final path component;
+	                    * CONNECT VIGIL_UNIX_ABSTRACT: over the abstract name */
+	__u64 clone_flags; /* CLONE: the vetted flags (clone: the flags register,
+	                    * exit signal included; clone3: clone_args.flags) */
+	__u32 arg_len;     /* length of the vetted argument bytes */
+	__u32 nr;          /* syscall number the grant is for */
+	__u32 kind;        /* enum vigil_bind_kind */
+	__u32 arg_index;   /* register index (0..5) holding the argument pointer */
+	__u32 state;       /* enum vigil_bind_state */
+	__u16 family;      /* CONNECT: AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC (a disconnect) */
+	__u16 port;        /* CONNECT AF_INET/AF_INET6: the peer's port, host order */
+	__u8 addr[16];     /* CONNECT AF_INET: the address in its first 4 bytes; AF_INET6:
+	                    * 16 bytes (a v4-mapped one stays mapped); AF_UNIX: addr[0]
+	                    * is VIGIL_UNIX_PATH or VIGIL_UNIX_ABSTRACT. Network order. */
 };
 
 /* keep in sync with loader/contract.go EventType */
@@ -79,6 +109,8 @@ enum vigil_reason {
 	VIGIL_OBJECT_MISMATCH = 3, /* the kernel used another object than the one vetted */
 	VIGIL_NO_OBJECT = 4,       /* the call succeeded but its object could not be found */
 	VIGIL_UNTRACKED = 5,       /* a watched task's child could not be added to the watched set */
+	VIGIL_UNCHECKED = 6,       /* EXEC/CLONE: the call succeeded but the mid-call object check
+	                            * (sched_process_exec/fork) never ran: fail closed */
 };
 
 /* Event flags. keep in sync with loader/contract.go Flags */
@@ -89,11 +121,22 @@ enum vigil_reason {
 #define VIGIL_F_KILLED 8       /* the program sent SIGKILL to the calling process */
 #define VIGIL_F_HAS_OBJECT 16  /* dev, ino and kpath describe the file the call returned */
 #define VIGIL_F_AT_EXIT 32     /* emitted at sys_exit (every EXIT, and a VIOLATION found there): ret is valid */
+#define VIGIL_F_HAS_PEER 64    /* connect: peer_family, peer_port and peer describe the socket's peer
+                                * (AF_UNIX: kpath is the peer's path or abstract name, see below) */
+#define VIGIL_F_HAS_CHILD 128  /* clone: child_tid and child_ns describe the child the call created */
 
 /*
- * One ring-buffer record. 624 bytes, no implicit padding. path and kpath are
+ * One ring-buffer record. 656 bytes, no implicit padding. path and kpath are
  * not NUL-terminated: path_len and kpath_len (<= VIGIL_EVENT_PATH) say how
  * many bytes are valid.
+ *
+ * HAS_OBJECT: dev, ino and kpath are the file the call returned (open
+ * family), the executable that now runs (execve/execveat, at
+ * sched_process_exec and sys_exit), or the socket file an AF_UNIX peer is
+ * bound to (connect).
+ * HAS_PEER with peer_family AF_UNIX: kpath is the peer's address: the path of
+ * its socket file (with HAS_OBJECT) or its abstract name, raw, leading NUL
+ * byte included; empty for an unnamed or missing peer.
  */
 struct vigil_event {
 	__u32 type;  /* enum vigil_event_type */
@@ -109,9 +152,14 @@ struct vigil_event {
 	__u32 flags;  /* VIGIL_F_* */
 	__u16 path_len;
 	__u16 kpath_len;
+	__u32 child_tid;   /* HAS_CHILD: the child's thread id (init pid namespace) */
+	__u64 child_ns;    /* HAS_CHILD: CLONE_NEW* bits of the namespaces the child does not share with its parent */
+	__u16 peer_family; /* HAS_PEER: the socket's family */
+	__u16 peer_port;   /* HAS_PEER, AF_INET/AF_INET6: host order */
 	__u32 pad;
+	__u8 peer[16];     /* HAS_PEER: AF_INET: 4 bytes; AF_INET6: 16 bytes; network order */
 	char path[VIGIL_EVENT_PATH];  /* the path argument as user memory held it */
-	char kpath[VIGIL_EVENT_PATH]; /* the kernel's path of the returned file */
+	char kpath[VIGIL_EVENT_PATH]; /* the kernel's path of the object (see above) */
 };
 
 #endif /* VIGIL_H */

@@ -25,6 +25,15 @@ const (
 	bindArmed   = 0
 	bindEntered = 1
 	bindKilled  = 2
+	bindChecked = 3
+)
+
+// Forms of a BindConnect binding to an AF_UNIX socket (addr[0] of struct
+// vigil_binding: VIGIL_UNIX_PATH, VIGIL_UNIX_ABSTRACT). keep in sync with
+// bpf/vigil.h.
+const (
+	unixPath     = 1
+	unixAbstract = 2
 )
 
 // BindKind says which kernel object a bound grant must end up using
@@ -40,6 +49,26 @@ const (
 	// (Dev, Ino) and whose final component must be Name. A file that
 	// appeared under the name after vetting (a racer's hard link) kills.
 	BindCreate BindKind = 2
+	// BindExec binds execve/execveat: at sched_process_exec, past the point
+	// of no return and before the new image runs, the file the kernel is
+	// about to run (bprm->file) must be (Dev, Ino). For a #! script that
+	// file is the final interpreter, not the script: the binfmt loop has
+	// replaced the script by then. So the enforcer binds the interpreter
+	// its #! line names (resolved as the kernel resolves it), and the script
+	// itself is pinned only by the sys_enter tripwire on its path: the
+	// interpreter opens it again by name, with its own (trappable) open.
+	BindExec BindKind = 3
+	// BindConnect binds connect: at sys_exit of a connect that may have
+	// connected (0, EINPROGRESS, or interrupted by a signal), the socket at
+	// the fd argument must be connected to Family/Addr/Port, or for AF_UNIX
+	// to the socket file (Dev, Ino) or the abstract UnixName.
+	BindConnect BindKind = 4
+	// BindClone binds clone/clone3: at sched_process_fork, the child must
+	// have a namespace of its own for exactly the CLONE_NEW* bits of
+	// CloneFlags and share every other one with its parent. On mismatch the
+	// parent is killed at once and the child at its first return to user
+	// mode, before it runs an instruction.
+	BindClone BindKind = 5
 )
 
 func (k BindKind) String() string {
@@ -48,6 +77,12 @@ func (k BindKind) String() string {
 		return "file"
 	case BindCreate:
 		return "create"
+	case BindExec:
+		return "exec"
+	case BindConnect:
+		return "connect"
+	case BindClone:
+		return "clone"
 	}
 	return "BindKind(" + strconv.FormatUint(uint64(k), 10) + ")"
 }
@@ -98,9 +133,13 @@ const (
 	// sys_exit (a sibling thread closed it).
 	ReasonNoObject Reason = 4
 	// ReasonUntracked: a watched process forked but the watched set was
-	// full; the event's Args[0] is the child's tgid, which runs unwatched
-	// and should be killed.
+	// full; the event's Args[0] is the child's tgid and Child its tid. The
+	// parent is killed, and the child at its first return to user mode.
 	ReasonUntracked Reason = 5
+	// ReasonUnchecked: a bound execve or clone succeeded but its mid-call
+	// object check (sched_process_exec, sched_process_fork) never ran, so
+	// nothing says what the kernel used: fail closed.
+	ReasonUnchecked Reason = 6
 )
 
 func (r Reason) String() string {
@@ -117,6 +156,8 @@ func (r Reason) String() string {
 		return "no_object"
 	case ReasonUntracked:
 		return "untracked"
+	case ReasonUnchecked:
+		return "unchecked"
 	}
 	return "Reason(" + strconv.FormatUint(uint64(r), 10) + ")"
 }
@@ -134,15 +175,23 @@ const (
 	FlagKPathTrunc Flags = 4
 	// FlagKilled: the program sent SIGKILL to the calling process.
 	FlagKilled Flags = 8
-	// FlagHasObject: Dev, Ino and KPath describe the file the call
-	// returned.
+	// FlagHasObject: Dev, Ino and KPath describe the kernel's object: the
+	// file an open returned, the executable an execve runs, or the socket
+	// file an AF_UNIX peer is bound to.
 	FlagHasObject Flags = 16
 	// FlagAtExit: the event was emitted at sys_exit (every EXIT, and a
 	// VIOLATION found there), so Ret is valid. A VIOLATION without it was
-	// raised at sys_enter, before the syscall ran.
+	// raised at sys_enter before the syscall ran, or in the middle of it
+	// (sched_process_exec, sched_process_fork).
 	FlagAtExit Flags = 32
+	// FlagHasPeer: PeerFamily and Peer describe the peer of the socket a
+	// connect used (for AF_UNIX, KPath is the peer's address).
+	FlagHasPeer Flags = 64
+	// FlagHasChild: Child and ChildNS describe the child a clone created.
+	FlagHasChild Flags = 128
 
-	flagsKnown = FlagBound | FlagPathTrunc | FlagKPathTrunc | FlagKilled | FlagHasObject | FlagAtExit
+	flagsKnown = FlagBound | FlagPathTrunc | FlagKPathTrunc | FlagKilled | FlagHasObject | FlagAtExit |
+		FlagHasPeer | FlagHasChild
 )
 
 // Has reports whether all of o is set in f.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +26,12 @@ const (
 	offFlags    = 100
 	offPathLen  = 104
 	offKPathLen = 106
-	offPath     = 112
+	offChildTid = 108
+	offChildNS  = 112
+	offPeerFam  = 120
+	offPeerPort = 122
+	offPeer     = 128
+	offPath     = 144
 	offKPath    = offPath + EventPath
 
 	// EventSize is the size of one ring-buffer record.
@@ -50,9 +56,10 @@ type Event struct {
 	Ret int64
 	// Args are the six syscall argument registers.
 	Args [6]uint64
-	// Dev and Ino identify the file the call returned when Flags has
-	// FlagHasObject. Dev is in the userspace st_dev encoding, comparable
-	// with unix.Stat_t.Dev.
+	// Dev and Ino identify the kernel's object when Flags has
+	// FlagHasObject: the file an open returned, the executable an execve
+	// runs, or the socket file an AF_UNIX peer is bound to. Dev is in the
+	// userspace st_dev encoding, comparable with unix.Stat_t.Dev.
 	Dev, Ino uint64
 	// Reason says why a VIOLATION fired; ReasonOK otherwise.
 	Reason Reason
@@ -61,9 +68,25 @@ type Event struct {
 	// Path is the path argument as user memory held it at sys_enter (at
 	// most EventPath bytes; see FlagPathTrunc).
 	Path string
-	// KPath is the kernel's path of the returned file, from the task's
-	// root, crossing mounts (see FlagKPathTrunc).
+	// KPath is the kernel's path of the object (FlagHasObject), from the
+	// task's root, crossing mounts (see FlagKPathTrunc). For an AF_UNIX
+	// peer without a socket file (FlagHasPeer, no FlagHasObject) it is the
+	// peer's abstract name, raw, with its leading NUL byte.
 	KPath string
+	// PeerFamily is the family of the socket a connect used (AF_INET,
+	// AF_INET6, AF_UNIX, …) when Flags has FlagHasPeer.
+	PeerFamily uint16
+	// Peer is that socket's peer address and port when PeerFamily is
+	// AF_INET or AF_INET6; a v4-mapped IPv6 peer stays mapped. The zero
+	// AddrPort otherwise.
+	Peer netip.AddrPort
+	// Child is the thread id (init pid namespace) of the child a clone
+	// created, when Flags has FlagHasChild. A VIOLATION whose Child is its
+	// own Tid is a doomed child killed at its first return to user mode.
+	Child int
+	// ChildNS holds the CLONE_NEW* bits of the namespaces Child does not
+	// share with its parent (FlagHasChild).
+	ChildNS uint64
 }
 
 // Clone returns a copy of e whose strings do not alias memory that
@@ -95,7 +118,7 @@ func decodeEvent(b []byte, ev *Event, alias bool) error {
 		return fmt.Errorf("decoding event: type %d: %w", uint32(typ), ErrBadEvent)
 	}
 	reason := Reason(le.Uint32(b[offReason:]))
-	if reason > ReasonUntracked {
+	if reason > ReasonUnchecked {
 		return fmt.Errorf("decoding event: reason %d: %w", uint32(reason), ErrBadEvent)
 	}
 	flags := Flags(le.Uint32(b[offFlags:]))
@@ -121,6 +144,16 @@ func decodeEvent(b []byte, ev *Event, alias bool) error {
 	ev.Ino = le.Uint64(b[offIno:])
 	ev.Reason = reason
 	ev.Flags = flags
+	ev.PeerFamily, ev.Peer = 0, netip.AddrPort{}
+	if flags.Has(FlagHasPeer) {
+		ev.PeerFamily = le.Uint16(b[offPeerFam:])
+		ev.Peer = decodePeer(ev.PeerFamily, le.Uint16(b[offPeerPort:]), b[offPeer:offPeer+16])
+	}
+	ev.Child, ev.ChildNS = 0, 0
+	if flags.Has(FlagHasChild) {
+		ev.Child = int(le.Uint32(b[offChildTid:]))
+		ev.ChildNS = le.Uint64(b[offChildNS:])
+	}
 	path := b[offPath : offPath+pathLen]
 	kpath := b[offKPath : offKPath+kpathLen]
 	if alias {
@@ -131,6 +164,18 @@ func decodeEvent(b []byte, ev *Event, alias bool) error {
 		ev.KPath = string(kpath)
 	}
 	return nil
+}
+
+// decodePeer is the AddrPort of an AF_INET or AF_INET6 peer (16 bytes,
+// network order), without allocating; the zero AddrPort for other families.
+func decodePeer(family, port uint16, addr []byte) netip.AddrPort {
+	switch family {
+	case unix.AF_INET:
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(addr[:4])), port)
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(addr[:16])), port)
+	}
+	return netip.AddrPort{}
 }
 
 // The kernel keeps dev_t as MAJOR<<20 | MINOR (include/linux/kdev_t.h);

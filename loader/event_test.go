@@ -3,6 +3,7 @@ package loader
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -18,6 +19,10 @@ type record struct {
 	dev, ino             uint64
 	reason, flags        uint32
 	pathLen, kpathLen    uint16
+	childTid             uint32
+	childNS              uint64
+	peerFamily, peerPort uint16
+	peer                 [16]byte
 	path, kpath          string
 	overridePathLen      bool
 	overrideKPathLen     bool
@@ -49,6 +54,11 @@ func (r record) bytes() []byte {
 	}
 	le.PutUint16(b[offPathLen:], pl)
 	le.PutUint16(b[offKPathLen:], kl)
+	le.PutUint32(b[offChildTid:], r.childTid)
+	le.PutUint64(b[offChildNS:], r.childNS)
+	le.PutUint16(b[offPeerFam:], r.peerFamily)
+	le.PutUint16(b[offPeerPort:], r.peerPort)
+	copy(b[offPeer:offPeer+16], r.peer[:])
 	copy(b[offPath:offPath+EventPath], r.path)
 	copy(b[offKPath:offKPath+EventPath], r.kpath)
 	// Bytes past the lengths are garbage in real records (the programs copy
@@ -92,6 +102,42 @@ func TestDecodeEvent(t *testing.T) {
 			want: Event{Type: EventViolation, Tgid: 7, Tid: 7, Nr: -1, Reason: ReasonUntracked, Args: [6]uint64{9}},
 		},
 		{
+			name: "connect with an IPv4 peer",
+			rec: record{typ: 2, nr: 42, flags: uint32(FlagBound | FlagHasPeer | FlagAtExit),
+				peerFamily: unix.AF_INET, peerPort: 6379, peer: [16]byte{127, 0, 0, 1}},
+			want: Event{Type: EventExit, Nr: 42, Flags: FlagBound | FlagHasPeer | FlagAtExit,
+				PeerFamily: unix.AF_INET, Peer: netip.MustParseAddrPort("127.0.0.1:6379")},
+		},
+		{
+			name: "connect with a v4-mapped IPv6 peer stays mapped",
+			rec: record{typ: 3, nr: 42, ret: -115, reason: 3, flags: uint32(FlagKilled | FlagBound | FlagHasPeer | FlagAtExit),
+				peerFamily: unix.AF_INET6, peerPort: 22, peer: [16]byte{10: 0xff, 11: 0xff, 12: 10, 15: 1}},
+			want: Event{Type: EventViolation, Nr: 42, Ret: -115, Reason: ReasonObjectMismatch,
+				Flags:      FlagKilled | FlagBound | FlagHasPeer | FlagAtExit,
+				PeerFamily: unix.AF_INET6, Peer: netip.MustParseAddrPort("[::ffff:10.0.0.1]:22")},
+		},
+		{
+			name: "connect with an abstract AF_UNIX peer",
+			rec: record{typ: 2, nr: 42, flags: uint32(FlagHasPeer | FlagAtExit), peerFamily: unix.AF_UNIX,
+				peerPort: 0, kpath: "\x00vigil"},
+			want: Event{Type: EventExit, Nr: 42, Flags: FlagHasPeer | FlagAtExit, PeerFamily: unix.AF_UNIX, KPath: "\x00vigil"},
+		},
+		{
+			name: "peer and child fields without their flags are ignored",
+			rec:  record{typ: 2, peerFamily: unix.AF_INET, peerPort: 1, peer: [16]byte{1, 2, 3, 4}, childTid: 9, childNS: 1 << 26},
+			want: Event{Type: EventExit},
+		},
+		{
+			name: "clone with a child in a new UTS namespace",
+			rec:  record{typ: 2, nr: 56, ret: 4242, flags: uint32(FlagBound | FlagHasChild | FlagAtExit), childTid: 4242, childNS: unix.CLONE_NEWUTS},
+			want: Event{Type: EventExit, Nr: 56, Ret: 4242, Flags: FlagBound | FlagHasChild | FlagAtExit, Child: 4242, ChildNS: unix.CLONE_NEWUTS},
+		},
+		{
+			name: "exec not checked",
+			rec:  record{typ: 3, nr: 59, reason: 6, flags: uint32(FlagBound | FlagKilled | FlagAtExit)},
+			want: Event{Type: EventViolation, Nr: 59, Reason: ReasonUnchecked, Flags: FlagBound | FlagKilled | FlagAtExit},
+		},
+		{
 			name: "full-length paths",
 			rec:  record{typ: 1, flags: uint32(FlagPathTrunc | FlagKPathTrunc), path: long, kpath: long},
 			want: Event{Type: EventEnter, Flags: FlagPathTrunc | FlagKPathTrunc, Path: long, KPath: long},
@@ -106,8 +152,8 @@ func TestDecodeEvent(t *testing.T) {
 		{name: "header only", rec: record{typ: 1, truncateTo: offPath}, wantErr: true},
 		{name: "type zero", rec: record{typ: 0}, wantErr: true},
 		{name: "unknown type", rec: record{typ: 4}, wantErr: true},
-		{name: "unknown reason", rec: record{typ: 3, reason: 6}, wantErr: true},
-		{name: "unknown flag", rec: record{typ: 2, flags: 64}, wantErr: true},
+		{name: "unknown reason", rec: record{typ: 3, reason: 7}, wantErr: true},
+		{name: "unknown flag", rec: record{typ: 2, flags: 256}, wantErr: true},
 		{name: "path length past the field", rec: record{typ: 1, pathLen: EventPath + 1, overridePathLen: true}, wantErr: true},
 		{name: "kpath length past the field", rec: record{typ: 2, kpathLen: 0xffff, overrideKPathLen: true}, wantErr: true},
 	}
@@ -141,7 +187,8 @@ func TestDecodeEvent(t *testing.T) {
 // nothing of the previous record behind.
 func TestDecodeEventReusesEvent(t *testing.T) {
 	var ev Event
-	if err := DecodeEvent(record{typ: 2, ret: 3, path: "/long/path", kpath: "/k", flags: uint32(FlagHasObject), ino: 9}.bytes(), &ev); err != nil {
+	if err := DecodeEvent(record{typ: 2, ret: 3, path: "/long/path", kpath: "/k", flags: uint32(FlagHasObject | FlagHasPeer | FlagHasChild), ino: 9,
+		peerFamily: unix.AF_INET6, peerPort: 80, peer: [16]byte{15: 1}, childTid: 7, childNS: 1}.bytes(), &ev); err != nil {
 		t.Fatal(err)
 	}
 	if err := DecodeEvent(record{typ: 1}.bytes(), &ev); err != nil {
@@ -172,10 +219,16 @@ func TestEventCloneOwnsStrings(t *testing.T) {
 }
 
 func TestDecodeEventAllocatesNothingWhenAliasing(t *testing.T) {
-	b := record{typ: 2, path: "/etc/hostname", kpath: "/etc/hostname"}.bytes()
-	var ev Event
-	if n := testing.AllocsPerRun(100, func() { _ = decodeEvent(b, &ev, true) }); n != 0 {
-		t.Errorf("decodeEvent allocated %v times per record", n)
+	for _, r := range []record{
+		{typ: 2, path: "/etc/hostname", kpath: "/etc/hostname"},
+		{typ: 2, flags: uint32(FlagHasPeer | FlagHasChild), peerFamily: unix.AF_INET6, peerPort: 22, peer: [16]byte{15: 1}, childTid: 3},
+		{typ: 2, flags: uint32(FlagHasPeer), peerFamily: unix.AF_INET, peerPort: 22, peer: [16]byte{127, 0, 0, 1}},
+	} {
+		b := r.bytes()
+		var ev Event
+		if n := testing.AllocsPerRun(100, func() { _ = decodeEvent(b, &ev, true) }); n != 0 {
+			t.Errorf("decodeEvent allocated %v times per record %+v", n, r)
+		}
 	}
 }
 
@@ -183,6 +236,9 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(record{typ: 2, path: "/etc/hostname", kpath: "/etc/hostname", flags: 17}.bytes())
 	f.Add(record{typ: 3, reason: 3, flags: 63}.bytes())
 	f.Add(record{typ: 1, truncateTo: 100}.bytes())
+	f.Add(record{typ: 2, nr: 42, flags: uint32(FlagHasPeer | FlagAtExit), peerFamily: unix.AF_INET6, peerPort: 443, peer: [16]byte{0: 0xfe, 1: 0x80, 15: 1}}.bytes())
+	f.Add(record{typ: 2, nr: 42, flags: uint32(FlagHasPeer | FlagHasObject), peerFamily: unix.AF_UNIX, kpath: "\x00abstract"}.bytes())
+	f.Add(record{typ: 3, nr: 435, reason: 3, flags: uint32(FlagBound | FlagKilled | FlagHasChild), childTid: 77, childNS: unix.CLONE_NEWUSER}.bytes())
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var ev, aliased Event
@@ -203,8 +259,21 @@ func FuzzDecodeEvent(f *testing.F) {
 		if len(b) < EventSize || len(ev.Path) > EventPath || len(ev.KPath) > EventPath {
 			t.Fatalf("accepted an impossible record: %d bytes, %+v", len(b), ev)
 		}
-		if ev.Type < EventEnter || ev.Type > EventViolation || ev.Reason > ReasonUntracked || ev.Flags&^flagsKnown != 0 {
+		if ev.Type < EventEnter || ev.Type > EventViolation || ev.Reason > ReasonUnchecked || ev.Flags&^flagsKnown != 0 {
 			t.Fatalf("accepted unknown values: %+v", ev)
+		}
+		if !ev.Flags.Has(FlagHasPeer) && (ev.PeerFamily != 0 || ev.Peer.IsValid()) {
+			t.Fatalf("peer without FlagHasPeer: %+v", ev)
+		}
+		if !ev.Flags.Has(FlagHasChild) && (ev.Child != 0 || ev.ChildNS != 0) {
+			t.Fatalf("child without FlagHasChild: %+v", ev)
+		}
+		inet := ev.PeerFamily == unix.AF_INET || ev.PeerFamily == unix.AF_INET6
+		if ev.Peer.IsValid() != (ev.Flags.Has(FlagHasPeer) && inet) {
+			t.Fatalf("peer address %v does not fit family %d: %+v", ev.Peer, ev.PeerFamily, ev)
+		}
+		if ev.Peer.IsValid() && (ev.Peer.Addr().Is4() != (ev.PeerFamily == unix.AF_INET) || ev.Peer.Addr().Zone() != "") {
+			t.Fatalf("peer address %v decoded in the wrong form for family %d", ev.Peer, ev.PeerFamily)
 		}
 	})
 }
@@ -265,7 +334,40 @@ func TestBindingValidate(t *testing.T) {
 		{"arg with NUL", func(b *Binding) { b.Arg = []byte("/etc\x00/x") }, false},
 		{"negative nr", func(b *Binding) { b.Nr = -1 }, false},
 		{"kind zero", func(b *Binding) { b.Kind = 0 }, false},
-		{"kind exec (reserved)", func(b *Binding) { b.Kind = 3 }, false},
+		{"kind 6 (unknown)", func(b *Binding) { b.Kind = 6 }, false},
+		{"file on execve", func(b *Binding) { b.Nr = unix.SYS_EXECVE }, false},
+		{"exec on openat", func(b *Binding) { b.Kind = BindExec }, false},
+		{"exec", func(b *Binding) { b.Kind, b.Nr, b.ArgIndex = BindExec, unix.SYS_EXECVE, 0 }, true},
+		{"exec of an fd (execveat, empty path)", func(b *Binding) { b.Kind, b.Nr, b.Arg = BindExec, unix.SYS_EXECVEAT, nil }, true},
+		{"execve's path in argument 1", func(b *Binding) { b.Kind, b.Nr = BindExec, unix.SYS_EXECVE }, false},
+		{"exec path with NUL", func(b *Binding) { b.Kind, b.Nr, b.ArgIndex, b.Arg = BindExec, unix.SYS_EXECVE, 0, []byte("/bin\x00") }, false},
+		{"connect inet", func(b *Binding) { *b = connectBinding(unix.AF_INET, "127.0.0.1") }, true},
+		{"connect inet6", func(b *Binding) { *b = connectBinding(unix.AF_INET6, "::1") }, true},
+		{"connect inet6 v4-mapped", func(b *Binding) { *b = connectBinding(unix.AF_INET6, "::ffff:127.0.0.1") }, true},
+		{"connect inet with an IPv6 address", func(b *Binding) { *b = connectBinding(unix.AF_INET, "::1") }, false},
+		{"connect inet with a v4-mapped address", func(b *Binding) { *b = connectBinding(unix.AF_INET, "::ffff:127.0.0.1") }, false},
+		{"connect inet6 with an IPv4 address", func(b *Binding) { *b = connectBinding(unix.AF_INET6, "127.0.0.1") }, false},
+		{"connect inet without an address", func(b *Binding) { *b = connectBinding(unix.AF_INET, ""); b.Addr = netip.Addr{} }, false},
+		{"connect unspec", func(b *Binding) { *b = connectBinding(unix.AF_UNSPEC, "") }, true},
+		{"connect netlink", func(b *Binding) { *b = connectBinding(unix.AF_NETLINK, "") }, false},
+		{"connect unix abstract", func(b *Binding) { *b = connectBinding(unix.AF_UNIX, ""); b.UnixName = "\x00name" }, true},
+		{"connect unix abstract, empty name (autobind form)", func(b *Binding) { *b = connectBinding(unix.AF_UNIX, ""); b.UnixName = "\x00" }, true},
+		{"connect unix path", func(b *Binding) { *b = connectBinding(unix.AF_UNIX, ""); b.UnixName, b.Ino = "/run/x.sock", 7 }, true},
+		{"connect unix path without inode", func(b *Binding) { *b = connectBinding(unix.AF_UNIX, ""); b.UnixName = "/run/x.sock" }, false},
+		{"connect unix path with NUL", func(b *Binding) { *b = connectBinding(unix.AF_UNIX, ""); b.UnixName, b.Ino = "/run\x00x", 7 }, false},
+		{"connect unix without name", func(b *Binding) { *b = connectBinding(unix.AF_UNIX, "") }, false},
+		{"connect unix name too long", func(b *Binding) {
+			*b = connectBinding(unix.AF_UNIX, "")
+			b.UnixName, b.Ino = "/"+strings.Repeat("s", 108), 7
+		}, false},
+		{"connect sockaddr too long", func(b *Binding) { *b = connectBinding(unix.AF_INET, "127.0.0.1"); b.Arg = make([]byte, 129) }, false},
+		{"connect sockaddr with NUL bytes", func(b *Binding) { *b = connectBinding(unix.AF_INET, "127.0.0.1"); b.Arg = make([]byte, 16) }, true},
+		{"connect in argument 0", func(b *Binding) { *b = connectBinding(unix.AF_INET, "127.0.0.1"); b.ArgIndex = 0 }, false},
+		{"clone", func(b *Binding) { *b = Binding{Nr: unix.SYS_CLONE, Kind: BindClone, CloneFlags: unix.CLONE_NEWUTS} }, true},
+		{"clone with an argument", func(b *Binding) { *b = Binding{Nr: unix.SYS_CLONE, Kind: BindClone, Arg: []byte{1}} }, false},
+		{"clone3", func(b *Binding) { *b = Binding{Nr: unix.SYS_CLONE3, Kind: BindClone, Arg: make([]byte, 88)} }, true},
+		{"clone3 in argument 1", func(b *Binding) { *b = Binding{Nr: unix.SYS_CLONE3, Kind: BindClone, ArgIndex: 1} }, false},
+		{"clone on fork", func(b *Binding) { *b = Binding{Nr: unix.SYS_FORK, Kind: BindClone} }, false},
 		{"arg index 6", func(b *Binding) { b.ArgIndex = 6 }, false},
 		{"create without name", func(b *Binding) { b.Kind = BindCreate }, false},
 		{"create with slash", func(b *Binding) { b.Kind, b.Name = BindCreate, "a/b" }, false},
@@ -281,6 +383,14 @@ func TestBindingValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func connectBinding(family uint16, addr string) Binding {
+	b := Binding{Nr: unix.SYS_CONNECT, Kind: BindConnect, ArgIndex: 1, Family: family, Port: 80}
+	if addr != "" {
+		b.Addr = netip.MustParseAddr(addr)
+	}
+	return b
 }
 
 func fill(b []byte) {

@@ -4,16 +4,21 @@
 //
 // The enforcer writes a Binding for a thread while the thread waits in a
 // seccomp notification, then answers CONTINUE. The programs re-check the
-// argument at sys_enter and the object the kernel returned at sys_exit, and
-// SIGKILL the watchee before it returns to user mode when either differs.
+// argument at sys_enter and the object the kernel used (the file an open
+// returned, the file an execve runs, the peer a connect reached, the
+// namespaces a clone child got), and SIGKILL the watchee before it returns
+// to user mode when either differs.
 package loader
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +52,10 @@ type Options struct {
 	// two, a multiple of the page size, at most 1 GiB. 0 means
 	// DefaultRingBufferSize.
 	RingBufferSize int
+
+	// unattached names tracepoints Load leaves unattached: tests use it to
+	// reach the fail-closed paths of a check that never ran.
+	unattached []string
 }
 
 // Loader holds the loaded programs, their links and the ring-buffer reader.
@@ -69,7 +78,8 @@ type Loader struct {
 }
 
 // Load loads the eBPF programs and attaches them to the sys_enter,
-// sys_exit, sched_process_fork and sched_process_exit raw tracepoints.
+// sys_exit, sched_process_fork, sched_process_exec and sched_process_exit
+// raw tracepoints.
 // vigil's own process is never watched. On failure it closes whatever it
 // opened; an error that means "not possible here" (EPERM, lockdown, a
 // missing feature) wraps ErrNotSupported.
@@ -124,16 +134,21 @@ func Load(opts Options) (*Loader, error) {
 		return nil, classify("loading eBPF programs", err)
 	}
 	// fork/exit first, so that the watched set follows the process tree
-	// before any binding can be checked.
+	// before any binding can be checked; then the mid-call checks, before
+	// sys_exit expects them to have run.
 	for _, a := range []struct {
 		tp   string
 		prog *ebpf.Program
 	}{
 		{"sched_process_fork", l.objs.VigilFork},
 		{"sched_process_exit", l.objs.VigilExit},
+		{"sched_process_exec", l.objs.VigilExec},
 		{"sys_enter", l.objs.VigilSysEnter},
 		{"sys_exit", l.objs.VigilSysExit},
 	} {
+		if slices.Contains(opts.unattached, a.tp) {
+			continue
+		}
 		lk, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.tp, Program: a.prog})
 		if err != nil {
 			l.Close()
@@ -221,22 +236,54 @@ func (l *Loader) Watched(tgid int) (bool, error) {
 	return true, nil
 }
 
-// Binding is the identity a CONTINUE grant was vetted against.
+// Binding is the identity a CONTINUE grant was vetted against. Which
+// fields matter depends on Kind; Bind ignores the others.
 type Binding struct {
 	// Nr is the syscall number the grant is for.
 	Nr int
-	// Kind says which object is checked at sys_exit.
+	// Kind says which object is checked, and when.
 	Kind BindKind
-	// ArgIndex is the argument register (0..5) holding the path pointer.
+	// ArgIndex is the argument register (0..5) holding the pointer Arg was
+	// read from: the path (open family, execve 0, execveat 1), the sockaddr
+	// (connect 1) or the struct clone_args (clone3 0).
 	ArgIndex int
-	// Arg is the vetted path bytes as read from the watchee, without NUL.
+	// Arg is the vetted argument as read from the watchee, re-read and
+	// compared at sys_enter (the tripwire). BindFile, BindCreate, BindExec:
+	// the path bytes, without NUL. BindConnect: the addrlen bytes of the
+	// sockaddr (at most 128). BindClone: the size bytes of clone3's
+	// clone_args; empty for clone, whose arguments are all registers. An
+	// empty Arg of BindConnect or BindClone skips the tripwire.
 	Arg []byte
-	// Dev and Ino identify the vetted file (BindFile) or its parent
-	// directory (BindCreate), as fstat reports them (userspace st_dev);
-	// Bind converts Dev to the kernel's encoding.
+	// Dev and Ino identify the vetted object, as fstat reports it
+	// (userspace st_dev; Bind converts Dev to the kernel's encoding):
+	// the file (BindFile), its parent directory (BindCreate), the file the
+	// kernel will run (BindExec: for a #! script, its final interpreter),
+	// or the socket file of an AF_UNIX path peer (BindConnect).
 	Dev, Ino uint64
 	// Name is the final path component the file must get (BindCreate).
 	Name string
+	// Family is the vetted peer's family (BindConnect): unix.AF_INET,
+	// AF_INET6, AF_UNIX, or AF_UNSPEC for a connect that dissolves an
+	// association, after which nothing may be connected.
+	Family uint16
+	// Addr and Port are the vetted peer of an AF_INET (Addr.Is4) or
+	// AF_INET6 (Addr.Is6; a v4-mapped address stays mapped, as the kernel
+	// keeps it) connect. An AF_INET6 datagram socket may be connected with
+	// a sockaddr_in: bind that as AF_INET.
+	Addr netip.Addr
+	Port uint16
+	// UnixName is the vetted AF_UNIX peer as sun_path bytes. An abstract
+	// name, with its leading NUL byte, is pinned by its bytes. A path is
+	// pinned by Dev and Ino of the socket file it resolves to in the
+	// watchee's view, not by the string: the listener's recorded address is
+	// its own spelling (relative, or from another root or mount namespace),
+	// and equal names do not make the same socket.
+	UnixName string
+	// CloneFlags are the vetted flags of a clone (its flags register; the
+	// exit-signal byte is ignored) or clone3 (clone_args.flags). Only the
+	// CLONE_NEW* bits are checked: the child must have exactly those new
+	// namespaces.
+	CloneFlags uint64
 }
 
 // Bind writes b as the pending grant of thread tid, replacing any other,
@@ -245,6 +292,9 @@ type Binding struct {
 // CONTINUE. The programs check the next syscall numbered b.Nr that tid
 // makes and delete the binding when it returns. tid's thread group must be
 // watched: bindings of unwatched processes are never checked.
+//
+// A non-leader thread that execs takes over its thread group leader's id;
+// the programs follow, and the exec's events carry the new id (the tgid).
 func (l *Loader) Bind(tid int, b *Binding) error {
 	if tid <= 0 {
 		return fmt.Errorf("binding thread %d: bad thread id", tid)
@@ -256,10 +306,6 @@ func (l *Loader) Bind(tid int, b *Binding) error {
 	if err != nil {
 		return fmt.Errorf("binding thread %d: %w", tid, err)
 	}
-	var nameHash uint64
-	if b.Kind == BindCreate {
-		nameHash = fnv1aString(b.Name)
-	}
 
 	l.bindMu.Lock()
 	defer l.bindMu.Unlock()
@@ -268,12 +314,36 @@ func (l *Loader) Bind(tid int, b *Binding) error {
 		Dev:      dev,
 		Ino:      b.Ino,
 		ArgHash:  FNV1a(b.Arg),
-		NameHash: nameHash,
 		ArgLen:   uint32(len(b.Arg)),
 		Nr:       uint32(b.Nr),
 		Kind:     uint32(b.Kind),
 		ArgIndex: uint32(b.ArgIndex),
 		State:    bindArmed,
+	}
+	v := &l.bindVal
+	switch b.Kind {
+	case BindCreate:
+		v.NameHash = fnv1aString(b.Name)
+	case BindConnect:
+		v.Family = b.Family
+		switch b.Family {
+		case unix.AF_INET:
+			a := b.Addr.As4()
+			copy(v.Addr[:], a[:])
+			v.Port = b.Port
+		case unix.AF_INET6:
+			v.Addr = b.Addr.As16()
+			v.Port = b.Port
+		case unix.AF_UNIX:
+			if b.UnixName[0] == 0 {
+				v.Addr[0] = unixAbstract
+				v.NameHash = fnv1aString(b.UnixName[1:])
+			} else {
+				v.Addr[0] = unixPath
+			}
+		}
+	case BindClone:
+		v.CloneFlags = b.CloneFlags
 	}
 	if err := l.objs.Bindings.Update(&l.bindKey, &l.bindVal, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("binding thread %d: %w", tid, err)
@@ -281,20 +351,95 @@ func (l *Loader) Bind(tid int, b *Binding) error {
 	return nil
 }
 
+// sockaddrMax is sizeof(struct sockaddr_storage): connect refuses longer
+// addresses (move_addr_to_kernel).
+const sockaddrMax = 128
+
+// sunPathMax is sizeof(((struct sockaddr_un *)0)->sun_path).
+const sunPathMax = 108
+
 func (b *Binding) validate() error {
 	switch {
 	case b.Nr < 0 || b.Nr >= CaptureNr:
 		return fmt.Errorf("syscall %d out of range", b.Nr)
-	case b.Kind != BindFile && b.Kind != BindCreate:
-		return fmt.Errorf("unsupported kind %s", b.Kind)
 	case b.ArgIndex < 0 || b.ArgIndex > 5:
 		return fmt.Errorf("argument index %d out of range", b.ArgIndex)
 	case len(b.Arg) >= PathMax:
 		return fmt.Errorf("argument of %d bytes exceeds PATH_MAX", len(b.Arg))
-	case bytes.IndexByte(b.Arg, 0) >= 0:
+	}
+	switch b.Kind {
+	case BindFile, BindCreate:
+		switch b.Nr {
+		case unix.SYS_OPEN, unix.SYS_CREAT, unix.SYS_OPENAT, unix.SYS_OPENAT2:
+		default:
+			return fmt.Errorf("kind %s binds the open family, not syscall %d", b.Kind, b.Nr)
+		}
+		if err := b.validatePath(); err != nil {
+			return err
+		}
+		if b.Kind == BindCreate && !validName(b.Name) {
+			return fmt.Errorf("bad final component %q", b.Name)
+		}
+	case BindExec:
+		switch {
+		case b.Nr == unix.SYS_EXECVE && b.ArgIndex == 0, b.Nr == unix.SYS_EXECVEAT && b.ArgIndex == 1:
+		default:
+			return fmt.Errorf("kind exec binds execve's argument 0 or execveat's 1, not syscall %d's %d", b.Nr, b.ArgIndex)
+		}
+		return b.validatePath()
+	case BindConnect:
+		if b.Nr != unix.SYS_CONNECT || b.ArgIndex != 1 {
+			return fmt.Errorf("kind connect binds connect's argument 1, not syscall %d's %d", b.Nr, b.ArgIndex)
+		}
+		if len(b.Arg) > sockaddrMax {
+			return fmt.Errorf("sockaddr of %d bytes exceeds %d", len(b.Arg), sockaddrMax)
+		}
+		return b.validatePeer()
+	case BindClone:
+		switch {
+		case b.Nr == unix.SYS_CLONE3 && b.ArgIndex == 0:
+		case b.Nr == unix.SYS_CLONE && len(b.Arg) == 0:
+		case b.Nr == unix.SYS_CLONE:
+			return errors.New("clone has no pointer argument to bind")
+		default:
+			return fmt.Errorf("kind clone binds clone or clone3's argument 0, not syscall %d's %d", b.Nr, b.ArgIndex)
+		}
+	default:
+		return fmt.Errorf("unsupported kind %s", b.Kind)
+	}
+	return nil
+}
+
+func (b *Binding) validatePath() error {
+	if bytes.IndexByte(b.Arg, 0) >= 0 {
 		return errors.New("argument contains NUL")
-	case b.Kind == BindCreate && !validName(b.Name):
-		return fmt.Errorf("bad final component %q", b.Name)
+	}
+	return nil
+}
+
+func (b *Binding) validatePeer() error {
+	switch b.Family {
+	case unix.AF_UNSPEC:
+	case unix.AF_INET:
+		if !b.Addr.Is4() {
+			return fmt.Errorf("AF_INET peer %v is not an IPv4 address", b.Addr)
+		}
+	case unix.AF_INET6:
+		if !b.Addr.Is6() {
+			return fmt.Errorf("AF_INET6 peer %v is not an IPv6 address", b.Addr)
+		}
+	case unix.AF_UNIX:
+		switch n := b.UnixName; {
+		case n == "" || len(n) > sunPathMax:
+			return fmt.Errorf("AF_UNIX peer name of %d bytes (want 1..%d)", len(n), sunPathMax)
+		case n[0] == 0:
+		case strings.IndexByte(n, 0) >= 0:
+			return fmt.Errorf("AF_UNIX peer path %q contains NUL", n)
+		case b.Ino == 0:
+			return fmt.Errorf("AF_UNIX peer path %q needs the socket file's Dev and Ino", n)
+		}
+	default:
+		return fmt.Errorf("unsupported peer family %d", b.Family)
 	}
 	return nil
 }

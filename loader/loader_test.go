@@ -25,6 +25,7 @@ import (
 const (
 	envHelper = "VIGIL_LOADER_HELPER"
 	envPath   = "VIGIL_LOADER_PATH"
+	envArg    = "VIGIL_LOADER_ARG" // a mode's second argument
 )
 
 func TestMain(m *testing.M) {
@@ -39,6 +40,10 @@ func TestMain(m *testing.M) {
 // one syscall of interest, and reports "ok N" or "err ERRNO" on fd 4.
 func helperMain(mode, path string) int {
 	runtime.LockOSThread()
+	if mode == "exec-thread" {
+		return onNonLeaderThread(func() int { return helperMain("exec", path) })
+	}
+	helperSetup(mode)
 	report := os.NewFile(4, "report")
 	fmt.Fprintf(report, "%d\n", unix.Gettid())
 	var b [1]byte
@@ -102,8 +107,11 @@ func helperMain(mode, path string) int {
 			r = uintptr(cmd.Process.Pid)
 		}
 	default:
-		fmt.Fprintf(report, "setup unknown mode %s\n", mode)
-		return 2
+		var known bool
+		if r, known, err = helperKinds(mode, path, os.Getenv(envArg)); !known {
+			fmt.Fprintf(report, "setup unknown mode %s\n", mode)
+			return 2
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(report, "err %v\n", err)
@@ -211,6 +219,12 @@ type outcome struct {
 // for it.
 func runHelper(t *testing.T, l *Loader, mode, path string, bind func(tid int) *Binding) outcome {
 	t.Helper()
+	return runHelperArg(t, l, mode, path, "", bind)
+}
+
+// runHelperArg is runHelper with a second argument for the mode (envArg).
+func runHelperArg(t *testing.T, l *Loader, mode, path, arg string, bind func(tid int) *Binding) outcome {
+	t.Helper()
 	relR, relW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +234,7 @@ func runHelper(t *testing.T, l *Loader, mode, path string, bind func(tid int) *B
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envHelper+"="+mode, envPath+"="+path)
+	cmd.Env = append(os.Environ(), envHelper+"="+mode, envPath+"="+path, envArg+"="+arg)
 	cmd.ExtraFiles = []*os.File{relR, repW}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -724,8 +738,9 @@ func BenchmarkBind(b *testing.B) {
 }
 
 // TestForkWithFullWatchedSetFailsClosed: when the watched set is full, a
-// watched process that forks is killed (its child would run unchecked) and
-// the VIOLATION names the child so that userspace can kill it too.
+// watched process that forks is killed (its child would run unchecked), the
+// VIOLATION names the child, and the child dies at its first return to user
+// mode although it is not watched.
 func TestForkWithFullWatchedSetFailsClosed(t *testing.T) {
 	l, s := loadForTest(t)
 	marker := filepath.Join(t.TempDir(), "marker")
@@ -752,8 +767,8 @@ func TestForkWithFullWatchedSetFailsClosed(t *testing.T) {
 		t.Fatalf("forking watchee: signal %v, report %q; want SIGKILL", o.signal, o.report)
 	}
 	ev := s.wait(t, "UNTRACKED", func(ev *Event) bool { return ev.Type == EventViolation && ev.Tgid == o.pid })
-	if ev.Reason != ReasonUntracked || !ev.Flags.Has(FlagKilled) || ev.Args[0] == 0 || int(ev.Args[0]) == o.pid {
+	if ev.Reason != ReasonUntracked || !ev.Flags.Has(FlagKilled|FlagHasChild) || ev.Args[0] == 0 || int(ev.Args[0]) == o.pid || ev.Child != int(ev.Args[0]) {
 		t.Fatalf("got %+v, want UNTRACKED, killed, naming the child", ev)
 	}
-	unix.Kill(int(ev.Args[0]), unix.SIGKILL)
+	untrackedChildKilled(t, s, ev.Child)
 }

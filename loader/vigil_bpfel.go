@@ -14,37 +14,59 @@ import (
 )
 
 type vigilVigilBinding struct {
-	_        structs.HostLayout
-	Dev      uint64
-	Ino      uint64
-	ArgHash  uint64
-	NameHash uint64
-	ArgLen   uint32
-	Nr       uint32
-	Kind     uint32
-	ArgIndex uint32
-	State    uint32
-	Pad      uint32
+	_          structs.HostLayout
+	Dev        uint64
+	Ino        uint64
+	ArgHash    uint64
+	NameHash   uint64
+	CloneFlags uint64
+	ArgLen     uint32
+	Nr         uint32
+	Kind       uint32
+	ArgIndex   uint32
+	State      uint32
+	Family     uint16
+	Port       uint16
+	Addr       [16]uint8
+}
+
+type vigilVigilDoom struct {
+	_      structs.HostLayout
+	Ns     uint64
+	Reason uint32
+	Pad    uint32
 }
 
 type vigilVigilEvent struct {
-	_        structs.HostLayout
-	Type     uint32
-	Tgid     uint32
-	Tid      uint32
-	Nr       uint32
-	TsNs     uint64
-	Ret      int64
-	Args     [6]uint64
-	Dev      uint64
-	Ino      uint64
-	Reason   uint32
-	Flags    uint32
-	PathLen  uint16
-	KpathLen uint16
-	Pad      uint32
-	Path     [256]int8
-	Kpath    [256]int8
+	_          structs.HostLayout
+	Type       uint32
+	Tgid       uint32
+	Tid        uint32
+	Nr         uint32
+	TsNs       uint64
+	Ret        int64
+	Args       [6]uint64
+	Dev        uint64
+	Ino        uint64
+	Reason     uint32
+	Flags      uint32
+	PathLen    uint16
+	KpathLen   uint16
+	ChildTid   uint32
+	ChildNs    uint64
+	PeerFamily uint16
+	PeerPort   uint16
+	Pad        uint32
+	Peer       [16]uint8
+	Path       [256]int8
+	Kpath      [256]int8
+}
+
+type vigilVigilFork struct {
+	_     structs.HostLayout
+	Ns    uint64
+	Child uint32
+	Pad   uint32
 }
 
 type vigilVigilScratch struct {
@@ -57,15 +79,19 @@ type vigilVigilScratch struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	vigilMapBindings       = "bindings"
+	vigilMapDoomed         = "doomed"
 	vigilMapEvents         = "events"
+	vigilMapForked         = "forked"
 	vigilMapLost           = "lost"
 	vigilMapScratch        = "scratch"
 	vigilMapWatched        = "watched"
+	vigilProgVigilExec     = "vigil_exec"
 	vigilProgVigilExit     = "vigil_exit"
 	vigilProgVigilFork     = "vigil_fork"
 	vigilProgVigilSysEnter = "vigil_sys_enter"
 	vigilProgVigilSysExit  = "vigil_sys_exit"
 	vigilVarCaptureMask    = "capture_mask"
+	vigilVarDoomedPending  = "doomed_pending"
 	vigilVarSelfTgid       = "self_tgid"
 	vigilVarWakeupBytes    = "wakeup_bytes"
 )
@@ -112,6 +138,7 @@ type vigilSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vigilProgramSpecs struct {
+	VigilExec     *ebpf.ProgramSpec `ebpf:"vigil_exec"`
 	VigilExit     *ebpf.ProgramSpec `ebpf:"vigil_exit"`
 	VigilFork     *ebpf.ProgramSpec `ebpf:"vigil_fork"`
 	VigilSysEnter *ebpf.ProgramSpec `ebpf:"vigil_sys_enter"`
@@ -123,7 +150,9 @@ type vigilProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type vigilMapSpecs struct {
 	Bindings *ebpf.MapSpec `ebpf:"bindings"`
+	Doomed   *ebpf.MapSpec `ebpf:"doomed"`
 	Events   *ebpf.MapSpec `ebpf:"events"`
+	Forked   *ebpf.MapSpec `ebpf:"forked"`
 	Lost     *ebpf.MapSpec `ebpf:"lost"`
 	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
 	Watched  *ebpf.MapSpec `ebpf:"watched"`
@@ -133,9 +162,10 @@ type vigilMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vigilVariableSpecs struct {
-	CaptureMask *ebpf.VariableSpec `ebpf:"capture_mask"`
-	SelfTgid    *ebpf.VariableSpec `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CaptureMask   *ebpf.VariableSpec `ebpf:"capture_mask"`
+	DoomedPending *ebpf.VariableSpec `ebpf:"doomed_pending"`
+	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // vigilObjects contains all objects after they have been loaded into the kernel.
@@ -159,7 +189,9 @@ func (o *vigilObjects) Close() error {
 // It can be passed to loadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vigilMaps struct {
 	Bindings *ebpf.Map `ebpf:"bindings"`
+	Doomed   *ebpf.Map `ebpf:"doomed"`
 	Events   *ebpf.Map `ebpf:"events"`
+	Forked   *ebpf.Map `ebpf:"forked"`
 	Lost     *ebpf.Map `ebpf:"lost"`
 	Scratch  *ebpf.Map `ebpf:"scratch"`
 	Watched  *ebpf.Map `ebpf:"watched"`
@@ -168,7 +200,9 @@ type vigilMaps struct {
 func (m *vigilMaps) Close() error {
 	return _VigilClose(
 		m.Bindings,
+		m.Doomed,
 		m.Events,
+		m.Forked,
 		m.Lost,
 		m.Scratch,
 		m.Watched,
@@ -179,15 +213,17 @@ func (m *vigilMaps) Close() error {
 //
 // It can be passed to loadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vigilVariables struct {
-	CaptureMask *ebpf.Variable `ebpf:"capture_mask"`
-	SelfTgid    *ebpf.Variable `ebpf:"self_tgid"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CaptureMask   *ebpf.Variable `ebpf:"capture_mask"`
+	DoomedPending *ebpf.Variable `ebpf:"doomed_pending"`
+	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
+	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // vigilPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vigilPrograms struct {
+	VigilExec     *ebpf.Program `ebpf:"vigil_exec"`
 	VigilExit     *ebpf.Program `ebpf:"vigil_exit"`
 	VigilFork     *ebpf.Program `ebpf:"vigil_fork"`
 	VigilSysEnter *ebpf.Program `ebpf:"vigil_sys_enter"`
@@ -196,6 +232,7 @@ type vigilPrograms struct {
 
 func (p *vigilPrograms) Close() error {
 	return _VigilClose(
+		p.VigilExec,
 		p.VigilExit,
 		p.VigilFork,
 		p.VigilSysEnter,
