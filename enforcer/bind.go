@@ -3,6 +3,9 @@ package enforcer
 import (
 	"path"
 
+	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/resolve"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/policy"
@@ -11,31 +14,105 @@ import (
 )
 
 // bindingFor fills s.bind with the kernel binding that pins c's object, and
-// reports whether c's syscall has one. The open family binds the file the
-// returned fd must refer to (or, for O_CREAT of a missing name, the parent
-// directory and the name); the path bytes vigil read are the sys_enter
-// tripwire.
-func (s *Supervisor) bindingFor(c *call) bool {
-	if c.sc == nil || c.sc.Flags != sysinfo.FlagsOpen || c.nPaths == 0 {
+// reports whether c's syscall has one:
+//
+//   - the open family: the file the returned fd must refer to, or for
+//     O_CREAT of a missing name its parent directory and name;
+//   - execve/execveat: the file the kernel will map (for a #! script, the
+//     interpreter it names; the script itself is reopened by name by the
+//     interpreter, which no binding can pin);
+//   - connect: the peer the socket must end up connected to;
+//   - clone/clone3: the namespaces the child must (and must only) get.
+//
+// The argument bytes vigil read are the sys_enter tripwire.
+func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) bool {
+	if c.sc == nil {
 		return false
 	}
-	if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
-		// The returned inode is new and nameless: nothing to compare yet.
-		return false
+	s.bind = loader.Binding{Nr: c.pc.Nr}
+	switch {
+	case c.sc.Flags == sysinfo.FlagsOpen:
+		if c.nPaths == 0 || c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
+			// O_TMPFILE's inode is new and nameless: nothing to compare.
+			return false
+		}
+		obj := &c.objs[0]
+		if !s.pathBinding(c, obj) {
+			return false
+		}
+		s.bind.Kind = loader.BindFile
+		if !obj.Exists {
+			s.bind.Kind = loader.BindCreate
+			s.bind.Name = path.Base(obj.Path)
+		}
+		return true
+	case c.sc.Name == "execve" || c.sc.Name == "execveat":
+		obj := &c.objs[0]
+		if !s.pathBinding(c, obj) || !obj.Exists {
+			return false
+		}
+		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot, Identity: true}
+		target, err := s.resolver.ExecTarget(req, *obj)
+		if err != nil || (target.Dev == 0 && target.Ino == 0) {
+			return false
+		}
+		s.bind.Kind, s.bind.Dev, s.bind.Ino = loader.BindExec, target.Dev, target.Ino
+		return true
+	case c.sc.Name == "connect":
+		return s.connectBinding(n, c, tgid)
+	case c.sc.Name == "clone" || c.sc.Name == "clone3":
+		s.bind.Kind, s.bind.CloneFlags = loader.BindClone, c.pc.Flags
+		if c.sc.Name == "clone3" {
+			s.bind.ArgIndex = 0
+			s.bindArg = append(s.bindArg[:0], s.scratch.Struct[:c.cloneLen]...)
+			s.bind.Arg = s.bindArg
+		}
+		return true
 	}
-	obj := &c.objs[0]
+	return false
+}
+
+// pathBinding sets the tripwire (path bytes) and identity of obj.
+func (s *Supervisor) pathBinding(c *call, obj *resolve.Object) bool {
 	if obj.Path == "" || (obj.Dev == 0 && obj.Ino == 0) {
 		return false
 	}
-	idx := c.sc.PathArgs()
 	s.bindArg = append(s.bindArg[:0], c.paths[0]...)
-	s.bind = loader.Binding{
-		Nr: c.pc.Nr, ArgIndex: idx[0], Arg: s.bindArg,
-		Dev: obj.Dev, Ino: obj.Ino, Kind: loader.BindFile,
+	s.bind.ArgIndex, s.bind.Arg = c.sc.PathArgs()[0], s.bindArg
+	s.bind.Dev, s.bind.Ino = obj.Dev, obj.Ino
+	return true
+}
+
+// connectBinding pins the peer of a connect.
+func (s *Supervisor) connectBinding(n *notify.Notif, c *call, tgid int) bool {
+	if !c.pc.HasAddr {
+		return false
 	}
-	if !obj.Exists {
-		s.bind.Kind = loader.BindCreate
-		s.bind.Name = path.Base(obj.Path)
+	a := &c.pc.Addr
+	s.bindArg = append(s.bindArg[:0], s.scratch.Sockaddr[:c.saLen]...)
+	s.bind.Kind, s.bind.ArgIndex, s.bind.Arg = loader.BindConnect, c.sc.ArgIndex(sysinfo.ArgSockaddr), s.bindArg
+	s.bind.Family = a.Family
+	switch a.Family {
+	case unix.AF_INET, unix.AF_INET6:
+		s.bind.Addr, s.bind.Port = a.IP, a.Port
+	case unix.AF_UNIX:
+		if a.Abstract {
+			s.bind.UnixName = "\x00" + a.UnixPath
+			return true
+		}
+		if a.UnixPath == "" {
+			return false
+		}
+		// A path peer is the socket file it names in the watchee's view.
+		obj, err := s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD,
+			Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot, Identity: true})
+		if err != nil || !obj.Exists {
+			return false
+		}
+		s.bind.UnixName, s.bind.Dev, s.bind.Ino = a.UnixPath, obj.Dev, obj.Ino
+	case unix.AF_UNSPEC:
+	default:
+		return false
 	}
 	return true
 }
@@ -44,7 +121,14 @@ func (s *Supervisor) bindingFor(c *call) bool {
 // named syscall to the kernel's object.
 func Bindable(name string) bool {
 	sc, ok := sysinfo.Lookup(name)
-	return ok && sc.Flags == sysinfo.FlagsOpen
+	if !ok {
+		return false
+	}
+	switch name {
+	case "execve", "execveat", "connect", "clone", "clone3":
+		return true
+	}
+	return sc.Flags == sysinfo.FlagsOpen
 }
 
 // NeedsBinding lists the syscalls for which the policy can allow a call

@@ -27,6 +27,9 @@ type call struct {
 	how     args.OpenHow
 	clone   args.CloneArgs
 	addr    args.Sockaddr
+	// saLen and cloneLen are how many bytes of s.scratch.Sockaddr and
+	// s.scratch.Struct hold the argument, for the binding's tripwire.
+	saLen, cloneLen int
 	// err is the first decoding failure, as the errno the kernel would give.
 	err unix.Errno
 }
@@ -120,6 +123,7 @@ func (s *Supervisor) decode(n *notify.Notif, c *call) {
 				continue
 			}
 			c.clone = ca
+			c.cloneLen = int(min(a[i+1], uint64(args.CloneArgsSizeLatest)))
 			c.pc.Flags, c.pc.HasFlags = ca.Flags, true
 		case sysinfo.ArgCloneFlags:
 			c.pc.Flags, c.pc.HasFlags = a[i], true
@@ -136,6 +140,7 @@ func (s *Supervisor) decode(n *notify.Notif, c *call) {
 				c.fail(err)
 				continue
 			}
+			c.saLen = m
 			sa, err := args.DecodeSockaddr(s.scratch.Sockaddr[:m])
 			if err != nil {
 				c.fail(err)

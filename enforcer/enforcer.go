@@ -356,7 +356,7 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: c.err}
 	}
 	d := s.pol.Evaluate(&c.pc)
-	if (d.Action == policy.ActionAllow || d.Action == policy.ActionLog) && s.cfg.Kernel != nil && s.bindingFor(c) {
+	if (d.Action == policy.ActionAllow || d.Action == policy.ActionLog) && s.cfg.Kernel != nil && s.bindingFor(n, c, tgid) {
 		g, err := verdict.Bound(l, n, s.cfg.Kernel, &s.bind)
 		if err != nil {
 			if !errors.Is(err, notify.ErrGone) {

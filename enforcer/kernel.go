@@ -186,10 +186,7 @@ func (k *Kernel) handle(ev *loader.Event) {
 			return
 		}
 		p.d.verified = audit.VerifiedKernel
-		kv := kernelView{ret: ev.Ret}
-		if ev.Flags.Has(loader.FlagHasObject) {
-			kv.dev, kv.ino, kv.path = ev.Dev, ev.Ino, ev.KPath
-		}
+		kv := viewOf(ev)
 		p.d.emit(p.audit, &kv)
 	}
 }
@@ -199,11 +196,8 @@ func (k *Kernel) handle(ev *loader.Event) {
 func (k *Kernel) violation(ev *loader.Event) {
 	p, stale := k.take(ev.Tid, ev.Nr)
 	unconfirmed(stale)
-	kv := kernelView{ret: ev.Ret, reason: ev.Reason.String(),
-		atEnter: !ev.Flags.Has(loader.FlagAtExit)}
-	if ev.Flags.Has(loader.FlagHasObject) {
-		kv.dev, kv.ino, kv.path = ev.Dev, ev.Ino, ev.KPath
-	}
+	kv := viewOf(ev)
+	kv.reason, kv.atEnter = ev.Reason.String(), !ev.Flags.Has(loader.FlagAtExit)
 	if p == nil {
 		// No decision waiting (a fork that escaped the watched set, or a
 		// record already flushed): still report it.
@@ -215,6 +209,22 @@ func (k *Kernel) violation(ev *loader.Event) {
 	p.d.verified = audit.VerifiedMismatch
 	p.d.level = zerolog.ErrorLevel
 	p.d.emit(p.audit, &kv)
+}
+
+// viewOf is what an audit record shows of a kernel event: the return value,
+// the file (path, device, inode), the connected peer, the new child.
+func viewOf(ev *loader.Event) kernelView {
+	kv := kernelView{ret: ev.Ret}
+	if ev.Flags.Has(loader.FlagHasObject) {
+		kv.dev, kv.ino, kv.path = ev.Dev, ev.Ino, ev.KPath
+	}
+	if ev.Flags.Has(loader.FlagHasPeer) && ev.Peer.IsValid() {
+		kv.peer = ev.Peer.String()
+	}
+	if ev.Flags.Has(loader.FlagHasChild) {
+		kv.child = ev.Child
+	}
+	return kv
 }
 
 func unconfirmed(ps []*pendingDecision) {

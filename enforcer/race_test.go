@@ -229,3 +229,19 @@ func listen(t *testing.T) *countingListener {
 	}()
 	return c
 }
+
+// TestPointerRacesNeverGetThrough runs the execve, clone3 and connect races
+// with the eBPF binding: the denied binary never runs, no child survives in
+// a new user namespace, and nothing reaches the denied port.
+func TestPointerRacesNeverGetThrough(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for _, race := range pointerRaces(t) {
+		t.Run(race.name, func(t *testing.T) {
+			for i := 0; i < 5; i++ {
+				if n, code := race.run(t); n != 0 {
+					t.Fatalf("%s race run %d: the denied variant took effect %d times despite the binding (exit %d)", race.name, i, n, code)
+				}
+			}
+		})
+	}
+}

@@ -54,6 +54,8 @@ type kernelView struct {
 	ret      int64
 	dev, ino uint64
 	path     string
+	peer     string
+	child    int
 	reason   string
 }
 
@@ -135,6 +137,12 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 		}
 		if k.path != "" {
 			kd = kd.Str("path", k.path)
+		}
+		if k.peer != "" {
+			kd = kd.Str("peer", k.peer)
+		}
+		if k.child != 0 {
+			kd = kd.Int("child", k.child)
 		}
 		if k.reason != "" {
 			kd = kd.Str("reason", k.reason)
