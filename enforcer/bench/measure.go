@@ -96,9 +96,12 @@ func (b *bencher) prepare(ctx context.Context, c *cell) error {
 }
 
 // calibrate grows the iteration count until a run takes a quarter of the
-// target beyond start-up, then scales it to the target.
+// target beyond start-up, then scales it to the target. The target is at
+// least twice the start-up: mechanisms that load eBPF start in hundreds of
+// milliseconds, and start-up's own spread must stay small next to the
+// measured work or the subtraction is noise.
 func (b *bencher) calibrate(ctx context.Context, c *cell, zero time.Duration) (int, error) {
-	target := b.cfg.RunTime
+	target := max(b.cfg.RunTime, 2*zero)
 	n := max(c.w.guess, minIterations)
 	for {
 		d, err := b.run(ctx, c, n)
