@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/launch"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
@@ -25,6 +26,7 @@ import (
 
 func TestMain(m *testing.M) {
 	launch.RunInitIfRequested()
+	emulate.RunWorkerIfRequested()
 	if h := os.Getenv("VIGIL_TEST_HELPER"); h != "" {
 		os.Exit(runHelper(h, os.Args[1:]))
 	}

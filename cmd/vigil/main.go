@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/launch"
 )
 
@@ -27,6 +28,8 @@ func main() {
 	// Must run before anything else: this process may be the init step of a
 	// watchee, which installs its filter and execs the command.
 	launch.RunInitIfRequested()
+	// Or an emulation worker, which runs in a watchee's namespaces.
+	emulate.RunWorkerIfRequested()
 
 	err := newRootCmd().Execute()
 	if err == nil {

@@ -1,0 +1,63 @@
+package emulate
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// PrepareSocket fetches the watchee's socket sockfd for Connect, with
+// pidfd_getfd: vigil then connects the watchee's own open file description.
+// Like every preparation it must precede the caller's ID_VALID check, which
+// proves the descriptor came from the watchee. Errors are the watchee's
+// answer (EBADF, ENOTSOCK), ESRCH when it is gone, or ErrUnsupported for
+// families other than AF_INET and AF_INET6 (see Connect).
+func (e *Emulator) PrepareSocket(c Caller, sockfd int) (*Prepared, error) {
+	fd, err := getFd(c, sockfd)
+	if err != nil {
+		return nil, err
+	}
+	p := &Prepared{e: e, c: c, lookup: lookupSocket, ParentFd: -1, ObjectFd: fd, tidfd: -1, root: -1, openFd: -1}
+	domain, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	switch {
+	case err == unix.ENOTSOCK:
+		p.Close()
+		return nil, unix.ENOTSOCK
+	case err != nil:
+		p.Close()
+		return nil, fmt.Errorf("reading the socket's domain: %w", err)
+	case domain != unix.AF_INET && domain != unix.AF_INET6:
+		p.Close()
+		return nil, fmt.Errorf("%w: connect on a socket of family %d", ErrUnsupported, domain)
+	}
+	if err := unix.Fstat(fd, &p.st); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("stat of the watchee's socket: %w", err)
+	}
+	p.Exists, p.Dev, p.Ino, p.Mode = true, p.st.Dev, p.st.Ino, p.st.Mode
+	return p, nil
+}
+
+// Connect performs connect(2) on the socket p holds (PrepareSocket) with
+// addr, the sockaddr bytes vigil read and vetted: the kernel never reads the
+// watchee's memory again. Because the socket is the watchee's own open file
+// description, O_NONBLOCK (EINPROGRESS, EALREADY, EISCONN), SO_SNDTIMEO, the
+// socket's network namespace, cgroup and creator credentials all apply as
+// without vigil; TCP and UDP connect consult no caller credentials.
+//
+// Only AF_INET and AF_INET6 sockets are emulated. An AF_UNIX connect records
+// the connecting process as the peer (SO_PEERCRED, SO_PEERPIDFD): emulated,
+// the server would see vigil or a worker — root — instead of the watchee.
+// Allow those with a peer binding instead.
+//
+// A blocking connect blocks the calling goroutine for as long as the
+// watchee's would (until the handshake completes or times out): call it off
+// the notify loop and answer when it returns. A non-fatal signal to the
+// watchee does not interrupt it: with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+// the watchee reacts only to fatal signals while vigil works on its call.
+func (e *Emulator) Connect(p *Prepared, addr []byte) (Result, error) {
+	if err := p.check(lookupSocket); err != nil {
+		return errnoResult(0), fmt.Errorf("connect: %w", err)
+	}
+	return errnoResult(rawConnect(p.ObjectFd, addr)), nil
+}

@@ -1,0 +1,20 @@
+package emulate
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawConnect passes addr to connect(2) byte for byte: vigil connects with
+// exactly the bytes it vetted, whatever their family or length, and the
+// kernel validates them as it would have the watchee's. unix.Syscall, not
+// RawSyscall: a blocking connect must release the P.
+func rawConnect(fd int, addr []byte) unix.Errno {
+	var p unsafe.Pointer
+	if len(addr) > 0 {
+		p = unsafe.Pointer(&addr[0])
+	}
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
+	return e
+}

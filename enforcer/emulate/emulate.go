@@ -1,0 +1,220 @@
+package emulate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/notify"
+)
+
+// Caller is the watchee thread a call is emulated for. Pid is its thread
+// group, Tid the thread that made the call; both as vigil's pid namespace
+// numbers them (seccomp_notif.pid is the tid). /proc/<Tid> supplies the root,
+// cwd, descriptors and credentials, because a thread may have its own fs_struct
+// or fd table (clone without CLONE_FS/CLONE_FILES).
+type Caller struct{ Pid, Tid int }
+
+// Result is an emulated syscall's outcome, to answer the notification with.
+type Result struct {
+	// Val is the syscall's return value on success.
+	Val int64
+	// Errno is the error the watchee's syscall returns, 0 on success.
+	Errno unix.Errno
+	// Fd is, for a successful open, a descriptor owned by vigil that the
+	// caller installs in the watchee (InstallFd, or ADDFD with FdFlags) and
+	// then closes; -1 otherwise.
+	Fd int
+	// FdFlags is ADDFD's newfd_flags: O_CLOEXEC when the watchee asked for
+	// it. Close-on-exec is a property of the watchee's descriptor slot, not
+	// of the open file description vigil holds.
+	FdFlags uint32
+}
+
+func errnoResult(e unix.Errno) Result { return Result{Errno: e, Fd: -1} }
+
+// Errors a caller branches on. Any error from this package means nothing
+// was done for the watchee, except ErrWorker from a call that had been sent
+// (see there).
+var (
+	// ErrUnsupported means the call cannot be emulated with the watchee's
+	// exact semantics (a /proc magic link, a terminal, a blocking FIFO open, an
+	// AF_UNIX connect...). Nothing happened; the caller may pass the call to
+	// the kernel with a binding, or deny it.
+	ErrUnsupported = errors.New("cannot emulate faithfully")
+	// ErrRaced means the prepared object changed between preparation and the
+	// call (an O_CREAT target appeared). Nothing happened; prepare and vet
+	// again.
+	ErrRaced = errors.New("prepared object changed")
+	// ErrWorker means the worker for the watchee's namespaces failed. If the
+	// request had been sent, the outcome is unknown: the worker may have died
+	// after the syscall.
+	ErrWorker = errors.New("emulation worker failed")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("emulator closed")
+)
+
+// Errno returns the errno to answer the watchee with for an error from this
+// package: the error itself when it is a unix.Errno (the kernel's own answer,
+// e.g. ENOENT from a lookup), ESRCH when the watchee vanished, and EPERM —
+// vigil's deny — for everything that failed closed.
+func Errno(err error) unix.Errno {
+	if err == nil {
+		return 0
+	}
+	var e unix.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	return unix.EPERM
+}
+
+// Option configures an Emulator.
+type Option func(*Emulator)
+
+// WithTimeout bounds one worker round trip. A worker that exceeds it is
+// killed (the call then fails with ErrWorker). Emulated calls never block on
+// other processes (blocking FIFO opens and AF_UNIX connects are refused), so
+// this only catches a wedged filesystem.
+func WithTimeout(d time.Duration) Option { return func(e *Emulator) { e.timeout = d } }
+
+// WithMaxWorkers bounds the number of live workers; the least recently used
+// one is stopped beyond it. Each worker pins the namespaces it joined.
+func WithMaxWorkers(n int) Option { return func(e *Emulator) { e.maxWorkers = n } }
+
+// WithExecutable sets the binary re-executed as the worker (default: this
+// process's own executable). It must call RunWorkerIfRequested first thing.
+func WithExecutable(path string) Option { return func(e *Emulator) { e.exe = path } }
+
+// Emulator performs syscalls as watchees would have. It is safe for
+// concurrent use; calls for watchees in the same namespaces serialize on
+// their worker.
+type Emulator struct {
+	log        zerolog.Logger
+	exe        string
+	timeout    time.Duration
+	maxWorkers int
+
+	// proc is vigil's /proc (O_PATH), inherited by every worker: a procfs
+	// whose pid namespace numbers vigil and its workers, whatever the
+	// watchee mounted on its own /proc.
+	proc     *os.File
+	procfd   int
+	selfUser nsID
+	selfMnt  nsID
+
+	mu      sync.Mutex
+	workers map[workerKey]*worker
+	clock   uint64
+	closed  bool
+
+	localOnce sync.Once
+	local     *local
+	localErr  error
+
+	bufs sync.Pool
+}
+
+// New returns an Emulator. Workers start on first use and run until Close.
+func New(log zerolog.Logger, opts ...Option) (*Emulator, error) {
+	e := &Emulator{log: log, timeout: 10 * time.Second, maxWorkers: 64, workers: map[workerKey]*worker{}}
+	for _, o := range opts {
+		o(e)
+	}
+	if e.exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding vigil's executable for the emulation worker: %w", err)
+		}
+		e.exe = exe
+	}
+	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening /proc: %w", err)
+	}
+	e.proc = os.NewFile(uintptr(fd), "/proc")
+	e.procfd = fd
+	if e.selfUser, err = statNS(fd, "self/ns/user"); err != nil {
+		e.proc.Close()
+		return nil, fmt.Errorf("identifying vigil's user namespace: %w", err)
+	}
+	if e.selfMnt, err = statNS(fd, "self/ns/mnt"); err != nil {
+		e.proc.Close()
+		return nil, fmt.Errorf("identifying vigil's mount namespace: %w", err)
+	}
+	e.bufs.New = func() any { b := make([]byte, 8192); return &b }
+	return e, nil
+}
+
+// Close stops every worker and the local thread. Prepared values still open
+// must be closed by their owners; their calls fail with ErrClosed.
+func (e *Emulator) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	ws := make([]*worker, 0, len(e.workers))
+	for k, w := range e.workers {
+		ws = append(ws, w)
+		delete(e.workers, k)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		if err := w.stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if e.local != nil {
+		e.local.close()
+	}
+	if err := e.proc.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing /proc: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Workers returns the process ids of the running workers, for diagnostics
+// and tests.
+func (e *Emulator) Workers() []int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var pids []int
+	for _, w := range e.workers {
+		pids = append(pids, w.pid())
+	}
+	return pids
+}
+
+// InstallFd installs r.Fd in the watchee and answers notification id with
+// the new descriptor number, atomically (SECCOMP_ADDFD_FLAG_SEND), then
+// closes r.Fd whatever happened. The kernel allocates the slot in the
+// watchee's own table under its RLIMIT_NOFILE: a unix.Errno error such as
+// EMFILE leaves the notification pending, to be answered with that errno.
+// notify.ErrGone means the watchee no longer waits; the file is dropped.
+func InstallFd(l *notify.Listener, id uint64, r *Result) (int, error) {
+	if r.Fd < 0 {
+		return -1, errors.New("installing fd: result holds no descriptor")
+	}
+	defer func() {
+		unix.Close(r.Fd)
+		r.Fd = -1
+	}()
+	a := notify.AddFD{ID: id, Flags: unix.SECCOMP_ADDFD_FLAG_SEND, Srcfd: uint32(r.Fd), NewfdFlags: r.FdFlags}
+	fd, err := l.AddFD(&a)
+	if err != nil {
+		var e unix.Errno
+		if errors.As(err, &e) {
+			return -1, e
+		}
+		return -1, err
+	}
+	return fd, nil
+}

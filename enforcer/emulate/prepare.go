@@ -1,0 +1,552 @@
+package emulate
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lookup says what a path argument names for the call being emulated, which
+// decides what is resolved once and then acted on.
+type Lookup uint8
+
+const (
+	// LookupParent: the call acts on a name in a directory and never follows
+	// a final symlink (mkdir, mknod, unlink, rmdir, rename, symlink, the new
+	// name of link, the old name of link without AT_SYMLINK_FOLLOW). The
+	// parent is resolved once; the call then runs on (ParentFd, Name).
+	LookupParent Lookup = iota + 1
+	// LookupFollow: the call acts on the object, following a final symlink
+	// (chmod, chown, truncate, setxattr, link with AT_SYMLINK_FOLLOW). The
+	// object is resolved once; the call then runs on ObjectFd.
+	LookupFollow
+	// LookupNoFollow: the call acts on the object, a final symlink itself
+	// (lchown, lsetxattr, fchownat/fchmodat with AT_SYMLINK_NOFOLLOW).
+	LookupNoFollow
+
+	lookupFd     // PrepareFd: the watchee's own descriptor (AT_EMPTY_PATH, fsetxattr)
+	lookupOpen   // PrepareOpen
+	lookupSocket // PrepareSocket
+)
+
+// Prepared is the object of a call, resolved once in the watchee's view and
+// held open, so that what the caller vets is exactly what the call acts on: a
+// racing thread that swaps a path component for a symlink afterwards changes
+// nothing, because no path is looked up again (only a single final name in
+// the held directory, or the held object itself).
+//
+// The caller evaluates its policy on Path (and may fstat or readlink the
+// descriptors, which are vigil's), checks the notification is still valid
+// (the snapshot of /proc was read while it was pending), then calls one of
+// the Emulator's operations with it, and closes it.
+type Prepared struct {
+	// Path is the absolute path in the watchee's view of the object the
+	// call acts on: the parent's path joined with Name for LookupParent.
+	// Policy is matched on it.
+	Path string
+	// Exists reports whether the object exists. Dev, Ino and Mode identify
+	// it (not following a final symlink for LookupParent); for an object
+	// that does not exist yet they are zero.
+	Exists   bool
+	Dev, Ino uint64
+	Mode     uint32
+	// ParentDev and ParentIno identify the directory ParentFd holds.
+	ParentDev, ParentIno uint64
+	// ParentFd is an O_PATH descriptor of the directory the call acts in
+	// (LookupParent, and opens that create), -1 otherwise.
+	ParentFd int
+	// Name is the final component as spelled, trailing slashes kept, that
+	// the call passes relative to ParentFd.
+	Name string
+	// ObjectFd is an O_PATH descriptor of the object (LookupFollow,
+	// LookupNoFollow, an existing open target), or the watchee's own file
+	// (PrepareFd); -1 otherwise.
+	ObjectFd int
+
+	e      *Emulator
+	c      Caller
+	lookup Lookup
+	cred   creds
+	wcred  wireCred
+	w      executor
+	tidfd  int // /proc/<tid>, during preparation only
+	root   int
+	st     unix.Stat_t // the object's, when Exists
+	how    unix.OpenHow
+	openFd int
+}
+
+// Close releases the descriptors. It is safe to call more than once.
+func (p *Prepared) Close() error {
+	if p == nil {
+		return nil
+	}
+	for _, fd := range []*int{&p.tidfd, &p.root, &p.ParentFd, &p.ObjectFd, &p.openFd} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+	return nil
+}
+
+// begin snapshots the caller's credentials and root and picks its executor.
+// Everything is read through one descriptor of /proc/<tid>: if the thread
+// exits and its id is reused meanwhile, the reads fail instead of describing
+// another process.
+func (e *Emulator) begin(c Caller, lookup Lookup) (*Prepared, error) {
+	p := &Prepared{e: e, c: c, lookup: lookup, ParentFd: -1, ObjectFd: -1, tidfd: -1, root: -1, openFd: -1}
+	var err error
+	if p.tidfd, err = unix.Openat(e.procfd, strconv.Itoa(c.Tid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return nil, unix.ESRCH
+	}
+	bp := e.bufs.Get().(*[]byte)
+	b, err := readProcFile(p.tidfd, "status", *bp)
+	if err == nil {
+		p.cred, err = parseStatus(b)
+		if err != nil {
+			err = fmt.Errorf("reading credentials of %d: %w", c.Tid, err)
+		}
+	} else {
+		err = unix.ESRCH
+	}
+	e.bufs.Put(bp)
+	if err == nil {
+		p.w, err = e.executorFor(c, p.tidfd, &p.cred)
+	}
+	if err == nil {
+		err = p.translate()
+	}
+	if err == nil {
+		if p.root, err = unix.Openat(p.tidfd, "root", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			err = unix.ESRCH
+		}
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// translate expresses the credentials in the executor's user namespace.
+func (p *Prepared) translate() error {
+	um, gm := p.w.maps()
+	uid, ok := um.toInner(p.cred.Fsuid)
+	if !ok {
+		return fmt.Errorf("%w: the watchee's fsuid %d has no id in its own user namespace", ErrUnsupported, p.cred.Fsuid)
+	}
+	gid, ok := gm.toInner(p.cred.Fsgid)
+	if !ok {
+		return fmt.Errorf("%w: the watchee's fsgid %d has no id in its own user namespace", ErrUnsupported, p.cred.Fsgid)
+	}
+	p.wcred = wireCred{Fsuid: uid, Fsgid: gid, Umask: p.cred.Umask, CapEff: p.cred.CapEff}
+	if p.w.setsGroups() {
+		p.wcred.Groups, p.wcred.SetGroups = hostGroups(p.cred.Groups), true
+	}
+	return nil
+}
+
+func hostGroups(g []uint32) []int {
+	out := make([]int, len(g))
+	for i, v := range g {
+		out[i] = int(v)
+	}
+	return out
+}
+
+// endPrepare closes what only preparation needed.
+func (p *Prepared) endPrepare() {
+	if p.tidfd >= 0 {
+		unix.Close(p.tidfd)
+		p.tidfd = -1
+	}
+}
+
+// roundTrip sends one request to p's executor. A request that never reached
+// a dead worker is retried once with a fresh one; nothing had happened.
+func (e *Emulator) roundTrip(p *Prepared, req *request, in fdSet) (response, fdSet, error) {
+	in.root = p.root
+	req.Cred = p.wcred
+	for attempt := 0; ; attempt++ {
+		resp, out, err := p.w.call(req, in)
+		if err != nil {
+			e.forget(p.w, err)
+			if errors.Is(err, errNotSent) && attempt == 0 {
+				if werr := e.replaceWorker(p); werr != nil {
+					return response{}, emptyFdSet(), werr
+				}
+				req.Cred = p.wcred
+				continue
+			}
+			if errors.Is(err, errNotSent) {
+				err = fmt.Errorf("%w: worker unavailable", ErrWorker)
+			}
+			return response{}, emptyFdSet(), err
+		}
+		switch resp.Status {
+		case statusOK:
+			return resp, out, nil
+		case statusUnsupported:
+			out.closeAll()
+			return resp, emptyFdSet(), fmt.Errorf("%w: %s", ErrUnsupported, resp.Msg)
+		case statusRaced:
+			out.closeAll()
+			return resp, emptyFdSet(), ErrRaced
+		}
+		out.closeAll()
+		return resp, emptyFdSet(), fmt.Errorf("emulation worker: %s", resp.Msg)
+	}
+}
+
+// replaceWorker starts a new worker for p's watchee after the old one died.
+func (e *Emulator) replaceWorker(p *Prepared) error {
+	old, ok := p.w.(*worker)
+	if !ok {
+		return fmt.Errorf("%w: executor unavailable", ErrWorker)
+	}
+	w, err := e.workerFor(p.c, old.key)
+	if err != nil {
+		return err
+	}
+	p.w = w
+	return p.translate()
+}
+
+// PrepareAt resolves path, relative to the watchee's dirfd (or cwd for
+// AT_FDCWD, or its root when absolute), for a call that acts as lookup says.
+// The error is a unix.Errno when the watchee's own lookup would fail the same
+// way (answer it), ESRCH when the thread is gone, or one of the package's
+// errors.
+func (e *Emulator) PrepareAt(c Caller, dirfd int, path string, lookup Lookup) (*Prepared, error) {
+	if lookup < LookupParent || lookup > LookupNoFollow {
+		return nil, fmt.Errorf("preparing %q: invalid lookup %d", path, lookup)
+	}
+	if path == "" {
+		// Without AT_EMPTY_PATH (PrepareFd) an empty path is ENOENT.
+		return nil, unix.ENOENT
+	}
+	if len(path) >= unix.PathMax {
+		return nil, unix.ENAMETOOLONG
+	}
+	p, err := e.begin(c, lookup)
+	if err != nil {
+		return nil, err
+	}
+	defer p.endPrepare()
+	in := emptyFdSet()
+	if path[0] != '/' {
+		if in.base, err = openDirfd(p.tidfd, dirfd); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	resp, out, err := e.roundTrip(p, &request{Op: opPrepare, Lookup: lookup, Path: path}, in)
+	if in.base >= 0 {
+		unix.Close(in.base)
+	}
+	if err == nil && resp.Errno != 0 {
+		out.closeAll()
+		err = unix.Errno(resp.Errno)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Path = resp.Path
+	p.ParentFd, p.ObjectFd = out.parent, out.obj
+	if err := p.identify(resp.Name); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// PrepareFd prepares a call on the watchee's descriptor fd itself: fsetxattr,
+// and *at() calls with AT_EMPTY_PATH and an empty path (AT_FDCWD names the
+// cwd). The watchee's file is fetched with pidfd_getfd, so the call acts on
+// the same open file description.
+func (e *Emulator) PrepareFd(c Caller, fd int) (*Prepared, error) {
+	p, err := e.begin(c, lookupFd)
+	if err != nil {
+		return nil, err
+	}
+	defer p.endPrepare()
+	if fd == unix.AT_FDCWD {
+		if p.ObjectFd, err = unix.Openat(p.tidfd, "cwd", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			err = unix.ESRCH
+		}
+	} else {
+		p.ObjectFd, err = getFd(c, fd)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	in := emptyFdSet()
+	in.obj = p.ObjectFd
+	resp, out, err := e.roundTrip(p, &request{Op: opPrepare, Lookup: lookupFd}, in)
+	out.closeAll()
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Path = resp.Path
+	if err := p.identify(""); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// getFd duplicates the watchee thread's descriptor into vigil. PIDFD_THREAD
+// (Linux 6.9) makes the pidfd name the thread, whose fd table may differ from
+// the leader's; older kernels fall back to the process. It runs before the
+// caller's ID_VALID check, which is what proves the pidfd named the watchee
+// and not a process that recycled its id.
+func getFd(c Caller, fd int) (int, error) {
+	if fd < 0 {
+		return -1, unix.EBADF
+	}
+	pidfd, err := unix.PidfdOpen(c.Tid, pidfdThread)
+	if err == unix.EINVAL {
+		pidfd, err = unix.PidfdOpen(c.Pid, 0)
+	}
+	if err != nil {
+		return -1, unix.ESRCH
+	}
+	defer unix.Close(pidfd)
+	nfd, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		if err == unix.EBADF {
+			return -1, unix.EBADF
+		}
+		return -1, unix.ESRCH
+	}
+	return nfd, nil
+}
+
+// pidfdThread is PIDFD_THREAD (include/uapi/linux/pidfd.h), which equals
+// O_EXCL.
+const pidfdThread = unix.O_EXCL
+
+// identify fills the identity fields from the descriptors vigil holds.
+func (p *Prepared) identify(name string) error {
+	var st unix.Stat_t
+	if p.ParentFd >= 0 {
+		if err := unix.Fstat(p.ParentFd, &st); err != nil {
+			return fmt.Errorf("stat of prepared parent: %w", err)
+		}
+		p.ParentDev, p.ParentIno = st.Dev, st.Ino
+	}
+	switch {
+	case p.openFd >= 0:
+		if err := unix.Fstat(p.openFd, &p.st); err != nil {
+			return fmt.Errorf("stat of prepared file: %w", err)
+		}
+		p.Exists = true
+	case p.ObjectFd >= 0:
+		if err := unix.Fstat(p.ObjectFd, &p.st); err != nil {
+			return fmt.Errorf("stat of prepared object: %w", err)
+		}
+		p.Exists = true
+	case p.ParentFd >= 0 && name != "":
+		p.Name = name
+		trimmed := strings.TrimRight(name, "/")
+		// The entry itself, not followed: what unlink or rename would act
+		// on. vigil is root, so this sees entries the watchee may not.
+		p.Exists = trimmed != "" && unix.Fstatat(p.ParentFd, trimmed, &p.st, unix.AT_SYMLINK_NOFOLLOW) == nil
+	}
+	if p.Name == "" {
+		p.Name = name
+	}
+	if p.Exists {
+		p.Dev, p.Ino, p.Mode = p.st.Dev, p.st.Ino, p.st.Mode
+	}
+	return nil
+}
+
+// validOpenFlags is the kernel's VALID_OPEN_FLAGS; oLargefile is its
+// O_LARGEFILE (0 in x/sys on 64-bit, where glibc defines it away).
+const (
+	oLargefile      = 0o100000
+	validOpenFlags  = unix.O_RDONLY | unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY | unix.O_TRUNC | unix.O_APPEND | unix.O_NONBLOCK | unix.O_SYNC | unix.O_DSYNC | unix.O_ASYNC | unix.O_DIRECT | oLargefile | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC | unix.O_PATH | unix.O_TMPFILE
+	openPathFlags   = unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_PATH | unix.O_CLOEXEC
+	sIALLUGO        = 0o7777
+	emulatedResolve = unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_BENEATH | unix.RESOLVE_IN_ROOT | resolveCached
+)
+
+// OpenHowFromFlags turns the flags and mode of open(2), openat(2) or
+// creat(2) into the open_how the kernel builds for them (build_open_how in
+// fs/open.c): unknown flags are dropped rather than refused, O_PATH keeps only
+// the flags it honours, and the mode counts only for O_CREAT and O_TMPFILE.
+// creat(p, m) is open(p, O_CREAT|O_WRONLY|O_TRUNC, m).
+func OpenHowFromFlags(flags int, mode uint32) unix.OpenHow {
+	f := (uint64(uint32(flags)) | oLargefile) & validOpenFlags
+	how := unix.OpenHow{Flags: f, Mode: uint64(mode) & sIALLUGO}
+	if f&unix.O_PATH != 0 {
+		how.Flags &= openPathFlags
+	}
+	if how.Flags&(unix.O_CREAT|oTmpfile) == 0 {
+		how.Mode = 0
+	}
+	return how
+}
+
+// PrepareOpen is phase A of an emulated open(2)/openat(2)/openat2(2): it finds
+// what the open would act on, without side effects, in the watchee's view and
+// with its credentials and RESOLVE_* flags. Path, Exists and the identity
+// fields describe the file that Open will open (an existing one, or the name
+// O_CREAT will create in ParentFd, after following a dangling final symlink as
+// the kernel does).
+//
+// Errors come in the kernel's order: invalid flags (EINVAL, checked by the
+// kernel itself), the path (ENOENT, ENAMETOOLONG), EMFILE when the watchee has
+// no descriptor slot below its RLIMIT_NOFILE (checked here, before any lookup,
+// because ADDFD would fail only after an O_CREAT or O_TRUNC took effect),
+// then the lookup. ErrUnsupported marks opens whose effect depends on the
+// opener (terminals, /proc) or that would block the worker (a FIFO without
+// O_NONBLOCK); pass those to the kernel with a binding.
+func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHow) (*Prepared, error) {
+	// build_open_flags runs before the path is copied: an openat2 whose path
+	// the kernel cannot copy reports exactly the flag errors, and nothing else.
+	if fd, err := unix.Openat2(-1, "", &how); err != unix.ENOENT {
+		if err == nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%w: probing open flags unexpectedly opened a file", ErrUnsupported)
+		}
+		return nil, err
+	}
+	if how.Resolve&^emulatedResolve != 0 {
+		return nil, fmt.Errorf("%w: unknown RESOLVE_ flags %#x", ErrUnsupported, how.Resolve&^emulatedResolve)
+	}
+	if path == "" {
+		return nil, unix.ENOENT
+	}
+	if len(path) >= unix.PathMax {
+		return nil, unix.ENAMETOOLONG
+	}
+	p, err := e.begin(c, lookupOpen)
+	if err != nil {
+		return nil, err
+	}
+	defer p.endPrepare()
+	free, err := fdSlotFree(e.procfd, p.tidfd, c.Pid)
+	if err == nil && !free {
+		err = unix.EMFILE
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.how = how
+	in := emptyFdSet()
+	if path[0] != '/' || how.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0 {
+		// RESOLVE_BENEATH and RESOLVE_IN_ROOT anchor even absolute paths
+		// at the dirfd.
+		if in.base, err = openDirfd(p.tidfd, dirfd); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	req := request{Op: opPrepareOpen, Flags: how.Flags, Mode: how.Mode, Resolve: how.Resolve, Path: path}
+	resp, out, err := e.roundTrip(p, &req, in)
+	if in.base >= 0 {
+		unix.Close(in.base)
+	}
+	if err == nil && resp.Errno != 0 {
+		out.closeAll()
+		err = unix.Errno(resp.Errno)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.Path = resp.Path
+	p.ParentFd, p.ObjectFd, p.openFd = out.parent, out.obj, out.open
+	if err := p.identify(resp.Name); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if !resp.Exists {
+		p.Exists = false
+		p.Dev, p.Ino, p.Mode = 0, 0, 0
+	}
+	if why := opensAsOpener(&p.st, p.Exists, how.Flags); why != "" {
+		p.Close()
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, why)
+	}
+	return p, nil
+}
+
+// opensAsOpener explains why opening an existing object from the worker
+// would not be what the watchee's open does, or returns "".
+func opensAsOpener(st *unix.Stat_t, exists bool, flags uint64) string {
+	if !exists || flags&unix.O_PATH != 0 {
+		return ""
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		// A FIFO opened read-only or write-only without O_NONBLOCK waits for
+		// the other end; the worker must not block (O_RDWR never does).
+		if flags&unix.O_NONBLOCK == 0 && flags&unix.O_ACCMODE != unix.O_RDWR {
+			return "a blocking FIFO open would wait in the worker"
+		}
+	case unix.S_IFCHR:
+		maj, min := unix.Major(st.Rdev), unix.Minor(st.Rdev)
+		if maj == 5 && min == 0 {
+			return "/dev/tty names the opener's controlling terminal"
+		}
+		// tty_open makes a terminal the controlling terminal of a session
+		// leader that has none, unless O_NOCTTY: that would be the worker's.
+		if flags&unix.O_NOCTTY == 0 && (maj == 4 || (maj == 5 && min == 1) || (maj >= 136 && maj <= 143)) {
+			return "opening a terminal without O_NOCTTY may make it the opener's controlling terminal"
+		}
+	}
+	return ""
+}
+
+// stickyCheck is the kernel's may_create_in_sticky (fs/namei.c) for an
+// O_CREAT open of an existing object, which the magic-link reopen of phase B
+// cannot perform itself: it would see /proc as the directory. Ids are host
+// ids, as vigil stats them; idmapped mounts are not considered.
+func (e *Emulator) stickyCheck(p *Prepared) unix.Errno {
+	if p.ParentFd < 0 {
+		return 0
+	}
+	var dir unix.Stat_t
+	if err := unix.Fstat(p.ParentFd, &dir); err != nil || dir.Mode&unix.S_ISVTX == 0 {
+		return 0
+	}
+	typ := p.st.Mode & unix.S_IFMT
+	protReg, protFifo := e.sysctl("sys/fs/protected_regular"), e.sysctl("sys/fs/protected_fifos")
+	if typ == unix.S_IFREG && protReg == 0 || typ == unix.S_IFIFO && protFifo == 0 {
+		return 0
+	}
+	if p.st.Uid == dir.Uid || p.st.Uid == p.cred.Fsuid {
+		return 0
+	}
+	if dir.Mode&0o002 != 0 {
+		return unix.EACCES
+	}
+	if dir.Mode&0o020 != 0 && (protFifo >= 2 && typ == unix.S_IFIFO || protReg >= 2 && typ == unix.S_IFREG) {
+		return unix.EACCES
+	}
+	return 0
+}
+
+func (e *Emulator) sysctl(name string) int {
+	var buf [32]byte
+	b, err := readProcFile(e.procfd, name, buf[:])
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return v
+}
+
+// resolveCached is RESOLVE_CACHED (Linux 5.12), which x/sys lacks.
+const resolveCached = 0x20
