@@ -14,6 +14,7 @@ import (
 // each Supervisor and is reset per notification.
 type call struct {
 	sc      *sysinfo.Syscall
+	tgid    int
 	pc      policy.Call
 	paths   [2]string // requested spellings
 	dirfds  [2]int

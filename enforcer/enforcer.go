@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer/args"
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/procinfo"
@@ -48,6 +49,9 @@ type Config struct {
 	// them (DESIGN.md §2 "allow"). Without it, such grants are refused at
 	// startup unless Unverified is set.
 	Kernel *Kernel
+	// Emulator, when set, performs emulate verdicts and the content-
+	// dependent allows of side-effecting calls no binding can pin.
+	Emulator *emulate.Emulator
 	// Unverified allows content-dependent grants without a kernel binding;
 	// their records say verified "none". It exists for kernels without the
 	// eBPF features vigil needs, and as the naive mode the race tests beat.
@@ -93,6 +97,13 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := Supported(cfg.Policy); err != nil {
 		return nil, err
 	}
+	if cfg.Emulator == nil {
+		for _, r := range cfg.Policy.Rules {
+			if r.Action == policy.ActionEmulate {
+				return nil, fmt.Errorf("%s: rule %q: action emulate needs the emulation engine, which is not running", r.Pos, ruleName(r))
+			}
+		}
+	}
 	if cfg.Kernel == nil && !cfg.Unverified {
 		if names := NeedsBinding(cfg.Policy); len(names) > 0 {
 			return nil, fmt.Errorf("the policy allows %s depending on pointer arguments, which needs the eBPF binding, and it is not loaded; "+
@@ -107,7 +118,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Kernel != nil {
 		var unbound []string
 		for _, name := range NeedsBinding(cfg.Policy) {
-			if !Bindable(name) {
+			if !Bindable(name) && !(Emulable(name) && cfg.Emulator != nil) {
 				unbound = append(unbound, name)
 			}
 		}
@@ -131,8 +142,13 @@ func New(cfg Config) (*Supervisor, error) {
 // Supported reports policies this build cannot enforce faithfully.
 func Supported(p *policy.Policy) error {
 	for _, r := range p.Rules {
-		if r.Action == policy.ActionEmulate {
-			return fmt.Errorf("%s: rule %q: action emulate is not implemented yet; use allow or deny", r.Pos, ruleName(r))
+		if r.Action != policy.ActionEmulate {
+			continue
+		}
+		for _, name := range r.Syscalls {
+			if !Emulable(name) {
+				return fmt.Errorf("%s: rule %q: vigil cannot emulate %s; emulable are mknod, setxattr and the path calls (unlink, rename, mkdir, link, symlink, chmod, chown, truncate)", r.Pos, ruleName(r), name)
+			}
 		}
 	}
 	for _, name := range p.Syscalls() {
@@ -253,6 +269,9 @@ type outcome struct {
 	// internal marks a notification vigil trapped for its own bookkeeping
 	// (root tracking): it is passed on and not audited.
 	internal bool
+	// emulated: vigil performed the call; val is its result when errno is 0.
+	emulated bool
+	val      int64
 }
 
 // handle decides and answers one notification.
@@ -272,6 +291,9 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 	case o.errno != 0:
 		err = verdict.Deny(l, n, o.errno)
 		atomic.AddUint64(&s.stats.Denied, 1)
+	case o.emulated:
+		err = verdict.Return(l, n, o.val)
+		atomic.AddUint64(&s.stats.Allowed, 1)
 	case o.grant.IsBound():
 		// The kernel event may arrive as soon as CONTINUE is answered: park
 		// the record first.
@@ -316,6 +338,7 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 	c := &s.c
 	sc, _ := sysinfo.ByNr(nr)
 	c.reset(sc, nr)
+	c.tgid = tgid
 	if n.Data.Arch != notify.AuditArchX86_64 || nr&notify.X32SyscallBit != 0 || nr < 0 {
 		// The filter kills other ABIs; reaching here means it did not.
 		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.ENOSYS}
@@ -338,6 +361,12 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 			s.decode(n, c)
 		}
 		d := s.pol.Evaluate(&c.pc)
+		if d.Action == policy.ActionEmulate && sc != nil && s.cfg.Emulator != nil {
+			if c.err != 0 {
+				return outcome{dec: d, errno: c.err}
+			}
+			return s.emulateCall(l, n, c, d)
+		}
 		return s.finish(l, n, d, g)
 	}
 	if sc == nil {
@@ -356,6 +385,9 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: c.err}
 	}
 	d := s.pol.Evaluate(&c.pc)
+	if s.mustEmulate(c, d) {
+		return s.emulateCall(l, n, c, d)
+	}
 	if (d.Action == policy.ActionAllow || d.Action == policy.ActionLog) && s.cfg.Kernel != nil && s.bindingFor(n, c, tgid) {
 		g, err := verdict.Bound(l, n, s.cfg.Kernel, &s.bind)
 		if err != nil {

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 		os.Exit(runHelper(h, os.Args[1:]))
 	}
 	code := m.Run()
+	if sharedEmulator != nil {
+		_ = sharedEmulator.Close()
+	}
 	if sharedKernel != nil {
 		if err := sharedKernel.Close(); err != nil {
 			fmt.Fprintf(os.Stderr, "closing eBPF binding: %v\n", err)
@@ -62,6 +65,30 @@ func testKernel(t testing.TB) *enforcer.Kernel {
 		t.Fatalf("loading the eBPF binding: %v", kernelErr)
 	}
 	return sharedKernel
+}
+
+var (
+	emulatorOnce   sync.Once
+	sharedEmulator *emulate.Emulator
+	emulatorErr    error
+)
+
+// testEmulator starts the emulation engine once per test binary.
+func testEmulator(t testing.TB) *emulate.Emulator {
+	t.Helper()
+	emulatorOnce.Do(func() {
+		sharedEmulator, emulatorErr = emulate.New(zerolog.New(&kernelAudit))
+	})
+	if emulatorErr != nil {
+		t.Fatalf("starting the emulation engine: %v", emulatorErr)
+	}
+	return sharedEmulator
+}
+
+// inUserNS starts the watchee as root of a new user namespace mapped to
+// host ids 100000-165535, as `vigil run --userns` does.
+func inUserNS() runOpt {
+	return func(c *enforcer.RunConfig) { c.SysProcAttr = enforcer.UserNSAttr(enforcer.DefaultUserNSRange) }
 }
 
 // naive runs the watchee without the eBPF binding: content-dependent allows
@@ -158,10 +185,11 @@ func supervise(t testing.TB, pol *policy.Policy, argv []string, opts ...runOpt) 
 	var sup *enforcer.Supervisor
 	cfg := enforcer.RunConfig{
 		Config: enforcer.Config{
-			Kernel: testKernel(t),
-			Policy: pol,
-			Log:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
-			Audit:  audit.NewLogger(&auditBuf, zerolog.DebugLevel),
+			Kernel:   testKernel(t),
+			Emulator: testEmulator(t),
+			Policy:   pol,
+			Log:      zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel),
+			Audit:    audit.NewLogger(&auditBuf, zerolog.DebugLevel),
 		},
 		Args:    argv,
 		Env:     os.Environ(),

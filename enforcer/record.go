@@ -31,6 +31,7 @@ type decision struct {
 	errno     unix.Errno
 	verified  string
 	withdrawn bool
+	emulated  bool
 	latency   time.Duration
 	container string
 }
@@ -66,6 +67,7 @@ func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, g
 		tgid: pi.Tgid, tid: int(n.Pid), comm: pi.Comm,
 		syscall: sysinfo.Name(int(n.Data.Nr)), action: o.dec.Action,
 		rule: ruleName(o.dec.Rule), withdrawn: gone, latency: lat, container: s.cfg.Container,
+		emulated: o.emulated,
 	}
 	if o.errno != 0 {
 		d.action, d.errno = policy.ActionDeny, o.errno
@@ -74,9 +76,10 @@ func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, g
 		// Decided before any rule was consulted.
 		d.rule = ""
 	}
-	if d.errno == 0 && d.action != policy.ActionKill {
+	if d.errno == 0 && d.action != policy.ActionKill && !o.emulated {
 		d.verified = o.grant.Verified()
 	}
+
 	switch {
 	case c.err != 0 && o.dec.Rule == nil:
 		// vigil answered with the kernel's own errno for arguments it could
@@ -122,7 +125,7 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 	if d.errno != 0 {
 		ev = ev.Str(audit.FieldErrno, unix.ErrnoName(d.errno))
 	}
-	ev = ev.Bool(audit.FieldEmulated, false)
+	ev = ev.Bool(audit.FieldEmulated, d.emulated)
 	if d.verified != "" {
 		ev = ev.Str(audit.FieldVerified, d.verified)
 	}

@@ -74,7 +74,8 @@ func Run(cfg RunConfig) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	prog, err := filter.Compile(filter.Spec{Notify: Numbers(cfg.Policy), NoHardening: cfg.NoHardening, WatchRoot: cfg.OwnRoot})
+	prog, err := filter.Compile(filter.Spec{Notify: Numbers(cfg.Policy), NoHardening: cfg.NoHardening,
+		WatchRoot: cfg.OwnRoot, DevicesOnly: DevicesOnly(cfg.Policy)})
 	if err != nil {
 		return 2, fmt.Errorf("compiling seccomp filter: %w", err)
 	}
@@ -137,6 +138,33 @@ func Run(cfg RunConfig) (int, error) {
 		return code, fmt.Errorf("notify loop: %w", serr)
 	}
 	return code, nil
+}
+
+// DevicesOnly returns the mknod/mknodat numbers the filter may trap for
+// devices only: when every rule naming them matches on dev (so a FIFO or
+// socket matches none) and the default allows, an untrapped FIFO gets the
+// verdict a trapped one would.
+func DevicesOnly(p *policy.Policy) []int {
+	if p.Default != policy.ActionAllow {
+		return nil
+	}
+	var out []int
+	for _, name := range []string{"mknod", "mknodat"} {
+		named, allDev := false, true
+		for _, r := range p.Rules {
+			for _, sc := range r.Syscalls {
+				if sc == name {
+					named = true
+					allDev = allDev && r.Keys().Has(sysinfo.KeyDev)
+				}
+			}
+		}
+		if named && allDev {
+			nr, _ := sysinfo.Number(name)
+			out = append(out, nr)
+		}
+	}
+	return out
 }
 
 // Numbers returns the syscall numbers a policy traps.

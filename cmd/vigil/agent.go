@@ -17,6 +17,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/agent"
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/policy"
 )
 
@@ -59,6 +60,13 @@ is refused: its trapped syscalls fail with ENOSYS. Only root may connect.
 			}
 			// One eBPF binding serves every container: thread ids are
 			// unique system-wide.
+			// Containers' policies are chosen per handoff, so the emulation
+			// engine always runs; it starts no worker until a call needs one.
+			em, err := emulate.New(diag)
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("starting the emulation engine: %w", err)}
+			}
+			defer em.Close()
 			kern, err := loadKernel(diag, unverified)
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -70,7 +78,7 @@ is refused: its trapped syscalls fail with ENOSYS. Only root may connect.
 				Socket:         socket,
 				PolicyDir:      policyDir,
 				HandoffTimeout: timeout,
-				Enforcer:       enforcer.Config{Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified},
+				Enforcer:       enforcer.Config{Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified, Emulator: em},
 			}, diag)
 		},
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/loader"
 )
@@ -67,13 +68,20 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 			if kern != nil {
 				defer kern.Close()
 			}
+			em, err := startEmulator(diag, pol)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if em != nil {
+				defer em.Close()
+			}
 			var attr *syscall.SysProcAttr
 			if userns {
 				attr = enforcer.UserNSAttr(enforcer.DefaultUserNSRange)
 			}
 			code, err := enforcer.Run(enforcer.RunConfig{
 				SysProcAttr: attr,
-				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified},
+				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified, Emulator: em},
 				Args:        argv,
 				Env:         os.Environ(),
 				Stdin:       os.Stdin,
@@ -111,6 +119,27 @@ func needsKernel(p *policy.Policy) bool {
 		}
 	}
 	return false
+}
+
+// startEmulator starts the emulation engine when the policy can need it: an
+// emulate rule, or a content-dependent allow of a call only emulation can
+// carry out safely.
+func startEmulator(log zerolog.Logger, p *policy.Policy) (*emulate.Emulator, error) {
+	need := false
+	for _, r := range p.Rules {
+		need = need || r.Action == policy.ActionEmulate
+	}
+	for _, name := range enforcer.NeedsBinding(p) {
+		need = need || enforcer.Emulable(name)
+	}
+	if !need {
+		return nil, nil
+	}
+	em, err := emulate.New(log)
+	if err != nil {
+		return nil, fmt.Errorf("starting the emulation engine: %w", err)
+	}
+	return em, nil
 }
 
 // loadKernel loads the eBPF binding unless unverified mode was asked for.

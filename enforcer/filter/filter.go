@@ -27,6 +27,10 @@ type Spec struct {
 	// NoHardening drops the default hardening rules (DESIGN.md §2); tests and
 	// benchmarks that need a bare filter use it.
 	NoHardening bool
+	// DevicesOnly lists mknod/mknodat numbers (among Notify) to notify only
+	// for character and block devices: FIFOs, sockets and regular files
+	// need no privilege and run natively (LXD's S_IFCHR/S_IFBLK prefilter).
+	DevicesOnly []int
 	// WatchRoot also notifies the syscalls that can change a watchee's root
 	// directory or mount namespace (RootWatch), so the supervisor knows when
 	// it may no longer resolve paths from its own root.
@@ -80,12 +84,22 @@ func Compile(spec Spec) ([]byte, error) {
 	notify := append([]int(nil), spec.Notify...)
 	sort.Ints(notify)
 	trapped := make(map[int]bool, len(notify))
+	devOnly := make(map[int]bool, len(spec.DevicesOnly))
+	for _, nr := range spec.DevicesOnly {
+		devOnly[nr] = true
+	}
 	for _, nr := range notify {
 		if trapped[nr] {
 			continue
 		}
 		trapped[nr] = true
-		if err := f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify); err != nil {
+		var err error
+		if devOnly[nr] {
+			err = addDeviceRules(f, nr)
+		} else {
+			err = f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("adding notify rule for %s: %w", sysinfo.Name(nr), err)
 		}
 	}
@@ -130,6 +144,25 @@ func addHardening(f *seccomp.ScmpFilter, trapped map[int]bool) error {
 		}
 		if err != nil {
 			return fmt.Errorf("adding hardening rule for %s: %w", h.Syscall, err)
+		}
+	}
+	return nil
+}
+
+// addDeviceRules notifies mknod/mknodat only when the mode's file type is
+// S_IFCHR or S_IFBLK.
+func addDeviceRules(f *seccomp.ScmpFilter, nr int) error {
+	modeArg := uint(1) // mknod(path, mode, dev)
+	if sysinfo.Name(nr) == "mknodat" {
+		modeArg = 2 // mknodat(dirfd, path, mode, dev)
+	}
+	for _, typ := range []uint64{unix.S_IFCHR, unix.S_IFBLK} {
+		c, err := seccomp.MakeCondition(modeArg, seccomp.CompareMaskedEqual, unix.S_IFMT, typ)
+		if err != nil {
+			return err
+		}
+		if err := f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify, []seccomp.ScmpCondition{c}); err != nil {
+			return err
 		}
 	}
 	return nil

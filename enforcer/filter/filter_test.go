@@ -188,3 +188,28 @@ func ExampleHardeningRules() {
 	// ptrace operation not permitted
 	// open_by_handle_at operation not permitted
 }
+
+func TestDeviceOnlyMknodLeavesFIFOsUntrapped(t *testing.T) {
+	mknodat := int(nr(t, "mknodat"))
+	prog, err := Compile(Spec{Notify: []int{mknodat, int(nr(t, "mknod"))}, DevicesOnly: []int{mknodat, int(nr(t, "mknod"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x86 := uint32(unix.AUDIT_ARCH_X86_64)
+	for _, tc := range []struct {
+		name string
+		d    seccompData
+		want uint32
+	}{
+		{"char device", seccompData{nr: int32(mknodat), arch: x86, args: [6]uint64{0, 0, unix.S_IFCHR | 0o666, 0x103}}, retNotify},
+		{"block device", seccompData{nr: int32(mknodat), arch: x86, args: [6]uint64{0, 0, unix.S_IFBLK | 0o600, 0x800}}, retNotify},
+		{"fifo", seccompData{nr: int32(mknodat), arch: x86, args: [6]uint64{0, 0, unix.S_IFIFO | 0o644}}, retAllow},
+		{"socket", seccompData{nr: int32(mknodat), arch: x86, args: [6]uint64{0, 0, unix.S_IFSOCK | 0o644}}, retAllow},
+		{"mknod fifo", seccompData{nr: nr(t, "mknod"), arch: x86, args: [6]uint64{0, unix.S_IFIFO | 0o644}}, retAllow},
+		{"mknod char", seccompData{nr: nr(t, "mknod"), arch: x86, args: [6]uint64{0, unix.S_IFCHR | 0o644, 0x101}}, retNotify},
+	} {
+		if got := run(t, prog, tc.d); got != tc.want {
+			t.Errorf("%s: %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+}

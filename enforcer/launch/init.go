@@ -36,6 +36,7 @@ func runInit(path string, argv []string) (int, error) {
 		return fail(fmt.Errorf("reading seccomp program: %w", err))
 	}
 	unix.Close(progFd)
+	unix.Close(exeFd)
 	if len(prog) == 0 {
 		// Observe mode: only wait for the go-ahead.
 		if _, err := unix.Write(ctlFd, []byte{'N'}); err != nil {

@@ -31,6 +31,7 @@ const initArg0 = "vigil:init"
 const (
 	progFd = 3
 	ctlFd  = 4
+	exeFd  = 5
 )
 
 // Config describes the command to supervise.
@@ -80,6 +81,14 @@ func Start(cfg Config) (*Watchee, error) {
 		return nil, err
 	}
 	defer prog.Close()
+	// The init step is exec'd through an fd, not by path: a watchee in a
+	// user namespace runs as an unprivileged host id that may not traverse
+	// the directories vigil's binary lives in (/root/..., a 0700 build dir).
+	exe, err := os.Open(self)
+	if err != nil {
+		return nil, fmt.Errorf("opening vigil's own executable: %w", err)
+	}
+	defer exe.Close()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("creating control socketpair: %w", err)
@@ -97,14 +106,14 @@ func Start(cfg Config) (*Watchee, error) {
 	// for every trapped call anyway, and must not outlive its supervisor.
 	attr.Pdeathsig = unix.SIGKILL
 	cmd := &exec.Cmd{
-		Path:        self,
+		Path:        fmt.Sprintf("/proc/self/fd/%d", exeFd),
 		Args:        append([]string{initArg0, cfg.Path}, cfg.Args...),
 		Env:         cfg.Env,
 		Dir:         cfg.Dir,
 		Stdin:       cfg.Stdin,
 		Stdout:      cfg.Stdout,
 		Stderr:      cfg.Stderr,
-		ExtraFiles:  []*os.File{prog, child},
+		ExtraFiles:  []*os.File{prog, child, exe},
 		SysProcAttr: attr,
 	}
 	if err := cmd.Start(); err != nil {

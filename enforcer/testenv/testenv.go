@@ -60,6 +60,10 @@ func Bin(t testing.TB, name string) string {
 		if buildErr != nil {
 			return
 		}
+		// Watchees in user namespaces run as unprivileged host ids.
+		if buildErr = os.Chmod(buildDir, 0o755); buildErr != nil {
+			return
+		}
 		root := RepoRoot()
 		for _, b := range []struct{ out, src string }{
 			{"probe", "enforcer/testdata/probe/probe.c"},

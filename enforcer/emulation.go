@@ -1,0 +1,214 @@
+package enforcer
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/args"
+	"github.com/vigilsec/vigil/enforcer/emulate"
+	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
+)
+
+// emulable lists the syscalls vigil can perform in lieu of the watchee:
+// those whose allow no kernel binding can pin (DESIGN.md §2: the kernel
+// leaves no object to check after unlink, rename, mkdir, chmod, ...), and
+// mknod and setxattr, whose privilege vigil lends in user namespaces.
+var emulable = map[string]bool{
+	"mknod": true, "mknodat": true,
+	"setxattr": true, "lsetxattr": true, "fsetxattr": true,
+	"unlink": true, "unlinkat": true, "rmdir": true,
+	"mkdir": true, "mkdirat": true,
+	"rename": true, "renameat": true, "renameat2": true,
+	"link": true, "linkat": true, "symlink": true, "symlinkat": true,
+	"chmod": true, "fchmodat": true, "fchmodat2": true,
+	"chown": true, "lchown": true, "fchownat": true,
+	"truncate": true,
+}
+
+// Emulable reports whether vigil can emulate the named syscall.
+func Emulable(name string) bool { return emulable[name] }
+
+// maxPrepareRetries bounds how often a call whose prepared object changed
+// before it could be performed is prepared and vetted again.
+const maxPrepareRetries = 3
+
+// mustEmulate reports whether a decision must be carried out by vigil: the
+// policy says emulate, or it allows a content-dependent side-effecting call
+// that no kernel binding could pin.
+func (s *Supervisor) mustEmulate(c *call, d policy.Decision) bool {
+	if s.cfg.Emulator == nil || c.sc == nil || !emulable[c.sc.Name] {
+		return false
+	}
+	switch d.Action {
+	case policy.ActionEmulate:
+		return true
+	case policy.ActionAllow, policy.ActionLog:
+		return s.pol.ContentDependent(c.pc.Nr)
+	}
+	return false
+}
+
+// emulateCall prepares the call's objects in the watchee's view (held open),
+// re-evaluates the policy on exactly those objects, checks the notification
+// is still valid and performs the call. The answer is the call's own result.
+func (s *Supervisor) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) outcome {
+	var err error
+	for try := 0; try < maxPrepareRetries; try++ {
+		var o outcome
+		o, err = s.emulateOnce(l, n, c, d)
+		if !errors.Is(err, emulate.ErrRaced) {
+			if err != nil {
+				break
+			}
+			return o
+		}
+	}
+	switch {
+	case errors.Is(err, notify.ErrGone):
+		return outcome{dec: d, errno: unix.ESRCH}
+	case errors.Is(err, emulate.ErrUnsupported):
+		s.log.Warn().Err(err).Str("syscall", c.sc.Name).Msg("denying: the call cannot be emulated faithfully")
+	default:
+		s.log.Error().Err(err).Str("syscall", c.sc.Name).Msg("denying: emulation failed")
+	}
+	// Fail closed, with the errno emulation reports when it has one.
+	if e := emulate.Errno(err); e != 0 {
+		return outcome{dec: d, errno: e}
+	}
+	return outcome{dec: d, errno: unix.EPERM}
+}
+
+func (s *Supervisor) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, error) {
+	em := s.cfg.Emulator
+	caller := emulate.Caller{Pid: int(c.tgid), Tid: int(n.Pid)}
+	a := &n.Data.Args
+	name := c.sc.Name
+	var p, p2 *emulate.Prepared
+	var err error
+	defer func() {
+		if p != nil {
+			p.Close()
+		}
+		if p2 != nil {
+			p2.Close()
+		}
+	}()
+	prep := func(i int, lk emulate.Lookup) (*emulate.Prepared, error) {
+		if c.paths[i] == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 {
+			return em.PrepareFd(caller, c.dirfds[i])
+		}
+		return em.PrepareAt(caller, c.dirfds[i], c.paths[i], lk)
+	}
+	follow := emulate.LookupNoFollow
+	if c.follows(c.sc.Follow) {
+		follow = emulate.LookupFollow
+	}
+	switch name {
+	case "fsetxattr":
+		p, err = em.PrepareFd(caller, c.fd)
+	case "mknod", "mknodat", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "symlink", "symlinkat":
+		p, err = prep(0, emulate.LookupParent)
+	case "rename", "renameat", "renameat2":
+		if p, err = prep(0, emulate.LookupParent); err == nil {
+			p2, err = prep(1, emulate.LookupParent)
+		}
+	case "link", "linkat":
+		// Without AT_SYMLINK_FOLLOW the name itself is linked.
+		old := emulate.LookupParent
+		if c.follows(c.sc.Follow) {
+			old = emulate.LookupFollow
+		}
+		if p, err = prep(0, old); err == nil {
+			p2, err = prep(1, emulate.LookupParent)
+		}
+	default:
+		p, err = prep(0, follow)
+	}
+	if err != nil {
+		if e, ok := errnoOf(err); ok {
+			// The lookup itself failed as the kernel's would.
+			return outcome{dec: d, errno: e}, nil
+		}
+		return outcome{}, err
+	}
+	// Vet exactly the objects that will be acted on.
+	c.pc.Path = p.Path
+	c.objs[0].Path = p.Path
+	if p2 != nil {
+		c.pc.Path2, c.objs[1].Path = p2.Path, p2.Path
+	}
+	d = s.pol.Evaluate(&c.pc)
+	switch d.Action {
+	case policy.ActionDeny:
+		e := d.Errno
+		if e == 0 {
+			e = unix.EPERM
+		}
+		return outcome{dec: d, errno: e}, nil
+	case policy.ActionKill:
+		return outcome{dec: d}, nil
+	}
+	// The watchee's memory was read and /proc consulted: make sure it is
+	// still this task before acting for it.
+	if err := l.Valid(n.ID); err != nil {
+		return outcome{}, err
+	}
+	lend := d.Action == policy.ActionEmulate
+	var r emulate.Result
+	switch name {
+	case "mknod", "mknodat":
+		r, err = em.Mknodat(p, c.mode, a[c.sc.ArgIndex(sysinfo.ArgDev)], lend)
+	case "setxattr", "lsetxattr", "fsetxattr":
+		i := c.sc.ArgIndex(sysinfo.ArgXattrValue)
+		m, rerr := args.ReadXattrValue(int(n.Pid), a[i], a[i+1], s.scratch.XattrValue[:])
+		if rerr != nil {
+			return outcome{dec: d, errno: args.Errno(rerr)}, nil
+		}
+		r, err = em.Setxattr(p, c.pc.Xattr, s.scratch.XattrValue[:m], int(int32(a[i+2])), lend)
+	case "unlink":
+		r, err = em.Unlinkat(p, 0)
+	case "unlinkat":
+		r, err = em.Unlinkat(p, int(c.atFlags))
+	case "rmdir":
+		r, err = em.Unlinkat(p, unix.AT_REMOVEDIR)
+	case "mkdir", "mkdirat":
+		r, err = em.Mkdirat(p, c.mode)
+	case "rename", "renameat":
+		r, err = em.Renameat2(p, p2, 0)
+	case "renameat2":
+		r, err = em.Renameat2(p, p2, uint(uint32(a[4])))
+	case "link", "linkat":
+		r, err = em.Linkat(p, p2)
+	case "symlink", "symlinkat":
+		r, err = em.Symlinkat(c.target, p)
+	case "chmod", "fchmodat", "fchmodat2":
+		r, err = em.Fchmodat(p, c.mode)
+	case "chown", "lchown", "fchownat":
+		i := c.sc.PathArgs()[0]
+		r, err = em.Fchownat(p, int(int32(a[i+1])), int(int32(a[i+2])))
+	case "truncate":
+		r, err = em.Truncate(p, int64(a[1]))
+	default:
+		return outcome{}, emulate.ErrUnsupported
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	if r.Errno != 0 {
+		return outcome{dec: d, errno: r.Errno, emulated: true}, nil
+	}
+	return outcome{dec: d, emulated: true, val: r.Val}, nil
+}
+
+// errnoOf returns the errno a preparation failed with when it is the
+// kernel's answer for the lookup (ENOENT, ENOTDIR, ELOOP, EACCES, ...).
+func errnoOf(err error) (unix.Errno, bool) {
+	var e unix.Errno
+	if errors.As(err, &e) && e != 0 && !errors.Is(err, emulate.ErrUnsupported) && !errors.Is(err, emulate.ErrRaced) {
+		return e, true
+	}
+	return 0, false
+}

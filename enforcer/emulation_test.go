@@ -1,0 +1,178 @@
+package enforcer_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+// userNSDir makes a directory the user-namespace root (host uid 100000) can
+// create nodes in, reachable through world-traversable parents.
+func userNSDir(t *testing.T) string {
+	t.Helper()
+	parent, err := os.MkdirTemp("", "vigil-userns-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, "x")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 100000, 100000); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+const lendPolicy = `version: 1
+rules:
+  - name: devices
+    syscalls: [mknod, mknodat]
+    match: { dev: ["c 1:3", "c 1:5", "c 1:8", "c 1:9"] }
+    action: emulate
+  - name: overlay-xattrs
+    syscalls: [setxattr, lsetxattr]
+    match: { xattr: ["trusted.overlay.opaque", "trusted.overlay.redirect"] }
+    action: emulate
+`
+
+// TestUserNSMknodIsLentForWhitelistedDevices is the seed's use case: root in
+// a user namespace may not mknod, vigil does it for whitelisted devices.
+func TestUserNSMknodIsLentForWhitelistedDevices(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	dir := userNSDir(t)
+	pol := mustPolicy(t, lendPolicy)
+	null := filepath.Join(dir, "null")
+
+	// Without vigil the namespace's root gets EPERM.
+	r := supervise(t, mustPolicy(t, "version: 1\nrules:\n  - syscalls: [getppid]\n    action: allow\n"),
+		[]string{probe, "mknod", null, "c", "1", "3"}, inUserNS())
+	if got := strings.TrimSpace(r.stdout); got != "err EPERM" {
+		t.Fatalf("unsupervised mknod in a user namespace: %q, want err EPERM", got)
+	}
+
+	r = supervise(t, pol, []string{probe, "mknod", null, "c", "1", "3"}, inUserNS())
+	if got := strings.TrimSpace(r.stdout); got != "ok" {
+		t.Fatalf("mknod c 1 3 under vigil: %q", got)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(null, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 3 || st.Uid != 100000 {
+		t.Fatalf("node: mode %o rdev %d:%d uid %d", st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev), st.Uid)
+	}
+	recs := r.find("mknod", null)
+	if len(recs) != 1 || recs[0]["emulated"] != true || recs[0]["rule"] != "devices" {
+		t.Fatalf("mknod record: %v", recs)
+	}
+	// The node works: the namespace's root writes to it.
+	r = supervise(t, pol, []string{"sh", "-c", fmt.Sprintf("echo hi > %s && echo wrote", null)}, inUserNS())
+	if strings.TrimSpace(r.stdout) != "wrote" {
+		t.Fatalf("writing to the emulated node: %q", r.stdout)
+	}
+
+	// /dev/mem is not whitelisted: the watchee gets what it would get alone.
+	r = supervise(t, pol, []string{probe, "mknod", filepath.Join(dir, "mem"), "c", "1", "1"}, inUserNS())
+	if got := strings.TrimSpace(r.stdout); got != "err EPERM" {
+		t.Fatalf("mknod c 1 1: %q, want err EPERM", got)
+	}
+
+	// FIFOs need no privilege and are never trapped.
+	fifo := filepath.Join(dir, "fifo")
+	r = supervise(t, pol, []string{probe, "mknod", fifo, "p"}, inUserNS())
+	if got := strings.TrimSpace(r.stdout); got != "ok" {
+		t.Fatalf("mkfifo: %q", got)
+	}
+	if recs := r.find("mknod", fifo); len(recs) != 0 {
+		t.Fatalf("mkfifo was trapped: %v", recs)
+	}
+}
+
+func TestUserNSSetxattrIsLentForWhitelistedNames(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	dir := userNSDir(t)
+	pol := mustPolicy(t, lendPolicy)
+	r := supervise(t, pol, []string{probe, "setxattr", dir, "trusted.overlay.opaque", "y"}, inUserNS())
+	if got := strings.TrimSpace(r.stdout); got != "ok" {
+		t.Fatalf("setxattr trusted.overlay.opaque: %q", got)
+	}
+	buf := make([]byte, 16)
+	n, err := unix.Getxattr(dir, "trusted.overlay.opaque", buf)
+	if err != nil || string(buf[:n]) != "y" {
+		t.Fatalf("xattr on the host: %q, %v", buf[:n], err)
+	}
+	// A trusted name that is not whitelisted fails as it would alone.
+	alone := supervise(t, mustPolicy(t, "version: 1\nrules:\n  - syscalls: [getppid]\n    action: allow\n"),
+		[]string{probe, "setxattr", dir, "trusted.other", "y"}, inUserNS())
+	r = supervise(t, pol, []string{probe, "setxattr", dir, "trusted.other", "y"}, inUserNS())
+	if strings.TrimSpace(r.stdout) != strings.TrimSpace(alone.stdout) || !strings.HasPrefix(r.stdout, "err") {
+		t.Fatalf("trusted.other: under vigil %q, alone %q", r.stdout, alone.stdout)
+	}
+}
+
+// TestEmulatedPathCallsMatchTheKernel runs side-effecting path calls that
+// the default policy allows depending on their path (so vigil performs them)
+// and compares every result with an unsupervised run.
+func TestEmulatedPathCallsMatchTheKernel(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	script := `d=$1; set +e
+mkdir $d/a; echo mkdir=$?
+mkdir $d/a; echo mkdir-again=$?
+touch $d/a/f; ln $d/a/f $d/a/hard; echo link=$?
+ln -s f $d/a/soft; echo symlink=$?
+mv $d/a/f $d/a/g; echo rename=$?
+chmod 640 $d/a/g; echo chmod=$?
+truncate -s 3 $d/a/g; echo truncate=$?
+rm $d/a/missing; echo rm-missing=$?
+rmdir $d/a; echo rmdir-nonempty=$?
+rm -r $d/a; echo rm=$?
+mkdir -m 700 $d/b; stat -c '%a %s' $d/b
+umask 077; mkdir $d/c; stat -c '%a' $d/c
+`
+	run := func(supervised bool) string {
+		dir := t.TempDir()
+		argv := []string{"sh", "-c", script, "sh", dir}
+		if !supervised {
+			out, _ := bare(t, argv...)
+			return strings.ReplaceAll(out, dir, "D")
+		}
+		r := supervise(t, policyDefault(t), argv)
+		if n := countEmulated(r); n < 5 {
+			t.Errorf("only %d calls were emulated", n)
+		}
+		return strings.ReplaceAll(r.stdout, dir, "D")
+	}
+	want, got := run(false), run(true)
+	if got != want {
+		t.Fatalf("emulated path calls differ from the kernel's:\nunder vigil:\n%s\nalone:\n%s", got, want)
+	}
+}
+
+func countEmulated(r result) int {
+	n := 0
+	for _, rec := range r.records {
+		if rec["emulated"] == true {
+			n++
+		}
+	}
+	return n
+}
+
+func policyDefault(t *testing.T) *policy.Policy {
+	t.Helper()
+	return policy.Default()
+}
