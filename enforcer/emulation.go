@@ -35,6 +35,95 @@ func Emulable(name string) bool { return emulable[name] }
 // before it could be performed is prepared and vetted again.
 const maxPrepareRetries = 3
 
+// writeFlags are the open flags whose effect (creating, truncating,
+// writing) happens before any sys_exit check could kill the caller: an allow
+// that depended on the path is emulated rather than bound (issue 4).
+const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND
+
+// emulatesOpen reports whether a content-dependent allow of an open is
+// performed by vigil (and its fd installed with ADDFD).
+func (s *Supervisor) emulatesOpen(c *call, d policy.Decision) bool {
+	return s.cfg.Emulator != nil && c.sc != nil && c.sc.Flags == sysinfo.FlagsOpen &&
+		(d.Action == policy.ActionAllow || d.Action == policy.ActionLog) &&
+		c.pc.Flags&writeFlags != 0 && c.pc.Flags&unix.O_TMPFILE != unix.O_TMPFILE &&
+		s.pol.ContentDependent(c.pc.Nr)
+}
+
+// emulateOpen opens the file vigil vetted, as the watchee, and installs it
+// in the watchee with SECCOMP_ADDFD_FLAG_SEND, which answers the call. It
+// reports handled false when the open cannot be emulated faithfully (a
+// terminal, /proc, a blocking FIFO): the caller then binds it instead.
+func (s *Supervisor) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+	em := s.cfg.Emulator
+	caller := emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}
+	how := emulate.OpenHowFromFlags(int(c.pc.Flags), c.mode)
+	if c.sc.Name == "openat2" {
+		how = unix.OpenHow{Flags: c.how.Flags, Mode: c.how.Mode, Resolve: c.how.Resolve}
+	}
+	for try := 0; try < maxPrepareRetries; try++ {
+		p, err := em.PrepareOpen(caller, c.dirfds[0], c.paths[0], how)
+		if errors.Is(err, emulate.ErrUnsupported) {
+			return outcome{}, false
+		}
+		if err != nil {
+			if e, ok := errnoOf(err); ok {
+				return outcome{dec: d, errno: e}, true
+			}
+			s.log.Error().Err(err).Msg("denying: preparing an emulated open failed")
+			return outcome{dec: d, errno: unix.EPERM}, true
+		}
+		o, err := s.openPrepared(l, n, c, p)
+		p.Close()
+		if errors.Is(err, emulate.ErrRaced) {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, notify.ErrGone) {
+				return outcome{dec: d, errno: unix.ESRCH}, true
+			}
+			s.log.Error().Err(err).Msg("denying: emulated open failed")
+			return outcome{dec: d, errno: unix.EPERM}, true
+		}
+		return o, true
+	}
+	return outcome{dec: d, errno: unix.EAGAIN}, true
+}
+
+func (s *Supervisor) openPrepared(l *notify.Listener, n *notify.Notif, c *call, p *emulate.Prepared) (outcome, error) {
+	c.pc.Path, c.objs[0].Path = p.Path, p.Path
+	d := s.pol.Evaluate(&c.pc)
+	switch d.Action {
+	case policy.ActionDeny:
+		e := d.Errno
+		if e == 0 {
+			e = unix.EPERM
+		}
+		return outcome{dec: d, errno: e}, nil
+	case policy.ActionKill:
+		return outcome{dec: d}, nil
+	}
+	if err := l.Valid(n.ID); err != nil {
+		return outcome{}, err
+	}
+	r, err := s.cfg.Emulator.Open(p)
+	if err != nil {
+		return outcome{}, err
+	}
+	if r.Errno != 0 {
+		return outcome{dec: d, errno: r.Errno, emulated: true}, nil
+	}
+	fd, err := emulate.InstallFd(l, n.ID, &r)
+	if err != nil {
+		var e unix.Errno
+		if errors.As(err, &e) && e != unix.ENOENT {
+			// ADDFD refused (EMFILE): the call is still pending.
+			return outcome{dec: d, errno: e, emulated: true}, nil
+		}
+		return outcome{}, err
+	}
+	return outcome{dec: d, emulated: true, answered: true, val: int64(fd)}, nil
+}
+
 // mustEmulate reports whether a decision must be carried out by vigil: the
 // policy says emulate, or it allows a content-dependent side-effecting call
 // that no kernel binding could pin.

@@ -176,3 +176,43 @@ func policyDefault(t *testing.T) *policy.Policy {
 	t.Helper()
 	return policy.Default()
 }
+
+// TestEmulatedOpensMatchTheKernel: opens for writing that a path rule could
+// have refused are performed by vigil and installed with ADDFD; what the
+// watchee sees (results, errors, modes under its umask, O_EXCL, O_APPEND,
+// relative paths, O_CLOEXEC) must equal an unsupervised run.
+func TestEmulatedOpensMatchTheKernel(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	script := `d=$1; p=$2; set +e; cd $d
+echo one > f; echo create=$?
+echo two >> f; echo append=$?; cat f
+umask 027; echo x > g; stat -c '%a %s' g
+set -C; echo y > g; echo noclobber=$?; set +C
+mkdir sub; echo z > sub/../h; stat -c '%a' h
+$p openat dir:$d/sub new O_WRONLY O_CREAT O_EXCL
+$p openat dir:$d/sub new O_WRONLY O_CREAT O_EXCL
+$p openat cwd missing/x O_WRONLY O_CREAT
+$p openat file:$d/f x O_WRONLY O_CREAT
+$p -r openat cwd f O_RDWR O_CLOEXEC
+$p open $d/f O_WRONLY O_TRUNC
+stat -c '%s' f
+`
+	run := func(supervised bool) string {
+		dir := t.TempDir()
+		argv := []string{"sh", "-c", script, "sh", dir, probe}
+		if !supervised {
+			out, _ := bare(t, argv...)
+			return strings.ReplaceAll(out, dir, "D")
+		}
+		r := supervise(t, policyDefault(t), argv)
+		if n := countEmulated(r); n < 6 {
+			t.Errorf("only %d calls were emulated", n)
+		}
+		return strings.ReplaceAll(r.stdout, dir, "D")
+	}
+	want, got := run(false), run(true)
+	if got != want {
+		t.Fatalf("emulated opens differ from the kernel's:\nunder vigil:\n%s\nalone:\n%s", got, want)
+	}
+}

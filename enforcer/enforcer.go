@@ -272,6 +272,8 @@ type outcome struct {
 	// emulated: vigil performed the call; val is its result when errno is 0.
 	emulated bool
 	val      int64
+	// answered: ADDFD with SEND already answered the call.
+	answered bool
 }
 
 // handle decides and answers one notification.
@@ -291,6 +293,8 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 	case o.errno != 0:
 		err = verdict.Deny(l, n, o.errno)
 		atomic.AddUint64(&s.stats.Denied, 1)
+	case o.answered:
+		atomic.AddUint64(&s.stats.Allowed, 1)
 	case o.emulated:
 		err = verdict.Return(l, n, o.val)
 		atomic.AddUint64(&s.stats.Allowed, 1)
@@ -387,6 +391,11 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 	d := s.pol.Evaluate(&c.pc)
 	if s.mustEmulate(c, d) {
 		return s.emulateCall(l, n, c, d)
+	}
+	if s.emulatesOpen(c, d) {
+		if o, handled := s.emulateOpen(l, n, c, d); handled {
+			return o
+		}
 	}
 	if (d.Action == policy.ActionAllow || d.Action == policy.ActionLog) && s.cfg.Kernel != nil && s.bindingFor(n, c, tgid) {
 		g, err := verdict.Bound(l, n, s.cfg.Kernel, &s.bind)
