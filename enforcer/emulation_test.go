@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
@@ -214,5 +215,60 @@ stat -c '%s' f
 	want, got := run(false), run(true)
 	if got != want {
 		t.Fatalf("emulated opens differ from the kernel's:\nunder vigil:\n%s\nalone:\n%s", got, want)
+	}
+}
+
+// unlinkSwapRun unlinks n names through a path component that a thread
+// keeps swapping with a symlink into a protected directory, and returns how
+// many of the protected directory's files disappeared.
+func unlinkSwapRun(t *testing.T, n int, opts ...runOpt) int {
+	t.Helper()
+	probe := testenv.Bin(t, "probe")
+	dir := t.TempDir()
+	protected := filepath.Join(dir, "protected")
+	work := filepath.Join(dir, "work")
+	for _, d := range []string{protected, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("v%d", i)), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Symlink(protected, filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [unlink, unlinkat]\n    match: { path: [%q] }\n    action: deny\n", protected+"/**"))
+	supervise(t, pol, []string{probe, "unlinkswap", dir, fmt.Sprint(n)}, opts...)
+	// The swap may have left either name pointing anywhere: count files
+	// gone from the real protected directory.
+	gone := 0
+	for i := 0; i < n; i++ {
+		if _, err := os.Lstat(filepath.Join(protected, fmt.Sprintf("v%d", i))); os.IsNotExist(err) {
+			gone++
+		}
+	}
+	return gone
+}
+
+// TestEmulatedUnlinkNeverTouchesTheProtectedDirectory: with an unverified
+// CONTINUE the kernel re-resolves the path after vigil vetted it and
+// deletes protected files; emulated, the unlink acts on the directory vigil
+// vetted, held open, and never does.
+func TestEmulatedUnlinkNeverTouchesTheProtectedDirectory(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	naiveGone := 0
+	for i := 0; i < 5 && naiveGone == 0; i++ {
+		naiveGone += unlinkSwapRun(t, 400, naive(), func(c *enforcer.RunConfig) { c.Emulator = nil })
+	}
+	if naiveGone == 0 {
+		t.Fatal("the swap race never reached the protected directory through a naive supervisor; the test has no teeth")
+	}
+	for i := 0; i < 3; i++ {
+		if gone := unlinkSwapRun(t, 400); gone != 0 {
+			t.Fatalf("run %d: %d protected files deleted despite emulation", i, gone)
+		}
 	}
 }

@@ -1402,6 +1402,45 @@ static void do_remap(int argc, char **argv)
 	    atomic_load(&race_failed));
 }
 
+/*
+ *   probe unlinkswap DIR N
+ *       DIR/work (a directory) and DIR/link (a symlink to a protected
+ *       directory) are swapped with RENAME_EXCHANGE in a thread while the
+ *       main thread unlinks DIR/work/v0 .. v<N-1>. The caller counts what
+ *       disappeared from the protected directory. Prints `ok unlinked=<n>`.
+ */
+static void *unlinkswap_writer(void *arg)
+{
+	char a[PATH_MAX + 16], b[PATH_MAX + 16];
+	(void)arg;
+	snprintf(a, sizeof(a), "%s/work", swap_dir);
+	snprintf(b, sizeof(b), "%s/link", swap_dir);
+	while (!atomic_load(&race_stop))
+		syscall(SYS_renameat2, AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE);
+	return NULL;
+}
+
+static void do_unlinkswap(int argc, char **argv)
+{
+	pthread_t w;
+	long n, done = 0;
+	char p[PATH_MAX + 32];
+	if (argc != 2)
+		usage("unlinkswap DIR N");
+	snprintf(swap_dir, sizeof(swap_dir), "%s", argv[0]);
+	n = atol(argv[1]);
+	if (pthread_create(&w, NULL, unlinkswap_writer, NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/work/v%ld", swap_dir, i);
+		if (syscall(SYS_unlink, p) == 0)
+			done++;
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	out("ok unlinked=%ld", done);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1462,6 +1501,8 @@ int main(int argc, char **argv)
 		do_race(0, argc, argv);
 	else if (!strcmp(cmd, "swap"))
 		do_race(1, argc, argv);
+	else if (!strcmp(cmd, "unlinkswap"))
+		do_unlinkswap(argc, argv);
 	else if (!strcmp(cmd, "remap"))
 		do_remap(argc, argv);
 	else if (!strcmp(cmd, "execflip"))
