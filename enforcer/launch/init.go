@@ -19,6 +19,9 @@ func RunInitIfRequested() {
 	}
 	// The filter is per-thread (no TSYNC): install and exec from one thread.
 	runtime.LockOSThread()
+	// Exec'd through /proc/self/fd/N, the kernel named this process "N";
+	// its audit records (the command's own execve) should say vigil.
+	setComm("vigil")
 	code, err := runInit(os.Args[1], os.Args[2:])
 	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 	os.Exit(code)

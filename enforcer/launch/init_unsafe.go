@@ -42,3 +42,9 @@ func installFilter(prog []byte) (int, error) {
 	}
 	return -1, errors.New("installing seccomp filter: kernel refused every flag combination")
 }
+
+// setComm sets the calling thread's comm (PR_SET_NAME; at most 15 bytes).
+func setComm(name string) {
+	b := append([]byte(name), 0)
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
+}
