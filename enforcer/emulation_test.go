@@ -218,10 +218,11 @@ stat -c '%s' f
 	}
 }
 
-// unlinkSwapRun unlinks n names through a path component that a thread
-// keeps swapping with a symlink into a protected directory, and returns how
-// many of the protected directory's files disappeared.
-func unlinkSwapRun(t *testing.T, n int, opts ...runOpt) int {
+// pathSwapRun performs op on n names through a path component that a
+// thread keeps swapping with a symlink into a protected directory, and
+// returns how many of the protected directory's entries were touched
+// (deleted, renamed, written to, or created).
+func pathSwapRun(t *testing.T, op string, n int, opts ...runOpt) int {
 	t.Helper()
 	probe := testenv.Bin(t, "probe")
 	dir := t.TempDir()
@@ -240,35 +241,90 @@ func unlinkSwapRun(t *testing.T, n int, opts ...runOpt) int {
 	if err := os.Symlink(protected, filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [unlink, unlinkat]\n    match: { path: [%q] }\n    action: deny\n", protected+"/**"))
-	supervise(t, pol, []string{probe, "unlinkswap", dir, fmt.Sprint(n)}, opts...)
-	// The swap may have left either name pointing anywhere: count files
-	// gone from the real protected directory.
-	gone := 0
-	for i := 0; i < n; i++ {
-		if _, err := os.Lstat(filepath.Join(protected, fmt.Sprintf("v%d", i))); os.IsNotExist(err) {
-			gone++
+	pol := mustPolicy(t, fmt.Sprintf(`version: 1
+rules:
+  - syscalls: [unlink, unlinkat, mkdir, mkdirat, rename, renameat, renameat2, open, openat]
+    match: { path: [%q] }
+    action: deny
+`, protected+"/**"))
+	supervise(t, pol, []string{probe, "pathswap", op, dir, fmt.Sprint(n)}, opts...)
+	touched := 0
+	entries, err := os.ReadDir(protected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := map[string]bool{}
+	for _, e := range entries {
+		present[e.Name()] = true
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Size() != 0 {
+			touched++ // written to
+		}
+		if !strings.HasPrefix(e.Name(), "v") {
+			touched++ // created or renamed into it
 		}
 	}
-	return gone
+	for i := 0; i < n; i++ {
+		if !present[fmt.Sprintf("v%d", i)] {
+			touched++ // deleted or renamed away
+		}
+	}
+	return touched
 }
 
-// TestEmulatedUnlinkNeverTouchesTheProtectedDirectory: with an unverified
-// CONTINUE the kernel re-resolves the path after vigil vetted it and
-// deletes protected files; emulated, the unlink acts on the directory vigil
+// TestEmulatedPathCallsNeverTouchTheProtectedDirectory: with an unverified
+// CONTINUE the kernel re-resolves the path after vigil vetted it and acts in
+// the protected directory; emulated, the call acts on the directory vigil
 // vetted, held open, and never does.
-func TestEmulatedUnlinkNeverTouchesTheProtectedDirectory(t *testing.T) {
+func TestEmulatedPathCallsNeverTouchTheProtectedDirectory(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	naiveGone := 0
-	for i := 0; i < 5 && naiveGone == 0; i++ {
-		naiveGone += unlinkSwapRun(t, 400, naive(), func(c *enforcer.RunConfig) { c.Emulator = nil })
+	for _, op := range []string{"unlink", "mkdir", "rename", "write"} {
+		t.Run(op, func(t *testing.T) {
+			naiveTouched := 0
+			for i := 0; i < 5 && naiveTouched == 0; i++ {
+				naiveTouched += pathSwapRun(t, op, 300, naive(), func(c *enforcer.RunConfig) { c.Emulator = nil })
+			}
+			if naiveTouched == 0 {
+				t.Fatalf("%s: the swap race never reached the protected directory through a naive supervisor; no teeth", op)
+			}
+			for i := 0; i < 3; i++ {
+				if n := pathSwapRun(t, op, 300); n != 0 {
+					t.Fatalf("%s run %d: %d protected entries touched despite emulation", op, i, n)
+				}
+			}
+		})
 	}
-	if naiveGone == 0 {
-		t.Fatal("the swap race never reached the protected directory through a naive supervisor; the test has no teeth")
-	}
-	for i := 0; i < 3; i++ {
-		if gone := unlinkSwapRun(t, 400); gone != 0 {
-			t.Fatalf("run %d: %d protected files deleted despite emulation", i, gone)
-		}
+}
+
+// TestEmulatedOpenSemantics compares what a watchee sees from emulated
+// opens with an unsupervised run: exactly one of two threads racing
+// O_CREAT|O_EXCL wins, EMFILE arrives at the same count under a low
+// RLIMIT_NOFILE (before anything is created), and O_CLOEXEC is visible.
+func TestEmulatedOpenSemantics(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	for _, tc := range []struct {
+		name string
+		argv func(dir string) []string
+	}{
+		{"excl race", func(d string) []string { return []string{probe, "excl", filepath.Join(d, "x"), "100"} }},
+		{"emfile", func(d string) []string {
+			_ = os.WriteFile(filepath.Join(d, "f"), nil, 0o644)
+			return []string{probe, "emfile", filepath.Join(d, "f"), "12"}
+		}},
+		{"cloexec", func(d string) []string {
+			_ = os.WriteFile(filepath.Join(d, "f"), nil, 0o644)
+			return []string{probe, "cloexec", filepath.Join(d, "f")}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, _ := bare(t, tc.argv(t.TempDir())...)
+			r := supervise(t, policyDefault(t), tc.argv(t.TempDir()))
+			if countEmulated(r) == 0 {
+				t.Fatalf("no open was emulated: %v", r.records)
+			}
+			if r.stdout != want {
+				t.Fatalf("under vigil %q, alone %q", r.stdout, want)
+			}
+		})
 	}
 }

@@ -117,6 +117,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -929,11 +930,15 @@ static void do_loop(int argc, char **argv)
 {
 	long iters;
 
-	if (argc != 2)
-		usage("loop ITERS PATH");
+	int flags = O_RDONLY;
+
+	if (argc != 2 && argc != 3)
+		usage("loop ITERS PATH [FLAGS]");
 	iters = parse_num(argv[0], "iteration count");
+	if (argc == 3)
+		flags = (int)parse_flags(argv[2], oflag_names, "open");
 	for (long i = 0; i < iters; i++) {
-		long fd = syscall(SYS_openat, AT_FDCWD, argv[1], O_RDONLY, 0);
+		long fd = syscall(SYS_openat, AT_FDCWD, argv[1], flags, 0644);
 		if (fd < 0) {
 			out("err %s", errname(errno));
 			return;
@@ -1420,25 +1425,139 @@ static void *unlinkswap_writer(void *arg)
 	return NULL;
 }
 
-static void do_unlinkswap(int argc, char **argv)
+/*
+ *   probe pathswap OP DIR N       the same swap, with OP on DIR/work/v<i>: unlink, mkdir
+ *                                 (creates d<i>), rename (v<i> -> r<i>) or write
+ *                                 (open O_WRONLY|O_APPEND and write "X")
+ */
+static void do_pathswap(const char *op, int argc, char **argv)
 {
 	pthread_t w;
 	long n, done = 0;
-	char p[PATH_MAX + 32];
+	char p[PATH_MAX + 32], q[PATH_MAX + 32];
 	if (argc != 2)
-		usage("unlinkswap DIR N");
+		usage("pathswap OP DIR N");
 	snprintf(swap_dir, sizeof(swap_dir), "%s", argv[0]);
 	n = atol(argv[1]);
 	if (pthread_create(&w, NULL, unlinkswap_writer, NULL))
 		setup_fail("pthread_create");
 	for (long i = 0; i < n; i++) {
+		long r = -1;
 		snprintf(p, sizeof(p), "%s/work/v%ld", swap_dir, i);
-		if (syscall(SYS_unlink, p) == 0)
+		if (!strcmp(op, "unlink")) {
+			r = syscall(SYS_unlink, p);
+		} else if (!strcmp(op, "mkdir")) {
+			snprintf(q, sizeof(q), "%s/work/d%ld", swap_dir, i);
+			r = syscall(SYS_mkdir, q, 0755);
+		} else if (!strcmp(op, "rename")) {
+			snprintf(q, sizeof(q), "%s/work/r%ld", swap_dir, i);
+			r = syscall(SYS_rename, p, q);
+		} else if (!strcmp(op, "write")) {
+			long fd = syscall(SYS_openat, AT_FDCWD, p, O_WRONLY | O_APPEND, 0);
+			if (fd >= 0) {
+				r = syscall(SYS_write, fd, "X", 1);
+				syscall(SYS_close, fd);
+			}
+		} else {
+			usage("pathswap: OP is unlink, mkdir, rename or write");
+		}
+		if (r >= 0)
 			done++;
 	}
 	atomic_store(&race_stop, 1);
 	pthread_join(w, NULL);
-	out("ok unlinked=%ld", done);
+	out("ok done=%ld", done);
+}
+
+static void do_unlinkswap(int argc, char **argv)
+{
+	do_pathswap("unlink", argc, argv);
+}
+
+/*
+ *   probe excl PATH ROUNDS        two threads race open(PATH, O_WRONLY|O_CREAT|O_EXCL)
+ *                                 ROUNDS times (PATH is unlinked between rounds); prints
+ *                                 `ok rounds=R both=<rounds where both won> none=<neither>`
+ *   probe emfile PATH LIMIT       sets RLIMIT_NOFILE to LIMIT and opens PATH O_WRONLY|O_APPEND
+ *                                 until it fails: `ok opened=<n> err <ERRNO>`
+ *   probe cloexec PATH            opens PATH O_WRONLY|O_CLOEXEC and prints `ok cloexec=<0|1>`
+ *                                 from fcntl(F_GETFD), then the same without O_CLOEXEC
+ */
+static const char *excl_path;
+static pthread_barrier_t excl_barrier;
+static atomic_int excl_wins;
+
+static void *excl_thread(void *arg)
+{
+	(void)arg;
+	pthread_barrier_wait(&excl_barrier);
+	long fd = syscall(SYS_openat, AT_FDCWD, excl_path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd >= 0) {
+		atomic_fetch_add(&excl_wins, 1);
+		syscall(SYS_close, fd);
+	}
+	return NULL;
+}
+
+static void do_excl(int argc, char **argv)
+{
+	long rounds, both = 0, none = 0;
+	if (argc != 2)
+		usage("excl PATH ROUNDS");
+	excl_path = argv[0];
+	rounds = atol(argv[1]);
+	for (long r = 0; r < rounds; r++) {
+		pthread_t a, b;
+		syscall(SYS_unlink, excl_path);
+		atomic_store(&excl_wins, 0);
+		pthread_barrier_init(&excl_barrier, NULL, 2);
+		if (pthread_create(&a, NULL, excl_thread, NULL) || pthread_create(&b, NULL, excl_thread, NULL))
+			setup_fail("pthread_create");
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		pthread_barrier_destroy(&excl_barrier);
+		int w = atomic_load(&excl_wins);
+		if (w == 2)
+			both++;
+		if (w == 0)
+			none++;
+	}
+	out("ok rounds=%ld both=%ld none=%ld", rounds, both, none);
+}
+
+static void do_emfile(int argc, char **argv)
+{
+	struct rlimit rl;
+	long n = 0;
+	if (argc != 2)
+		usage("emfile PATH LIMIT");
+	rl.rlim_cur = rl.rlim_max = (rlim_t)atol(argv[1]);
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		setup_fail("setrlimit");
+	for (;;) {
+		long fd = syscall(SYS_openat, AT_FDCWD, argv[0], O_WRONLY | O_APPEND, 0);
+		if (fd < 0) {
+			out("ok opened=%ld err %s", n, errname(errno));
+			return;
+		}
+		n++;
+	}
+}
+
+static void do_cloexec(int argc, char **argv)
+{
+	if (argc != 1)
+		usage("cloexec PATH");
+	for (int with = 1; with >= 0; with--) {
+		long fd = syscall(SYS_openat, AT_FDCWD, argv[0], O_WRONLY | (with ? O_CLOEXEC : 0), 0);
+		if (fd < 0) {
+			out("err %s", errname(errno));
+			continue;
+		}
+		int f = fcntl((int)fd, F_GETFD);
+		out("ok cloexec=%d", (f & FD_CLOEXEC) ? 1 : 0);
+		syscall(SYS_close, fd);
+	}
 }
 
 int main(int argc, char **argv)
@@ -1501,8 +1620,16 @@ int main(int argc, char **argv)
 		do_race(0, argc, argv);
 	else if (!strcmp(cmd, "swap"))
 		do_race(1, argc, argv);
+	else if (!strcmp(cmd, "excl"))
+		do_excl(argc, argv);
+	else if (!strcmp(cmd, "emfile"))
+		do_emfile(argc, argv);
+	else if (!strcmp(cmd, "cloexec"))
+		do_cloexec(argc, argv);
 	else if (!strcmp(cmd, "unlinkswap"))
 		do_unlinkswap(argc, argv);
+	else if (!strcmp(cmd, "pathswap") && argc >= 1)
+		do_pathswap(argv[0], argc - 1, argv + 1);
 	else if (!strcmp(cmd, "remap"))
 		do_remap(argc, argv);
 	else if (!strcmp(cmd, "execflip"))
