@@ -31,6 +31,23 @@ var emulable = map[string]bool{
 // Emulable reports whether vigil can emulate the named syscall.
 func Emulable(name string) bool { return emulable[name] }
 
+// NeedsEmulator reports whether a policy can use the emulation engine: an
+// emulate rule, or a content-dependent allow of a call vigil emulates
+// (the path calls, opens for writing, connect).
+func NeedsEmulator(p *policy.Policy) bool {
+	for _, r := range p.Rules {
+		if r.Action == policy.ActionEmulate {
+			return true
+		}
+	}
+	for _, name := range NeedsBinding(p) {
+		if sc, ok := sysinfo.Lookup(name); ok && (emulable[name] || name == "connect" || sc.Flags == sysinfo.FlagsOpen) {
+			return true
+		}
+	}
+	return false
+}
+
 // maxPrepareRetries bounds how often a call whose prepared object changed
 // before it could be performed is prepared and vetted again.
 const maxPrepareRetries = 3
@@ -122,6 +139,41 @@ func (s *Supervisor) openPrepared(l *notify.Listener, n *notify.Notif, c *call, 
 		return outcome{}, err
 	}
 	return outcome{dec: d, emulated: true, answered: true, val: int64(fd)}, nil
+}
+
+// emulateConnect connects the watchee's own socket (pidfd_getfd) from vigil
+// with the sockaddr vigil read and vetted, so the kernel never reads the
+// watchee's memory again. A blocking connect takes as long as the watchee's
+// would, so the connect runs on its own goroutine, which answers and records
+// the call; the notify loop goes on. handled is false for sockets
+// emulation cannot connect faithfully (AF_UNIX: the server would see vigil
+// as its peer): the caller binds those instead.
+func (s *Supervisor) emulateConnect(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+	p, err := s.cfg.Emulator.PrepareSocket(emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}, c.fd)
+	if errors.Is(err, emulate.ErrUnsupported) {
+		return outcome{}, false
+	}
+	if err != nil {
+		if e, ok := errnoOf(err); ok {
+			return outcome{dec: d, errno: e}, true
+		}
+		s.log.Error().Err(err).Msg("denying: preparing an emulated connect failed")
+		return outcome{dec: d, errno: unix.EPERM}, true
+	}
+	if err := l.Valid(n.ID); err != nil {
+		p.Close()
+		return outcome{dec: d, errno: unix.ESRCH}, true
+	}
+	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
+	em := s.cfg.Emulator
+	return outcome{dec: d, emulated: true, deferred: func() (int64, unix.Errno) {
+		defer p.Close()
+		r, err := em.Connect(p, addr)
+		if err != nil {
+			return 0, unix.EPERM
+		}
+		return r.Val, r.Errno
+	}}, true
 }
 
 // mustEmulate reports whether a decision must be carried out by vigil: the

@@ -328,3 +328,27 @@ func TestEmulatedOpenSemantics(t *testing.T) {
 		})
 	}
 }
+
+// TestEmulatedConnectMatchesTheKernel connects the watchee's own socket from
+// vigil with the address vigil vetted; the watchee sees what it would see
+// alone (success, ECONNREFUSED, an IPv6 peer) and the record says emulated.
+func TestEmulatedConnectMatchesTheKernel(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	l := listen(t)
+	pol := mustPolicy(t, "version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"192.0.2.0/24\"] }\n    action: deny\n")
+	for _, argv := range [][]string{
+		{probe, "connect", "127.0.0.1", fmt.Sprint(l.port)},
+		{probe, "connect", "127.0.0.1", "9"},
+		{probe, "connect", "::1", "9"},
+	} {
+		want, _ := bare(t, argv...)
+		r := supervise(t, pol, argv)
+		if r.stdout != want {
+			t.Errorf("%v: under vigil %q, alone %q", argv[1:], r.stdout, want)
+		}
+		if recs := r.find("connect", ""); len(recs) == 0 || recs[len(recs)-1]["emulated"] != true {
+			t.Errorf("%v: connect not emulated: %v", argv[1:], recs)
+		}
+	}
+}

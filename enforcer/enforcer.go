@@ -274,6 +274,9 @@ type outcome struct {
 	val      int64
 	// answered: ADDFD with SEND already answered the call.
 	answered bool
+	// deferred performs an emulated call that may block (connect) off the
+	// notify loop; its goroutine answers and records the call.
+	deferred func() (int64, unix.Errno)
 }
 
 // handle decides and answers one notification.
@@ -294,6 +297,23 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 		err = verdict.Deny(l, n, o.errno)
 		atomic.AddUint64(&s.stats.Denied, 1)
 	case o.answered:
+		atomic.AddUint64(&s.stats.Allowed, 1)
+	case o.deferred != nil:
+		parked = true
+		d := s.decisionOf(n, pi, &o, false, 0)
+		id, nr := *n, start
+		go func() {
+			val, errno := o.deferred()
+			var err error
+			if errno != 0 {
+				err = verdict.Deny(l, &id, errno)
+			} else {
+				err = verdict.Return(l, &id, val)
+			}
+			d.errno, d.latency = errno, time.Since(nr)
+			d.withdrawn = errors.Is(err, notify.ErrGone)
+			d.emit(&s.audit, nil)
+		}()
 		atomic.AddUint64(&s.stats.Allowed, 1)
 	case o.emulated:
 		err = verdict.Return(l, n, o.val)
@@ -391,6 +411,12 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 	d := s.pol.Evaluate(&c.pc)
 	if s.mustEmulate(c, d) {
 		return s.emulateCall(l, n, c, d)
+	}
+	if s.cfg.Emulator != nil && c.sc.Name == "connect" && c.pc.HasAddr &&
+		(d.Action == policy.ActionAllow || d.Action == policy.ActionLog) {
+		if o, handled := s.emulateConnect(l, n, c, d); handled {
+			return o
+		}
 	}
 	if s.emulatesOpen(c, d) {
 		if o, handled := s.emulateOpen(l, n, c, d); handled {

@@ -94,7 +94,7 @@ func inUserNS() runOpt {
 // naive runs the watchee without the eBPF binding: content-dependent allows
 // CONTINUE unbound, which the race tests must beat.
 func naive() runOpt {
-	return func(c *enforcer.RunConfig) { c.Kernel, c.Unverified = nil, true }
+	return func(c *enforcer.RunConfig) { c.Kernel, c.Emulator, c.Unverified = nil, nil, true }
 }
 
 // syncBuffer collects audit records from the notify loop thread.

@@ -70,7 +70,10 @@ func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, g
 		emulated: o.emulated,
 	}
 	if o.errno != 0 {
-		d.action, d.errno = policy.ActionDeny, o.errno
+		d.errno = o.errno
+		if !o.emulated {
+			d.action = policy.ActionDeny
+		}
 	}
 	if c.err != 0 {
 		// Decided before any rule was consulted.

@@ -125,14 +125,7 @@ func needsKernel(p *policy.Policy) bool {
 // emulate rule, or a content-dependent allow of a call only emulation can
 // carry out safely.
 func startEmulator(log zerolog.Logger, p *policy.Policy) (*emulate.Emulator, error) {
-	need := false
-	for _, r := range p.Rules {
-		need = need || r.Action == policy.ActionEmulate
-	}
-	for _, name := range enforcer.NeedsBinding(p) {
-		need = need || enforcer.Emulable(name)
-	}
-	if !need {
+	if !enforcer.NeedsEmulator(p) {
 		return nil, nil
 	}
 	em, err := emulate.New(log)
