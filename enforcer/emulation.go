@@ -107,20 +107,9 @@ func (s *Supervisor) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d
 }
 
 func (s *Supervisor) openPrepared(l *notify.Listener, n *notify.Notif, c *call, p *emulate.Prepared) (outcome, error) {
-	c.pc.Path, c.objs[0].Path = p.Path, p.Path
-	d := s.pol.Evaluate(&c.pc)
-	switch d.Action {
-	case policy.ActionDeny:
-		e := d.Errno
-		if e == 0 {
-			e = unix.EPERM
-		}
-		return outcome{dec: d, errno: e}, nil
-	case policy.ActionKill:
-		return outcome{dec: d}, nil
-	}
-	if err := l.Valid(n.ID); err != nil {
-		return outcome{}, err
+	d, o, refused, err := s.revet(l, n, c, p, nil)
+	if refused || err != nil {
+		return o, err
 	}
 	r, err := s.cfg.Emulator.Open(p)
 	if err != nil {
@@ -275,27 +264,9 @@ func (s *Supervisor) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d
 		}
 		return outcome{}, err
 	}
-	// Vet exactly the objects that will be acted on.
-	c.pc.Path = p.Path
-	c.objs[0].Path = p.Path
-	if p2 != nil {
-		c.pc.Path2, c.objs[1].Path = p2.Path, p2.Path
-	}
-	d = s.pol.Evaluate(&c.pc)
-	switch d.Action {
-	case policy.ActionDeny:
-		e := d.Errno
-		if e == 0 {
-			e = unix.EPERM
-		}
-		return outcome{dec: d, errno: e}, nil
-	case policy.ActionKill:
-		return outcome{dec: d}, nil
-	}
-	// The watchee's memory was read and /proc consulted: make sure it is
-	// still this task before acting for it.
-	if err := l.Valid(n.ID); err != nil {
-		return outcome{}, err
+	d, o, refused, err := s.revet(l, n, c, p, p2)
+	if refused || err != nil {
+		return o, err
 	}
 	lend := d.Action == policy.ActionEmulate
 	var r emulate.Result
@@ -342,6 +313,34 @@ func (s *Supervisor) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d
 		return outcome{dec: d, errno: r.Errno, emulated: true}, nil
 	}
 	return outcome{dec: d, emulated: true, val: r.Val}, nil
+}
+
+// revet evaluates the policy again on exactly the objects emulation will act
+// on (p, and p2 for a second path) and, when they are allowed, checks the
+// notification is still this task's before vigil acts for it. refused
+// reports an outcome (deny or kill) to answer instead.
+func (s *Supervisor) revet(l *notify.Listener, n *notify.Notif, c *call, p, p2 *emulate.Prepared) (d policy.Decision, o outcome, refused bool, err error) {
+	c.pc.Path, c.objs[0].Path = p.Path, p.Path
+	if p2 != nil {
+		c.pc.Path2, c.objs[1].Path = p2.Path, p2.Path
+	}
+	d = s.pol.Evaluate(&c.pc)
+	switch d.Action {
+	case policy.ActionDeny:
+		e := d.Errno
+		if e == 0 {
+			e = unix.EPERM
+		}
+		return d, outcome{dec: d, errno: e}, true, nil
+	case policy.ActionKill:
+		return d, outcome{dec: d}, true, nil
+	}
+	// The watchee's memory was read and /proc consulted: make sure it is
+	// still this task before acting for it.
+	if err := l.Valid(n.ID); err != nil {
+		return d, outcome{}, true, err
+	}
+	return d, outcome{}, false, nil
 }
 
 // errnoOf returns the errno a preparation failed with when it is the
