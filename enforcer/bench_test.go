@@ -31,3 +31,17 @@ func BenchmarkTrappedOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTrappedOpenUnbound is BenchmarkTrappedOpen's path rule in the
+// naive mode: the difference is what the eBPF binding costs per open.
+func BenchmarkTrappedOpenUnbound(b *testing.B) {
+	testenv.RequirePrivileged(b)
+	probe := testenv.Bin(b, "probe")
+	pol := mustPolicy(b, "version: 1\nrules:\n  - syscalls: [openat]\n    match: { path: [\"/etc/shadow\"] }\n    action: deny\n")
+	b.ResetTimer()
+	r := supervise(b, pol, []string{probe, "loop", fmt.Sprint(b.N), "/etc/hostname"}, withAuditTo(io.Discard), naive())
+	b.StopTimer()
+	if strings.TrimSpace(r.stdout) != "ok" {
+		b.Fatalf("probe: %q", r.stdout)
+	}
+}
