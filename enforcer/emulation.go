@@ -60,7 +60,7 @@ const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | u
 // emulatesOpen reports whether a content-dependent allow of an open is
 // performed by vigil (and its fd installed with ADDFD).
 func (s *Supervisor) emulatesOpen(c *call, d policy.Decision) bool {
-	return s.cfg.Emulator != nil && c.sc != nil && c.sc.Flags == sysinfo.FlagsOpen &&
+	return s.cfg.Emulator != nil && !s.cfg.Unverified && c.sc != nil && c.sc.Flags == sysinfo.FlagsOpen &&
 		(d.Action == policy.ActionAllow || d.Action == policy.ActionLog) &&
 		c.pc.Flags&writeFlags != 0 && c.pc.Flags&unix.O_TMPFILE != unix.O_TMPFILE &&
 		s.pol.ContentDependent(c.pc.Nr)
@@ -176,7 +176,8 @@ func (s *Supervisor) mustEmulate(c *call, d policy.Decision) bool {
 	case policy.ActionEmulate:
 		return true
 	case policy.ActionAllow, policy.ActionLog:
-		return s.pol.ContentDependent(c.pc.Nr)
+		// The naive mode (--unverified) continues them instead.
+		return !s.cfg.Unverified && s.pol.ContentDependent(c.pc.Nr)
 	}
 	return false
 }

@@ -52,9 +52,10 @@ type Config struct {
 	// Emulator, when set, performs emulate verdicts and the content-
 	// dependent allows of side-effecting calls no binding can pin.
 	Emulator *emulate.Emulator
-	// Unverified allows content-dependent grants without a kernel binding;
-	// their records say verified "none". It exists for kernels without the
-	// eBPF features vigil needs, and as the naive mode the race tests beat.
+	// Unverified continues content-dependent allows without a kernel binding
+	// or emulation (emulate verdicts are still emulated); their records say
+	// verified "none". It exists for kernels without the eBPF features vigil
+	// needs, and as the naive mode the race tests beat.
 	Unverified bool
 	// BeforeAnswer, when set, runs after the decision and before the answer
 	// with the notification and its first path argument as requested. Tests
@@ -412,7 +413,7 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 	if s.mustEmulate(c, d) {
 		return s.emulateCall(l, n, c, d)
 	}
-	if s.cfg.Emulator != nil && c.sc.Name == "connect" && c.pc.HasAddr &&
+	if s.cfg.Emulator != nil && !s.cfg.Unverified && c.sc.Name == "connect" && c.pc.HasAddr &&
 		(d.Action == policy.ActionAllow || d.Action == policy.ActionLog) {
 		if o, handled := s.emulateConnect(l, n, c, d); handled {
 			return o

@@ -68,7 +68,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 			if kern != nil {
 				defer kern.Close()
 			}
-			em, err := startEmulator(diag, pol)
+			em, err := startEmulator(diag, pol, unverified)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -103,7 +103,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr")
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
 	f.BoolVar(&userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
-	f.BoolVar(&unverified, "unverified", false, "do not load the eBPF binding: content-dependent allows CONTINUE unbound (verified \"none\"); for kernels without the BPF features vigil needs")
+	f.BoolVar(&unverified, "unverified", false, "naive mode: content-dependent allows CONTINUE without eBPF binding or emulation (verified \"none\"); for kernels without the BPF features vigil needs")
 	f.BoolVar(&noHardening, "no-hardening", false, "do not deny nested seccomp listeners, io_uring_setup and ptrace in the kernel")
 	f.SetInterspersed(false)
 	return cmd
@@ -124,8 +124,16 @@ func needsKernel(p *policy.Policy) bool {
 // startEmulator starts the emulation engine when the policy can need it: an
 // emulate rule, or a content-dependent allow of a call only emulation can
 // carry out safely.
-func startEmulator(log zerolog.Logger, p *policy.Policy) (*emulate.Emulator, error) {
-	if !enforcer.NeedsEmulator(p) {
+func startEmulator(log zerolog.Logger, p *policy.Policy, unverified bool) (*emulate.Emulator, error) {
+	need := enforcer.NeedsEmulator(p)
+	if unverified {
+		// The naive mode emulates only what the policy says to emulate.
+		need = false
+		for _, r := range p.Rules {
+			need = need || r.Action == policy.ActionEmulate
+		}
+	}
+	if !need {
 		return nil, nil
 	}
 	em, err := emulate.New(log)

@@ -54,7 +54,7 @@ type Mechanism struct {
 var straceSeccompArgs = []string{"-f", "--seccomp-bpf", "-e", "trace=openat,execve,connect", "-o", "/dev/null"}
 
 // trappedWorkloads are the workloads whose operation vigil's policies trap.
-var trappedWorkloads = []string{"open", "open-denied", "exec", "connect"}
+var trappedWorkloads = []string{"open", "write", "open-denied", "exec", "connect"}
 
 // Mechanisms returns every mechanism, in report order, including those this
 // build cannot measure.
@@ -68,9 +68,8 @@ func Mechanisms() []Mechanism {
 			policy: "allow-unverified", denies: []string{"open-denied"}},
 		{Name: "vigil-passthrough", Desc: "vigil run, rules without a match allow (CONTINUE, nothing to vet)", kind: kindVigil,
 			policy: "passthrough"},
-		{Name: "vigil-allow-bound", Desc: "vigil run, content-dependent allows bound to the kernel's object by eBPF (exec/connect not bound yet)", kind: kindVigil,
+		{Name: "vigil-allow-bound", Desc: "vigil run in its default mode: content-dependent reads and execs bound by eBPF, writes and connects emulated", kind: kindVigil,
 			policy: "allow-unverified", binding: true, denies: []string{"open-denied"}},
-		{Name: "vigil-emulate", Desc: "vigil run, allowed calls performed by vigil in lieu of the watchee", Unavailable: notInBuild},
 		{Name: "vigil-observe", Desc: "vigil observe -o /dev/null: eBPF only, no seccomp, every default syscall captured", kind: kindVigil,
 			sub: "observe", vigilArgs: []string{"-o", os.DevNull}},
 		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open/openat only, CONTINUE, --deny by spelling", kind: kindRefsup,

@@ -25,6 +25,8 @@ func Workloads() []Workload {
 			args: func(e *env, n int) []string { return e.workload("getpid", n) }},
 		{Name: "open", Desc: "openat(2) + close(2) of a file every policy allows", guess: 2000,
 			args: func(e *env, n int) []string { return e.workload("open", n, e.allowed) }},
+		{Name: "write", Desc: "openat(2) for appending + close(2) of a file every policy allows (emulated where vigil emulates)", guess: 2000,
+			args: func(e *env, n int) []string { return e.workload("write", n, e.allowed) }},
 		{Name: "open-denied", Desc: "openat(2) of a file the policies deny by path (+ close(2) where it opens)", guess: 2000,
 			args: func(e *env, n int) []string { return e.workload("open", n, e.denied) }},
 		{Name: "exec", Desc: "vfork(2) + execve(2) of /bin/true + wait4(2)", guess: 20,

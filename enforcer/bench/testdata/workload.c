@@ -3,6 +3,7 @@
  *
  *   workload getpid N               N x SYS_getpid (never trapped by any policy)
  *   workload open N PATH            N x (SYS_openat(AT_FDCWD, PATH, O_RDONLY|O_CLOEXEC) + close)
+ *   workload write N PATH           N x (SYS_openat(AT_FDCWD, PATH, O_WRONLY|O_APPEND|O_CLOEXEC) + close)
  *   workload exec N PATH            N x (vfork + SYS_execve(PATH, {PATH, NULL}, environ) + wait4)
  *   workload connect N HOST PORT    N x (socket + SYS_connect to HOST:PORT (IPv4) + close); the
  *                                   socket lingers 0 s, so close sends RST and leaves no
@@ -42,7 +43,7 @@ static char first[32] = "-";
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload getpid N | open N PATH | exec N PATH | connect N HOST PORT\n");
+	fprintf(stderr, "usage: workload getpid N | open N PATH | write N PATH | exec N PATH | connect N HOST PORT\n");
 	exit(2);
 }
 
@@ -88,10 +89,10 @@ static void loop_getpid(long n)
 	ok = n;
 }
 
-static void loop_open(long n, const char *path)
+static void loop_open(long n, const char *path, int flags)
 {
 	for (long i = 0; i < n; i++) {
-		long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+		long fd = syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, 0);
 		if (fd < 0) {
 			fail(errname(errno));
 			continue;
@@ -174,7 +175,9 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "getpid") && argc == 3)
 		loop_getpid(n);
 	else if (!strcmp(argv[1], "open") && argc == 4)
-		loop_open(n, argv[3]);
+		loop_open(n, argv[3], O_RDONLY);
+	else if (!strcmp(argv[1], "write") && argc == 4)
+		loop_open(n, argv[3], O_WRONLY | O_APPEND);
 	else if (!strcmp(argv[1], "exec") && argc == 4)
 		loop_exec(n, argv[3]);
 	else if (!strcmp(argv[1], "connect") && argc == 5)
