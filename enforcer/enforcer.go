@@ -106,7 +106,13 @@ func New(cfg Config) (*Supervisor, error) {
 		}
 	}
 	if cfg.Kernel == nil && !cfg.Unverified {
-		if names := NeedsBinding(cfg.Policy); len(names) > 0 {
+		var names []string
+		for _, name := range NeedsBinding(cfg.Policy) {
+			if !(Emulable(name) && cfg.Emulator != nil) {
+				names = append(names, name)
+			}
+		}
+		if len(names) > 0 {
 			return nil, fmt.Errorf("the policy allows %s depending on pointer arguments, which needs the eBPF binding, and it is not loaded; "+
 				"run where vigil can load BPF (see 'vigil doctor'), or pass --unverified to continue such calls unbound (a racing thread can then change what the kernel uses)",
 				strings.Join(names, ", "))
