@@ -25,39 +25,48 @@ import (
 //   - clone/clone3: the namespaces the child must (and must only) get.
 //
 // The argument bytes vigil read are the sys_enter tripwire.
-func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) bool {
-	if c.sc == nil {
-		return false
+//
+// bindNone means no binding exists for this kind of call (the caller may
+// continue it unverified, and says so); bindFailed means one should exist
+// but could not be made, and the caller must deny with errno.
+func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
+	if c.sc == nil || !Bindable(c.sc.Name) {
+		return bindNone, 0
 	}
 	s.bind = loader.Binding{Nr: c.pc.Nr}
 	switch {
 	case c.sc.Flags == sysinfo.FlagsOpen:
-		if c.nPaths == 0 || c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
+		if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
 			// O_TMPFILE's inode is new and nameless: nothing to compare.
-			return false
+			return bindNone, 0
 		}
 		obj := &c.objs[0]
 		if !s.pathBinding(c, obj) {
-			return false
+			return bindFailed, unix.EPERM
 		}
 		s.bind.Kind = loader.BindFile
 		if !obj.Exists {
 			s.bind.Kind = loader.BindCreate
 			s.bind.Name = path.Base(obj.Path)
 		}
-		return true
+		return bindOK, 0
 	case c.sc.Name == "execve" || c.sc.Name == "execveat":
 		obj := &c.objs[0]
 		if !s.pathBinding(c, obj) || !obj.Exists {
-			return false
+			return bindFailed, unix.EPERM
 		}
 		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot, Identity: true}
 		target, err := s.resolver.ExecTarget(req, *obj)
 		if err != nil || (target.Dev == 0 && target.Ino == 0) {
-			return false
+			// Replaced between resolution and reading its #! line, or an
+			// interpreter that cannot be found: refuse rather than guess.
+			if e, ok := err.(unix.Errno); ok && e != unix.EAGAIN {
+				return bindFailed, e
+			}
+			return bindFailed, unix.EPERM
 		}
 		s.bind.Kind, s.bind.Dev, s.bind.Ino = loader.BindExec, target.Dev, target.Ino
-		return true
+		return bindOK, 0
 	case c.sc.Name == "connect":
 		return s.connectBinding(n, c, tgid)
 	case c.sc.Name == "clone" || c.sc.Name == "clone3":
@@ -67,10 +76,19 @@ func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) bool {
 			s.bindArg = append(s.bindArg[:0], s.scratch.Struct[:c.cloneLen]...)
 			s.bind.Arg = s.bindArg
 		}
-		return true
+		return bindOK, 0
 	}
-	return false
+	return bindNone, 0
 }
+
+// bindResult says whether a call got a kernel binding.
+type bindResult uint8
+
+const (
+	bindNone   bindResult = iota // no binding exists for this kind of call
+	bindOK                       // s.bind holds it
+	bindFailed                   // one should exist but could not be made: deny
+)
 
 // pathBinding sets the tripwire (path bytes) and identity of obj.
 func (s *Supervisor) pathBinding(c *call, obj *resolve.Object) bool {
@@ -83,10 +101,12 @@ func (s *Supervisor) pathBinding(c *call, obj *resolve.Object) bool {
 	return true
 }
 
-// connectBinding pins the peer of a connect.
-func (s *Supervisor) connectBinding(n *notify.Notif, c *call, tgid int) bool {
+// connectBinding pins the peer of a connect. A sockaddr of a family the
+// binding does not know is refused: a racing thread could turn it into an
+// AF_INET address the policy would have denied.
+func (s *Supervisor) connectBinding(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
 	if !c.pc.HasAddr {
-		return false
+		return bindFailed, unix.EPERM
 	}
 	a := &c.pc.Addr
 	s.bindArg = append(s.bindArg[:0], s.scratch.Sockaddr[:c.saLen]...)
@@ -98,23 +118,26 @@ func (s *Supervisor) connectBinding(n *notify.Notif, c *call, tgid int) bool {
 	case unix.AF_UNIX:
 		if a.Abstract {
 			s.bind.UnixName = "\x00" + a.UnixPath
-			return true
+			return bindOK, 0
 		}
 		if a.UnixPath == "" {
-			return false
+			return bindFailed, unix.EINVAL
 		}
 		// A path peer is the socket file it names in the watchee's view.
 		obj, err := s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD,
 			Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot, Identity: true})
+		if e, ok := err.(unix.Errno); ok && e != 0 {
+			return bindFailed, e // what the kernel's lookup gives (ENOENT...)
+		}
 		if err != nil || !obj.Exists {
-			return false
+			return bindFailed, unix.ENOENT
 		}
 		s.bind.UnixName, s.bind.Dev, s.bind.Ino = a.UnixPath, obj.Dev, obj.Ino
 	case unix.AF_UNSPEC:
 	default:
-		return false
+		return bindFailed, unix.EPERM
 	}
-	return true
+	return bindOK, 0
 }
 
 // Bindable reports whether vigil can bind a content-dependent allow of the

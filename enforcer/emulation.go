@@ -60,10 +60,15 @@ const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | u
 // emulatesOpen reports whether a content-dependent allow of an open is
 // performed by vigil (and its fd installed with ADDFD).
 func (s *Supervisor) emulatesOpen(c *call, d policy.Decision) bool {
-	return s.cfg.Emulator != nil && !s.cfg.Unverified && c.sc != nil && c.sc.Flags == sysinfo.FlagsOpen &&
-		(d.Action == policy.ActionAllow || d.Action == policy.ActionLog) &&
-		c.pc.Flags&writeFlags != 0 && c.pc.Flags&unix.O_TMPFILE != unix.O_TMPFILE &&
-		s.pol.ContentDependent(c.pc.Nr)
+	if s.cfg.Emulator == nil || s.cfg.Unverified || c.sc == nil || c.sc.Flags != sysinfo.FlagsOpen ||
+		(d.Action != policy.ActionAllow && d.Action != policy.ActionLog) ||
+		c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE || !s.pol.ContentDependent(c.pc.Nr) {
+		return false
+	}
+	// openat2 keeps its flags and resolve mode in user memory (open_how),
+	// which no binding re-checks: when a rule looked at them, emulate.
+	how := c.sc.Name == "openat2" && s.pol.Needs(c.pc.Nr)&(sysinfo.KeyFlags|sysinfo.KeyResolve) != 0
+	return how || c.pc.Flags&writeFlags != 0
 }
 
 // emulateOpen opens the file vigil vetted, as the watchee, and installs it

@@ -406,7 +406,10 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.EPERM}
 	}
 	s.decode(n, c)
-	if c.err == 0 && s.pol.Needs(nr).Has(sysinfo.KeyPath) {
+	// Resolve when a rule matches on the path, and also when the call will
+	// be bound: the binding pins the object, whatever the rule looked at.
+	if c.err == 0 && (s.pol.Needs(nr).Has(sysinfo.KeyPath) ||
+		(s.cfg.Kernel != nil && Bindable(sc.Name) && len(sc.PathArgs()) > 0)) {
 		s.resolvePaths(n, c, tgid)
 	}
 	if c.err != 0 {
@@ -430,7 +433,18 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 			return o
 		}
 	}
-	if (d.Action == policy.ActionAllow || d.Action == policy.ActionLog) && s.cfg.Kernel != nil && s.bindingFor(n, c, tgid) {
+	if (d.Action == policy.ActionAllow || d.Action == policy.ActionLog) && s.cfg.Kernel != nil {
+		res, errno := s.bindingFor(n, c, tgid)
+		switch res {
+		case bindFailed:
+			// A grant that should be pinned and cannot be: fail closed.
+			if err := l.Valid(n.ID); err != nil {
+				return outcome{dec: d, errno: unix.ESRCH}
+			}
+			return outcome{dec: d, errno: errno}
+		case bindNone:
+			return s.finish(l, n, d, verdict.Unverified(n))
+		}
 		g, err := verdict.Bound(l, n, s.cfg.Kernel, &s.bind)
 		if err != nil {
 			if !errors.Is(err, notify.ErrGone) {
