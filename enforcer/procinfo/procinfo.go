@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"time"
 )
 
 // Info is what an audit record says about the calling thread.
@@ -14,28 +15,38 @@ type Info struct {
 	Comm string
 }
 
-// Cache maps thread ids to their thread group and comm, read once from
-// /proc/<tid>/status so the hot path does not open a file per notification.
-// Entries are dropped when the thread execs (comm and, for non-leaders, the
-// tid change) and the whole cache is reset when it grows past maxEntries, which
-// bounds the window in which a recycled tid could be misattributed in an audit
-// record. Decisions never depend on it: kills read the tgid afresh.
+// Cache maps thread ids to their thread group and comm, read from
+// /proc/<tid>/status at most once per maxAge per thread, so the hot path does
+// not open a file per notification. Entries are dropped when the thread
+// execs through a trapped execve (comm and, for non-leaders, the tid change),
+// expire after maxAge (an exec vigil does not trap, PR_SET_NAME, a recycled
+// tid), and the whole cache is reset when it grows past maxProcEntries.
+// Decisions never depend on it: kills read the tgid afresh.
 type Cache struct {
-	m   map[int]Info
+	m   map[int]entry
 	buf []byte
 }
+
+type entry struct {
+	Info
+	read time.Time
+}
+
+// maxAge bounds how stale a cached comm or tgid may be.
+const maxAge = time.Second
 
 const maxProcEntries = 4096
 
 // New returns an empty Cache. It is not safe for concurrent use.
 func New() *Cache {
-	return &Cache{m: make(map[int]Info, 64), buf: make([]byte, 4096)}
+	return &Cache{m: make(map[int]entry, 64), buf: make([]byte, 4096)}
 }
 
 // Get returns tid's thread group and comm, reading /proc once per thread.
 func (c *Cache) Get(tid int) Info {
-	if pi, ok := c.m[tid]; ok {
-		return pi
+	now := time.Now()
+	if e, ok := c.m[tid]; ok && now.Sub(e.read) < maxAge {
+		return e.Info
 	}
 	pi, ok := c.read(tid)
 	if !ok {
@@ -44,7 +55,7 @@ func (c *Cache) Get(tid int) Info {
 	if len(c.m) >= maxProcEntries {
 		clear(c.m)
 	}
-	c.m[tid] = pi
+	c.m[tid] = entry{Info: pi, read: now}
 	return pi
 }
 
