@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/resolve"
 )
 
 // Lookup says what a path argument names for the call being emulated, which
@@ -239,7 +241,7 @@ func (e *Emulator) PrepareAt(c Caller, dirfd int, path string, lookup Lookup) (*
 	defer p.endPrepare()
 	in := emptyFdSet()
 	if path[0] != '/' {
-		if in.base, err = openDirfd(p.tidfd, dirfd); err != nil {
+		if in.base, err = resolve.OpenDirfd(p.tidfd, dirfd); err != nil {
 			p.Close()
 			return nil, err
 		}
@@ -447,7 +449,7 @@ func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 	if path[0] != '/' || how.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0 {
 		// RESOLVE_BENEATH and RESOLVE_IN_ROOT anchor even absolute paths
 		// at the dirfd.
-		if in.base, err = openDirfd(p.tidfd, dirfd); err != nil {
+		if in.base, err = resolve.OpenDirfd(p.tidfd, dirfd); err != nil {
 			p.Close()
 			return nil, err
 		}

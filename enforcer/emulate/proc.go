@@ -26,41 +26,6 @@ func tidPath(tid int, name string) string {
 	return strconv.Itoa(tid) + "/" + name
 }
 
-// openDirfd opens the directory a watchee's dirfd names, relative to its
-// /proc/<tid> directory, with the errors the kernel gives for a relative
-// path: EBADF for a closed or negative fd, ENOTDIR for a non-directory.
-// O_PATH through the magic link: the same directory, no side effects.
-func openDirfd(tidfd, dirfd int) (int, error) {
-	if dirfd == unix.AT_FDCWD {
-		fd, err := unix.Openat(tidfd, "cwd", unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return -1, unix.ESRCH
-		}
-		return fd, nil
-	}
-	if dirfd < 0 {
-		return -1, unix.EBADF
-	}
-	fd, err := unix.Openat(tidfd, "fd/"+strconv.Itoa(dirfd), unix.O_PATH|unix.O_CLOEXEC, 0)
-	if err != nil {
-		var st unix.Stat_t
-		if unix.Fstatat(tidfd, "fd", &st, 0) != nil {
-			return -1, unix.ESRCH
-		}
-		return -1, unix.EBADF
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, unix.ESRCH
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		unix.Close(fd)
-		return -1, unix.ENOTDIR
-	}
-	return fd, nil
-}
-
 // readProcFile reads a small /proc file into buf.
 func readProcFile(procfd int, p string, buf []byte) ([]byte, error) {
 	fd, err := unix.Openat(procfd, p, unix.O_RDONLY|unix.O_CLOEXEC, 0)

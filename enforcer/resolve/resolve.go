@@ -228,16 +228,35 @@ func (r *Resolver) openProc(tid int, name string) (int, error) {
 
 // openBase opens the directory a relative path starts from.
 func (r *Resolver) openBase(tid, dirfd int) (int, error) {
+	tidfd, err := r.openProc(tid, "")
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(tidfd)
+	return OpenDirfd(tidfd, dirfd)
+}
+
+// OpenDirfd opens, with O_PATH through the magic link (the same directory,
+// no side effects), the directory a watchee's dirfd names, given an fd of
+// its /proc/<tid> directory: its cwd for AT_FDCWD. Errors are what the
+// kernel gives a relative path (EBADF for a closed or negative fd, ENOTDIR
+// for a non-directory), or ESRCH when the thread is gone. Holding /proc/<tid>
+// open means a recycled tid cannot stand in for the watchee.
+func OpenDirfd(tidfd, dirfd int) (int, error) {
 	if dirfd == unix.AT_FDCWD {
-		return r.openProc(tid, "cwd")
+		fd, err := unix.Openat(tidfd, "cwd", unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, unix.ESRCH
+		}
+		return fd, nil
 	}
 	if dirfd < 0 {
 		return -1, unix.EBADF
 	}
-	fd, err := r.openProc(tid, "fd/"+strconv.Itoa(dirfd))
+	fd, err := unix.Openat(tidfd, "fd/"+strconv.Itoa(dirfd), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		// The thread exists (we opened its root) but the fd does not.
-		if _, serr := os.Stat("/proc/" + strconv.Itoa(tid)); serr != nil {
+		var st unix.Stat_t
+		if unix.Fstatat(tidfd, "fd", &st, 0) != nil {
 			return -1, unix.ESRCH
 		}
 		return -1, unix.EBADF
