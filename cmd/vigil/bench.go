@@ -13,7 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/vigilsec/vigil/enforcer/bench"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/bench"
 )
 
 func newBenchCmd() *cobra.Command {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 )
 
 // errInternalCommand is returned when a hidden helper command is run by hand.

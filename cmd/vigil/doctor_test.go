@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 

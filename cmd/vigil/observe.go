@@ -17,7 +17,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/launch"
-	"github.com/vigilsec/vigil/enforcer/observe"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/observe"
 	"github.com/vigilsec/vigil/loader"
 )
 

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"text/template"
 
-	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 	"github.com/vigilsec/vigil/enforcer/filter"
 )
 
@@ -250,7 +250,7 @@ func sourceRoot() string {
 	if !ok {
 		return ""
 	}
-	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	root := filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", "..", ".."))
 	if _, err := os.Stat(filepath.Join(root, "scripts", "refsup.c")); err != nil {
 		return ""
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 	"github.com/vigilsec/vigil/enforcer/launch"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )

@@ -24,7 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 )
 
 // Config says what to measure and how.

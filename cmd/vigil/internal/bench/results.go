@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 )
 
 // SchemaVersion is the "version" field of the results JSON. Bump it when a

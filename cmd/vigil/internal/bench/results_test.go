@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vigilsec/vigil/enforcer/doctor"
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 )
 
 // fixture returns results with two workloads and three mechanisms.
