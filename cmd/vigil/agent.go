@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
+	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/policy"

@@ -15,9 +15,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/cmd/vigil/internal/observe"
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/launch"
-	"github.com/vigilsec/vigil/cmd/vigil/internal/observe"
 	"github.com/vigilsec/vigil/loader"
 )
 
