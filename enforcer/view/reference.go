@@ -1,0 +1,455 @@
+package view
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors Name returns. Every one of them means "no reference name": the
+// caller fails closed.
+var (
+	// ErrNoName: the object's mount cannot be located, or the mount
+	// topology kept changing while the name was computed.
+	ErrNoName = errors.New("the object has no name vigil can establish in the reference view")
+	// ErrStacked: the object is on a stacking filesystem (overlayfs...)
+	// mounted after supervision began.
+	ErrStacked = errors.New("the object is on a stacking filesystem (overlay) mounted after supervision began, whose layers vigil cannot name")
+	// ErrNeedParent: the object is a non-directory on a mount that is not
+	// in the reference view, and the caller did not say which directory it
+	// was found in. Resolve again keeping the parent.
+	ErrNeedParent = errors.New("naming the object needs the directory it was found in")
+)
+
+// Reference is a captured reference view. It is safe for concurrent use.
+type Reference struct {
+	rootfd   int
+	rootPath string
+	// pidfd and pid identify a process whose mountinfo shows the reference
+	// namespace from the reference root (vigil itself when own).
+	pid   int
+	pidfd int
+	own   bool
+	snap  map[int]Mount
+	bySB  map[uint64][]Mount
+
+	gen     atomic.Uint64
+	settled atomic.Bool
+
+	mu       sync.Mutex
+	cacheGen uint64
+	cache    map[int]Mount // live mounts by id, valid for cacheGen
+	liveRef  map[int]Mount // the reference namespace's live mounts, valid for cacheGen
+}
+
+// Own captures vigil's own view as the reference.
+func Own() (*Reference, error) { return Capture(os.Getpid()) }
+
+// Capture captures the view of process pid — its root directory and the
+// mounts of its mount namespace visible from there — as the reference.
+func Capture(pid int) (*Reference, error) {
+	p := "/proc/" + strconv.Itoa(pid)
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening pidfd of %d: %w", pid, err)
+	}
+	rootfd, err := unix.Open(p+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(pidfd)
+		return nil, fmt.Errorf("opening the reference root of %d: %w", pid, err)
+	}
+	r := &Reference{rootfd: rootfd, pid: pid, pidfd: pidfd}
+	fail := func(err error) (*Reference, error) {
+		r.Close()
+		return nil, err
+	}
+	if r.rootPath, err = readlinkFd(rootfd); err != nil {
+		return fail(fmt.Errorf("reading the reference root of %d: %w", pid, err))
+	}
+	b, err := os.ReadFile(p + "/mountinfo")
+	if err != nil {
+		return fail(fmt.Errorf("reading the mounts of %d: %w", pid, err))
+	}
+	mounts, err := ParseMountinfo(b)
+	if err != nil {
+		return fail(fmt.Errorf("reading the mounts of %d: %w", pid, err))
+	}
+	if !processAlive(pidfd) {
+		return fail(fmt.Errorf("process %d exited while its view was captured", pid))
+	}
+	r.index(mounts)
+	r.own = sameFile("/proc/self/ns/mnt", p+"/ns/mnt") && sameFile("/proc/self/root", p+"/root")
+	r.settled.Store(true)
+	return r, nil
+}
+
+func (r *Reference) index(mounts []Mount) {
+	r.snap = make(map[int]Mount, len(mounts))
+	r.bySB = make(map[uint64][]Mount)
+	for _, m := range mounts {
+		r.snap[m.ID] = m
+		r.bySB[m.Dev] = append(r.bySB[m.Dev], m)
+	}
+	for _, l := range r.bySB {
+		// The deepest mount root wins: it names the object by the mount
+		// that shows exactly that subtree (a bind mount of /srv/www at
+		// /www names /srv/www/x as /www/x only if nothing shows /srv).
+		sort.SliceStable(l, func(i, j int) bool { return len(l[i].Root) > len(l[j].Root) })
+	}
+}
+
+// Close releases the reference root.
+func (r *Reference) Close() {
+	if r.rootfd >= 0 {
+		unix.Close(r.rootfd)
+		r.rootfd = -1
+	}
+	if r.pidfd >= 0 {
+		unix.Close(r.pidfd)
+		r.pidfd = -1
+	}
+}
+
+// Own reports whether the reference is vigil's own view (vigil's root and
+// mount namespace).
+func (r *Reference) Own() bool { return r.own }
+
+// Unsettle records that a watchee may have changed a mount topology (mount,
+// umount, move, pivot_root, a new mount namespace): from now on the kernel's
+// path of an object is trusted only for mounts that provably still sit where
+// they were captured. Call it before answering the call that may change the
+// topology.
+func (r *Reference) Unsettle() {
+	r.gen.Add(1)
+	r.settled.Store(false)
+}
+
+// Settled reports whether no watchee has changed a mount topology since the
+// capture.
+func (r *Reference) Settled() bool { return r.settled.Load() }
+
+// Object is what Name names.
+type Object struct {
+	// Fd is any descriptor of the object (O_PATH is fine), as vigil holds it
+	// after resolving the watchee's path in the watchee's view.
+	Fd int
+	// Stx is Fd's statx with at least STATX_MNT_ID and STATX_TYPE|STATX_NLINK.
+	Stx *unix.Statx_t
+	// Parent is the directory the object was found in and Base its name
+	// there, when known (-1 otherwise). Only non-directories on mounts
+	// outside the reference view need them.
+	Parent int
+	Base   string
+	// Tid is the watchee thread whose view the object was resolved in.
+	Tid int
+	// WatcheeRoot, when set, returns how vigil reads the path of the
+	// watchee's root directory; it names objects outside the reference view.
+	WatcheeRoot func() string
+}
+
+// StatxMask is what Name needs of Object.Stx.
+const StatxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK | unix.STATX_INO | unix.STATX_MNT_ID
+
+// Name returns the object's name in the reference view.
+func (r *Reference) Name(o *Object) (string, error) {
+	for try := 0; try < 4; try++ {
+		g := r.gen.Load()
+		name, err := r.name(o)
+		if r.gen.Load() == g {
+			return name, err
+		}
+		// A topology change was announced meanwhile: what was read may
+		// mix the old and the new layout.
+	}
+	return "", ErrNoName
+}
+
+func (r *Reference) name(o *Object) (string, error) {
+	link, err := readlinkFd(o.Fd)
+	if err != nil {
+		return "", fmt.Errorf("%w: reading its path: %v", ErrNoName, err)
+	}
+	if link == "" || link[0] != '/' {
+		// pipe:[N], socket:[N], anon_inode:[...]: no path to name.
+		return link, nil
+	}
+	if o.Stx.Nlink == 0 {
+		link = strings.TrimSuffix(link, " (deleted)")
+	}
+	if o.Stx.Mask&unix.STATX_MNT_ID == 0 {
+		return "", fmt.Errorf("%w: the kernel reports no mount id (Linux < 5.8)", ErrNoName)
+	}
+	id := int(o.Stx.Mnt_id)
+	if m, ok := r.snap[id]; ok && (r.settled.Load() || r.unmoved(m)) {
+		return r.fromVigil(link), nil
+	}
+	return r.slow(o, link, id)
+}
+
+// fromVigil turns a path as vigil reads it into the reference view: relative
+// to the reference root when it lies beneath it, else unchanged (the object
+// is outside the reference root; vigil's own name is all there is).
+func (r *Reference) fromVigil(p string) string {
+	return strip(p, r.rootPath)
+}
+
+func strip(p, root string) string {
+	switch {
+	case root == "/" || root == "":
+		return p
+	case p == root:
+		return "/"
+	case strings.HasPrefix(p, root) && p[len(root)] == '/':
+		return p[len(root):]
+	}
+	return p
+}
+
+// slow names an object on a mount that is not (or may no longer be) where
+// the reference view had it.
+func (r *Reference) slow(o *Object, link string, id int) (string, error) {
+	m, ok := r.mountByID(id, o.Tid)
+	if !ok {
+		return "", fmt.Errorf("%w: its mount %d is not in the watchee's or vigil's mount table", ErrNoName, id)
+	}
+	refs := r.bySB[m.Dev]
+	if len(refs) == 0 {
+		if stacking(m.FSType) {
+			return "", ErrStacked
+		}
+		// A filesystem the reference view did not have: no rule could
+		// name it, so it keeps the watchee's name.
+		if o.WatcheeRoot != nil {
+			return strip(link, o.WatcheeRoot()), nil
+		}
+		return link, nil
+	}
+	var fsPath string
+	switch {
+	case o.Stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && o.Stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0:
+		fsPath = m.Root
+	case o.Stx.Mode&unix.S_IFMT == unix.S_IFDIR:
+		rel, err := climb(o.Fd, id)
+		if err != nil {
+			return "", err
+		}
+		fsPath = path.Join(m.Root, rel)
+	case o.Parent >= 0 && o.Base != "" && !strings.Contains(o.Base, "/"):
+		rel, err := climb(o.Parent, id)
+		if err != nil {
+			return "", err
+		}
+		fsPath = path.Join(m.Root, rel, o.Base)
+	default:
+		return "", ErrNeedParent
+	}
+	for _, e := range refs {
+		if rest, ok := under(fsPath, e.Root); ok {
+			return r.fromVigil(path.Join(e.Point, rest)), nil
+		}
+	}
+	// On a filesystem the reference view shows, but outside every part of
+	// it that the view shows (a host file reached through a descriptor):
+	// vigil's own name.
+	return link, nil
+}
+
+// under reports whether p lies at or below root, and the rest of p.
+func under(p, root string) (string, bool) {
+	if root == "/" {
+		return p, true
+	}
+	if p == root {
+		return "/", true
+	}
+	if strings.HasPrefix(p, root) && p[len(root)] == '/' {
+		return p[len(root):], true
+	}
+	return "", false
+}
+
+// maxDepth bounds climb: a path of PATH_MAX has at most PATH_MAX/2 components.
+const maxDepth = unix.PathMax / 2
+
+// climb returns the path of directory fd relative to the root of its mount
+// (which must be mount id), walking ".." and taking each directory's name
+// from the kernel's path of it. ".." never leaves a mount before its root is
+// reached, and the walk stops at the root.
+func climb(fd, id int) (string, error) {
+	cur, err := unix.Dup(fd)
+	if err != nil {
+		return "", fmt.Errorf("climbing to the mount root: %w", err)
+	}
+	defer func() { unix.Close(cur) }()
+	var parts []string
+	for i := 0; i < maxDepth; i++ {
+		var stx unix.Statx_t
+		if err := unix.Statx(cur, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx); err != nil {
+			return "", fmt.Errorf("%w: climbing: %v", ErrNoName, err)
+		}
+		if stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || int(stx.Mnt_id) != id {
+			return "", fmt.Errorf("%w: left mount %d while climbing", ErrNoName, id)
+		}
+		if stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+			for l, h := 0, len(parts)-1; l < h; l, h = l+1, h-1 {
+				parts[l], parts[h] = parts[h], parts[l]
+			}
+			return "/" + strings.Join(parts, "/"), nil
+		}
+		l, err := readlinkFd(cur)
+		if err != nil {
+			return "", fmt.Errorf("%w: climbing: %v", ErrNoName, err)
+		}
+		l = strings.TrimSuffix(l, " (deleted)")
+		name := l[strings.LastIndexByte(l, '/')+1:]
+		if name == "" || name == "." || name == ".." {
+			return "", fmt.Errorf("%w: directory without a name while climbing", ErrNoName)
+		}
+		up, err := unix.Openat(cur, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", fmt.Errorf("%w: climbing: %v", ErrNoName, err)
+		}
+		unix.Close(cur)
+		cur = up
+		parts = append(parts, name)
+	}
+	return "", fmt.Errorf("%w: too deep", ErrNoName)
+}
+
+// unmoved reports whether reference mount m still sits where it was
+// captured in the live reference namespace (same point, root and device).
+func (r *Reference) unmoved(m Mount) bool {
+	live := r.liveReference()
+	if live == nil {
+		return false
+	}
+	l, ok := live[m.ID]
+	return ok && l.Point == m.Point && l.Root == m.Root && l.Dev == m.Dev
+}
+
+// liveReference returns the reference namespace's mounts now, as seen from
+// the reference root, or nil when no process shows them any more.
+func (r *Reference) liveReference() map[int]Mount {
+	r.mu.Lock()
+	r.sync()
+	live := r.liveRef
+	r.mu.Unlock()
+	if live != nil {
+		return live
+	}
+	src := "/proc/self/mountinfo"
+	if !r.own {
+		if !processAlive(r.pidfd) || !sameFd(r.rootfd, "/proc/"+strconv.Itoa(r.pid)+"/root") {
+			return nil
+		}
+		src = "/proc/" + strconv.Itoa(r.pid) + "/mountinfo"
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return nil
+	}
+	mounts, err := ParseMountinfo(b)
+	if err != nil || (!r.own && !processAlive(r.pidfd)) {
+		return nil
+	}
+	live = make(map[int]Mount, len(mounts))
+	for _, m := range mounts {
+		live[m.ID] = m
+	}
+	r.mu.Lock()
+	r.sync()
+	r.liveRef = live
+	r.mu.Unlock()
+	return live
+}
+
+// mountByID returns the live mountinfo line of mount id, from the watchee's
+// mount table or vigil's own.
+func (r *Reference) mountByID(id, tid int) (Mount, bool) {
+	r.mu.Lock()
+	r.sync()
+	m, ok := r.cache[id]
+	r.mu.Unlock()
+	if ok {
+		return m, true
+	}
+	for _, src := range []string{"/proc/" + strconv.Itoa(tid) + "/mountinfo", "/proc/self/mountinfo"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			continue
+		}
+		mounts, err := ParseMountinfo(b)
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.sync()
+		for _, x := range mounts {
+			r.cache[x.ID] = x
+		}
+		m, ok = r.cache[id]
+		r.mu.Unlock()
+		if ok {
+			return m, true
+		}
+	}
+	return Mount{}, false
+}
+
+// sync drops caches of an older generation. Called with r.mu held.
+func (r *Reference) sync() {
+	if g := r.gen.Load(); g != r.cacheGen || r.cache == nil {
+		r.cacheGen = g
+		r.cache = make(map[int]Mount)
+		r.liveRef = nil
+	}
+}
+
+// stacking lists filesystem types that show another filesystem's files
+// under new names.
+func stacking(fstype string) bool {
+	switch fstype {
+	case "overlay", "aufs", "shiftfs", "ecryptfs":
+		return true
+	}
+	return false
+}
+
+func readlinkFd(fd int) (string, error) {
+	var buf [unix.PathMax]byte
+	n, err := unix.Readlink("/proc/self/fd/"+strconv.Itoa(fd), buf[:])
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+func processAlive(pidfd int) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
+}
+
+func sameFile(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// sameFd reports whether path names the same directory, on the same mount,
+// as fd.
+func sameFd(fd int, p string) bool {
+	var a, b unix.Statx_t
+	mask := unix.STATX_INO | unix.STATX_MNT_ID
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, mask, &a) != nil || unix.Statx(unix.AT_FDCWD, p, 0, mask, &b) != nil {
+		return false
+	}
+	return a.Ino == b.Ino && a.Dev_major == b.Dev_major && a.Dev_minor == b.Dev_minor && a.Mnt_id == b.Mnt_id
+}
