@@ -55,8 +55,24 @@ func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult,
 		if !s.pathBinding(c, obj) || !obj.Exists {
 			return bindFailed, unix.EPERM
 		}
-		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot, Identity: true}
-		target, err := s.resolver.ExecTarget(req, *obj)
+		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: c.dirfds[0], Path: c.paths[0],
+			Follow: c.follows(c.sc.Follow), OwnRoot: s.ownRoot, Identity: true, Keep: true}
+		var src resolve.Object
+		var err error
+		if req.Path == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 {
+			src, err = s.resolver.ResolveFd(req.Tid, req.Dirfd, true)
+		} else {
+			src, err = s.resolver.Resolve(req)
+		}
+		if err == nil && (src.Dev != obj.Dev || src.Ino != obj.Ino) {
+			src.Close()
+			err = unix.EAGAIN
+		}
+		var target resolve.Object
+		if err == nil {
+			target, err = s.resolver.ExecTarget(req, src)
+			src.Close()
+		}
 		if err != nil || (target.Dev == 0 && target.Ino == 0) {
 			// Replaced between resolution and reading its #! line, or an
 			// interpreter that cannot be found: refuse rather than guess.

@@ -1,11 +1,14 @@
 package enforcer
 
 import (
+	"errors"
+
 	"github.com/vigilsec/vigil/enforcer/args"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/resolve"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
+	"github.com/vigilsec/vigil/enforcer/view"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +36,9 @@ type call struct {
 	saLen, cloneLen int
 	// err is the first decoding failure, as the errno the kernel would give.
 	err unix.Errno
+	// reason says why vigil refused a call it could not vet or carry out
+	// (for the audit record); "" when err is the kernel's own answer.
+	reason string
 }
 
 func (c *call) reset(sc *sysinfo.Syscall, nr int) {
@@ -42,6 +48,12 @@ func (c *call) reset(sc *sysinfo.Syscall, nr int) {
 
 func (c *call) fail(err error) {
 	if c.err != 0 {
+		return
+	}
+	if refused(err) {
+		// No reference name for the object, or vigil's own /proc entries:
+		// nothing a rule could allow, so refuse as permissions would.
+		c.err, c.reason = unix.EACCES, err.Error()
 		return
 	}
 	if e, ok := err.(unix.Errno); ok && e != 0 {
@@ -158,6 +170,13 @@ func (s *Supervisor) decode(n *notify.Notif, c *call) {
 	}
 }
 
+// refused reports errors of resolution that are vigil's refusal rather
+// than the kernel's answer.
+func refused(err error) bool {
+	return errors.Is(err, view.ErrNoName) || errors.Is(err, view.ErrStacked) ||
+		errors.Is(err, view.ErrNeedParent) || errors.Is(err, resolve.ErrProtected)
+}
+
 func devKind(k args.DevKind) policy.DevKind {
 	switch k {
 	case args.DevChar:
@@ -174,7 +193,7 @@ func (s *Supervisor) resolvePaths(n *notify.Notif, c *call, tgid int) {
 	tid := int(n.Pid)
 	sc := c.sc
 	if c.hasFd && c.nPaths == 0 {
-		obj, err := s.resolver.ResolveFd(tid, c.fd)
+		obj, err := s.resolver.ResolveFd(tid, c.fd, false)
 		if err != nil {
 			c.fail(err)
 			return
@@ -198,7 +217,7 @@ func (s *Supervisor) resolvePaths(n *notify.Notif, c *call, tgid int) {
 		var obj resolve.Object
 		var err error
 		if req.Path == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 && req.Dirfd != unix.AT_FDCWD {
-			obj, err = s.resolver.ResolveFd(tid, req.Dirfd)
+			obj, err = s.resolver.ResolveFd(tid, req.Dirfd, false)
 		} else {
 			obj, err = s.resolver.Resolve(req)
 		}

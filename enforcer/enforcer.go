@@ -29,6 +29,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer/resolve"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 	"github.com/vigilsec/vigil/enforcer/verdict"
+	"github.com/vigilsec/vigil/enforcer/view"
 	"github.com/vigilsec/vigil/loader"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	// then resolve from vigil's root until a watchee calls a syscall that
 	// could change that (see rootChange).
 	OwnRoot bool
+	// ReferencePid is the process whose view (root directory and mount
+	// namespace, as they are when New runs) path rules name objects in:
+	// the watchee for `vigil run`, the container's process at its handoff
+	// for `vigil agent` (docs/reference-view.md). 0 means vigil's own view.
+	ReferencePid int
 	// Kernel, when set, binds content-dependent grants in eBPF and confirms
 	// them (DESIGN.md §2 "allow"). Without it, such grants are refused at
 	// startup unless Unverified is set.
@@ -71,6 +77,7 @@ type Supervisor struct {
 	log      zerolog.Logger
 	audit    zerolog.Logger
 	resolver *resolve.Resolver
+	ref      *view.Reference
 	procs    *procinfo.Cache
 	scratch  args.Scratch
 	c        call
@@ -118,9 +125,19 @@ func New(cfg Config) (*Supervisor, error) {
 				strings.Join(names, ", "))
 		}
 	}
-	r, err := resolve.New()
+	ref, err := captureReference(cfg.ReferencePid)
 	if err != nil {
+		return nil, err
+	}
+	r, err := resolve.NewIn(ref)
+	if err != nil {
+		ref.Close()
 		return nil, fmt.Errorf("creating resolver: %w", err)
+	}
+	if cfg.Emulator != nil {
+		// A watchee with CAP_SYS_PTRACE must not reach the workers' memory
+		// or descriptors through /proc either.
+		r.Protected = cfg.Emulator.IsWorker
 	}
 	if cfg.Kernel != nil {
 		var unbound []string
@@ -136,7 +153,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s := &Supervisor{
 		cfg: cfg, pol: cfg.Policy, log: cfg.Log, audit: cfg.Audit,
-		resolver: r, procs: procinfo.New(), ownRoot: cfg.OwnRoot,
+		resolver: r, ref: ref, procs: procinfo.New(), ownRoot: cfg.OwnRoot,
 	}
 	for _, nr := range Numbers(cfg.Policy) {
 		if nr >= 0 && nr < len(s.trapped) {
@@ -144,6 +161,22 @@ func New(cfg Config) (*Supervisor, error) {
 		}
 	}
 	return s, nil
+}
+
+// captureReference captures the reference view of pid (vigil's own for 0).
+func captureReference(pid int) (*view.Reference, error) {
+	if pid == 0 {
+		ref, err := view.Own()
+		if err != nil {
+			return nil, fmt.Errorf("capturing vigil's own view: %w", err)
+		}
+		return ref, nil
+	}
+	ref, err := view.Capture(pid)
+	if err != nil {
+		return nil, fmt.Errorf("capturing the reference view: %w", err)
+	}
+	return ref, nil
 }
 
 // Supported reports policies this build cannot enforce faithfully.
@@ -182,7 +215,11 @@ func (s *Supervisor) Stats() Stats {
 // Serve runs the notify loop on a locked OS thread until no task uses the
 // filter any more (the listener hangs up). ready, if not nil, is closed once
 // the loop is about to receive.
+//
+// A Supervisor serves one listener once: Serve releases the reference view
+// when it returns.
 func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
+	defer s.ref.Close()
 	runtime.LockOSThread()
 	// Unlock before returning: a locked thread would exit with the goroutine,
 	// and PR_SET_PDEATHSIG fires when the forking thread exits.
@@ -379,6 +416,14 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		s.log.Debug().Int(audit.FieldTid, int(n.Pid)).Str(audit.FieldSyscall, sysinfo.Name(nr)).
 			Msg("a watchee may change its root or mount namespace: resolving from its /proc root from now on")
 	}
+	if s.ref.Settled() && topologyChange(n) {
+		// Before the answer: the call may move mounts the reference view
+		// captured, after which the kernel's path of an object on them is
+		// no longer its reference name.
+		s.ref.Unsettle()
+		s.log.Debug().Int(audit.FieldTid, int(n.Pid)).Str(audit.FieldSyscall, sysinfo.Name(nr)).
+			Msg("a watchee may change a mount topology: naming objects through their filesystem path from now on")
+	}
 	if nr >= len(s.trapped) || !s.trapped[nr] {
 		// Trapped only for root tracking; the policy has no say.
 		if g, ok := verdict.ContentIndependent(s.pol, n); ok {
@@ -497,6 +542,18 @@ func (s *Supervisor) rootChange(n *notify.Notif) bool {
 	case "clone3":
 		ca, err := args.ReadCloneArgs(int(n.Pid), n.Data.Args[0], n.Data.Args[1], s.scratch.Struct[:])
 		return err != nil || ca.Flags&unix.CLONE_NEWNS != 0
+	}
+	return false
+}
+
+// topologyChange reports whether n may move or unmount a mount (and so free
+// its id for reuse): the calls filter.MountWatch traps.
+func topologyChange(n *notify.Notif) bool {
+	switch sysinfo.Name(int(n.Data.Nr)) {
+	case "mount":
+		return n.Data.Args[3]&unix.MS_MOVE != 0
+	case "umount2", "move_mount", "pivot_root":
+		return true
 	}
 	return false
 }

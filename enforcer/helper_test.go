@@ -28,6 +28,30 @@ func runHelper(name string, argv []string) int {
 			fmt.Println("ok")
 		}
 		return 0
+	case "chroot-openw", "chroot-unlink":
+		// chroot(argv[0]), then open each further argument for appending,
+		// or unlink it.
+		if err := unix.Chroot(argv[0]); err != nil {
+			fmt.Printf("setup chroot: %v\n", err)
+			return 3
+		}
+		for _, p := range argv[1:] {
+			var err error
+			if name == "chroot-unlink" {
+				err = unix.Unlink(p)
+			} else {
+				var fd int
+				if fd, err = unix.Open(p, unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0); err == nil {
+					unix.Close(fd)
+				}
+			}
+			if err != nil {
+				fmt.Printf("err %s\n", unix.ErrnoName(err.(unix.Errno)))
+				continue
+			}
+			fmt.Println("ok")
+		}
+		return 0
 	case "seccomp-listener":
 		// A one-instruction program: RET ALLOW.
 		insns := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW}}

@@ -70,12 +70,11 @@ func Run(cfg RunConfig) (int, error) {
 	}
 	// The init step is vigil's own child: same root, same mount namespace.
 	cfg.Config.OwnRoot = cfg.SysProcAttr == nil || cfg.SysProcAttr.Cloneflags&syscall.CLONE_NEWNS == 0 && cfg.SysProcAttr.Chroot == ""
-	sup, err := New(cfg.Config)
-	if err != nil {
+	if err := Supported(cfg.Policy); err != nil {
 		return 2, err
 	}
 	prog, err := filter.Compile(filter.Spec{Notify: Numbers(cfg.Policy), NoHardening: cfg.NoHardening,
-		WatchRoot: cfg.OwnRoot, DevicesOnly: DevicesOnly(cfg.Policy)})
+		WatchRoot: cfg.OwnRoot, WatchMounts: true, DevicesOnly: DevicesOnly(cfg.Policy)})
 	if err != nil {
 		return 2, fmt.Errorf("compiling seccomp filter: %w", err)
 	}
@@ -84,6 +83,16 @@ func Run(cfg RunConfig) (int, error) {
 		Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, SysProcAttr: cfg.SysProcAttr,
 	})
 	if err != nil {
+		return 2, err
+	}
+	// Path rules name objects as the watchee's view is now, before it runs
+	// a single instruction of the command: vigil's own view, or with
+	// --userns the new namespace's copy of it.
+	cfg.Config.ReferencePid = w.Pid()
+	sup, err := New(cfg.Config)
+	if err != nil {
+		w.Abort()
+		w.Listener().Close()
 		return 2, err
 	}
 	if cfg.OnServe != nil {

@@ -393,27 +393,32 @@ func TestNonNativeSyscallABIsAreKilled(t *testing.T) {
 }
 
 // TestPathsResolveInTheWatcheesRootAfterChroot checks that a watchee that
-// leaves vigil's root is resolved in its new root, where policy paths are
-// spelled as the watchee sees them (as in a container): "/secret" inside the
-// chroot is the fixture's secret, and "/etc/hostname" does not exist there.
-// Resolving from vigil's root instead would answer ENOENT for /secret and
-// /public.
+// leaves vigil's root is resolved in its new root — "/secret" inside the
+// chroot is the fixture's secret, and "/etc/hostname" does not exist there —
+// while policy paths keep naming objects as the reference view (vigil's) had
+// them: the rule names the secret by its path outside the chroot, which is
+// what it denies under any spelling the chroot allows (issue 9, bypass 1).
 func TestPathsResolveInTheWatcheesRootAfterChroot(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	f := newFixture(t)
-	pol := mustPolicy(t, `version: 1
+	pol := mustPolicy(t, fmt.Sprintf(`version: 1
 rules:
   - syscalls: [open, openat]
-    match: { path: ["/secret"] }
+    match: { path: [%q] }
     action: deny
     errno: EACCES
-`)
+`, f.secret))
 	self, _ := os.Executable()
 	t.Setenv("VIGIL_TEST_HELPER", "chroot-open")
 	r := supervise(t, pol, []string{self, f.dir, "/secret", "/public", "/etc/hostname", "/../../secret"})
 	want := "err EACCES\nok\nerr ENOENT\nerr EACCES"
 	if got := strings.TrimSpace(r.stdout); got != want {
 		t.Fatalf("after chroot(%s): got %q, want %q", f.dir, got, want)
+	}
+	for _, rec := range r.find("openat", "/secret") {
+		if a := rec["args"].(map[string]any); a["resolved"] != f.secret {
+			t.Fatalf("record names %v, want the reference name %s", a["resolved"], f.secret)
+		}
 	}
 }
 

@@ -181,6 +181,20 @@ func (e *Emulator) Close() error {
 	return errors.Join(errs...)
 }
 
+// IsWorker reports whether pid is one of the running workers. Watchees may
+// not reach the workers through /proc: a worker holds a watchee's
+// credentials and acts on vigil's behalf.
+func (e *Emulator) IsWorker(pid int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, w := range e.workers {
+		if w.pid() == pid {
+			return true
+		}
+	}
+	return false
+}
+
 // Workers returns the process ids of the running workers, for diagnostics
 // and tests.
 func (e *Emulator) Workers() []int {

@@ -35,12 +35,22 @@ type Spec struct {
 	// directory or mount namespace (RootWatch), so the supervisor knows when
 	// it may no longer resolve paths from its own root.
 	WatchRoot bool
+	// WatchMounts also notifies the syscalls that can move or unmount a
+	// mount (MountWatch), so the supervisor knows when the kernel's path of
+	// an object may no longer be its name in the reference view.
+	WatchMounts bool
 }
 
 // RootWatch lists the syscalls WatchRoot traps. unshare and clone are
 // trapped only with CLONE_NEWNS (a register argument the filter can test);
 // clone3 hides its flags behind a pointer and is trapped whole.
 var RootWatch = []string{"chroot", "pivot_root", "setns", "unshare", "clone", "clone3"}
+
+// MountWatch lists the syscalls WatchMounts traps: mount only with MS_MOVE
+// (a register argument the filter can test; new mounts need no notice, their
+// ids are not in the reference view), and every umount2 (it frees a mount id
+// for reuse), move_mount and pivot_root.
+var MountWatch = []string{"mount", "umount2", "move_mount", "pivot_root"}
 
 // Hardening is one in-kernel rule that stops a watchee from escaping
 // supervision. Rules whose syscall a policy traps are left to the policy.
@@ -105,6 +115,11 @@ func Compile(spec Spec) ([]byte, error) {
 	}
 	if spec.WatchRoot {
 		if err := addRootWatch(f, trapped); err != nil {
+			return nil, err
+		}
+	}
+	if spec.WatchMounts {
+		if err := addMountWatch(f, trapped); err != nil {
 			return nil, err
 		}
 	}
@@ -190,6 +205,33 @@ func addRootWatch(f *seccomp.ScmpFilter, trapped map[int]bool) error {
 		}
 		if err != nil {
 			return fmt.Errorf("adding root-watch rule for %s: %w", name, err)
+		}
+		trapped[nr] = true
+	}
+	return nil
+}
+
+func addMountWatch(f *seccomp.ScmpFilter, trapped map[int]bool) error {
+	for _, name := range MountWatch {
+		nr, ok := sysinfo.Number(name)
+		if !ok {
+			return fmt.Errorf("mount watch names unknown syscall %s", name)
+		}
+		if trapped[nr] {
+			continue
+		}
+		var err error
+		if name == "mount" {
+			var c seccomp.ScmpCondition
+			c, err = seccomp.MakeCondition(3, seccomp.CompareMaskedEqual, unix.MS_MOVE, unix.MS_MOVE)
+			if err == nil {
+				err = f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify, []seccomp.ScmpCondition{c})
+			}
+		} else {
+			err = f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify)
+		}
+		if err != nil {
+			return fmt.Errorf("adding mount-watch rule for %s: %w", name, err)
 		}
 		trapped[nr] = true
 	}

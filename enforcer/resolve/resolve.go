@@ -1,17 +1,21 @@
 // Package resolve finds the object a watchee's path argument names, in the
-// watchee's own view: its root (/proc/<tid>/root, which also carries its mount
-// namespace), its cwd or dirfd, and symlinks followed exactly where the
-// syscall would follow them. Policy is matched on the result, never on the
-// spelling (DESIGN.md §2).
+// watchee's own view — its root (/proc/<tid>/root, which also carries its
+// mount namespace), its cwd or dirfd, symlinks followed exactly where the
+// syscall would follow them, /proc magic links followed to the object the
+// watchee's descriptor holds, openat2's RESOLVE_* flags honoured — and names
+// that object in the reference view (package view): policy is matched on the
+// object's reference name, never on the spelling (docs/reference-view.md).
 //
 // Vetting must not have side effects, so every open is O_PATH. The fast path
 // is one openat2(2) from the watchee's root or cwd with RESOLVE_NO_MAGICLINKS
 // (vigil's /proc/self is not the watchee's); whatever it cannot settle
 // (magic links, /proc/self, dangling symlinks under O_CREAT, relative paths of
-// chrooted watchees) goes to a component-by-component walk.
+// chrooted watchees, objects whose name needs their directory) goes to a
+// component-by-component walk.
 package resolve
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -19,10 +23,18 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/view"
 )
 
 // maxSymlinks is the kernel's MAXSYMLINKS (include/linux/namei.h).
 const maxSymlinks = 40
+
+// resolveFlags are the RESOLVE_* flags the walk implements; RESOLVE_CACHED
+// (0x20) only makes the kernel give EAGAIN for an uncached lookup, which
+// vetting cannot predict and need not: the object is the same.
+const resolveFlags = unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS |
+	unix.RESOLVE_BENEATH | unix.RESOLVE_IN_ROOT | 0x20
 
 // Request is one path lookup.
 type Request struct {
@@ -36,43 +48,83 @@ type Request struct {
 	// MayCreate allows the final component to be missing (O_CREAT, mkdir,
 	// mknod, rename targets...): the object is then the parent plus name.
 	MayCreate bool
-	// Identity asks for Dev, Ino and Mode even on the fast path (one more
-	// fstat): a kernel binding pins the object by identity.
+	// Identity is kept for callers that asked for Dev, Ino and Mode; every
+	// lookup reports them now (naming needs the same statx).
 	Identity bool
 	// OwnRoot is the caller's guarantee that the watchee's root directory
 	// and mount namespace are vigil's own (see enforcer's root tracking).
 	// Absolute paths then resolve without opening /proc/<tid>/root.
 	OwnRoot bool
+	// Resolve holds openat2's RESOLVE_* flags, honoured as the kernel does.
+	Resolve uint64
+	// Keep asks for a descriptor of the result in Object.Fd.
+	Keep bool
 }
 
-// Object is what a path names in the watchee's view.
+// Object is what a path names.
 type Object struct {
-	// Path is the absolute path in the watchee's view.
+	// Path is the object's name in the reference view (package view); for
+	// a missing final component, its parent's name plus the final name.
 	Path string
 	// Exists is false when the final component is missing; Dev and Ino then
-	// identify the parent directory. Dev, Ino and Mode are zero when the
-	// fast path settled the lookup and Request.Identity was not set.
+	// identify the parent directory.
 	Exists   bool
 	Dev, Ino uint64
 	// Mode is the object's st_mode (0 when missing).
 	Mode uint32
+	// Name is the final component the lookup ended on ("" for a magic link,
+	// "/" for the root).
+	Name string
+	// Magic reports that a /proc magic link led to the object.
+	Magic bool
+	// Fd is, with Request.Keep, an O_PATH descriptor of the object (of its
+	// parent directory when it does not exist); the caller closes it.
+	// -1 otherwise.
+	Fd int
 }
 
-// Resolver resolves paths for one supervisor. It is not safe for concurrent
-// use; each notify loop owns one.
+// Close closes Fd, if any.
+func (o *Object) Close() {
+	if o.Fd >= 0 {
+		unix.Close(o.Fd)
+		o.Fd = -1
+	}
+}
+
+// ErrProtected refuses a lookup through vigil's own /proc entries (or those
+// of its helpers): a watchee with CAP_SYS_PTRACE could write vigil's memory
+// or take its descriptors.
+var ErrProtected = errors.New("path names vigil's own process in /proc")
+
+// Resolver resolves paths for one notify loop. It is not safe for concurrent
+// use; each loop owns one.
 type Resolver struct {
+	ref              *view.Reference
 	selfDev, selfIno uint64
-	selfProc         string // "/proc/<vigil pid>": readlink results inside it mean /proc/self leaked
+	selfProc         string // "/proc/<vigil pid>": results inside it mean /proc/self leaked
+	selfPid          int
 	// pidNSDev and pidNSIno identify vigil's pid namespace.
 	pidNSDev, pidNSIno uint64
-	fdPath             []byte
-	link               []byte
+	// Protected reports pids (besides vigil's own) whose /proc entries
+	// watchees may not use: vigil's helper processes.
+	Protected func(pid int) bool
+	fdPath    []byte
+	link      []byte
 	// forceWalk makes tests take the component walk for every lookup.
 	forceWalk bool
 }
 
-// New returns a Resolver.
+// New returns a Resolver naming objects in vigil's own view.
 func New() (*Resolver, error) {
+	ref, err := view.Own()
+	if err != nil {
+		return nil, fmt.Errorf("capturing vigil's own view: %w", err)
+	}
+	return NewIn(ref)
+}
+
+// NewIn returns a Resolver naming objects in the reference view ref.
+func NewIn(ref *view.Reference) (*Resolver, error) {
 	var st unix.Stat_t
 	if err := unix.Stat("/", &st); err != nil {
 		return nil, fmt.Errorf("stat of vigil's root: %w", err)
@@ -82,53 +134,70 @@ func New() (*Resolver, error) {
 		return nil, fmt.Errorf("stat of vigil's pid namespace: %w", err)
 	}
 	return &Resolver{
+		ref:      ref,
 		selfDev:  st.Dev,
 		selfIno:  st.Ino,
 		pidNSDev: ns.Dev,
 		pidNSIno: ns.Ino,
+		selfPid:  os.Getpid(),
 		selfProc: "/proc/" + strconv.Itoa(os.Getpid()),
 		fdPath:   make([]byte, 0, 64),
 		link:     make([]byte, unix.PathMax),
 	}, nil
 }
 
+// Reference returns the view objects are named in.
+func (r *Resolver) Reference() *view.Reference { return r.ref }
+
 // Resolve looks req.Path up. Errors are the errno the kernel would give the
-// watchee for the lookup (ENOENT, ENOTDIR, ELOOP, EBADF, ENAMETOOLONG...),
-// or ESRCH when the thread is gone.
+// watchee for the lookup (ENOENT, ENOTDIR, ELOOP, EBADF, EXDEV,
+// ENAMETOOLONG...), ESRCH when the thread is gone, ErrProtected, or a view
+// error when the object has no reference name (the caller fails closed).
 func (r *Resolver) Resolve(req Request) (Object, error) {
 	if req.Path == "" {
-		return Object{}, unix.ENOENT
+		return Object{Fd: -1}, unix.ENOENT
 	}
 	if len(req.Path) >= unix.PathMax {
-		return Object{}, unix.ENAMETOOLONG
+		return Object{Fd: -1}, unix.ENAMETOOLONG
 	}
-	if req.OwnRoot && req.Path[0] == '/' && !r.forceWalk {
+	scoped := req.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0
+	if req.Resolve&unix.RESOLVE_BENEATH != 0 && req.Path[0] == '/' {
+		return Object{Fd: -1}, unix.EXDEV
+	}
+	if req.OwnRoot && req.Path[0] == '/' && !scoped && req.Resolve == 0 && !r.forceWalk {
 		if obj, err, settled := r.lexical(req); settled {
 			return obj, err
 		}
 	}
 	rootfd, err := r.openProc(req.Tid, "root")
 	if err != nil {
-		return Object{}, err
+		return Object{Fd: -1}, err
 	}
 	defer unix.Close(rootfd)
 	var rst unix.Stat_t
 	if err := unix.Fstat(rootfd, &rst); err != nil {
-		return Object{}, unix.ESRCH
+		return Object{Fd: -1}, unix.ESRCH
 	}
 	sameRoot := rst.Dev == r.selfDev && rst.Ino == r.selfIno
-	ctx := walkCtx{r: r, req: req, rootfd: rootfd, rootDev: rst.Dev, rootIno: rst.Ino, sameRoot: sameRoot}
+	ctx := walkCtx{r: r, req: req, rootfd: rootfd, sameRoot: sameRoot}
 
 	abs := req.Path[0] == '/'
 	basefd := rootfd
-	if !abs {
+	if !abs || scoped {
 		basefd, err = r.openBase(req.Tid, req.Dirfd)
 		if err != nil {
-			return Object{}, err
+			return Object{Fd: -1}, err
 		}
 		defer unix.Close(basefd)
 	}
-	if (abs || sameRoot) && !r.forceWalk {
+	if scoped {
+		// The lookup's root is the dirfd: absolute paths, absolute
+		// symlinks and ".." stay beneath it (RESOLVE_IN_ROOT) or fail
+		// with EXDEV (RESOLVE_BENEATH).
+		ctx.rootfd = basefd
+		ctx.sameRoot = false
+	}
+	if (abs || sameRoot || scoped) && !r.forceWalk {
 		obj, err, settled := ctx.fast(basefd, abs)
 		if settled {
 			return obj, err
@@ -140,8 +209,10 @@ func (r *Resolver) Resolve(req Request) (Object, error) {
 // lexical is the fast path for an absolute path in vigil's own root: one
 // openat2 with RESOLVE_NO_SYMLINKS. When it succeeds no symlink (magic or
 // not) was traversed, so ".." and "." resolved exactly as path.Clean says and
-// the cleaned spelling is the object's path: no readlink is needed. Whatever
-// involves a symlink (ELOOP) is not settled here.
+// the cleaned spelling is the object's path — in the reference view too, as
+// long as the object's mount is one the reference view captured and no
+// watchee changed a mount topology since (view.Reference.Fast). Whatever
+// involves a symlink (ELOOP) or another mount is not settled here.
 func (r *Resolver) lexical(req Request) (Object, error, bool) {
 	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_SYMLINKS}
 	if !req.Follow {
@@ -151,49 +222,57 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 	fd, err := unix.Openat2(unix.AT_FDCWD, req.Path, &how)
 	switch err {
 	case nil:
-		obj := Object{Path: path.Clean(req.Path), Exists: true}
-		if req.Identity {
-			var st unix.Stat_t
-			if err := unix.Fstat(fd, &st); err != nil {
-				unix.Close(fd)
-				return Object{}, nil, false
-			}
-			obj.Dev, obj.Ino, obj.Mode = st.Dev, st.Ino, st.Mode
+		obj, ok := r.fastObject(fd, path.Clean(req.Path), req.Keep)
+		if !ok {
+			return Object{Fd: -1}, nil, false
 		}
-		unix.Close(fd)
+		obj.Exists = true
 		return obj, nil, true
 	case unix.ENOENT:
 		if !req.MayCreate {
-			return Object{}, unix.ENOENT, true
+			return Object{Fd: -1}, unix.ENOENT, true
 		}
 		dir, name := splitLast(req.Path)
 		if name == "" {
-			return Object{}, nil, false
+			return Object{Fd: -1}, nil, false
 		}
 		dfd, derr := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{
 			Flags: unix.O_PATH | unix.O_CLOEXEC | unix.O_DIRECTORY, Resolve: unix.RESOLVE_NO_SYMLINKS})
 		if derr != nil {
 			// A symlink in the parent, or the kernel's own error: let the
 			// full resolution decide.
-			return Object{}, nil, false
+			return Object{Fd: -1}, nil, false
 		}
 		// The parent exists and holds no symlink; the final name does not
 		// exist (a dangling symlink there would have given ELOOP).
-		obj := Object{Path: path.Join(path.Clean(dir), name)}
-		if req.Identity {
-			var st unix.Stat_t
-			if err := unix.Fstat(dfd, &st); err != nil {
-				unix.Close(dfd)
-				return Object{}, nil, false
-			}
-			obj.Dev, obj.Ino = st.Dev, st.Ino
+		obj, ok := r.fastObject(dfd, path.Clean(dir), req.Keep)
+		if !ok {
+			return Object{Fd: -1}, nil, false
 		}
-		unix.Close(dfd)
+		obj.Path, obj.Name, obj.Mode = path.Join(obj.Path, name), name, 0
 		return obj, nil, true
 	case unix.ELOOP, unix.EAGAIN, unix.ENOSYS, unix.E2BIG, unix.EXDEV:
-		return Object{}, nil, false
+		return Object{Fd: -1}, nil, false
 	}
-	return Object{}, err, true
+	return Object{Fd: -1}, err, true
+}
+
+// fastObject describes fd, found by the lexical path under the name p, when
+// p is its reference name. It takes fd over.
+func (r *Resolver) fastObject(fd int, p string, keep bool) (Object, bool) {
+	var stx unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx) != nil ||
+		!r.ref.Own() || !r.ref.Fast(int(stx.Mnt_id)) || r.leaksSelf(p) {
+		unix.Close(fd)
+		return Object{Fd: -1}, false
+	}
+	obj := Object{Path: p, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Name: path.Base(p), Fd: -1}
+	if keep {
+		obj.Fd = fd
+	} else {
+		unix.Close(fd)
+	}
+	return obj, true
 }
 
 // splitLast splits p into its parent directory and final component, ignoring
@@ -274,16 +353,17 @@ func OpenDirfd(tidfd, dirfd int) (int, error) {
 }
 
 type walkCtx struct {
-	r                *Resolver
-	req              Request
-	rootfd           int
-	rootDev, rootIno uint64
-	sameRoot         bool
+	r        *Resolver
+	req      Request
+	rootfd   int
+	sameRoot bool
+	// rootPath caches how vigil reads the watchee's root ("" until asked).
+	rootPath string
 }
 
 // fast tries one openat2. settled is false when the walk must decide.
 func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled bool) {
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS | c.req.Resolve&^0x20}
 	if !c.req.Follow {
 		how.Flags |= unix.O_NOFOLLOW
 	}
@@ -293,25 +373,71 @@ func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled boo
 	fd, err := unix.Openat2(basefd, c.req.Path, &how)
 	switch err {
 	case nil:
-		defer unix.Close(fd)
-		obj, err := c.describe(fd)
-		if err != nil || c.leaksSelf(obj.Path) {
-			return Object{}, nil, false
+		obj, err := c.describe(fd, -1, "", true)
+		if err != nil {
+			unix.Close(fd)
+			if errors.Is(err, view.ErrNeedParent) || errors.Is(err, errLeak) {
+				return Object{Fd: -1}, nil, false
+			}
+			return Object{Fd: -1}, err, true
 		}
+		obj.Name = lastName(c.req.Path)
+		c.keepOrClose(&obj, fd)
 		return obj, nil, true
 	case unix.ENOENT:
-		if c.req.MayCreate || c.r.foreignPidNS(c.req.Tid) {
-			// In another pid namespace (a container), its procfs's "self"
-			// is ENOENT for vigil, which has no pid there: any ENOENT may
-			// come from /proc/self (or /dev/fd -> /proc/self/fd), which
-			// only the walk resolves as the watchee's.
-			return Object{}, nil, false
+		if c.req.MayCreate || c.r.foreignPidNS(c.req.Tid) || c.mayCrossProc(basefd, how) {
+			// Only the walk resolves /proc/self (or /dev/fd, which leads
+			// there) as the watchee's: vigil's own "self" names another
+			// process, and in another pid namespace (a container) none.
+			return Object{Fd: -1}, nil, false
 		}
-		return Object{}, unix.ENOENT, true
+		return Object{Fd: -1}, unix.ENOENT, true
 	case unix.ELOOP, unix.EXDEV, unix.EAGAIN, unix.ENOSYS, unix.E2BIG:
-		return Object{}, nil, false
+		if err == unix.EXDEV && c.req.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_NO_XDEV) != 0 {
+			// Possibly the watchee's own flags refusing; the walk tells
+			// which (it also sees magic links, which give EXDEV here).
+			return Object{Fd: -1}, nil, false
+		}
+		return Object{Fd: -1}, nil, false
 	}
-	return Object{}, err, true
+	return Object{Fd: -1}, err, true
+}
+
+// mayCrossProc reports whether an ENOENT of the fast path may come from a
+// procfs directory, whose contents depend on who reads it (vigil has no fd
+// 63 where the watchee does): the parent of the missing name is looked up
+// with the same flags, and only a parent that exists and is not on procfs
+// makes the ENOENT the watchee's.
+func (c *walkCtx) mayCrossProc(basefd int, how unix.OpenHow) bool {
+	dir, name := splitLast(c.req.Path)
+	if name == "" {
+		return true
+	}
+	h := how
+	h.Flags = unix.O_PATH | unix.O_CLOEXEC | unix.O_DIRECTORY
+	dfd, err := unix.Openat2(basefd, dir, &h)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(dfd)
+	return isProc(dfd)
+}
+
+func (c *walkCtx) keepOrClose(obj *Object, fd int) {
+	if c.req.Keep {
+		obj.Fd = fd
+		return
+	}
+	obj.Fd = -1
+	unix.Close(fd)
+}
+
+func lastName(p string) string {
+	p = strings.TrimRight(p, "/")
+	if p == "" {
+		return "/"
+	}
+	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
 // foreignPidNS reports whether thread tid lives in another pid namespace
@@ -324,29 +450,56 @@ func (r *Resolver) foreignPidNS(tid int) bool {
 	return st.Dev != r.pidNSDev || st.Ino != r.pidNSIno
 }
 
+// errLeak marks a fast-path result that went through vigil's own /proc/self.
+var errLeak = errors.New("lookup went through vigil's /proc/self")
+
 // leaksSelf reports whether a result passed through vigil's own /proc/self,
 // which names a different process than the watchee's.
-func (c *walkCtx) leaksSelf(p string) bool {
-	s := c.r.selfProc
+func (r *Resolver) leaksSelf(p string) bool {
+	s := r.selfProc
 	return strings.HasPrefix(p, s) && (len(p) == len(s) || p[len(s)] == '/')
 }
 
-// describe turns an O_PATH fd into an Object with the path in the watchee's
-// view.
-func (c *walkCtx) describe(fd int) (Object, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return Object{}, err
-	}
-	p, err := c.fdLink(fd)
-	if err != nil {
-		return Object{}, err
-	}
-	return Object{Path: c.inRoot(p), Exists: true, Dev: st.Dev, Ino: st.Ino, Mode: st.Mode}, nil
+// procPid reports whether p lies in a /proc/<pid> directory.
+func procPid(p string) bool {
+	rest, ok := strings.CutPrefix(p, "/proc/")
+	return ok && rest != "" && rest[0] >= '0' && rest[0] <= '9'
 }
 
-func (c *walkCtx) fdLink(fd int) (string, error) {
-	r := c.r
+// describe names the object fd holds in the reference view. parent and base
+// are the directory it was found in and its name there (-1 if unknown).
+// fast marks fast-path results, which must not have gone through vigil's
+// own /proc/self.
+func (c *walkCtx) describe(fd, parent int, base string, fast bool) (Object, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx); err != nil {
+		return Object{Fd: -1}, err
+	}
+	name, err := c.r.ref.Name(&view.Object{Fd: fd, Stx: &stx, Parent: parent, Base: base, Tid: c.req.Tid, WatcheeRoot: c.watcheeRoot})
+	if err != nil {
+		return Object{Fd: -1}, err
+	}
+	if fast && (c.r.leaksSelf(name) || procPid(name)) {
+		// Through vigil's own /proc/self, or into a /proc/<pid>
+		// directory the walk must check (ErrProtected).
+		return Object{Fd: -1}, errLeak
+	}
+	return Object{Path: name, Exists: true, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Fd: -1}, nil
+}
+
+// watcheeRoot returns how vigil reads the path of the watchee's root.
+func (c *walkCtx) watcheeRoot() string {
+	if c.rootPath == "" {
+		p, err := c.r.readFdLink(c.rootfd)
+		if err != nil {
+			return ""
+		}
+		c.rootPath = p
+	}
+	return c.rootPath
+}
+
+func (r *Resolver) readFdLink(fd int) (string, error) {
 	r.fdPath = append(r.fdPath[:0], "/proc/self/fd/"...)
 	r.fdPath = strconv.AppendInt(r.fdPath, int64(fd), 10)
 	n, err := unix.Readlink(string(r.fdPath), r.link)
@@ -356,49 +509,34 @@ func (c *walkCtx) fdLink(fd int) (string, error) {
 	return string(r.link[:n]), nil
 }
 
-// inRoot converts a path seen from vigil's root into the watchee's view.
-func (c *walkCtx) inRoot(p string) string {
-	if c.sameRoot {
-		return p
-	}
-	rp, err := c.fdLink(c.rootfd)
-	if err != nil || rp == "/" {
-		return p
-	}
-	if p == rp {
-		return "/"
-	}
-	if strings.HasPrefix(p, rp) && p[len(rp)] == '/' {
-		return p[len(rp):]
-	}
-	// Outside what vigil can name from its root (another mount namespace):
-	// the kernel printed the path from that namespace's root already.
-	return p
-}
-
 // ResolveFd describes the object behind the watchee's fd (fsetxattr, or
-// AT_EMPTY_PATH with a dirfd).
-func (r *Resolver) ResolveFd(tid, fd int) (Object, error) {
+// AT_EMPTY_PATH with a dirfd). With keep, Object.Fd holds it (O_PATH).
+func (r *Resolver) ResolveFd(tid, fd int, keep bool) (Object, error) {
 	if fd < 0 {
-		return Object{}, unix.EBADF
+		return Object{Fd: -1}, unix.EBADF
 	}
 	rootfd, err := r.openProc(tid, "root")
 	if err != nil {
-		return Object{}, err
+		return Object{Fd: -1}, err
 	}
 	defer unix.Close(rootfd)
-	var rst unix.Stat_t
-	if err := unix.Fstat(rootfd, &rst); err != nil {
-		return Object{}, unix.ESRCH
-	}
 	ofd, err := r.openProc(tid, "fd/"+strconv.Itoa(fd))
 	if err != nil {
-		return Object{}, unix.EBADF
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+strconv.Itoa(tid)+"/fd", &st) != nil {
+			return Object{Fd: -1}, unix.ESRCH
+		}
+		return Object{Fd: -1}, unix.EBADF
 	}
-	defer unix.Close(ofd)
-	c := walkCtx{r: r, rootfd: rootfd, rootDev: rst.Dev, rootIno: rst.Ino,
-		sameRoot: rst.Dev == r.selfDev && rst.Ino == r.selfIno}
-	return c.describe(ofd)
+	c := walkCtx{r: r, req: Request{Tid: tid, Keep: keep}, rootfd: rootfd}
+	obj, err := c.describe(ofd, -1, "", false)
+	if err != nil {
+		unix.Close(ofd)
+		return Object{Fd: -1}, err
+	}
+	obj.Magic = true
+	c.keepOrClose(&obj, ofd)
+	return obj, nil
 }
 
 // maxInterpreterDepth is the kernel's BINPRM_MAX_RECURSION: how many "#!"
@@ -408,43 +546,60 @@ const maxInterpreterDepth = 4
 // ExecTarget returns the object the kernel will map when the watchee execs
 // obj: obj itself for a binary, or for a "#!" script the interpreter its
 // first line names, resolved in the watchee's view (following nested
-// scripts as binfmt_script does). The file is read through an O_RDONLY
-// open that must be obj, so a swapped file is noticed, not read.
+// scripts as binfmt_script does). obj must have been resolved with Keep: the
+// script is read through its descriptor, so a swapped file is never read in
+// its place.
 func (r *Resolver) ExecTarget(req Request, obj Object) (Object, error) {
+	fd := obj.Fd
+	owned := false
+	defer func() {
+		if owned {
+			unix.Close(fd)
+		}
+	}()
 	for depth := 0; depth < maxInterpreterDepth; depth++ {
-		interp, err := r.interpreter(req, obj)
+		interp, err := r.interpreter(fd, obj)
 		if err != nil || interp == "" {
+			obj.Fd = -1
 			return obj, err
 		}
 		next := req
-		next.Path, next.Dirfd, next.Follow, next.MayCreate, next.Identity = interp, unix.AT_FDCWD, true, false, true
+		next.Path, next.Dirfd, next.Follow, next.MayCreate, next.Identity, next.Keep, next.Resolve = interp, unix.AT_FDCWD, true, false, true, true, 0
 		if obj, err = r.Resolve(next); err != nil {
-			return Object{}, err
+			return Object{Fd: -1}, err
 		}
+		if owned {
+			unix.Close(fd)
+		}
+		fd, owned = obj.Fd, true
 	}
-	return Object{}, unix.ELOOP
+	return Object{Fd: -1}, unix.ELOOP
 }
 
-// interpreter reads the "#!" line of obj, or returns "" for other files.
-func (r *Resolver) interpreter(req Request, obj Object) (string, error) {
-	p := obj.Path
-	if !req.OwnRoot {
-		p = "/proc/" + strconv.Itoa(req.Tid) + "/root" + obj.Path
+// interpreter reads the "#!" line of the object fd holds, or returns "" for
+// other files.
+func (r *Resolver) interpreter(fd int, obj Object) (string, error) {
+	if fd < 0 {
+		return "", fmt.Errorf("reading the #! line of %s: no descriptor kept", obj.Path)
 	}
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	r.fdPath = append(r.fdPath[:0], "/proc/self/fd/"...)
+	r.fdPath = strconv.AppendInt(r.fdPath, int64(fd), 10)
+	rfd, err := unix.Open(string(r.fdPath), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
-		// Not readable by vigil (or not there any more): the kernel will
-		// map this very file if it can, so bind it as it is.
+		// Not readable by vigil: the kernel will map this very file if it
+		// can, so bind it as it is.
 		return "", nil
 	}
-	defer unix.Close(fd)
+	defer unix.Close(rfd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Dev != obj.Dev || st.Ino != obj.Ino {
-		// Replaced since it was resolved: refuse rather than guess.
+	if err := unix.Fstat(rfd, &st); err != nil || st.Dev != obj.Dev || st.Ino != obj.Ino {
 		return "", unix.EAGAIN
 	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", nil
+	}
 	buf := r.link[:256]
-	n, _ := unix.Pread(fd, buf, 0)
+	n, _ := unix.Pread(rfd, buf, 0)
 	if n < 3 || buf[0] != '#' || buf[1] != '!' {
 		return "", nil
 	}

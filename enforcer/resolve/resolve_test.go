@@ -222,7 +222,7 @@ func TestResolveFdAndBadDirfds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	obj, err := r.ResolveFd(unix.Gettid(), int(f.Fd()))
+	obj, err := r.ResolveFd(unix.Gettid(), int(f.Fd()), false)
 	if err != nil || obj.Path != filepath.Join(root, "a/b/file") {
 		t.Fatalf("ResolveFd: %q, %v", obj.Path, err)
 	}
@@ -261,7 +261,7 @@ func TestExecTargetFollowsShebangs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{script, nested, "/bin/sh"} {
-		req := Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD, Path: p, Follow: true, OwnRoot: true, Identity: true}
+		req := Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD, Path: p, Follow: true, OwnRoot: true, Identity: true, Keep: true}
 		obj, err := r.Resolve(req)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 	"strings"
@@ -13,28 +14,54 @@ const procRootIno = 1
 
 // walk resolves path component by component the way fs/namei.c does, but from
 // vigil with the watchee's root and base: ".." never climbs above the
-// watchee's root, absolute symlinks restart at it, /proc/self and
-// /proc/thread-self name the watchee, and procfs magic links are followed
-// through their explicit pid so they land on the watchee's objects.
+// watchee's root (nor the dirfd of a scoped openat2), absolute symlinks
+// restart at it, /proc/self and /proc/thread-self name the watchee, procfs
+// magic links are followed through their explicit pid so they land on the
+// watchee's objects, and RESOLVE_* flags refuse what the kernel refuses.
 //
 //	cur := base (or root for an absolute path); queue := components(path)
 //	while queue: c := pop
-//	    "." / "": skip;  "..": cur = parent(cur) unless cur is root
-//	    on procfs root: self -> <tgid>, thread-self -> <tgid>/task/<tid>
+//	    "." / "": skip;  "..": cur = parent(cur) unless cur is root (BENEATH: EXDEV)
+//	    on procfs root: self -> <tgid>, thread-self -> <tgid>/task/<tid>;
+//	                    vigil's own pids -> ErrProtected
 //	    fd := openat(cur, c, O_PATH|O_NOFOLLOW)
 //	    missing and last and mayCreate: object = cur + "/" + c
+//	    NO_XDEV and fd on another mount: EXDEV
 //	    symlink and (not last or follow):
-//	        procfs: follow it as a magic link; else push readlink(fd) in front
-//	    cur = fd
+//	        NO_SYMLINKS: ELOOP
+//	        procfs: follow it as a magic link (NO_MAGICLINKS: ELOOP; scoped: EXDEV)
+//	        else push readlink(fd) in front (absolute: cur = root; BENEATH: EXDEV)
+//	    cur = fd, remembering the directory it was found in
 func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object, error) {
+	flags := c.req.Resolve
 	cur, err := unix.Dup(basefd)
 	if err != nil {
-		return Object{}, err
+		return Object{Fd: -1}, err
 	}
-	defer func() { unix.Close(cur) }()
+	parent, base, magic := -1, "", false
+	defer func() {
+		if cur >= 0 {
+			unix.Close(cur)
+		}
+		if parent >= 0 {
+			unix.Close(parent)
+		}
+	}()
+	dropParent := func() {
+		if parent >= 0 {
+			unix.Close(parent)
+			parent, base = -1, ""
+		}
+	}
 	if strings.HasPrefix(path, "/") {
 		if err := c.reset(&cur, c.rootfd); err != nil {
-			return Object{}, err
+			return Object{Fd: -1}, err
+		}
+	}
+	startMnt := -1
+	if flags&unix.RESOLVE_NO_XDEV != 0 {
+		if startMnt, err = mountID(cur); err != nil {
+			return Object{Fd: -1}, err
 		}
 	}
 	mustDir := strings.HasSuffix(path, "/")
@@ -48,93 +75,164 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 		case "", ".":
 			continue
 		case "..":
-			if err := c.dotdot(&cur); err != nil {
-				return Object{}, err
+			if err := c.dotdot(&cur, startMnt); err != nil {
+				return Object{Fd: -1}, err
 			}
+			dropParent()
 			continue
 		}
-		if sub := c.procSelf(cur, name); sub != "" {
-			queue = append(splitPath(sub), queue...)
-			continue
+		if isProcRoot(cur) {
+			if sub := c.procSelf(name); sub != "" {
+				// /proc/self is a symlink the kernel follows for the
+				// caller.
+				if flags&unix.RESOLVE_NO_SYMLINKS != 0 {
+					return Object{Fd: -1}, unix.ELOOP
+				}
+				if links++; links > maxSymlinks {
+					return Object{Fd: -1}, unix.ELOOP
+				}
+				queue = append(splitPath(sub), queue...)
+				continue
+			}
+			if c.protectedPid(cur, name) {
+				return Object{Fd: -1}, ErrProtected
+			}
 		}
 		fd, err := unix.Openat(cur, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err == unix.ENOENT && last && mayCreate {
 			// Also for a trailing slash: mkdir("newdir/") creates newdir.
-			return c.missing(cur, name)
+			return c.missing(cur, name, magic)
 		}
 		if err != nil {
-			return Object{}, err
+			return Object{Fd: -1}, err
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
+		var stx unix.Statx_t
+		if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx); err != nil {
 			unix.Close(fd)
-			return Object{}, err
+			return Object{Fd: -1}, err
 		}
-		if st.Mode&unix.S_IFMT == unix.S_IFLNK && (!last || follow || mustDir) {
-			links++
-			if links > maxSymlinks {
+		if startMnt >= 0 && int(stx.Mnt_id) != startMnt {
+			unix.Close(fd)
+			return Object{Fd: -1}, unix.EXDEV
+		}
+		if stx.Mode&unix.S_IFMT == unix.S_IFLNK && (!last || follow || mustDir) {
+			if flags&unix.RESOLVE_NO_SYMLINKS != 0 {
 				unix.Close(fd)
-				return Object{}, unix.ELOOP
+				return Object{Fd: -1}, unix.ELOOP
+			}
+			if links++; links > maxSymlinks {
+				unix.Close(fd)
+				return Object{Fd: -1}, unix.ELOOP
 			}
 			n, err := unix.Readlinkat(fd, "", c.r.link)
 			if err != nil {
 				unix.Close(fd)
-				return Object{}, err
+				return Object{Fd: -1}, err
 			}
 			target := string(c.r.link[:n])
+			unix.Close(fd)
 			if isProc(cur) && !strings.HasPrefix(target, "self") && !strings.HasPrefix(target, "thread-self") {
 				// A procfs magic link (fd/N, cwd, root, exe, ...) under an
 				// explicit pid: its readlink text is a description, not a
 				// path, so let the kernel follow it. Plain procfs symlinks
 				// (mounts -> self/mounts) are walked below, where "self"
 				// becomes the watchee's pid.
-				unix.Close(fd)
-				fd, err = unix.Openat(cur, name, unix.O_PATH|unix.O_CLOEXEC, 0)
-				if err != nil {
-					return Object{}, err
+				if err := c.magicLink(&cur, name, last, startMnt); err != nil {
+					return Object{Fd: -1}, err
 				}
-				unix.Close(cur)
-				cur = fd
-				if err := unix.Fstat(cur, &st); err != nil {
-					return Object{}, err
-				}
-				if !last && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-					return Object{}, unix.ENOTDIR
-				}
+				dropParent()
+				magic = true
 				continue
 			}
-			unix.Close(fd)
 			if strings.HasPrefix(target, "/") {
-				if err := c.reset(&cur, c.rootfd); err != nil {
-					return Object{}, err
+				if flags&unix.RESOLVE_BENEATH != 0 {
+					return Object{Fd: -1}, unix.EXDEV
 				}
+				if err := c.reset(&cur, c.rootfd); err != nil {
+					return Object{Fd: -1}, err
+				}
+				dropParent()
 			}
 			// A dangling final symlink under O_CREAT creates its target, so
 			// the target's components keep the create semantics.
 			queue = append(splitPath(target), queue...)
 			continue
 		}
-		if !last && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if !last && stx.Mode&unix.S_IFMT != unix.S_IFDIR {
 			unix.Close(fd)
-			return Object{}, unix.ENOTDIR
+			return Object{Fd: -1}, unix.ENOTDIR
 		}
-		unix.Close(cur)
+		dropParent()
+		if last {
+			parent, base = cur, name
+		} else {
+			unix.Close(cur)
+		}
 		cur = fd
 	}
 	if mustDir {
 		var st unix.Stat_t
 		if err := unix.Fstat(cur, &st); err != nil {
-			return Object{}, err
+			return Object{Fd: -1}, err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return Object{}, unix.ENOTDIR
+			return Object{Fd: -1}, unix.ENOTDIR
 		}
 	}
-	obj, err := c.describe(cur)
+	obj, err := c.describe(cur, parent, base, false)
 	if err != nil {
-		return Object{}, err
+		return Object{Fd: -1}, err
+	}
+	obj.Name, obj.Magic = base, magic
+	if base == "" && !magic {
+		obj.Name = lastName(path)
+	}
+	if c.req.Keep {
+		obj.Fd, cur = cur, -1
 	}
 	return obj, nil
+}
+
+// magicLink follows procfs magic link name in cur to the object it names,
+// refusing it as openat2's flags say (in the kernel's order: NO_MAGICLINKS,
+// NO_XDEV, then scoped lookups).
+func (c *walkCtx) magicLink(cur *int, name string, last bool, startMnt int) error {
+	flags := c.req.Resolve
+	if flags&(unix.RESOLVE_NO_MAGICLINKS|unix.RESOLVE_NO_SYMLINKS) != 0 {
+		return unix.ELOOP
+	}
+	fd, err := unix.Openat(*cur, name, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	if startMnt >= 0 && int(stx.Mnt_id) != startMnt {
+		unix.Close(fd)
+		return unix.EXDEV
+	}
+	if flags&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0 {
+		unix.Close(fd)
+		return unix.EXDEV
+	}
+	if !last && stx.Mode&unix.S_IFMT != unix.S_IFDIR {
+		unix.Close(fd)
+		return unix.ENOTDIR
+	}
+	unix.Close(*cur)
+	*cur = fd
+	return nil
+}
+
+func mountID(fd int) (int, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err != nil {
+		return -1, err
+	}
+	return int(stx.Mnt_id), nil
 }
 
 func (c *walkCtx) reset(cur *int, to int) error {
@@ -147,31 +245,45 @@ func (c *walkCtx) reset(cur *int, to int) error {
 	return nil
 }
 
-func (c *walkCtx) dotdot(cur *int) error {
-	var st unix.Stat_t
+func (c *walkCtx) dotdot(cur *int, startMnt int) error {
+	var st, rst unix.Stat_t
 	if err := unix.Fstat(*cur, &st); err != nil {
 		return err
 	}
-	if st.Dev == c.rootDev && st.Ino == c.rootIno {
+	if err := unix.Fstat(c.rootfd, &rst); err != nil {
+		return err
+	}
+	if st.Dev == rst.Dev && st.Ino == rst.Ino && sameMount(*cur, c.rootfd) {
+		if c.req.Resolve&unix.RESOLVE_BENEATH != 0 {
+			return unix.EXDEV
+		}
 		return nil
 	}
 	fd, err := unix.Openat(*cur, "..", unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
+	if startMnt >= 0 {
+		if id, err := mountID(fd); err != nil || id != startMnt {
+			unix.Close(fd)
+			return unix.EXDEV
+		}
+	}
 	unix.Close(*cur)
 	*cur = fd
 	return nil
 }
 
+func sameMount(a, b int) bool {
+	x, err1 := mountID(a)
+	y, err2 := mountID(b)
+	return err1 == nil && err2 == nil && x == y
+}
+
 // procSelf rewrites /proc/self and /proc/thread-self, which procfs resolves
 // for the *reading* process, into the watchee's explicit ids.
-func (c *walkCtx) procSelf(cur int, name string) string {
+func (c *walkCtx) procSelf(name string) string {
 	if name != "self" && name != "thread-self" {
-		return ""
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(cur, &st); err != nil || st.Ino != procRootIno || !isProc(cur) {
 		return ""
 	}
 	tgid, tid := nsIDs(c.req.Tgid, c.req.Tid)
@@ -179,6 +291,63 @@ func (c *walkCtx) procSelf(cur int, name string) string {
 		return tgid
 	}
 	return tgid + "/task/" + tid
+}
+
+// protectedPid reports whether name, a directory of the procfs root cur,
+// is vigil's own process or one of its helpers, as that procfs numbers
+// them. A procfs of a pid namespace vigil is not in (a container's) does
+// not show vigil at all.
+func (c *walkCtx) protectedPid(cur int, name string) bool {
+	pid, err := strconv.Atoi(name)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	n, err := unix.Readlinkat(cur, "self", c.r.link)
+	if err != nil {
+		return false
+	}
+	self, err := strconv.Atoi(string(c.r.link[:n]))
+	if err != nil {
+		return false
+	}
+	tgid := pid
+	if b, err := readAt(cur, name+"/status"); err == nil {
+		if v, ok := statusField(b, "Tgid"); ok {
+			tgid = v
+		}
+	}
+	if tgid == self || pid == self {
+		return true
+	}
+	// Helpers are numbered in vigil's own pid namespace: only when this
+	// procfs numbers vigil as vigil does can the numbers be compared.
+	return self == c.r.selfPid && c.r.Protected != nil && (c.r.Protected(tgid) || c.r.Protected(pid))
+}
+
+func readAt(dirfd int, p string) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var buf [4096]byte
+	n, err := unix.Read(fd, buf[:])
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+func statusField(b []byte, key string) (int, bool) {
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		k, v, ok := bytes.Cut(line, []byte{':'})
+		if !ok || string(k) != key {
+			continue
+		}
+		n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
+		return n, err == nil
+	}
+	return 0, false
 }
 
 // nsIDs returns the watchee's thread-group and thread ids in its own pid
@@ -213,24 +382,37 @@ func nsIDs(tgid, tid int) (string, string) {
 }
 
 // missing describes a final component that does not exist yet.
-func (c *walkCtx) missing(dirfd int, name string) (Object, error) {
-	dir, err := c.describe(dirfd)
+func (c *walkCtx) missing(dirfd int, name string, magic bool) (Object, error) {
+	dir, err := c.describe(dirfd, -1, "", false)
 	if err != nil {
-		return Object{}, err
+		return Object{Fd: -1}, err
 	}
 	if dir.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return Object{}, unix.ENOTDIR
+		return Object{Fd: -1}, unix.ENOTDIR
 	}
 	p := dir.Path
 	if !strings.HasSuffix(p, "/") {
 		p += "/"
 	}
-	return Object{Path: p + name, Exists: false, Dev: dir.Dev, Ino: dir.Ino}, nil
+	obj := Object{Path: p + name, Exists: false, Dev: dir.Dev, Ino: dir.Ino, Name: name, Magic: magic, Fd: -1}
+	if c.req.Keep {
+		fd, err := unix.Dup(dirfd)
+		if err != nil {
+			return Object{Fd: -1}, err
+		}
+		obj.Fd = fd
+	}
+	return obj, nil
 }
 
 func isProc(fd int) bool {
 	var sfs unix.Statfs_t
 	return unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
+}
+
+func isProcRoot(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Ino == procRootIno && isProc(fd)
 }
 
 func splitPath(p string) []string {

@@ -136,6 +136,19 @@ func (r *Reference) Unsettle() {
 // capture.
 func (r *Reference) Settled() bool { return r.settled.Load() }
 
+// Fast reports whether the kernel's path of an object on mount id is its
+// reference name with no further check: the reference view captured that
+// mount and no watchee has changed a mount topology since. Check it after
+// the lookup that found the object: a change announced in between then
+// reads as unsettled.
+func (r *Reference) Fast(id int) bool {
+	if !r.settled.Load() {
+		return false
+	}
+	_, ok := r.snap[id]
+	return ok
+}
+
 // Object is what Name names.
 type Object struct {
 	// Fd is any descriptor of the object (O_PATH is fine), as vigil holds it

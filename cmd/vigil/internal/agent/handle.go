@@ -87,6 +87,9 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 	// The container has its own root and mount namespace: paths always
 	// resolve through /proc/<tid>/root, i.e. in the container's view.
 	cfg.OwnRoot = false
+	// Path rules name objects as the container's view is at its handoff
+	// (docs/reference-view.md): its root and mounts, captured now.
+	cfg.ReferencePid = h.Pid
 	cfg.Log = clog
 	cfg.Audit = cfg.Audit.With().Str(FieldListenerMetadata, h.Metadata).Logger()
 	sup, err := enforcer.New(cfg)
