@@ -46,7 +46,7 @@ type Reference struct {
 
 	mu       sync.Mutex
 	cacheGen uint64
-	cache    map[int]Mount // live mounts by id, valid for cacheGen
+	cache    map[int]cachedMount // live mounts by id, valid for cacheGen
 	liveRef  map[int]Mount // the reference namespace's live mounts, valid for cacheGen
 }
 
@@ -229,7 +229,7 @@ func strip(p, root string) string {
 // slow names an object on a mount that is not (or may no longer be) where
 // the reference view had it.
 func (r *Reference) slow(o *Object, link string, id int) (string, error) {
-	m, ok := r.mountByID(id, o.Tid)
+	m, own, ok := r.mountByID(id, o.Tid)
 	if !ok {
 		return "", fmt.Errorf("%w: its mount %d is not in the watchee's or vigil's mount table", ErrNoName, id)
 	}
@@ -249,6 +249,16 @@ func (r *Reference) slow(o *Object, link string, id int) (string, error) {
 	switch {
 	case o.Stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && o.Stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0:
 		fsPath = m.Root
+	case own || (o.WatcheeRoot != nil && o.WatcheeRoot() == "/"):
+		// The mount point in that mount table and vigil's reading of the
+		// object's path are printed from the same root (vigil's, or the
+		// root of the watchee's namespace, which is the watchee's own):
+		// the object's path inside its mount is what follows the point.
+		rel, ok := under(link, m.Point)
+		if !ok {
+			return "", fmt.Errorf("%w: its path %q is not beneath its mount point %q", ErrNoName, link, m.Point)
+		}
+		fsPath = path.Join(m.Root, rel)
 	case o.Stx.Mode&unix.S_IFMT == unix.S_IFDIR:
 		rel, err := climb(o.Fd, id)
 		if err != nil {
@@ -384,18 +394,22 @@ func (r *Reference) liveReference() map[int]Mount {
 	return live
 }
 
-// mountByID returns the live mountinfo line of mount id, from the watchee's
-// mount table or vigil's own.
-func (r *Reference) mountByID(id, tid int) (Mount, bool) {
+// mountByID returns the live mountinfo line of mount id, from vigil's own
+// mount table (own true: its point is relative to vigil's root) or the
+// watchee's (relative to the watchee's root).
+func (r *Reference) mountByID(id, tid int) (Mount, bool, bool) {
 	r.mu.Lock()
 	r.sync()
-	m, ok := r.cache[id]
+	c, ok := r.cache[id]
 	r.mu.Unlock()
 	if ok {
-		return m, true
+		return c.Mount, c.own, true
 	}
-	for _, src := range []string{"/proc/" + strconv.Itoa(tid) + "/mountinfo", "/proc/self/mountinfo"} {
-		b, err := os.ReadFile(src)
+	for _, src := range []struct {
+		file string
+		own  bool
+	}{{"/proc/self/mountinfo", true}, {"/proc/" + strconv.Itoa(tid) + "/mountinfo", false}} {
+		b, err := os.ReadFile(src.file)
 		if err != nil {
 			continue
 		}
@@ -406,22 +420,31 @@ func (r *Reference) mountByID(id, tid int) (Mount, bool) {
 		r.mu.Lock()
 		r.sync()
 		for _, x := range mounts {
-			r.cache[x.ID] = x
+			if _, seen := r.cache[x.ID]; !seen {
+				r.cache[x.ID] = cachedMount{x, src.own}
+			}
 		}
-		m, ok = r.cache[id]
+		c, ok = r.cache[id]
 		r.mu.Unlock()
 		if ok {
-			return m, true
+			return c.Mount, c.own, true
 		}
 	}
-	return Mount{}, false
+	return Mount{}, false, false
+}
+
+// cachedMount is a mount table line and whether it came from vigil's own
+// table.
+type cachedMount struct {
+	Mount
+	own bool
 }
 
 // sync drops caches of an older generation. Called with r.mu held.
 func (r *Reference) sync() {
 	if g := r.gen.Load(); g != r.cacheGen || r.cache == nil {
 		r.cacheGen = g
-		r.cache = make(map[int]Mount)
+		r.cache = make(map[int]cachedMount)
 		r.liveRef = nil
 	}
 }

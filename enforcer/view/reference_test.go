@@ -40,6 +40,12 @@ func sandbox(t *testing.T, script string) int {
 // nameOf resolves p (as vigil sees it) and names it in ref.
 func nameOf(t *testing.T, ref *Reference, p string, tid int, withParent bool) (string, error) {
 	t.Helper()
+	return nameIn(t, ref, p, tid, withParent, nil)
+}
+
+// nameIn is nameOf with the watchee's root as vigil reads it.
+func nameIn(t *testing.T, ref *Reference, p string, tid int, withParent bool, root func() string) (string, error) {
+	t.Helper()
 	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatalf("open %s: %v", p, err)
@@ -49,7 +55,7 @@ func nameOf(t *testing.T, ref *Reference, p string, tid int, withParent bool) (s
 	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, StatxMask, &stx); err != nil {
 		t.Fatal(err)
 	}
-	o := Object{Fd: fd, Stx: &stx, Parent: -1, Tid: tid}
+	o := Object{Fd: fd, Stx: &stx, Parent: -1, Tid: tid, WatcheeRoot: root}
 	if withParent {
 		pfd, err := unix.Open(filepath.Dir(p), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -116,6 +122,12 @@ func TestBindMountedObjectsKeepTheirReferenceName(t *testing.T) {
 	got, err := nameOf(t, ref, root+d+"/allowed/sub/secret", pid, true)
 	if err != nil || got != want {
 		t.Fatalf("file through the bind mount: got %q, %v; want %q", got, err, want)
+	}
+	// The watchee's root is its namespace's root: its mount table and
+	// vigil's reading of the path agree, no parent needed.
+	got, err = nameIn(t, ref, root+d+"/allowed/sub/secret", pid, false, func() string { return "/" })
+	if err != nil || got != want {
+		t.Fatalf("file through the bind mount, by its mount point: got %q, %v; want %q", got, err, want)
 	}
 	got, err = nameOf(t, ref, root+d+"/allowed/sub", pid, false)
 	if err != nil || got != d+"/protected/sub" {
