@@ -47,7 +47,7 @@ type Reference struct {
 	mu       sync.Mutex
 	cacheGen uint64
 	cache    map[int]cachedMount // live mounts by id, valid for cacheGen
-	liveRef  map[int]Mount // the reference namespace's live mounts, valid for cacheGen
+	liveRef  map[int]Mount       // the reference namespace's live mounts, valid for cacheGen
 }
 
 // Own captures vigil's own view as the reference.
