@@ -57,8 +57,12 @@ type Request struct {
 	OwnRoot bool
 	// Resolve holds openat2's RESOLVE_* flags, honoured as the kernel does.
 	Resolve uint64
-	// Keep asks for a descriptor of the result in Object.Fd.
+	// Keep asks for a descriptor of the result in Object.Fd (and of the
+	// directory it was found in, in Object.ParentFd).
 	Keep bool
+	// Parent asks for the identity of the directory the final component
+	// was found in (Object.ParentDev, ParentIno), which only the walk knows.
+	Parent bool
 }
 
 // Object is what a path names.
@@ -81,13 +85,24 @@ type Object struct {
 	// parent directory when it does not exist); the caller closes it.
 	// -1 otherwise.
 	Fd int
+	// ParentFd is, with Request.Keep, an O_PATH descriptor of the directory
+	// the final component Name was found in, when the walk knows it (not
+	// after a magic link as the last step, nor on the fast paths); -1
+	// otherwise. The caller closes it.
+	ParentFd int
+	// ParentDev and ParentIno identify that directory (0 when unknown).
+	ParentDev, ParentIno uint64
 }
 
-// Close closes Fd, if any.
+// Close closes Fd and ParentFd, if any.
 func (o *Object) Close() {
 	if o.Fd >= 0 {
 		unix.Close(o.Fd)
 		o.Fd = -1
+	}
+	if o.ParentFd >= 0 {
+		unix.Close(o.ParentFd)
+		o.ParentFd = -1
 	}
 }
 
@@ -155,28 +170,29 @@ func (r *Resolver) Reference() *view.Reference { return r.ref }
 // error when the object has no reference name (the caller fails closed).
 func (r *Resolver) Resolve(req Request) (Object, error) {
 	if req.Path == "" {
-		return Object{Fd: -1}, unix.ENOENT
+		return Object{Fd: -1, ParentFd: -1}, unix.ENOENT
 	}
 	if len(req.Path) >= unix.PathMax {
-		return Object{Fd: -1}, unix.ENAMETOOLONG
+		return Object{Fd: -1, ParentFd: -1}, unix.ENAMETOOLONG
 	}
 	scoped := req.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0
+	walkOnly := req.Parent || r.forceWalk
 	if req.Resolve&unix.RESOLVE_BENEATH != 0 && req.Path[0] == '/' {
-		return Object{Fd: -1}, unix.EXDEV
+		return Object{Fd: -1, ParentFd: -1}, unix.EXDEV
 	}
-	if req.OwnRoot && req.Path[0] == '/' && !scoped && req.Resolve == 0 && !r.forceWalk {
+	if req.OwnRoot && req.Path[0] == '/' && !scoped && req.Resolve == 0 && !walkOnly {
 		if obj, err, settled := r.lexical(req); settled {
 			return obj, err
 		}
 	}
 	rootfd, err := r.openProc(req.Tid, "root")
 	if err != nil {
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	defer unix.Close(rootfd)
 	var rst unix.Stat_t
 	if err := unix.Fstat(rootfd, &rst); err != nil {
-		return Object{Fd: -1}, unix.ESRCH
+		return Object{Fd: -1, ParentFd: -1}, unix.ESRCH
 	}
 	sameRoot := rst.Dev == r.selfDev && rst.Ino == r.selfIno
 	ctx := walkCtx{r: r, req: req, rootfd: rootfd, sameRoot: sameRoot}
@@ -186,7 +202,7 @@ func (r *Resolver) Resolve(req Request) (Object, error) {
 	if !abs || scoped {
 		basefd, err = r.openBase(req.Tid, req.Dirfd)
 		if err != nil {
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
 		defer unix.Close(basefd)
 	}
@@ -197,7 +213,7 @@ func (r *Resolver) Resolve(req Request) (Object, error) {
 		ctx.rootfd = basefd
 		ctx.sameRoot = false
 	}
-	if (abs || sameRoot || scoped) && !r.forceWalk {
+	if (abs || sameRoot || scoped) && !walkOnly {
 		obj, err, settled := ctx.fast(basefd, abs)
 		if settled {
 			return obj, err
@@ -224,37 +240,37 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 	case nil:
 		obj, ok := r.fastObject(fd, path.Clean(req.Path), req.Keep)
 		if !ok {
-			return Object{Fd: -1}, nil, false
+			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
 		obj.Exists = true
 		return obj, nil, true
 	case unix.ENOENT:
 		if !req.MayCreate {
-			return Object{Fd: -1}, unix.ENOENT, true
+			return Object{Fd: -1, ParentFd: -1}, unix.ENOENT, true
 		}
 		dir, name := splitLast(req.Path)
 		if name == "" {
-			return Object{Fd: -1}, nil, false
+			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
 		dfd, derr := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{
 			Flags: unix.O_PATH | unix.O_CLOEXEC | unix.O_DIRECTORY, Resolve: unix.RESOLVE_NO_SYMLINKS})
 		if derr != nil {
 			// A symlink in the parent, or the kernel's own error: let the
 			// full resolution decide.
-			return Object{Fd: -1}, nil, false
+			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
 		// The parent exists and holds no symlink; the final name does not
 		// exist (a dangling symlink there would have given ELOOP).
 		obj, ok := r.fastObject(dfd, path.Clean(dir), req.Keep)
 		if !ok {
-			return Object{Fd: -1}, nil, false
+			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
 		obj.Path, obj.Name, obj.Mode = path.Join(obj.Path, name), name, 0
 		return obj, nil, true
 	case unix.ELOOP, unix.EAGAIN, unix.ENOSYS, unix.E2BIG, unix.EXDEV:
-		return Object{Fd: -1}, nil, false
+		return Object{Fd: -1, ParentFd: -1}, nil, false
 	}
-	return Object{Fd: -1}, err, true
+	return Object{Fd: -1, ParentFd: -1}, err, true
 }
 
 // fastObject describes fd, found by the lexical path under the name p, when
@@ -262,11 +278,11 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 func (r *Resolver) fastObject(fd int, p string, keep bool) (Object, bool) {
 	var stx unix.Statx_t
 	if unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx) != nil ||
-		!r.ref.Own() || !r.ref.Fast(int(stx.Mnt_id)) || r.leaksSelf(p) {
+		!r.ref.Own() || !r.ref.Fast(int(stx.Mnt_id)) || r.leaksSelf(p) || procPid(p) {
 		unix.Close(fd)
-		return Object{Fd: -1}, false
+		return Object{Fd: -1, ParentFd: -1}, false
 	}
-	obj := Object{Path: p, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Name: path.Base(p), Fd: -1}
+	obj := Object{Path: p, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Name: path.Base(p), Fd: -1, ParentFd: -1}
 	if keep {
 		obj.Fd = fd
 	} else {
@@ -377,9 +393,9 @@ func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled boo
 		if err != nil {
 			unix.Close(fd)
 			if errors.Is(err, view.ErrNeedParent) || errors.Is(err, errLeak) {
-				return Object{Fd: -1}, nil, false
+				return Object{Fd: -1, ParentFd: -1}, nil, false
 			}
-			return Object{Fd: -1}, err, true
+			return Object{Fd: -1, ParentFd: -1}, err, true
 		}
 		obj.Name = lastName(c.req.Path)
 		c.keepOrClose(&obj, fd)
@@ -389,18 +405,18 @@ func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled boo
 			// Only the walk resolves /proc/self (or /dev/fd, which leads
 			// there) as the watchee's: vigil's own "self" names another
 			// process, and in another pid namespace (a container) none.
-			return Object{Fd: -1}, nil, false
+			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
-		return Object{Fd: -1}, unix.ENOENT, true
+		return Object{Fd: -1, ParentFd: -1}, unix.ENOENT, true
 	case unix.ELOOP, unix.EXDEV, unix.EAGAIN, unix.ENOSYS, unix.E2BIG:
 		if err == unix.EXDEV && c.req.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_NO_XDEV) != 0 {
 			// Possibly the watchee's own flags refusing; the walk tells
 			// which (it also sees magic links, which give EXDEV here).
-			return Object{Fd: -1}, nil, false
+			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
-		return Object{Fd: -1}, nil, false
+		return Object{Fd: -1, ParentFd: -1}, nil, false
 	}
-	return Object{Fd: -1}, err, true
+	return Object{Fd: -1, ParentFd: -1}, err, true
 }
 
 // mayCrossProc reports whether an ENOENT of the fast path may come from a
@@ -473,18 +489,18 @@ func procPid(p string) bool {
 func (c *walkCtx) describe(fd, parent int, base string, fast bool) (Object, error) {
 	var stx unix.Statx_t
 	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx); err != nil {
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	name, err := c.r.ref.Name(&view.Object{Fd: fd, Stx: &stx, Parent: parent, Base: base, Tid: c.req.Tid, WatcheeRoot: c.watcheeRoot})
 	if err != nil {
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	if fast && (c.r.leaksSelf(name) || procPid(name)) {
 		// Through vigil's own /proc/self, or into a /proc/<pid>
 		// directory the walk must check (ErrProtected).
-		return Object{Fd: -1}, errLeak
+		return Object{Fd: -1, ParentFd: -1}, errLeak
 	}
-	return Object{Path: name, Exists: true, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Fd: -1}, nil
+	return Object{Path: name, Exists: true, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Fd: -1, ParentFd: -1}, nil
 }
 
 // watcheeRoot returns how vigil reads the path of the watchee's root.
@@ -513,26 +529,26 @@ func (r *Resolver) readFdLink(fd int) (string, error) {
 // AT_EMPTY_PATH with a dirfd). With keep, Object.Fd holds it (O_PATH).
 func (r *Resolver) ResolveFd(tid, fd int, keep bool) (Object, error) {
 	if fd < 0 {
-		return Object{Fd: -1}, unix.EBADF
+		return Object{Fd: -1, ParentFd: -1}, unix.EBADF
 	}
 	rootfd, err := r.openProc(tid, "root")
 	if err != nil {
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	defer unix.Close(rootfd)
 	ofd, err := r.openProc(tid, "fd/"+strconv.Itoa(fd))
 	if err != nil {
 		var st unix.Stat_t
 		if unix.Stat("/proc/"+strconv.Itoa(tid)+"/fd", &st) != nil {
-			return Object{Fd: -1}, unix.ESRCH
+			return Object{Fd: -1, ParentFd: -1}, unix.ESRCH
 		}
-		return Object{Fd: -1}, unix.EBADF
+		return Object{Fd: -1, ParentFd: -1}, unix.EBADF
 	}
 	c := walkCtx{r: r, req: Request{Tid: tid, Keep: keep}, rootfd: rootfd}
 	obj, err := c.describe(ofd, -1, "", false)
 	if err != nil {
 		unix.Close(ofd)
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	obj.Magic = true
 	c.keepOrClose(&obj, ofd)
@@ -566,14 +582,14 @@ func (r *Resolver) ExecTarget(req Request, obj Object) (Object, error) {
 		next := req
 		next.Path, next.Dirfd, next.Follow, next.MayCreate, next.Identity, next.Keep, next.Resolve = interp, unix.AT_FDCWD, true, false, true, true, 0
 		if obj, err = r.Resolve(next); err != nil {
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
 		if owned {
 			unix.Close(fd)
 		}
 		fd, owned = obj.Fd, true
 	}
-	return Object{Fd: -1}, unix.ELOOP
+	return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
 }
 
 // interpreter reads the "#!" line of the object fd holds, or returns "" for

@@ -272,3 +272,102 @@ func TestExecTargetFollowsShebangs(t *testing.T) {
 		}
 	}
 }
+
+// The walk honours openat2's RESOLVE_* flags exactly as the kernel does:
+// compared, case by case, with the kernel's own openat2 from the same
+// dirfd in this very process.
+func TestResolveFlagsMatchTheKernel(t *testing.T) {
+	root := tree(t)
+	if err := os.Symlink("/proc/self/fd/0", filepath.Join(root, "a/magic")); err != nil {
+		t.Fatal(err)
+	}
+	dirfd, err := unix.Open(filepath.Join(root, "a"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	paths := []string{"b/file", "rel", "abs", "up", "../secret", "b/../../secret", "/" + "b/file", "magic",
+		"/proc/self/status", "../dirlink/file", "../a/b", "b/../b/file", "nope", ".."}
+	flagSets := []uint64{0, unix.RESOLVE_BENEATH, unix.RESOLVE_IN_ROOT, unix.RESOLVE_NO_SYMLINKS,
+		unix.RESOLVE_NO_MAGICLINKS, unix.RESOLVE_NO_XDEV, unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS}
+	for _, walk := range []bool{false, true} {
+		r, err := New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.forceWalk = walk
+		for _, p := range paths {
+			for _, fl := range flagSets {
+				kfd, kerr := unix.Openat2(dirfd, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: fl})
+				var kst unix.Stat_t
+				if kerr == nil {
+					unix.Fstat(kfd, &kst)
+					unix.Close(kfd)
+				}
+				obj, err := r.Resolve(Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: dirfd, Path: p, Follow: true, Resolve: fl})
+				switch {
+				case kerr != nil && err != kerr:
+					t.Errorf("walk %v %q resolve %#x: got %v (%q), kernel %v", walk, p, fl, err, obj.Path, kerr)
+				case kerr == nil && (err != nil || obj.Dev != kst.Dev || obj.Ino != kst.Ino):
+					t.Errorf("walk %v %q resolve %#x: got %v (%q, ino %d), kernel ino %d", walk, p, fl, err, obj.Path, obj.Ino, kst.Ino)
+				}
+			}
+		}
+	}
+}
+
+// Keep hands over the object and the directory it was found in; Parent
+// reports that directory's identity.
+func TestKeepAndParent(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t)
+	var dir unix.Stat_t
+	if err := unix.Stat(filepath.Join(root, "a/b"), &dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{root + "/a/rel", root + "/a/b/file", root + "/dirlink/new"} {
+		obj, err := r.Resolve(Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD, Path: p,
+			Follow: true, MayCreate: true, Keep: true, Parent: true})
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if obj.ParentDev != dir.Dev || obj.ParentIno != dir.Ino || obj.Fd < 0 || obj.ParentFd < 0 {
+			t.Fatalf("%s: parent %d/%d fds %d %d, want a/b (%d)", p, obj.ParentDev, obj.ParentIno, obj.Fd, obj.ParentFd, dir.Ino)
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(obj.ParentFd, &st); err != nil || st.Ino != dir.Ino {
+			t.Fatalf("%s: ParentFd is not a/b", p)
+		}
+		obj.Close()
+	}
+}
+
+// A watchee never reaches vigil's (or its helpers') /proc entries, however
+// it spells them: a watchee with CAP_SYS_PTRACE could write vigil's memory
+// or take its descriptors there.
+func TestVigilsOwnProcEntriesAreProtected(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := watchee(t, nil)
+	r.Protected = func(pid int) bool { return pid == helper }
+	pid := watchee(t, nil)
+	self := strconv.Itoa(os.Getpid())
+	for _, p := range []string{"/proc/" + self + "/mem", "/proc/" + self + "/fd/0", "/proc/" + self + "/task/" + self + "/mem",
+		"/proc/" + strconv.Itoa(unix.Gettid()) + "/mem", "/proc/" + strconv.Itoa(helper) + "/mem", "/proc/" + strconv.Itoa(helper) + "/cwd"} {
+		for _, own := range []bool{true, false} {
+			_, err := r.Resolve(Request{Tid: pid, Tgid: pid, Dirfd: unix.AT_FDCWD, Path: p, Follow: true, OwnRoot: own})
+			if err != ErrProtected {
+				t.Errorf("%s (own root %v): %v, want ErrProtected", p, own, err)
+			}
+		}
+	}
+	// The watchee's own entries are fine.
+	if _, err := r.Resolve(Request{Tid: pid, Tgid: pid, Dirfd: unix.AT_FDCWD, Path: "/proc/self/status", Follow: true, OwnRoot: true}); err != nil {
+		t.Fatalf("/proc/self/status: %v", err)
+	}
+}

@@ -36,7 +36,7 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 	flags := c.req.Resolve
 	cur, err := unix.Dup(basefd)
 	if err != nil {
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	parent, base, magic := -1, "", false
 	defer func() {
@@ -55,13 +55,13 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 	}
 	if strings.HasPrefix(path, "/") {
 		if err := c.reset(&cur, c.rootfd); err != nil {
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
 	}
 	startMnt := -1
 	if flags&unix.RESOLVE_NO_XDEV != 0 {
 		if startMnt, err = mountID(cur); err != nil {
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
 	}
 	mustDir := strings.HasSuffix(path, "/")
@@ -76,7 +76,7 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 			continue
 		case "..":
 			if err := c.dotdot(&cur, startMnt); err != nil {
-				return Object{Fd: -1}, err
+				return Object{Fd: -1, ParentFd: -1}, err
 			}
 			dropParent()
 			continue
@@ -86,16 +86,16 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 				// /proc/self is a symlink the kernel follows for the
 				// caller.
 				if flags&unix.RESOLVE_NO_SYMLINKS != 0 {
-					return Object{Fd: -1}, unix.ELOOP
+					return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
 				}
 				if links++; links > maxSymlinks {
-					return Object{Fd: -1}, unix.ELOOP
+					return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
 				}
 				queue = append(splitPath(sub), queue...)
 				continue
 			}
 			if c.protectedPid(cur, name) {
-				return Object{Fd: -1}, ErrProtected
+				return Object{Fd: -1, ParentFd: -1}, ErrProtected
 			}
 		}
 		fd, err := unix.Openat(cur, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -104,30 +104,30 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 			return c.missing(cur, name, magic)
 		}
 		if err != nil {
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
 		var stx unix.Statx_t
 		if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx); err != nil {
 			unix.Close(fd)
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
 		if startMnt >= 0 && int(stx.Mnt_id) != startMnt {
 			unix.Close(fd)
-			return Object{Fd: -1}, unix.EXDEV
+			return Object{Fd: -1, ParentFd: -1}, unix.EXDEV
 		}
 		if stx.Mode&unix.S_IFMT == unix.S_IFLNK && (!last || follow || mustDir) {
 			if flags&unix.RESOLVE_NO_SYMLINKS != 0 {
 				unix.Close(fd)
-				return Object{Fd: -1}, unix.ELOOP
+				return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
 			}
 			if links++; links > maxSymlinks {
 				unix.Close(fd)
-				return Object{Fd: -1}, unix.ELOOP
+				return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
 			}
 			n, err := unix.Readlinkat(fd, "", c.r.link)
 			if err != nil {
 				unix.Close(fd)
-				return Object{Fd: -1}, err
+				return Object{Fd: -1, ParentFd: -1}, err
 			}
 			target := string(c.r.link[:n])
 			unix.Close(fd)
@@ -138,18 +138,22 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 				// (mounts -> self/mounts) are walked below, where "self"
 				// becomes the watchee's pid.
 				if err := c.magicLink(&cur, name, last, startMnt); err != nil {
-					return Object{Fd: -1}, err
+					return Object{Fd: -1, ParentFd: -1}, err
 				}
 				dropParent()
 				magic = true
 				continue
 			}
 			if strings.HasPrefix(target, "/") {
-				if flags&unix.RESOLVE_BENEATH != 0 {
-					return Object{Fd: -1}, unix.EXDEV
+				// The kernel refuses to jump to the root through a
+				// symlink under RESOLVE_NO_XDEV even when the root is on
+				// the same mount (seen on 6.18), unlike an absolute path
+				// argument.
+				if flags&(unix.RESOLVE_BENEATH|unix.RESOLVE_NO_XDEV) != 0 {
+					return Object{Fd: -1, ParentFd: -1}, unix.EXDEV
 				}
 				if err := c.reset(&cur, c.rootfd); err != nil {
-					return Object{Fd: -1}, err
+					return Object{Fd: -1, ParentFd: -1}, err
 				}
 				dropParent()
 			}
@@ -160,7 +164,7 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 		}
 		if !last && stx.Mode&unix.S_IFMT != unix.S_IFDIR {
 			unix.Close(fd)
-			return Object{Fd: -1}, unix.ENOTDIR
+			return Object{Fd: -1, ParentFd: -1}, unix.ENOTDIR
 		}
 		dropParent()
 		if last {
@@ -173,22 +177,30 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 	if mustDir {
 		var st unix.Stat_t
 		if err := unix.Fstat(cur, &st); err != nil {
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return Object{Fd: -1}, unix.ENOTDIR
+			return Object{Fd: -1, ParentFd: -1}, unix.ENOTDIR
 		}
 	}
 	obj, err := c.describe(cur, parent, base, false)
 	if err != nil {
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	obj.Name, obj.Magic = base, magic
 	if base == "" && !magic {
 		obj.Name = lastName(path)
 	}
+	if parent >= 0 {
+		var pst unix.Stat_t
+		if err := unix.Fstat(parent, &pst); err != nil {
+			return Object{Fd: -1, ParentFd: -1}, err
+		}
+		obj.ParentDev, obj.ParentIno = pst.Dev, pst.Ino
+	}
 	if c.req.Keep {
 		obj.Fd, cur = cur, -1
+		obj.ParentFd, parent = parent, -1
 	}
 	return obj, nil
 }
@@ -317,7 +329,8 @@ func (c *walkCtx) protectedPid(cur int, name string) bool {
 		}
 	}
 	if tgid == self || pid == self {
-		return true
+		// vigil resolving for itself (tests do) may use its own entries.
+		return c.req.Tgid != c.r.selfPid
 	}
 	// Helpers are numbered in vigil's own pid namespace: only when this
 	// procfs numbers vigil as vigil does can the numbers be compared.
@@ -385,22 +398,28 @@ func nsIDs(tgid, tid int) (string, string) {
 func (c *walkCtx) missing(dirfd int, name string, magic bool) (Object, error) {
 	dir, err := c.describe(dirfd, -1, "", false)
 	if err != nil {
-		return Object{Fd: -1}, err
+		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	if dir.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return Object{Fd: -1}, unix.ENOTDIR
+		return Object{Fd: -1, ParentFd: -1}, unix.ENOTDIR
 	}
 	p := dir.Path
 	if !strings.HasSuffix(p, "/") {
 		p += "/"
 	}
-	obj := Object{Path: p + name, Exists: false, Dev: dir.Dev, Ino: dir.Ino, Name: name, Magic: magic, Fd: -1}
+	obj := Object{Path: p + name, Exists: false, Dev: dir.Dev, Ino: dir.Ino, Name: name, Magic: magic, Fd: -1, ParentFd: -1,
+		ParentDev: dir.Dev, ParentIno: dir.Ino}
 	if c.req.Keep {
 		fd, err := unix.Dup(dirfd)
 		if err != nil {
-			return Object{Fd: -1}, err
+			return Object{Fd: -1, ParentFd: -1}, err
 		}
-		obj.Fd = fd
+		fd2, err := unix.Dup(dirfd)
+		if err != nil {
+			unix.Close(fd)
+			return Object{Fd: -1, ParentFd: -1}, err
+		}
+		obj.Fd, obj.ParentFd = fd, fd2
 	}
 	return obj, nil
 }
