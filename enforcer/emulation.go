@@ -2,6 +2,8 @@ package enforcer
 
 import (
 	"errors"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/resolve"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
@@ -52,13 +55,21 @@ func NeedsEmulator(p *policy.Policy) bool {
 // before it could be performed is prepared and vetted again.
 const maxPrepareRetries = 3
 
-// writeFlags are the open flags whose effect (creating, truncating,
-// writing) happens before any sys_exit check could kill the caller: an allow
-// that depended on the path is emulated rather than bound (issue 4).
+// writeFlags are the open flags of opens vigil emulates when a path rule
+// allowed them: ADDFD then installs exactly the vetted object.
 const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | unix.O_APPEND
 
+// actsBeforeReturn reports open flags whose effect the kernel carries out
+// before any sys_exit check could kill the caller: creating or truncating
+// a file. A racer could aim that effect at another object than the one
+// vetted, so such an open is emulated or refused — never continued, not
+// even with a binding (issue 9, bypass 2).
+func actsBeforeReturn(flags uint64) bool { return flags&(unix.O_CREAT|unix.O_TRUNC) != 0 }
+
 // emulatesOpen reports whether a content-dependent allow of an open is
-// performed by vigil (and its fd installed with ADDFD).
+// performed by vigil (and its fd installed with ADDFD): opens for writing,
+// creating or truncating, opens of FIFOs and devices (whose open acts), and
+// openat2 calls whose open_how a rule looked at.
 func (s *Supervisor) emulatesOpen(c *call, d policy.Decision) bool {
 	if s.cfg.Emulator == nil || s.cfg.Unverified || c.sc == nil || c.sc.Flags != sysinfo.FlagsOpen ||
 		(d.Action != policy.ActionAllow && d.Action != policy.ActionLog) ||
@@ -68,55 +79,115 @@ func (s *Supervisor) emulatesOpen(c *call, d policy.Decision) bool {
 	// openat2 keeps its flags and resolve mode in user memory (open_how),
 	// which no binding re-checks: when a rule looked at them, emulate.
 	how := c.sc.Name == "openat2" && s.pol.Needs(c.pc.Nr)&(sysinfo.KeyFlags|sysinfo.KeyResolve) != 0
+	switch c.objs[0].Mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFCHR, unix.S_IFBLK:
+		return true
+	}
 	return how || c.pc.Flags&writeFlags != 0
+}
+
+// refuse is the outcome of an allowed call vigil cannot carry out safely:
+// the rule that allowed it stays in the record, with why it was refused.
+func refuse(c *call, d policy.Decision, why string) outcome {
+	c.reason = why
+	return outcome{dec: d, errno: unix.EPERM}
 }
 
 // emulateOpen opens the file vigil vetted, as the watchee, and installs it
 // in the watchee with SECCOMP_ADDFD_FLAG_SEND, which answers the call. It
-// reports handled false when the open cannot be emulated faithfully (a
-// terminal, /proc, a blocking FIFO): the caller then binds it instead.
+// reports handled false when the open cannot be emulated faithfully and
+// creates and truncates nothing (a terminal a session leader would take as
+// its own): the caller binds it instead.
 func (s *Supervisor) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
-	em := s.cfg.Emulator
-	caller := emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}
 	how := emulate.OpenHowFromFlags(int(c.pc.Flags), c.mode)
 	if c.sc.Name == "openat2" {
 		how = unix.OpenHow{Flags: c.how.Flags, Mode: c.how.Mode, Resolve: c.how.Resolve}
 	}
+	var err error
 	for try := 0; try < maxPrepareRetries; try++ {
-		p, err := em.PrepareOpen(caller, c.dirfds[0], c.paths[0], how)
-		if errors.Is(err, emulate.ErrUnsupported) {
-			return outcome{}, false
+		var o outcome
+		o, err = s.emulateOpenOnce(l, n, c, d, how)
+		if err == nil {
+			return o, true
 		}
-		if err != nil {
-			if e, ok := errnoOf(err); ok {
-				return outcome{dec: d, errno: e}, true
-			}
-			s.log.Error().Err(err).Msg("denying: preparing an emulated open failed")
-			return outcome{dec: d, errno: unix.EPERM}, true
+		if !errors.Is(err, emulate.ErrRaced) {
+			break
 		}
-		o, err := s.openPrepared(l, n, c, p)
-		p.Close()
-		if errors.Is(err, emulate.ErrRaced) {
-			continue
-		}
-		if err != nil {
-			if errors.Is(err, notify.ErrGone) {
-				return outcome{dec: d, errno: unix.ESRCH}, true
-			}
-			s.log.Error().Err(err).Msg("denying: emulated open failed")
-			return outcome{dec: d, errno: unix.EPERM}, true
-		}
-		return o, true
 	}
-	return outcome{dec: d, errno: unix.EAGAIN}, true
+	switch {
+	case errors.Is(err, emulate.ErrRaced):
+		return outcome{dec: d, errno: unix.EAGAIN}, true
+	case errors.Is(err, notify.ErrGone):
+		return outcome{dec: d, errno: unix.ESRCH}, true
+	case errors.Is(err, emulate.ErrUnsupported):
+		if actsBeforeReturn(how.Flags) {
+			return refuse(c, d, "cannot emulate faithfully, and the open creates or truncates before any check: "+err.Error()), true
+		}
+		return outcome{}, false
+	}
+	if e, ok := errnoOf(err); ok {
+		// The emulated lookup's own answer (ENOENT, ENXIO for /dev/tty
+		// without a controlling terminal...), as the kernel's would be.
+		return outcome{dec: d, errno: e, emulated: true}, true
+	}
+	s.log.Error().Err(err).Msg("denying: emulated open failed")
+	return refuse(c, d, "emulated open failed: "+err.Error()), true
 }
 
-func (s *Supervisor) openPrepared(l *notify.Listener, n *notify.Notif, c *call, p *emulate.Prepared) (outcome, error) {
-	d, o, refused, err := s.revet(l, n, c, p, nil)
+func (s *Supervisor) emulateOpenOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow) (outcome, error) {
+	em := s.cfg.Emulator
+	caller := emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}
+	obj, err := s.resolveHeld(n, c, 0, c.follows(c.sc.Follow), c.mayCreate(0), how.Resolve)
+	if err != nil {
+		return outcome{}, err
+	}
+	defer obj.Close()
+	var p *emulate.Prepared
+	switch {
+	case obj.ForeignMagic:
+		return refuse(c, d, "the path follows another process's /proc magic link, which emulation cannot check access to"), nil
+	case obj.Exists && obj.Mode&unix.S_IFMT == unix.S_IFCHR && obj.Rdev == unix.Mkdev(5, 0) && how.Flags&unix.O_PATH == 0:
+		// /dev/tty names the opener's controlling terminal.
+		tty, terr := em.ControllingTerminal(caller)
+		if terr != nil {
+			return outcome{}, terr
+		}
+		p, err = em.PrepareOpenHeld(caller, tty, -1, "", how)
+		unix.Close(tty)
+	case obj.Magic:
+		p, err = s.prepareOpenHeld(caller, &obj, how)
+	default:
+		p, err = em.PrepareOpen(caller, c.dirfds[0], c.paths[0], how)
+		if errors.Is(err, emulate.ErrUnsupported) && obj.Exists {
+			// procfs objects: the worker will not look them up by name
+			// (through vigil's /proc/self the walk made them explicit).
+			p, err = s.prepareOpenHeld(caller, &obj, how)
+		} else if err == nil && !sameOpen(p, &obj) {
+			p.Close()
+			return outcome{}, emulate.ErrRaced
+		}
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	defer func() {
+		if p != nil {
+			p.Close()
+		}
+	}()
+	s.vetted(c, 0, &obj)
+	d, o, refused, err := s.revet(l, n, c)
 	if refused || err != nil {
 		return o, err
 	}
-	r, err := s.cfg.Emulator.Open(p)
+	if p.Blocking() {
+		// A FIFO waiting for its other end: off the notify loop, answered
+		// when it opens or when the watchee stops waiting.
+		q := p
+		p = nil
+		return outcome{dec: d, emulated: true, deferred: s.fifoOpener(l, n.ID, q)}, nil
+	}
+	r, err := em.Open(p)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -133,6 +204,102 @@ func (s *Supervisor) openPrepared(l *notify.Listener, n *notify.Notif, c *call, 
 		return outcome{}, err
 	}
 	return outcome{dec: d, emulated: true, answered: true, val: int64(fd)}, nil
+}
+
+// prepareOpenHeld prepares an open of an object the resolver holds.
+func (s *Supervisor) prepareOpenHeld(caller emulate.Caller, obj *resolve.Object, how unix.OpenHow) (*emulate.Prepared, error) {
+	if obj.Exists {
+		return s.cfg.Emulator.PrepareOpenHeld(caller, obj.Fd, obj.ParentFd, obj.Name, how)
+	}
+	// Fd is the directory the missing name would be created in.
+	return s.cfg.Emulator.PrepareOpenHeld(caller, -1, obj.Fd, obj.Name, how)
+}
+
+// fifoOpener returns the deferred work of a blocking FIFO open: it waits
+// for the other end as the watchee would, and gives up when the watchee no
+// longer waits (its notification is no longer valid).
+func (s *Supervisor) fifoOpener(l *notify.Listener, id uint64, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
+	em := s.cfg.Emulator
+	return func() (int64, unix.Errno, bool) {
+		defer p.Close()
+		cancel := make(chan struct{})
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			t := time.NewTicker(50 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					if l.Valid(id) != nil {
+						close(cancel)
+						return
+					}
+				}
+			}
+		}()
+		r, err := em.OpenFIFO(p, cancel)
+		if err != nil {
+			return 0, unix.EPERM, false
+		}
+		if r.Errno != 0 {
+			return 0, r.Errno, false
+		}
+		fd, err := emulate.InstallFd(l, id, &r)
+		if err != nil {
+			var e unix.Errno
+			if errors.As(err, &e) && e != unix.ENOENT {
+				return 0, e, false
+			}
+			return 0, unix.ESRCH, true
+		}
+		return int64(fd), 0, true
+	}
+}
+
+// sameOpen reports whether the worker's preparation of an open found the
+// object the resolver named: the same file, or the same name to create in
+// the same directory.
+func sameOpen(p *emulate.Prepared, obj *resolve.Object) bool {
+	if p.Exists != obj.Exists {
+		return false
+	}
+	if obj.Exists {
+		return p.Dev == obj.Dev && p.Ino == obj.Ino
+	}
+	return p.ParentDev == obj.Dev && p.ParentIno == obj.Ino && strings.TrimRight(p.Name, "/") == obj.Name
+}
+
+// resolveHeld resolves path argument i for emulation, keeping descriptors of
+// the object and of the directory it is in.
+func (s *Supervisor) resolveHeld(n *notify.Notif, c *call, i int, follow, mayCreate bool, res uint64) (resolve.Object, error) {
+	obj, err := s.resolver.Resolve(resolve.Request{
+		Tid: int(n.Pid), Tgid: c.tgid, Dirfd: c.dirfds[i], Path: c.paths[i], Follow: follow, MayCreate: mayCreate,
+		OwnRoot: s.ownRoot, Resolve: res, Keep: true, Parent: true,
+	})
+	if err != nil {
+		if refused(err) {
+			c.reason = err.Error()
+			return obj, unix.EACCES
+		}
+		return obj, err
+	}
+	return obj, nil
+}
+
+// vetted records path argument i's object, named in the reference view,
+// for the policy and the audit record.
+func (s *Supervisor) vetted(c *call, i int, obj *resolve.Object) {
+	o := *obj
+	o.Fd, o.ParentFd = -1, -1
+	c.objs[i] = o
+	if i == 0 {
+		c.pc.Path = o.Path
+	} else {
+		c.pc.Path2 = o.Path
+	}
 }
 
 // emulateConnect connects the watchee's own socket (pidfd_getfd) from vigil
@@ -160,13 +327,13 @@ func (s *Supervisor) emulateConnect(l *notify.Listener, n *notify.Notif, c *call
 	}
 	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
 	em := s.cfg.Emulator
-	return outcome{dec: d, emulated: true, deferred: func() (int64, unix.Errno) {
+	return outcome{dec: d, emulated: true, deferred: func() (int64, unix.Errno, bool) {
 		defer p.Close()
 		r, err := em.Connect(p, addr)
 		if err != nil {
-			return 0, unix.EPERM
+			return 0, unix.EPERM, false
 		}
-		return r.Val, r.Errno
+		return r.Val, r.Errno, false
 	}}, true
 }
 
@@ -206,8 +373,12 @@ func (s *Supervisor) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d
 	case errors.Is(err, notify.ErrGone):
 		return outcome{dec: d, errno: unix.ESRCH}
 	case errors.Is(err, emulate.ErrUnsupported):
+		c.reason = "cannot emulate faithfully: " + err.Error()
 		s.log.Warn().Err(err).Str("syscall", c.sc.Name).Msg("denying: the call cannot be emulated faithfully")
+	case errors.Is(err, emulate.ErrRaced):
+		c.reason = "the object kept changing while vigil vetted it"
 	default:
+		c.reason = "emulation failed: " + err.Error()
 		s.log.Error().Err(err).Str("syscall", c.sc.Name).Msg("denying: emulation failed")
 	}
 	// Fail closed, with the errno emulation reports when it has one.
@@ -222,55 +393,52 @@ func (s *Supervisor) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d
 	caller := emulate.Caller{Pid: int(c.tgid), Tid: int(n.Pid)}
 	a := &n.Data.Args
 	name := c.sc.Name
-	var p, p2 *emulate.Prepared
-	var err error
+	var ps [2]*emulate.Prepared
 	defer func() {
-		if p != nil {
-			p.Close()
-		}
-		if p2 != nil {
-			p2.Close()
+		for _, p := range ps {
+			if p != nil {
+				p.Close()
+			}
 		}
 	}()
-	prep := func(i int, lk emulate.Lookup) (*emulate.Prepared, error) {
-		if c.paths[i] == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 {
-			return em.PrepareFd(caller, c.dirfds[i])
+	lookups := c.emulationLookups()
+	if name == "fsetxattr" {
+		p, err := em.PrepareFd(caller, c.fd)
+		if err != nil {
+			if e, ok := errnoOf(err); ok {
+				return outcome{dec: d, errno: e}, nil
+			}
+			return outcome{}, err
 		}
-		return em.PrepareAt(caller, c.dirfds[i], c.paths[i], lk)
+		ps[0] = p
+		obj, err := s.resolver.ResolveFd(int(n.Pid), c.fd, false)
+		if err != nil {
+			if refused(err) {
+				return refuse(c, d, err.Error()), nil
+			}
+			return outcome{dec: d, errno: args.Errno(err)}, nil
+		}
+		if obj.Dev != p.Dev || obj.Ino != p.Ino {
+			return outcome{}, emulate.ErrRaced
+		}
+		s.vetted(c, 0, &obj)
 	}
-	follow := emulate.LookupNoFollow
-	if c.follows(c.sc.Follow) {
-		follow = emulate.LookupFollow
+	for i, lk := range lookups {
+		p, err := s.prepareArg(n, c, caller, i, lk)
+		if err != nil {
+			if e, ok := errnoOf(err); ok {
+				// The lookup itself failed as the kernel's would.
+				return outcome{dec: d, errno: e, emulated: true}, nil
+			}
+			if errors.Is(err, errRefused) {
+				return refuse(c, d, c.reason), nil
+			}
+			return outcome{}, err
+		}
+		ps[i] = p
 	}
-	switch name {
-	case "fsetxattr":
-		p, err = em.PrepareFd(caller, c.fd)
-	case "mknod", "mknodat", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "symlink", "symlinkat":
-		p, err = prep(0, emulate.LookupParent)
-	case "rename", "renameat", "renameat2":
-		if p, err = prep(0, emulate.LookupParent); err == nil {
-			p2, err = prep(1, emulate.LookupParent)
-		}
-	case "link", "linkat":
-		// Without AT_SYMLINK_FOLLOW the name itself is linked.
-		old := emulate.LookupParent
-		if c.follows(c.sc.Follow) {
-			old = emulate.LookupFollow
-		}
-		if p, err = prep(0, old); err == nil {
-			p2, err = prep(1, emulate.LookupParent)
-		}
-	default:
-		p, err = prep(0, follow)
-	}
-	if err != nil {
-		if e, ok := errnoOf(err); ok {
-			// The lookup itself failed as the kernel's would.
-			return outcome{dec: d, errno: e}, nil
-		}
-		return outcome{}, err
-	}
-	d, o, refused, err := s.revet(l, n, c, p, p2)
+	p, p2 := ps[0], ps[1]
+	d, o, refused, err := s.revet(l, n, c)
 	if refused || err != nil {
 		return o, err
 	}
@@ -321,15 +489,124 @@ func (s *Supervisor) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d
 	return outcome{dec: d, emulated: true, val: r.Val}, nil
 }
 
-// revet evaluates the policy again on exactly the objects emulation will act
-// on (p, and p2 for a second path) and, when they are allowed, checks the
-// notification is still this task's before vigil acts for it. refused
-// reports an outcome (deny or kill) to answer instead.
-func (s *Supervisor) revet(l *notify.Listener, n *notify.Notif, c *call, p, p2 *emulate.Prepared) (d policy.Decision, o outcome, refused bool, err error) {
-	c.pc.Path, c.objs[0].Path = p.Path, p.Path
-	if p2 != nil {
-		c.pc.Path2, c.objs[1].Path = p2.Path, p2.Path
+// emulationLookups says, for each path argument of an emulated call, what
+// the call acts on: a name in a directory, or the object (following a final
+// symlink or not).
+func (c *call) emulationLookups() []emulate.Lookup {
+	switch c.sc.Name {
+	case "fsetxattr":
+		return nil
+	case "mknod", "mknodat", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "symlink", "symlinkat":
+		return []emulate.Lookup{emulate.LookupParent}
+	case "rename", "renameat", "renameat2":
+		return []emulate.Lookup{emulate.LookupParent, emulate.LookupParent}
+	case "link", "linkat":
+		// Without AT_SYMLINK_FOLLOW the name itself is linked.
+		if c.follows(c.sc.Follow) {
+			return []emulate.Lookup{emulate.LookupFollow, emulate.LookupParent}
+		}
+		return []emulate.Lookup{emulate.LookupParent, emulate.LookupParent}
 	}
+	if c.follows(c.sc.Follow) {
+		return []emulate.Lookup{emulate.LookupFollow}
+	}
+	return []emulate.Lookup{emulate.LookupNoFollow}
+}
+
+// errRefused marks a preparation vigil refuses (c.reason says why).
+var errRefused = errors.New("refused")
+
+// prepareArg resolves path argument i in the watchee's view and names it in
+// the reference view, then prepares exactly that object for the call: the
+// worker looks the path up again with the watchee's credentials (search
+// permissions and all) and must find the same object, or the resolver's own
+// descriptors are used when the path goes through a /proc magic link, which
+// the worker cannot follow as the watchee.
+func (s *Supervisor) prepareArg(n *notify.Notif, c *call, caller emulate.Caller, i int, lk emulate.Lookup) (*emulate.Prepared, error) {
+	em := s.cfg.Emulator
+	if c.paths[i] == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 {
+		p, err := em.PrepareFd(caller, c.dirfds[i])
+		if err != nil {
+			return nil, err
+		}
+		obj, err := s.resolver.ResolveFd(int(n.Pid), c.dirfds[i], false)
+		if err == nil && (obj.Dev != p.Dev || obj.Ino != p.Ino) {
+			err = emulate.ErrRaced
+		}
+		if err != nil {
+			p.Close()
+			if refused(err) {
+				c.reason = err.Error()
+				return nil, errRefused
+			}
+			return nil, err
+		}
+		s.vetted(c, i, &obj)
+		return p, nil
+	}
+	obj, err := s.resolveHeld(n, c, i, lk == emulate.LookupFollow, lk == emulate.LookupParent, 0)
+	if err != nil {
+		if c.reason != "" {
+			return nil, errRefused
+		}
+		return nil, err
+	}
+	defer obj.Close()
+	if obj.ForeignMagic {
+		c.reason = "the path follows another process's /proc magic link, which emulation cannot check access to"
+		return nil, errRefused
+	}
+	var p *emulate.Prepared
+	if obj.Magic {
+		p, err = s.prepareHeld(caller, &obj, lk)
+	} else {
+		p, err = em.PrepareAt(caller, c.dirfds[i], c.paths[i], lk)
+		if errors.Is(err, emulate.ErrUnsupported) {
+			p, err = s.prepareHeld(caller, &obj, lk)
+		} else if err == nil && !samePrepared(p, &obj, lk) {
+			p.Close()
+			return nil, emulate.ErrRaced
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.vetted(c, i, &obj)
+	return p, nil
+}
+
+func (s *Supervisor) prepareHeld(caller emulate.Caller, obj *resolve.Object, lk emulate.Lookup) (*emulate.Prepared, error) {
+	if lk != emulate.LookupParent {
+		return s.cfg.Emulator.PrepareHeld(caller, obj.Fd, -1, "", lk)
+	}
+	parent := obj.ParentFd
+	if !obj.Exists {
+		parent = obj.Fd
+	}
+	return s.cfg.Emulator.PrepareHeld(caller, -1, parent, obj.Name, lk)
+}
+
+// samePrepared reports whether the worker prepared the object the resolver
+// named: for a call on a name, the same entry (directory and name, and the
+// same object under it if any); otherwise the same object — any name of an
+// object is as good as another for what is done to the object itself.
+func samePrepared(p *emulate.Prepared, obj *resolve.Object, lk emulate.Lookup) bool {
+	if lk != emulate.LookupParent {
+		return p.Exists && obj.Exists && p.Dev == obj.Dev && p.Ino == obj.Ino
+	}
+	pdev, pino := obj.ParentDev, obj.ParentIno
+	if p.Exists != obj.Exists || p.ParentDev != pdev || p.ParentIno != pino ||
+		strings.TrimRight(p.Name, "/") != obj.Name {
+		return false
+	}
+	return !p.Exists || p.Dev == obj.Dev && p.Ino == obj.Ino
+}
+
+// revet evaluates the policy again on the objects emulation will act on,
+// named in the reference view (c.pc, set by vetted), and, when they are
+// allowed, checks the notification is still this task's before vigil acts
+// for it. refused reports an outcome (deny or kill) to answer instead.
+func (s *Supervisor) revet(l *notify.Listener, n *notify.Notif, c *call) (d policy.Decision, o outcome, refused bool, err error) {
 	d = s.pol.Evaluate(&c.pc)
 	switch d.Action {
 	case policy.ActionDeny:

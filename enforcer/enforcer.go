@@ -318,9 +318,10 @@ type outcome struct {
 	val      int64
 	// answered: ADDFD with SEND already answered the call.
 	answered bool
-	// deferred performs an emulated call that may block (connect) off the
-	// notify loop; its goroutine answers and records the call.
-	deferred func() (int64, unix.Errno)
+	// deferred performs an emulated call that may block (connect, a FIFO
+	// open) off the notify loop; its goroutine records the call, and
+	// answers it unless deferred reports it answered itself (ADDFD).
+	deferred func() (val int64, errno unix.Errno, answered bool)
 }
 
 // handle decides and answers one notification.
@@ -347,11 +348,15 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 		d := s.decisionOf(n, pi, &o, false, 0)
 		id, nr := *n, start
 		go func() {
-			val, errno := o.deferred()
+			val, errno, answered := o.deferred()
 			var err error
-			if errno != 0 {
+			switch {
+			case answered && errno == unix.ESRCH:
+				err = notify.ErrGone
+			case answered:
+			case errno != 0:
 				err = verdict.Deny(l, &id, errno)
-			} else {
+			default:
 				err = verdict.Return(l, &id, val)
 			}
 			d.errno, d.latency = errno, time.Since(nr)

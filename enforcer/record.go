@@ -34,6 +34,8 @@ type decision struct {
 	emulated  bool
 	latency   time.Duration
 	container string
+	// reason says why vigil refused (see audit.FieldReason).
+	reason string
 }
 
 // callView is the part of a decoded call an audit record shows.
@@ -79,12 +81,18 @@ func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, g
 		// Decided before any rule was consulted.
 		d.rule = ""
 	}
+	if c.reason != "" {
+		d.reason = c.reason
+		if o.dec.Rule != nil || o.dec.Action == policy.ActionAllow || o.dec.Action == policy.ActionLog {
+			d.reason = "allowed by " + ruleName(o.dec.Rule) + ", refused: " + c.reason
+		}
+	}
 	if d.errno == 0 && d.action != policy.ActionKill && !o.emulated {
 		d.verified = o.grant.Verified()
 	}
 
 	switch {
-	case c.err != 0 && o.dec.Rule == nil:
+	case c.err != 0 && o.dec.Rule == nil && c.reason == "":
 		// vigil answered with the kernel's own errno for arguments it could
 		// not vet (a missing file, a bad pointer): no policy refused it.
 		d.level = zerolog.DebugLevel
@@ -127,6 +135,9 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 	ev = ev.Str(audit.FieldRule, d.rule).Str(audit.FieldAction, d.action.String())
 	if d.errno != 0 {
 		ev = ev.Str(audit.FieldErrno, unix.ErrnoName(d.errno))
+	}
+	if d.reason != "" {
+		ev = ev.Str(audit.FieldReason, d.reason)
 	}
 	ev = ev.Bool(audit.FieldEmulated, d.emulated)
 	if d.verified != "" {

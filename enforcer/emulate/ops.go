@@ -271,6 +271,9 @@ func (e *Emulator) Open(p *Prepared) (Result, error) {
 	if err := p.check(lookupOpen); err != nil {
 		return errnoResult(0), fmt.Errorf("open: %w", err)
 	}
+	if p.Blocking() {
+		return errnoResult(0), fmt.Errorf("%w: a blocking FIFO open would wait in the worker (use OpenFIFO)", ErrUnsupported)
+	}
 	flags := p.how.Flags
 	var fdFlags uint32
 	if flags&unix.O_CLOEXEC != 0 {

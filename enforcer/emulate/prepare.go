@@ -477,38 +477,167 @@ func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 		p.Exists = false
 		p.Dev, p.Ino, p.Mode = 0, 0, 0
 	}
-	if why := opensAsOpener(&p.st, p.Exists, how.Flags); why != "" {
+	if why := p.opensAsOpener(); why != "" {
 		p.Close()
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, why)
 	}
 	return p, nil
 }
 
-// opensAsOpener explains why opening an existing object from the worker
+// PrepareOpenHeld is PrepareOpen for an object vigil has already resolved
+// and holds — reached through a /proc magic link, which the worker cannot
+// follow for the watchee: obj is an O_PATH descriptor of the existing object
+// (or -1), parent one of the directory name is in (or -1 when unknown; it
+// must be known for a name to create). The descriptors stay the caller's.
+func (e *Emulator) PrepareOpenHeld(c Caller, obj, parent int, name string, how unix.OpenHow) (*Prepared, error) {
+	if fd, err := unix.Openat2(-1, "", &how); err != unix.ENOENT {
+		if err == nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%w: probing open flags unexpectedly opened a file", ErrUnsupported)
+		}
+		return nil, err
+	}
+	if obj < 0 && (parent < 0 || name == "" || strings.Contains(name, "/")) {
+		return nil, fmt.Errorf("preparing a held open: no object and no directory to create %q in", name)
+	}
+	p, err := e.begin(c, lookupOpen)
+	if err != nil {
+		return nil, err
+	}
+	defer p.endPrepare()
+	free, err := fdSlotFree(e.procfd, p.tidfd, c.Pid)
+	if err == nil && !free {
+		err = unix.EMFILE
+	}
+	if err == nil {
+		err = p.hold(obj, parent, name)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.how = how
+	if obj < 0 {
+		p.Exists = false
+		p.Dev, p.Ino, p.Mode = 0, 0, 0
+	}
+	if why := p.opensAsOpener(); why != "" {
+		p.Close()
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, why)
+	}
+	return p, nil
+}
+
+// PrepareHeld is PrepareAt for an object vigil already holds (see
+// PrepareOpenHeld): obj for LookupFollow and LookupNoFollow, parent and name
+// for LookupParent. The descriptors stay the caller's.
+func (e *Emulator) PrepareHeld(c Caller, obj, parent int, name string, lookup Lookup) (*Prepared, error) {
+	switch {
+	case lookup == LookupParent && (parent < 0 || name == "" || strings.Contains(strings.TrimRight(name, "/"), "/")):
+		return nil, fmt.Errorf("%w: the call acts on a name, and the path ends in a /proc magic link", ErrUnsupported)
+	case (lookup == LookupFollow || lookup == LookupNoFollow) && obj < 0:
+		return nil, fmt.Errorf("preparing a held object: none given")
+	case lookup < LookupParent || lookup > LookupNoFollow:
+		return nil, fmt.Errorf("preparing a held object: invalid lookup %d", lookup)
+	}
+	p, err := e.begin(c, lookup)
+	if err != nil {
+		return nil, err
+	}
+	defer p.endPrepare()
+	if lookup == LookupParent {
+		obj = -1
+	} else {
+		parent, name = -1, ""
+	}
+	if err := p.hold(obj, parent, name); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// hold takes copies of the given descriptors and identifies them.
+func (p *Prepared) hold(obj, parent int, name string) error {
+	var err error
+	if obj >= 0 {
+		if p.ObjectFd, err = unix.Dup(obj); err != nil {
+			return fmt.Errorf("holding the object: %w", err)
+		}
+	}
+	if parent >= 0 {
+		if p.ParentFd, err = unix.Dup(parent); err != nil {
+			return fmt.Errorf("holding the parent: %w", err)
+		}
+	}
+	return p.identify(name)
+}
+
+// Blocking reports whether opening the prepared object would wait for
+// another process: a FIFO opened read-only or write-only without
+// O_NONBLOCK waits for the other end (O_RDWR never does). Open refuses it;
+// OpenFIFO performs it off the worker.
+func (p *Prepared) Blocking() bool {
+	f := p.how.Flags
+	return p.Exists && p.Mode&unix.S_IFMT == unix.S_IFIFO && f&unix.O_PATH == 0 &&
+		f&unix.O_NONBLOCK == 0 && f&unix.O_ACCMODE != unix.O_RDWR
+}
+
+// opensAsOpener explains why opening the existing object from the worker
 // would not be what the watchee's open does, or returns "".
-func opensAsOpener(st *unix.Stat_t, exists bool, flags uint64) string {
-	if !exists || flags&unix.O_PATH != 0 {
+func (p *Prepared) opensAsOpener() string {
+	flags := p.how.Flags
+	if !p.Exists || flags&unix.O_PATH != 0 || p.Mode&unix.S_IFMT != unix.S_IFCHR {
 		return ""
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFIFO:
-		// A FIFO opened read-only or write-only without O_NONBLOCK waits for
-		// the other end; the worker must not block (O_RDWR never does).
-		if flags&unix.O_NONBLOCK == 0 && flags&unix.O_ACCMODE != unix.O_RDWR {
-			return "a blocking FIFO open would wait in the worker"
-		}
-	case unix.S_IFCHR:
-		maj, min := unix.Major(st.Rdev), unix.Minor(st.Rdev)
-		if maj == 5 && min == 0 {
-			return "/dev/tty names the opener's controlling terminal"
-		}
-		// tty_open makes a terminal the controlling terminal of a session
-		// leader that has none, unless O_NOCTTY: that would be the worker's.
-		if flags&unix.O_NOCTTY == 0 && (maj == 4 || (maj == 5 && min == 1) || (maj >= 136 && maj <= 143)) {
-			return "opening a terminal without O_NOCTTY may make it the opener's controlling terminal"
-		}
+	maj, min := unix.Major(p.st.Rdev), unix.Minor(p.st.Rdev)
+	if maj == 5 && min == 0 {
+		// The caller substitutes the watchee's controlling terminal.
+		return "/dev/tty names the opener's controlling terminal"
+	}
+	// tty_open makes a terminal the controlling terminal of a session
+	// leader that has none, unless O_NOCTTY. The worker reopens with
+	// O_NOCTTY, which is exact unless the watchee is such a leader.
+	if flags&unix.O_NOCTTY == 0 && isTerminal(maj, min) && p.acquiresTTY() {
+		return "the watchee is a session leader without a controlling terminal: opening a terminal would make it its own"
 	}
 	return ""
+}
+
+// acquiresTTY reports whether the watchee is a session leader without a
+// controlling terminal (/proc/<tid>/stat: session == pid, tty_nr == 0), whose
+// open of a terminal without O_NOCTTY would make it its own. Unknown counts
+// as yes: refuse rather than differ. Called while preparing (tidfd open).
+func (p *Prepared) acquiresTTY() bool {
+	var buf [512]byte
+	b, err := readProcFile(p.tidfd, "stat", buf[:])
+	if err != nil {
+		return true
+	}
+	session, tty, ok := statSessionTTY(b)
+	return !ok || session == p.c.Pid && tty == 0
+}
+
+// statSessionTTY parses the session and tty_nr fields of /proc/<pid>/stat.
+func statSessionTTY(b []byte) (session, tty int, ok bool) {
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// state ppid pgrp session tty_nr ...
+	if len(f) < 5 {
+		return 0, 0, false
+	}
+	s, err1 := strconv.Atoi(f[3])
+	t, err2 := strconv.Atoi(f[4])
+	return s, t, err1 == nil && err2 == nil
+}
+
+// isTerminal reports tty majors: the tty and vc devices (4), the console
+// and ptmx (5:1, 5:2) and the Unix98 pseudo-terminal slaves (136-143).
+func isTerminal(maj, min uint32) bool {
+	return maj == 4 || maj == 5 && (min == 1 || min == 2) || maj >= 136 && maj <= 143
 }
 
 // stickyCheck is the kernel's may_create_in_sticky (fs/namei.c) for an

@@ -236,27 +236,30 @@ func TestErrnoFailsClosed(t *testing.T) {
 	}
 }
 
-func TestOpensAsOpenerRefusesTerminalsAndBlockingFIFOs(t *testing.T) {
-	dev := func(mode uint32, maj, min uint32) *unix.Stat_t {
-		return &unix.Stat_t{Mode: mode, Rdev: unix.Mkdev(maj, min)}
-	}
+func TestOpensAsOpenerRefusesTerminalsAndBlockingFIFOsBlock(t *testing.T) {
 	for _, tc := range []struct {
-		st     *unix.Stat_t
-		flags  uint64
-		refuse bool
+		mode, maj, min uint32
+		flags          uint64
+		refuse, block  bool
 	}{
-		{dev(unix.S_IFCHR, 1, 3), unix.O_WRONLY, false},                   // /dev/null
-		{dev(unix.S_IFCHR, 5, 0), unix.O_RDWR | unix.O_NOCTTY, true},      // /dev/tty
-		{dev(unix.S_IFCHR, 136, 1), unix.O_RDWR, true},                    // a pty without O_NOCTTY
-		{dev(unix.S_IFCHR, 136, 1), unix.O_RDWR | unix.O_NOCTTY, false},   // with it
-		{dev(unix.S_IFIFO, 0, 0), unix.O_RDONLY, true},                    // blocks for a writer
-		{dev(unix.S_IFIFO, 0, 0), unix.O_RDONLY | unix.O_NONBLOCK, false}, // does not
-		{dev(unix.S_IFIFO, 0, 0), unix.O_RDWR, false},                     // never blocks
-		{dev(unix.S_IFCHR, 5, 0), unix.O_PATH, false},                     // O_PATH opens nothing
-		{dev(unix.S_IFREG, 0, 0), unix.O_RDONLY, false},
+		{unix.S_IFCHR, 1, 3, unix.O_WRONLY, false, false},                   // /dev/null
+		{unix.S_IFCHR, 5, 0, unix.O_RDWR | unix.O_NOCTTY, true, false},      // /dev/tty: the caller substitutes
+		{unix.S_IFCHR, 136, 1, unix.O_RDWR, true, false},                    // a pty without O_NOCTTY, session unknown
+		{unix.S_IFCHR, 136, 1, unix.O_RDWR | unix.O_NOCTTY, false, false},   // with it
+		{unix.S_IFIFO, 0, 0, unix.O_RDONLY, false, true},                    // blocks for a writer
+		{unix.S_IFIFO, 0, 0, unix.O_WRONLY, false, true},                    // blocks for a reader
+		{unix.S_IFIFO, 0, 0, unix.O_RDONLY | unix.O_NONBLOCK, false, false}, // does not
+		{unix.S_IFIFO, 0, 0, unix.O_RDWR, false, false},                     // never blocks
+		{unix.S_IFCHR, 5, 0, unix.O_PATH, false, false},                     // O_PATH opens nothing
+		{unix.S_IFREG, 0, 0, unix.O_RDONLY, false, false},
 	} {
-		if got := opensAsOpener(tc.st, true, tc.flags) != ""; got != tc.refuse {
-			t.Errorf("mode %o rdev %#x flags %#x: refused=%v, want %v", tc.st.Mode, tc.st.Rdev, tc.flags, got, tc.refuse)
+		p := &Prepared{Exists: true, Mode: tc.mode, tidfd: -1, how: unix.OpenHow{Flags: tc.flags}}
+		p.st.Rdev = unix.Mkdev(tc.maj, tc.min)
+		if got := p.opensAsOpener() != ""; got != tc.refuse {
+			t.Errorf("mode %o %d:%d flags %#x: refused=%v, want %v", tc.mode, tc.maj, tc.min, tc.flags, got, tc.refuse)
+		}
+		if got := p.Blocking(); got != tc.block {
+			t.Errorf("mode %o flags %#x: blocking=%v, want %v", tc.mode, tc.flags, got, tc.block)
 		}
 	}
 }

@@ -79,8 +79,12 @@ type Object struct {
 	// Name is the final component the lookup ended on ("" for a magic link,
 	// "/" for the root).
 	Name string
-	// Magic reports that a /proc magic link led to the object.
-	Magic bool
+	// Rdev is the device a device node stands for.
+	Rdev uint64
+	// Magic reports that a /proc magic link led to the object, and
+	// ForeignMagic that one of them belonged to another process than the
+	// watchee (following it takes the ptrace access the kernel checks).
+	Magic, ForeignMagic bool
 	// Fd is, with Request.Keep, an O_PATH descriptor of the object (of its
 	// parent directory when it does not exist); the caller closes it.
 	// -1 otherwise.
@@ -282,7 +286,8 @@ func (r *Resolver) fastObject(fd int, p string, keep bool) (Object, bool) {
 		unix.Close(fd)
 		return Object{Fd: -1, ParentFd: -1}, false
 	}
-	obj := Object{Path: p, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Name: path.Base(p), Fd: -1, ParentFd: -1}
+	obj := Object{Path: p, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode),
+		Rdev: unix.Mkdev(stx.Rdev_major, stx.Rdev_minor), Name: path.Base(p), Fd: -1, ParentFd: -1}
 	if keep {
 		obj.Fd = fd
 	} else {
@@ -500,7 +505,8 @@ func (c *walkCtx) describe(fd, parent int, base string, fast bool) (Object, erro
 		// directory the walk must check (ErrProtected).
 		return Object{Fd: -1, ParentFd: -1}, errLeak
 	}
-	return Object{Path: name, Exists: true, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode), Fd: -1, ParentFd: -1}, nil
+	return Object{Path: name, Exists: true, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode),
+		Rdev: unix.Mkdev(stx.Rdev_major, stx.Rdev_minor), Fd: -1, ParentFd: -1}, nil
 }
 
 // watcheeRoot returns how vigil reads the path of the watchee's root.

@@ -38,7 +38,10 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 	if err != nil {
 		return Object{Fd: -1, ParentFd: -1}, err
 	}
-	parent, base, magic := -1, "", false
+	parent, base, magic, foreign := -1, "", false, false
+	// ownPid says whether the last /proc/<pid> directory the walk entered
+	// is the watchee's own, to tell its magic links from another process's.
+	ownPid := false
 	defer func() {
 		if cur >= 0 {
 			unix.Close(cur)
@@ -97,6 +100,7 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 			if c.protectedPid(cur, name) {
 				return Object{Fd: -1, ParentFd: -1}, ErrProtected
 			}
+			ownPid = c.ownPidDir(cur, name)
 		}
 		fd, err := unix.Openat(cur, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err == unix.ENOENT && last && mayCreate {
@@ -142,6 +146,7 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 				}
 				dropParent()
 				magic = true
+				foreign = foreign || !ownPid
 				continue
 			}
 			if strings.HasPrefix(target, "/") {
@@ -187,7 +192,7 @@ func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object,
 	if err != nil {
 		return Object{Fd: -1, ParentFd: -1}, err
 	}
-	obj.Name, obj.Magic = base, magic
+	obj.Name, obj.Magic, obj.ForeignMagic = base, magic, foreign
 	if base == "" && !magic {
 		obj.Name = lastName(path)
 	}
@@ -361,6 +366,25 @@ func statusField(b []byte, key string) (int, bool) {
 		return n, err == nil
 	}
 	return 0, false
+}
+
+// ownPidDir reports whether directory name of the procfs root procRoot is
+// the watchee's own thread group, in that procfs's numbering (the watchee's
+// pid namespace's, for a procfs it mounted; nsIDs gives its ids there).
+func (c *walkCtx) ownPidDir(procRoot int, name string) bool {
+	if _, err := strconv.Atoi(name); err != nil {
+		return false
+	}
+	tgid, tid := nsIDs(c.req.Tgid, c.req.Tid)
+	if name == tgid || name == tid {
+		return true
+	}
+	b, err := readAt(procRoot, name+"/status")
+	if err != nil {
+		return false
+	}
+	t, ok := statusField(b, "Tgid")
+	return ok && strconv.Itoa(t) == tgid
 }
 
 // nsIDs returns the watchee's thread-group and thread ids in its own pid
