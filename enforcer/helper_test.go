@@ -2,6 +2,9 @@ package enforcer_test
 
 import (
 	"fmt"
+	"runtime"
+	"strconv"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +55,35 @@ func runHelper(name string, argv []string) int {
 			fmt.Println("ok")
 		}
 		return 0
+	case "swap-trunc":
+		// argv: link other iterations. A thread keeps exchanging link and
+		// other (a FIFO decoy and a protected file); the main thread opens
+		// link for writing with O_TRUNC|O_NONBLOCK. Prints "ok <opened>".
+		return swapTrunc(argv[0], argv[1], atoiOr(argv[2], 1000))
+	case "fd-swap-trunc":
+		// argv: allowed protected iterations. A thread keeps dup2-ing a
+		// descriptor of the allowed file and an O_PATH one of the protected
+		// file onto fd 50; the main thread reopens /proc/self/fd/50 with
+		// O_WRONLY|O_TRUNC. Prints "ok <opened>".
+		return fdSwapTrunc(argv[0], argv[1], atoiOr(argv[2], 1000))
+	case "opath-reopen":
+		// argv: path. Opens path O_PATH, then reopens it for writing
+		// through /proc/self/fd/N and /dev/fd/N.
+		fd, err := unix.Open(argv[0], unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fmt.Printf("setup: %v\n", err)
+			return 3
+		}
+		for _, p := range []string{"/proc/self/fd/", "/dev/fd/"} {
+			w, err := unix.Open(p+strconv.Itoa(fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				fmt.Printf("err %s\n", unix.ErrnoName(err.(unix.Errno)))
+				continue
+			}
+			unix.Close(w)
+			fmt.Println("ok")
+		}
+		return 0
 	case "seccomp-listener":
 		// A one-instruction program: RET ALLOW.
 		insns := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW}}
@@ -72,5 +104,74 @@ func runHelper(name string, argv []string) int {
 	} else {
 		fmt.Println("ok")
 	}
+	return 0
+}
+
+func atoiOr(s string, def int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return def
+}
+
+func swapTrunc(link, other string, n int) int {
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer close(done)
+		for !stop.Load() {
+			_ = unix.Renameat2(unix.AT_FDCWD, link, unix.AT_FDCWD, other, unix.RENAME_EXCHANGE)
+		}
+	}()
+	opened := 0
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open(link, unix.O_WRONLY|unix.O_TRUNC|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err == nil {
+			opened++
+			unix.Close(fd)
+		}
+	}
+	stop.Store(true)
+	<-done
+	fmt.Printf("ok %d\n", opened)
+	return 0
+}
+
+func fdSwapTrunc(allowed, protected string, n int) int {
+	a, err := unix.Open(allowed, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Printf("setup: %v\n", err)
+		return 3
+	}
+	p, err := unix.Open(protected, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fmt.Printf("setup: %v\n", err)
+		return 3
+	}
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer close(done)
+		for i := 0; !stop.Load(); i++ {
+			src := a
+			if i%2 == 1 {
+				src = p
+			}
+			_ = unix.Dup2(src, 50)
+		}
+	}()
+	opened := 0
+	for i := 0; i < n; i++ {
+		fd, err := unix.Open("/proc/self/fd/50", unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+		if err == nil {
+			opened++
+			unix.Close(fd)
+		}
+	}
+	stop.Store(true)
+	<-done
+	fmt.Printf("ok %d\n", opened)
 	return 0
 }
