@@ -139,13 +139,21 @@ func (s *Supervisor) connectBinding(n *notify.Notif, c *call, tgid int) (bindRes
 		if a.UnixPath == "" {
 			return bindFailed, unix.EINVAL
 		}
-		// A path peer is the socket file it names in the watchee's view.
-		obj, err := s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD,
-			Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot, Identity: true})
-		if e, ok := err.(unix.Errno); ok && e != 0 {
-			return bindFailed, e // what the kernel's lookup gives (ENOENT...)
+		// A path peer is the socket file it names in the watchee's view:
+		// resolved for the policy already, or now.
+		obj := c.sock
+		if !c.hasSock {
+			var err error
+			obj, err = s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD,
+				Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot, Identity: true})
+			if e, ok := err.(unix.Errno); ok && e != 0 {
+				return bindFailed, e // what the kernel's lookup gives (ENOENT...)
+			}
+			if err != nil {
+				return bindFailed, unix.EACCES
+			}
 		}
-		if err != nil || !obj.Exists {
+		if !obj.Exists {
 			return bindFailed, unix.ENOENT
 		}
 		s.bind.UnixName, s.bind.Dev, s.bind.Ino = a.UnixPath, obj.Dev, obj.Ino

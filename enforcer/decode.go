@@ -23,6 +23,10 @@ type call struct {
 	dirfds  [2]int
 	nPaths  int
 	objs    [2]resolve.Object
+	// sock is the socket file an AF_UNIX pathname address names, resolved
+	// (hasSock) like any path: policy matches its reference name.
+	sock    resolve.Object
+	hasSock bool
 	target  string // symlink target (not resolved)
 	mode    uint32
 	atFlags uint64
@@ -36,6 +40,8 @@ type call struct {
 	saLen, cloneLen int
 	// err is the first decoding failure, as the errno the kernel would give.
 	err unix.Errno
+	// spelledSock is an AF_UNIX address's path as the watchee spelled it.
+	spelledSock string
 	// reason says why vigil refused a call it could not vet or carry out
 	// (for the audit record); "" when err is the kernel's own answer.
 	reason string
@@ -44,6 +50,33 @@ type call struct {
 func (c *call) reset(sc *sysinfo.Syscall, nr int) {
 	*c = call{sc: sc, dirfds: [2]int{unix.AT_FDCWD, unix.AT_FDCWD}}
 	c.pc.Nr = nr
+	for i := range c.objs {
+		c.objs[i].Fd, c.objs[i].ParentFd = -1, -1
+	}
+	c.sock.Fd, c.sock.ParentFd = -1, -1
+}
+
+// resolveSocketPath resolves an AF_UNIX pathname address in the watchee's
+// view — relative to its cwd, symlinks followed as connect(2) follows them
+// (bind(2) creates the final name and follows nothing there) — and puts its
+// reference name in the policy's view of the address, so that a symlink,
+// "//", "./" or /proc/self/cwd spelling names the same socket (issue 9,
+// bypass 4).
+func (s *Supervisor) resolveSocketPath(n *notify.Notif, c *call) {
+	a := &c.pc.Addr
+	if !c.pc.HasAddr || a.Family != unix.AF_UNIX || a.Abstract || a.UnixPath == "" {
+		return
+	}
+	bind := c.sc.Name == "bind"
+	obj, err := s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: c.tgid, Dirfd: unix.AT_FDCWD,
+		Path: a.UnixPath, Follow: !bind, MayCreate: bind, OwnRoot: s.ownRoot, Identity: true})
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.sock, c.hasSock = obj, true
+	c.spelledSock = a.UnixPath
+	a.UnixPath = obj.Path
 }
 
 func (c *call) fail(err error) {

@@ -462,6 +462,9 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		(s.cfg.Kernel != nil && Bindable(sc.Name) && len(sc.PathArgs()) > 0)) {
 		s.resolvePaths(n, c, tgid)
 	}
+	if c.err == 0 && s.pol.Needs(nr).Has(sysinfo.KeyAddr) {
+		s.resolveSocketPath(n, c)
+	}
 	if c.err != 0 {
 		if err := l.Valid(n.ID); err != nil {
 			return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.ESRCH}

@@ -47,6 +47,8 @@ type callView struct {
 	flagSet         sysinfo.FlagSet
 	pc              policy.Call
 	err             unix.Errno
+	// spelledSock is an AF_UNIX path as spelled; pc.Addr has it resolved.
+	spelledSock string
 }
 
 // kernelView is what eBPF saw the kernel do, for the record's "kernel" field.
@@ -109,7 +111,7 @@ func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, g
 		d.hasCall = true
 		d.call = callView{
 			paths: c.paths, dirfds: c.dirfds, nPaths: c.nPaths, target: c.target,
-			flagSet: c.sc.Flags, pc: c.pc, err: c.err,
+			flagSet: c.sc.Flags, pc: c.pc, err: c.err, spelledSock: c.spelledSock,
 		}
 		d.call.resolved[0], d.call.resolved[1] = c.objs[0].Path, c.objs[1].Path
 	}
@@ -205,7 +207,13 @@ func (c *callView) dict() *zerolog.Event {
 		d = d.Str(audit.ArgResolve, args.FormatResolve(c.pc.Resolve))
 	}
 	if c.pc.HasAddr {
-		d = d.Str(audit.ArgAddr, formatAddr(&c.pc.Addr))
+		if c.spelledSock != "" {
+			spelled := c.pc.Addr
+			spelled.UnixPath = c.spelledSock
+			d = d.Str(audit.ArgAddr, formatAddr(&spelled)).Str(audit.ArgResolved, "unix:"+c.pc.Addr.UnixPath)
+		} else {
+			d = d.Str(audit.ArgAddr, formatAddr(&c.pc.Addr))
+		}
 	}
 	if c.pc.HasDev {
 		d = d.Str(audit.ArgDev, formatDev(c.pc.Dev))
