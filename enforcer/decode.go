@@ -16,13 +16,13 @@ import (
 // record, the resolved objects and the policy's view. One call value lives in
 // each Supervisor and is reset per notification.
 type call struct {
-	sc      *sysinfo.Syscall
-	tgid    int
-	pc      policy.Call
-	paths   [2]string // requested spellings
-	dirfds  [2]int
-	nPaths  int
-	objs    [2]resolve.Object
+	sc     *sysinfo.Syscall
+	tgid   int
+	pc     policy.Call
+	paths  [2]string // requested spellings
+	dirfds [2]int
+	nPaths int
+	objs   [2]resolve.Object
 	// sock is the socket file an AF_UNIX pathname address names, resolved
 	// (hasSock) like any path: policy matches its reference name.
 	sock    resolve.Object
