@@ -646,6 +646,44 @@ static __always_inline void fill_file(struct vigil_event *e, struct file *f)
 	fill_kpath(e, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
 }
 
+/*
+ * same_name reports whether (dentry, mnt) — the object the kernel used — is
+ * the vetted object's path in the vetted view although it is another object:
+ * on the vetted mount, with current's root still the vetted root, and the
+ * path from that root (built as fill_kpath builds it, whole: a truncated
+ * walk never matches) hashing to b->path_hash.
+ */
+static __always_inline bool same_name(struct dentry *dentry, struct vfsmount *mnt, const struct vigil_binding *b)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct vigil_scratch *s = get_scratch();
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	struct inode *root_inode;
+	struct walk_ctx w = {};
+
+	if (!s || !b->path_hash || !dentry || !mnt)
+		return false;
+	if ((__u32)BPF_CORE_READ(real_mount(mnt), mnt_id) != b->mnt_id)
+		return false;
+	root_dentry = BPF_CORE_READ(task, fs, root.dentry);
+	root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+	root_inode = BPF_CORE_READ(root_dentry, d_inode);
+	if (!root_inode || BPF_CORE_READ(root_inode, i_sb, s_dev) != b->root_dev ||
+	    BPF_CORE_READ(root_inode, i_ino) != b->root_ino ||
+	    (__u32)BPF_CORE_READ(real_mount(root_mnt), mnt_id) != b->root_mnt)
+		return false;
+	w.dentry = dentry;
+	w.mnt = real_mount(mnt);
+	w.root_dentry = root_dentry;
+	w.root_mnt = root_mnt;
+	w.pos = VIGIL_PATH_MAX;
+	bpf_loop(VIGIL_KPATH_STEPS, walk_step, &w, 0);
+	if (!w.done || w.trunc || w.pos >= VIGIL_PATH_MAX)
+		return false;
+	return fnv1a_scratch(w.pos, VIGIL_PATH_MAX - w.pos) == b->path_hash;
+}
+
 /* check_create reports whether the open created f, in directory (dev, ino),
  * under a name hashing to name_hash. Requiring creation matters: an O_CREAT
  * without O_EXCL opens whatever appeared under the vetted name since the
@@ -1021,6 +1059,8 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 				; /* no new image, no child */
 			else if (b.state == VIGIL_STATE_ARMED)
 				reason = VIGIL_ARG_UNREADABLE;
+			else if (b.state == VIGIL_STATE_REPLACED)
+				flags |= VIGIL_F_REPLACED;
 			else if (b.state != VIGIL_STATE_CHECKED)
 				reason = VIGIL_UNCHECKED;
 		} else if (b.kind == VIGIL_BIND_CONNECT) {
@@ -1038,8 +1078,14 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			reason = VIGIL_ARG_UNREADABLE;
 		else if (!f)
 			reason = VIGIL_NO_OBJECT;
-		else if (b.kind == VIGIL_BIND_FILE)
-			reason = (dev == b.dev && ino == b.ino) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
+		else if (b.kind == VIGIL_BIND_FILE) {
+			if (dev == b.dev && ino == b.ino)
+				reason = VIGIL_OK;
+			else if (same_name(BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), &b))
+				flags |= VIGIL_F_REPLACED;
+			else
+				reason = VIGIL_OBJECT_MISMATCH;
+		}
 		else
 			reason = check_create(f, &b) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
 		if (reason != VIGIL_OK)
@@ -1104,6 +1150,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct file *f = NULL;
 	__u32 key = old_pid, reason = VIGIL_OK, flags = VIGIL_F_BOUND;
 	__u64 dev = 0, ino = 0;
+	bool replaced = false;
 
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
@@ -1124,13 +1171,16 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 			dev = BPF_CORE_READ(inode, i_sb, s_dev);
 			ino = BPF_CORE_READ(inode, i_ino);
 		}
-		if (b.kind != VIGIL_BIND_EXEC || !f || dev != b.dev || ino != b.ino)
+		if (b.kind != VIGIL_BIND_EXEC || !f)
+			reason = VIGIL_OBJECT_MISMATCH;
+		else if ((dev != b.dev || ino != b.ino) &&
+			 !(replaced = same_name(BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), &b)))
 			reason = VIGIL_OBJECT_MISMATCH;
 		if (reason != VIGIL_OK) {
 			flags |= kill_current();
 			b.state = VIGIL_STATE_KILLED;
 		} else {
-			b.state = VIGIL_STATE_CHECKED;
+			b.state = replaced ? VIGIL_STATE_REPLACED : VIGIL_STATE_CHECKED;
 		}
 	}
 	if (key != tid) {

@@ -60,6 +60,7 @@ enum vigil_bind_state {
 	VIGIL_STATE_ENTERED = 1, /* sys_enter re-read the argument and it matched */
 	VIGIL_STATE_KILLED = 2,  /* a check killed the caller; sys_exit only reports */
 	VIGIL_STATE_CHECKED = 3, /* EXEC/CLONE: the mid-call object check ran and held */
+	VIGIL_STATE_REPLACED = 4, /* EXEC: it held by the vetted path, another file (VIGIL_F_REPLACED) */
 };
 
 /* CONNECT with family AF_UNIX: what addr[0] says the binding pins.
@@ -69,8 +70,15 @@ enum vigil_bind_state {
 
 /*
  * A grant the supervisor is about to CONTINUE, keyed by the thread id in the
- * bindings map. 80 bytes, no implicit padding. Fields a kind does not use
+ * bindings map. 112 bytes, no implicit padding. Fields a kind does not use
  * are zero.
+ *
+ * FILE and EXEC may also name the vetted object by its path (path_hash):
+ * another object the kernel found under that very path, on the same mount
+ * (mnt_id) and seen from the same root (root_*), replaced the vetted one
+ * under the same name in the same view (a rename over it: editors, package
+ * upgrades, logrotate). A path rule's verdict cannot differ for it, so it
+ * stands, and the event says so (VIGIL_F_REPLACED).
  */
 struct vigil_binding {
 	__u64 dev;         /* kernel encoding of the superblock's s_dev: MAJOR<<20 | MINOR */
@@ -92,6 +100,12 @@ struct vigil_binding {
 	__u8 addr[16];     /* CONNECT AF_INET: the address in its first 4 bytes; AF_INET6:
 	                    * 16 bytes (a v4-mapped one stays mapped); AF_UNIX: addr[0]
 	                    * is VIGIL_UNIX_PATH or VIGIL_UNIX_ABSTRACT. Network order. */
+	__u64 path_hash;   /* FILE, EXEC: FNV-1a 64 over the object's path from the root below,
+	                    * without NUL; 0: only (dev, ino) holds */
+	__u64 root_dev;    /* the root that path starts at: its superblock (kernel encoding), */
+	__u64 root_ino;    /* inode */
+	__u32 root_mnt;    /* and mount id */
+	__u32 mnt_id;      /* the mount the object must be on */
 };
 
 /* keep in sync with loader/contract.go EventType */
@@ -124,6 +138,8 @@ enum vigil_reason {
 #define VIGIL_F_HAS_PEER 64    /* connect: peer_family, peer_port and peer describe the socket's peer
                                 * (AF_UNIX: kpath is the peer's path or abstract name, see below) */
 #define VIGIL_F_HAS_CHILD 128  /* clone: child_tid and child_ns describe the child the call created */
+#define VIGIL_F_REPLACED 256   /* FILE/EXEC: the object differs from the vetted one but has its path
+                                * (see struct vigil_binding): the grant stood */
 
 /*
  * One ring-buffer record. 656 bytes, no implicit padding. path and kpath are

@@ -48,6 +48,8 @@ func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult,
 		if !obj.Exists {
 			s.bind.Kind = loader.BindCreate
 			s.bind.Name = path.Base(obj.Path)
+		} else {
+			s.byName(obj)
 		}
 		return bindOK, 0
 	case c.sc.Name == "execve" || c.sc.Name == "execveat":
@@ -55,24 +57,8 @@ func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult,
 		if !s.pathBinding(c, obj) || !obj.Exists {
 			return bindFailed, unix.EPERM
 		}
-		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: c.dirfds[0], Path: c.paths[0],
-			Follow: c.follows(c.sc.Follow), OwnRoot: s.ownRoot, Identity: true, Keep: true}
-		var src resolve.Object
-		var err error
-		if req.Path == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 {
-			src, err = s.resolver.ResolveFd(req.Tid, req.Dirfd, true)
-		} else {
-			src, err = s.resolver.Resolve(req)
-		}
-		if err == nil && (src.Dev != obj.Dev || src.Ino != obj.Ino) {
-			src.Close()
-			err = unix.EAGAIN
-		}
-		var target resolve.Object
-		if err == nil {
-			target, err = s.resolver.ExecTarget(req, src)
-			src.Close()
-		}
+		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot, Identity: true}
+		target, err := s.resolver.ExecTarget(req, *obj)
 		if err != nil || (target.Dev == 0 && target.Ino == 0) {
 			// Replaced between resolution and reading its #! line, or an
 			// interpreter that cannot be found: refuse rather than guess.
@@ -82,6 +68,7 @@ func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult,
 			return bindFailed, unix.EPERM
 		}
 		s.bind.Kind, s.bind.Dev, s.bind.Ino = loader.BindExec, target.Dev, target.Ino
+		s.byName(&target)
 		return bindOK, 0
 	case c.sc.Name == "connect":
 		return s.connectBinding(n, c, tgid)
@@ -105,6 +92,17 @@ const (
 	bindOK                       // s.bind holds it
 	bindFailed                   // one should exist but could not be made: deny
 )
+
+// byName lets a FILE or EXEC binding also stand for another object found
+// under obj's path in the reference view (a rename replaced it: no path
+// rule's verdict can differ), when that path is the kernel's own path of the
+// object from the reference root; otherwise only obj itself holds.
+func (s *Supervisor) byName(obj *resolve.Object) {
+	if !obj.FastName || s.rootID.Mnt == 0 {
+		return
+	}
+	s.bind.Path, s.bind.MntID, s.bind.View = obj.Path, obj.MntID, s.rootID
+}
 
 // pathBinding sets the tripwire (path bytes) and identity of obj.
 func (s *Supervisor) pathBinding(c *call, obj *resolve.Object) bool {

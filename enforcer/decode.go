@@ -203,6 +203,14 @@ func (s *Supervisor) decode(n *notify.Notif, c *call) {
 	}
 }
 
+// release closes the descriptors the call's resolution kept.
+func (c *call) release() {
+	for i := range c.objs {
+		c.objs[i].Close()
+	}
+	c.sock.Close()
+}
+
 // refused reports errors of resolution that are vigil's refusal rather
 // than the kernel's answer.
 func refused(err error) bool {
@@ -246,11 +254,13 @@ func (s *Supervisor) resolvePaths(n *notify.Notif, c *call, tgid int) {
 			MayCreate: c.mayCreate(i),
 			OwnRoot:   s.ownRoot,
 			Identity:  s.cfg.Kernel != nil,
+			// An exec's binding reads the #! line through the vetted file.
+			Keep: s.cfg.Kernel != nil && (sc.Name == "execve" || sc.Name == "execveat"),
 		}
 		var obj resolve.Object
 		var err error
 		if req.Path == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 && req.Dirfd != unix.AT_FDCWD {
-			obj, err = s.resolver.ResolveFd(tid, req.Dirfd, false)
+			obj, err = s.resolver.ResolveFd(tid, req.Dirfd, req.Keep)
 		} else {
 			obj, err = s.resolver.Resolve(req)
 		}

@@ -90,6 +90,8 @@ type Supervisor struct {
 	// bind and bindArg are reused for every binding written.
 	bind    loader.Binding
 	bindArg []byte
+	// rootID is the reference root's identity, for bindings by name.
+	rootID loader.Root
 }
 
 // Stats counts decisions; read them after Serve returns.
@@ -159,6 +161,9 @@ func New(cfg Config) (*Supervisor, error) {
 		if nr >= 0 && nr < len(s.trapped) {
 			s.trapped[nr] = true
 		}
+	}
+	if dev, ino, mnt, err := ref.Root(); err == nil {
+		s.rootID = loader.Root{Dev: dev, Ino: ino, Mnt: mnt}
 	}
 	return s, nil
 }
@@ -395,6 +400,7 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 	} else if err != nil {
 		s.log.Error().Err(err).Uint64(audit.FieldNotifID, n.ID).Msg("answering notification")
 	}
+	s.c.release()
 	if s.c.sc != nil && (s.c.sc.Name == "execve" || s.c.sc.Name == "execveat") {
 		s.procs.Forget(tid)
 	}

@@ -224,6 +224,7 @@ func viewOf(ev *loader.Event) kernelView {
 	if ev.Flags.Has(loader.FlagHasChild) {
 		kv.child = ev.Child
 	}
+	kv.replaced = ev.Flags.Has(loader.FlagReplaced)
 	return kv
 }
 

@@ -62,6 +62,8 @@ type kernelView struct {
 	peer     string
 	child    int
 	reason   string
+	// replaced: another object under the vetted path stood in for it.
+	replaced bool
 }
 
 // decisionOf builds the record of the outcome o for notification n.
@@ -165,6 +167,9 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 		}
 		if k.reason != "" {
 			kd = kd.Str("reason", k.reason)
+		}
+		if k.replaced {
+			kd = kd.Bool("replaced", true)
 		}
 		ev = ev.Dict(audit.FieldKernel, kd)
 	}

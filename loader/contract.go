@@ -26,6 +26,8 @@ const (
 	bindEntered = 1
 	bindKilled  = 2
 	bindChecked = 3
+	// bindReplaced: EXEC held by the vetted path with another file.
+	bindReplaced = 4
 )
 
 // Forms of a BindConnect binding to an AF_UNIX socket (addr[0] of struct
@@ -189,9 +191,13 @@ const (
 	FlagHasPeer Flags = 64
 	// FlagHasChild: Child and ChildNS describe the child a clone created.
 	FlagHasChild Flags = 128
+	// FlagReplaced: a BindFile or BindExec grant stood for another object
+	// than the vetted one, found under the vetted path in the vetted view
+	// (Binding.Path): it replaced the vetted object under the same name.
+	FlagReplaced Flags = 256
 
 	flagsKnown = FlagBound | FlagPathTrunc | FlagKPathTrunc | FlagKilled | FlagHasObject | FlagAtExit |
-		FlagHasPeer | FlagHasChild
+		FlagHasPeer | FlagHasChild | FlagReplaced
 )
 
 // Has reports whether all of o is set in f.

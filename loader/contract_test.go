@@ -37,6 +37,7 @@ func TestContractMatchesHeader(t *testing.T) {
 		"VIGIL_STATE_ENTERED":   bindEntered,
 		"VIGIL_STATE_KILLED":    bindKilled,
 		"VIGIL_STATE_CHECKED":   bindChecked,
+		"VIGIL_STATE_REPLACED":  bindReplaced,
 		"VIGIL_UNIX_PATH":       unixPath,
 		"VIGIL_UNIX_ABSTRACT":   unixAbstract,
 		"VIGIL_EV_ENTER":        uint64(EventEnter),
@@ -57,6 +58,7 @@ func TestContractMatchesHeader(t *testing.T) {
 		"VIGIL_F_AT_EXIT":       uint64(FlagAtExit),
 		"VIGIL_F_HAS_PEER":      uint64(FlagHasPeer),
 		"VIGIL_F_HAS_CHILD":     uint64(FlagHasChild),
+		"VIGIL_F_REPLACED":      uint64(FlagReplaced),
 	}
 	for name, w := range want {
 		got, ok := consts[name]
@@ -114,7 +116,7 @@ func TestEventLayoutMatchesGenerated(t *testing.T) {
 		{"kpath", unsafe.Offsetof(e.Kpath), offKPath},
 		{"len(path)", uintptr(len(e.Path)), EventPath},
 		{"len(kpath)", uintptr(len(e.Kpath)), EventPath},
-		{"sizeof(vigil_binding)", unsafe.Sizeof(vigilVigilBinding{}), 80},
+		{"sizeof(vigil_binding)", unsafe.Sizeof(vigilVigilBinding{}), 112},
 		{"len(vigil_binding.addr)", uintptr(len(vigilVigilBinding{}.Addr)), 16},
 	} {
 		if c.got != c.want {

@@ -284,6 +284,21 @@ type Binding struct {
 	// CLONE_NEW* bits are checked: the child must have exactly those new
 	// namespaces.
 	CloneFlags uint64
+	// Path, when set (BindFile, BindExec), is the vetted object's path as
+	// seen from View.Root on mount MntID: another object the kernel finds
+	// under exactly that path, on that mount, with the caller's root still
+	// View.Root, replaced the vetted one under the same name (a rename over
+	// it) and the grant stands (FlagReplaced). Empty: only Dev/Ino hold.
+	Path  string
+	MntID int
+	View  Root
+}
+
+// Root identifies a root directory: its device (userspace st_dev), inode
+// and mount id.
+type Root struct {
+	Dev, Ino uint64
+	Mnt      int
 }
 
 // Bind writes b as the pending grant of thread tid, replacing any other,
@@ -344,6 +359,14 @@ func (l *Loader) Bind(tid int, b *Binding) error {
 		}
 	case BindClone:
 		v.CloneFlags = b.CloneFlags
+	}
+	if b.Path != "" && (b.Kind == BindFile || b.Kind == BindExec) {
+		rdev, err := kernelDev(b.View.Dev)
+		if err != nil {
+			return fmt.Errorf("binding thread %d: %w", tid, err)
+		}
+		v.PathHash, v.MntId = fnv1aString(b.Path), uint32(b.MntID)
+		v.RootDev, v.RootIno, v.RootMnt = rdev, b.View.Ino, uint32(b.View.Mnt)
 	}
 	if err := l.objs.Bindings.Update(&l.bindKey, &l.bindVal, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("binding thread %d: %w", tid, err)

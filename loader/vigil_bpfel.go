@@ -28,6 +28,11 @@ type vigilVigilBinding struct {
 	Family     uint16
 	Port       uint16
 	Addr       [16]uint8
+	PathHash   uint64
+	RootDev    uint64
+	RootIno    uint64
+	RootMnt    uint32
+	MntId      uint32
 }
 
 type vigilVigilDoom struct {

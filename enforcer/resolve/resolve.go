@@ -81,6 +81,11 @@ type Object struct {
 	Name string
 	// Rdev is the device a device node stands for.
 	Rdev uint64
+	// MntID is the mount the object was found on (its parent's for a
+	// missing name), and FastName reports that Path is also the kernel's
+	// path of the object from the reference root (view.Reference.Fast).
+	MntID    int
+	FastName bool
 	// Magic reports that a /proc magic link led to the object, and
 	// ForeignMagic that one of them belonged to another process than the
 	// watchee (following it takes the ptrace access the kernel checks).
@@ -287,7 +292,8 @@ func (r *Resolver) fastObject(fd int, p string, keep bool) (Object, bool) {
 		return Object{Fd: -1, ParentFd: -1}, false
 	}
 	obj := Object{Path: p, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode),
-		Rdev: unix.Mkdev(stx.Rdev_major, stx.Rdev_minor), Name: path.Base(p), Fd: -1, ParentFd: -1}
+		Rdev: unix.Mkdev(stx.Rdev_major, stx.Rdev_minor), Name: path.Base(p), Fd: -1, ParentFd: -1,
+		MntID: int(stx.Mnt_id), FastName: true}
 	if keep {
 		obj.Fd = fd
 	} else {
@@ -506,7 +512,8 @@ func (c *walkCtx) describe(fd, parent int, base string, fast bool) (Object, erro
 		return Object{Fd: -1, ParentFd: -1}, errLeak
 	}
 	return Object{Path: name, Exists: true, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino, Mode: uint32(stx.Mode),
-		Rdev: unix.Mkdev(stx.Rdev_major, stx.Rdev_minor), Fd: -1, ParentFd: -1}, nil
+		Rdev: unix.Mkdev(stx.Rdev_major, stx.Rdev_minor), Fd: -1, ParentFd: -1,
+		MntID: int(stx.Mnt_id), FastName: c.r.ref.Fast(int(stx.Mnt_id))}, nil
 }
 
 // watcheeRoot returns how vigil reads the path of the watchee's root.

@@ -118,6 +118,16 @@ func (r *Reference) Close() {
 	}
 }
 
+// Root returns the reference root's identity: its device (userspace
+// st_dev), inode and mount id.
+func (r *Reference) Root() (dev, ino uint64, mnt int, err error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(r.rootfd, "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, 0, 0, fmt.Errorf("stat of the reference root: %w", err)
+	}
+	return unix.Mkdev(stx.Dev_major, stx.Dev_minor), stx.Ino, int(stx.Mnt_id), nil
+}
+
 // Own reports whether the reference is vigil's own view (vigil's root and
 // mount namespace).
 func (r *Reference) Own() bool { return r.own }
