@@ -96,6 +96,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define VIGIL_TCP_CLOSE 7
 /* Children that must die at their first return to user mode, at most. */
 #define VIGIL_MAX_DOOMED 4096
+/* Threads of one group group_binds_fd visits before it fails closed. */
+#define VIGIL_MAX_GROUP 4096
 
 struct vigil_scratch {
 	char buf[VIGIL_SCRATCH];
@@ -169,6 +171,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct vigil_fork);
 } forked SEC(".maps");
+
+/* shared_files: thread groups whose descriptor table another thread group shares
+ * (clone(CLONE_FILES) without CLONE_THREAD), both sides, set at fork; userspace
+ * emulates their fd-returning grants instead of binding them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VIGIL_MAX_WATCHED);
+	__type(key, __u32);
+	__type(value, __u8);
+} shared_files SEC(".maps");
 
 /* Entries in doomed: lets sys_exit skip the lookup on every other return. */
 __u64 doomed_pending = 0;
@@ -458,7 +470,13 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (bound) {
 		flags |= VIGIL_F_BOUND;
 		idx = b->arg_index;
-		if (binds_bytes(b->kind)) {
+		if ((b->kind == VIGIL_BIND_FILE || b->kind == VIGIL_BIND_CREATE) &&
+		    bpf_map_lookup_elem(&shared_files, &tgid)) {
+			/* Another process shares the table the fd would land in:
+			 * a kill after the fact could not take it back. The
+			 * supervisor emulates such calls; this one raced a fork. */
+			reason = VIGIL_SHARED_FILES;
+		} else if (binds_bytes(b->kind)) {
 			__u32 len = b->arg_len;
 
 			if (len > VIGIL_PATH_MAX - 1)
@@ -1240,6 +1258,59 @@ static __always_inline __u64 ns_unshared(struct task_struct *parent, struct task
 	return d;
 }
 
+struct group_ctx {
+	struct list_head *head;
+	struct list_head *node;
+	__u32 found;
+};
+
+/* group_step visits one thread of a thread group (signal->thread_head,
+ * linked through task->thread_node) and stops at a pending FILE or CREATE
+ * binding. */
+static long group_step(__u32 i, void *data)
+{
+	struct group_ctx *g = data;
+	struct list_head *node = g->node;
+	struct task_struct *t;
+	struct vigil_binding *b;
+	__u32 tid;
+
+	node = BPF_CORE_READ(node, next);
+	if (!node || node == g->head)
+		return 1;
+	g->node = node;
+	t = (struct task_struct *)((void *)node - bpf_core_field_offset(struct task_struct, thread_node));
+	tid = BPF_CORE_READ(t, pid);
+	b = bpf_map_lookup_elem(&bindings, &tid);
+	if (b && (b->kind == VIGIL_BIND_FILE || b->kind == VIGIL_BIND_CREATE) && returns_fd(b->nr)) {
+		g->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* group_binds_fd reports whether a thread of p's group has a pending binding
+ * of an fd-returning call, or has too many threads to tell (fail closed). */
+static __always_inline bool group_binds_fd(struct task_struct *p)
+{
+	struct group_ctx g = {};
+	long n;
+
+	g.head = (struct list_head *)((void *)BPF_CORE_READ(p, signal) +
+				      bpf_core_field_offset(struct signal_struct, thread_head));
+	g.node = g.head;
+	n = bpf_loop(VIGIL_MAX_GROUP, group_step, &g, 0);
+	return g.found || n >= VIGIL_MAX_GROUP;
+}
+
+/* kill_nothing_doom dooms child (it dies at its first return to user mode)
+ * and returns the flags of its violation. */
+static __always_inline __u32 kill_nothing_doom(__u32 child)
+{
+	doom(child, 0, VIGIL_SHARED_FILES);
+	return 0;
+}
+
 /*
  * sched_process_fork fires in the parent (current) after copy_process()
  * built the child and before the child is first woken (kernel_clone:
@@ -1317,6 +1388,27 @@ int vigil_fork(struct bpf_raw_tracepoint_args *ctx)
 
 	if (ctgid == ptgid)
 		return 0; /* a thread: same thread group */
+	if (BPF_CORE_READ(child, files) == BPF_CORE_READ(parent, files)) {
+		/* clone(CLONE_FILES) without CLONE_THREAD: the child shares the
+		 * parent's descriptor table. From now on the supervisor emulates
+		 * their fd-returning grants; one already bound in the parent's
+		 * group (armed or under way) could hand the child a descriptor
+		 * no kill takes back, so the child dies first. */
+		bpf_map_update_elem(&shared_files, &ptgid, &one, BPF_ANY);
+		bpf_map_update_elem(&shared_files, &ctgid, &one, BPF_ANY);
+		if (group_binds_fd(parent)) {
+			flags = kill_nothing_doom(ctid);
+			e = reserve_event(VIGIL_EV_VIOLATION, pid_tgid, -1);
+			if (e) {
+				e->reason = VIGIL_SHARED_FILES;
+				e->flags = flags | VIGIL_F_HAS_CHILD;
+				e->child_tid = ctid;
+				for (int i = 0; i < 6; i++)
+					e->args[i] = 0;
+				submit_event(e, true);
+			}
+		}
+	}
 	if (bpf_map_update_elem(&watched, &ctgid, &one, BPF_ANY) == 0)
 		return 0;
 
@@ -1364,7 +1456,9 @@ int vigil_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	bpf_map_delete_elem(&bindings, &pid);
 	bpf_map_delete_elem(&forked, &pid);
-	if (BPF_CORE_READ(task, signal, live.counter) == 0)
+	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
 		bpf_map_delete_elem(&watched, &tgid);
+		bpf_map_delete_elem(&shared_files, &tgid);
+	}
 	return 0;
 }

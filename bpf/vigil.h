@@ -125,6 +125,10 @@ enum vigil_reason {
 	VIGIL_UNTRACKED = 5,       /* a watched task's child could not be added to the watched set */
 	VIGIL_UNCHECKED = 6,       /* EXEC/CLONE: the call succeeded but the mid-call object check
 	                            * (sched_process_exec/fork) never ran: fail closed */
+	VIGIL_SHARED_FILES = 7,    /* FILE/CREATE: the caller's descriptor table is shared with another
+	                            * process, which a kill cannot revoke the descriptor from (the
+	                            * bound open is killed at sys_enter; a child that came to share the
+	                            * table during one is doomed) */
 };
 
 /* Event flags. keep in sync with loader/contract.go Flags */

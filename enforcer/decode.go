@@ -40,6 +40,8 @@ type call struct {
 	saLen, cloneLen int
 	// err is the first decoding failure, as the errno the kernel would give.
 	err unix.Errno
+	// sharedFiles: another process shares the caller's descriptor table.
+	sharedFiles bool
 	// spelledSock is an AF_UNIX address's path as the watchee spelled it.
 	spelledSock string
 	// reason says why vigil refused a call it could not vet or carry out

@@ -83,6 +83,14 @@ func (s *Supervisor) emulatesOpen(c *call, d policy.Decision) bool {
 	case unix.S_IFIFO, unix.S_IFCHR, unix.S_IFBLK:
 		return true
 	}
+	if s.cfg.Kernel != nil && s.cfg.Kernel.SharesFiles(c.tgid) {
+		// Another process shares the caller's descriptor table: a bound
+		// open that the kernel turned to another object would leave that
+		// process the descriptor (issue 9, bypass 3). ADDFD installs the
+		// vetted object only.
+		c.sharedFiles = true
+		return true
+	}
 	return how || c.pc.Flags&writeFlags != 0
 }
 
@@ -122,6 +130,9 @@ func (s *Supervisor) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d
 	case errors.Is(err, emulate.ErrUnsupported):
 		if actsBeforeReturn(how.Flags) {
 			return refuse(c, d, "cannot emulate faithfully, and the open creates or truncates before any check: "+err.Error()), true
+		}
+		if c.sharedFiles {
+			return refuse(c, d, "cannot emulate faithfully, and another process shares the caller's descriptor table: "+err.Error()), true
 		}
 		return outcome{}, false
 	}

@@ -89,6 +89,13 @@ func (k *Kernel) Close() error {
 // Watch adds a thread group to the watched set (its children follow).
 func (k *Kernel) Watch(tgid int) error { return k.ld.Watch(tgid) }
 
+// SharesFiles reports whether another process shares tgid's descriptor
+// table; unknown counts as shared (emulate rather than bind).
+func (k *Kernel) SharesFiles(tgid int) bool {
+	shared, err := k.ld.SharesFiles(tgid)
+	return shared || err != nil
+}
+
 // Bind implements verdict.Binder.
 func (k *Kernel) Bind(tid int, b *loader.Binding) error { return k.ld.Bind(tid, b) }
 

@@ -253,3 +253,47 @@ func TestPointerRacesNeverGetThrough(t *testing.T) {
 		})
 	}
 }
+
+// Issue 9, bypass 3: killing the opener's thread group does not revoke a
+// descriptor from another process that shares its descriptor table
+// (clone(CLONE_FILES) without CLONE_THREAD). The swap race runs while such a
+// child reads every descriptor: through a naive supervisor the child reads
+// the denied file; in the default mode the table's sharing is known from the
+// fork on and the opens are emulated, so the denied file never lands in it.
+func TestSharedDescriptorTablesNeverReceiveTheDeniedFile(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newRaceFixture(t)
+	argv := []string{probe, "sharedfd", f.dir, "3000", "2"}
+	count := func(r result) int { return strings.Count(r.stdout, "BYPASS") }
+	naiveHits := 0
+	for i := 0; i < 5 && naiveHits == 0; i++ {
+		naiveHits += count(supervise(t, f.pol, argv, naive()))
+	}
+	if naiveHits == 0 {
+		t.Fatal("no bypass through a naive supervisor in 5 runs: the race has no teeth")
+	}
+	// Bound only (no emulator), eBPF itself refuses bound opens in a
+	// shared table: they die at sys_enter, before they open anything.
+	boundOnly := func(c *enforcer.RunConfig) { c.Emulator = nil }
+	for i := 0; i < 3; i++ {
+		if n := count(supervise(t, f.pol, argv, boundOnly)); n != 0 {
+			t.Fatalf("bound-only run %d: the denied file was read %d times", i, n)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		r := supervise(t, f.pol, argv)
+		if n := count(r); n != 0 {
+			t.Fatalf("run %d: the sharing process read the denied file %d times (%s)", i, n, strings.TrimSpace(r.stdout))
+		}
+		emulated := 0
+		for _, rec := range r.find("openat", "") {
+			if rec["emulated"] == true {
+				emulated++
+			}
+		}
+		if emulated == 0 {
+			t.Fatalf("run %d: no open was emulated although the table was shared", i)
+		}
+	}
+}

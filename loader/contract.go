@@ -142,6 +142,11 @@ const (
 	// object check (sched_process_exec, sched_process_fork) never ran, so
 	// nothing says what the kernel used: fail closed.
 	ReasonUnchecked Reason = 6
+	// ReasonSharedFiles: a bound open in a thread group whose descriptor
+	// table another process shares (killed at sys_enter, before it ran),
+	// or the child that came to share it while one was pending (doomed):
+	// no kill could take the descriptor back from the other process.
+	ReasonSharedFiles Reason = 7
 )
 
 func (r Reason) String() string {
@@ -160,6 +165,8 @@ func (r Reason) String() string {
 		return "untracked"
 	case ReasonUnchecked:
 		return "unchecked"
+	case ReasonSharedFiles:
+		return "shared_files"
 	}
 	return "Reason(" + strconv.FormatUint(uint64(r), 10) + ")"
 }

@@ -50,6 +50,7 @@ func TestContractMatchesHeader(t *testing.T) {
 		"VIGIL_NO_OBJECT":       uint64(ReasonNoObject),
 		"VIGIL_UNTRACKED":       uint64(ReasonUntracked),
 		"VIGIL_UNCHECKED":       uint64(ReasonUnchecked),
+		"VIGIL_SHARED_FILES":    uint64(ReasonSharedFiles),
 		"VIGIL_F_BOUND":         uint64(FlagBound),
 		"VIGIL_F_PATH_TRUNC":    uint64(FlagPathTrunc),
 		"VIGIL_F_KPATH_TRUNC":   uint64(FlagKPathTrunc),

@@ -118,7 +118,7 @@ func decodeEvent(b []byte, ev *Event, alias bool) error {
 		return fmt.Errorf("decoding event: type %d: %w", uint32(typ), ErrBadEvent)
 	}
 	reason := Reason(le.Uint32(b[offReason:]))
-	if reason > ReasonUnchecked {
+	if reason > ReasonSharedFiles {
 		return fmt.Errorf("decoding event: reason %d: %w", uint32(reason), ErrBadEvent)
 	}
 	flags := Flags(le.Uint32(b[offFlags:]))

@@ -152,7 +152,7 @@ func TestDecodeEvent(t *testing.T) {
 		{name: "header only", rec: record{typ: 1, truncateTo: offPath}, wantErr: true},
 		{name: "type zero", rec: record{typ: 0}, wantErr: true},
 		{name: "unknown type", rec: record{typ: 4}, wantErr: true},
-		{name: "unknown reason", rec: record{typ: 3, reason: 7}, wantErr: true},
+		{name: "unknown reason", rec: record{typ: 3, reason: 8}, wantErr: true},
 		{name: "unknown flag", rec: record{typ: 2, flags: 512}, wantErr: true},
 		{name: "path length past the field", rec: record{typ: 1, pathLen: EventPath + 1, overridePathLen: true}, wantErr: true},
 		{name: "kpath length past the field", rec: record{typ: 2, kpathLen: 0xffff, overrideKPathLen: true}, wantErr: true},

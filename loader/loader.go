@@ -236,6 +236,22 @@ func (l *Loader) Watched(tgid int) (bool, error) {
 	return true, nil
 }
 
+// SharesFiles reports whether another thread group shares tgid's
+// descriptor table (clone(CLONE_FILES) without CLONE_THREAD), as eBPF saw at
+// fork: a descriptor a bound open hands to tgid then reaches that group too,
+// and a kill after the fact cannot take it back, so such opens are emulated.
+func (l *Loader) SharesFiles(tgid int) (bool, error) {
+	key := uint32(tgid)
+	var v uint8
+	if err := l.objs.SharedFiles.Lookup(&key, &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("looking up shared descriptor tables of %d: %w", tgid, err)
+	}
+	return true, nil
+}
+
 // Binding is the identity a CONTINUE grant was vetted against. Which
 // fields matter depends on Kind; Bind ignores the others.
 type Binding struct {

@@ -89,6 +89,7 @@ const (
 	vigilMapForked         = "forked"
 	vigilMapLost           = "lost"
 	vigilMapScratch        = "scratch"
+	vigilMapSharedFiles    = "shared_files"
 	vigilMapWatched        = "watched"
 	vigilProgVigilExec     = "vigil_exec"
 	vigilProgVigilExit     = "vigil_exit"
@@ -154,13 +155,14 @@ type vigilProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vigilMapSpecs struct {
-	Bindings *ebpf.MapSpec `ebpf:"bindings"`
-	Doomed   *ebpf.MapSpec `ebpf:"doomed"`
-	Events   *ebpf.MapSpec `ebpf:"events"`
-	Forked   *ebpf.MapSpec `ebpf:"forked"`
-	Lost     *ebpf.MapSpec `ebpf:"lost"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	Watched  *ebpf.MapSpec `ebpf:"watched"`
+	Bindings    *ebpf.MapSpec `ebpf:"bindings"`
+	Doomed      *ebpf.MapSpec `ebpf:"doomed"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Forked      *ebpf.MapSpec `ebpf:"forked"`
+	Lost        *ebpf.MapSpec `ebpf:"lost"`
+	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
+	SharedFiles *ebpf.MapSpec `ebpf:"shared_files"`
+	Watched     *ebpf.MapSpec `ebpf:"watched"`
 }
 
 // vigilVariableSpecs contains global variables before they are loaded into the kernel.
@@ -193,13 +195,14 @@ func (o *vigilObjects) Close() error {
 //
 // It can be passed to loadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vigilMaps struct {
-	Bindings *ebpf.Map `ebpf:"bindings"`
-	Doomed   *ebpf.Map `ebpf:"doomed"`
-	Events   *ebpf.Map `ebpf:"events"`
-	Forked   *ebpf.Map `ebpf:"forked"`
-	Lost     *ebpf.Map `ebpf:"lost"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
-	Watched  *ebpf.Map `ebpf:"watched"`
+	Bindings    *ebpf.Map `ebpf:"bindings"`
+	Doomed      *ebpf.Map `ebpf:"doomed"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Forked      *ebpf.Map `ebpf:"forked"`
+	Lost        *ebpf.Map `ebpf:"lost"`
+	Scratch     *ebpf.Map `ebpf:"scratch"`
+	SharedFiles *ebpf.Map `ebpf:"shared_files"`
+	Watched     *ebpf.Map `ebpf:"watched"`
 }
 
 func (m *vigilMaps) Close() error {
@@ -210,6 +213,7 @@ func (m *vigilMaps) Close() error {
 		m.Forked,
 		m.Lost,
 		m.Scratch,
+		m.SharedFiles,
 		m.Watched,
 	)
 }

@@ -117,6 +117,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1167,6 +1168,51 @@ static void do_race(int swap, int argc, char **argv)
 }
 
 /*
+ *   probe sharedfd DIR ITERS THREADS
+ *       the swap race, while a child process created with
+ *       clone(CLONE_FILES) — another process sharing the descriptor table —
+ *       keeps reading every descriptor 3..255 and prints BYPASS whenever
+ *       one holds the denied file: a binding that kills the opener's
+ *       thread group after the fact must not leave it to the child.
+ */
+static void sharedfd_child(int stopfd)
+{
+	char b[16];
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (;;) {
+		char c;
+		if (syscall(SYS_read, stopfd, &c, 1) >= 0 || errno != EAGAIN)
+			_exit(0);
+		for (int fd = 3; fd < 256; fd++) {
+			if (fd == stopfd)
+				continue;
+			long n = syscall(SYS_pread64, fd, b, sizeof(b), 0);
+			if (n >= 6 && memcmp(b, "DENIED", 6) == 0) {
+				syscall(SYS_write, 1, "BYPASS\n", 7);
+				_exit(0);
+			}
+		}
+	}
+}
+
+static void do_sharedfd(int argc, char **argv)
+{
+	int p[2];
+	if (argc != 3)
+		usage("sharedfd DIR ITERS THREADS");
+	if (pipe2(p, O_NONBLOCK))
+		setup_fail("pipe2");
+	long pid = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, 0, 0, 0);
+	if (pid < 0)
+		setup_fail("clone(CLONE_FILES)");
+	if (pid == 0)
+		sharedfd_child(p[0]);
+	do_race(1, argc, argv);
+	syscall(SYS_write, p[1], "x", 1);
+	waitpid(pid, NULL, 0);
+}
+
+/*
  * Races on other pointer arguments, for the binding tests. Each prints
  * BYPASS (write(2), at once) whenever the denied variant took effect, and a
  * summary line at the end.
@@ -1620,6 +1666,8 @@ int main(int argc, char **argv)
 		do_race(0, argc, argv);
 	else if (!strcmp(cmd, "swap"))
 		do_race(1, argc, argv);
+	else if (!strcmp(cmd, "sharedfd"))
+		do_sharedfd(argc, argv);
 	else if (!strcmp(cmd, "excl"))
 		do_excl(argc, argv);
 	else if (!strcmp(cmd, "emfile"))
