@@ -42,6 +42,9 @@ type call struct {
 	err unix.Errno
 	// sharedFiles: another process shares the caller's descriptor table.
 	sharedFiles bool
+	// replayed: the call restarted one vigil had carried out, and got its
+	// first result.
+	replayed bool
 	// spelledSock is an AF_UNIX address's path as the watchee spelled it.
 	spelledSock string
 	// reason says why vigil refused a call it could not vet or carry out

@@ -203,18 +203,23 @@ func (s *Supervisor) emulateOpenOnce(l *notify.Listener, n *notify.Notif, c *cal
 		return outcome{}, err
 	}
 	if r.Errno != 0 {
-		return outcome{dec: d, errno: r.Errno, emulated: true}, nil
+		return outcome{dec: d, errno: r.Errno, emulated: true, performed: true, keptFd: -1}, nil
 	}
-	fd, err := emulate.InstallFd(l, n.ID, &r)
+	fd, err := emulate.InstallFdOrKeep(l, n.ID, &r)
 	if err != nil {
+		if errors.Is(err, notify.ErrGone) {
+			// The open took effect (it may have created the file); the
+			// watchee may restart it and must get this very file.
+			return outcome{dec: d, errno: unix.ESRCH, emulated: true, performed: true, keptFd: r.Fd, keptFlags: r.FdFlags}, nil
+		}
 		var e unix.Errno
-		if errors.As(err, &e) && e != unix.ENOENT {
+		if errors.As(err, &e) {
 			// ADDFD refused (EMFILE): the call is still pending.
-			return outcome{dec: d, errno: e, emulated: true}, nil
+			return outcome{dec: d, errno: e, emulated: true, performed: true, keptFd: -1}, nil
 		}
 		return outcome{}, err
 	}
-	return outcome{dec: d, emulated: true, answered: true, val: int64(fd)}, nil
+	return outcome{dec: d, emulated: true, answered: true, val: int64(fd), keptFd: -1}, nil
 }
 
 // prepareOpenHeld prepares an open of an object the resolver holds.
@@ -495,9 +500,9 @@ func (s *Supervisor) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d
 		return outcome{}, err
 	}
 	if r.Errno != 0 {
-		return outcome{dec: d, errno: r.Errno, emulated: true}, nil
+		return outcome{dec: d, errno: r.Errno, emulated: true, performed: true, keptFd: -1}, nil
 	}
-	return outcome{dec: d, emulated: true, val: r.Val}, nil
+	return outcome{dec: d, emulated: true, performed: true, val: r.Val, keptFd: -1}, nil
 }
 
 // emulationLookups says, for each path argument of an emulated call, what
@@ -645,4 +650,42 @@ func errnoOf(err error) (unix.Errno, bool) {
 		return e, true
 	}
 	return 0, false
+}
+
+// replayed answers a restart of an emulated call whose first answer never
+// reached the watchee with that call's result, so that it takes effect once
+// (issue 10, item 2): the kernel withdraws a notification whose wait a signal
+// interrupted just before vigil's RECV completed, and the watchee, under
+// SA_RESTART, makes the same call again with a new notification id. A
+// restart comes from the same thread with the same registers and the same
+// argument bytes; any other call drops the record.
+func (s *Supervisor) replayed(l *notify.Listener, n *notify.Notif, c *call) (outcome, bool) {
+	res, tag, ok := s.replay.Take(int(n.Pid), &n.Data, c.argKey())
+	if !ok {
+		return outcome{}, false
+	}
+	d, _ := tag.(policy.Decision)
+	c.replayed = true
+	if res.Fd < 0 {
+		return outcome{dec: d, emulated: true, val: res.Val, errno: res.Errno, keptFd: -1}, true
+	}
+	fd, err := emulate.InstallFdOrKeep(l, n.ID, &res)
+	if err != nil {
+		if errors.Is(err, notify.ErrGone) {
+			// Gone again: keep it for the next restart.
+			return outcome{dec: d, emulated: true, performed: true, errno: unix.ESRCH, keptFd: res.Fd, keptFlags: res.FdFlags}, true
+		}
+		var e unix.Errno
+		if errors.As(err, &e) {
+			return outcome{dec: d, emulated: true, errno: e, keptFd: -1}, true
+		}
+		return outcome{dec: d, errno: unix.EPERM, keptFd: -1}, true
+	}
+	return outcome{dec: d, emulated: true, answered: true, val: int64(fd), keptFd: -1}, true
+}
+
+// argKey is the call's copy of its pointer arguments, which a restart must
+// repeat byte for byte.
+func (c *call) argKey() string {
+	return c.paths[0] + "\x00" + c.paths[1] + "\x00" + c.target
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// with the notification and its first path argument as requested. Tests
 	// use it to hold a notification pending or to signal the watchee.
 	BeforeAnswer func(n *notify.Notif, path string)
+	// NoRestartGuard disables the restart guard; the naive control of the
+	// signal-storm test.
+	NoRestartGuard bool
 }
 
 // Supervisor handles the notifications of one listener. Its scratch state is
@@ -92,6 +95,9 @@ type Supervisor struct {
 	bindArg []byte
 	// rootID is the reference root's identity, for bindings by name.
 	rootID loader.Root
+	// replay answers the restart of an emulated call whose answer never
+	// reached the watchee with that call's result (nil: no guard).
+	replay *emulate.Replay
 }
 
 // Stats counts decisions; read them after Serve returns.
@@ -164,6 +170,9 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	if dev, ino, mnt, err := ref.Root(); err == nil {
 		s.rootID = loader.Root{Dev: dev, Ino: ino, Mnt: mnt}
+	}
+	if cfg.Emulator != nil && !cfg.NoRestartGuard {
+		s.replay = emulate.NewReplay(0)
 	}
 	return s, nil
 }
@@ -323,6 +332,12 @@ type outcome struct {
 	val      int64
 	// answered: ADDFD with SEND already answered the call.
 	answered bool
+	// performed: vigil carried the call out (its effect happened), so a
+	// restart after a withdrawn answer must not repeat it; keptFd is the
+	// file an emulated open made whose ADDFD found the watchee gone.
+	performed bool
+	keptFd    int
+	keptFlags uint32
 	// deferred performs an emulated call that may block (connect, a FIFO
 	// open) off the notify loop; its goroutine records the call, and
 	// answers it unless deferred reports it answered itself (ADDFD).
@@ -394,6 +409,15 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 		atomic.AddUint64(&s.stats.Allowed, 1)
 	}
 	gone := errors.Is(err, notify.ErrGone)
+	if gone && o.performed && s.replay != nil {
+		// The effect happened; the watchee may restart the call (a
+		// signal interrupted its wait before RECV completed): remember
+		// the result for the restart instead of acting twice.
+		s.replay.Withdrawn(tid, &n.Data, s.c.argKey(), emulate.Result{Val: o.val, Errno: o.errno, Fd: o.keptFd, FdFlags: o.keptFlags}, o.dec)
+		o.keptFd = -1
+	} else if o.keptFd > 0 {
+		unix.Close(o.keptFd)
+	}
 	if gone {
 		atomic.AddUint64(&s.stats.Gone, 1)
 		s.log.Debug().Uint64(audit.FieldNotifID, n.ID).Int(audit.FieldTid, tid).Msg("watchee withdrew the call before the answer")
@@ -462,6 +486,11 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.EPERM}
 	}
 	s.decode(n, c)
+	if s.replay != nil && s.replay.Has(int(n.Pid)) {
+		if o, ok := s.replayed(l, n, c); ok {
+			return o
+		}
+	}
 	// Resolve when a rule matches on the path, and also when the call will
 	// be bound: the binding pins the object, whatever the rule looked at.
 	if c.err == 0 && (s.pol.Needs(nr).Has(sysinfo.KeyPath) ||

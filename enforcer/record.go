@@ -36,6 +36,8 @@ type decision struct {
 	container string
 	// reason says why vigil refused (see audit.FieldReason).
 	reason string
+	// replayed: the first result of a call vigil had carried out.
+	replayed bool
 }
 
 // callView is the part of a decoded call an audit record shows.
@@ -85,6 +87,7 @@ func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, g
 		// Decided before any rule was consulted.
 		d.rule = ""
 	}
+	d.replayed = c.replayed
 	if c.reason != "" {
 		d.reason = c.reason
 		if o.dec.Rule != nil || o.dec.Action == policy.ActionAllow || o.dec.Action == policy.ActionLog {
@@ -175,6 +178,9 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 	}
 	if d.withdrawn {
 		ev = ev.Bool("withdrawn", true)
+	}
+	if d.replayed {
+		ev = ev.Bool("replayed", true)
 	}
 	ev.Float64(audit.FieldLatency, float64(d.latency.Nanoseconds())/1e3).Send()
 }

@@ -214,18 +214,35 @@ func (e *Emulator) Workers() []int {
 // EMFILE leaves the notification pending, to be answered with that errno.
 // notify.ErrGone means the watchee no longer waits; the file is dropped.
 func InstallFd(l *notify.Listener, id uint64, r *Result) (int, error) {
+	return installFd(l, id, r, false)
+}
+
+// InstallFdOrKeep is InstallFd, except that when the watchee no longer
+// waits (notify.ErrGone) r.Fd stays open and the caller's: the watchee may
+// restart the call, and the restart must get this very file (Replay).
+func InstallFdOrKeep(l *notify.Listener, id uint64, r *Result) (int, error) {
+	return installFd(l, id, r, true)
+}
+
+func installFd(l *notify.Listener, id uint64, r *Result, keep bool) (fd int, err error) {
 	if r.Fd < 0 {
 		return -1, errors.New("installing fd: result holds no descriptor")
 	}
 	defer func() {
+		if keep && errors.Is(err, notify.ErrGone) {
+			return
+		}
 		unix.Close(r.Fd)
 		r.Fd = -1
 	}()
 	a := notify.AddFD{ID: id, Flags: unix.SECCOMP_ADDFD_FLAG_SEND, Srcfd: uint32(r.Fd), NewfdFlags: r.FdFlags}
-	fd, err := l.AddFD(&a)
+	fd, err = l.AddFD(&a)
 	if err != nil {
 		var e unix.Errno
 		if errors.As(err, &e) {
+			if e == unix.ENOENT {
+				return -1, notify.ErrGone
+			}
 			return -1, e
 		}
 		return -1, err

@@ -35,7 +35,9 @@ type Replay struct {
 
 type replayEntry struct {
 	data notify.Data
+	key  string
 	res  Result
+	tag  any
 }
 
 // NewReplay returns a Replay holding at most max unanswered results (one
@@ -48,8 +50,11 @@ func NewReplay(max int) *Replay {
 }
 
 // Withdrawn records the result of tid's call d, whose answer was not
-// delivered. The Replay owns res.Fd from now on.
-func (r *Replay) Withdrawn(tid int, d *notify.Data, res Result) {
+// delivered. key is the caller's copy of the call's pointer arguments (the
+// paths it read): a restart must carry the same bytes, not only the same
+// registers. tag is the caller's, returned by Take. The Replay owns res.Fd
+// from now on.
+func (r *Replay) Withdrawn(tid int, d *notify.Data, key string, res Result, tag any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if old, ok := r.m[tid]; ok {
@@ -62,25 +67,34 @@ func (r *Replay) Withdrawn(tid int, d *notify.Data, res Result) {
 			break
 		}
 	}
-	r.m[tid] = replayEntry{data: *d, res: res}
+	r.m[tid] = replayEntry{data: *d, key: key, res: res, tag: tag}
 }
 
-// Take returns the recorded result if tid's call d repeats the withdrawn one;
-// the caller then owns its Fd. Any other call by tid drops the record: the
-// watchee moved on.
-func (r *Replay) Take(tid int, d *notify.Data) (Result, bool) {
+// Has reports whether tid has a recorded result (cheap: check it before
+// decoding what Take compares).
+func (r *Replay) Has(tid int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.m[tid]
+	return ok
+}
+
+// Take returns the recorded result and tag if tid's call d, with argument
+// copy key, repeats the withdrawn one; the caller then owns its Fd. Any
+// other call by tid drops the record: the watchee moved on.
+func (r *Replay) Take(tid int, d *notify.Data, key string) (Result, any, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.m[tid]
 	if !ok {
-		return Result{}, false
+		return Result{}, nil, false
 	}
 	delete(r.m, tid)
-	if e.data != *d {
+	if e.data != *d || e.key != key {
 		closeResult(e.res)
-		return Result{}, false
+		return Result{}, nil, false
 	}
-	return e.res, true
+	return e.res, e.tag, true
 }
 
 // Forget drops tid's record (the thread exited).

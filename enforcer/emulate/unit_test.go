@@ -267,23 +267,27 @@ func TestOpensAsOpenerRefusesTerminalsAndBlockingFIFOsBlock(t *testing.T) {
 func TestReplayReturnsTheWithdrawnResultOnlyForTheSameCall(t *testing.T) {
 	r := NewReplay(2)
 	d := notify.Data{Nr: unix.SYS_MKDIRAT, Arch: notify.AuditArchX86_64, InstructionPointer: 0x1234, Args: [6]uint64{1, 2, 3}}
-	if _, ok := r.Take(7, &d); ok {
+	if _, _, ok := r.Take(7, &d, "k"); ok {
 		t.Fatal("empty replay returned a result")
 	}
-	r.Withdrawn(7, &d, Result{Val: 0, Fd: -1})
+	r.Withdrawn(7, &d, "k", Result{Val: 0, Fd: -1}, nil)
 	other := d
 	other.Args[1] = 99
-	if _, ok := r.Take(7, &other); ok {
+	if _, _, ok := r.Take(7, &other, "k"); ok {
 		t.Error("a different call by the same thread replayed")
 	}
-	if _, ok := r.Take(7, &d); ok {
+	if _, _, ok := r.Take(7, &d, "k"); ok {
 		t.Error("the record survived a different call by its thread")
 	}
-	r.Withdrawn(7, &d, Result{Errno: unix.EEXIST, Fd: -1})
-	if res, ok := r.Take(8, &d); ok {
+	r.Withdrawn(7, &d, "k", Result{Errno: unix.EEXIST, Fd: -1}, nil)
+	if res, _, ok := r.Take(8, &d, "k"); ok {
 		t.Errorf("another thread got %v", res)
 	}
-	if res, ok := r.Take(7, &d); !ok || res.Errno != unix.EEXIST {
+	if _, _, ok := r.Take(7, &d, "other paths"); ok {
+		t.Error("a restart with other argument bytes replayed")
+	}
+	r.Withdrawn(7, &d, "k", Result{Errno: unix.EEXIST, Fd: -1}, nil)
+	if res, _, ok := r.Take(7, &d, "k"); !ok || res.Errno != unix.EEXIST {
 		t.Errorf("restarted call: %v %v", res, ok)
 	}
 	// Descriptors held by records are closed when dropped.
@@ -291,9 +295,9 @@ func TestReplayReturnsTheWithdrawnResultOnlyForTheSameCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Withdrawn(1, &d, Result{Fd: fd})
-	r.Withdrawn(2, &d, Result{Fd: -1})
-	r.Withdrawn(3, &d, Result{Fd: -1}) // evicts one of the two
+	r.Withdrawn(1, &d, "k", Result{Fd: fd}, nil)
+	r.Withdrawn(2, &d, "k", Result{Fd: -1}, nil)
+	r.Withdrawn(3, &d, "k", Result{Fd: -1}, nil) // evicts one of the two
 	r.Forget(1)
 	r.Close()
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
