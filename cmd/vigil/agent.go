@@ -6,18 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
 	"github.com/vigilsec/vigil/enforcer"
-	"github.com/vigilsec/vigil/enforcer/audit"
-	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/policy"
 )
 
@@ -40,93 +35,42 @@ The policy is the file in --policy-dir that listenerMetadata names
 ("policy=web.yaml"), else default.yaml in --policy-dir, else the embedded
 default. A container whose policy is invalid, or whose handoff is malformed,
 is refused: its trapped syscalls fail with ENOSYS. Only root may connect.
-'vigil agent seccomp-profile' prints a matching linux.seccomp section.`,
+'vigil agent seccomp-profile' prints a matching linux.seccomp section.
+
+SIGHUP reopens --log (after logrotate renamed it) and re-reads --policy-dir.
+SIGTERM drains: no new connections, handoffs in progress finish, exit 0.
+Under systemd (Type=notify, $NOTIFY_SOCKET) the agent reports READY=1 once
+its socket accepts. A stale socket of a dead agent is replaced; a live
+agent's is not (PATH.lock is held while an agent runs).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level, err := parseLevel(logLevel, logFile != "")
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
-			auditLog := audit.NewLogger(os.Stderr, level)
-			if logFile != "" {
-				f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("opening audit log: %w", err)}
-				}
-				sink := audit.NewSink(f)
-				defer sink.Close()
-				auditLog = audit.NewLogger(sink, level)
-			}
-			// One eBPF binding serves every container: thread ids are
-			// unique system-wide.
-			// Containers' policies are chosen per handoff, so the emulation
-			// engine always runs; it starts no worker until a call needs one.
-			em, err := emulate.New(diag)
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("starting the emulation engine: %w", err)}
-			}
-			defer em.Close()
-			kern, err := loadKernel(diag, unverified)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if kern != nil {
-				defer kern.Close()
-			}
-			return runAgent(agent.Config{
+			code, err := agent.Main(agent.Options{
 				Socket:         socket,
 				PolicyDir:      policyDir,
+				LogFile:        logFile,
+				LogLevel:       level,
 				HandoffTimeout: timeout,
-				Enforcer:       enforcer.Config{Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified, Emulator: em},
-			}, diag)
+				Unverified:     unverified,
+			})
+			if code != 0 || err != nil {
+				return &exitError{code: code, err: err}
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&socket, "socket", defaultAgentSocket, "unix socket the runtimes connect to (config.json linux.seccomp.listenerPath)")
+	f.StringVar(&socket, "socket", defaultAgentSocket, "unix socket the runtimes connect to (config.json linux.seccomp.listenerPath); its directory must exist")
 	f.StringVar(&policyDir, "policy-dir", "", "directory of the policies listenerMetadata can select (policy=NAME)")
-	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr")
+	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr; SIGHUP reopens it")
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug, info, warn, error; default debug with --log, info on stderr")
 	f.DurationVar(&timeout, "handoff-timeout", agent.DefaultHandoffTimeout, "how long a connected runtime may take to send its handoff")
 	f.BoolVar(&unverified, "unverified", false, "do not load the eBPF binding: content-dependent allows CONTINUE unbound (verified \"none\"); for kernels without the BPF features vigil needs")
 	cmd.AddCommand(newSeccompProfileCmd())
 	return cmd
-}
-
-// runAgent serves until SIGINT or SIGTERM. Containers still supervised then
-// lose their supervisor with this process: the kernel fails their trapped
-// syscalls with ENOSYS, it never lets them through.
-func runAgent(cfg agent.Config, log zerolog.Logger) error {
-	// Catch the signals before the socket exists: a service manager may
-	// stop the agent as soon as it sees the socket.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	a, err := agent.Listen(cfg)
-	if err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	served := make(chan error, 1)
-	go func() { served <- a.Serve() }()
-	select {
-	case s := <-sigs:
-		left := a.Containers()
-		ev := log.Info()
-		if len(left) > 0 {
-			ev = log.Warn()
-		}
-		ev.Str("signal", s.String()).Int("containers", len(left)).
-			Msg("agent stopping; trapped syscalls of containers still running will fail with ENOSYS")
-		a.Close()
-		<-served
-		return nil
-	case err := <-served:
-		a.Close()
-		if err != nil {
-			return &exitError{code: 1, err: err}
-		}
-		return nil
-	}
 }
 
 func newSeccompProfileCmd() *cobra.Command {

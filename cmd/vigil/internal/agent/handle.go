@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,6 +20,10 @@ import (
 // by a supervisor or closed before handle returns.
 func (a *Agent) handle(c *net.UnixConn) {
 	defer a.untrack(c)
+	// The handoff is decided once the container is supervised or refused;
+	// Shutdown waits for that, not for the drain after it.
+	decided := sync.OnceFunc(a.pending.Done)
+	defer decided()
 	log := a.log
 	cred, err := peerCred(c)
 	if err != nil {
@@ -67,6 +72,7 @@ func (a *Agent) handle(c *net.UnixConn) {
 		return
 	}
 	a.supervise(h, lfd, log)
+	decided()
 	a.drain(c, h, log)
 }
 
