@@ -74,16 +74,19 @@ agent's is not (PATH.lock is held while an agent runs).`,
 }
 
 func newSeccompProfileCmd() *cobra.Command {
-	var policyFile, socket, metadata string
+	var policyFile, socket, metadata, runtime string
 	var noHardening bool
 	cmd := &cobra.Command{
-		Use:   "seccomp-profile [--policy FILE] [--socket PATH] [--metadata STR]",
+		Use:   "seccomp-profile [--policy FILE] [--socket PATH] [--metadata STR] [--runtime runc|crun]",
 		Short: "Print the config.json linux.seccomp section that sends a policy's syscalls to the agent",
 		Long: `Print, as JSON, the linux.seccomp object of an OCI config.json that matches a
 policy: defaultAction SCMP_ACT_ALLOW, the policy's syscalls as SCMP_ACT_NOTIFY
 to the agent's socket, and vigil's hardening rules as SCMP_ACT_ERRNO.
 listenerMetadata defaults to policy=<base name of FILE>, so copy FILE into the
-agent's --policy-dir. Merge it with e.g.
+agent's --policy-dir. --runtime crun adds flags so crun installs the filter
+with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (a call vigil is carrying out is
+not interrupted by signals); released runc versions refuse that flag, so a
+runc profile has none. Merge it with e.g.
   jq --slurpfile s profile.json '.linux.seccomp = $s[0]' config.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,7 +106,11 @@ agent's --policy-dir. Merge it with e.g.
 			if _, err := agent.ParseMetadata(metadata); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			prof, err := agent.Profile(pol, agent.ProfileOptions{Socket: socket, Metadata: metadata, NoHardening: noHardening})
+			flags, err := agent.RuntimeFlags(runtime)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			prof, err := agent.Profile(pol, agent.ProfileOptions{Socket: socket, Metadata: metadata, NoHardening: noHardening, Flags: flags})
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -115,6 +122,7 @@ agent's --policy-dir. Merge it with e.g.
 	f.StringVar(&socket, "socket", defaultAgentSocket, "the agent's socket (listenerPath)")
 	f.StringVar(&metadata, "metadata", "", "listenerMetadata (default: policy=<base name of --policy>)")
 	f.BoolVar(&noHardening, "no-hardening", false, "leave out the SCMP_ACT_ERRNO hardening rules")
+	f.StringVar(&runtime, "runtime", agent.DefaultRuntime, "runtime the profile is for: crun gets flags [SPEC_ALLOW, WAIT_KILLABLE_RECV] (crun ≥ 1.6, Linux ≥ 5.19); runc, which refuses that flag, gets none")
 	return cmd
 }
 

@@ -134,3 +134,31 @@ func TestAgentRefusesASocketInAMissingDirectory(t *testing.T) {
 		t.Fatalf("vigil agent created %s: %v", missing, err)
 	}
 }
+
+func TestSeccompProfileFlagsFollowTheRuntime(t *testing.T) {
+	p := writeFile(t, "web.yaml", containerPolicy)
+	for runtime, want := range map[string][]specs.LinuxSeccompFlag{
+		"":     nil, // runc, the default: no released runc accepts WAIT_KILLABLE_RECV
+		"runc": nil,
+		"crun": {specs.LinuxSeccompFlagSpecAllow, specs.LinuxSeccompFlagWaitKillableRecv},
+	} {
+		args := []string{"agent", "seccomp-profile", "--policy", p}
+		if runtime != "" {
+			args = append(args, "--runtime", runtime)
+		}
+		stdout, stderr, code := vigil(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		var s specs.LinuxSeccomp
+		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(s.Flags, want) {
+			t.Fatalf("%v: flags %v, want %v", args, s.Flags, want)
+		}
+	}
+	if _, stderr, code := vigil(t, "agent", "seccomp-profile", "--runtime", "podman"); code != 2 || !strings.Contains(stderr, "crun or runc") {
+		t.Fatalf("unknown runtime: exit %d %s", code, stderr)
+	}
+}
