@@ -120,11 +120,17 @@ func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 				send(t, dial(t, sock), []byte(stateJSON("c", "", pid))[:30], l)
 			}},
 		{name: "invalid policy", listener: true, wantOpen: "ENOSYS", want: withErr(refusedContainer, "invalid policy"),
-			run: func(t *testing.T, l, pid int) { send(t, dial(t, sock), []byte(stateJSON("c", "policy=bad.yaml", pid)), l) }},
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "policy=bad.yaml", pid)), l)
+			}},
 		{name: "policy path traversal", listener: true, wantOpen: "ENOSYS", want: withErr(refusedContainer, "not a path"),
-			run: func(t *testing.T, l, pid int) { send(t, dial(t, sock), []byte(stateJSON("c", "policy=../default.yaml", pid)), l) }},
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "policy=../default.yaml", pid)), l)
+			}},
 		{name: "unknown metadata key", listener: true, wantOpen: "ENOSYS", want: withErr(refusedContainer, "unknown key"),
-			run: func(t *testing.T, l, pid int) { send(t, dial(t, sock), []byte(stateJSON("c", "polcy=default.yaml", pid)), l) }},
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "polcy=default.yaml", pid)), l)
+			}},
 		{name: "any 1.x ociVersion is accepted", listener: true, wantOpen: "EACCES", served: "v1-9",
 			want: map[string]string{"message": "supervising container", FieldOCIVersion: "1.9.9"},
 			run: func(t *testing.T, l, pid int) {
