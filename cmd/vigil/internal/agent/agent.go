@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 )
 
 // DefaultHandoffTimeout bounds how long a connected runtime may take to
@@ -38,6 +39,13 @@ type Config struct {
 	// watched from its handoff on). Policy, Container and OwnRoot are set
 	// per container.
 	Enforcer enforcer.Config
+	// NewEmulator, when set, starts each container's emulation engine,
+	// closed when the container is released: the workers it starts join
+	// the container's namespaces and pin them, so they must end with the
+	// container rather than linger until evicted (64 of them, each holding
+	// a dead container's mounts). Without it Enforcer.Emulator, if any,
+	// serves every container.
+	NewEmulator func(log zerolog.Logger) (*emulate.Emulator, error)
 	// HandoffTimeout defaults to DefaultHandoffTimeout; MaxHandoff to
 	// MaxHandoff.
 	HandoffTimeout time.Duration

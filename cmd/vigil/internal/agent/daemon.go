@@ -49,13 +49,12 @@ type Daemon struct {
 	log    zerolog.Logger
 	sink   *audit.Sink // nil when audit records go to Stderr
 	kern   *enforcer.Kernel
-	em     *emulate.Emulator
 	notify *Notifier
 }
 
 // Start does what `vigil agent` does before it serves: it opens the audit
-// log, loads the eBPF binding (unless Unverified), starts the emulation
-// engine and listens on the socket. Policies are chosen per container, so
+// log, loads the eBPF binding (unless Unverified), checks that the
+// emulation engine starts, and listens on the socket. Policies are chosen per container, so
 // both the binding and the emulator always run: a container policy's
 // content-dependent allows are bound or emulated, never continued unbound.
 // On error everything already acquired is released.
@@ -86,15 +85,28 @@ func Start(o Options) (_ *Daemon, err error) {
 	if d.kern, err = loadKernel(d.log, o.Unverified); err != nil {
 		return nil, err
 	}
-	// The emulation engine starts no worker until a call needs one.
-	if d.em, err = emulate.New(d.log); err != nil {
-		return nil, fmt.Errorf("starting the emulation engine: %w", err)
+	// Each container gets an emulation engine of its own, which starts no
+	// worker until one of its calls needs one and stops its workers when
+	// the container is released. One is started here only to fail now,
+	// not at the first container, if it cannot start at all.
+	newEmulator := func(log zerolog.Logger) (*emulate.Emulator, error) {
+		em, err := emulate.New(log)
+		if err != nil {
+			return nil, fmt.Errorf("starting the emulation engine: %w", err)
+		}
+		return em, nil
 	}
+	probe, err := newEmulator(d.log)
+	if err != nil {
+		return nil, err
+	}
+	probe.Close()
 	d.Agent, err = Listen(Config{
 		Socket:         o.Socket,
 		PolicyDir:      o.PolicyDir,
 		HandoffTimeout: o.HandoffTimeout,
-		Enforcer:       enforcer.Config{Log: d.log, Audit: auditLog, Kernel: d.kern, Unverified: o.Unverified, Emulator: d.em},
+		NewEmulator:    newEmulator,
+		Enforcer:       enforcer.Config{Log: d.log, Audit: auditLog, Kernel: d.kern, Unverified: o.Unverified},
 	})
 	if err != nil {
 		return nil, err
@@ -216,9 +228,6 @@ func (d *Daemon) Close() error {
 	var err error
 	if d.Agent != nil {
 		err = d.Agent.Close()
-	}
-	if d.em != nil {
-		d.em.Close()
 	}
 	if d.kern != nil {
 		d.kern.Close()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
 )
 
@@ -98,16 +99,34 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 	cfg.ReferencePid = h.Pid
 	cfg.Log = clog
 	cfg.Audit = cfg.Audit.With().Str(FieldListenerMetadata, h.Metadata).Logger()
+	var own *emulate.Emulator // this container's, closed with it
+	if a.cfg.NewEmulator != nil {
+		if own, err = a.cfg.NewEmulator(clog); err != nil {
+			unix.Close(lfd)
+			fieldsOf(log.Error(), h).Str(FieldPolicy, src).Err(err).Msg("refusing container: its trapped syscalls will fail with ENOSYS")
+			return
+		}
+		cfg.Emulator = own
+	}
 	sup, err := enforcer.New(cfg)
 	if err == nil && cfg.Kernel != nil {
-		// Only watched processes have their bindings checked in eBPF.
-		// The container process is still waiting for its runtime to finish
-		// the handoff, so none of its calls has been granted yet; its
-		// descendants join the watched set as they fork.
+		// Only watched processes have their bindings checked in eBPF;
+		// descendants join the watched set as they fork. None of the
+		// container's calls has been granted yet (nobody served the
+		// listener), but only runc also keeps the process from running
+		// on: its init waits for its parent, which sends the handoff
+		// first. crun's init goes on as soon as its helper has sent the
+		// handoff, so a process it forks before this Watch stays outside
+		// the watched set and its bound grants go unchecked ("unconfirmed"
+		// records); closing that gap needs the engine to watch a
+		// notifying thread group before it continues a bound grant.
 		err = cfg.Kernel.Watch(h.Pid)
 	}
 	if err != nil {
 		unix.Close(lfd)
+		if own != nil {
+			own.Close()
+		}
 		fieldsOf(log.Error(), h).Str(FieldPolicy, src).Err(err).Msg("refusing container: its trapped syscalls will fail with ENOSYS")
 		return
 	}
@@ -118,6 +137,11 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 		defer a.removeContainer(key)
 		err := sup.Serve(l, nil)
 		l.Close()
+		if own != nil {
+			// No process uses the filter any more: nothing will need
+			// this container's workers again.
+			own.Close()
+		}
 		st := sup.Stats()
 		ev := clog.Info()
 		if err != nil {

@@ -469,11 +469,14 @@ func TestKilledAgentFailsTrappedCallsAndItsStaleSocketIsReplaced(t *testing.T) {
 	}
 }
 
-func TestTwoHundredContainersLeaveNoFdsOrGoroutines(t *testing.T) {
+func TestTwoHundredContainersLeaveNoFdsGoroutinesOrWorkers(t *testing.T) {
 	rt := requireRuntime(t, "runc")
 	ta := startAgent(t, DefaultHandoffTimeout)
 	webPolicyFile(t, ta.Dir)
-	b := newBundle(t, rt, ta.Addr(), "cat /etc/ok")
+	// The FIFO is created by emulation (web.yaml's dev rule makes mknod
+	// content-dependent), so every container starts an emulation worker in
+	// its namespaces.
+	b := newBundle(t, rt, ta.Addr(), "cat /etc/ok; mknod /tmp/fifo p")
 	runOne := func(i int) {
 		t.Helper()
 		id := nextID("many")
@@ -517,4 +520,38 @@ func TestTwoHundredContainersLeaveNoFdsOrGoroutines(t *testing.T) {
 	if got := ta.Log.count(map[string]string{"message": "container released"}); got != n+1 {
 		t.Fatalf("%d containers released, want %d", got, n+1)
 	}
+	emulated := map[string]string{audit.FieldSyscall: "mknodat", audit.FieldEmulated: "true"}
+	if !settle(func() bool { return ta.Audit.count(emulated) == n+1 }) {
+		t.Fatalf("%d emulated mknods, want %d", ta.Audit.count(emulated), n+1)
+	}
+	// A worker joins its container's namespaces and pins them: none may
+	// outlive its container.
+	var workers []string
+	if !settle(func() bool { workers = emulationWorkers(t); return len(workers) == 0 }) {
+		t.Fatalf("%d emulation workers outlived their containers: %v", len(workers), workers)
+	}
+}
+
+// emulationWorkers lists this process's children that are emulation
+// workers ("vigil:emulate").
+func emulationWorkers(t *testing.T) []string {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, task := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", task.Name(), "children"))
+		if err != nil {
+			continue
+		}
+		for _, pid := range strings.Fields(string(b)) {
+			cmdline, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+			if strings.HasPrefix(string(cmdline), "vigil:emulate") {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
 }
