@@ -54,10 +54,10 @@ type Daemon struct {
 
 // Start does what `vigil agent` does before it serves: it opens the audit
 // log, loads the eBPF binding (unless Unverified), checks that the
-// emulation engine starts, and listens on the socket. Policies are chosen per container, so
-// both the binding and the emulator always run: a container policy's
-// content-dependent allows are bound or emulated, never continued unbound.
-// On error everything already acquired is released.
+// emulation engine starts, and listens on the socket. Policies are chosen
+// per container, so both the binding and the emulator always run: a
+// container policy's content-dependent allows are bound or emulated, never
+// continued unbound. On error everything already acquired is released.
 func Start(o Options) (_ *Daemon, err error) {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
