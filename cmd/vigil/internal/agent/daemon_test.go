@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"net"
@@ -110,14 +111,30 @@ func testSIGHUP(t *testing.T, rt *ociRuntime) {
 
 	run(after)
 	current.waitLine(t, auditOf(after, audit.FieldRule, "no-secret"))
-	if n := current.count(map[string]string{audit.FieldContainer: before}); n != 0 {
-		t.Fatalf("the reopened log has %d records of the container before the SIGHUP", n)
-	}
 	if n := rotated.count(map[string]string{audit.FieldContainer: after}); n != 0 {
-		t.Fatalf("the rotated log got %d records after the SIGHUP", n)
+		t.Fatalf("the rotated log got %d records of a container started after the SIGHUP:\n%s", n, rotated)
 	}
-	if n := rotated.count(map[string]string{audit.FieldContainer: before}); n == 0 {
-		t.Fatalf("the rotated log lost the records before the SIGHUP:\n%s", rotated)
+	if n := rotated.count(auditOf(before, audit.FieldRule, "no-secret")); n != 1 {
+		t.Fatalf("the rotated log has %d records of the denial before the SIGHUP, want 1:\n%s", n, rotated)
+	}
+	// A record is written when its decision is complete: a bound grant's
+	// when the kernel's event confirms it, which may be after the SIGHUP.
+	// Each lands whole in exactly one of the files. (Under crun the open
+	// may come from a process forked before the agent's Watch, whose grant
+	// is recorded "unconfirmed" only after 30 s: see the README's crun
+	// notes. Then it is not waited for.)
+	allowedOK := auditOf(before, audit.FieldSyscall, "openat", audit.FieldArgs, "/etc/ok", audit.FieldVerified, audit.VerifiedKernel)
+	n := 0
+	settle(func() bool { n = rotated.count(allowedOK) + current.count(allowedOK); return n > 0 })
+	if n > 1 || n == 0 && rt.name == "runc" {
+		t.Fatalf("the allowed open before the SIGHUP was recorded %d times, want once:\n%s\n%s", n, rotated, current)
+	}
+	for _, l := range []*logBuf{rotated, current} {
+		for i, line := range strings.Split(strings.TrimSuffix(l.String(), "\n"), "\n") {
+			if !json.Valid([]byte(line)) {
+				t.Fatalf("%s line %d is not a whole record: %q", l.path, i+1, line)
+			}
+		}
 	}
 	// A burst of SIGHUPs never kills it.
 	for i := 0; i < 5; i++ {
