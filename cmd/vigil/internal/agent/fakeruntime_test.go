@@ -22,7 +22,11 @@ func secretPolicy(path string) string {
 
 func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	ta := startAgent(t, 500*time.Millisecond)
+	// Long enough for the oversized case to push a megabyte through before
+	// the deadline on a loaded machine (at 500ms, with a load of 20 on two
+	// cores, the cap's error once never came), short enough for the stall
+	// cases.
+	ta := startAgent(t, 2*time.Second)
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
