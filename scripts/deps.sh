@@ -2,7 +2,7 @@
 # Installs the Debian packages vigil's build, demo and tests need. Idempotent:
 # it installs only what is missing, and runs apt-get update at most once.
 set -euo pipefail
-pkgs=(gcc make pkg-config libseccomp-dev clang llvm libbpf-dev bpftool strace runc busybox-static)
+pkgs=(gcc make pkg-config libseccomp-dev clang llvm libbpf-dev bpftool strace runc crun busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -75,11 +75,11 @@ func TestPolicyCheckOCIRefusesWhatTheRuntimeNeeds(t *testing.T) {
 	}
 }
 
-func TestAgentStopsOnSIGTERMAndRemovesItsSocket(t *testing.T) {
+func TestAgentSurvivesSIGHUPAndDrainsOnSIGTERM(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "agent.sock")
-	cmd := exec.Command(vigilBin, "agent", "--unverified", "--socket", sock, "--policy-dir", dir)
+	cmd := exec.Command(vigilBin, "agent", "--socket", sock, "--policy-dir", dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -97,6 +97,18 @@ func TestAgentStopsOnSIGTERMAndRemovesItsSocket(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Before this agent handled SIGHUP, it died of it and left its socket.
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(stderr.String(), "reloaded") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no reload after SIGHUP:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -108,5 +120,45 @@ func TestAgentStopsOnSIGTERMAndRemovesItsSocket(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "agent stopping") {
 		t.Fatalf("stderr:\n%s", stderr.String())
+	}
+}
+
+func TestAgentRefusesASocketInAMissingDirectory(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	missing := filepath.Join(t.TempDir(), "nonexistent")
+	_, stderr, code := vigil(t, "agent", "--socket", filepath.Join(missing, "x", "y.sock"))
+	if code != 2 || !strings.Contains(stderr, "does not exist") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("vigil agent created %s: %v", missing, err)
+	}
+}
+
+func TestSeccompProfileFlagsFollowTheRuntime(t *testing.T) {
+	p := writeFile(t, "web.yaml", containerPolicy)
+	for runtime, want := range map[string][]specs.LinuxSeccompFlag{
+		"":     nil, // runc, the default: no released runc accepts WAIT_KILLABLE_RECV
+		"runc": nil,
+		"crun": {specs.LinuxSeccompFlagSpecAllow, specs.LinuxSeccompFlagWaitKillableRecv},
+	} {
+		args := []string{"agent", "seccomp-profile", "--policy", p}
+		if runtime != "" {
+			args = append(args, "--runtime", runtime)
+		}
+		stdout, stderr, code := vigil(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		var s specs.LinuxSeccomp
+		if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(s.Flags, want) {
+			t.Fatalf("%v: flags %v, want %v", args, s.Flags, want)
+		}
+	}
+	if _, stderr, code := vigil(t, "agent", "seccomp-profile", "--runtime", "podman"); code != 2 || !strings.Contains(stderr, "crun or runc") {
+		t.Fatalf("unknown runtime: exit %d %s", code, stderr)
 	}
 }

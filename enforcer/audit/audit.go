@@ -103,6 +103,27 @@ func (s *Sink) Flush() error {
 	return s.buf.Flush()
 }
 
+// Reopen flushes the buffered records to the current writer, closes it
+// (unless it is stdout or stderr) and sends every later record to w: a
+// daemon's SIGHUP after logrotate renamed its file. No record is lost or
+// split: writers wait while the writer changes.
+func (s *Sink) Reopen(w io.Writer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.buf.Flush()
+	if s.closer != nil {
+		if cerr := s.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	s.buf.Reset(w)
+	s.closer = nil
+	if c, ok := w.(io.Closer); ok && w != os.Stderr && w != os.Stdout {
+		s.closer = c
+	}
+	return err
+}
+
 // Close flushes and stops the flusher.
 func (s *Sink) Close() error {
 	close(s.done)

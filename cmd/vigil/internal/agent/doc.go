@@ -19,7 +19,10 @@
 // refused or abandoned listener makes the container's trapped syscalls fail
 // with ENOSYS: nothing is granted by a missing supervisor.
 //
-// The pure parts (Frame, ParseHandoff, ParseMetadata, Profile, CheckOCI) do
-// no I/O and are fuzzed; the socket side is tested against a fake runtime and
-// a real runc.
+// Start, Run and Main are `vigil agent` itself (audit log, eBPF binding,
+// emulation, socket, signals, sd_notify readiness): the CLI parses flags and
+// calls Main, and the tests run the same functions. The pure parts (Frame,
+// ParseHandoff, ParseMetadata, ParseNotifySocket, Profile, CheckOCI) do no
+// I/O and are fuzzed; the socket side is tested against a fake runtime, runc
+// and crun.
 package agent

@@ -22,7 +22,11 @@ func secretPolicy(path string) string {
 
 func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	ta := startAgent(t, 500*time.Millisecond)
+	// Long enough for the oversized case to push a megabyte through before
+	// the deadline on a loaded machine (at 500ms, with a load of 20 on two
+	// cores, the cap's error once never came), short enough for the stall
+	// cases.
+	ta := startAgent(t, 2*time.Second)
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -34,7 +38,7 @@ func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 	// A container that stays supervised through every bad handoff below.
 	keeper := startFakeContainer(t, secret)
 	c := dial(t, sock)
-	send(t, c, []byte(stateJSON("keeper", "")), keeper.Listener)
+	send(t, c, []byte(stateJSON("keeper", "", keeper.Pid())), keeper.Listener)
 	c.Close()
 	keeper.DropListener()
 	ta.Log.waitLine(t, map[string]string{"message": "supervising container", audit.FieldContainer: "keeper"})
@@ -54,9 +58,9 @@ func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		// run sends the handoff; l is the fake container's listener, or -1
-		// for cases that send none.
-		run       func(t *testing.T, l int)
+		// run sends the handoff; l is the fake container's listener and
+		// pid its process, or -1 and 0 for cases that send none.
+		run       func(t *testing.T, l, pid int)
 		listener  bool
 		want      map[string]string
 		wantOpen  string // the fake container's open afterwards
@@ -64,35 +68,35 @@ func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 		secondMsg bool
 	}{
 		{name: "fds missing", listener: true, wantOpen: "ENOSYS", want: withErr(refused, `no "fds" list`),
-			run: func(t *testing.T, l int) {
+			run: func(t *testing.T, l, pid int) {
 				send(t, dial(t, sock), []byte(`{"ociVersion":"1.0.2","pid":1,"state":{"id":"c"}}`), l)
 			}},
 		{name: "wrong fd name", listener: true, wantOpen: "ENOSYS", want: withErr(refused, `no "seccompFd"`),
-			run: func(t *testing.T, l int) {
-				send(t, dial(t, sock), []byte(strings.Replace(stateJSON("c", ""), "seccompFd", "notifyFd", 1)), l)
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(strings.Replace(stateJSON("c", "", pid), "seccompFd", "notifyFd", 1)), l)
 			}},
 		{name: "extra fds", listener: true, wantOpen: "ENOSYS", want: withErr(refused, "names 1 descriptors but 3 arrived"),
-			run: func(t *testing.T, l int) {
-				send(t, dial(t, sock), []byte(stateJSON("c", "")), l, devNull(t), devNull(t))
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "", pid)), l, devNull(t), devNull(t))
 			}},
 		{name: "fewer fds than names", listener: true, wantOpen: "ENOSYS", want: withErr(refused, "names 2 descriptors but 1 arrived"),
-			run: func(t *testing.T, l int) {
-				send(t, dial(t, sock), []byte(strings.Replace(stateJSON("c", ""), `["seccompFd"]`, `["seccompFd","pidFd"]`, 1)), l)
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(strings.Replace(stateJSON("c", "", pid), `["seccompFd"]`, `["seccompFd","pidFd"]`, 1)), l)
 			}},
 		{name: "no fd attached", want: withErr(refused, "but 0 arrived"),
-			run: func(t *testing.T, l int) { send(t, dial(t, sock), []byte(stateJSON("c", ""))) }},
+			run: func(t *testing.T, l, pid int) { send(t, dial(t, sock), []byte(stateJSON("c", "", pid))) }},
 		{name: "fd is not a seccomp listener", want: withErr(refusedContainer, "not a seccomp listener"),
-			run: func(t *testing.T, l int) { send(t, dial(t, sock), []byte(stateJSON("c", "")), devNull(t)) }},
+			run: func(t *testing.T, l, pid int) { send(t, dial(t, sock), []byte(stateJSON("c", "", pid)), devNull(t)) }},
 		{name: "more fds than the control buffer holds", want: withErr(refused, "more than 16 descriptors"),
-			run: func(t *testing.T, l int) {
+			run: func(t *testing.T, l, pid int) {
 				fds := make([]int, 20)
 				for i := range fds {
 					fds[i] = devNull(t)
 				}
-				send(t, dial(t, sock), []byte(stateJSON("c", "")), fds...)
+				send(t, dial(t, sock), []byte(stateJSON("c", "", pid)), fds...)
 			}},
 		{name: "oversized", listener: true, wantOpen: "ENOSYS", want: withErr(refused, "handoff too large"),
-			run: func(t *testing.T, l int) {
+			run: func(t *testing.T, l, pid int) {
 				c := dial(t, sock)
 				send(t, c, []byte(`{"ociVersion":"1.0.2","x":"`), l)
 				// The agent stops reading at the cap; do not wait for it.
@@ -102,52 +106,63 @@ func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 				}()
 			}},
 		{name: "truncated", listener: true, wantOpen: "ENOSYS", want: withErr(refused, "truncated handoff"),
-			run: func(t *testing.T, l int) {
+			run: func(t *testing.T, l, pid int) {
 				c := dial(t, sock)
-				send(t, c, []byte(stateJSON("c", ""))[:40], l)
+				send(t, c, []byte(stateJSON("c", "", pid))[:40], l)
 				c.Close()
 			}},
 		{name: "not JSON", listener: true, wantOpen: "ENOSYS", want: withErr(refused, "malformed handoff"),
-			run: func(t *testing.T, l int) { send(t, dial(t, sock), []byte("GET / HTTP/1.0\r\n\r\n"), l) }},
+			run: func(t *testing.T, l, pid int) { send(t, dial(t, sock), []byte("GET / HTTP/1.0\r\n\r\n"), l) }},
 		{name: "unknown major ociVersion", listener: true, wantOpen: "ENOSYS", want: withErr(refused, `unsupported ociVersion "2.0.0"`),
-			run: func(t *testing.T, l int) {
-				send(t, dial(t, sock), []byte(strings.ReplaceAll(stateJSON("c", ""), "1.0.2-dev", "2.0.0")), l)
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(strings.ReplaceAll(stateJSON("c", "", pid), "1.0.2-dev", "2.0.0")), l)
 			}},
 		{name: "peer connects and stalls", want: withErr(refused, "sent nothing before the deadline"),
-			run: func(t *testing.T, l int) { dial(t, sock) }},
+			run: func(t *testing.T, l, pid int) { dial(t, sock) }},
 		{name: "peer stalls mid-message", listener: true, wantOpen: "ENOSYS", want: withErr(refused, "no complete JSON object before the deadline"),
-			run: func(t *testing.T, l int) {
-				send(t, dial(t, sock), []byte(stateJSON("c", ""))[:30], l)
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "", pid))[:30], l)
 			}},
 		{name: "invalid policy", listener: true, wantOpen: "ENOSYS", want: withErr(refusedContainer, "invalid policy"),
-			run: func(t *testing.T, l int) { send(t, dial(t, sock), []byte(stateJSON("c", "policy=bad.yaml")), l) }},
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "policy=bad.yaml", pid)), l)
+			}},
 		{name: "policy path traversal", listener: true, wantOpen: "ENOSYS", want: withErr(refusedContainer, "not a path"),
-			run: func(t *testing.T, l int) { send(t, dial(t, sock), []byte(stateJSON("c", "policy=../default.yaml")), l) }},
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "policy=../default.yaml", pid)), l)
+			}},
 		{name: "unknown metadata key", listener: true, wantOpen: "ENOSYS", want: withErr(refusedContainer, "unknown key"),
-			run: func(t *testing.T, l int) { send(t, dial(t, sock), []byte(stateJSON("c", "polcy=default.yaml")), l) }},
-		{name: "crun-style 1.x ociVersion is accepted", listener: true, wantOpen: "EACCES", served: "crun-1",
-			want: map[string]string{"message": "supervising container", FieldOCIVersion: "1.9.9+crun"},
-			run: func(t *testing.T, l int) {
-				send(t, dial(t, sock), []byte(strings.ReplaceAll(stateJSON("crun-1", ""), "1.0.2-dev", "1.9.9+crun")), l)
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(stateJSON("c", "polcy=default.yaml", pid)), l)
+			}},
+		{name: "any 1.x ociVersion is accepted", listener: true, wantOpen: "EACCES", served: "v1-9",
+			want: map[string]string{"message": "supervising container", FieldOCIVersion: "1.9.9"},
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(strings.ReplaceAll(stateJSON("v1-9", "", pid), "1.0.2-dev", "1.9.9")), l)
+			}},
+		{name: "crun's 0.2.0 is accepted", listener: true, wantOpen: "EACCES", served: "crun-1",
+			want: map[string]string{"message": "supervising container", FieldOCIVersion: "0.2.0"},
+			run: func(t *testing.T, l, pid int) {
+				send(t, dial(t, sock), []byte(strings.ReplaceAll(stateJSON("crun-1", "", pid), "1.0.2-dev", "0.2.0")), l)
 			}},
 		{name: "second message on the same connection", listener: true, wantOpen: "EACCES", served: "twice", secondMsg: true,
 			want: map[string]string{"message": "second message", audit.FieldContainer: "twice", "fds": "1"},
-			run: func(t *testing.T, l int) {
+			run: func(t *testing.T, l, pid int) {
 				c := dial(t, sock)
-				send(t, c, []byte(stateJSON("twice", "")), l)
-				send(t, c, []byte(stateJSON("twice-again", "")), devNull(t))
+				send(t, c, []byte(stateJSON("twice", "", pid)), l)
+				send(t, c, []byte(stateJSON("twice-again", "", pid)), devNull(t))
 				c.Close()
 			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var fc *fakeContainer
-			l := -1
+			l, pid := -1, 0
 			if tc.listener {
 				fc = startFakeContainer(t, secret)
-				l = fc.Listener
+				l, pid = fc.Listener, fc.Pid()
 			}
-			tc.run(t, l)
+			tc.run(t, l, pid)
 			if fc != nil {
 				fc.DropListener()
 			}

@@ -79,3 +79,21 @@ func FuzzParseMetadata(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseNotifySocket(f *testing.F) {
+	for _, s := range []string{"/run/systemd/notify", "@/org/freedesktop/systemd1/notify/1", "@", "", "vsock:2:9", "rel/x", "/a\nb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		n, err := ParseNotifySocket(v)
+		if err != nil {
+			return
+		}
+		if n.Enabled() != (v != "") {
+			t.Fatalf("ParseNotifySocket(%q): enabled %v", v, n.Enabled())
+		}
+		if n.Enabled() && v[0] != '/' && v[0] != '@' {
+			t.Fatalf("ParseNotifySocket(%q) accepted a relative name", v)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
 )
 
@@ -19,6 +21,10 @@ import (
 // by a supervisor or closed before handle returns.
 func (a *Agent) handle(c *net.UnixConn) {
 	defer a.untrack(c)
+	// The handoff is decided once the container is supervised or refused;
+	// Shutdown waits for that, not for the drain after it.
+	decided := sync.OnceFunc(a.pending.Done)
+	defer decided()
 	log := a.log
 	cred, err := peerCred(c)
 	if err != nil {
@@ -67,6 +73,7 @@ func (a *Agent) handle(c *net.UnixConn) {
 		return
 	}
 	a.supervise(h, lfd, log)
+	decided()
 	a.drain(c, h, log)
 }
 
@@ -92,16 +99,34 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 	cfg.ReferencePid = h.Pid
 	cfg.Log = clog
 	cfg.Audit = cfg.Audit.With().Str(FieldListenerMetadata, h.Metadata).Logger()
+	var own *emulate.Emulator // this container's, closed with it
+	if a.cfg.NewEmulator != nil {
+		if own, err = a.cfg.NewEmulator(clog); err != nil {
+			unix.Close(lfd)
+			fieldsOf(log.Error(), h).Str(FieldPolicy, src).Err(err).Msg("refusing container: its trapped syscalls will fail with ENOSYS")
+			return
+		}
+		cfg.Emulator = own
+	}
 	sup, err := enforcer.New(cfg)
 	if err == nil && cfg.Kernel != nil {
-		// Only watched processes have their bindings checked in eBPF.
-		// The container process is still waiting for its runtime to finish
-		// the handoff, so none of its calls has been granted yet; its
-		// descendants join the watched set as they fork.
+		// Only watched processes have their bindings checked in eBPF;
+		// descendants join the watched set as they fork. None of the
+		// container's calls has been granted yet (nobody served the
+		// listener), but only runc also keeps the process from running
+		// on: its init waits for its parent, which sends the handoff
+		// first. crun's init goes on as soon as its helper has sent the
+		// handoff, so a process it forks before this Watch stays outside
+		// the watched set and its bound grants go unchecked ("unconfirmed"
+		// records); closing that gap needs the engine to watch a
+		// notifying thread group before it continues a bound grant.
 		err = cfg.Kernel.Watch(h.Pid)
 	}
 	if err != nil {
 		unix.Close(lfd)
+		if own != nil {
+			own.Close()
+		}
 		fieldsOf(log.Error(), h).Str(FieldPolicy, src).Err(err).Msg("refusing container: its trapped syscalls will fail with ENOSYS")
 		return
 	}
@@ -112,6 +137,11 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 		defer a.removeContainer(key)
 		err := sup.Serve(l, nil)
 		l.Close()
+		if own != nil {
+			// No process uses the filter any more: nothing will need
+			// this container's workers again.
+			own.Close()
+		}
 		st := sup.Stats()
 		ev := clog.Info()
 		if err != nil {

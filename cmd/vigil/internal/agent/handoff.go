@@ -27,7 +27,8 @@ var (
 	ErrIncomplete = errors.New("incomplete JSON")
 	// ErrMalformed means the payload is not the container process state.
 	ErrMalformed = errors.New("malformed handoff")
-	// ErrVersion means the ociVersion is missing or not 1.x.
+	// ErrVersion means the ociVersion is missing, or neither 1.x nor
+	// crun's "0.2.0".
 	ErrVersion = errors.New("unsupported ociVersion")
 	// ErrFds means the fds list does not describe the attached fds.
 	ErrFds = errors.New("bad fds")
@@ -40,7 +41,7 @@ var (
 // Handoff is a parsed container process state.
 type Handoff struct {
 	// Version is the ociVersion the runtime sent (runc 1.1 sends
-	// "1.0.2-dev"); any 1.x is accepted.
+	// "1.0.2-dev", crun "0.2.0"); see supportedVersion.
 	Version string
 	// FdNames names the attached fds in SCM_RIGHTS order.
 	FdNames []string
@@ -106,7 +107,7 @@ func ParseHandoff(payload []byte, nfds int) (*Handoff, error) {
 		return nil, fmt.Errorf("%w: decoding container process state: %v", ErrMalformed, err)
 	}
 	if !supportedVersion(st.Version) {
-		return nil, fmt.Errorf("%w %s: vigil speaks runtime-spec 1.x", ErrVersion, quoteClip(st.Version))
+		return nil, fmt.Errorf("%w %s: vigil speaks runtime-spec 1.x (and crun's %q)", ErrVersion, quoteClip(st.Version), crunStateVersion)
 	}
 	h := &Handoff{Version: st.Version, FdNames: st.Fds, Seccomp: -1, Pid: st.Pid, Metadata: st.Metadata, State: st.State}
 	if st.Fds == nil {
@@ -136,11 +137,21 @@ func ParseHandoff(payload []byte, nfds int) (*Handoff, error) {
 	return h, nil
 }
 
-// supportedVersion accepts "1" and "1.<anything>": runtimes send their
-// own spec version (runc 1.1 "1.0.2-dev", crun its build's), and 1.x keeps
-// ContainerProcessState compatible.
+// crunStateVersion is the ociVersion every crun release from 0.19 (the
+// first with listenerPath) to at least 1.29 writes into its handoff (a constant OCI_VERSION in
+// get_seccomp_receiver_fd_payload, src/libcrun/container.c), in both the
+// top level and the state. The payload has runtime-spec's
+// ContainerProcessState layout all the same: ociVersion, fds
+// ["seccompFd"], pid, metadata and state {ociVersion, id, status, pid,
+// bundle, annotations}.
+const crunStateVersion = "0.2.0"
+
+// supportedVersion accepts "1" and "1.<anything>": runc sends its spec
+// version (runc 1.1 "1.0.2-dev"), and 1.x keeps ContainerProcessState
+// compatible. It also accepts crun's fixed "0.2.0" (crunStateVersion), and
+// nothing else before 1.0: earlier drafts had no listener handoff.
 func supportedVersion(v string) bool {
-	return v == "1" || strings.HasPrefix(v, "1.")
+	return v == "1" || strings.HasPrefix(v, "1.") || v == crunStateVersion
 }
 
 // checkLabel refuses empty, oversized, non-UTF-8 or control-character

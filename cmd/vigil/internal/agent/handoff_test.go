@@ -89,6 +89,7 @@ func TestParseHandoffRefusesWhatItCannotTrust(t *testing.T) {
 		{"no fds attached", state(`,"fds":["seccompFd"]`), 0, ErrFds, "but 0 arrived"},
 		{"version 2", strings.Replace(state(`,"fds":["seccompFd"]`), "1.0.2", "2.0.0", 1), 1, ErrVersion, `"2.0.0"`},
 		{"version missing", `{"fds":["seccompFd"],"state":{"id":"c1"}}`, 1, ErrVersion, `""`},
+		{"version 0.x other than crun's", strings.Replace(state(`,"fds":["seccompFd"]`), "1.0.2", "0.1.0", 1), 1, ErrVersion, `"0.1.0"`},
 		{"version 10.x", strings.Replace(state(`,"fds":["seccompFd"]`), "1.0.2", "10.0", 1), 1, ErrVersion, `"10.0"`},
 		{"id missing", `{"ociVersion":"1.0.2","fds":["seccompFd"],"state":{}}`, 1, ErrMalformed, "state.id is empty"},
 		{"id with a newline", `{"ociVersion":"1.0.2","fds":["seccompFd"],"state":{"id":"a\nb"}}`, 1, ErrMalformed, "control character"},
@@ -111,8 +112,8 @@ func TestParseHandoffRefusesWhatItCannotTrust(t *testing.T) {
 	}
 }
 
-func TestParseHandoffAcceptsAny1xVersionAndExtraFdNames(t *testing.T) {
-	for _, v := range []string{"1", "1.0.0", "1.0.2-dev", "1.2.1", "1.9.9+crun"} {
+func TestParseHandoffAcceptsAny1xVersionCrunsAndExtraFdNames(t *testing.T) {
+	for _, v := range []string{"1", "1.0.0", "1.0.2-dev", "1.2.1", "1.9.9+crun", "0.2.0"} {
 		p := `{"ociVersion":"` + v + `","fds":["pidFd","seccompFd"],"state":{"id":"c"},"future":{"field":1}}`
 		h, err := ParseHandoff([]byte(p), 2)
 		if err != nil {

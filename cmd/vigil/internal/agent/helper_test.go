@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -19,7 +20,6 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/filter"
 )
 
@@ -117,35 +117,29 @@ func peerMain() (int, error) {
 	}
 	// The agent may hang up before the message is out (EPIPE): it refuses
 	// the peer on its credentials alone.
-	c.(*net.UnixConn).WriteMsgUnix([]byte(stateJSON("peer", "")), unix.UnixRights(int(f.Fd())), nil)
+	c.(*net.UnixConn).WriteMsgUnix([]byte(stateJSON("peer", "", os.Getpid())), unix.UnixRights(int(f.Fd())), nil)
 	var b [1]byte
 	c.Read(b[:]) // until the agent hangs up
 	return 0, nil
 }
 
-// agentMain is an agent in a process of its own, so a test can kill it.
+// agentMain is `vigil agent` in a process of its own, so a test can signal
+// and kill it: Main with the flags in the environment, the wiring the CLI
+// uses.
 func agentMain() (int, error) {
-	f, err := os.OpenFile(os.Getenv(envAudit), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return 3, err
-	}
-	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	a, err := Listen(Config{
-		Socket: os.Getenv(envSocket), PolicyDir: os.Getenv(envDir),
-		Enforcer: enforcer.Config{Log: log, Audit: zerolog.New(f).With().Timestamp().Logger(), Unverified: true},
+	return Main(Options{
+		Socket: os.Getenv(envSocket), PolicyDir: os.Getenv(envDir), LogFile: os.Getenv(envAudit),
+		LogLevel: zerolog.DebugLevel, HandoffTimeout: DefaultHandoffTimeout,
 	})
-	if err != nil {
-		return 3, err
-	}
-	return 0, a.Serve()
 }
 
 // stateJSON is a runc-shaped handoff for container id with listenerMetadata
-// meta, naming one seccompFd.
-func stateJSON(id, meta string) string {
+// meta and container process pid, naming one seccompFd. The agent watches
+// pid in eBPF from the handoff on, so it must be the container's.
+func stateJSON(id, meta string, pid int) string {
 	b, _ := json.Marshal(map[string]any{
-		"ociVersion": "1.0.2-dev", "fds": []string{"seccompFd"}, "pid": os.Getpid(), "metadata": meta,
-		"state": map[string]any{"ociVersion": "1.0.2-dev", "id": id, "status": "creating", "pid": os.Getpid(), "bundle": "/nonexistent"},
+		"ociVersion": "1.0.2-dev", "fds": []string{"seccompFd"}, "pid": pid, "metadata": meta,
+		"state": map[string]any{"ociVersion": "1.0.2-dev", "id": id, "status": "creating", "pid": pid, "bundle": "/nonexistent"},
 	})
 	return string(b)
 }
@@ -199,6 +193,9 @@ func startFakeContainer(t *testing.T, path string) *fakeContainer {
 	return fc
 }
 
+// Pid is the fake container's process.
+func (fc *fakeContainer) Pid() int { return fc.cmd.Process.Pid }
+
 // DropListener closes the test's copy after it was handed to the agent:
 // from then on only the agent holds it.
 func (fc *fakeContainer) DropListener() {
@@ -242,10 +239,12 @@ func (fc *fakeContainer) Stop() {
 	fc.cmd = nil
 }
 
-// logBuf collects JSON log lines.
+// logBuf collects JSON log lines, written to it or, with path set, read
+// from a file another writer appends to.
 type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	path string
 }
 
 func (l *logBuf) Write(p []byte) (int, error) {
@@ -254,11 +253,19 @@ func (l *logBuf) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-func (l *logBuf) lines() []map[string]any {
+func (l *logBuf) bytes() []byte {
+	if l.path != "" {
+		b, _ := os.ReadFile(l.path)
+		return b
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return append([]byte(nil), l.buf.Bytes()...)
+}
+
+func (l *logBuf) lines() []map[string]any {
 	var out []map[string]any
-	for _, line := range bytes.Split(l.buf.Bytes(), []byte("\n")) {
+	for _, line := range bytes.Split(l.bytes(), []byte("\n")) {
 		var m map[string]any
 		if json.Unmarshal(line, &m) == nil {
 			out = append(out, m)
@@ -267,11 +274,7 @@ func (l *logBuf) lines() []map[string]any {
 	return out
 }
 
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func (l *logBuf) String() string { return string(l.bytes()) }
 
 // waitLine waits for a line with every field in want (substring match for
 // strings) and returns it.
@@ -311,53 +314,48 @@ func matches(m map[string]any, want map[string]string) bool {
 	return true
 }
 
-// testAgent is an in-process agent with captured logs.
+// testAgent is an in-process `vigil agent` with captured logs.
 type testAgent struct {
-	*Agent
-	Log, Audit *logBuf
-	Dir        string // policy directory
-	served     chan error
+	*Daemon
+	Log   *logBuf // diagnostics
+	Audit *logBuf // the --log file
+	Dir   string  // policy directory
+	sigs  chan os.Signal
+	ran   chan error
 }
 
-// startAgent starts an agent whose supervisors run unverified (the agent's
-// own behaviour does not depend on the eBPF binding; the engine's tests
-// cover it), unless a kernel is given.
-func startAgent(t *testing.T, timeout time.Duration, kernel ...*enforcer.Kernel) *testAgent {
+// startAgent starts the agent as `vigil agent --log FILE` does (Start and
+// Run: eBPF binding, emulator, audit log file), with a policy directory
+// and socket of the test's own. Its cleanup stops it with SIGTERM's drain.
+func startAgent(t *testing.T, timeout time.Duration) *testAgent {
 	t.Helper()
 	base := t.TempDir()
 	dir := filepath.Join(base, "policies")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ta := &testAgent{Log: &logBuf{}, Audit: &logBuf{}, Dir: dir, served: make(chan error, 1)}
-	var k *enforcer.Kernel
-	if len(kernel) > 0 {
-		k = kernel[0]
-	}
-	a, err := Listen(Config{
-		Socket: filepath.Join(base, "agent.sock"), PolicyDir: dir, HandoffTimeout: timeout,
-		Enforcer: enforcer.Config{
-			Log:        zerolog.New(ta.Log).With().Timestamp().Logger(),
-			Audit:      zerolog.New(ta.Audit).With().Timestamp().Logger(),
-			Kernel:     k,
-			Unverified: k == nil,
-		},
+	auditPath := filepath.Join(base, "audit.log")
+	ta := &testAgent{Log: &logBuf{}, Audit: &logBuf{path: auditPath}, Dir: dir, sigs: make(chan os.Signal, 1), ran: make(chan error, 1)}
+	d, err := Start(Options{
+		Socket: filepath.Join(base, "agent.sock"), PolicyDir: dir, LogFile: auditPath,
+		LogLevel: zerolog.DebugLevel, HandoffTimeout: timeout, Stderr: ta.Log,
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("starting the agent: %v", err)
 	}
-	ta.Agent = a
-	go func() { ta.served <- a.Serve() }()
+	ta.Daemon = d
+	go func() { ta.ran <- d.Run(ta.sigs) }()
 	t.Cleanup(func() {
-		a.Close()
+		ta.sigs <- syscall.SIGTERM
 		select {
-		case err := <-ta.served:
+		case err := <-ta.ran:
 			if err != nil {
-				t.Errorf("Serve: %v", err)
+				t.Errorf("Run: %v", err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return after Close")
+		case <-time.After(3 * DefaultHandoffTimeout):
+			t.Error("Run did not return after SIGTERM")
 		}
+		d.Close()
 	})
 	return ta
 }

@@ -4,14 +4,19 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/vigilsec/vigil/enforcer/emulate"
 )
 
 // helperEnv selects a helper role when the test binary re-executes itself:
 // a fake container that owns a real seccomp listener, a peer that connects
-// as another user, or an agent process the runc tests can kill.
+// as another user, or an agent process (Main, as `vigil agent` runs it) the
+// tests can signal and kill.
 const helperEnv = "VIGIL_AGENT_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	// The agent's emulation engine re-executes this binary as its worker.
+	emulate.RunWorkerIfRequested()
 	if role := os.Getenv(helperEnv); role != "" {
 		code, err := runHelper(role)
 		if err != nil {

@@ -19,6 +19,9 @@ type ProfileOptions struct {
 	Metadata string
 	// NoHardening leaves out vigil's in-kernel hardening rules.
 	NoHardening bool
+	// Flags is linux.seccomp.flags (RuntimeFlags): nil leaves the
+	// runtime's default.
+	Flags []specs.LinuxSeccompFlag
 }
 
 // Profile returns the linux.seccomp section of config.json that matches p:
@@ -42,6 +45,7 @@ func Profile(p *policy.Policy, o ProfileOptions) (*specs.LinuxSeccomp, error) {
 		Architectures:    []specs.Arch{specs.ArchX86_64},
 		ListenerPath:     o.Socket,
 		ListenerMetadata: o.Metadata,
+		Flags:            o.Flags,
 	}
 	if len(trapped) > 0 {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: trapped, Action: specs.ActNotify})
