@@ -533,6 +533,14 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		case bindNone:
 			return s.finish(l, n, d, verdict.Unverified(n))
 		}
+		if s.cfg.Container != "" {
+			// A container runtime may let processes fork before the
+			// agent watched the container's first one (crun does): a
+			// binding of an unwatched process would never be checked.
+			if err := s.cfg.Kernel.Watch(tgid); err != nil {
+				return refuse(c, d, "cannot watch the caller in eBPF: "+err.Error())
+			}
+		}
 		g, err := verdict.Bound(l, n, s.cfg.Kernel, &s.bind)
 		if err != nil {
 			if !errors.Is(err, notify.ErrGone) {
