@@ -239,23 +239,8 @@ func (s *Supervisor) fifoOpener(l *notify.Listener, id uint64, p *emulate.Prepar
 	return func() (int64, unix.Errno, bool) {
 		defer p.Close()
 		cancel := make(chan struct{})
-		done := make(chan struct{})
-		defer close(done)
-		go func() {
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					if l.Valid(id) != nil {
-						close(cancel)
-						return
-					}
-				}
-			}
-		}()
+		stop := whileValid(l, id, func() { close(cancel) })
+		defer stop()
 		r, err := em.OpenFIFO(p, cancel)
 		if err != nil {
 			return 0, unix.EPERM, false
@@ -272,6 +257,34 @@ func (s *Supervisor) fifoOpener(l *notify.Listener, id uint64, p *emulate.Prepar
 			return 0, unix.ESRCH, true
 		}
 		return int64(fd), 0, true
+	}
+}
+
+// whileValid calls gone once notification id stops being valid (the
+// watchee no longer waits: killed, or the listener hung up), checking every
+// 50ms until stop is called.
+func whileValid(l *notify.Listener, id uint64, gone func()) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if l.Valid(id) != nil {
+					gone()
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
 	}
 }
 
@@ -343,8 +356,14 @@ func (s *Supervisor) emulateConnect(l *notify.Listener, n *notify.Notif, c *call
 	}
 	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
 	em := s.cfg.Emulator
+	id := n.ID
 	return outcome{dec: d, emulated: true, deferred: func() (int64, unix.Errno, bool) {
 		defer p.Close()
+		// A blocking connect waits as long as the watchee's would, but
+		// no longer than the watchee waits: shutting vigil's copy of the
+		// socket down ends the handshake it would no longer see.
+		stop := whileValid(l, id, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) })
+		defer stop()
 		r, err := em.Connect(p, addr)
 		if err != nil {
 			return 0, unix.EPERM, false

@@ -98,6 +98,9 @@ type Supervisor struct {
 	// replay answers the restart of an emulated call whose answer never
 	// reached the watchee with that call's result (nil: no guard).
 	replay *emulate.Replay
+	// deferred counts the goroutines answering calls off the notify loop;
+	// Serve waits for them, so none answers on a closed listener.
+	deferred sync.WaitGroup
 }
 
 // Stats counts decisions; read them after Serve returns.
@@ -234,6 +237,9 @@ func (s *Supervisor) Stats() Stats {
 // when it returns.
 func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 	defer s.ref.Close()
+	// Calls answered off the loop end once their watchee stops waiting
+	// (which it has when the listener hangs up): wait for them.
+	defer s.deferred.Wait()
 	runtime.LockOSThread()
 	// Unlock before returning: a locked thread would exit with the goroutine,
 	// and PR_SET_PDEATHSIG fires when the forking thread exits.
@@ -367,7 +373,9 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 		parked = true
 		d := s.decisionOf(n, pi, &o, false, 0)
 		id, nr := *n, start
+		s.deferred.Add(1)
 		go func() {
+			defer s.deferred.Done()
 			val, errno, answered := o.deferred()
 			var err error
 			switch {

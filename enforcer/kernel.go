@@ -31,6 +31,10 @@ type Kernel struct {
 
 	done chan struct{} // closed when the event reader has ended
 	err  error         // the reader's error, valid after done
+	// stopSweep ends the periodic sweep, and swept is closed when it has:
+	// Close waits for it before closing the loader whose maps it reads.
+	stopSweep chan struct{}
+	swept     chan struct{}
 }
 
 // pendingDecision is a bound grant's audit record waiting for its sys_exit.
@@ -48,7 +52,8 @@ const unconfirmedAfter = 30 * time.Second
 
 // NewKernel takes over a loaded loader and starts reading its events.
 func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel {
-	k := &Kernel{ld: ld, log: log, pending: make(map[int][]*pendingDecision), done: make(chan struct{})}
+	k := &Kernel{ld: ld, log: log, pending: make(map[int][]*pendingDecision), done: make(chan struct{}),
+		stopSweep: make(chan struct{}), swept: make(chan struct{})}
 	go func() {
 		defer close(k.done)
 		k.err = k.run()
@@ -78,6 +83,8 @@ const drainWait = 2 * time.Second
 // closes the loader and writes whatever is left as unconfirmed.
 func (k *Kernel) Close() error {
 	k.Settle()
+	close(k.stopSweep)
+	<-k.swept
 	cerr := k.ld.Close()
 	<-k.done
 	if k.err != nil {
@@ -158,12 +165,11 @@ func (k *Kernel) withdraw(tid int) {
 func (k *Kernel) run() error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	done := make(chan struct{})
-	defer close(done)
 	go func() {
+		defer close(k.swept)
 		for {
 			select {
-			case <-done:
+			case <-k.stopSweep:
 				return
 			case <-t.C:
 				k.sweep(time.Now().Add(-unconfirmedAfter))
@@ -171,7 +177,8 @@ func (k *Kernel) run() error {
 		}
 	}()
 	err := k.ld.ReadEvents(k.handle)
-	k.sweep(time.Now().Add(time.Hour))
+	<-k.swept
+	k.flush()
 	if err != nil {
 		return fmt.Errorf("reading kernel events: %w", err)
 	}
@@ -240,6 +247,18 @@ func unconfirmed(ps []*pendingDecision) {
 		p.d.verified = audit.VerifiedUnconfirmed
 		p.d.emit(p.audit, nil)
 	}
+}
+
+// flush writes every record still waiting as unconfirmed: the reader ended.
+func (k *Kernel) flush() {
+	k.mu.Lock()
+	var stale []*pendingDecision
+	for tid, q := range k.pending {
+		stale = append(stale, q...)
+		delete(k.pending, tid)
+	}
+	k.mu.Unlock()
+	unconfirmed(stale)
 }
 
 // sweep writes the records that waited since before cutoff as unconfirmed.
