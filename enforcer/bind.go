@@ -29,7 +29,7 @@ import (
 // bindNone means no binding exists for this kind of call (the caller may
 // continue it unverified, and says so); bindFailed means one should exist
 // but could not be made, and the caller must deny with errno.
-func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
+func (s *receiver) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
 	if c.sc == nil || !Bindable(c.sc.Name) {
 		return bindNone, 0
 	}
@@ -57,7 +57,7 @@ func (s *Supervisor) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult,
 		if !s.pathBinding(c, obj) || !obj.Exists {
 			return bindFailed, unix.EPERM
 		}
-		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot, Identity: true}
+		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot.Load(), Identity: true}
 		target, err := s.resolver.ExecTarget(req, *obj)
 		if err != nil || (target.Dev == 0 && target.Ino == 0) {
 			// Replaced between resolution and reading its #! line, or an
@@ -97,7 +97,7 @@ const (
 // under obj's path in the reference view (a rename replaced it: no path
 // rule's verdict can differ), when that path is the kernel's own path of the
 // object from the reference root; otherwise only obj itself holds.
-func (s *Supervisor) byName(obj *resolve.Object) {
+func (s *receiver) byName(obj *resolve.Object) {
 	if !obj.FastName || s.rootID.Mnt == 0 {
 		return
 	}
@@ -105,7 +105,7 @@ func (s *Supervisor) byName(obj *resolve.Object) {
 }
 
 // pathBinding sets the tripwire (path bytes) and identity of obj.
-func (s *Supervisor) pathBinding(c *call, obj *resolve.Object) bool {
+func (s *receiver) pathBinding(c *call, obj *resolve.Object) bool {
 	if obj.Path == "" || (obj.Dev == 0 && obj.Ino == 0) {
 		return false
 	}
@@ -118,7 +118,7 @@ func (s *Supervisor) pathBinding(c *call, obj *resolve.Object) bool {
 // connectBinding pins the peer of a connect. A sockaddr of a family the
 // binding does not know is refused: a racing thread could turn it into an
 // AF_INET address the policy would have denied.
-func (s *Supervisor) connectBinding(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
+func (s *receiver) connectBinding(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
 	if !c.pc.HasAddr {
 		return bindFailed, unix.EPERM
 	}
@@ -143,7 +143,7 @@ func (s *Supervisor) connectBinding(n *notify.Notif, c *call, tgid int) (bindRes
 		if !c.hasSock {
 			var err error
 			obj, err = s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD,
-				Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot, Identity: true})
+				Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot.Load(), Identity: true})
 			if e, ok := err.(unix.Errno); ok && e != 0 {
 				return bindFailed, e // what the kernel's lookup gives (ENOENT...)
 			}

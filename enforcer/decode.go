@@ -67,14 +67,14 @@ func (c *call) reset(sc *sysinfo.Syscall, nr int) {
 // reference name in the policy's view of the address, so that a symlink,
 // "//", "./" or /proc/self/cwd spelling names the same socket (issue 9,
 // bypass 4).
-func (s *Supervisor) resolveSocketPath(n *notify.Notif, c *call) {
+func (s *receiver) resolveSocketPath(n *notify.Notif, c *call) {
 	a := &c.pc.Addr
 	if !c.pc.HasAddr || a.Family != unix.AF_UNIX || a.Abstract || a.UnixPath == "" {
 		return
 	}
 	bind := c.sc.Name == "bind"
 	obj, err := s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: c.tgid, Dirfd: unix.AT_FDCWD,
-		Path: a.UnixPath, Follow: !bind, MayCreate: bind, OwnRoot: s.ownRoot, Identity: true})
+		Path: a.UnixPath, Follow: !bind, MayCreate: bind, OwnRoot: s.ownRoot.Load(), Identity: true})
 	if err != nil {
 		c.fail(err)
 		return
@@ -104,7 +104,7 @@ func (c *call) fail(err error) {
 
 // decode reads every argument the catalog describes. Failures are recorded in
 // c.err and decoding stops at the first one, as the kernel would.
-func (s *Supervisor) decode(n *notify.Notif, c *call) {
+func (s *receiver) decode(n *notify.Notif, c *call) {
 	sc := c.sc
 	tid := int(n.Pid)
 	a := &n.Data.Args
@@ -235,7 +235,7 @@ func devKind(k args.DevKind) policy.DevKind {
 
 // resolvePaths resolves every decoded path (and fsetxattr's fd) in the
 // watchee's view. The first error becomes c.err.
-func (s *Supervisor) resolvePaths(n *notify.Notif, c *call, tgid int) {
+func (s *receiver) resolvePaths(n *notify.Notif, c *call, tgid int) {
 	tid := int(n.Pid)
 	sc := c.sc
 	if c.hasFd && c.nPaths == 0 {
@@ -257,7 +257,7 @@ func (s *Supervisor) resolvePaths(n *notify.Notif, c *call, tgid int) {
 			Tid: tid, Tgid: tgid, Dirfd: c.dirfds[i], Path: c.paths[i],
 			Follow:    c.follows(follow),
 			MayCreate: c.mayCreate(i),
-			OwnRoot:   s.ownRoot,
+			OwnRoot:   s.ownRoot.Load(),
 			Identity:  s.cfg.Kernel != nil,
 			// An exec's binding reads the #! line through the vetted file.
 			Keep: s.cfg.Kernel != nil && (sc.Name == "execve" || sc.Name == "execveat"),

@@ -70,7 +70,7 @@ func actsBeforeReturn(flags uint64) bool { return flags&(unix.O_CREAT|unix.O_TRU
 // performed by vigil (and its fd installed with ADDFD): opens for writing,
 // creating or truncating, opens of FIFOs and devices (whose open acts), and
 // openat2 calls whose open_how a rule looked at.
-func (s *Supervisor) emulatesOpen(c *call, d policy.Decision) bool {
+func (s *receiver) emulatesOpen(c *call, d policy.Decision) bool {
 	if s.cfg.Emulator == nil || s.cfg.Unverified || c.sc == nil || c.sc.Flags != sysinfo.FlagsOpen ||
 		(d.Action != policy.ActionAllow && d.Action != policy.ActionLog) ||
 		c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE || !s.pol.ContentDependent(c.pc.Nr) {
@@ -106,7 +106,7 @@ func refuse(c *call, d policy.Decision, why string) outcome {
 // reports handled false when the open cannot be emulated faithfully and
 // creates and truncates nothing (a terminal a session leader would take as
 // its own): the caller binds it instead.
-func (s *Supervisor) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+func (s *receiver) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
 	how := emulate.OpenHowFromFlags(int(c.pc.Flags), c.mode)
 	if c.sc.Name == "openat2" {
 		how = unix.OpenHow{Flags: c.how.Flags, Mode: c.how.Mode, Resolve: c.how.Resolve}
@@ -145,7 +145,7 @@ func (s *Supervisor) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d
 	return refuse(c, d, "emulated open failed: "+err.Error()), true
 }
 
-func (s *Supervisor) emulateOpenOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow) (outcome, error) {
+func (s *receiver) emulateOpenOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow) (outcome, error) {
 	em := s.cfg.Emulator
 	caller := emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}
 	obj, err := s.resolveHeld(n, c, 0, c.follows(c.sc.Follow), c.mayCreate(0), how.Resolve)
@@ -223,7 +223,7 @@ func (s *Supervisor) emulateOpenOnce(l *notify.Listener, n *notify.Notif, c *cal
 }
 
 // prepareOpenHeld prepares an open of an object the resolver holds.
-func (s *Supervisor) prepareOpenHeld(caller emulate.Caller, obj *resolve.Object, how unix.OpenHow) (*emulate.Prepared, error) {
+func (s *receiver) prepareOpenHeld(caller emulate.Caller, obj *resolve.Object, how unix.OpenHow) (*emulate.Prepared, error) {
 	if obj.Exists {
 		return s.cfg.Emulator.PrepareOpenHeld(caller, obj.Fd, obj.ParentFd, obj.Name, how)
 	}
@@ -234,7 +234,7 @@ func (s *Supervisor) prepareOpenHeld(caller emulate.Caller, obj *resolve.Object,
 // fifoOpener returns the deferred work of a blocking FIFO open: it waits
 // for the other end as the watchee would, and gives up when the watchee no
 // longer waits (its notification is no longer valid).
-func (s *Supervisor) fifoOpener(l *notify.Listener, id uint64, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
+func (s *receiver) fifoOpener(l *notify.Listener, id uint64, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
 	em := s.cfg.Emulator
 	return func() (int64, unix.Errno, bool) {
 		defer p.Close()
@@ -303,10 +303,10 @@ func sameOpen(p *emulate.Prepared, obj *resolve.Object) bool {
 
 // resolveHeld resolves path argument i for emulation, keeping descriptors of
 // the object and of the directory it is in.
-func (s *Supervisor) resolveHeld(n *notify.Notif, c *call, i int, follow, mayCreate bool, res uint64) (resolve.Object, error) {
+func (s *receiver) resolveHeld(n *notify.Notif, c *call, i int, follow, mayCreate bool, res uint64) (resolve.Object, error) {
 	obj, err := s.resolver.Resolve(resolve.Request{
 		Tid: int(n.Pid), Tgid: c.tgid, Dirfd: c.dirfds[i], Path: c.paths[i], Follow: follow, MayCreate: mayCreate,
-		OwnRoot: s.ownRoot, Resolve: res, Keep: true, Parent: true,
+		OwnRoot: s.ownRoot.Load(), Resolve: res, Keep: true, Parent: true,
 	})
 	if err != nil {
 		if refused(err) {
@@ -320,7 +320,7 @@ func (s *Supervisor) resolveHeld(n *notify.Notif, c *call, i int, follow, mayCre
 
 // vetted records path argument i's object, named in the reference view,
 // for the policy and the audit record.
-func (s *Supervisor) vetted(c *call, i int, obj *resolve.Object) {
+func (s *receiver) vetted(c *call, i int, obj *resolve.Object) {
 	o := *obj
 	o.Fd, o.ParentFd = -1, -1
 	c.objs[i] = o
@@ -338,7 +338,7 @@ func (s *Supervisor) vetted(c *call, i int, obj *resolve.Object) {
 // the call; the notify loop goes on. handled is false for sockets
 // emulation cannot connect faithfully (AF_UNIX: the server would see vigil
 // as its peer): the caller binds those instead.
-func (s *Supervisor) emulateConnect(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+func (s *receiver) emulateConnect(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
 	p, err := s.cfg.Emulator.PrepareSocket(emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}, c.fd)
 	if errors.Is(err, emulate.ErrUnsupported) {
 		return outcome{}, false
@@ -375,7 +375,7 @@ func (s *Supervisor) emulateConnect(l *notify.Listener, n *notify.Notif, c *call
 // mustEmulate reports whether a decision must be carried out by vigil: the
 // policy says emulate, or it allows a content-dependent side-effecting call
 // that no kernel binding could pin.
-func (s *Supervisor) mustEmulate(c *call, d policy.Decision) bool {
+func (s *receiver) mustEmulate(c *call, d policy.Decision) bool {
 	if s.cfg.Emulator == nil || c.sc == nil || !emulable[c.sc.Name] {
 		return false
 	}
@@ -392,7 +392,7 @@ func (s *Supervisor) mustEmulate(c *call, d policy.Decision) bool {
 // emulateCall prepares the call's objects in the watchee's view (held open),
 // re-evaluates the policy on exactly those objects, checks the notification
 // is still valid and performs the call. The answer is the call's own result.
-func (s *Supervisor) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) outcome {
+func (s *receiver) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) outcome {
 	var err error
 	for try := 0; try < maxPrepareRetries; try++ {
 		var o outcome
@@ -423,7 +423,7 @@ func (s *Supervisor) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d
 	return outcome{dec: d, errno: unix.EPERM}
 }
 
-func (s *Supervisor) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, error) {
+func (s *receiver) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, error) {
 	em := s.cfg.Emulator
 	caller := emulate.Caller{Pid: int(c.tgid), Tid: int(n.Pid)}
 	a := &n.Data.Args
@@ -557,7 +557,7 @@ var errRefused = errors.New("refused")
 // permissions and all) and must find the same object, or the resolver's own
 // descriptors are used when the path goes through a /proc magic link, which
 // the worker cannot follow as the watchee.
-func (s *Supervisor) prepareArg(n *notify.Notif, c *call, caller emulate.Caller, i int, lk emulate.Lookup) (*emulate.Prepared, error) {
+func (s *receiver) prepareArg(n *notify.Notif, c *call, caller emulate.Caller, i int, lk emulate.Lookup) (*emulate.Prepared, error) {
 	em := s.cfg.Emulator
 	if c.paths[i] == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 {
 		p, err := em.PrepareFd(caller, c.dirfds[i])
@@ -610,7 +610,7 @@ func (s *Supervisor) prepareArg(n *notify.Notif, c *call, caller emulate.Caller,
 	return p, nil
 }
 
-func (s *Supervisor) prepareHeld(caller emulate.Caller, obj *resolve.Object, lk emulate.Lookup) (*emulate.Prepared, error) {
+func (s *receiver) prepareHeld(caller emulate.Caller, obj *resolve.Object, lk emulate.Lookup) (*emulate.Prepared, error) {
 	if lk != emulate.LookupParent {
 		return s.cfg.Emulator.PrepareHeld(caller, obj.Fd, -1, "", lk)
 	}
@@ -641,7 +641,7 @@ func samePrepared(p *emulate.Prepared, obj *resolve.Object, lk emulate.Lookup) b
 // named in the reference view (c.pc, set by vetted), and, when they are
 // allowed, checks the notification is still this task's before vigil acts
 // for it. refused reports an outcome (deny or kill) to answer instead.
-func (s *Supervisor) revet(l *notify.Listener, n *notify.Notif, c *call) (d policy.Decision, o outcome, refused bool, err error) {
+func (s *receiver) revet(l *notify.Listener, n *notify.Notif, c *call) (d policy.Decision, o outcome, refused bool, err error) {
 	d = s.pol.Evaluate(&c.pc)
 	switch d.Action {
 	case policy.ActionDeny:
@@ -678,7 +678,7 @@ func errnoOf(err error) (unix.Errno, bool) {
 // SA_RESTART, makes the same call again with a new notification id. A
 // restart comes from the same thread with the same registers and the same
 // argument bytes; any other call drops the record.
-func (s *Supervisor) replayed(l *notify.Listener, n *notify.Notif, c *call) (outcome, bool) {
+func (s *receiver) replayed(l *notify.Listener, n *notify.Notif, c *call) (outcome, bool) {
 	res, tag, ok := s.replay.Take(int(n.Pid), &n.Data, c.argKey())
 	if !ok {
 		return outcome{}, false

@@ -72,27 +72,20 @@ type Config struct {
 	NoRestartGuard bool
 }
 
-// Supervisor handles the notifications of one listener. Its scratch state is
-// owned by the single notify loop.
+// Supervisor handles the notifications of one listener, with as many
+// receivers (notify loops) as calls in progress need: see Serve.
 type Supervisor struct {
-	cfg      Config
-	pol      *policy.Policy
-	log      zerolog.Logger
-	audit    zerolog.Logger
-	resolver *resolve.Resolver
-	ref      *view.Reference
-	procs    *procinfo.Cache
-	scratch  args.Scratch
-	c        call
-	stats    Stats
+	cfg   Config
+	pol   *policy.Policy
+	log   zerolog.Logger
+	audit zerolog.Logger
+	ref   *view.Reference
+	stats Stats
 	// trapped marks the syscall numbers the policy names; others arrive
 	// only for root tracking.
 	trapped [sysinfo.MaxNr]bool
 	// ownRoot is sticky: once false it stays false for this supervisor.
-	ownRoot bool
-	// bind and bindArg are reused for every binding written.
-	bind    loader.Binding
-	bindArg []byte
+	ownRoot atomic.Bool
 	// rootID is the reference root's identity, for bindings by name.
 	rootID loader.Root
 	// replay answers the restart of an emulated call whose answer never
@@ -101,6 +94,39 @@ type Supervisor struct {
 	// deferred counts the goroutines answering calls off the notify loop;
 	// Serve waits for them, so none answers on a closed listener.
 	deferred sync.WaitGroup
+	// first is the receiver New prepares; Serve runs it and adds others.
+	first *receiver
+}
+
+// receiver is one notify loop: a locked OS thread receiving, deciding and
+// answering one notification at a time, with its own scratch state.
+type receiver struct {
+	*Supervisor
+	resolver *resolve.Resolver
+	procs    *procinfo.Cache
+	scratch  args.Scratch
+	c        call
+	// bind and bindArg are reused for every binding written.
+	bind    loader.Binding
+	bindArg []byte
+	// tid is the receiver's thread; busy is when it began its current
+	// notification (unix nanoseconds), 0 while it waits for one.
+	tid  atomic.Int64
+	busy atomic.Int64
+}
+
+// newReceiver returns a receiver with its own resolver.
+func (s *Supervisor) newReceiver() (*receiver, error) {
+	r, err := resolve.NewIn(s.ref)
+	if err != nil {
+		return nil, fmt.Errorf("creating resolver: %w", err)
+	}
+	if s.cfg.Emulator != nil {
+		// A watchee with CAP_SYS_PTRACE must not reach the workers' memory
+		// or descriptors through /proc either.
+		r.Protected = s.cfg.Emulator.IsWorker
+	}
+	return &receiver{Supervisor: s, resolver: r, procs: procinfo.New()}, nil
 }
 
 // Stats counts decisions; read them after Serve returns.
@@ -140,16 +166,6 @@ func New(cfg Config) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := resolve.NewIn(ref)
-	if err != nil {
-		ref.Close()
-		return nil, fmt.Errorf("creating resolver: %w", err)
-	}
-	if cfg.Emulator != nil {
-		// A watchee with CAP_SYS_PTRACE must not reach the workers' memory
-		// or descriptors through /proc either.
-		r.Protected = cfg.Emulator.IsWorker
-	}
 	if cfg.Kernel != nil {
 		var unbound []string
 		for _, name := range NeedsBinding(cfg.Policy) {
@@ -162,9 +178,11 @@ func New(cfg Config) (*Supervisor, error) {
 				Msg("no kernel binding or emulation for these yet: their content-dependent allows continue unverified (records say verified none)")
 		}
 	}
-	s := &Supervisor{
-		cfg: cfg, pol: cfg.Policy, log: cfg.Log, audit: cfg.Audit,
-		resolver: r, ref: ref, procs: procinfo.New(), ownRoot: cfg.OwnRoot,
+	s := &Supervisor{cfg: cfg, pol: cfg.Policy, log: cfg.Log, audit: cfg.Audit, ref: ref}
+	s.ownRoot.Store(cfg.OwnRoot)
+	if s.first, err = s.newReceiver(); err != nil {
+		ref.Close()
+		return nil, err
 	}
 	for _, nr := range Numbers(cfg.Policy) {
 		if nr >= 0 && nr < len(s.trapped) {
@@ -229,9 +247,18 @@ func (s *Supervisor) Stats() Stats {
 	}
 }
 
-// Serve runs the notify loop on a locked OS thread until no task uses the
-// filter any more (the listener hangs up). ready, if not nil, is closed once
-// the loop is about to receive.
+// Serve receives and answers notifications until no task uses the filter
+// any more (the listener hangs up). ready, if not nil, is closed once the
+// first receiver is about to receive.
+//
+// One receiver, on a locked OS thread, serves every call while calls are
+// quick. Reading a watchee's memory can block for as long as the watchee
+// likes (a page behind a FUSE file it serves), so when every receiver has
+// been busy with one call for a while another receiver starts (up to
+// maxReceivers): a stalled read stalls only its own call (issue 9, bypass
+// 7). The kernel hands each notification to exactly one RECV, and a
+// thread's calls arrive one at a time, so per-thread order is kept.
+// Receivers beyond the first leave after a second without work.
 //
 // A Supervisor serves one listener once: Serve releases the reference view
 // when it returns.
@@ -240,10 +267,6 @@ func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 	// Calls answered off the loop end once their watchee stops waiting
 	// (which it has when the listener hangs up): wait for them.
 	defer s.deferred.Wait()
-	runtime.LockOSThread()
-	// Unlock before returning: a locked thread would exit with the goroutine,
-	// and PR_SET_PDEATHSIG fires when the forking thread exits.
-	defer runtime.UnlockOSThread()
 	if _, err := notify.CheckSizes(); err != nil {
 		return err
 	}
@@ -252,39 +275,188 @@ func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 	} else if !ok {
 		s.log.Debug().Msg("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP")
 	}
-	var hup atomic.Bool
-	stop := s.watchHangUp(l, &hup, unix.Gettid())
+	p := &pool{s: s, l: l}
+	stop := s.watchHangUp(l, p)
 	defer stop()
-	if ready != nil {
-		close(ready)
-	}
-	var n notify.Notif
+	p.start(s.first, false, ready)
+	grow := time.NewTicker(stallCheck)
+	defer grow.Stop()
 	for {
+		select {
+		case err := <-p.errs:
+			// A receiver failed: the listener is unusable; the others end
+			// at hang-up.
+			return err
+		case <-p.done:
+			return nil
+		case <-grow.C:
+			if err := p.growIfStalled(); err != nil {
+				s.log.Warn().Err(err).Msg("starting another receiver")
+			}
+		}
+	}
+}
+
+// Receiver pool limits. stallAfter is how long every receiver must have
+// been busy with one call before another starts; maxReceivers bounds the
+// threads a watchee can hold stalled at once (each one a call of its own
+// threads).
+const (
+	stallCheck   = 20 * time.Millisecond
+	stallAfter   = 50 * time.Millisecond
+	maxReceivers = 256
+	idleAfter    = time.Second
+)
+
+// pool is the set of receivers serving one listener.
+type pool struct {
+	s   *Supervisor
+	l   *notify.Listener
+	hup atomic.Bool
+
+	mu        sync.Mutex
+	receivers []*receiver
+	running   int
+	errs      chan error
+	done      chan struct{}
+	once      sync.Once
+}
+
+// start runs r on its own locked OS thread.
+func (p *pool) start(r *receiver, extra bool, ready chan<- struct{}) {
+	p.mu.Lock()
+	if p.errs == nil {
+		p.errs = make(chan error, maxReceivers)
+		p.done = make(chan struct{})
+	}
+	p.receivers = append(p.receivers, r)
+	p.running++
+	p.mu.Unlock()
+	go func() {
+		runtime.LockOSThread()
+		// Unlock before returning: a locked thread would exit with the
+		// goroutine, and PR_SET_PDEATHSIG fires when the forking thread
+		// exits.
+		defer runtime.UnlockOSThread()
+		r.tid.Store(int64(unix.Gettid()))
+		if ready != nil {
+			close(ready)
+		}
+		err := r.serve(p, extra)
+		p.mu.Lock()
+		for i, x := range p.receivers {
+			if x == r {
+				p.receivers = append(p.receivers[:i], p.receivers[i+1:]...)
+				break
+			}
+		}
+		p.running--
+		last := p.running == 0
+		p.mu.Unlock()
+		if err != nil {
+			p.errs <- err
+		}
+		if last {
+			p.once.Do(func() { close(p.done) })
+		}
+	}()
+}
+
+// growIfStalled starts a receiver when every receiver has been busy with
+// one call for stallAfter.
+func (p *pool) growIfStalled() error {
+	if p.hup.Load() {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	p.mu.Lock()
+	n := len(p.receivers)
+	stalled := n > 0 && n < maxReceivers
+	for _, r := range p.receivers {
+		b := r.busy.Load()
+		stalled = stalled && b != 0 && now-b > int64(stallAfter)
+	}
+	p.mu.Unlock()
+	if !stalled {
+		return nil
+	}
+	r, err := p.s.newReceiver()
+	if err != nil {
+		return err
+	}
+	p.s.log.Debug().Int("receivers", n+1).Msg("every receiver is busy with a slow call: starting another")
+	p.start(r, true, nil)
+	return nil
+}
+
+// tids returns the receivers' threads.
+func (p *pool) tids() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]int, 0, len(p.receivers))
+	for _, r := range p.receivers {
+		if t := r.tid.Load(); t != 0 {
+			out = append(out, int(t))
+		}
+	}
+	return out
+}
+
+// retire reports whether an extra receiver idle for idleAfter may leave:
+// never the last one.
+func (p *pool) retire() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running > 1
+}
+
+// serve is one receiver's loop. An extra receiver waits for work with a
+// timeout and leaves when idle.
+func (r *receiver) serve(p *pool, extra bool) error {
+	l := p.l
+	var n notify.Notif
+	fds := []unix.PollFd{{Fd: int32(l.Fd()), Events: unix.POLLIN}}
+	for {
+		if extra {
+			k, err := unix.Poll(fds, int(idleAfter/time.Millisecond))
+			if p.hup.Load() {
+				return nil
+			}
+			if err == nil && k == 0 && p.retire() {
+				return nil
+			}
+			if err != nil || fds[0].Revents&unix.POLLIN == 0 {
+				continue
+			}
+		}
 		err := l.Recv(&n)
 		switch {
 		case err == nil:
-			s.handle(l, &n)
+			r.busy.Store(time.Now().UnixNano())
+			r.handle(l, &n)
+			r.busy.Store(0)
 		case errors.Is(err, notify.ErrInterrupted):
-			if hup.Load() {
+			if p.hup.Load() {
 				return nil
 			}
 		case errors.Is(err, notify.ErrGone):
 			// Since Linux 6.6 a blocked RECV returns ENOENT once the filter
-			// has no users left; earlier it means a task died in between.
-			if hup.Load() || hungUp(l.Fd()) {
+			// has no users left; earlier it means a task died in between
+			// (or another receiver took the notification this one polled).
+			if p.hup.Load() || hungUp(l.Fd()) {
 				return nil
 			}
 		default:
-			s.log.Error().Err(err).Msg("notify loop ends")
+			r.log.Error().Err(err).Msg("notify loop ends")
 			return err
 		}
 	}
 }
 
 // watchHangUp polls the listener for POLLHUP on another thread and, for
-// kernels whose blocked RECV does not return on hang-up, interrupts the loop
-// thread with SIGURG (which the Go runtime tolerates) until it returns.
-func (s *Supervisor) watchHangUp(l *notify.Listener, hup *atomic.Bool, loopTid int) (stop func()) {
+// kernels whose blocked RECV does not return on hang-up, interrupts the
+// receivers with SIGURG (which the Go runtime tolerates) until they return.
+func (s *Supervisor) watchHangUp(l *notify.Listener, p *pool) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -303,9 +475,11 @@ func (s *Supervisor) watchHangUp(l *notify.Listener, hup *atomic.Bool, loopTid i
 				break
 			}
 		}
-		hup.Store(true)
+		p.hup.Store(true)
 		for {
-			_ = unix.Tgkill(unix.Getpid(), loopTid, unix.SIGURG)
+			for _, tid := range p.tids() {
+				_ = unix.Tgkill(unix.Getpid(), tid, unix.SIGURG)
+			}
 			select {
 			case <-done:
 				return
@@ -351,7 +525,7 @@ type outcome struct {
 }
 
 // handle decides and answers one notification.
-func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
+func (s *receiver) handle(l *notify.Listener, n *notify.Notif) {
 	start := time.Now()
 	atomic.AddUint64(&s.stats.Notifications, 1)
 	tid := int(n.Pid)
@@ -444,7 +618,7 @@ func (s *Supervisor) handle(l *notify.Listener, n *notify.Notif) {
 
 // decide evaluates the policy. Every path that cannot vet the call fails
 // closed with the errno the kernel would have returned.
-func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outcome {
+func (s *receiver) decide(l *notify.Listener, n *notify.Notif, tgid int) outcome {
 	nr := int(n.Data.Nr)
 	c := &s.c
 	sc, _ := sysinfo.ByNr(nr)
@@ -454,8 +628,8 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		// The filter kills other ABIs; reaching here means it did not.
 		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: unix.ENOSYS}
 	}
-	if s.ownRoot && s.rootChange(n) {
-		s.ownRoot = false
+	if s.ownRoot.Load() && s.rootChange(n) {
+		s.ownRoot.Store(false)
 		s.log.Debug().Int(audit.FieldTid, int(n.Pid)).Str(audit.FieldSyscall, sysinfo.Name(nr)).
 			Msg("a watchee may change its root or mount namespace: resolving from its /proc root from now on")
 	}
@@ -565,7 +739,7 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 
 // finish checks the notification is still the one that was read and turns
 // the decision into an outcome.
-func (s *Supervisor) finish(l *notify.Listener, n *notify.Notif, d policy.Decision, g verdict.Grant) outcome {
+func (s *receiver) finish(l *notify.Listener, n *notify.Notif, d policy.Decision, g verdict.Grant) outcome {
 	// One ID_VALID after the last read of the watchee's memory or /proc:
 	// if the thread is still waiting, every read above saw this task.
 	if err := l.Valid(n.ID); err != nil {
@@ -592,7 +766,7 @@ func (s *Supervisor) finish(l *notify.Listener, n *notify.Notif, d policy.Decisi
 // resolved after it never assumes vigil's root for a process that may have
 // left it. Unreadable clone_args count as a change: fail towards the slower,
 // always-correct resolution.
-func (s *Supervisor) rootChange(n *notify.Notif) bool {
+func (s *receiver) rootChange(n *notify.Notif) bool {
 	switch sysinfo.Name(int(n.Data.Nr)) {
 	case "chroot", "pivot_root", "setns":
 		return true

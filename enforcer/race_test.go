@@ -297,3 +297,21 @@ func TestSharedDescriptorTablesNeverReceiveTheDeniedFile(t *testing.T) {
 		}
 	}
 }
+
+// Issue 9, bypass 7: a watchee that leaves a path argument on a
+// userfaultfd page nobody fills holds vigil's read of it for as long as it
+// likes. That call stalls; no other may wait for it. (vigil's hardening
+// refuses userfaultfd by default; the test turns it off to build the stall.)
+func TestAStalledReadStallsOnlyItsOwnCall(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newRaceFixture(t)
+	r := supervise(t, f.pol, []string{probe, "uffdstall", f.allowed}, func(c *enforcer.RunConfig) { c.NoHardening = true })
+	got := lines(r.stdout)
+	if len(got) != 2 || got[1] != "ok" {
+		t.Fatalf("probe: %q", r.stdout)
+	}
+	if got[0] != "others done" {
+		t.Fatalf("other threads' trapped calls waited behind the stalled read: %q", got[0])
+	}
+}

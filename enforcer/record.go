@@ -69,7 +69,7 @@ type kernelView struct {
 }
 
 // decisionOf builds the record of the outcome o for notification n.
-func (s *Supervisor) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, gone bool, lat time.Duration) decision {
+func (s *receiver) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, gone bool, lat time.Duration) decision {
 	c := &s.c
 	d := decision{
 		tgid: pi.Tgid, tid: int(n.Pid), comm: pi.Comm,

@@ -1213,6 +1213,94 @@ static void do_sharedfd(int argc, char **argv)
 }
 
 /*
+ *   probe uffdstall PATH
+ *       one thread opens a path that lies on a userfaultfd-registered page
+ *       nobody fills, so a supervisor reading it waits; meanwhile the main
+ *       thread opens PATH (an ordinary file) 100 times. It prints
+ *       "others done" when those finished while the first open was still
+ *       stalled, or "others stalled" when they had not finished after 10 s;
+ *       then it fills the page (the first open completes) and prints a
+ *       summary line. Needs userfaultfd (vigil's hardening refuses it).
+ */
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <poll.h>
+static char *uffd_page;
+static void *uffd_opener(void *arg)
+{
+	(void)arg;
+	long fd = syscall(SYS_openat, AT_FDCWD, uffd_page, O_RDONLY, 0);
+	if (fd >= 0)
+		syscall(SYS_close, fd);
+	return NULL;
+}
+
+struct others_arg {
+	const char *path;
+	atomic_int done;
+};
+
+static void *uffd_others(void *arg)
+{
+	struct others_arg *o = arg;
+	for (int i = 0; i < 100; i++) {
+		long fd = syscall(SYS_openat, AT_FDCWD, o->path, O_RDONLY, 0);
+		if (fd >= 0)
+			syscall(SYS_close, fd);
+	}
+	atomic_store(&o->done, 1);
+	return NULL;
+}
+
+static void do_uffdstall(int argc, char **argv)
+{
+	if (argc != 1)
+		usage("uffdstall PATH");
+	long page = sysconf(_SC_PAGESIZE);
+	int uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0) {
+		report(-1);
+		return;
+	}
+	struct uffdio_api api = {.api = UFFD_API};
+	if (ioctl(uffd, UFFDIO_API, &api))
+		setup_fail("UFFDIO_API");
+	uffd_page = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (uffd_page == MAP_FAILED)
+		setup_fail("mmap");
+	struct uffdio_register reg = {.range = {.start = (unsigned long)uffd_page, .len = page},
+				      .mode = UFFDIO_REGISTER_MODE_MISSING};
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
+		setup_fail("UFFDIO_REGISTER");
+	pthread_t stalled, others;
+	struct others_arg o = {.path = argv[0]};
+	if (pthread_create(&stalled, NULL, uffd_opener, NULL))
+		setup_fail("pthread_create");
+	/* Wait until the supervisor faults on the page. */
+	struct pollfd pfd = {.fd = uffd, .events = POLLIN};
+	if (poll(&pfd, 1, 10000) != 1) {
+		out("no fault: nothing read the page");
+		return;
+	}
+	if (pthread_create(&others, NULL, uffd_others, &o))
+		setup_fail("pthread_create");
+	int waited = 0;
+	while (!atomic_load(&o.done) && waited < 10000) {
+		usleep(10000);
+		waited += 10;
+	}
+	out(atomic_load(&o.done) ? "others done" : "others stalled");
+	/* Fill the page with "/" + NULs: the stalled open gets a valid path. */
+	char *src = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	src[0] = '/';
+	struct uffdio_copy copy = {.dst = (unsigned long)uffd_page, .src = (unsigned long)src, .len = page};
+	ioctl(uffd, UFFDIO_COPY, &copy);
+	pthread_join(stalled, NULL);
+	pthread_join(others, NULL);
+	out("ok");
+}
+
+/*
  * Races on other pointer arguments, for the binding tests. Each prints
  * BYPASS (write(2), at once) whenever the denied variant took effect, and a
  * summary line at the end.
@@ -1668,6 +1756,8 @@ int main(int argc, char **argv)
 		do_race(1, argc, argv);
 	else if (!strcmp(cmd, "sharedfd"))
 		do_sharedfd(argc, argv);
+	else if (!strcmp(cmd, "uffdstall"))
+		do_uffdstall(argc, argv);
 	else if (!strcmp(cmd, "excl"))
 		do_excl(argc, argv);
 	else if (!strcmp(cmd, "emfile"))
