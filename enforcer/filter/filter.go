@@ -68,6 +68,20 @@ func HardeningRules() []Hardening {
 		{"io_uring_setup", unix.EPERM, "io_uring submits syscalls that per-syscall filtering never sees"},
 		{"ptrace", unix.EPERM, "a supervised process must not trace or rewrite another supervised process"},
 		{"open_by_handle_at", unix.EPERM, "opening by file handle names no path, so it would bypass every path rule"},
+		// A root watchee must not switch supervision off (README, "What
+		// vigil promises against a root watchee").
+		{"bpf", unix.EPERM, "a root watchee could find vigil's maps and links by id and delete its own binding or detach the checks"},
+		{"init_module", unix.EPERM, "a kernel module runs with the kernel's privilege and could undo any check"},
+		{"finit_module", unix.EPERM, "a kernel module runs with the kernel's privilege and could undo any check"},
+		{"delete_module", unix.EPERM, "unloading modules the system relies on is not the watchee's business under supervision"},
+		{"kexec_load", unix.EPERM, "kexec replaces the running kernel, and with it every check"},
+		{"kexec_file_load", unix.EPERM, "kexec replaces the running kernel, and with it every check"},
+		{"pidfd_getfd", unix.EPERM, "a root watchee could take vigil's seccomp listener and answer its own calls, or take a descriptor from a sibling during a binding's kill window"},
+		{"process_vm_writev", unix.EPERM, "a root watchee could rewrite vigil's memory (its policy, its answers)"},
+		{"userfaultfd", unix.EPERM, "a userfaultfd page behind an argument stalls vigil's reads of the watchee's memory"},
+		{"fanotify_init", unix.EPERM, "fanotify permission events would make vigil's own file accesses wait for the watchee's answer"},
+		{"iopl", unix.EPERM, "raw I/O port access reaches the hardware under the kernel"},
+		{"ioperm", unix.EPERM, "raw I/O port access reaches the hardware under the kernel"},
 	}
 }
 

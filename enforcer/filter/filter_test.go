@@ -187,6 +187,18 @@ func ExampleHardeningRules() {
 	// io_uring_setup operation not permitted
 	// ptrace operation not permitted
 	// open_by_handle_at operation not permitted
+	// bpf operation not permitted
+	// init_module operation not permitted
+	// finit_module operation not permitted
+	// delete_module operation not permitted
+	// kexec_load operation not permitted
+	// kexec_file_load operation not permitted
+	// pidfd_getfd operation not permitted
+	// process_vm_writev operation not permitted
+	// userfaultfd operation not permitted
+	// fanotify_init operation not permitted
+	// iopl operation not permitted
+	// ioperm operation not permitted
 }
 
 func TestDeviceOnlyMknodLeavesFIFOsUntrapped(t *testing.T) {
@@ -210,6 +222,29 @@ func TestDeviceOnlyMknodLeavesFIFOsUntrapped(t *testing.T) {
 	} {
 		if got := run(t, prog, tc.d); got != tc.want {
 			t.Errorf("%s: %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestEveryHardeningRuleRefusesInTheKernel(t *testing.T) {
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "openat"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Compile(Spec{Notify: []int{int(nr(t, "openat"))}, NoHardening: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range HardeningRules() {
+		d := seccompData{nr: nr(t, h.Syscall), arch: unix.AUDIT_ARCH_X86_64}
+		if h.Syscall == "seccomp" {
+			d.args = [6]uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER}
+		}
+		if got := run(t, prog, d); got != retErrno(h.Errno) {
+			t.Errorf("%s: filter returned %#x, want errno %d", h.Syscall, got, h.Errno)
+		}
+		if got := run(t, bare, d); got != retAllow {
+			t.Errorf("%s without hardening: filter returned %#x, want allow", h.Syscall, got)
 		}
 	}
 }

@@ -99,6 +99,11 @@
  *                 non-x86_64 arches kills the process instead
  *   probe x32     getpid with __X32_SYSCALL_BIT (0x40000000|39): `ok <pid>` on a kernel with x32,
  *                 else `err ENOSYS`
+ *
+ * Hardening (see do_hardened):
+ *   probe hardened NAME   one harmless call of bpf, init_module, finit_module, delete_module,
+ *                         kexec_load, kexec_file_load, pidfd_getfd, process_vm_writev,
+ *                         userfaultfd, fanotify_init, iopl or ioperm
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -122,6 +127,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1606,6 +1612,56 @@ static void do_cloexec(int argc, char **argv)
 	}
 }
 
+/* ------------------------------------------------------------------ hardening */
+
+/*
+ * probe hardened NAME: makes syscall NAME with arguments that change nothing (a bad fd, an
+ * unknown module, zero-length vectors, invalid flags) and prints its result line. Bare, the
+ * kernel answers with its own error (or ok); vigil's hardening refuses with EPERM first.
+ */
+static void do_hardened(int argc, char **argv)
+{
+	struct iovec l = { 0 }, r = { 0 };
+	unsigned char attr[128] = { 0 };
+	const char *n;
+	long ret;
+
+	if (argc != 1)
+		usage("hardened NAME");
+	n = argv[0];
+	if (!strcmp(n, "bpf")) {
+		/* BPF_PROG_GET_NEXT_ID (11) past every id. */
+		memset(attr, 0xff, 4);
+		ret = syscall(SYS_bpf, 11, attr, sizeof(attr));
+	} else if (!strcmp(n, "init_module"))
+		ret = syscall(SYS_init_module, NULL, 0, "");
+	else if (!strcmp(n, "finit_module"))
+		ret = syscall(SYS_finit_module, -1, "", 0);
+	else if (!strcmp(n, "delete_module"))
+		ret = syscall(SYS_delete_module, "vigil_probe_no_such_module", O_NONBLOCK);
+	else if (!strcmp(n, "kexec_load"))
+		ret = syscall(SYS_kexec_load, 0, 0, NULL, 0xffff0000UL);
+	else if (!strcmp(n, "kexec_file_load"))
+		ret = syscall(SYS_kexec_file_load, -1, -1, 0, NULL, 0x80000000UL);
+	else if (!strcmp(n, "pidfd_getfd"))
+		ret = syscall(SYS_pidfd_getfd, -1, 0, 0);
+	else if (!strcmp(n, "process_vm_writev"))
+		ret = syscall(SYS_process_vm_writev, getpid(), &l, 1, &r, 1, 0);
+	else if (!strcmp(n, "userfaultfd")) {
+		ret = syscall(SYS_userfaultfd, O_CLOEXEC);
+		if (ret >= 0)
+			close((int)ret);
+	} else if (!strcmp(n, "fanotify_init"))
+		ret = syscall(SYS_fanotify_init, 0xffffffffUL, 0);
+	else if (!strcmp(n, "iopl"))
+		ret = syscall(SYS_iopl, 4);
+	else if (!strcmp(n, "ioperm"))
+		ret = syscall(SYS_ioperm, 0x10000UL, 1, 0);
+	else
+		usage("hardened: unknown NAME %s", n);
+	report(ret);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1696,6 +1752,8 @@ int main(int argc, char **argv)
 		do_i386();
 	else if (!strcmp(cmd, "x32") && argc == 0)
 		do_x32();
+	else if (!strcmp(cmd, "hardened"))
+		do_hardened(argc, argv);
 	else
 		usage("unknown SUBCOMMAND %s (or wrong arguments)", cmd);
 	return 0;
