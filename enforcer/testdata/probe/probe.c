@@ -104,6 +104,9 @@
  *   probe hardened NAME   one harmless call of bpf, init_module, finit_module, delete_module,
  *                         kexec_load, kexec_file_load, pidfd_getfd, process_vm_writev,
  *                         userfaultfd, fanotify_init, iopl or ioperm
+ *
+ * Fidelity (see do_fidelity):
+ *   probe fidelity DIR [nocap]   flag and argument checks of the emulated path calls in DIR
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -1662,6 +1665,145 @@ static void do_hardened(int argc, char **argv)
 	report(ret);
 }
 
+/* ------------------------------------------------------------------ fidelity */
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+static void labelled(const char *label, long r)
+{
+	if (r < 0)
+		out("%s err %s", label, errname(errno));
+	else
+		out("%s ok", label);
+}
+
+/* Clears one capability from the effective set (raw capget/capset, v3). */
+static void drop_effective_cap(int cap)
+{
+	struct {
+		uint32_t version;
+		int pid;
+	} hdr = { 0x20080522, 0 };
+	struct {
+		uint32_t effective, permitted, inheritable;
+	} data[2];
+
+	if (syscall(SYS_capget, &hdr, data) || (data[cap / 32].effective &= ~(1u << (cap % 32)), 0) ||
+	    syscall(SYS_capset, &hdr, data)) {
+		fprintf(stderr, "probe: dropping capability %d: %s\n", cap, strerror(errno));
+		exit(3);
+	}
+}
+
+/*
+ * probe fidelity DIR [nocap]: the flag and argument checks of the path calls vigil emulates,
+ * made in the kernel's order (junk flags with bad pointers or missing paths, flag combinations,
+ * AT_EMPTY_PATH forms, O_TMPFILE links), one `LABEL ok|err ERRNO` line each. With nocap,
+ * CAP_DAC_READ_SEARCH is first dropped from the effective set, so linkat(fd, "", ...,
+ * AT_EMPTY_PATH) depends on whether the fd was opened with the caller's credentials.
+ */
+static void do_fidelity(int argc, char **argv)
+{
+	char p[PATH_MAX], q[PATH_MAX];
+	const char *d;
+	char *const eargv[] = { "probe", NULL };
+	const char *bad = (const char *)1;
+	long dfd, ffd, tfd, xfd;
+	pid_t pid;
+
+	if (argc < 1 || argc > 2 || (argc == 2 && strcmp(argv[1], "nocap")))
+		usage("fidelity DIR [nocap]");
+	d = argv[0];
+	if (argc == 2)
+		drop_effective_cap(2 /* CAP_DAC_READ_SEARCH */);
+#define P(...) (snprintf(p, sizeof(p), __VA_ARGS__), p)
+#define Q(...) (snprintf(q, sizeof(q), __VA_ARGS__), q)
+	dfd = syscall(SYS_openat, AT_FDCWD, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ffd = syscall(SYS_openat, AT_FDCWD, P("%s/f", d), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (dfd < 0 || ffd < 0 || syscall(SYS_symlinkat, "f", AT_FDCWD, P("%s/s", d)) < 0) {
+		fprintf(stderr, "probe: fidelity setup in %s: %s\n", d, strerror(errno));
+		exit(3);
+	}
+
+	labelled("linkat-junk", syscall(SYS_linkat, AT_FDCWD, P("%s/f", d), AT_FDCWD, Q("%s/l1", d), 0x8000));
+	labelled("linkat-junk-badptr", syscall(SYS_linkat, AT_FDCWD, bad, AT_FDCWD, Q("%s/l2", d), 0x8000));
+	labelled("linkat-nofollow-missing",
+		 syscall(SYS_linkat, AT_FDCWD, P("%s/missing", d), AT_FDCWD, Q("%s/l3", d), AT_SYMLINK_NOFOLLOW));
+	labelled("linkat", syscall(SYS_linkat, AT_FDCWD, P("%s/f", d), AT_FDCWD, Q("%s/l4", d), 0));
+	labelled("linkat-exists", syscall(SYS_linkat, AT_FDCWD, P("%s/f", d), AT_FDCWD, Q("%s/l4", d), 0));
+	labelled("linkat-follow", syscall(SYS_linkat, AT_FDCWD, P("%s/s", d), AT_FDCWD, Q("%s/l5", d), AT_SYMLINK_FOLLOW));
+	labelled("linkat-emptypath-named", syscall(SYS_linkat, dfd, "f", AT_FDCWD, Q("%s/l6", d), AT_EMPTY_PATH));
+	labelled("linkat-empty-noflag", syscall(SYS_linkat, ffd, "", AT_FDCWD, Q("%s/l7", d), 0));
+	labelled("linkat-emptypath-fd", syscall(SYS_linkat, ffd, "", AT_FDCWD, Q("%s/l8", d), AT_EMPTY_PATH));
+	tfd = syscall(SYS_openat, AT_FDCWD, d, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	labelled("linkat-tmpfile", tfd < 0 ? tfd : syscall(SYS_linkat, tfd, "", AT_FDCWD, Q("%s/t1", d), AT_EMPTY_PATH));
+	xfd = syscall(SYS_openat, AT_FDCWD, d, O_TMPFILE | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	labelled("linkat-tmpfile-excl", xfd < 0 ? xfd : syscall(SYS_linkat, xfd, "", AT_FDCWD, Q("%s/t2", d), AT_EMPTY_PATH));
+	if (tfd >= 0)
+		syscall(SYS_close, tfd);
+	tfd = syscall(SYS_openat, AT_FDCWD, d, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		/* A child has its own struct cred: the fd was opened with its parent's. */
+		labelled("linkat-tmpfile-inherited",
+			 tfd < 0 ? tfd : syscall(SYS_linkat, tfd, "", AT_FDCWD, Q("%s/t3", d), AT_EMPTY_PATH));
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+
+	labelled("renameat2-junk", syscall(SYS_renameat2, AT_FDCWD, P("%s/missing", d), AT_FDCWD, Q("%s/x", d), 1 << 5));
+	labelled("renameat2-junk-badptr", syscall(SYS_renameat2, AT_FDCWD, bad, AT_FDCWD, Q("%s/x", d), 0x80));
+	labelled("renameat2-exchange-noreplace", syscall(SYS_renameat2, AT_FDCWD, P("%s/l4", d), AT_FDCWD,
+							Q("%s/l6", d), RENAME_EXCHANGE | RENAME_NOREPLACE));
+	labelled("renameat2-exchange-missing", syscall(SYS_renameat2, AT_FDCWD, P("%s/l4", d), AT_FDCWD,
+						      Q("%s/missing", d), RENAME_EXCHANGE));
+	labelled("renameat2-noreplace", syscall(SYS_renameat2, AT_FDCWD, P("%s/l4", d), AT_FDCWD, Q("%s/r5", d), RENAME_NOREPLACE));
+	labelled("renameat2-noreplace-exists", syscall(SYS_renameat2, AT_FDCWD, P("%s/r5", d), AT_FDCWD, Q("%s/l6", d), RENAME_NOREPLACE));
+	labelled("renameat2-whiteout", syscall(SYS_renameat2, AT_FDCWD, P("%s/r5", d), AT_FDCWD, Q("%s/r7", d), RENAME_WHITEOUT));
+
+	labelled("unlinkat-junk-badptr", syscall(SYS_unlinkat, AT_FDCWD, bad, 0x1));
+	labelled("unlinkat-junk-missing", syscall(SYS_unlinkat, AT_FDCWD, P("%s/missing", d), AT_REMOVEDIR | AT_SYMLINK_NOFOLLOW));
+	labelled("unlinkat", syscall(SYS_unlinkat, AT_FDCWD, P("%s/r7", d), 0));
+
+	labelled("fchownat-junk-badptr", syscall(SYS_fchownat, AT_FDCWD, bad, 0, 0, 0x1));
+	labelled("fchownat-junk-missing", syscall(SYS_fchownat, AT_FDCWD, P("%s/missing", d), -1, -1, AT_REMOVEDIR));
+	labelled("fchownat-emptypath", syscall(SYS_fchownat, ffd, "", -1, -1, AT_EMPTY_PATH));
+	labelled("fchownat-nofollow", syscall(SYS_fchownat, AT_FDCWD, P("%s/s", d), -1, -1, AT_SYMLINK_NOFOLLOW));
+	labelled("fchownat-empty-noflag", syscall(SYS_fchownat, ffd, "", -1, -1, 0));
+
+	labelled("fchmodat2-junk-badptr", syscall(SYS_fchmodat2, AT_FDCWD, bad, 0644, 0x1));
+	labelled("fchmodat2-junk-missing", syscall(SYS_fchmodat2, AT_FDCWD, P("%s/missing", d), 0644, AT_REMOVEDIR));
+	labelled("fchmodat2-nofollow-symlink", syscall(SYS_fchmodat2, AT_FDCWD, P("%s/s", d), 0644, AT_SYMLINK_NOFOLLOW));
+	labelled("fchmodat2-emptypath", syscall(SYS_fchmodat2, ffd, "", 0600, AT_EMPTY_PATH));
+
+	labelled("truncate-negative-badptr", syscall(SYS_truncate, bad, -1L));
+	labelled("truncate-negative-missing", syscall(SYS_truncate, P("%s/missing", d), -1L));
+
+	labelled("mkdirat-allbits", syscall(SYS_mkdirat, AT_FDCWD, P("%s/k", d), 0xffffffffUL));
+	labelled("mknodat-badtype-missing", syscall(SYS_mknodat, AT_FDCWD, P("%s/missing/x", d), 0xf000 | 0644, 0));
+
+	labelled("setxattr-junk-badptr", syscall(SYS_setxattr, bad, "user.v", "v", 1, 0x10));
+	labelled("setxattr-junk-missing", syscall(SYS_setxattr, P("%s/missing", d), "user.v", "v", 1, 0x10));
+	labelled("setxattr-badname-missing", syscall(SYS_setxattr, P("%s/missing", d), bad, "v", 1, 0));
+	labelled("setxattr-badvalue-missing", syscall(SYS_setxattr, P("%s/missing", d), "user.v", bad, 1, 0));
+	labelled("setxattr-bigsize-missing", syscall(SYS_setxattr, P("%s/missing", d), "user.v", "v", 65537, 0));
+	labelled("lsetxattr-badvalue-badptr", syscall(SYS_lsetxattr, bad, "user.v", bad, 1, 0));
+	labelled("fsetxattr-badname-badfd", syscall(SYS_fsetxattr, -1, bad, "v", 1, 0));
+	labelled("setxattr", syscall(SYS_setxattr, P("%s/f", d), "user.v", "v", 1, 0));
+
+	labelled("execveat-junk-missing", syscall(SYS_execveat, AT_FDCWD, P("%s/missing", d), eargv, environ, 0x1));
+	labelled("execveat-junk-badptr", syscall(SYS_execveat, AT_FDCWD, bad, eargv, environ, 0x1));
+	labelled("execveat-empty-noflag", syscall(SYS_execveat, ffd, "", eargv, environ, 0));
+	labelled("execveat-empty-junk", syscall(SYS_execveat, AT_FDCWD, "", eargv, environ, 0x1));
+	labelled("execveat-noexec", syscall(SYS_execveat, AT_FDCWD, P("%s/f", d), eargv, environ, AT_SYMLINK_NOFOLLOW));
+#undef P
+#undef Q
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1754,6 +1896,8 @@ int main(int argc, char **argv)
 		do_x32();
 	else if (!strcmp(cmd, "hardened"))
 		do_hardened(argc, argv);
+	else if (!strcmp(cmd, "fidelity"))
+		do_fidelity(argc, argv);
 	else
 		usage("unknown SUBCOMMAND %s (or wrong arguments)", cmd);
 	return 0;
