@@ -126,7 +126,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Kernel == nil && !cfg.Unverified {
 		var names []string
 		for _, name := range NeedsBinding(cfg.Policy) {
-			if !(Emulable(name) && cfg.Emulator != nil) {
+			if !(emulatesAllow(name) && cfg.Emulator != nil) {
 				names = append(names, name)
 			}
 		}
@@ -153,7 +153,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Kernel != nil {
 		var unbound []string
 		for _, name := range NeedsBinding(cfg.Policy) {
-			if !Bindable(name) && !(Emulable(name) && cfg.Emulator != nil) {
+			if !Bindable(name) && !(emulatesAllow(name) && cfg.Emulator != nil) {
 				unbound = append(unbound, name)
 			}
 		}
@@ -459,6 +459,9 @@ func (s *Supervisor) decide(l *notify.Listener, n *notify.Notif, tgid int) outco
 		s.ref.Unsettle()
 		s.log.Debug().Int(audit.FieldTid, int(n.Pid)).Str(audit.FieldSyscall, sysinfo.Name(nr)).
 			Msg("a watchee may change a mount topology: naming objects through their filesystem path from now on")
+	}
+	if o, handled := s.decideSend(l, n, c); handled {
+		return o // send.go: sends that may name a peer
 	}
 	if nr >= len(s.trapped) || !s.trapped[nr] {
 		// Trapped only for root tracking; the policy has no say.

@@ -31,6 +31,11 @@ type Spec struct {
 	// for character and block devices: FIFOs, sockets and regular files
 	// need no privilege and run natively (LXD's S_IFCHR/S_IFBLK prefilter).
 	DevicesOnly []int
+	// AddrOnly lists sendto numbers (not among Notify) to notify only when
+	// the destination address argument is not NULL: a send without one
+	// goes to the socket's connected peer, which connect vetted, and runs
+	// natively (issue 9: connect rules hold for sends that name a peer).
+	AddrOnly []int
 	// WatchRoot also notifies the syscalls that can change a watchee's root
 	// directory or mount namespace (RootWatch), so the supervisor knows when
 	// it may no longer resolve paths from its own root.
@@ -127,6 +132,15 @@ func Compile(spec Spec) ([]byte, error) {
 			return nil, fmt.Errorf("adding notify rule for %s: %w", sysinfo.Name(nr), err)
 		}
 	}
+	for _, nr := range spec.AddrOnly {
+		if trapped[nr] {
+			continue // the policy traps it whole already
+		}
+		if err := addAddrOnly(f, nr); err != nil {
+			return nil, fmt.Errorf("adding address rule for %s: %w", sysinfo.Name(nr), err)
+		}
+		trapped[nr] = true
+	}
 	if spec.WatchRoot {
 		if err := addRootWatch(f, trapped); err != nil {
 			return nil, err
@@ -195,6 +209,16 @@ func addDeviceRules(f *seccomp.ScmpFilter, nr int) error {
 		}
 	}
 	return nil
+}
+
+// addAddrOnly notifies sendto(fd, buf, len, flags, dest_addr, addrlen)
+// only when dest_addr (argument 4) is not NULL.
+func addAddrOnly(f *seccomp.ScmpFilter, nr int) error {
+	c, err := seccomp.MakeCondition(4, seccomp.CompareNotEqual, 0)
+	if err != nil {
+		return err
+	}
+	return f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify, []seccomp.ScmpCondition{c})
 }
 
 func addRootWatch(f *seccomp.ScmpFilter, trapped map[int]bool) error {

@@ -248,3 +248,36 @@ func TestEveryHardeningRuleRefusesInTheKernel(t *testing.T) {
 		}
 	}
 }
+
+func TestAddrOnlySendtoIsNotifiedOnlyWithADestination(t *testing.T) {
+	sendto := int(nr(t, "sendto"))
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "sendmsg"))}, AddrOnly: []int{sendto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x86 := uint32(unix.AUDIT_ARCH_X86_64)
+	for _, tc := range []struct {
+		name string
+		d    seccompData
+		want uint32
+	}{
+		{"with an address", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, 0, 0x7ffd0000, 16}}, retNotify},
+		{"high address bits only", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, 0, 1 << 40, 16}}, retNotify},
+		{"MSG_FASTOPEN with an address", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, unix.MSG_FASTOPEN, 0x7ffd0000, 16}}, retNotify},
+		{"without an address", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, unix.MSG_FASTOPEN, 0, 16}}, retAllow},
+		{"sendmsg is notified whole", seccompData{nr: nr(t, "sendmsg"), arch: x86}, retNotify},
+		{"send is write, not sendto", seccompData{nr: nr(t, "write"), arch: x86}, retAllow},
+	} {
+		if got := run(t, prog, tc.d); got != tc.want {
+			t.Errorf("%s: %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+	// A policy that names sendto itself traps it whole.
+	prog, err = Compile(Spec{Notify: []int{sendto}, AddrOnly: []int{sendto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, prog, seccompData{nr: int32(sendto), arch: x86}); got != retNotify {
+		t.Fatalf("sendto named by the policy, NULL address: %#x, want notify", got)
+	}
+}

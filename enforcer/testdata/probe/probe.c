@@ -107,6 +107,10 @@
  *
  * Fidelity (see do_fidelity):
  *   probe fidelity DIR [nocap]   flag and argument checks of the emulated path calls in DIR
+ *
+ * Sends (see do_send, do_sendflip):
+ *   probe send udp|tcpfo|dgram sendto|sendmsg|sendmmsg DEST [PORT] [OPTION...]
+ *   probe sendflip msg|to ALLOWED_PORT DENIED_PORT ITERS
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -1804,6 +1808,239 @@ static void do_fidelity(int argc, char **argv)
 #undef Q
 }
 
+/* ------------------------------------------------------------------ sends */
+
+#ifndef MSG_FASTOPEN
+#define MSG_FASTOPEN 0x20000000
+#endif
+
+/* Fills ss with HOST PORT (IPv4 or IPv6) or unix:PATH / unix:@NAME; returns the length. */
+static socklen_t parse_dest(const char *host, const char *port, struct sockaddr_storage *ss, int *family)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strncmp(host, "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		const char *p = host + 5;
+		size_t n = strlen(p);
+
+		if (n == 0 || n >= sizeof(sun->sun_path))
+			usage("bad unix socket path %s", p);
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, p, n);
+		if (p[0] == '@')
+			sun->sun_path[0] = 0;
+		else
+			n++;
+		*family = AF_UNIX;
+		return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	}
+	long pt = port ? parse_num(port, "port") : -1;
+	if (pt < 0 || pt > 65535)
+		usage("bad port %s", port ? port : "(none)");
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)pt);
+		*family = AF_INET;
+		return sizeof(*sin);
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)pt);
+		*family = AF_INET6;
+		return sizeof(*sin6);
+	}
+	usage("bad host %s", host);
+}
+
+/*
+ * probe send KIND CALL DEST [PORT] [OPTION...]: one send of "hello" and its result line
+ * (`ok <return value>` or `err ERRNO`).
+ *   KIND  udp (SOCK_DGRAM), tcpfo (SOCK_STREAM with MSG_FASTOPEN, then reads the echo-less
+ *         peer's EOF), dgram (AF_UNIX SOCK_DGRAM)
+ *   CALL  sendto | sendmsg | sendmmsg (two messages, the second "world")
+ *   DEST  HOST PORT, or unix:PATH / unix:@NAME
+ *   OPTIONS (sendmsg, sendmmsg): rights=FILE passes an O_RDONLY descriptor of FILE with
+ *   SCM_RIGHTS; creds passes the probe's own SCM_CREDENTIALS; claim=PID:UID:GID passes those;
+ *   badcmsg passes a control message with cmsg_len 8; unspec sends with sa_family AF_UNSPEC.
+ * Before the result it prints `pid=<pid> uid=<uid>` so a receiver can compare.
+ */
+static void do_send(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family, s, type, flags = 0, i;
+	const char *kind, *call;
+	char ctl[256];
+	size_t ctllen = 0;
+	int fdpass = -1;
+	long r;
+
+	if (argc < 3)
+		usage("send KIND CALL DEST [PORT] [OPTION...]");
+	kind = argv[0];
+	call = argv[1];
+	i = 3;
+	if (strncmp(argv[2], "unix:", 5) == 0)
+		len = parse_dest(argv[2], NULL, &ss, &family);
+	else {
+		if (argc < 4)
+			usage("send KIND CALL HOST PORT");
+		len = parse_dest(argv[2], argv[3], &ss, &family);
+		i = 4;
+	}
+	memset(ctl, 0, sizeof(ctl));
+	for (; i < argc; i++) {
+		if (strncmp(argv[i], "rights=", 7) == 0) {
+			struct cmsghdr *c = (struct cmsghdr *)(ctl + ctllen);
+			fdpass = open(argv[i] + 7, O_RDONLY | O_CLOEXEC);
+			if (fdpass < 0)
+				setup_fail("open rights file");
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			memcpy(CMSG_DATA(c), &fdpass, sizeof(int));
+			ctllen += CMSG_SPACE(sizeof(int));
+		} else if (strcmp(argv[i], "creds") == 0 || strncmp(argv[i], "claim=", 6) == 0) {
+			struct cmsghdr *c = (struct cmsghdr *)(ctl + ctllen);
+			struct ucred u = { getpid(), getuid(), getgid() };
+			if (argv[i][0] == 'c' && argv[i][1] == 'l' &&
+			    sscanf(argv[i] + 6, "%d:%u:%u", &u.pid, &u.uid, &u.gid) != 3)
+				usage("claim=PID:UID:GID");
+			c->cmsg_len = CMSG_LEN(sizeof(u));
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_CREDENTIALS;
+			memcpy(CMSG_DATA(c), &u, sizeof(u));
+			ctllen += CMSG_SPACE(sizeof(u));
+		} else if (strcmp(argv[i], "badcmsg") == 0) {
+			struct cmsghdr *c = (struct cmsghdr *)(ctl + ctllen);
+			c->cmsg_len = 8;
+			ctllen += CMSG_SPACE(0);
+		} else if (strcmp(argv[i], "unspec") == 0) {
+			((struct sockaddr *)&ss)->sa_family = AF_UNSPEC;
+		} else
+			usage("unknown send option %s", argv[i]);
+	}
+	if (!strcmp(kind, "udp"))
+		type = SOCK_DGRAM;
+	else if (!strcmp(kind, "tcpfo")) {
+		type = SOCK_STREAM;
+		flags = MSG_FASTOPEN;
+	} else if (!strcmp(kind, "dgram")) {
+		type = SOCK_DGRAM;
+		family = AF_UNIX;
+	} else
+		usage("send KIND is udp, tcpfo or dgram");
+	s = socket(family, type | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		setup_fail("socket");
+	out("pid=%d uid=%d", getpid(), getuid());
+	char m1[] = "hello", m2[] = "world";
+	struct iovec iov1 = { m1, 5 }, iov2 = { m2, 5 };
+	if (!strcmp(call, "sendto")) {
+		r = syscall(SYS_sendto, s, m1, 5, flags, &ss, len);
+	} else if (!strcmp(call, "sendmsg")) {
+		struct msghdr mh = { &ss, len, &iov1, 1, ctllen ? ctl : NULL, ctllen, 0 };
+		r = syscall(SYS_sendmsg, s, &mh, flags);
+	} else if (!strcmp(call, "sendmmsg")) {
+		struct mmsghdr mm[2];
+		memset(mm, 0, sizeof(mm));
+		mm[0].msg_hdr = (struct msghdr){ &ss, len, &iov1, 1, ctllen ? ctl : NULL, ctllen, 0 };
+		mm[1].msg_hdr = (struct msghdr){ &ss, len, &iov2, 1, NULL, 0, 0 };
+		r = syscall(SYS_sendmmsg, s, mm, 2, flags);
+		if (r >= 0) {
+			out("ok %ld lens=%u,%u", r, mm[0].msg_len, mm[1].msg_len);
+			close(s);
+			return;
+		}
+	} else
+		usage("send CALL is sendto, sendmsg or sendmmsg");
+	if (r < 0)
+		out("err %s", errname(errno));
+	else
+		out("ok %ld", r);
+	if (type == SOCK_STREAM && r >= 0) {
+		char b[16];
+		shutdown(s, SHUT_WR);
+		while (read(s, b, sizeof(b)) > 0)
+			;
+	}
+	close(s);
+}
+
+static struct sockaddr_in sflip_denied;
+static struct msghdr sflip_msg;
+static struct sockaddr_in sflip_to;
+static unsigned short sflip_a, sflip_b;
+
+static void *sendflip_writer(void *arg)
+{
+	int to = arg != NULL;
+	void *volatile *name = (void *volatile *)&sflip_msg.msg_name;
+	volatile unsigned short *port = &sflip_to.sin_port;
+
+	while (!atomic_load(&race_stop)) {
+		if (to) {
+			*port = htons(sflip_b);
+			*port = htons(sflip_a);
+		} else {
+			*name = &sflip_denied;
+			*name = NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * probe sendflip msg|to ALLOWED_PORT DENIED_PORT ITERS: a UDP socket connected to
+ * 127.0.0.1:ALLOWED sends "BYPASS" ITERS times while a thread flips the destination:
+ * msg flips sendmsg's msg_name between NULL (the connected peer) and 127.0.0.1:DENIED;
+ * to flips the port of sendto's destination between ALLOWED and DENIED.
+ * Prints `ok sent=<successes>`.
+ */
+static void do_sendflip(int argc, char **argv)
+{
+	pthread_t w;
+	struct sockaddr_in peer;
+	char payload[] = "BYPASS";
+	struct iovec iov = { payload, 6 };
+	long iters, sent = 0;
+	int s, to;
+
+	if (argc != 4 || (strcmp(argv[0], "msg") && strcmp(argv[0], "to")))
+		usage("sendflip msg|to ALLOWED_PORT DENIED_PORT ITERS");
+	to = argv[0][0] == 't';
+	sflip_a = (unsigned short)atoi(argv[1]);
+	sflip_b = (unsigned short)atoi(argv[2]);
+	iters = atol(argv[3]);
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	peer.sin_port = htons(sflip_a);
+	sflip_denied = peer;
+	sflip_denied.sin_port = htons(sflip_b);
+	sflip_to = peer;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&peer, sizeof(peer)) < 0)
+		setup_fail("udp socket");
+	sflip_msg.msg_namelen = sizeof(sflip_denied);
+	sflip_msg.msg_iov = &iov;
+	sflip_msg.msg_iovlen = 1;
+	if (pthread_create(&w, NULL, sendflip_writer, to ? (void *)1 : NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < iters; i++) {
+		long r = to ? syscall(SYS_sendto, s, payload, 6, 0, &sflip_to, sizeof(sflip_to))
+			    : syscall(SYS_sendmsg, s, &sflip_msg, 0);
+		if (r == 6)
+			sent++;
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	close(s);
+	out("ok sent=%ld", sent);
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1898,6 +2135,10 @@ int main(int argc, char **argv)
 		do_hardened(argc, argv);
 	else if (!strcmp(cmd, "fidelity"))
 		do_fidelity(argc, argv);
+	else if (!strcmp(cmd, "send"))
+		do_send(argc, argv);
+	else if (!strcmp(cmd, "sendflip"))
+		do_sendflip(argc, argv);
 	else
 		usage("unknown SUBCOMMAND %s (or wrong arguments)", cmd);
 	return 0;
