@@ -486,4 +486,3 @@ func strength(a policy.Action) int {
 	}
 	return 5 // unknown: fail closed
 }
-
