@@ -480,3 +480,33 @@ print(c.sendmsg([b"py-connected"]))
 	}
 	_ = enforcer.Stats{}
 }
+
+// TestEmulatedSendsReturnWhatTheKernelWould runs sends without a
+// destination that vigil must still perform (sendmsg is trapped whole)
+// through the cases an emulation must get right — EAGAIN, a blocking send
+// that waits for its reader, SO_SNDTIMEO, EPIPE with the SIGPIPE the kernel
+// raises (counted by a handler, and fatal at the default action), EFAULT,
+// a sendmmsg stopped by a fault, MSG_ZEROCOPY's completion — and compares
+// every line and the exit status with a bare run.
+func TestEmulatedSendsReturnWhatTheKernelWould(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	pol := mustPolicy(t, connectDenyPolicy(t, 9))
+	cmd := exec.Command(probe, "sendsem")
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.Output()
+	want, wantCode := string(out), cmd.ProcessState.ExitCode()
+	if st, ok := cmd.ProcessState.Sys().(interface{ Signal() unix.Signal }); ok && wantCode == -1 {
+		wantCode = 128 + int(st.Signal()) // as vigil run reports a signal
+	}
+	if wantCode != 128+int(unix.SIGPIPE) {
+		t.Fatalf("bare probe: exit %d, want death by SIGPIPE", wantCode)
+	}
+	r := supervise(t, pol, []string{probe, "sendsem"})
+	if r.stdout != want || r.code != wantCode {
+		t.Fatalf("under vigil (exit %d):\n%s\nalone (exit %d):\n%s", r.code, r.stdout, wantCode, want)
+	}
+	if n := countEmulated(r); n < 10 {
+		t.Fatalf("only %d sends were emulated", n)
+	}
+}

@@ -168,8 +168,9 @@ const (
 	// than their send buffer, whose default ceiling (net.core.wmem_max) is
 	// far below this.
 	maxDatagram = 4 << 20
-	// streamChunk is how much of a stream send is read and sent at a time.
-	streamChunk = 256 << 10
+	// streamChunk is how much of a stream send is read and sent at a time,
+	// about the kernel's own unit (TCP's 64 KiB size goal).
+	streamChunk = 64 << 10
 	// pollSlice bounds one wait of a blocking send, so a watchee that died
 	// meanwhile is noticed.
 	pollSlice = 200 * time.Millisecond
@@ -262,7 +263,11 @@ func (e *Emulator) sendMsg(s *Socket, m *SendMsg, flags uint32, valid func() err
 	if m.Len > maxDatagram {
 		return 0, unix.EMSGSIZE, nil
 	}
-	data := make([]byte, m.Len)
+	data, release, err := sendBuffer(int(m.Len), flags)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer release()
 	if m.Len > 0 {
 		remote := make([]unix.RemoteIovec, len(m.Iov))
 		n, rerr := args.ReadIovData(s.c.Tid, m.Iov, 0, data, remote)
@@ -288,11 +293,26 @@ func (e *Emulator) sendMsg(s *Socket, m *SendMsg, flags uint32, valid func() err
 // control messages go with the first chunk only; a fault or an error after
 // some bytes were sent ends the call with their count.
 func (e *Emulator) sendStream(s *Socket, m *SendMsg, name, ctl []byte, flags uint32, w *sendWait) (int, unix.Errno, error) {
-	buf := make([]byte, min(m.Len, streamChunk))
+	size := int(min(m.Len, streamChunk))
+	buf, release, err := sendBuffer(size, flags)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { release() }()
 	remote := make([]unix.RemoteIovec, len(m.Iov))
 	sent := uint64(0)
 	first := true
 	for first || sent < m.Len {
+		if !first && flags&unix.MSG_ZEROCOPY != 0 {
+			// The previous chunk's pages may still be in flight.
+			release()
+			release = func() {}
+			nb, nr, err := sendBuffer(size, flags)
+			if err != nil {
+				return 0, 0, err
+			}
+			buf, release = nb, nr
+		}
 		chunk := buf[:min(m.Len-sent, uint64(len(buf)))]
 		n := 0
 		var rerr error
@@ -302,8 +322,11 @@ func (e *Emulator) sendStream(s *Socket, m *SendMsg, name, ctl []byte, flags uin
 		if err := w.valid(); err != nil {
 			return 0, 0, ErrGone
 		}
-		if n == 0 && len(chunk) > 0 {
-			_ = rerr // unreadable from here on: what was sent is the answer
+		if n < len(chunk) {
+			// The kernel copies a stream in units (a TCP segment, an
+			// AF_UNIX skb) that fail whole: a fault ends the send with
+			// what earlier units carried, EFAULT if none.
+			_ = rerr
 			if sent > 0 {
 				return int(sent), 0, nil
 			}
@@ -325,14 +348,27 @@ func (e *Emulator) sendStream(s *Socket, m *SendMsg, name, ctl []byte, flags uin
 		}
 		sent += uint64(got)
 		first, name, ctl = false, nil, nil
-		switch {
-		case got < n && (w.nonblock || w.expired()):
+		if got < n && (w.nonblock || w.expired()) {
 			return int(sent), 0, nil // a non-blocking or timed-out partial send
-		case got == n && n < len(chunk):
-			return int(sent), 0, nil // the data ended in a fault
 		}
 	}
 	return int(sent), 0, nil
+}
+
+// sendBuffer returns a buffer for n bytes of data. With MSG_ZEROCOPY the
+// kernel may keep using the pages after the send returns (until the
+// watchee reads the completion from the error queue), so they must never
+// hold anything else: the buffer is a mapping of its own, unmapped after
+// the send, which leaves the pinned pages to the kernel alone.
+func sendBuffer(n int, flags uint32) ([]byte, func(), error) {
+	if flags&unix.MSG_ZEROCOPY == 0 || n == 0 {
+		return make([]byte, n), func() {}, nil
+	}
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mapping a zerocopy send buffer: %w", err)
+	}
+	return b, func() { _ = unix.Munmap(b) }, nil
 }
 
 // sigpipe raises the SIGPIPE the kernel sends the calling thread with EPIPE

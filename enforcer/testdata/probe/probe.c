@@ -111,6 +111,7 @@
  * Sends (see do_send, do_sendflip):
  *   probe send udp|tcpfo|dgram sendto|sendmsg|sendmmsg DEST [PORT] [OPTION...]
  *   probe sendflip msg|to ALLOWED_PORT DENIED_PORT ITERS
+ *   probe sendsem                 EAGAIN, blocking, SO_SNDTIMEO, EPIPE/SIGPIPE, EFAULT, zerocopy
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -2041,6 +2042,177 @@ static void do_sendflip(int argc, char **argv)
 	out("ok sent=%ld", sent);
 }
 
+static atomic_int sem_sigpipes;
+
+static void sem_on_sigpipe(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&sem_sigpipes, 1);
+}
+
+struct sem_drain {
+	int fd;
+	long ms;
+};
+
+static void *sem_drainer(void *arg)
+{
+	struct sem_drain *d = arg;
+	char b[65536];
+	struct timespec ts = { d->ms / 1000, (d->ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+	while (read(d->fd, b, sizeof(b)) > 0)
+		;
+	return NULL;
+}
+
+static long sem_sendmsg(int s, void *buf, size_t len, int flags)
+{
+	struct iovec iov = { buf, len };
+	struct msghdr mh = { NULL, 0, &iov, 1, NULL, 0, 0 };
+	return syscall(SYS_sendmsg, s, &mh, flags);
+}
+
+static long sem_fill(int s)
+{
+	static char b[4096];
+	long n = 0;
+
+	while (sem_sendmsg(s, b, sizeof(b), MSG_DONTWAIT) > 0)
+		n++;
+	return n;
+}
+
+/*
+ * probe sendsem: what sends without a destination return in the cases an emulation must get
+ * right, one `CASE result` line each: EAGAIN on a full non-blocking socket, a blocking send that
+ * waits for a reader, SO_SNDTIMEO, EPIPE with and without MSG_NOSIGNAL (counting SIGPIPEs), EFAULT
+ * in a datagram and in a stream, a sendmmsg whose second message faults, and MSG_ZEROCOPY with its
+ * completion. Then, with SIGPIPE at its default action, an EPIPE that kills the probe.
+ */
+static void do_sendsem(int argc, char **argv)
+{
+	int sv[2], r;
+	long n;
+	static char big[200000];
+	char *bad = (char *)1;
+
+	(void)argv;
+	if (argc != 0)
+		usage("sendsem");
+	signal(SIGPIPE, sem_on_sigpipe);
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	n = sem_fill(sv[0]);
+	r = (int)sem_sendmsg(sv[0], big, 100, MSG_DONTWAIT);
+	out("dgram-full sent=%ld then %s", n, r < 0 ? errname(errno) : "ok");
+	close(sv[0]);
+	close(sv[1]);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	sem_fill(sv[0]);
+	r = (int)sem_sendmsg(sv[0], big, 100, 0);
+	out("stream-nonblock %s", r < 0 ? errname(errno) : "ok");
+	fcntl(sv[0], F_SETFL, 0);
+	{
+		pthread_t th;
+		struct sem_drain d = { sv[1], 100 };
+		if (pthread_create(&th, NULL, sem_drainer, &d))
+			setup_fail("pthread_create");
+		n = sem_sendmsg(sv[0], big, sizeof(big), 0);
+		out("stream-block-until-drained %ld", n < 0 ? -(long)errno : n);
+		shutdown(sv[0], SHUT_WR);
+		pthread_join(th, NULL);
+	}
+	close(sv[0]);
+	close(sv[1]);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	{
+		struct timeval tv = { 0, 200000 };
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		sem_fill(sv[0]);
+		r = (int)sem_sendmsg(sv[0], big, sizeof(big), 0);
+		out("stream-sndtimeo %s", r < 0 ? errname(errno) : (r < (int)sizeof(big) ? "partial" : "all"));
+	}
+	close(sv[1]);
+	r = (int)sem_sendmsg(sv[0], big, 10, MSG_NOSIGNAL);
+	out("epipe-nosignal %s sigpipe=%d", r < 0 ? errname(errno) : "ok", atomic_load(&sem_sigpipes));
+	r = (int)sem_sendmsg(sv[0], big, 10, 0);
+	out("epipe %s sigpipe=%d", r < 0 ? errname(errno) : "ok", atomic_load(&sem_sigpipes));
+	close(sv[0]);
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	{
+		struct iovec iov[2] = { { big, 10 }, { bad, 10 } };
+		struct msghdr mh = { NULL, 0, iov, 2, NULL, 0, 0 };
+		r = (int)syscall(SYS_sendmsg, sv[0], &mh, 0);
+		out("dgram-efault %s", r < 0 ? errname(errno) : "ok");
+		struct mmsghdr mm[2];
+		memset(mm, 0, sizeof(mm));
+		mm[0].msg_hdr.msg_iov = iov;
+		mm[0].msg_hdr.msg_iovlen = 1;
+		mm[1].msg_hdr.msg_iov = iov + 1;
+		mm[1].msg_hdr.msg_iovlen = 1;
+		r = (int)syscall(SYS_sendmmsg, sv[0], mm, 2, 0);
+		out("sendmmsg-second-faults %s len0=%u len1=%u", r < 0 ? errname(errno) : (r == 1 ? "1" : "other"),
+		    mm[0].msg_len, mm[1].msg_len);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	{
+		struct iovec iov[2] = { { big, 10 }, { bad, 10 } };
+		struct msghdr mh = { NULL, 0, iov, 2, NULL, 0, 0 };
+		r = (int)syscall(SYS_sendmsg, sv[0], &mh, 0);
+		out("stream-efault %s", r < 0 ? errname(errno) : "ok");
+	}
+	close(sv[0]);
+	close(sv[1]);
+
+	{
+		int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c, a, one = 1;
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t sl = sizeof(sin);
+		char cbuf[128];
+		if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof(sin)) || listen(l, 1) ||
+		    getsockname(l, (struct sockaddr *)&sin, &sl))
+			setup_fail("listener");
+		c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof(sin)) || (a = accept(l, NULL, NULL)) < 0)
+			setup_fail("tcp pair");
+		setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one));
+		r = (int)sem_sendmsg(c, big, 1000, MSG_ZEROCOPY);
+		struct msghdr eh = { NULL, 0, NULL, 0, cbuf, sizeof(cbuf), 0 };
+		int got = -1;
+		for (int tries = 0; tries < 100 && got < 0; tries++) {
+			got = (int)recvmsg(c, &eh, MSG_ERRQUEUE | MSG_DONTWAIT);
+			if (got < 0) {
+				struct timespec ts = { 0, 10000000 };
+				nanosleep(&ts, NULL);
+			}
+		}
+		out("zerocopy %s completion=%s", r < 0 ? errname(errno) : "ok", got < 0 ? "none" : "yes");
+		close(c);
+		close(a);
+		close(l);
+	}
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	close(sv[1]);
+	signal(SIGPIPE, SIG_DFL);
+	r = (int)sem_sendmsg(sv[0], big, 10, 0);
+	out("survived-sigpipe %s", r < 0 ? errname(errno) : "ok");
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -2139,6 +2311,8 @@ int main(int argc, char **argv)
 		do_send(argc, argv);
 	else if (!strcmp(cmd, "sendflip"))
 		do_sendflip(argc, argv);
+	else if (!strcmp(cmd, "sendsem"))
+		do_sendsem(argc, argv);
 	else
 		usage("unknown SUBCOMMAND %s (or wrong arguments)", cmd);
 	return 0;
