@@ -274,7 +274,7 @@ func (s *Supervisor) decideSend(l *notify.Listener, n *notify.Notif, c *call) (o
 		return s.finish(l, n, d, verdict.Unverified(n)), true
 	}
 	if s.cfg.Emulator == nil {
-		s.log.Warn().Str(audit.FieldSyscall, sysinfo.Name(nr)).Uint64(audit.FieldNotifID, n.ID).
+		s.log.Debug().Str(audit.FieldSyscall, sysinfo.Name(nr)).Uint64(audit.FieldNotifID, n.ID).
 			Msg("denying: a send that may name its peer is allowed only when vigil can perform it, and the emulation engine is not running")
 		return outcome{dec: d, errno: unix.EPERM}, true
 	}

@@ -133,8 +133,8 @@ func (e *Emulator) control(s *Socket, ctl []byte, valid func() error) ([]byte, [
 			if err != nil {
 				return fail(unix.EINVAL, nil)
 			}
-			if st == nil {
-				if st, err = e.readSendCreds(s.c, valid); err != nil {
+			if st == nil || !st.full {
+				if st, err = e.readSendCreds(s.c, valid, true); err != nil {
 					return fail(0, err)
 				}
 			}
@@ -155,7 +155,7 @@ func (e *Emulator) control(s *Socket, ctl []byte, valid func() error) ([]byte, [
 		if creds == nil {
 			if st == nil {
 				var err error
-				if st, err = e.readSendCreds(s.c, valid); err != nil {
+				if st, err = e.readSendCreds(s.c, valid, false); err != nil {
 					return fail(0, err)
 				}
 			}
@@ -182,12 +182,15 @@ type sendCreds struct {
 	pidNSOwned bool
 	// samePidNS says the watchee's pid namespace is vigil's.
 	samePidNS bool
+	// full says the id maps and pid namespace were read too, which only
+	// checking claimed credentials needs.
+	full bool
 }
 
-// readSendCreds reads the watchee thread's credentials, id maps and pid
-// namespace from /proc/<tid>, then checks the call is still pending, so a
-// recycled tid cannot lend another process's identity.
-func (e *Emulator) readSendCreds(c Caller, valid func() error) (*sendCreds, error) {
+// readSendCreds reads the watchee thread's credentials from /proc/<tid>,
+// with full its id maps and pid namespace too, then checks the call is
+// still pending, so a recycled tid cannot lend another process's identity.
+func (e *Emulator) readSendCreds(c Caller, valid func() error, full bool) (*sendCreds, error) {
 	dir, err := unix.Openat(e.procfd, strconv.Itoa(c.Tid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, ErrGone
@@ -207,6 +210,9 @@ func (e *Emulator) readSendCreds(c Caller, valid func() error) (*sendCreds, erro
 		file string
 		dst  *idMap
 	}{{"uid_map", &st.uidMap}, {"gid_map", &st.gidMap}} {
+		if !full {
+			break
+		}
 		if b, err = readProcFile(dir, m.file, *bp); err != nil {
 			return nil, ErrGone
 		}
@@ -214,8 +220,11 @@ func (e *Emulator) readSendCreds(c Caller, valid func() error) (*sendCreds, erro
 			return nil, fmt.Errorf("reading %s of %d: %w", m.file, c.Tid, err)
 		}
 	}
-	if st.samePidNS, st.pidNSOwned, err = e.pidNS(dir); err != nil {
-		return nil, err
+	if full {
+		if st.samePidNS, st.pidNSOwned, err = e.pidNS(dir); err != nil {
+			return nil, err
+		}
+		st.full = true
 	}
 	if err := valid(); err != nil {
 		return nil, ErrGone
@@ -368,7 +377,7 @@ func (e *Emulator) netlinkDestAllowed(s *Socket, name []byte, valid func() error
 	if (port == 0 && groups == 0) || s.Protocol == netlinkUsersock {
 		return 0, nil
 	}
-	st, err := e.readSendCreds(s.c, valid)
+	st, err := e.readSendCreds(s.c, valid, false)
 	if err != nil {
 		return 0, err
 	}
