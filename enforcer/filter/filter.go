@@ -35,6 +35,10 @@ type Spec struct {
 	// the destination address argument is not NULL: a send without one
 	// goes to the socket's connected peer, which connect vetted, and runs
 	// natively (issue 9: connect rules hold for sends that name a peer).
+	// MSG_FASTOPEN needs no test of its own: without a destination it
+	// connects nowhere new (tcp_sendmsg_fastopen's connect of a NULL
+	// address is EINVAL, or goes to the address a TCP_FASTOPEN_CONNECT
+	// connect(2) already gave).
 	AddrOnly []int
 	// WatchRoot also notifies the syscalls that can change a watchee's root
 	// directory or mount namespace (RootWatch), so the supervisor knows when
