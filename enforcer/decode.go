@@ -108,6 +108,10 @@ func (s *receiver) decode(n *notify.Notif, c *call) {
 	sc := c.sc
 	tid := int(n.Pid)
 	a := &n.Data.Args
+	if e := s.checkBeforeReads(n, c); e != 0 {
+		c.err = e
+		return
+	}
 	if i := sc.ArgIndex(sysinfo.ArgOpenHow); i >= 0 {
 		// openat2 copies and checks open_how before it reads the path
 		// (fs/open.c), so its errors come first.
@@ -205,6 +209,9 @@ func (s *receiver) decode(n *notify.Notif, c *call) {
 	if sc.Name == "creat" {
 		// creat(p, m) is open(p, O_CREAT|O_WRONLY|O_TRUNC, m).
 		c.pc.Flags, c.pc.HasFlags = unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, true
+	}
+	if c.err == 0 {
+		c.err = checkAfterNames(n, c)
 	}
 }
 

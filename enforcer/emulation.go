@@ -35,9 +35,12 @@ var emulable = map[string]bool{
 func Emulable(name string) bool { return emulable[name] }
 
 // NeedsEmulator reports whether a policy can use the emulation engine: an
-// emulate rule, or a content-dependent allow of a call vigil emulates
-// (the path calls, opens for writing, connect).
+// emulate rule, a content-dependent allow of a call vigil emulates (the
+// path calls, opens for writing, connect), or sends it governs.
 func NeedsEmulator(p *policy.Policy) bool {
+	if sendsNeedEmulator(p) {
+		return true
+	}
 	for _, r := range p.Rules {
 		if r.Action == policy.ActionEmulate {
 			return true

@@ -152,7 +152,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Kernel == nil && !cfg.Unverified {
 		var names []string
 		for _, name := range NeedsBinding(cfg.Policy) {
-			if !(Emulable(name) && cfg.Emulator != nil) {
+			if !(emulatesAllow(name) && cfg.Emulator != nil) {
 				names = append(names, name)
 			}
 		}
@@ -169,7 +169,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Kernel != nil {
 		var unbound []string
 		for _, name := range NeedsBinding(cfg.Policy) {
-			if !Bindable(name) && !(Emulable(name) && cfg.Emulator != nil) {
+			if !Bindable(name) && !(emulatesAllow(name) && cfg.Emulator != nil) {
 				unbound = append(unbound, name)
 			}
 		}
@@ -224,13 +224,6 @@ func Supported(p *policy.Policy) error {
 			if !Emulable(name) {
 				return fmt.Errorf("%s: rule %q: vigil cannot emulate %s; emulable are mknod, setxattr and the path calls (unlink, rename, mkdir, link, symlink, chmod, chown, truncate)", r.Pos, ruleName(r), name)
 			}
-		}
-	}
-	for _, name := range p.Syscalls() {
-		if name == "sendmsg" {
-			// The init step hands the listener over with sendmsg after the
-			// filter is installed; trapping it would deadlock the launch.
-			return errors.New("policy traps sendmsg, which vigil's init step needs to hand over the listener")
 		}
 	}
 	return nil
@@ -640,6 +633,9 @@ func (s *receiver) decide(l *notify.Listener, n *notify.Notif, tgid int) outcome
 		s.ref.Unsettle()
 		s.log.Debug().Int(audit.FieldTid, int(n.Pid)).Str(audit.FieldSyscall, sysinfo.Name(nr)).
 			Msg("a watchee may change a mount topology: naming objects through their filesystem path from now on")
+	}
+	if o, handled := s.decideSend(l, n, c); handled {
+		return o // send.go: sends that may name a peer
 	}
 	if nr >= len(s.trapped) || !s.trapped[nr] {
 		// Trapped only for root tracking; the policy has no say.

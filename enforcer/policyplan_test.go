@@ -64,3 +64,55 @@ func mustNr(t *testing.T, name string) int {
 	}
 	return nr
 }
+
+// TestConnectRulesGovernSends pins down which sends a policy traps, and
+// how: connect's address rules govern sendmsg and sendmmsg whole and sendto
+// with a destination, unless the policy names them itself.
+func TestConnectRulesGovernSends(t *testing.T) {
+	parse := func(y string) *policy.Policy {
+		t.Helper()
+		p, err := policy.Parse("t.yaml", []byte(y))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sendto, sendmsg, sendmmsg := mustNr(t, "sendto"), mustNr(t, "sendmsg"), mustNr(t, "sendmmsg")
+	for _, tc := range []struct {
+		name      string
+		yaml      string
+		whole     []int
+		addrOnly  []int
+		emulator  bool
+		wholeName []string
+	}{
+		{"address rule on connect", "version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"10.0.0.0/8\"] }\n    action: deny\n",
+			[]int{mustNr(t, "connect"), sendmsg, sendmmsg}, []int{sendto}, true, []string{"sendmsg", "sendmmsg"}},
+		{"connect without match", "version: 1\nrules:\n  - syscalls: [connect]\n    action: log\n",
+			[]int{mustNr(t, "connect")}, nil, false, nil},
+		{"the policy names sendmsg", "version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"10.0.0.0/8\"] }\n    action: deny\n  - syscalls: [sendmsg]\n    action: log\n",
+			[]int{mustNr(t, "connect"), sendmsg, sendmmsg}, []int{sendto}, true, []string{"sendmmsg"}},
+		{"only a send rule", "version: 1\nrules:\n  - syscalls: [sendto]\n    match: { addr: [\"10.0.0.0/8\"] }\n    action: deny\n",
+			[]int{sendto}, nil, true, nil},
+		{"deny-only connect rules still govern", "version: 1\ndefault: deny\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"10.0.0.0/8\"] }\n    action: deny\n",
+			[]int{mustNr(t, "connect"), sendmsg, sendmmsg}, []int{sendto}, true, []string{"sendmsg", "sendmmsg"}},
+	} {
+		p := parse(tc.yaml)
+		got := enforcer.Numbers(p)
+		slices.Sort(got)
+		want := slices.Clone(tc.whole)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: Numbers = %v, want %v", tc.name, got, want)
+		}
+		if a := enforcer.AddrOnly(p); !slices.Equal(a, tc.addrOnly) {
+			t.Errorf("%s: AddrOnly = %v, want %v", tc.name, a, tc.addrOnly)
+		}
+		if w, _ := enforcer.TrappedSends(p); !slices.Equal(w, tc.wholeName) {
+			t.Errorf("%s: TrappedSends = %v, want %v", tc.name, w, tc.wholeName)
+		}
+		if enforcer.NeedsEmulator(p) != tc.emulator {
+			t.Errorf("%s: NeedsEmulator = %v", tc.name, !tc.emulator)
+		}
+	}
+}

@@ -74,7 +74,7 @@ func Run(cfg RunConfig) (int, error) {
 		return 2, err
 	}
 	prog, err := filter.Compile(filter.Spec{Notify: Numbers(cfg.Policy), NoHardening: cfg.NoHardening,
-		WatchRoot: cfg.OwnRoot, WatchMounts: true, DevicesOnly: DevicesOnly(cfg.Policy)})
+		WatchRoot: cfg.OwnRoot, WatchMounts: true, DevicesOnly: DevicesOnly(cfg.Policy), AddrOnly: AddrOnly(cfg.Policy)})
 	if err != nil {
 		return 2, fmt.Errorf("compiling seccomp filter: %w", err)
 	}
@@ -176,7 +176,9 @@ func DevicesOnly(p *policy.Policy) []int {
 	return out
 }
 
-// Numbers returns the syscall numbers a policy traps.
+// Numbers returns the syscall numbers a policy traps whole: those it names,
+// and the sends its connect rules govern (send.go; sendto is trapped with a
+// destination only, see AddrOnly).
 func Numbers(p *policy.Policy) []int {
 	names := p.Syscalls()
 	nrs := make([]int, 0, len(names))
@@ -185,5 +187,6 @@ func Numbers(p *policy.Policy) []int {
 			nrs = append(nrs, nr)
 		}
 	}
-	return nrs
+	whole, _ := governedSends(p)
+	return append(nrs, whole...)
 }

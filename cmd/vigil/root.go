@@ -104,7 +104,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
 	f.BoolVar(&userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
 	f.BoolVar(&unverified, "unverified", false, "naive mode: content-dependent allows CONTINUE without eBPF binding or emulation (verified \"none\"); for kernels without the BPF features vigil needs")
-	f.BoolVar(&noHardening, "no-hardening", false, "do not deny nested seccomp listeners, io_uring_setup and ptrace in the kernel")
+	f.BoolVar(&noHardening, "no-hardening", false, "do not refuse, in the kernel, the calls that could escape or switch off supervision (nested listeners, io_uring, ptrace, bpf, modules, kexec, pidfd_getfd, ...)")
 	f.SetInterspersed(false)
 	return cmd
 }

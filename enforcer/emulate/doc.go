@@ -112,6 +112,20 @@
 //	                    files and directories the watchee may write
 //	                    (faccessat2 with AT_EACCESS under its credentials: the
 //	                    permission a user.* attribute needs).
+//	linkat(fd, "", AT_EMPTY_PATH):
+//	                    the worker's own attempt settles the
+//	                    CAP_DAC_READ_SEARCH half of the kernel's rule; a file
+//	                    opened with the watchee thread's current credentials
+//	                    (f_cred == current_cred(), Linux 6.10+, which a BPF
+//	                    iterator checks) is linked through its magic link
+//	                    instead (linkcred.go).
+//	sendto, sendmsg, sendmmsg:
+//	                    vigil sends on the watchee's own socket
+//	                    (pidfd_getfd) from its own thread; AF_UNIX and
+//	                    netlink messages carry the watchee's credentials
+//	                    (SCM_CREDENTIALS, checked as the kernel checks the
+//	                    watchee's own), a pathname destination is checked
+//	                    for write permission as the watchee (send.go).
 //	connect:            no credentials: vigil connects the watchee's own open
 //	                    file description (pidfd_getfd), whose network
 //	                    namespace, cgroup and creator credentials apply.

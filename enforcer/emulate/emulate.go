@@ -117,6 +117,10 @@ type Emulator struct {
 	local     *local
 	localErr  error
 
+	credOnce sync.Once
+	cred     *credIter // nil when credErr says why (linkcred.go)
+	credErr  error
+
 	bufs sync.Pool
 }
 
@@ -175,6 +179,7 @@ func (e *Emulator) Close() error {
 	if e.local != nil {
 		e.local.close()
 	}
+	e.cred.close()
 	if err := e.proc.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing /proc: %w", err))
 	}

@@ -104,7 +104,11 @@ func (e *Emulator) Linkat(oldp, newp *Prepared) (Result, error) {
 	} else {
 		in.obj2 = oldp.ObjectFd
 	}
-	return e.do(oldp, &req, in)
+	r, err := e.do(oldp, &req, in)
+	if err != nil || oldp.lookup != lookupFd || r.Errno != unix.ENOENT {
+		return r, err
+	}
+	return e.linkOwnFile(oldp, newp, r)
 }
 
 // Symlinkat performs symlinkat(2) creating p (LookupParent) with target,

@@ -68,6 +68,10 @@ type Prepared struct {
 	// (PrepareFd); -1 otherwise.
 	ObjectFd int
 
+	// watcheeFd is, for PrepareFd, the descriptor's number in the
+	// watchee's table.
+	watcheeFd int
+
 	e      *Emulator
 	c      Caller
 	lookup Lookup
@@ -277,6 +281,7 @@ func (e *Emulator) PrepareFd(c Caller, fd int) (*Prepared, error) {
 		return nil, err
 	}
 	defer p.endPrepare()
+	p.watcheeFd = fd
 	if fd == unix.AT_FDCWD {
 		if p.ObjectFd, err = unix.Openat(p.tidfd, "cwd", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
 			err = unix.ESRCH

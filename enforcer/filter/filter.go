@@ -31,6 +31,15 @@ type Spec struct {
 	// for character and block devices: FIFOs, sockets and regular files
 	// need no privilege and run natively (LXD's S_IFCHR/S_IFBLK prefilter).
 	DevicesOnly []int
+	// AddrOnly lists sendto numbers (not among Notify) to notify only when
+	// the destination address argument is not NULL: a send without one
+	// goes to the socket's connected peer, which connect vetted, and runs
+	// natively (issue 9: connect rules hold for sends that name a peer).
+	// MSG_FASTOPEN needs no test of its own: without a destination it
+	// connects nowhere new (tcp_sendmsg_fastopen's connect of a NULL
+	// address is EINVAL, or goes to the address a TCP_FASTOPEN_CONNECT
+	// connect(2) already gave).
+	AddrOnly []int
 	// WatchRoot also notifies the syscalls that can change a watchee's root
 	// directory or mount namespace (RootWatch), so the supervisor knows when
 	// it may no longer resolve paths from its own root.
@@ -68,6 +77,20 @@ func HardeningRules() []Hardening {
 		{"io_uring_setup", unix.EPERM, "io_uring submits syscalls that per-syscall filtering never sees"},
 		{"ptrace", unix.EPERM, "a supervised process must not trace or rewrite another supervised process"},
 		{"open_by_handle_at", unix.EPERM, "opening by file handle names no path, so it would bypass every path rule"},
+		// A root watchee must not switch supervision off (README, "What
+		// vigil promises against a root watchee").
+		{"bpf", unix.EPERM, "a root watchee could find vigil's maps and links by id and delete its own binding or detach the checks"},
+		{"init_module", unix.EPERM, "a kernel module runs with the kernel's privilege and could undo any check"},
+		{"finit_module", unix.EPERM, "a kernel module runs with the kernel's privilege and could undo any check"},
+		{"delete_module", unix.EPERM, "unloading modules the system relies on is not the watchee's business under supervision"},
+		{"kexec_load", unix.EPERM, "kexec replaces the running kernel, and with it every check"},
+		{"kexec_file_load", unix.EPERM, "kexec replaces the running kernel, and with it every check"},
+		{"pidfd_getfd", unix.EPERM, "a root watchee could take vigil's seccomp listener and answer its own calls, or take a descriptor from a sibling during a binding's kill window"},
+		{"process_vm_writev", unix.EPERM, "a root watchee could rewrite vigil's memory (its policy, its answers)"},
+		{"userfaultfd", unix.EPERM, "a userfaultfd page behind an argument stalls vigil's reads of the watchee's memory"},
+		{"fanotify_init", unix.EPERM, "fanotify permission events would make vigil's own file accesses wait for the watchee's answer"},
+		{"iopl", unix.EPERM, "raw I/O port access reaches the hardware under the kernel"},
+		{"ioperm", unix.EPERM, "raw I/O port access reaches the hardware under the kernel"},
 	}
 }
 
@@ -112,6 +135,15 @@ func Compile(spec Spec) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("adding notify rule for %s: %w", sysinfo.Name(nr), err)
 		}
+	}
+	for _, nr := range spec.AddrOnly {
+		if trapped[nr] {
+			continue // the policy traps it whole already
+		}
+		if err := addAddrOnly(f, nr); err != nil {
+			return nil, fmt.Errorf("adding address rule for %s: %w", sysinfo.Name(nr), err)
+		}
+		trapped[nr] = true
 	}
 	if spec.WatchRoot {
 		if err := addRootWatch(f, trapped); err != nil {
@@ -181,6 +213,16 @@ func addDeviceRules(f *seccomp.ScmpFilter, nr int) error {
 		}
 	}
 	return nil
+}
+
+// addAddrOnly notifies sendto(fd, buf, len, flags, dest_addr, addrlen)
+// only when dest_addr (argument 4) is not NULL.
+func addAddrOnly(f *seccomp.ScmpFilter, nr int) error {
+	c, err := seccomp.MakeCondition(4, seccomp.CompareNotEqual, 0)
+	if err != nil {
+		return err
+	}
+	return f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify, []seccomp.ScmpCondition{c})
 }
 
 func addRootWatch(f *seccomp.ScmpFilter, trapped map[int]bool) error {

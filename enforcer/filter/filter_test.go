@@ -187,6 +187,18 @@ func ExampleHardeningRules() {
 	// io_uring_setup operation not permitted
 	// ptrace operation not permitted
 	// open_by_handle_at operation not permitted
+	// bpf operation not permitted
+	// init_module operation not permitted
+	// finit_module operation not permitted
+	// delete_module operation not permitted
+	// kexec_load operation not permitted
+	// kexec_file_load operation not permitted
+	// pidfd_getfd operation not permitted
+	// process_vm_writev operation not permitted
+	// userfaultfd operation not permitted
+	// fanotify_init operation not permitted
+	// iopl operation not permitted
+	// ioperm operation not permitted
 }
 
 func TestDeviceOnlyMknodLeavesFIFOsUntrapped(t *testing.T) {
@@ -211,5 +223,61 @@ func TestDeviceOnlyMknodLeavesFIFOsUntrapped(t *testing.T) {
 		if got := run(t, prog, tc.d); got != tc.want {
 			t.Errorf("%s: %#x, want %#x", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestEveryHardeningRuleRefusesInTheKernel(t *testing.T) {
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "openat"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := Compile(Spec{Notify: []int{int(nr(t, "openat"))}, NoHardening: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range HardeningRules() {
+		d := seccompData{nr: nr(t, h.Syscall), arch: unix.AUDIT_ARCH_X86_64}
+		if h.Syscall == "seccomp" {
+			d.args = [6]uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER}
+		}
+		if got := run(t, prog, d); got != retErrno(h.Errno) {
+			t.Errorf("%s: filter returned %#x, want errno %d", h.Syscall, got, h.Errno)
+		}
+		if got := run(t, bare, d); got != retAllow {
+			t.Errorf("%s without hardening: filter returned %#x, want allow", h.Syscall, got)
+		}
+	}
+}
+
+func TestAddrOnlySendtoIsNotifiedOnlyWithADestination(t *testing.T) {
+	sendto := int(nr(t, "sendto"))
+	prog, err := Compile(Spec{Notify: []int{int(nr(t, "sendmsg"))}, AddrOnly: []int{sendto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x86 := uint32(unix.AUDIT_ARCH_X86_64)
+	for _, tc := range []struct {
+		name string
+		d    seccompData
+		want uint32
+	}{
+		{"with an address", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, 0, 0x7ffd0000, 16}}, retNotify},
+		{"high address bits only", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, 0, 1 << 40, 16}}, retNotify},
+		{"MSG_FASTOPEN with an address", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, unix.MSG_FASTOPEN, 0x7ffd0000, 16}}, retNotify},
+		{"without an address", seccompData{nr: int32(sendto), arch: x86, args: [6]uint64{3, 0x1000, 5, unix.MSG_FASTOPEN, 0, 16}}, retAllow},
+		{"sendmsg is notified whole", seccompData{nr: nr(t, "sendmsg"), arch: x86}, retNotify},
+		{"send is write, not sendto", seccompData{nr: nr(t, "write"), arch: x86}, retAllow},
+	} {
+		if got := run(t, prog, tc.d); got != tc.want {
+			t.Errorf("%s: %#x, want %#x", tc.name, got, tc.want)
+		}
+	}
+	// A policy that names sendto itself traps it whole.
+	prog, err = Compile(Spec{Notify: []int{sendto}, AddrOnly: []int{sendto}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, prog, seccompData{nr: int32(sendto), arch: x86}); got != retNotify {
+		t.Fatalf("sendto named by the policy, NULL address: %#x, want notify", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -50,11 +51,14 @@ func runInit(path string, argv []string) (int, error) {
 		if err != nil {
 			return fail(err)
 		}
-		rights := unix.UnixRights(lfd)
-		if err := unix.Sendmsg(ctlFd, []byte{'L'}, rights, nil, 0); err != nil {
+		// Only the number travels: the supervisor takes the listener with
+		// pidfd_getfd while this step waits for the go-ahead. Passing it
+		// with SCM_RIGHTS would need sendmsg under the new filter, and a
+		// policy may trap sendmsg (address rules govern every send).
+		if _, err := unix.Write(ctlFd, append([]byte{'L'}, strconv.Itoa(lfd)...)); err != nil {
 			return 127, fmt.Errorf("handing listener to supervisor: %w", err)
 		}
-		unix.Close(lfd)
+		defer unix.Close(lfd)
 	}
 	var b [1]byte
 	if n, err := unix.Read(ctlFd, b[:]); n != 1 || b[0] != 'G' {

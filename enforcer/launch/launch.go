@@ -4,11 +4,12 @@
 // libseccomp's loader turns on TSYNC, and a Go process cannot fork and run
 // code before exec, so vigil re-executes itself as a tiny init step: the init
 // process installs the program on its locked OS thread with seccomp(2) and the
-// flags vigil needs, hands the listener fd to the supervisor over a
-// socketpair, waits for the go-ahead (the supervisor's notify loop must be
-// running first, since the final execve may itself be trapped), and execs the
-// command. Other Go runtime threads of the init process never carry the filter
-// and vanish at execve.
+// flags vigil needs, reports the listener's fd number over a socketpair (the
+// supervisor takes the listener with pidfd_getfd, so the init step needs no
+// sendmsg under its new filter), waits for the go-ahead (the supervisor's
+// notify loop must be running first, since the final execve may itself be
+// trapped), and execs the command. Other Go runtime threads of the init
+// process never carry the filter and vanish at execve.
 package launch
 
 import (
@@ -16,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -121,7 +123,7 @@ func Start(cfg Config) (*Watchee, error) {
 		return nil, fmt.Errorf("starting init step: %w", err)
 	}
 	child.Close()
-	lfd, err := recvListener(ctl)
+	lfd, err := recvListener(ctl, cmd.Process.Pid)
 	if err != nil {
 		ctl.Close()
 		_ = cmd.Process.Kill()
@@ -179,10 +181,13 @@ func programFile(prog []byte) (*os.File, error) {
 	return f, nil
 }
 
-func recvListener(ctl *os.File) (int, error) {
+// recvListener waits for the init step's report and takes its listener with
+// pidfd_getfd. The init step is this process's unreaped child, so its pid
+// cannot be recycled while the pidfd is opened; the watchee's own filter
+// refuses pidfd_getfd (hardening), vigil's process is not filtered.
+func recvListener(ctl *os.File, pid int) (int, error) {
 	buf := make([]byte, 64)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(ctl.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	n, err := unix.Read(int(ctl.Fd()), buf)
 	if err != nil {
 		return -1, err
 	}
@@ -195,17 +200,22 @@ func recvListener(ctl *os.File) (int, error) {
 	case 'N':
 		// No program: the child is gated but unfiltered.
 		return -1, nil
+	case 'L':
+	default:
+		return -1, fmt.Errorf("unexpected report %q from init step", buf[:n])
 	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		return -1, fmt.Errorf("parsing control message: %v", err)
+	fd, err := strconv.Atoi(string(buf[1:n]))
+	if err != nil || fd < 0 {
+		return -1, fmt.Errorf("init step reported listener fd %q", buf[1:n])
 	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		return -1, fmt.Errorf("parsing listener fd: %v", err)
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, fmt.Errorf("opening pidfd of init step: %w", err)
 	}
-	return fds[0], nil
+	defer unix.Close(pidfd)
+	lfd, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return -1, fmt.Errorf("taking listener fd %d from init step: %w", fd, err)
+	}
+	return lfd, nil
 }

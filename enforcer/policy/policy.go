@@ -234,6 +234,12 @@ func (p *Policy) Needs(nr int) sysinfo.Key {
 	return 0
 }
 
+// Names reports whether some rule names syscall nr.
+func (p *Policy) Names(nr int) bool {
+	e := p.entry(nr)
+	return e != nil && len(e.rules) > 0
+}
+
 // ContentDependent reports whether the verdict for syscall nr may depend on
 // its arguments: true unless the first rule naming nr has no match clause.
 // When it is false the caller may CONTINUE without a binding (DESIGN.md §2,
@@ -359,8 +365,11 @@ func (p *Policy) build() {
 	if nr, ok := sysinfo.Number("clone"); ok && nr < len(p.byNr) {
 		p.byNr[nr].flagMask = cloneRegisterMask
 	}
-	if nr, ok := sysinfo.Number("connect"); ok && nr < len(p.byNr) {
-		p.byNr[nr].isConnect = true
+	// A send that names its peer reaches 0.0.0.0 or :: as loopback too.
+	for _, name := range []string{"connect", "sendto", "sendmsg", "sendmmsg"} {
+		if nr, ok := sysinfo.Number(name); ok && nr < len(p.byNr) {
+			p.byNr[nr].isConnect = true
+		}
 	}
 	closed := make([]bool, len(p.byNr)) // a rule without match was seen
 	for _, r := range p.Rules {

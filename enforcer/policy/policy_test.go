@@ -605,3 +605,43 @@ func BenchmarkParseDefault(b *testing.B) {
 		_ = Default()
 	}
 }
+
+func TestAddrRulesOnSends(t *testing.T) {
+	p := mustParse(t, `version: 1
+rules:
+  - name: no-metadata
+    syscalls: [sendto, sendmsg, sendmmsg]
+    match: {addr: ["169.254.169.254", "127.0.0.1:53"]}
+    action: deny
+  - syscalls: [connect]
+    action: log
+`)
+	in4 := func(a string, port uint16) Sockaddr {
+		return Sockaddr{Family: unix.AF_INET, IP: netip.MustParseAddr(a), Port: port}
+	}
+	for _, name := range []string{"sendto", "sendmsg", "sendmmsg"} {
+		n := nr(t, name)
+		if !p.Names(n) || !p.ContentDependent(n) || !p.Needs(n).Has(sysinfo.KeyAddr) {
+			t.Fatalf("%s: named %v, content dependent %v, needs %v", name, p.Names(n), p.ContentDependent(n), p.Needs(n))
+		}
+		for _, tc := range []struct {
+			sa   Sockaddr
+			want verdict
+		}{
+			{in4("169.254.169.254", 80), verdict{"no-metadata", ActionDeny}},
+			{in4("0.0.0.0", 53), verdict{"no-metadata", ActionDeny}}, // a send to 0.0.0.0 reaches loopback too
+			{in4("127.0.0.1", 54), verdict{"", ActionAllow}},
+		} {
+			c := Call{Nr: n, Addr: tc.sa, HasAddr: true}
+			if got := evaluate(p, &c); got != tc.want {
+				t.Errorf("%s to %v: %v, want %v", name, tc.sa.IP, got, tc.want)
+			}
+		}
+	}
+	if p.Names(nr(t, "write")) || !p.Names(nr(t, "connect")) || p.ContentDependent(nr(t, "connect")) {
+		t.Error("Names/ContentDependent of write and connect")
+	}
+	if _, err := Parse("t.yaml", []byte("version: 1\nrules:\n  - syscalls: [write]\n    match: {addr: [\"10.0.0.0/8\"]}\n    action: deny\n")); err == nil {
+		t.Error("addr on write accepted")
+	}
+}

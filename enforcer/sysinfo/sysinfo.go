@@ -33,6 +33,10 @@ const (
 	ArgCloneFlags          // clone(2) flags in a register
 	ArgRenameFlags         // renameat2 flags
 	ArgPtr                 // pointer that vigil does not read (argv, envp, stack, ...)
+	ArgMsgFlags            // MSG_* flags of a send
+	ArgDestAddr            // sendto's destination: a struct sockaddr pointer, NULL for none (length in the following ArgSize)
+	ArgMsghdr              // pointer to sendmsg's struct user_msghdr (destination in msg_name)
+	ArgMmsghdr             // pointer to sendmmsg's struct mmsghdr array (count in the following ArgInt)
 )
 
 // Key is a policy match key (DESIGN.md §5).
@@ -173,6 +177,13 @@ var catalog = []Syscall{
 	{Name: "fsetxattr", Args: args(ArgFd, ArgXattrName, ArgXattrValue, ArgSize, ArgInt), Keys: KeyPath | KeyXattr, Follow: FollowAlways},
 	{Name: "connect", Args: args(ArgFd, ArgSockaddr, ArgSize), Keys: KeyAddr},
 	{Name: "bind", Args: args(ArgFd, ArgSockaddr, ArgSize), Keys: KeyAddr},
+	// The sends that can name their peer (a datagram's destination, TCP
+	// fast open): addr rules hold for them as for connect. Their address
+	// is decoded by the send path (enforcer/send.go), which knows the
+	// socket's family, not by the generic decoder.
+	{Name: "sendto", Args: args(ArgFd, ArgPtr, ArgInt, ArgMsgFlags, ArgDestAddr, ArgSize), Keys: KeyAddr},
+	{Name: "sendmsg", Args: args(ArgFd, ArgMsghdr, ArgMsgFlags), Keys: KeyAddr},
+	{Name: "sendmmsg", Args: args(ArgFd, ArgMmsghdr, ArgInt, ArgMsgFlags), Keys: KeyAddr},
 	{Name: "clone", Args: args(ArgCloneFlags, ArgPtr, ArgPtr, ArgPtr, ArgInt), Keys: KeyFlags, Flags: FlagsClone},
 	{Name: "clone3", Args: args(ArgCloneArgs, ArgSize), Keys: KeyFlags, Flags: FlagsClone},
 }

@@ -18,7 +18,7 @@ func TestCatalogIsConsistent(t *testing.T) {
 			t.Errorf("%s: flags key without a flag family", name)
 		}
 		for i, a := range s.Args {
-			if (a == ArgOpenHow || a == ArgCloneArgs || a == ArgSockaddr || a == ArgXattrValue) && (i == 5 || s.Args[i+1] != ArgSize) {
+			if (a == ArgOpenHow || a == ArgCloneArgs || a == ArgSockaddr || a == ArgDestAddr || a == ArgXattrValue) && (i == 5 || s.Args[i+1] != ArgSize) {
 				t.Errorf("%s: argument %d needs a following size", name, i)
 			}
 		}
@@ -26,7 +26,8 @@ func TestCatalogIsConsistent(t *testing.T) {
 }
 
 func TestKnownNumbers(t *testing.T) {
-	for name, nr := range map[string]int{"read": 0, "open": 2, "openat": 257, "openat2": 437, "clone3": 435, "fchmodat2": 452} {
+	for name, nr := range map[string]int{"read": 0, "open": 2, "openat": 257, "openat2": 437, "clone3": 435, "fchmodat2": 452,
+		"sendto": 44, "sendmsg": 46, "sendmmsg": 307} {
 		if got, ok := Number(name); !ok || got != nr {
 			t.Errorf("Number(%s) = %d, %v; want %d", name, got, ok, nr)
 		}

@@ -99,6 +99,19 @@
  *                 non-x86_64 arches kills the process instead
  *   probe x32     getpid with __X32_SYSCALL_BIT (0x40000000|39): `ok <pid>` on a kernel with x32,
  *                 else `err ENOSYS`
+ *
+ * Hardening (see do_hardened):
+ *   probe hardened NAME   one harmless call of bpf, init_module, finit_module, delete_module,
+ *                         kexec_load, kexec_file_load, pidfd_getfd, process_vm_writev,
+ *                         userfaultfd, fanotify_init, iopl or ioperm
+ *
+ * Fidelity (see do_fidelity):
+ *   probe fidelity DIR [nocap]   flag and argument checks of the emulated path calls in DIR
+ *
+ * Sends (see do_send, do_sendflip):
+ *   probe send udp|tcpfo|dgram sendto|sendmsg|sendmmsg DEST [PORT] [OPTION...]
+ *   probe sendflip msg|to ALLOWED_PORT DENIED_PORT ITERS
+ *   probe sendsem                 EAGAIN, blocking, SO_SNDTIMEO, EPIPE/SIGPIPE, EFAULT, zerocopy
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -122,6 +135,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -1694,6 +1708,599 @@ static void do_cloexec(int argc, char **argv)
 	}
 }
 
+/* ------------------------------------------------------------------ hardening */
+
+/*
+ * probe hardened NAME: makes syscall NAME with arguments that change nothing (a bad fd, an
+ * unknown module, zero-length vectors, invalid flags) and prints its result line. Bare, the
+ * kernel answers with its own error (or ok); vigil's hardening refuses with EPERM first.
+ */
+static void do_hardened(int argc, char **argv)
+{
+	struct iovec l = { 0 }, r = { 0 };
+	unsigned char attr[128] = { 0 };
+	const char *n;
+	long ret;
+
+	if (argc != 1)
+		usage("hardened NAME");
+	n = argv[0];
+	if (!strcmp(n, "bpf")) {
+		/* BPF_PROG_GET_NEXT_ID (11) past every id. */
+		memset(attr, 0xff, 4);
+		ret = syscall(SYS_bpf, 11, attr, sizeof(attr));
+	} else if (!strcmp(n, "init_module"))
+		ret = syscall(SYS_init_module, NULL, 0, "");
+	else if (!strcmp(n, "finit_module"))
+		ret = syscall(SYS_finit_module, -1, "", 0);
+	else if (!strcmp(n, "delete_module"))
+		ret = syscall(SYS_delete_module, "vigil_probe_no_such_module", O_NONBLOCK);
+	else if (!strcmp(n, "kexec_load"))
+		ret = syscall(SYS_kexec_load, 0, 0, NULL, 0xffff0000UL);
+	else if (!strcmp(n, "kexec_file_load"))
+		ret = syscall(SYS_kexec_file_load, -1, -1, 0, NULL, 0x80000000UL);
+	else if (!strcmp(n, "pidfd_getfd"))
+		ret = syscall(SYS_pidfd_getfd, -1, 0, 0);
+	else if (!strcmp(n, "process_vm_writev"))
+		ret = syscall(SYS_process_vm_writev, getpid(), &l, 1, &r, 1, 0);
+	else if (!strcmp(n, "userfaultfd")) {
+		ret = syscall(SYS_userfaultfd, O_CLOEXEC);
+		if (ret >= 0)
+			close((int)ret);
+	} else if (!strcmp(n, "fanotify_init"))
+		ret = syscall(SYS_fanotify_init, 0xffffffffUL, 0);
+	else if (!strcmp(n, "iopl"))
+		ret = syscall(SYS_iopl, 4);
+	else if (!strcmp(n, "ioperm"))
+		ret = syscall(SYS_ioperm, 0x10000UL, 1, 0);
+	else
+		usage("hardened: unknown NAME %s", n);
+	report(ret);
+}
+
+/* ------------------------------------------------------------------ fidelity */
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+
+static void labelled(const char *label, long r)
+{
+	if (r < 0)
+		out("%s err %s", label, errname(errno));
+	else
+		out("%s ok", label);
+}
+
+/* Clears one capability from the effective set (raw capget/capset, v3). */
+static void drop_effective_cap(int cap)
+{
+	struct {
+		uint32_t version;
+		int pid;
+	} hdr = { 0x20080522, 0 };
+	struct {
+		uint32_t effective, permitted, inheritable;
+	} data[2];
+
+	if (syscall(SYS_capget, &hdr, data) || (data[cap / 32].effective &= ~(1u << (cap % 32)), 0) ||
+	    syscall(SYS_capset, &hdr, data)) {
+		fprintf(stderr, "probe: dropping capability %d: %s\n", cap, strerror(errno));
+		exit(3);
+	}
+}
+
+/*
+ * probe fidelity DIR [nocap]: the flag and argument checks of the path calls vigil emulates,
+ * made in the kernel's order (junk flags with bad pointers or missing paths, flag combinations,
+ * AT_EMPTY_PATH forms, O_TMPFILE links), one `LABEL ok|err ERRNO` line each. With nocap,
+ * CAP_DAC_READ_SEARCH is first dropped from the effective set, so linkat(fd, "", ...,
+ * AT_EMPTY_PATH) depends on whether the fd was opened with the caller's credentials.
+ */
+static void do_fidelity(int argc, char **argv)
+{
+	char p[PATH_MAX], q[PATH_MAX];
+	const char *d;
+	char *const eargv[] = { "probe", NULL };
+	const char *bad = (const char *)1;
+	long dfd, ffd, tfd, xfd;
+	pid_t pid;
+
+	if (argc < 1 || argc > 2 || (argc == 2 && strcmp(argv[1], "nocap")))
+		usage("fidelity DIR [nocap]");
+	d = argv[0];
+	if (argc == 2)
+		drop_effective_cap(2 /* CAP_DAC_READ_SEARCH */);
+#define P(...) (snprintf(p, sizeof(p), __VA_ARGS__), p)
+#define Q(...) (snprintf(q, sizeof(q), __VA_ARGS__), q)
+	dfd = syscall(SYS_openat, AT_FDCWD, d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ffd = syscall(SYS_openat, AT_FDCWD, P("%s/f", d), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (dfd < 0 || ffd < 0 || syscall(SYS_symlinkat, "f", AT_FDCWD, P("%s/s", d)) < 0) {
+		fprintf(stderr, "probe: fidelity setup in %s: %s\n", d, strerror(errno));
+		exit(3);
+	}
+
+	labelled("linkat-junk", syscall(SYS_linkat, AT_FDCWD, P("%s/f", d), AT_FDCWD, Q("%s/l1", d), 0x8000));
+	labelled("linkat-junk-badptr", syscall(SYS_linkat, AT_FDCWD, bad, AT_FDCWD, Q("%s/l2", d), 0x8000));
+	labelled("linkat-nofollow-missing",
+		 syscall(SYS_linkat, AT_FDCWD, P("%s/missing", d), AT_FDCWD, Q("%s/l3", d), AT_SYMLINK_NOFOLLOW));
+	labelled("linkat", syscall(SYS_linkat, AT_FDCWD, P("%s/f", d), AT_FDCWD, Q("%s/l4", d), 0));
+	labelled("linkat-exists", syscall(SYS_linkat, AT_FDCWD, P("%s/f", d), AT_FDCWD, Q("%s/l4", d), 0));
+	labelled("linkat-follow", syscall(SYS_linkat, AT_FDCWD, P("%s/s", d), AT_FDCWD, Q("%s/l5", d), AT_SYMLINK_FOLLOW));
+	labelled("linkat-emptypath-named", syscall(SYS_linkat, dfd, "f", AT_FDCWD, Q("%s/l6", d), AT_EMPTY_PATH));
+	labelled("linkat-empty-noflag", syscall(SYS_linkat, ffd, "", AT_FDCWD, Q("%s/l7", d), 0));
+	labelled("linkat-emptypath-fd", syscall(SYS_linkat, ffd, "", AT_FDCWD, Q("%s/l8", d), AT_EMPTY_PATH));
+	tfd = syscall(SYS_openat, AT_FDCWD, d, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	labelled("linkat-tmpfile", tfd < 0 ? tfd : syscall(SYS_linkat, tfd, "", AT_FDCWD, Q("%s/t1", d), AT_EMPTY_PATH));
+	xfd = syscall(SYS_openat, AT_FDCWD, d, O_TMPFILE | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	labelled("linkat-tmpfile-excl", xfd < 0 ? xfd : syscall(SYS_linkat, xfd, "", AT_FDCWD, Q("%s/t2", d), AT_EMPTY_PATH));
+	if (tfd >= 0)
+		syscall(SYS_close, tfd);
+	tfd = syscall(SYS_openat, AT_FDCWD, d, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		/* A child has its own struct cred: the fd was opened with its parent's. */
+		labelled("linkat-tmpfile-inherited",
+			 tfd < 0 ? tfd : syscall(SYS_linkat, tfd, "", AT_FDCWD, Q("%s/t3", d), AT_EMPTY_PATH));
+		_exit(0);
+	}
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+
+	labelled("renameat2-junk", syscall(SYS_renameat2, AT_FDCWD, P("%s/missing", d), AT_FDCWD, Q("%s/x", d), 1 << 5));
+	labelled("renameat2-junk-badptr", syscall(SYS_renameat2, AT_FDCWD, bad, AT_FDCWD, Q("%s/x", d), 0x80));
+	labelled("renameat2-exchange-noreplace", syscall(SYS_renameat2, AT_FDCWD, P("%s/l4", d), AT_FDCWD,
+							Q("%s/l6", d), RENAME_EXCHANGE | RENAME_NOREPLACE));
+	labelled("renameat2-exchange-missing", syscall(SYS_renameat2, AT_FDCWD, P("%s/l4", d), AT_FDCWD,
+						      Q("%s/missing", d), RENAME_EXCHANGE));
+	labelled("renameat2-noreplace", syscall(SYS_renameat2, AT_FDCWD, P("%s/l4", d), AT_FDCWD, Q("%s/r5", d), RENAME_NOREPLACE));
+	labelled("renameat2-noreplace-exists", syscall(SYS_renameat2, AT_FDCWD, P("%s/r5", d), AT_FDCWD, Q("%s/l6", d), RENAME_NOREPLACE));
+	labelled("renameat2-whiteout", syscall(SYS_renameat2, AT_FDCWD, P("%s/r5", d), AT_FDCWD, Q("%s/r7", d), RENAME_WHITEOUT));
+
+	labelled("unlinkat-junk-badptr", syscall(SYS_unlinkat, AT_FDCWD, bad, 0x1));
+	labelled("unlinkat-junk-missing", syscall(SYS_unlinkat, AT_FDCWD, P("%s/missing", d), AT_REMOVEDIR | AT_SYMLINK_NOFOLLOW));
+	labelled("unlinkat", syscall(SYS_unlinkat, AT_FDCWD, P("%s/r7", d), 0));
+
+	labelled("fchownat-junk-badptr", syscall(SYS_fchownat, AT_FDCWD, bad, 0, 0, 0x1));
+	labelled("fchownat-junk-missing", syscall(SYS_fchownat, AT_FDCWD, P("%s/missing", d), -1, -1, AT_REMOVEDIR));
+	labelled("fchownat-emptypath", syscall(SYS_fchownat, ffd, "", -1, -1, AT_EMPTY_PATH));
+	labelled("fchownat-nofollow", syscall(SYS_fchownat, AT_FDCWD, P("%s/s", d), -1, -1, AT_SYMLINK_NOFOLLOW));
+	labelled("fchownat-empty-noflag", syscall(SYS_fchownat, ffd, "", -1, -1, 0));
+
+	labelled("fchmodat2-junk-badptr", syscall(SYS_fchmodat2, AT_FDCWD, bad, 0644, 0x1));
+	labelled("fchmodat2-junk-missing", syscall(SYS_fchmodat2, AT_FDCWD, P("%s/missing", d), 0644, AT_REMOVEDIR));
+	labelled("fchmodat2-nofollow-symlink", syscall(SYS_fchmodat2, AT_FDCWD, P("%s/s", d), 0644, AT_SYMLINK_NOFOLLOW));
+	labelled("fchmodat2-emptypath", syscall(SYS_fchmodat2, ffd, "", 0600, AT_EMPTY_PATH));
+
+	labelled("truncate-negative-badptr", syscall(SYS_truncate, bad, -1L));
+	labelled("truncate-negative-missing", syscall(SYS_truncate, P("%s/missing", d), -1L));
+
+	labelled("mkdirat-allbits", syscall(SYS_mkdirat, AT_FDCWD, P("%s/k", d), 0xffffffffUL));
+	labelled("mknodat-badtype-missing", syscall(SYS_mknodat, AT_FDCWD, P("%s/missing/x", d), 0xf000 | 0644, 0));
+
+	labelled("setxattr-junk-badptr", syscall(SYS_setxattr, bad, "user.v", "v", 1, 0x10));
+	labelled("setxattr-junk-missing", syscall(SYS_setxattr, P("%s/missing", d), "user.v", "v", 1, 0x10));
+	labelled("setxattr-badname-missing", syscall(SYS_setxattr, P("%s/missing", d), bad, "v", 1, 0));
+	labelled("setxattr-badvalue-missing", syscall(SYS_setxattr, P("%s/missing", d), "user.v", bad, 1, 0));
+	labelled("setxattr-bigsize-missing", syscall(SYS_setxattr, P("%s/missing", d), "user.v", "v", 65537, 0));
+	labelled("lsetxattr-badvalue-badptr", syscall(SYS_lsetxattr, bad, "user.v", bad, 1, 0));
+	labelled("fsetxattr-badname-badfd", syscall(SYS_fsetxattr, -1, bad, "v", 1, 0));
+	labelled("setxattr", syscall(SYS_setxattr, P("%s/f", d), "user.v", "v", 1, 0));
+
+	labelled("execveat-junk-missing", syscall(SYS_execveat, AT_FDCWD, P("%s/missing", d), eargv, environ, 0x1));
+	labelled("execveat-junk-badptr", syscall(SYS_execveat, AT_FDCWD, bad, eargv, environ, 0x1));
+	labelled("execveat-empty-noflag", syscall(SYS_execveat, ffd, "", eargv, environ, 0));
+	labelled("execveat-empty-junk", syscall(SYS_execveat, AT_FDCWD, "", eargv, environ, 0x1));
+	labelled("execveat-noexec", syscall(SYS_execveat, AT_FDCWD, P("%s/f", d), eargv, environ, AT_SYMLINK_NOFOLLOW));
+#undef P
+#undef Q
+}
+
+/* ------------------------------------------------------------------ sends */
+
+#ifndef MSG_FASTOPEN
+#define MSG_FASTOPEN 0x20000000
+#endif
+
+/* Fills ss with HOST PORT (IPv4 or IPv6) or unix:PATH / unix:@NAME; returns the length. */
+static socklen_t parse_dest(const char *host, const char *port, struct sockaddr_storage *ss, int *family)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strncmp(host, "unix:", 5) == 0) {
+		struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+		const char *p = host + 5;
+		size_t n = strlen(p);
+
+		if (n == 0 || n >= sizeof(sun->sun_path))
+			usage("bad unix socket path %s", p);
+		sun->sun_family = AF_UNIX;
+		memcpy(sun->sun_path, p, n);
+		if (p[0] == '@')
+			sun->sun_path[0] = 0;
+		else
+			n++;
+		*family = AF_UNIX;
+		return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	}
+	long pt = port ? parse_num(port, "port") : -1;
+	if (pt < 0 || pt > 65535)
+		usage("bad port %s", port ? port : "(none)");
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)pt);
+		*family = AF_INET;
+		return sizeof(*sin);
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)pt);
+		*family = AF_INET6;
+		return sizeof(*sin6);
+	}
+	usage("bad host %s", host);
+}
+
+/*
+ * probe send KIND CALL DEST [PORT] [OPTION...]: one send of "hello" and its result line
+ * (`ok <return value>` or `err ERRNO`).
+ *   KIND  udp (SOCK_DGRAM), tcpfo (SOCK_STREAM with MSG_FASTOPEN, then reads the echo-less
+ *         peer's EOF), dgram (AF_UNIX SOCK_DGRAM)
+ *   CALL  sendto | sendmsg | sendmmsg (two messages, the second "world")
+ *   DEST  HOST PORT, or unix:PATH / unix:@NAME
+ *   OPTIONS (sendmsg, sendmmsg): rights=FILE passes an O_RDONLY descriptor of FILE with
+ *   SCM_RIGHTS; creds passes the probe's own SCM_CREDENTIALS; claim=PID:UID:GID passes those;
+ *   badcmsg passes a control message with cmsg_len 8; unspec sends with sa_family AF_UNSPEC.
+ * Before the result it prints `pid=<pid> uid=<uid>` so a receiver can compare.
+ */
+static void do_send(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int family, s, type, flags = 0, i;
+	const char *kind, *call;
+	char ctl[256];
+	size_t ctllen = 0;
+	int fdpass = -1;
+	long r;
+
+	if (argc < 3)
+		usage("send KIND CALL DEST [PORT] [OPTION...]");
+	kind = argv[0];
+	call = argv[1];
+	i = 3;
+	if (strncmp(argv[2], "unix:", 5) == 0)
+		len = parse_dest(argv[2], NULL, &ss, &family);
+	else {
+		if (argc < 4)
+			usage("send KIND CALL HOST PORT");
+		len = parse_dest(argv[2], argv[3], &ss, &family);
+		i = 4;
+	}
+	memset(ctl, 0, sizeof(ctl));
+	for (; i < argc; i++) {
+		if (strncmp(argv[i], "rights=", 7) == 0) {
+			struct cmsghdr *c = (struct cmsghdr *)(ctl + ctllen);
+			fdpass = open(argv[i] + 7, O_RDONLY | O_CLOEXEC);
+			if (fdpass < 0)
+				setup_fail("open rights file");
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			memcpy(CMSG_DATA(c), &fdpass, sizeof(int));
+			ctllen += CMSG_SPACE(sizeof(int));
+		} else if (strcmp(argv[i], "creds") == 0 || strncmp(argv[i], "claim=", 6) == 0) {
+			struct cmsghdr *c = (struct cmsghdr *)(ctl + ctllen);
+			struct ucred u = { getpid(), getuid(), getgid() };
+			if (argv[i][0] == 'c' && argv[i][1] == 'l' &&
+			    sscanf(argv[i] + 6, "%d:%u:%u", &u.pid, &u.uid, &u.gid) != 3)
+				usage("claim=PID:UID:GID");
+			c->cmsg_len = CMSG_LEN(sizeof(u));
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_CREDENTIALS;
+			memcpy(CMSG_DATA(c), &u, sizeof(u));
+			ctllen += CMSG_SPACE(sizeof(u));
+		} else if (strcmp(argv[i], "badcmsg") == 0) {
+			struct cmsghdr *c = (struct cmsghdr *)(ctl + ctllen);
+			c->cmsg_len = 8;
+			ctllen += CMSG_SPACE(0);
+		} else if (strcmp(argv[i], "unspec") == 0) {
+			((struct sockaddr *)&ss)->sa_family = AF_UNSPEC;
+		} else
+			usage("unknown send option %s", argv[i]);
+	}
+	if (!strcmp(kind, "udp"))
+		type = SOCK_DGRAM;
+	else if (!strcmp(kind, "tcpfo")) {
+		type = SOCK_STREAM;
+		flags = MSG_FASTOPEN;
+	} else if (!strcmp(kind, "dgram")) {
+		type = SOCK_DGRAM;
+		family = AF_UNIX;
+	} else
+		usage("send KIND is udp, tcpfo or dgram");
+	s = socket(family, type | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		setup_fail("socket");
+	out("pid=%d uid=%d", getpid(), getuid());
+	char m1[] = "hello", m2[] = "world";
+	struct iovec iov1 = { m1, 5 }, iov2 = { m2, 5 };
+	if (!strcmp(call, "sendto")) {
+		r = syscall(SYS_sendto, s, m1, 5, flags, &ss, len);
+	} else if (!strcmp(call, "sendmsg")) {
+		struct msghdr mh = { &ss, len, &iov1, 1, ctllen ? ctl : NULL, ctllen, 0 };
+		r = syscall(SYS_sendmsg, s, &mh, flags);
+	} else if (!strcmp(call, "sendmmsg")) {
+		struct mmsghdr mm[2];
+		memset(mm, 0, sizeof(mm));
+		mm[0].msg_hdr = (struct msghdr){ &ss, len, &iov1, 1, ctllen ? ctl : NULL, ctllen, 0 };
+		mm[1].msg_hdr = (struct msghdr){ &ss, len, &iov2, 1, NULL, 0, 0 };
+		r = syscall(SYS_sendmmsg, s, mm, 2, flags);
+		if (r >= 0) {
+			out("ok %ld lens=%u,%u", r, mm[0].msg_len, mm[1].msg_len);
+			close(s);
+			return;
+		}
+	} else
+		usage("send CALL is sendto, sendmsg or sendmmsg");
+	if (r < 0)
+		out("err %s", errname(errno));
+	else
+		out("ok %ld", r);
+	if (type == SOCK_STREAM && r >= 0) {
+		char b[16];
+		shutdown(s, SHUT_WR);
+		while (read(s, b, sizeof(b)) > 0)
+			;
+	}
+	close(s);
+}
+
+static struct sockaddr_in sflip_denied;
+static struct msghdr sflip_msg;
+static struct sockaddr_in sflip_to;
+static unsigned short sflip_a, sflip_b;
+
+static void *sendflip_writer(void *arg)
+{
+	int to = arg != NULL;
+	void *volatile *name = (void *volatile *)&sflip_msg.msg_name;
+	volatile unsigned short *port = &sflip_to.sin_port;
+
+	while (!atomic_load(&race_stop)) {
+		if (to) {
+			*port = htons(sflip_b);
+			*port = htons(sflip_a);
+		} else {
+			*name = &sflip_denied;
+			*name = NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * probe sendflip msg|to ALLOWED_PORT DENIED_PORT ITERS: a UDP socket connected to
+ * 127.0.0.1:ALLOWED sends "BYPASS" ITERS times while a thread flips the destination:
+ * msg flips sendmsg's msg_name between NULL (the connected peer) and 127.0.0.1:DENIED;
+ * to flips the port of sendto's destination between ALLOWED and DENIED.
+ * Prints `ok sent=<successes>`.
+ */
+static void do_sendflip(int argc, char **argv)
+{
+	pthread_t w;
+	struct sockaddr_in peer;
+	char payload[] = "BYPASS";
+	struct iovec iov = { payload, 6 };
+	long iters, sent = 0;
+	int s, to;
+
+	if (argc != 4 || (strcmp(argv[0], "msg") && strcmp(argv[0], "to")))
+		usage("sendflip msg|to ALLOWED_PORT DENIED_PORT ITERS");
+	to = argv[0][0] == 't';
+	sflip_a = (unsigned short)atoi(argv[1]);
+	sflip_b = (unsigned short)atoi(argv[2]);
+	iters = atol(argv[3]);
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	peer.sin_port = htons(sflip_a);
+	sflip_denied = peer;
+	sflip_denied.sin_port = htons(sflip_b);
+	sflip_to = peer;
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || connect(s, (struct sockaddr *)&peer, sizeof(peer)) < 0)
+		setup_fail("udp socket");
+	sflip_msg.msg_namelen = sizeof(sflip_denied);
+	sflip_msg.msg_iov = &iov;
+	sflip_msg.msg_iovlen = 1;
+	if (pthread_create(&w, NULL, sendflip_writer, to ? (void *)1 : NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < iters; i++) {
+		long r = to ? syscall(SYS_sendto, s, payload, 6, 0, &sflip_to, sizeof(sflip_to))
+			    : syscall(SYS_sendmsg, s, &sflip_msg, 0);
+		if (r == 6)
+			sent++;
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	close(s);
+	out("ok sent=%ld", sent);
+}
+
+static atomic_int sem_sigpipes;
+
+static void sem_on_sigpipe(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&sem_sigpipes, 1);
+}
+
+struct sem_drain {
+	int fd;
+	long ms;
+};
+
+static void *sem_drainer(void *arg)
+{
+	struct sem_drain *d = arg;
+	char b[65536];
+	struct timespec ts = { d->ms / 1000, (d->ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+	while (read(d->fd, b, sizeof(b)) > 0)
+		;
+	return NULL;
+}
+
+static long sem_sendmsg(int s, void *buf, size_t len, int flags)
+{
+	struct iovec iov = { buf, len };
+	struct msghdr mh = { NULL, 0, &iov, 1, NULL, 0, 0 };
+	return syscall(SYS_sendmsg, s, &mh, flags);
+}
+
+static long sem_fill(int s)
+{
+	static char b[4096];
+	long n = 0;
+
+	while (sem_sendmsg(s, b, sizeof(b), MSG_DONTWAIT) > 0)
+		n++;
+	return n;
+}
+
+/*
+ * probe sendsem: what sends without a destination return in the cases an emulation must get
+ * right, one `CASE result` line each: EAGAIN on a full non-blocking socket, a blocking send that
+ * waits for a reader, SO_SNDTIMEO, EPIPE with and without MSG_NOSIGNAL (counting SIGPIPEs), EFAULT
+ * in a datagram and in a stream, a sendmmsg whose second message faults, and MSG_ZEROCOPY with its
+ * completion. Then, with SIGPIPE at its default action, an EPIPE that kills the probe.
+ */
+static void do_sendsem(int argc, char **argv)
+{
+	int sv[2], r;
+	long n;
+	static char big[200000];
+	char *bad = (char *)1;
+
+	(void)argv;
+	if (argc != 0)
+		usage("sendsem");
+	signal(SIGPIPE, sem_on_sigpipe);
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	n = sem_fill(sv[0]);
+	r = (int)sem_sendmsg(sv[0], big, 100, MSG_DONTWAIT);
+	out("dgram-full sent=%ld then %s", n, r < 0 ? errname(errno) : "ok");
+	close(sv[0]);
+	close(sv[1]);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
+	sem_fill(sv[0]);
+	r = (int)sem_sendmsg(sv[0], big, 100, 0);
+	out("stream-nonblock %s", r < 0 ? errname(errno) : "ok");
+	fcntl(sv[0], F_SETFL, 0);
+	{
+		pthread_t th;
+		struct sem_drain d = { sv[1], 100 };
+		if (pthread_create(&th, NULL, sem_drainer, &d))
+			setup_fail("pthread_create");
+		n = sem_sendmsg(sv[0], big, sizeof(big), 0);
+		out("stream-block-until-drained %ld", n < 0 ? -(long)errno : n);
+		shutdown(sv[0], SHUT_WR);
+		pthread_join(th, NULL);
+	}
+	close(sv[0]);
+	close(sv[1]);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	{
+		struct timeval tv = { 0, 200000 };
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		sem_fill(sv[0]);
+		r = (int)sem_sendmsg(sv[0], big, sizeof(big), 0);
+		out("stream-sndtimeo %s", r < 0 ? errname(errno) : (r < (int)sizeof(big) ? "partial" : "all"));
+	}
+	close(sv[1]);
+	r = (int)sem_sendmsg(sv[0], big, 10, MSG_NOSIGNAL);
+	out("epipe-nosignal %s sigpipe=%d", r < 0 ? errname(errno) : "ok", atomic_load(&sem_sigpipes));
+	r = (int)sem_sendmsg(sv[0], big, 10, 0);
+	out("epipe %s sigpipe=%d", r < 0 ? errname(errno) : "ok", atomic_load(&sem_sigpipes));
+	close(sv[0]);
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	{
+		struct iovec iov[2] = { { big, 10 }, { bad, 10 } };
+		struct msghdr mh = { NULL, 0, iov, 2, NULL, 0, 0 };
+		r = (int)syscall(SYS_sendmsg, sv[0], &mh, 0);
+		out("dgram-efault %s", r < 0 ? errname(errno) : "ok");
+		struct mmsghdr mm[2];
+		memset(mm, 0, sizeof(mm));
+		mm[0].msg_hdr.msg_iov = iov;
+		mm[0].msg_hdr.msg_iovlen = 1;
+		mm[1].msg_hdr.msg_iov = iov + 1;
+		mm[1].msg_hdr.msg_iovlen = 1;
+		r = (int)syscall(SYS_sendmmsg, sv[0], mm, 2, 0);
+		out("sendmmsg-second-faults %s len0=%u len1=%u", r < 0 ? errname(errno) : (r == 1 ? "1" : "other"),
+		    mm[0].msg_len, mm[1].msg_len);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	{
+		struct iovec iov[2] = { { big, 10 }, { bad, 10 } };
+		struct msghdr mh = { NULL, 0, iov, 2, NULL, 0, 0 };
+		r = (int)syscall(SYS_sendmsg, sv[0], &mh, 0);
+		out("stream-efault %s", r < 0 ? errname(errno) : "ok");
+	}
+	close(sv[0]);
+	close(sv[1]);
+
+	{
+		int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), c, a, one = 1;
+		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t sl = sizeof(sin);
+		char cbuf[128];
+		if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof(sin)) || listen(l, 1) ||
+		    getsockname(l, (struct sockaddr *)&sin, &sl))
+			setup_fail("listener");
+		c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c < 0 || connect(c, (struct sockaddr *)&sin, sizeof(sin)) || (a = accept(l, NULL, NULL)) < 0)
+			setup_fail("tcp pair");
+		setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one));
+		r = (int)sem_sendmsg(c, big, 1000, MSG_ZEROCOPY);
+		struct msghdr eh = { NULL, 0, NULL, 0, cbuf, sizeof(cbuf), 0 };
+		int got = -1;
+		for (int tries = 0; tries < 100 && got < 0; tries++) {
+			got = (int)recvmsg(c, &eh, MSG_ERRQUEUE | MSG_DONTWAIT);
+			if (got < 0) {
+				struct timespec ts = { 0, 10000000 };
+				nanosleep(&ts, NULL);
+			}
+		}
+		out("zerocopy %s completion=%s", r < 0 ? errname(errno) : "ok", got < 0 ? "none" : "yes");
+		close(c);
+		close(a);
+		close(l);
+	}
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		setup_fail("socketpair");
+	close(sv[1]);
+	signal(SIGPIPE, SIG_DFL);
+	r = (int)sem_sendmsg(sv[0], big, 10, 0);
+	out("survived-sigpipe %s", r < 0 ? errname(errno) : "ok");
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd;
@@ -1786,6 +2393,16 @@ int main(int argc, char **argv)
 		do_i386();
 	else if (!strcmp(cmd, "x32") && argc == 0)
 		do_x32();
+	else if (!strcmp(cmd, "hardened"))
+		do_hardened(argc, argv);
+	else if (!strcmp(cmd, "fidelity"))
+		do_fidelity(argc, argv);
+	else if (!strcmp(cmd, "send"))
+		do_send(argc, argv);
+	else if (!strcmp(cmd, "sendflip"))
+		do_sendflip(argc, argv);
+	else if (!strcmp(cmd, "sendsem"))
+		do_sendsem(argc, argv);
 	else
 		usage("unknown SUBCOMMAND %s (or wrong arguments)", cmd);
 	return 0;

@@ -2,10 +2,12 @@ package agent
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 
+	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/policy"
 )
 
@@ -70,8 +72,9 @@ var ociFindings = func() map[string]Finding {
 	m := map[string]Finding{
 		"write": {Severity: Fatal, Why: "runc refuses SCMP_ACT_NOTIFY on write: runc init announces the listener to its parent with write(2) after the filter is installed, " +
 			"so a trapped write would wait for an agent that never gets the listener"},
-		"sendmsg": {Severity: Fatal, Why: "crun versions without the helper process send the listener from inside the filter with sendmsg(2) " +
-			"(and vigil itself refuses to trap it)"},
+		"sendmsg": {Severity: Warning, Why: "crun versions without its seccomp helper process send the listener from inside the filter with sendmsg(2): " +
+			"with those the container never starts (runc, and crun 1.8.1 whose helper sends it from outside the filter, are not affected); " +
+			"a policy traps sendmsg when it names it or when its connect rules match addresses"},
 		"read":   {Severity: Note, Why: "runc init waits for its parent's go-ahead with read(2) after the handoff: allowed calls work, but every read of the container costs a round trip to the agent"},
 		"close":  {Severity: Note, Why: "runc init closes its copy of the listener with close(2) after the handoff: the policy must allow it"},
 		"open":   {Severity: Note, Why: "runc init opens its exec FIFO as /proc/self/fd/<n> after the handoff: the policy must allow it"},
@@ -96,7 +99,9 @@ var ociFindings = func() map[string]Finding {
 // --oci`). Findings come in the policy's sorted syscall order.
 func CheckOCI(p *policy.Policy) []Finding {
 	var out []Finding
-	trapped := p.Syscalls()
+	whole, _ := enforcer.TrappedSends(p)
+	trapped := append(p.Syscalls(), whole...)
+	sort.Strings(trapped)
 	if len(trapped) == 0 {
 		out = append(out, Finding{Syscall: "-", Severity: Note, Why: "the policy traps no syscall: the runtime never hands a listener over and only the hardening rules apply"})
 	}

@@ -7,6 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/filter"
 	"github.com/vigilsec/vigil/enforcer/policy"
 )
@@ -37,6 +38,11 @@ func Profile(p *policy.Policy, o ProfileOptions) (*specs.LinuxSeccomp, error) {
 		return nil, err
 	}
 	trapped := p.Syscalls()
+	// Sends that connect's address rules govern (enforcer/send.go):
+	// sendmsg and sendmmsg whole, sendto only with a destination.
+	whole, addrOnly := enforcer.TrappedSends(p)
+	trapped = append(trapped, whole...)
+	sort.Strings(trapped)
 	s := &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
 		// Only the native ABI: libseccomp gives other ABIs (i386 int $0x80,
@@ -49,6 +55,10 @@ func Profile(p *policy.Policy, o ProfileOptions) (*specs.LinuxSeccomp, error) {
 	}
 	if len(trapped) > 0 {
 		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: trapped, Action: specs.ActNotify})
+	}
+	for _, name := range addrOnly {
+		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActNotify,
+			Args: []specs.LinuxSeccompArg{{Index: 4, Value: 0, Op: specs.OpNotEqual}}})
 	}
 	if o.NoHardening {
 		return s, nil
