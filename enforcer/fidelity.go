@@ -33,7 +33,7 @@ const (
 //	truncate   do_sys_truncate: a negative length
 //	*setxattr  path_setxattrat (6.13+): setxattr_copy's flags, name, size and
 //	           value checks all come before the path
-func (s *Supervisor) checkBeforeReads(n *notify.Notif, c *call) unix.Errno {
+func (s *receiver) checkBeforeReads(n *notify.Notif, c *call) unix.Errno {
 	a := &n.Data.Args
 	switch c.sc.Name {
 	case "linkat":

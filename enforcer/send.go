@@ -168,7 +168,7 @@ func (sc *sendCall) close() {
 
 // decideSend decides a trapped send; handled is false for syscalls that are
 // not sends vigil must decide here (decide goes on as usual).
-func (s *Supervisor) decideSend(l *notify.Listener, n *notify.Notif, c *call) (o outcome, handled bool) {
+func (s *receiver) decideSend(l *notify.Listener, n *notify.Notif, c *call) (o outcome, handled bool) {
 	nr := int(n.Data.Nr)
 	kind := sendKindOf(nr)
 	if kind == sendNone {
@@ -305,7 +305,7 @@ func (s *Supervisor) decideSend(l *notify.Listener, n *notify.Notif, c *call) (o
 // sendWithoutPeer decides a sendto that names no peer (or names one the
 // kernel refuses before reading it): governed, it is allowed as a send to
 // the connected peer; named, the policy's rules decide without an address.
-func (s *Supervisor) sendWithoutPeer(l *notify.Listener, n *notify.Notif, c *call) outcome {
+func (s *receiver) sendWithoutPeer(l *notify.Listener, n *notify.Notif, c *call) outcome {
 	if c.pc.Nr == nrConnect {
 		g, _ := verdict.ContentIndependent(s.pol, n)
 		return s.finish(l, n, policy.Decision{Action: policy.ActionAllow}, g)
@@ -318,7 +318,7 @@ func (s *Supervisor) sendWithoutPeer(l *notify.Listener, n *notify.Notif, c *cal
 // readSendMsg reads one struct user_msghdr at addr and what it points to,
 // in the kernel's order, into a message to send: the name (vigil's copy),
 // the iovecs and the control data. The data itself is read when it is sent.
-func (s *Supervisor) readSendMsg(tid int, addr uint64) (emulate.SendMsg, unix.Errno) {
+func (s *receiver) readSendMsg(tid int, addr uint64) (emulate.SendMsg, unix.Errno) {
 	mh, err := args.ReadMsghdr(tid, addr, s.scratch.Struct[:])
 	if err != nil {
 		return emulate.SendMsg{}, args.Errno(err)
@@ -360,7 +360,7 @@ func (s *Supervisor) readSendMsg(tid int, addr uint64) (emulate.SendMsg, unix.Er
 // shows the address that decided. An errno is the kernel's answer for a
 // destination that cannot be looked up (an AF_UNIX path that does not
 // exist).
-func (s *Supervisor) evaluateSend(caller emulate.Caller, c *call, sc *sendCall, flags uint32, kind sendKind) (policy.Decision, unix.Errno) {
+func (s *receiver) evaluateSend(caller emulate.Caller, c *call, sc *sendCall, flags uint32, kind sendKind) (policy.Decision, unix.Errno) {
 	var best policy.Decision
 	var bestAddr policy.Sockaddr
 	var bestSock resolve.Object
@@ -415,10 +415,10 @@ func (s *Supervisor) evaluateSend(caller emulate.Caller, c *call, sc *sendCall, 
 // whatever the spelling. When vigil will send, the file is held for the
 // send (PrepareHeld), which then reaches exactly the socket vetted. The
 // returned object holds no descriptor.
-func (s *Supervisor) unixPeer(caller emulate.Caller, c *call, path string) (resolve.Object, *emulate.Prepared, unix.Errno) {
+func (s *receiver) unixPeer(caller emulate.Caller, c *call, path string) (resolve.Object, *emulate.Prepared, unix.Errno) {
 	emulating := s.cfg.Emulator != nil && !s.cfg.Unverified
 	obj, err := s.resolver.Resolve(resolve.Request{Tid: caller.Tid, Tgid: caller.Pid, Dirfd: unix.AT_FDCWD,
-		Path: path, Follow: true, OwnRoot: s.ownRoot, Identity: true, Keep: emulating})
+		Path: path, Follow: true, OwnRoot: s.ownRoot.Load(), Identity: true, Keep: emulating})
 	if err != nil {
 		c.fail(err)
 		return obj, nil, c.err
