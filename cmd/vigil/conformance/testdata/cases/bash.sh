@@ -30,10 +30,11 @@ x cat std.out std.err
 x sh -c 'cat /dev/stdin' <heredoc.txt
 x cat /proc/self/fd/0 <heredoc.txt
 coproc UPPER { tr a-z A-Z; }
+upper_pid=$UPPER_PID # bash unsets UPPER_PID once it has reaped the coprocess
 echo 'from the coprocess' >&"${UPPER[1]}"
 exec {UPPER[1]}>&-
 read -r line <&"${UPPER[0]}"
-wait "$UPPER_PID"
+wait "$upper_pid"
 echo "$line"
 tee >(wc -c >tee-count.out) <heredoc.txt >tee.out
 wait $! # bash 5.1+ waits for the last process substitution
