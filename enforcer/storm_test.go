@@ -233,8 +233,10 @@ rules:
 	if want := stormThreads * stormRounds * 9; s.calls != want {
 		t.Fatalf("guarded: storm made %d calls, want %d", s.calls, want)
 	}
-	if s.signals == 0 || recs.emulated < s.calls {
-		t.Fatalf("guarded: %v, %d emulated records: the storm must be signalled and every call emulated", s, recs.emulated)
+	// Every call is emulated; a call answered wrongly may be recorded as
+	// withdrawn instead.
+	if s.signals == 0 || recs.emulated < s.calls-s.failures() {
+		t.Errorf("guarded: %v, %d emulated records: the storm must be signalled and every call emulated", s, recs.emulated)
 	}
 	if s.failures() != 0 {
 		t.Errorf("guarded: %v\nfirst reports:\n%s\nwithdrawn records:\n%s", s,
