@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,7 +234,9 @@ func supervise(t testing.TB, pol *policy.Policy, argv []string, opts ...runOpt) 
 	return res
 }
 
-// bare runs argv without supervision.
+// bare runs argv without supervision. Its exit code is 128+signal when a
+// signal killed it, as supervise reports (and a shell would), so the two
+// compare directly.
 func bare(t testing.TB, argv ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -246,6 +249,9 @@ func bare(t testing.TB, argv ...string) (string, int) {
 			t.Fatalf("%v: %v", argv, err)
 		}
 		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
 	}
 	return string(out), code
 }

@@ -51,8 +51,9 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Bin builds the C probe and reference supervisor once per test binary and
-// returns the path of the named one ("probe" or "refsup").
+// Bin builds the C probe, the reference supervisor and the signal-storm
+// watchee once per test binary and returns the path of the named one
+// ("probe", "refsup" or "storm").
 func Bin(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -68,6 +69,7 @@ func Bin(t testing.TB, name string) string {
 		for _, b := range []struct{ out, src string }{
 			{"probe", "enforcer/testdata/probe/probe.c"},
 			{"refsup", "scripts/refsup.c"},
+			{"storm", "enforcer/testdata/storm/storm.c"},
 		} {
 			cmd := exec.Command("gcc", "-O2", "-Wall", "-pthread", "-o", filepath.Join(buildDir, b.out), filepath.Join(root, b.src))
 			if out, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,6 @@
+#include "calc.h"
+
+long add(long a, long b)
+{
+	return a + b;
+}
