@@ -305,6 +305,21 @@ static __always_inline void read_args(struct vigil_event *e, struct pt_regs *reg
 	e->args[5] = v[((bpf_core_field_offset(struct pt_regs, r9) - base) / 8) & 7];
 }
 
+#define VIGIL_O_PATH 010000000
+
+/* opath_open reports an open(2) or openat(2) with O_PATH in its flags
+ * register: it acts on nothing, and what its descriptor is used for is
+ * vetted again, so another process sharing the descriptor table may hold
+ * it. (openat2 keeps its flags in user memory: not exempted.) */
+static __always_inline bool opath_open(long nr, struct pt_regs *regs)
+{
+	if (nr == NR_open)
+		return syscall_arg(regs, 1) & VIGIL_O_PATH;
+	if (nr == NR_openat)
+		return syscall_arg(regs, 2) & VIGIL_O_PATH;
+	return false;
+}
+
 /* kill_current sends SIGKILL to the current thread group. bpf_send_signal
  * acts on current, which is why every check runs in the offending task. */
 static __always_inline __u32 kill_current(void)
@@ -471,7 +486,7 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		flags |= VIGIL_F_BOUND;
 		idx = b->arg_index;
 		if ((b->kind == VIGIL_BIND_FILE || b->kind == VIGIL_BIND_CREATE) &&
-		    bpf_map_lookup_elem(&shared_files, &tgid)) {
+		    !opath_open(nr, regs) && bpf_map_lookup_elem(&shared_files, &tgid)) {
 			/* Another process shares the table the fd would land in:
 			 * a kill after the fact could not take it back. The
 			 * supervisor emulates such calls; this one raced a fork. */

@@ -79,6 +79,13 @@ func (s *receiver) emulatesOpen(c *call, d policy.Decision) bool {
 		c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE || !s.pol.ContentDependent(c.pc.Nr) {
 		return false
 	}
+	if c.pc.Flags&unix.O_PATH != 0 && c.sc.Name != "openat2" {
+		// An O_PATH open acts on nothing (not even a FIFO or a device),
+		// and ADDFD cannot install an O_PATH file: bind it. What an
+		// O_PATH descriptor is used for later is vetted again by object
+		// (reopens through /proc, execveat, linkat).
+		return false
+	}
 	// openat2 keeps its flags and resolve mode in user memory (open_how),
 	// which no binding re-checks: when a rule looked at them, emulate.
 	how := c.sc.Name == "openat2" && s.pol.Needs(c.pc.Nr)&(sysinfo.KeyFlags|sysinfo.KeyResolve) != 0

@@ -96,6 +96,42 @@ type Supervisor struct {
 	deferred sync.WaitGroup
 	// first is the receiver New prepares; Serve runs it and adds others.
 	first *receiver
+	// gates serialize the notifications of one thread across receivers:
+	// a call restarted after its answer was withdrawn must find the first
+	// call's result recorded (Replay), not race it on another receiver.
+	gatesMu sync.Mutex
+	gates   map[int]*tidGate
+}
+
+// tidGate is one thread's turn to be decided.
+type tidGate struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// gate waits until no other receiver is deciding a call of thread tid and
+// returns the function that lets the next one in.
+func (s *Supervisor) gate(tid int) (release func()) {
+	s.gatesMu.Lock()
+	if s.gates == nil {
+		s.gates = make(map[int]*tidGate)
+	}
+	g := s.gates[tid]
+	if g == nil {
+		g = &tidGate{}
+		s.gates[tid] = g
+	}
+	g.refs++
+	s.gatesMu.Unlock()
+	g.mu.Lock()
+	return func() {
+		g.mu.Unlock()
+		s.gatesMu.Lock()
+		if g.refs--; g.refs == 0 {
+			delete(s.gates, tid)
+		}
+		s.gatesMu.Unlock()
+	}
 }
 
 // receiver is one notify loop: a locked OS thread receiving, deciding and
@@ -277,11 +313,23 @@ func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 	for {
 		select {
 		case err := <-p.errs:
-			// A receiver failed: the listener is unusable; the others end
-			// at hang-up.
-			return err
-		case <-p.done:
-			return nil
+			if p.hup.Load() || hungUp(l.Fd()) {
+				return err
+			}
+			// Trapped calls still wait for an answer: never leave them
+			// without a receiver.
+			s.log.Error().Err(err).Msg("a receiver failed; starting another")
+			if err := p.replace(); err != nil {
+				return err
+			}
+		case <-p.doneChan():
+			if p.hup.Load() || hungUp(l.Fd()) {
+				return nil
+			}
+			s.log.Warn().Msg("every receiver left while the listener is in use; starting another")
+			if err := p.replace(); err != nil {
+				return err
+			}
 		case <-grow.C:
 			if err := p.growIfStalled(); err != nil {
 				s.log.Warn().Err(err).Msg("starting another receiver")
@@ -350,7 +398,10 @@ func (p *pool) start(r *receiver, extra bool, ready chan<- struct{}) {
 			p.errs <- err
 		}
 		if last {
-			p.once.Do(func() { close(p.done) })
+			p.mu.Lock()
+			done, once := p.done, &p.once
+			p.mu.Unlock()
+			once.Do(func() { close(done) })
 		}
 	}()
 }
@@ -379,6 +430,29 @@ func (p *pool) growIfStalled() error {
 	}
 	p.s.log.Debug().Int("receivers", n+1).Msg("every receiver is busy with a slow call: starting another")
 	p.start(r, true, nil)
+	return nil
+}
+
+// doneChan returns the channel closed when the last receiver left.
+func (p *pool) doneChan() chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+// replace starts a receiver that waits for work without a timeout.
+func (p *pool) replace() error {
+	r, err := p.s.newReceiver()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.running == 0 {
+		p.done = make(chan struct{})
+		p.once = sync.Once{}
+	}
+	p.mu.Unlock()
+	p.start(r, false, nil)
 	return nil
 }
 
@@ -520,6 +594,7 @@ type outcome struct {
 // handle decides and answers one notification.
 func (s *receiver) handle(l *notify.Listener, n *notify.Notif) {
 	start := time.Now()
+	defer s.gate(int(n.Pid))()
 	atomic.AddUint64(&s.stats.Notifications, 1)
 	tid := int(n.Pid)
 	pi := s.procs.Get(tid)

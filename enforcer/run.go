@@ -30,6 +30,12 @@ type RunConfig struct {
 	// OnServe, when set, is called with the supervisor before the watchee
 	// proceeds.
 	OnServe func(*Supervisor)
+	// Interruptible installs the filter without
+	// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, as a container runtime that
+	// does not pass the flag does (any signal then ends a watchee's wait,
+	// also after vigil received the call: the restart guard's case). For
+	// the signal-storm test.
+	Interruptible bool
 }
 
 // UserNSRange is the host id range a --userns watchee's ids 0..Size-1 map to.
@@ -81,9 +87,13 @@ func Run(cfg RunConfig) (int, error) {
 	w, err := launch.Start(launch.Config{
 		Path: path, Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, Program: prog,
 		Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, SysProcAttr: cfg.SysProcAttr,
+		Interruptible: cfg.Interruptible,
 	})
 	if err != nil {
 		return 2, err
+	}
+	if !w.Killable() && !cfg.Interruptible {
+		cfg.Log.Warn().Msg("the kernel refused SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux < 5.19): a signal can interrupt a call vigil is carrying out; the restart guard answers its restart with the first result")
 	}
 	// Path rules name objects as the watchee's view is now, before it runs
 	// a single instruction of the command: vigil's own view, or with

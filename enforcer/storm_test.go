@@ -33,7 +33,10 @@ const (
 	stormThreads    = 16
 	stormRounds     = 200
 	stormIntervalUs = 20
-	stormGuarded    = 7
+	// Without WAIT_KILLABLE_RECV any signal ends a watchee's wait: the
+	// storm slows down so that calls can finish between signals.
+	stormInterruptibleUs = 1500
+	stormGuarded         = 7
 	// vigil's own threads are signalled too (stormSupervisor).
 	stormSupervisorUs = 100
 	// The naive control runs storms until one shows a failure, at most
@@ -103,7 +106,7 @@ func (r *stormRecords) add(o stormRecords) {
 // options given, and counts its audit records (written at debug level, as
 // `vigil run --log FILE` does, through a file so 200k records are not held in
 // memory).
-func runStorm(t *testing.T, pol string, dir string, rounds int, opts ...runOpt) (stormResult, stormRecords, time.Duration) {
+func runStorm(t *testing.T, pol string, dir string, rounds, intervalUs int, opts ...runOpt) (stormResult, stormRecords, time.Duration) {
 	t.Helper()
 	storm := testenv.Bin(t, "storm")
 	logf, err := os.CreateTemp(t.TempDir(), "audit")
@@ -114,7 +117,7 @@ func runStorm(t *testing.T, pol string, dir string, rounds int, opts ...runOpt) 
 	opts = append(opts, func(c *enforcer.RunConfig) { c.Audit = audit.NewLogger(sink, zerolog.DebugLevel) })
 	stop := stormSupervisor(t)
 	start := time.Now()
-	r := supervise(t, mustPolicy(t, pol), []string{storm, dir, fmt.Sprint(stormThreads), fmt.Sprint(rounds), fmt.Sprint(stormIntervalUs)}, opts...)
+	r := supervise(t, mustPolicy(t, pol), []string{storm, dir, fmt.Sprint(stormThreads), fmt.Sprint(rounds), fmt.Sprint(intervalUs)}, opts...)
 	took := time.Since(start)
 	stop()
 	t.Logf("storm in %s: %v", filepath.Base(dir), took.Round(time.Millisecond))
@@ -233,6 +236,13 @@ func stormSupervisor(t *testing.T) (stop func()) {
 // what is left in its directory afterwards. All must be zero. The naive
 // control (Config.NoRestartGuard) must show a failure, or the test proves
 // nothing.
+// interruptible installs the watchee's filter without
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, as runtimes that do not pass the
+// flag do (runc): a signal can then end a watchee's wait even after vigil
+// received its call, which is the case the restart guard is for. With the
+// flag, vigil's own launcher never lets that happen.
+func interruptible(c *enforcer.RunConfig) { c.Interruptible = true }
+
 func TestSignalStormAppliesEachEmulatedCallOnce(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	storm := testenv.Bin(t, "storm")
@@ -291,7 +301,21 @@ rules:
 	var gRecs stormRecords
 	var gTook time.Duration
 	for i := 0; i < stormGuarded; i++ {
-		s, recs, took := runStorm(t, pol, newDir(fmt.Sprintf("guarded%d", i)), stormRounds)
+		// Alternate the two listeners: vigil's own (WAIT_KILLABLE_RECV:
+		// vigil's side of the race, ADDFD under signals) and a runtime's
+		// without the flag, where a signal can withdraw a call vigil
+		// already carried out (the restart guard's case). Without the
+		// flag a call is interrupted whenever a signal comes sooner than
+		// its emulation ends: signals come less often there, or no call
+		// would ever finish.
+		var s stormResult
+		var recs stormRecords
+		var took time.Duration
+		if i%2 == 0 {
+			s, recs, took = runStorm(t, pol, newDir(fmt.Sprintf("guarded%d", i)), stormRounds, stormIntervalUs)
+		} else {
+			s, recs, took = runStorm(t, pol, newDir(fmt.Sprintf("guarded%d", i)), stormRounds, stormInterruptibleUs, interruptible)
+		}
 		if s.calls != stormCalls {
 			t.Fatalf("guarded: storm made %d calls, want %d", s.calls, stormCalls)
 		}
@@ -319,7 +343,7 @@ rules:
 	var cRecs stormRecords
 	var cTook time.Duration
 	for i := 0; c.failures() == 0 && i < stormControlMax; i++ {
-		s, recs, took := runStorm(t, pol, newDir(fmt.Sprintf("naive%d", i)), stormRounds,
+		s, recs, took := runStorm(t, pol, newDir(fmt.Sprintf("naive%d", i)), stormRounds, stormInterruptibleUs, interruptible,
 			func(c *enforcer.RunConfig) { c.NoRestartGuard = true })
 		c.add(s)
 		cRecs.add(recs)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -222,6 +223,31 @@ func InstallFd(l *notify.Listener, id uint64, r *Result) (int, error) {
 	return installFd(l, id, r, false)
 }
 
+// addFDUninterrupted issues ADDFD with every blockable signal blocked on the
+// calling thread. With SECCOMP_ADDFD_FLAG_SEND the kernel marks the
+// notification replied before the watchee has taken the descriptor, then
+// waits for it interruptibly; a signal that interrupts that wait (Go's
+// runtime and other processes send them to any thread) removes the queued
+// descriptor but leaves the notification replied, and the watchee's open
+// returns 0 with no descriptor (kernel/seccomp.c seccomp_notify_addfd; seen
+// as git's "copy-fd: write returned: Bad file descriptor"). Blocked, the
+// signals wait the few microseconds until the watchee took the descriptor.
+func addFDUninterrupted(l *notify.Listener, a *notify.AddFD) (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+		return -1, fmt.Errorf("blocking signals around ADDFD: %w", err)
+	}
+	fd, err := l.AddFD(a)
+	// Restoring a mask this thread set cannot fail; the answer stands.
+	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return fd, err
+}
+
 // InstallFdOrKeep is InstallFd, except that when the watchee no longer
 // waits (notify.ErrGone) r.Fd stays open and the caller's: the watchee may
 // restart the call, and the restart must get this very file (Replay).
@@ -241,7 +267,7 @@ func installFd(l *notify.Listener, id uint64, r *Result, keep bool) (fd int, err
 		r.Fd = -1
 	}()
 	a := notify.AddFD{ID: id, Flags: unix.SECCOMP_ADDFD_FLAG_SEND, Srcfd: uint32(r.Fd), NewfdFlags: r.FdFlags}
-	fd, err = l.AddFD(&a)
+	fd, err = addFDUninterrupted(l, &a)
 	if err != nil {
 		var e unix.Errno
 		if errors.As(err, &e) {

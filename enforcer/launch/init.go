@@ -15,7 +15,7 @@ import (
 // tests that launch watchees). When this process is the init step it installs
 // the filter, hands over the listener and execs the command; it never returns.
 func RunInitIfRequested() {
-	if len(os.Args) < 3 || os.Args[0] != initArg0 {
+	if len(os.Args) < 3 || os.Args[0] != initArg0 && os.Args[0] != initArg0Interruptible {
 		return
 	}
 	// The filter is per-thread (no TSYNC): install and exec from one thread.
@@ -47,15 +47,19 @@ func runInit(path string, argv []string) (int, error) {
 			return 127, fmt.Errorf("reporting to supervisor: %w", err)
 		}
 	} else {
-		lfd, err := installFilter(prog)
+		lfd, killable, err := installFilter(prog, os.Args[0] == initArg0Interruptible)
 		if err != nil {
 			return fail(err)
+		}
+		report := []byte{'L'}
+		if !killable {
+			report[0] = 'I'
 		}
 		// Only the number travels: the supervisor takes the listener with
 		// pidfd_getfd while this step waits for the go-ahead. Passing it
 		// with SCM_RIGHTS would need sendmsg under the new filter, and a
 		// policy may trap sendmsg (address rules govern every send).
-		if _, err := unix.Write(ctlFd, append([]byte{'L'}, strconv.Itoa(lfd)...)); err != nil {
+		if _, err := unix.Write(ctlFd, append(report, strconv.Itoa(lfd)...)); err != nil {
 			return 127, fmt.Errorf("handing listener to supervisor: %w", err)
 		}
 		defer unix.Close(lfd)

@@ -29,6 +29,10 @@ import (
 // environment variable keeps the marker out of the watchee's environment.
 const initArg0 = "vigil:init"
 
+// initArg0Interruptible is argv[0] of an init step asked for a listener
+// without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Config.Interruptible).
+const initArg0Interruptible = "vigil:init-interruptible"
+
 // Fds inherited by the init step (os/exec ExtraFiles start at 3).
 const (
 	progFd = 3
@@ -52,6 +56,11 @@ type Config struct {
 	Stderr  *os.File
 	// SysProcAttr adds attributes (e.g. namespaces); Pdeathsig is always set.
 	SysProcAttr *syscall.SysProcAttr
+	// Interruptible installs the filter without
+	// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, as a container runtime that
+	// does not pass the flag does: any signal then ends a watchee's wait,
+	// also after vigil received its call. For tests of that case.
+	Interruptible bool
 }
 
 // Watchee is a started, filtered process waiting for the go-ahead.
@@ -59,7 +68,15 @@ type Watchee struct {
 	cmd      *exec.Cmd
 	ctl      *os.File
 	listener *notify.Listener
+	// killable: the listener waits killably once a call is received
+	// (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, Linux 5.19).
+	killable bool
 }
+
+// Killable reports whether the filter was installed with
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once vigil received a call, only a
+// fatal signal ends the watchee's wait.
+func (w *Watchee) Killable() bool { return w.killable }
 
 // Pid returns the watchee's process id.
 func (w *Watchee) Pid() int { return w.cmd.Process.Pid }
@@ -107,9 +124,13 @@ func Start(cfg Config) (*Watchee, error) {
 	// The watchee dies with vigil: an unsupervised watchee would get ENOSYS
 	// for every trapped call anyway, and must not outlive its supervisor.
 	attr.Pdeathsig = unix.SIGKILL
+	arg0 := initArg0
+	if cfg.Interruptible {
+		arg0 = initArg0Interruptible
+	}
 	cmd := &exec.Cmd{
 		Path:        fmt.Sprintf("/proc/self/fd/%d", exeFd),
-		Args:        append([]string{initArg0, cfg.Path}, cfg.Args...),
+		Args:        append([]string{arg0, cfg.Path}, cfg.Args...),
 		Env:         cfg.Env,
 		Dir:         cfg.Dir,
 		Stdin:       cfg.Stdin,
@@ -123,14 +144,14 @@ func Start(cfg Config) (*Watchee, error) {
 		return nil, fmt.Errorf("starting init step: %w", err)
 	}
 	child.Close()
-	lfd, err := recvListener(ctl, cmd.Process.Pid)
+	lfd, killable, err := recvListener(ctl, cmd.Process.Pid)
 	if err != nil {
 		ctl.Close()
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("receiving listener from init step: %w", err)
 	}
-	w := &Watchee{cmd: cmd, ctl: ctl}
+	w := &Watchee{cmd: cmd, ctl: ctl, killable: killable}
 	if lfd >= 0 {
 		w.listener = notify.NewListener(lfd)
 	}
@@ -185,37 +206,40 @@ func programFile(prog []byte) (*os.File, error) {
 // pidfd_getfd. The init step is this process's unreaped child, so its pid
 // cannot be recycled while the pidfd is opened; the watchee's own filter
 // refuses pidfd_getfd (hardening), vigil's process is not filtered.
-func recvListener(ctl *os.File, pid int) (int, error) {
+func recvListener(ctl *os.File, pid int) (fd int, killable bool, err error) {
 	buf := make([]byte, 64)
 	n, err := unix.Read(int(ctl.Fd()), buf)
 	if err != nil {
-		return -1, err
+		return -1, false, err
 	}
 	if n == 0 {
-		return -1, errors.New("init step exited before installing the filter")
+		return -1, false, errors.New("init step exited before installing the filter")
 	}
 	switch buf[0] {
 	case 'E':
-		return -1, fmt.Errorf("init step: %s", buf[1:n])
+		return -1, false, fmt.Errorf("init step: %s", buf[1:n])
 	case 'N':
 		// No program: the child is gated but unfiltered.
-		return -1, nil
+		return -1, false, nil
 	case 'L':
+		killable = true
+	case 'I':
+		// Installed without WAIT_KILLABLE_RECV.
 	default:
-		return -1, fmt.Errorf("unexpected report %q from init step", buf[:n])
+		return -1, false, fmt.Errorf("unexpected report %q from init step", buf[:n])
 	}
-	fd, err := strconv.Atoi(string(buf[1:n]))
-	if err != nil || fd < 0 {
-		return -1, fmt.Errorf("init step reported listener fd %q", buf[1:n])
+	cfd, err := strconv.Atoi(string(buf[1:n]))
+	if err != nil || cfd < 0 {
+		return -1, false, fmt.Errorf("init step reported listener fd %q", buf[1:n])
 	}
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return -1, fmt.Errorf("opening pidfd of init step: %w", err)
+		return -1, false, fmt.Errorf("opening pidfd of init step: %w", err)
 	}
 	defer unix.Close(pidfd)
-	lfd, err := unix.PidfdGetfd(pidfd, fd, 0)
+	lfd, err := unix.PidfdGetfd(pidfd, cfd, 0)
 	if err != nil {
-		return -1, fmt.Errorf("taking listener fd %d from init step: %w", fd, err)
+		return -1, false, fmt.Errorf("taking listener fd %d from init step: %w", cfd, err)
 	}
-	return lfd, nil
+	return lfd, killable, nil
 }
