@@ -85,6 +85,22 @@ func Capture(pid int) (*Reference, error) {
 	if !processAlive(pidfd) {
 		return fail(fmt.Errorf("process %d exited while its view was captured", pid))
 	}
+	// A root that is a plain directory (a chroot, not a mount's root) lies
+	// on a mount its mount table does not show: the table lists only mounts
+	// beneath the root. Objects on that mount are named by the kernel's
+	// path from the root like any other; it has no known place in its
+	// filesystem, so the slow mapping never uses it.
+	var stx unix.Statx_t
+	if err := unix.Statx(rootfd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx); err == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
+		id := int(stx.Mnt_id)
+		found := false
+		for _, m := range mounts {
+			found = found || m.ID == id
+		}
+		if !found {
+			mounts = append(mounts, Mount{ID: id, Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Point: "/"})
+		}
+	}
 	r.index(mounts)
 	r.own = sameFile("/proc/self/ns/mnt", p+"/ns/mnt") && sameFile("/proc/self/root", p+"/root")
 	r.settled.Store(true)
@@ -285,6 +301,9 @@ func (r *Reference) slow(o *Object, link string, id int) (string, error) {
 		return "", ErrNeedParent
 	}
 	for _, e := range refs {
+		if e.Root == "" {
+			continue // the chroot's own mount: its place in the filesystem is unknown
+		}
 		if rest, ok := under(fsPath, e.Root); ok {
 			return r.fromVigil(path.Join(e.Point, rest)), nil
 		}

@@ -250,3 +250,46 @@ func TestPseudoFilesKeepTheirKernelName(t *testing.T) {
 		t.Fatalf("got %q, %v", got, err)
 	}
 }
+
+// A reference root that is a plain directory (a chroot, not a mount's
+// root) lies on a mount its own mount table does not list; its objects are
+// still named from that root.
+func TestChrootedReferenceRootNamesItsObjects(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is needed (scripts/deps.sh installs it): %v", err)
+	}
+	d := fixture(t)
+	b, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("chroot", d, "/busybox", "sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var ref *Reference
+	for i := 0; i < 200; i++ {
+		if l, _ := os.Readlink("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/root"); l == d {
+			if ref, err = Capture(cmd.Process.Pid); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ref == nil {
+		t.Fatal("the chroot did not happen")
+	}
+	defer ref.Close()
+	root := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/root"
+	got, err := nameOf(t, ref, root+"/protected/sub/secret", cmd.Process.Pid, false)
+	if err != nil || got != "/protected/sub/secret" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+}
