@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
 	"github.com/vigilsec/vigil/enforcer"
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/policy"
 )
 
@@ -21,7 +23,7 @@ import (
 const defaultAgentSocket = "/run/vigil/agent.sock"
 
 func newAgentCmd() *cobra.Command {
-	var socket, policyDir, logFile, logLevel string
+	var socket, policyDir, logFile, logLevel, metricsAddr string
 	var timeout time.Duration
 	var unverified bool
 	cmd := &cobra.Command{
@@ -44,18 +46,30 @@ its socket accepts. A stale socket of a dead agent is replaced; a live
 agent's is not (PATH.lock is held while an agent runs).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout <= 0 {
+				return &exitError{code: 2, err: fmt.Errorf("--handoff-timeout must be positive, got %v", timeout)}
+			}
 			level, err := parseLevel(logLevel, logFile != "")
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			code, err := agent.Main(agent.Options{
+			opts := agent.Options{
 				Socket:         socket,
 				PolicyDir:      policyDir,
 				LogFile:        logFile,
 				LogLevel:       level,
 				HandoffTimeout: timeout,
 				Unverified:     unverified,
-			})
+			}
+			met, stopMetrics, err := serveMetrics(metricsAddr, audit.NewLogger(os.Stderr, zerolog.InfoLevel))
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer stopMetrics()
+			if met != nil {
+				opts.Metrics = met
+			}
+			code, err := agent.Main(opts)
 			if code != 0 || err != nil {
 				return &exitError{code: code, err: err}
 			}
@@ -67,6 +81,7 @@ agent's is not (PATH.lock is held while an agent runs).`,
 	f.StringVar(&policyDir, "policy-dir", "", "directory of the policies listenerMetadata can select (policy=NAME)")
 	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr; SIGHUP reopens it")
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug, info, warn, error; default debug with --log, info on stderr")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics (see README \"Metrics\")")
 	f.DurationVar(&timeout, "handoff-timeout", agent.DefaultHandoffTimeout, "how long a connected runtime may take to send its handoff")
 	f.BoolVar(&unverified, "unverified", false, "do not load the eBPF binding: content-dependent allows CONTINUE unbound (verified \"none\"); for kernels without the BPF features vigil needs")
 	cmd.AddCommand(newSeccompProfileCmd())

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/enforcer"
-	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/loader"
@@ -29,7 +28,7 @@ func newRootCmd() *cobra.Command {
 }
 
 func newRunCmd() *cobra.Command {
-	var policyFile, logFile, logLevel string
+	var policyFile, logFile, logLevel, metricsAddr string
 	var noHardening, userns, unverified bool
 	cmd := &cobra.Command{
 		Use:   "run [--policy FILE] [--userns] [--log FILE] -- CMD [ARGS...]",
@@ -48,25 +47,26 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			// stderr is written unbuffered so records interleave with the
-			// watchee's own output in order; a log file is buffered.
-			auditLog := audit.NewLogger(os.Stderr, level)
-			if logFile != "" {
-				f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("opening audit log: %w", err)}
-				}
-				sink := audit.NewSink(f)
-				defer sink.Close()
-				auditLog = audit.NewLogger(sink, level)
+			lg, err := openLogs(logFile, level)
+			if err != nil {
+				return &exitError{code: 2, err: err}
 			}
-			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
+			defer lg.close()
+			diag := lg.diag
+			met, stop, err := serveMetrics(metricsAddr, diag)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer stop()
 			kern, err := loadKernel(diag, unverified || !needsKernel(pol))
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
 			if kern != nil {
 				defer kern.Close()
+				if met != nil {
+					kern.SetMetrics(met)
+				}
 			}
 			em, err := startEmulator(diag, pol, unverified)
 			if err != nil {
@@ -81,7 +81,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 			}
 			code, err := enforcer.Run(enforcer.RunConfig{
 				SysProcAttr: attr,
-				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified, Emulator: em},
+				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: lg.audit, Kernel: kern, Unverified: unverified, Emulator: em, Metrics: enforcerMetrics(met)},
 				Args:        argv,
 				Env:         os.Environ(),
 				Stdin:       os.Stdin,
@@ -100,8 +100,9 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
-	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr")
+	f.StringVar(&logFile, "log", "", "write audit records and vigil's own warnings to FILE as JSON lines instead of stderr")
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics while CMD runs (see README \"Metrics\")")
 	f.BoolVar(&userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
 	f.BoolVar(&unverified, "unverified", false, "naive mode: content-dependent allows CONTINUE without eBPF binding or emulation (verified \"none\"); for kernels without the BPF features vigil needs")
 	f.BoolVar(&noHardening, "no-hardening", false, "do not refuse, in the kernel, the calls that could escape or switch off supervision (nested listeners, io_uring, ptrace, bpf, modules, kexec, pidfd_getfd, ...)")
