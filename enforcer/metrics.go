@@ -33,10 +33,10 @@ type Metrics interface {
 type nopMetrics struct{}
 
 func (nopMetrics) Decision(string, policy.Action, string, string, bool, time.Duration) {}
-func (nopMetrics) EmulationFailed(string)                                                {}
-func (nopMetrics) BindingWritten()                                                       {}
-func (nopMetrics) Mismatch(string)                                                       {}
-func (nopMetrics) LostEvents(uint64)                                                     {}
+func (nopMetrics) EmulationFailed(string)                                              {}
+func (nopMetrics) BindingWritten()                                                     {}
+func (nopMetrics) Mismatch(string)                                                     {}
+func (nopMetrics) LostEvents(uint64)                                                   {}
 
 // metricsBox lets the Kernel swap its Metrics atomically: the event reader
 // runs from NewKernel on.
