@@ -23,7 +23,9 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd(), newAgentCmd())
+	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd(), newAgentCmd(),
+		newVersionCmd(), newGenDocsCmd())
+	setVersionFlag(root)
 	return root
 }
 

@@ -78,6 +78,9 @@ func Get() Info {
 				in.Modified = s.Value == "true"
 			case "vcs":
 			default:
+				if s.Value == "" {
+					continue // CGO_CFLAGS= and the like say nothing
+				}
 				in.Settings = append(in.Settings, Setting{s.Key, s.Value})
 			}
 		}
