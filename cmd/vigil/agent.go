@@ -2,20 +2,16 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
-	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
-	"github.com/vigilsec/vigil/enforcer/policy"
 )
 
 // defaultAgentSocket is where the systemd unit (scripts/vigil-agent.service)
@@ -88,76 +84,8 @@ agent's is not (PATH.lock is held while an agent runs).`,
 	return cmd
 }
 
-func newSeccompProfileCmd() *cobra.Command {
-	var policyFile, socket, metadata, runtime string
-	var noHardening bool
-	cmd := &cobra.Command{
-		Use:   "seccomp-profile [--policy FILE] [--socket PATH] [--metadata STR] [--runtime runc|crun]",
-		Short: "Print the config.json linux.seccomp section that sends a policy's syscalls to the agent",
-		Long: `Print, as JSON, the linux.seccomp object of an OCI config.json that matches a
-policy: defaultAction SCMP_ACT_ALLOW, the policy's syscalls as SCMP_ACT_NOTIFY
-to the agent's socket, and vigil's hardening rules as SCMP_ACT_ERRNO.
-listenerMetadata defaults to policy=<base name of FILE>, so copy FILE into the
-agent's --policy-dir. --runtime crun adds flags so crun installs the filter
-with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (a call vigil is carrying out is
-not interrupted by signals); released runc versions refuse that flag, so a
-runc profile has none. Merge it with e.g.
-  jq --slurpfile s profile.json '.linux.seccomp = $s[0]' config.json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			pol := policy.Default()
-			if policyFile != "" {
-				var err error
-				if pol, err = policy.Load(policyFile); err != nil {
-					return &exitError{code: 2, err: err}
-				}
-				if !cmd.Flags().Changed("metadata") {
-					metadata = "policy=" + filepath.Base(policyFile)
-				}
-			}
-			if err := enforcer.Supported(pol); err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if _, err := agent.ParseMetadata(metadata); err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			flags, err := agent.RuntimeFlags(runtime)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			prof, err := agent.Profile(pol, agent.ProfileOptions{Socket: socket, Metadata: metadata, NoHardening: noHardening, Flags: flags})
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			return writeJSON(os.Stdout, prof)
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
-	f.StringVar(&socket, "socket", defaultAgentSocket, "the agent's socket (listenerPath)")
-	f.StringVar(&metadata, "metadata", "", "listenerMetadata (default: policy=<base name of --policy>)")
-	f.BoolVar(&noHardening, "no-hardening", false, "leave out the SCMP_ACT_ERRNO hardening rules")
-	f.StringVar(&runtime, "runtime", agent.DefaultRuntime, "runtime the profile is for: crun gets flags [SPEC_ALLOW, WAIT_KILLABLE_RECV] (crun ≥ 1.6, Linux ≥ 5.19); runc, which refuses that flag, gets none")
-	return cmd
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
-}
-
-// checkOCI is `vigil policy check --oci`: it prints the notes and warnings
-// for p as a container profile to w and returns the fatal ones as an error.
-func checkOCI(w io.Writer, file string, p *policy.Policy) error {
-	fs := agent.CheckOCI(p)
-	for _, f := range fs {
-		if f.Severity != agent.Fatal {
-			fmt.Fprintf(w, "%s: %s\n", file, f)
-		}
-	}
-	if err := agent.FatalFindings(fs); err != nil {
-		return errors.New(file + ": " + err.Error())
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/policy"
@@ -168,7 +169,44 @@ func loadPolicy(file string) (*policy.Policy, error) {
 	if file == "" {
 		return policy.Default(), nil
 	}
-	return policy.Load(file)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	if err := notAPolicy(file, data); err != nil {
+		return nil, err
+	}
+	return policy.Parse(file, data)
+}
+
+// notAPolicy recognises the JSON files people hand vigil for a policy — a
+// seccomp profile (Docker's default, a Kubernetes localhost/ profile) or an
+// OCI config.json — and says how vigil uses them instead.
+func notAPolicy(file string, data []byte) error {
+	switch agent.Sniff(data) {
+	case agent.SeccompProfile:
+		what := "a seccomp profile"
+		p, err := agent.ParseProfile(data)
+		if err != nil {
+			what += " that vigil cannot read (" + err.Error() + ")"
+		} else {
+			what += " (" + agent.Describe(p) + ")"
+		}
+		if err == nil && p.ListenerPath != "" {
+			return fmt.Errorf("%s: not a vigil policy but %s. It is ready for use as a container's profile "+
+				"(docker run --security-opt seccomp=%s, or a Kubernetes localhost/ profile; see README \"Docker, Podman and Kubernetes\"), "+
+				"with the agent's --policy-dir holding the policy listenerMetadata names", file, what, file)
+		}
+		return fmt.Errorf("%s: not a vigil policy but %s. vigil policies are YAML (see 'vigil policy default'). "+
+			"To add vigil's supervision to this profile: vigil agent seccomp-profile --base %s --policy POLICY.yaml > merged.json, "+
+			"then use merged.json as the container's profile (docker run --security-opt seccomp=merged.json, or a Kubernetes localhost/ profile; see README \"Docker, Podman and Kubernetes\")",
+			file, what, file)
+	case agent.OCIConfig:
+		return fmt.Errorf("%s: not a vigil policy but an OCI runtime config.json. "+
+			"To send a policy's syscalls to 'vigil agent': vigil agent seccomp-profile --config %s --policy POLICY.yaml > config.new && mv config.new %s",
+			file, file, file)
+	}
+	return nil
 }
 
 func parseLevel(s string, toFile bool) (zerolog.Level, error) {
@@ -201,7 +239,7 @@ func newPolicyCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, files []string) error {
 			bad := false
 			for _, f := range files {
-				p, err := policy.Load(f)
+				p, err := loadPolicy(f)
 				if err == nil {
 					err = enforcer.Supported(p)
 				}
