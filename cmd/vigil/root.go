@@ -27,7 +27,37 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd(), newAgentCmd(),
 		newVersionCmd(), newGenDocsCmd())
 	setVersionFlag(root)
+	// cobra adds 'completion' when it executes; add it now so that it gets
+	// the same treatment as the other command groups.
+	root.InitDefaultCompletionCmd()
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command group (policy, completion) refuse an
+// unknown subcommand with a usage error, exit 2: cobra checks subcommand
+// names only at the root and otherwise prints help and exits 0.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if c == c.Root() || !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, ", ") + "?"
+		}
+		return &exitError{code: 2, err: errors.New(msg)}
+	}
 }
 
 func newRunCmd() *cobra.Command {
