@@ -13,18 +13,22 @@ interp "$bin" && fail "$bin has an ELF interpreter: it is not static"
 busybox=$(command -v busybox) || fail "busybox is not installed (scripts/deps.sh installs busybox-static)"
 interp "$busybox" && fail "$busybox is dynamically linked; install busybox-static"
 
-root=$(mktemp -d /tmp/vigil-static-root.XXXXXX)
-# The mounts live in the namespace below and vanish with it; --one-file-system
-# keeps rm on this directory's own file system all the same.
-trap 'rm -rf --one-file-system "$root"' EXIT
-mkdir -p "$root"/{bin,proc,sys,dev,tmp}
-chmod 1777 "$root/tmp"
-install -m 0755 "$bin" "$root/bin/vigil"
-install -m 0755 "$busybox" "$root/bin/busybox"
-for applet in sh true cat ls; do ln -s busybox "$root/bin/$applet"; done
-echo 'static-smoke ok' >"$root/ok"
+stage=$(mktemp -d /tmp/vigil-static-stage.XXXXXX)
+trap 'rm -rf --one-file-system "$stage"' EXIT
+install -m 0755 "$bin" "$stage/vigil"
+install -m 0755 "$busybox" "$stage/busybox"
 
-unshare --mount --propagation private env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin ROOT="$root" /bin/sh -eu -c '
+# The root is a fresh tmpfs mounted in the namespace below, so it is a
+# mount of its own as on a real machine, and it vanishes with the namespace.
+unshare --mount --propagation private env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin STAGE="$stage" /bin/sh -eu -c '
+  ROOT=$STAGE/root
+  mkdir "$ROOT"
+  mount -t tmpfs -o mode=0755 vigil-static-root "$ROOT"
+  mkdir -p "$ROOT/bin" "$ROOT/proc" "$ROOT/sys" "$ROOT/dev" "$ROOT/tmp"
+  chmod 1777 "$ROOT/tmp"
+  cp "$STAGE/vigil" "$STAGE/busybox" "$ROOT/bin/"
+  for applet in sh true cat ls; do ln -s busybox "$ROOT/bin/$applet"; done
+  echo "static-smoke ok" >"$ROOT/ok"
   mount -t proc proc "$ROOT/proc"
   mount --rbind /sys "$ROOT/sys"   # BTF (/sys/kernel/btf/vmlinux) for the eBPF binding
   mount --rbind /dev "$ROOT/dev"

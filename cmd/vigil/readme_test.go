@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -86,18 +85,33 @@ func TestREADMEContainerSetup(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "BLOCK="+script, "PATH="+binDir+":"+os.Getenv("PATH"))
 	// The block leaves the agent running in the background, in this
-	// process group: end the group afterwards.
+	// process group: end the group afterwards. Output goes to files, so
+	// that Wait does not wait for the agent to close a pipe.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Start()
-	if err != nil {
+	outFile, errFile := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	var files []*os.File
+	for _, name := range []string{outFile, errFile} {
+		f, err := os.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+	}
+	cmd.Stdout, cmd.Stderr = files[0], files[1]
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	pgid := cmd.Process.Pid
-	defer syscall.Kill(-pgid, syscall.SIGTERM)
+	defer syscall.Kill(-pgid, syscall.SIGKILL)
 	err = cmd.Wait()
+	// Stop the agent the block started, as SIGTERM would.
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	read := func(name string) string {
+		b, _ := os.ReadFile(name)
+		return string(b)
+	}
 	// The container's cat is denied: runc run exits with its status 1.
 	code := -1
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -105,7 +119,7 @@ func TestREADMEContainerSetup(t *testing.T) {
 	} else if err == nil {
 		code = 0
 	}
-	out, errs := stdout.String(), stderr.String()
+	out, errs := read(outFile), read(errFile)
 	if code != 1 || strings.Contains(out, "the secret") || !strings.Contains(errs, "cat: can't open '/etc/secret': Permission denied") {
 		t.Fatalf("README setup: exit %d (want the container's 1)\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
