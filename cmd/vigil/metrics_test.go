@@ -214,8 +214,12 @@ func counterValue(f *dto.MetricFamily) float64 {
 // syscall|action|rule|verified|emulated.
 func scrapeDecisions(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
+	return decisionsOf(parseMetrics(t, scrape(t, addr)))
+}
+
+func decisionsOf(fams map[string]*dto.MetricFamily) map[string]float64 {
 	out := map[string]float64{}
-	f := parseMetrics(t, scrape(t, addr))["vigil_decisions_total"]
+	f := fams["vigil_decisions_total"]
 	if f == nil {
 		return out
 	}
@@ -284,12 +288,13 @@ func dump(m map[string]float64) string {
 }
 
 // TestAgentMetricsCountRefusedHandoffs starts `vigil agent --metrics-addr`,
-// sends it a malformed handoff and scrapes the refusal.
+// sends it a malformed handoff and scrapes the refusal, then runs a runc
+// container under it and scrapes the container and its decisions.
 func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	dir := t.TempDir()
 	sock, logFile, errFile := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.log"), filepath.Join(dir, "stderr")
-	cmd := exec.Command(vigilBin, "agent", "--unverified", "--socket", sock, "--policy-dir", dir, "--log", logFile, "--metrics-addr", "127.0.0.1:0")
+	cmd := exec.Command(vigilBin, "agent", "--socket", sock, "--policy-dir", dir, "--log", logFile, "--metrics-addr", "127.0.0.1:0")
 	// The agent's own log goes to stderr (the journal under systemd), its
 	// audit records to --log.
 	stderr, err := os.Create(errFile)
@@ -306,11 +311,8 @@ func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
 		cmd.Wait()
 	}()
 	addr := metricsAddrFromLog(t, errFile)
-	fams := parseMetrics(t, scrape(t, addr))
-	if f := fams["vigil_agent_containers"]; f == nil || f.Metric[0].GetGauge().GetValue() != 0 {
-		t.Fatalf("vigil_agent_containers: %v", f)
-	}
-	deadline := time.Now().Add(10 * time.Second)
+	// The agent's metrics exist from the moment its socket accepts.
+	deadline := time.Now().Add(30 * time.Second)
 	var c net.Conn
 	for {
 		var err error
@@ -318,9 +320,13 @@ func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dialing the agent: %v", err)
+			t.Fatalf("dialing the agent: %v\n%s", err, readLog(errFile))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	fams := parseMetrics(t, scrape(t, addr))
+	if f := fams["vigil_agent_containers"]; f == nil || f.Metric[0].GetGauge().GetValue() != 0 {
+		t.Fatalf("vigil_agent_containers: %v", f)
 	}
 	if _, err := c.Write([]byte("not a handoff")); err != nil {
 		t.Fatal(err)
@@ -339,4 +345,106 @@ func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
 	if v := counterValue(fams["vigil_agent_containers_supervised_total"]); v != 0 {
 		t.Fatalf("%v containers supervised", v)
 	}
+
+	// One container, its profile made by seccomp-profile --config: it is
+	// counted, and its decisions match the agent's audit records.
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatalf("runc is needed (scripts/deps.sh installs it): %v", err)
+	}
+	web, err := os.ReadFile("internal/agent/testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), web, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bundle := busyboxBundle(t, runc, "cat /etc/secret; cat /etc/ok")
+	cfgPath := filepath.Join(bundle, "config.json")
+	merged, stderrOut, code := vigil(t, "agent", "seccomp-profile", "--policy", filepath.Join(dir, "web.yaml"), "--socket", sock, "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("seccomp-profile: exit %d: %s", code, stderrOut)
+	}
+	if err := os.WriteFile(cfgPath, []byte(merged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("vigil-metrics-%d", os.Getpid())
+	out, err := exec.Command(runc, "--root", t.TempDir(), "run", "--bundle", bundle, id).CombinedOutput()
+	if !strings.Contains(string(out), "can't open '/etc/secret': Permission denied") || !strings.Contains(string(out), "ok\n") {
+		t.Fatalf("runc run: %v\n%s\nagent:\n%s", err, out, readLog(errFile))
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	var fromAudit, fromMetrics map[string]float64
+	for {
+		fams = parseMetrics(t, scrape(t, addr))
+		fromMetrics, fromAudit = decisionsOf(fams), countRecords(t, logFile)
+		if counterValue(fams["vigil_agent_containers_supervised_total"]) == 1 && equalCounts(fromAudit, fromMetrics) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("supervised %v\naudit:\n%s\nmetrics:\n%s", counterValue(fams["vigil_agent_containers_supervised_total"]), dump(fromAudit), dump(fromMetrics))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("agent decisions:\n%s", dump(fromMetrics))
+	if fromMetrics["openat|deny|no-secret||false"] != 1 {
+		t.Fatalf("the denial is not counted:\n%s", dump(fromMetrics))
+	}
+}
+
+// busyboxBundle makes an OCI bundle with `runc spec` and a static busybox
+// running sh -c script, with /etc/ok and /etc/secret, terminal false.
+func busyboxBundle(t *testing.T, runc, script string) string {
+	t.Helper()
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is needed: %v", err)
+	}
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, d := range []string{"bin", "etc"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin/busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "cat"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range map[string]string{"etc/ok": "ok\n", "etc/secret": "the secret\n"} {
+		if err := os.WriteFile(filepath.Join(rootfs, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(runc, "spec", "--bundle", dir).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	proc := cfg["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"sh", "-c", script}
+	raw, err = json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
