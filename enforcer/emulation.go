@@ -152,6 +152,7 @@ func (s *receiver) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d p
 		return outcome{dec: d, errno: e, emulated: true}, true
 	}
 	s.log.Error().Err(err).Msg("denying: emulated open failed")
+	s.cfg.Metrics.EmulationFailed(c.sc.Name)
 	return refuse(c, d, "emulated open failed: "+err.Error()), true
 }
 
@@ -358,6 +359,7 @@ func (s *receiver) emulateConnect(l *notify.Listener, n *notify.Notif, c *call, 
 			return outcome{dec: d, errno: e}, true
 		}
 		s.log.Error().Err(err).Msg("denying: preparing an emulated connect failed")
+		s.cfg.Metrics.EmulationFailed(c.sc.Name)
 		return outcome{dec: d, errno: unix.EPERM}, true
 	}
 	if err := l.Valid(n.ID); err != nil {
@@ -425,6 +427,7 @@ func (s *receiver) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d p
 	default:
 		c.reason = "emulation failed: " + err.Error()
 		s.log.Error().Err(err).Str("syscall", c.sc.Name).Msg("denying: emulation failed")
+		s.cfg.Metrics.EmulationFailed(c.sc.Name)
 	}
 	// Fail closed, with the errno emulation reports when it has one.
 	if e := emulate.Errno(err); e != 0 {

@@ -70,6 +70,8 @@ type Config struct {
 	// NoRestartGuard disables the restart guard; the naive control of the
 	// signal-storm test.
 	NoRestartGuard bool
+	// Metrics, when set, counts every audit record and emulation failure.
+	Metrics Metrics
 }
 
 // Supervisor handles the notifications of one listener, with as many
@@ -197,6 +199,9 @@ func New(cfg Config) (*Supervisor, error) {
 				"run where vigil can load BPF (see 'vigil doctor'), or pass --unverified to continue such calls unbound (a racing thread can then change what the kernel uses)",
 				strings.Join(names, ", "))
 		}
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = nopMetrics{}
 	}
 	ref, err := captureReference(cfg.ReferencePid)
 	if err != nil {

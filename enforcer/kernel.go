@@ -19,6 +19,7 @@ import (
 type Kernel struct {
 	ld  *loader.Loader
 	log zerolog.Logger
+	kernelMetrics
 
 	mu sync.Mutex
 	// pending holds, per thread id, the bound decisions waiting for their
@@ -104,7 +105,13 @@ func (k *Kernel) SharesFiles(tgid int) bool {
 }
 
 // Bind implements verdict.Binder.
-func (k *Kernel) Bind(tid int, b *loader.Binding) error { return k.ld.Bind(tid, b) }
+func (k *Kernel) Bind(tid int, b *loader.Binding) error {
+	err := k.ld.Bind(tid, b)
+	if err == nil {
+		k.m().BindingWritten()
+	}
+	return err
+}
 
 // Unbind implements verdict.Binder.
 func (k *Kernel) Unbind(tid int) error { return k.ld.Unbind(tid) }
@@ -212,6 +219,7 @@ func (k *Kernel) violation(ev *loader.Event) {
 	unconfirmed(stale)
 	kv := viewOf(ev)
 	kv.reason, kv.atEnter = ev.Reason.String(), !ev.Flags.Has(loader.FlagAtExit)
+	k.m().Mismatch(sysinfo.Name(ev.Nr))
 	if p == nil {
 		// No decision waiting (a fork that escaped the watched set, or a
 		// record already flushed): still report it.
@@ -285,6 +293,7 @@ func (k *Kernel) sweep(cutoff time.Time) {
 	if lost, err := k.ld.Lost(); err == nil && lost > k.lastLost {
 		k.log.Warn().Uint64("lost_events", lost-k.lastLost).Uint64("lost_total", lost).
 			Msg("kernel events lost (ring buffer full): some records will say unconfirmed")
+		k.m().LostEvents(lost - k.lastLost)
 		k.lastLost = lost
 	}
 }

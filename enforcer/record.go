@@ -38,6 +38,7 @@ type decision struct {
 	reason string
 	// replayed: the first result of a call vigil had carried out.
 	replayed bool
+	metrics  Metrics
 }
 
 // callView is the part of a decoded call an audit record shows.
@@ -75,7 +76,7 @@ func (s *receiver) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, gon
 		tgid: pi.Tgid, tid: int(n.Pid), comm: pi.Comm,
 		syscall: sysinfo.Name(int(n.Data.Nr)), action: o.dec.Action,
 		rule: ruleName(o.dec.Rule), withdrawn: gone, latency: lat, container: s.cfg.Container,
-		emulated: o.emulated,
+		emulated: o.emulated, metrics: s.cfg.Metrics,
 	}
 	if o.errno != 0 {
 		d.errno = o.errno
@@ -125,6 +126,9 @@ func (s *receiver) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, gon
 
 // emit writes d to l, with the kernel's view when k is not nil.
 func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
+	if d.metrics != nil {
+		d.metrics.Decision(d.syscall, d.action, d.rule, d.verified, d.emulated, d.latency)
+	}
 	ev := l.WithLevel(d.level)
 	if ev == nil || !ev.Enabled() {
 		return

@@ -2,7 +2,7 @@
 # Installs the Debian packages vigil's build, demo and tests need. Idempotent:
 # it installs only what is missing, and runs apt-get update at most once.
 set -euo pipefail
-pkgs=(gcc make pkg-config libseccomp-dev clang llvm libbpf-dev bpftool strace runc crun busybox-static
+pkgs=(gcc make pkg-config libseccomp-dev clang llvm libbpf-dev bpftool strace runc crun busybox-static jq
   git rsync sqlite3 python3-venv) # the second line: programs the conformance suite runs
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -35,6 +36,17 @@ takes about --run-time. Needs root and gcc; strace is optional.
 'vigil bench compare A.json B.json' compares two --json files.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Usage errors exit 2, like every other command's; a zero
+			// that silently became a default would measure something
+			// else than asked.
+			switch {
+			case cfg.Reps < 1:
+				return &exitError{code: 2, err: fmt.Errorf("--reps must be at least 1, got %d", cfg.Reps)}
+			case cfg.Iterations < 0:
+				return &exitError{code: 2, err: fmt.Errorf("--iterations must be at least 0 (0 calibrates), got %d", cfg.Iterations)}
+			case cfg.RunTime <= 0:
+				return &exitError{code: 2, err: fmt.Errorf("--run-time must be positive, got %v", cfg.RunTime)}
+			}
 			self, err := os.Executable()
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("finding vigil's own executable: %w", err)}
@@ -53,6 +65,9 @@ takes about --run-time. Needs root and gcc; strace is optional.
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			res, err := bench.Run(ctx, cfg)
+			if errors.Is(err, bench.ErrUnknownName) {
+				return &exitError{code: 2, err: err}
+			}
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

@@ -10,8 +10,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
 	"github.com/vigilsec/vigil/enforcer"
-	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/loader"
@@ -24,12 +24,44 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd(), newAgentCmd())
+	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd(), newAgentCmd(),
+		newVersionCmd(), newGenDocsCmd())
+	setVersionFlag(root)
+	// cobra adds 'completion' when it executes; add it now so that it gets
+	// the same treatment as the other command groups.
+	root.InitDefaultCompletionCmd()
+	strictGroups(root)
 	return root
 }
 
+// strictGroups makes every command group (policy, completion) refuse an
+// unknown subcommand with a usage error, exit 2: cobra checks subcommand
+// names only at the root and otherwise prints help and exits 0.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if c == c.Root() || !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
+		}
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, ", ") + "?"
+		}
+		return &exitError{code: 2, err: errors.New(msg)}
+	}
+}
+
 func newRunCmd() *cobra.Command {
-	var policyFile, logFile, logLevel string
+	var policyFile, logFile, logLevel, metricsAddr string
 	var noHardening, userns, unverified bool
 	cmd := &cobra.Command{
 		Use:   "run [--policy FILE] [--userns] [--log FILE] -- CMD [ARGS...]",
@@ -48,25 +80,26 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			// stderr is written unbuffered so records interleave with the
-			// watchee's own output in order; a log file is buffered.
-			auditLog := audit.NewLogger(os.Stderr, level)
-			if logFile != "" {
-				f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("opening audit log: %w", err)}
-				}
-				sink := audit.NewSink(f)
-				defer sink.Close()
-				auditLog = audit.NewLogger(sink, level)
+			lg, err := openLogs(logFile, level)
+			if err != nil {
+				return &exitError{code: 2, err: err}
 			}
-			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
+			defer lg.close()
+			diag := lg.diag
+			met, stop, err := serveMetrics(metricsAddr, diag)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			defer stop()
 			kern, err := loadKernel(diag, unverified || !needsKernel(pol))
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
 			if kern != nil {
 				defer kern.Close()
+				if met != nil {
+					kern.SetMetrics(met)
+				}
 			}
 			em, err := startEmulator(diag, pol, unverified)
 			if err != nil {
@@ -81,7 +114,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 			}
 			code, err := enforcer.Run(enforcer.RunConfig{
 				SysProcAttr: attr,
-				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: auditLog, Kernel: kern, Unverified: unverified, Emulator: em},
+				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: lg.audit, Kernel: kern, Unverified: unverified, Emulator: em, Metrics: enforcerMetrics(met)},
 				Args:        argv,
 				Env:         os.Environ(),
 				Stdin:       os.Stdin,
@@ -100,8 +133,9 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
-	f.StringVar(&logFile, "log", "", "write audit records to FILE as JSON lines instead of stderr")
+	f.StringVar(&logFile, "log", "", "write audit records and vigil's own warnings to FILE as JSON lines instead of stderr")
 	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics while CMD runs (see README \"Metrics\")")
 	f.BoolVar(&userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
 	f.BoolVar(&unverified, "unverified", false, "naive mode: content-dependent allows CONTINUE without eBPF binding or emulation (verified \"none\"); for kernels without the BPF features vigil needs")
 	f.BoolVar(&noHardening, "no-hardening", false, "do not refuse, in the kernel, the calls that could escape or switch off supervision (nested listeners, io_uring, ptrace, bpf, modules, kexec, pidfd_getfd, ...)")
@@ -165,7 +199,44 @@ func loadPolicy(file string) (*policy.Policy, error) {
 	if file == "" {
 		return policy.Default(), nil
 	}
-	return policy.Load(file)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	if err := notAPolicy(file, data); err != nil {
+		return nil, err
+	}
+	return policy.Parse(file, data)
+}
+
+// notAPolicy recognises the JSON files people hand vigil for a policy — a
+// seccomp profile (Docker's default, a Kubernetes localhost/ profile) or an
+// OCI config.json — and says how vigil uses them instead.
+func notAPolicy(file string, data []byte) error {
+	switch agent.Sniff(data) {
+	case agent.SeccompProfile:
+		what := "a seccomp profile"
+		p, err := agent.ParseProfile(data)
+		if err != nil {
+			what += " that vigil cannot read (" + err.Error() + ")"
+		} else {
+			what += " (" + agent.Describe(p) + ")"
+		}
+		if err == nil && p.ListenerPath != "" {
+			return fmt.Errorf("%s: not a vigil policy but %s. It is ready for use as a container's profile "+
+				"(docker run --security-opt seccomp=%s, or a Kubernetes localhost/ profile; see README \"Docker, Podman and Kubernetes\"), "+
+				"with the agent's --policy-dir holding the policy listenerMetadata names", file, what, file)
+		}
+		return fmt.Errorf("%s: not a vigil policy but %s. vigil policies are YAML (see 'vigil policy default'). "+
+			"To add vigil's supervision to this profile: vigil agent seccomp-profile --base %s --policy POLICY.yaml > merged.json, "+
+			"then use merged.json as the container's profile (docker run --security-opt seccomp=merged.json, or a Kubernetes localhost/ profile; see README \"Docker, Podman and Kubernetes\")",
+			file, what, file)
+	case agent.OCIConfig:
+		return fmt.Errorf("%s: not a vigil policy but an OCI runtime config.json. "+
+			"To send a policy's syscalls to 'vigil agent': vigil agent seccomp-profile --config %s --policy POLICY.yaml > config.new && mv config.new %s",
+			file, file, file)
+	}
+	return nil
 }
 
 func parseLevel(s string, toFile bool) (zerolog.Level, error) {
@@ -198,7 +269,7 @@ func newPolicyCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, files []string) error {
 			bad := false
 			for _, f := range files {
-				p, err := policy.Load(f)
+				p, err := loadPolicy(f)
 				if err == nil {
 					err = enforcer.Supported(p)
 				}

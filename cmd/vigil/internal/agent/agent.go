@@ -50,6 +50,19 @@ type Config struct {
 	// MaxHandoff.
 	HandoffTimeout time.Duration
 	MaxHandoff     int
+	// Metrics, when set, counts supervised containers and refused
+	// handoffs (Enforcer.Metrics counts the decisions).
+	Metrics Metrics
+}
+
+// Metrics counts what the agent does with handoffs; calls come from the
+// connection goroutines concurrently.
+type Metrics interface {
+	// ContainerSupervised counts a container whose supervisor started.
+	ContainerSupervised()
+	// HandoffRefused counts a connection that did not end in a supervised
+	// container.
+	HandoffRefused()
 }
 
 // Agent accepts listener handoffs from OCI runtimes and supervises each
@@ -490,6 +503,9 @@ func (a *Agent) addContainer(c Container) uint64 {
 	a.next++
 	a.containers[a.next] = c
 	a.running++
+	if a.cfg.Metrics != nil {
+		a.cfg.Metrics.ContainerSupervised()
+	}
 	return a.next
 }
 

@@ -37,6 +37,19 @@ type Options struct {
 	// Stderr receives the agent's diagnostics (and the audit records
 	// without LogFile); nil means os.Stderr.
 	Stderr io.Writer
+	// Metrics, when set, counts decisions, bindings, containers and
+	// refused handoffs (--metrics-addr).
+	Metrics DaemonMetrics
+}
+
+// DaemonMetrics is what `vigil agent --metrics-addr` counts: the
+// supervisors' and the eBPF side's (enforcer.Metrics) and the agent's.
+type DaemonMetrics interface {
+	enforcer.Metrics
+	Metrics
+	// RegisterAgent is given the count of containers supervised now, read
+	// at every scrape.
+	RegisterAgent(current func() int)
 }
 
 // Daemon is a running `vigil agent`: the engine every container's
@@ -101,15 +114,24 @@ func Start(o Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	probe.Close()
-	d.Agent, err = Listen(Config{
+	cfg := Config{
 		Socket:         o.Socket,
 		PolicyDir:      o.PolicyDir,
 		HandoffTimeout: o.HandoffTimeout,
 		NewEmulator:    newEmulator,
 		Enforcer:       enforcer.Config{Log: d.log, Audit: auditLog, Kernel: d.kern, Unverified: o.Unverified},
-	})
-	if err != nil {
+	}
+	if o.Metrics != nil {
+		cfg.Metrics, cfg.Enforcer.Metrics = o.Metrics, o.Metrics
+		if d.kern != nil {
+			d.kern.SetMetrics(o.Metrics)
+		}
+	}
+	if d.Agent, err = Listen(cfg); err != nil {
 		return nil, err
+	}
+	if o.Metrics != nil {
+		o.Metrics.RegisterAgent(func() int { return len(d.Containers()) })
 	}
 	return d, nil
 }

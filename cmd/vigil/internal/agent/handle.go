@@ -25,6 +25,12 @@ func (a *Agent) handle(c *net.UnixConn) {
 	// Shutdown waits for that, not for the drain after it.
 	decided := sync.OnceFunc(a.pending.Done)
 	defer decided()
+	refused := true
+	defer func() {
+		if refused && a.cfg.Metrics != nil {
+			a.cfg.Metrics.HandoffRefused()
+		}
+	}()
 	log := a.log
 	cred, err := peerCred(c)
 	if err != nil {
@@ -72,20 +78,21 @@ func (a *Agent) handle(c *net.UnixConn) {
 		fieldsOf(log.Error(), h).Err(err).Msg("refusing container: its trapped syscalls will fail with ENOSYS")
 		return
 	}
-	a.supervise(h, lfd, log)
+	refused = !a.supervise(h, lfd, log)
 	decided()
 	a.drain(c, h, log)
 }
 
 // supervise starts the container's supervisor, or refuses the container by
 // closing its listener: the kernel then fails its trapped syscalls with
-// ENOSYS instead of leaving them waiting.
-func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
+// ENOSYS instead of leaving them waiting. It reports whether the container
+// is supervised.
+func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) bool {
 	pol, src, err := a.policies.Select(h.Metadata)
 	if err != nil {
 		unix.Close(lfd)
 		fieldsOf(log.Error(), h).Str(FieldPolicy, src).Err(err).Msg("refusing container: no valid policy; its trapped syscalls will fail with ENOSYS")
-		return
+		return false
 	}
 	clog := log.With().Str(audit.FieldContainer, h.ID()).Logger()
 	cfg := a.cfg.Enforcer
@@ -104,7 +111,7 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 		if own, err = a.cfg.NewEmulator(clog); err != nil {
 			unix.Close(lfd)
 			fieldsOf(log.Error(), h).Str(FieldPolicy, src).Err(err).Msg("refusing container: its trapped syscalls will fail with ENOSYS")
-			return
+			return false
 		}
 		cfg.Emulator = own
 	}
@@ -128,7 +135,7 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 			own.Close()
 		}
 		fieldsOf(log.Error(), h).Str(FieldPolicy, src).Err(err).Msg("refusing container: its trapped syscalls will fail with ENOSYS")
-		return
+		return false
 	}
 	l := notify.NewListener(lfd)
 	key := a.addContainer(Container{ID: h.ID(), Metadata: h.Metadata, Policy: src, Pid: h.Pid, Since: time.Now()})
@@ -151,6 +158,7 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) {
 			Uint64("denied", st.Denied).Uint64("killed", st.Killed).
 			Msg("container released: no process uses its filter any more")
 	}()
+	return true
 }
 
 // drain reads what the runtime sends after its handoff until it closes or

@@ -2,13 +2,10 @@ package agent
 
 import (
 	"fmt"
-	"sort"
 
+	mseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/enforcer"
-	"github.com/vigilsec/vigil/enforcer/filter"
 	"github.com/vigilsec/vigil/enforcer/policy"
 )
 
@@ -21,7 +18,7 @@ type ProfileOptions struct {
 	// NoHardening leaves out vigil's in-kernel hardening rules.
 	NoHardening bool
 	// Flags is linux.seccomp.flags (RuntimeFlags): nil leaves the
-	// runtime's default.
+	// runtime's default. Merge adds them to the base's.
 	Flags []specs.LinuxSeccompFlag
 }
 
@@ -29,66 +26,45 @@ type ProfileOptions struct {
 // everything allowed by default, the policy's syscalls sent to the agent,
 // and vigil's hardening rules answered in the kernel, as `vigil run`'s own
 // filter does. It refuses policies an OCI runtime cannot load (CheckOCI's
-// fatal findings).
+// fatal findings). It is Merge into a base that allows everything.
 func Profile(p *policy.Policy, o ProfileOptions) (*specs.LinuxSeccomp, error) {
-	if o.Socket == "" {
-		return nil, fmt.Errorf("generating seccomp profile: no listener socket")
-	}
-	if err := FatalFindings(CheckOCI(p)); err != nil {
-		return nil, err
-	}
-	trapped := p.Syscalls()
-	// Sends that connect's address rules govern (enforcer/send.go):
-	// sendmsg and sendmmsg whole, sendto only with a destination.
-	whole, addrOnly := enforcer.TrappedSends(p)
-	trapped = append(trapped, whole...)
-	sort.Strings(trapped)
-	s := &specs.LinuxSeccomp{
+	base := &mseccomp.Seccomp{LinuxSeccomp: specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
 		// Only the native ABI: libseccomp gives other ABIs (i386 int $0x80,
 		// x32) its bad-arch action (kill), as vigil's own filter does,
 		// since vigil decodes x86_64 calls only.
-		Architectures:    []specs.Arch{specs.ArchX86_64},
-		ListenerPath:     o.Socket,
-		ListenerMetadata: o.Metadata,
-		Flags:            o.Flags,
+		Architectures: []specs.Arch{specs.ArchX86_64},
+	}}
+	merged, _, err := Merge(base, p, o)
+	if err != nil {
+		return nil, err
 	}
-	if len(trapped) > 0 {
-		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: trapped, Action: specs.ActNotify})
+	return ToOCI(merged)
+}
+
+// ToOCI returns p as config.json's linux.seccomp. p must be resolved: no
+// archMap, no includes or excludes (ResolveProfile does that).
+func ToOCI(p *mseccomp.Seccomp) (*specs.LinuxSeccomp, error) {
+	if len(p.ArchMap) > 0 {
+		return nil, fmt.Errorf("the profile has an archMap: resolve it for a container first")
 	}
-	for _, name := range addrOnly {
-		s.Syscalls = append(s.Syscalls, specs.LinuxSyscall{Names: []string{name}, Action: specs.ActNotify,
-			Args: []specs.LinuxSeccompArg{{Index: 4, Value: 0, Op: specs.OpNotEqual}}})
-	}
-	if o.NoHardening {
-		return s, nil
-	}
-	isTrapped := make(map[string]bool, len(trapped))
-	for _, sc := range trapped {
-		isTrapped[sc] = true
-	}
-	hard := filter.HardeningRules()
-	sort.Slice(hard, func(i, j int) bool { return hard[i].Syscall < hard[j].Syscall })
-	for _, h := range hard {
-		if isTrapped[h.Syscall] {
-			// The policy decides this syscall (as filter.Compile does);
-			// two actions for one syscall would make libseccomp refuse.
-			continue
+	s := p.LinuxSeccomp
+	s.Syscalls = nil
+	for i, r := range p.Syscalls {
+		if !emptyFilter(r.Includes) || !emptyFilter(r.Excludes) {
+			return nil, fmt.Errorf("syscalls[%d] has includes or excludes: resolve the profile for a container first", i)
 		}
-		errno := uint(h.Errno)
-		rule := specs.LinuxSyscall{Names: []string{h.Syscall}, Action: specs.ActErrno, ErrnoRet: &errno}
-		if h.Syscall == "seccomp" {
-			// Only SECCOMP_SET_MODE_FILTER with NEW_LISTENER, as in
-			// filter.addHardening: containers may still restrict
-			// themselves further. Conditions on different arguments are
-			// ANDed; MASKED_EQ takes the mask in value, the datum in
-			// valueTwo.
-			rule.Args = []specs.LinuxSeccompArg{
-				{Index: 0, Value: unix.SECCOMP_SET_MODE_FILTER, Op: specs.OpEqualTo},
-				{Index: 1, Value: unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, ValueTwo: unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, Op: specs.OpMaskedEqual},
-			}
-		}
-		s.Syscalls = append(s.Syscalls, rule)
+		s.Syscalls = append(s.Syscalls, r.LinuxSyscall)
 	}
-	return s, nil
+	return &s, nil
+}
+
+// FromOCI wraps config.json's linux.seccomp as a profile Merge takes.
+func FromOCI(s *specs.LinuxSeccomp) *mseccomp.Seccomp {
+	out := &mseccomp.Seccomp{LinuxSeccomp: *s}
+	out.LinuxSeccomp.Syscalls = nil
+	for _, r := range s.Syscalls {
+		out.Syscalls = append(out.Syscalls, &mseccomp.Syscall{LinuxSyscall: r})
+	}
+	return out
 }

@@ -70,8 +70,32 @@ type Report struct {
 	// probe looks at it.
 	Kernel   string    `json:"kernel"`
 	Features []Feature `json:"features"`
-	// CanRun is true when every required feature is available.
+	// CanRun is true when `vigil run` works here in its default, secure
+	// mode: every required feature and the eBPF binding are available.
 	CanRun bool `json:"can_run"`
+	// CanRunUnverified is true when every required feature is available:
+	// `vigil run --unverified` works even where the binding does not.
+	CanRunUnverified bool `json:"can_run_unverified"`
+	// UID is the effective user id the probes ran as.
+	UID int `json:"uid"`
+	// Limits say what this user cannot do with vigil here, and why.
+	Limits []string `json:"limits,omitempty"`
+}
+
+// bindingFeatures are what the eBPF binding needs (loader.Load): without
+// any of them, policies whose allows depend on pointer arguments are
+// refused unless --unverified is given.
+var bindingFeatures = []string{BPFRingbuf, BPFRawTracepoint, BPFSendSignal, BPFProbeReadUser, BTFVmlinux}
+
+// BindingMissing returns the binding's features that are not available.
+func (r *Report) BindingMissing() []Feature {
+	var out []Feature
+	for _, name := range bindingFeatures {
+		if f, ok := r.Feature(name); !ok || !f.Available {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Feature returns the named entry, or false when the report has none.
@@ -106,7 +130,35 @@ func Probe() Report {
 	probeBPF(found)
 	probeLockdown(found)
 	probeTracefs(found)
-	return assemble(kernelRelease(), found)
+	r := assemble(kernelRelease(), found)
+	r.UID = os.Geteuid()
+	r.Limits = limits(&r)
+	return r
+}
+
+// limits says what the user the probes ran as cannot do, and why: the
+// privileges vigil's modes need beyond the probed features.
+func limits(r *Report) []string {
+	var out []string
+	if missing := r.BindingMissing(); len(missing) > 0 {
+		names := make([]string, len(missing))
+		for i, f := range missing {
+			names[i] = f.Name
+		}
+		why := "the eBPF binding cannot be loaded (" + strings.Join(names, ", ") + " unavailable)"
+		if r.UID != 0 {
+			why = fmt.Sprintf("the eBPF binding cannot be loaded as uid %d: loading BPF programs and maps needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE)", r.UID)
+		}
+		out = append(out, "vigil run: "+why+"; policies whose allows depend on pointer arguments (the default policy among them) are refused, "+
+			"and only --unverified runs them, with such allows continued unbound")
+	}
+	if r.UID != 0 {
+		out = append(out,
+			fmt.Sprintf("vigil run --userns: mapping host ids 100000-165535 needs root (CAP_SETUID and CAP_SETGID in the initial user namespace); uid %d is not root", r.UID),
+			"vigil agent: runtimes hand listeners over as root, and supervising their containers means reading and answering root's processes: run it as root",
+			"vigil observe: loads eBPF programs, which needs root")
+	}
+	return out
 }
 
 // result is one probe's raw outcome, before the catalog adds its text.
@@ -126,7 +178,7 @@ func no(detail string, args ...any) result {
 // assemble orders the results by the catalog and fills in the fixed texts.
 // A feature no probe reported is unavailable ("not probed").
 func assemble(kernel string, found map[string]result) Report {
-	r := Report{Kernel: kernel, CanRun: true}
+	r := Report{Kernel: kernel, CanRun: true, CanRunUnverified: true}
 	for _, c := range catalog {
 		res, ok := found[c.name]
 		if !ok {
@@ -137,8 +189,11 @@ func assemble(kernel string, found map[string]result) Report {
 			Required: c.required, Use: c.use, Remedy: c.remedy,
 		})
 		if c.required && !res.Available {
-			r.CanRun = false
+			r.CanRun, r.CanRunUnverified = false, false
 		}
+	}
+	if len(r.BindingMissing()) > 0 {
+		r.CanRun = false
 	}
 	return r
 }

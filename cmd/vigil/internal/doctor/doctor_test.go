@@ -142,3 +142,40 @@ func TestProbeOnThisMachine(t *testing.T) {
 		t.Errorf("CanRun false; missing %+v", r.Missing())
 	}
 }
+
+// TestWithoutTheBindingVigilRunsOnlyUnverified is what a non-root user
+// sees: every required feature, but BPF refused with EPERM.
+func TestWithoutTheBindingVigilRunsOnlyUnverified(t *testing.T) {
+	found := map[string]result{}
+	for _, c := range catalog {
+		found[c.name] = yes("detail of %s", c.name)
+	}
+	for _, name := range []string{BPFRingbuf, BPFRawTracepoint} {
+		found[name] = no("EPERM (operation not permitted) (run as root)")
+	}
+	r := assemble("6.18.0-test", found)
+	r.UID = 65534
+	r.Limits = limits(&r)
+	if r.CanRun || !r.CanRunUnverified || len(r.Missing()) != 0 || len(r.BindingMissing()) != 2 {
+		t.Fatalf("report: can_run %v unverified %v missing %v binding %v", r.CanRun, r.CanRunUnverified, r.Missing(), r.BindingMissing())
+	}
+	var buf bytes.Buffer
+	if err := r.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"what uid 65534 (not root) cannot do here:", "the eBPF binding cannot be loaded as uid 65534",
+		"vigil run --userns: mapping host ids", "vigil agent:", "vigil can run: no (only 'vigil run --unverified'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// Root with the binding: nothing to say, and the verdict stays yes.
+	for _, name := range []string{BPFRingbuf, BPFRawTracepoint} {
+		found[name] = yes("ok")
+	}
+	r = assemble("6.18.0-test", found)
+	if !r.CanRun || len(limits(&r)) != 0 {
+		t.Fatalf("root with every feature: can_run %v limits %v", r.CanRun, limits(&r))
+	}
+}

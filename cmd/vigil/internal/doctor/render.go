@@ -46,8 +46,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "  %s: needed for %s\n    to fix: %s\n", f.Name, f.Use, f.Remedy)
 		}
 	}
+	if len(r.Limits) > 0 {
+		who := "this user"
+		if r.UID != 0 {
+			who = fmt.Sprintf("uid %d (not root)", r.UID)
+		}
+		fmt.Fprintf(w, "\nwhat %s cannot do here:\n", who)
+		for _, l := range r.Limits {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 	verdict := "yes"
-	if !r.CanRun {
+	switch {
+	case !r.CanRun && r.CanRunUnverified:
+		verdict = "no (only 'vigil run --unverified', without the eBPF binding; see above)"
+	case !r.CanRun:
 		verdict = "no"
 	}
 	_, err := fmt.Fprintf(w, "\nvigil can run: %s\n", verdict)

@@ -1,0 +1,301 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	mseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/vigilsec/vigil/enforcer/policy"
+)
+
+// FileKind says what a JSON file handed to vigil is.
+type FileKind uint8
+
+// File kinds.
+const (
+	// OtherFile is anything else (a vigil policy is YAML).
+	OtherFile FileKind = iota
+	// SeccompProfile is a seccomp profile as Docker, Podman, containerd,
+	// CRI-O and Kubernetes' localhost/ profiles take it, or an OCI
+	// linux.seccomp object: a JSON object with defaultAction.
+	SeccompProfile
+	// OCIConfig is an OCI bundle's config.json: ociVersion at the top.
+	OCIConfig
+)
+
+// Sniff tells seccomp profiles and config.json files from other files by
+// their top-level keys.
+func Sniff(data []byte) FileKind {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return OtherFile
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return OtherFile
+	}
+	if _, ok := top["ociVersion"]; ok {
+		return OCIConfig
+	}
+	if _, ok := top["defaultAction"]; ok {
+		return SeccompProfile
+	}
+	return OtherFile
+}
+
+// ParseProfile parses a seccomp profile. Unknown keys are errors: a
+// misspelt "syscalls" would otherwise drop every rule of the base, and
+// Merge must never weaken it.
+func ParseProfile(data []byte) (*mseccomp.Seccomp, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var p mseccomp.Seccomp
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("parsing seccomp profile: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("parsing seccomp profile: data after the JSON object")
+	}
+	if p.DefaultAction == "" {
+		return nil, errors.New("parsing seccomp profile: no defaultAction")
+	}
+	if len(p.Architectures) > 0 && len(p.ArchMap) > 0 {
+		return nil, errors.New("parsing seccomp profile: both architectures and archMap (engines take one or the other)")
+	}
+	return &p, nil
+}
+
+// ResolveProfile turns a profile with archMap and includes/excludes into
+// the linux.seccomp an engine would put into the container's config.json,
+// as Docker does when it creates a container (the same code:
+// github.com/moby/profiles/seccomp): archMap becomes this machine's
+// architectures, and rules are kept or dropped by the container's bounding
+// capabilities, this architecture and this kernel.
+func ResolveProfile(data []byte, spec *specs.Spec) (*mseccomp.Seccomp, error) {
+	if _, err := ParseProfile(data); err != nil {
+		return nil, err
+	}
+	if spec.Process == nil || spec.Process.Capabilities == nil {
+		return nil, errors.New("resolving seccomp profile: config.json has no process.capabilities")
+	}
+	s, err := mseccomp.LoadProfile(string(data), spec)
+	if err != nil {
+		return nil, fmt.Errorf("resolving seccomp profile for config.json: %w", err)
+	}
+	return FromOCI(s), nil
+}
+
+// BundleConfig is an OCI config.json kept as parsed JSON, so that writing it back
+// changes linux.seccomp and nothing else.
+type BundleConfig struct {
+	// Spec is the parsed config.
+	Spec specs.Spec
+	top  map[string]json.RawMessage
+}
+
+// ParseConfig parses an OCI bundle's config.json.
+func ParseConfig(data []byte) (*BundleConfig, error) {
+	c := &BundleConfig{}
+	if err := json.Unmarshal(data, &c.top); err != nil {
+		return nil, fmt.Errorf("parsing config.json: %w", err)
+	}
+	if _, ok := c.top["ociVersion"]; !ok {
+		return nil, errors.New("parsing config.json: no ociVersion: not an OCI runtime config")
+	}
+	if err := json.Unmarshal(data, &c.Spec); err != nil {
+		return nil, fmt.Errorf("parsing config.json: %w", err)
+	}
+	return c, nil
+}
+
+// Seccomp returns the config's linux.seccomp, nil when it has none.
+func (c *BundleConfig) Seccomp() *specs.LinuxSeccomp {
+	if c.Spec.Linux == nil {
+		return nil
+	}
+	return c.Spec.Linux.Seccomp
+}
+
+// WithSeccomp returns the config, indented, with linux.seccomp set to s.
+func (c *BundleConfig) WithSeccomp(s *specs.LinuxSeccomp) ([]byte, error) {
+	linux := map[string]json.RawMessage{}
+	if raw, ok := c.top["linux"]; ok {
+		if err := json.Unmarshal(raw, &linux); err != nil {
+			return nil, fmt.Errorf("config.json linux: %w", err)
+		}
+	}
+	sec, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	linux["seccomp"] = sec
+	top := make(map[string]json.RawMessage, len(c.top)+1)
+	for k, v := range c.top {
+		top[k] = v
+	}
+	if top["linux"], err = json.Marshal(linux); err != nil {
+		return nil, err
+	}
+	out, err := json.MarshalIndent(top, "", "\t")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// ConfigNotes are remarks about a config.json that would make the README's
+// `runc run` fail, for `seccomp-profile --config` to print.
+func ConfigNotes(c *BundleConfig) []string {
+	var notes []string
+	if c.Spec.Process != nil && c.Spec.Process.Terminal {
+		notes = append(notes, "process.terminal is true (runc spec's default): 'runc run' then needs a terminal on stdin, or --console-socket; "+
+			"for a service or a script set it false: jq '.process.terminal = false' config.json")
+	}
+	return notes
+}
+
+// Describe summarises a profile for `vigil policy check`: its default, its
+// rule count and, when it has one, its agent.
+func Describe(p *mseccomp.Seccomp) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "defaultAction %s, %d rules", p.DefaultAction, len(p.Syscalls))
+	n := 0
+	for _, r := range p.Syscalls {
+		if r.Action == specs.ActNotify {
+			n += len(r.Names)
+			if r.Name != "" {
+				n++
+			}
+		}
+	}
+	if p.ListenerPath != "" {
+		fmt.Fprintf(&b, ", %d syscalls sent to the agent at %s", n, p.ListenerPath)
+		if p.ListenerMetadata != "" {
+			fmt.Fprintf(&b, " (listenerMetadata %s)", p.ListenerMetadata)
+		}
+	}
+	return b.String()
+}
+
+// Input is a file `seccomp-profile --base/--config` reads.
+type Input struct {
+	Name string
+	Data []byte
+}
+
+// MergeRequest is what `vigil agent seccomp-profile --base/--config` asks.
+type MergeRequest struct {
+	PolicyName string
+	Policy     *policy.Policy
+	Options    ProfileOptions
+	// Base is a seccomp profile, Config an OCI config.json; either may be
+	// missing (empty Name), not both.
+	Base, Config Input
+	// Resolve, with Base and without Config, resolves Base for a container
+	// whose bounding capabilities are Caps (on this architecture and
+	// kernel) and returns a plain OCI linux.seccomp: for engines that read
+	// profiles as OCI and ignore archMap, includes and excludes
+	// (containerd's Kubernetes localhost/ profiles).
+	Resolve bool
+	Caps    []string
+}
+
+// MergeFiles merges the policy into r.Base (a seccomp profile), into
+// r.Config's linux.seccomp, or into r.Base resolved for r.Config, writes
+// what it changed to w and returns what to print: the merged profile in
+// r.Base's format, plain OCI with r.Resolve, or the whole config.json.
+func MergeFiles(w io.Writer, r MergeRequest) ([]byte, error) {
+	base, config := r.Base, r.Config
+	var cfg *BundleConfig
+	if config.Name != "" {
+		var err error
+		if cfg, err = ParseConfig(config.Data); err != nil {
+			return nil, fmt.Errorf("%s: %w", config.Name, err)
+		}
+	}
+	if r.Resolve && (base.Name == "" || cfg != nil) {
+		return nil, errors.New("resolving for capabilities needs a base profile and no config.json (with a config.json, its capabilities are used)")
+	}
+	var from *mseccomp.Seccomp
+	fromName := base.Name
+	switch {
+	case base.Name != "":
+		switch Sniff(base.Data) {
+		case OCIConfig:
+			return nil, fmt.Errorf("%s is an OCI config.json, not a seccomp profile: pass it with --config", base.Name)
+		case OtherFile:
+			return nil, fmt.Errorf("%s is not a seccomp profile (a JSON object with defaultAction)", base.Name)
+		}
+		var err error
+		switch {
+		case cfg != nil:
+			if cfg.Seccomp() != nil {
+				return nil, fmt.Errorf("%s already has a linux.seccomp profile: merge into it with --config alone, or delete it to start from %s", config.Name, base.Name)
+			}
+			if from, err = ResolveProfile(base.Data, &cfg.Spec); err != nil {
+				return nil, fmt.Errorf("%s: %w", base.Name, err)
+			}
+			fromName = base.Name + " (resolved for " + config.Name + ")"
+		case r.Resolve:
+			spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: r.Caps}}}
+			if from, err = ResolveProfile(base.Data, spec); err != nil {
+				return nil, fmt.Errorf("%s: %w", base.Name, err)
+			}
+			caps := strings.Join(r.Caps, ",")
+			if caps == "" {
+				caps = "no capabilities"
+			}
+			fromName = base.Name + " (resolved for " + caps + ")"
+		default:
+			if from, err = ParseProfile(base.Data); err != nil {
+				return nil, fmt.Errorf("%s: %w", base.Name, err)
+			}
+		}
+	case cfg == nil:
+		return nil, errors.New("merging: no base profile and no config.json")
+	case cfg.Seccomp() != nil:
+		from, fromName = FromOCI(cfg.Seccomp()), config.Name+" linux.seccomp"
+	}
+	var merged *mseccomp.Seccomp
+	if from == nil {
+		// A config.json without seccomp: nothing to keep.
+		prof, err := Profile(r.Policy, r.Options)
+		if err != nil {
+			return nil, err
+		}
+		merged = FromOCI(prof)
+		fmt.Fprintf(w, "vigil: %s has no seccomp profile: adding vigil's own for %s (defaultAction SCMP_ACT_ALLOW)\n", config.Name, r.PolicyName)
+	} else {
+		var changes []Change
+		var err error
+		if merged, changes, err = Merge(from, r.Policy, r.Options); err != nil {
+			return nil, fmt.Errorf("merging %s into %s: %w", r.PolicyName, fromName, err)
+		}
+		fmt.Fprintf(w, "vigil: merged %s into %s (defaultAction %s):\n", r.PolicyName, fromName, from.DefaultAction)
+		for _, c := range changes {
+			fmt.Fprintf(w, "  %s\n", c)
+		}
+	}
+	if cfg == nil && !r.Resolve {
+		out, err := json.MarshalIndent(merged, "", "  ")
+		return append(out, '\n'), err
+	}
+	oci, err := ToOCI(merged)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		out, err := json.MarshalIndent(oci, "", "  ")
+		return append(out, '\n'), err
+	}
+	for _, n := range ConfigNotes(cfg) {
+		fmt.Fprintf(w, "vigil: note: %s\n", n)
+	}
+	return cfg.WithSeccomp(oci)
+}

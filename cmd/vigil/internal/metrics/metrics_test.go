@@ -1,0 +1,137 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/vigilsec/vigil/enforcer/policy"
+)
+
+func TestDecisionCountsByLabelsAndObservesLatency(t *testing.T) {
+	m := New()
+	m.Decision("openat", policy.ActionAllow, "default", "kernel", false, 20*time.Microsecond)
+	m.Decision("openat", policy.ActionAllow, "default", "kernel", false, 30*time.Microsecond)
+	m.Decision("openat", policy.ActionDeny, "no-secret", "", false, 10*time.Microsecond)
+	m.Decision("mkdir", policy.ActionAllow, "default", "", true, time.Millisecond)
+	want := `
+# HELP vigil_decisions_total Decisions on trapped syscalls, one per audit record, by the record's syscall, action, rule, verified and emulated fields.
+# TYPE vigil_decisions_total counter
+vigil_decisions_total{action="allow",emulated="false",rule="default",syscall="openat",verified="kernel"} 2
+vigil_decisions_total{action="allow",emulated="true",rule="default",syscall="mkdir",verified=""} 1
+vigil_decisions_total{action="deny",emulated="false",rule="no-secret",syscall="openat",verified=""} 1
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "vigil_decisions_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testutil.CollectAndCount(m.latency); n != 2 {
+		t.Fatalf("%d latency series, want one per syscall (2)", n)
+	}
+	m.BindingWritten()
+	m.Mismatch("openat")
+	m.LostEvents(3)
+	m.LostEvents(4)
+	m.EmulationFailed("mkdir")
+	if v := testutil.ToFloat64(m.lost); v != 7 {
+		t.Fatalf("lost events %v, want 7", v)
+	}
+	if v := testutil.ToFloat64(m.bindings); v != 1 {
+		t.Fatalf("bindings %v", v)
+	}
+	if v := testutil.ToFloat64(m.mismatches.WithLabelValues("openat")); v != 1 {
+		t.Fatalf("mismatches %v", v)
+	}
+	if v := testutil.ToFloat64(m.emulation.WithLabelValues("mkdir")); v != 1 {
+		t.Fatalf("emulation errors %v", v)
+	}
+}
+
+// The notify loop calls Decision for every trapped syscall: once a kind of
+// decision has been seen, counting it must not allocate.
+func TestDecisionDoesNotAllocate(t *testing.T) {
+	m := New()
+	m.Decision("openat", policy.ActionAllow, "default", "kernel", false, time.Microsecond)
+	allocs := testing.AllocsPerRun(1000, func() {
+		m.Decision("openat", policy.ActionAllow, "default", "kernel", false, time.Microsecond)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per decision", allocs)
+	}
+}
+
+func TestAgentMetricsOnlyInAgentMode(t *testing.T) {
+	m := New()
+	m.ContainerSupervised() // before RegisterAgent: ignored, no panic
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if strings.HasPrefix(f.GetName(), "vigil_agent_") {
+			t.Fatalf("%s registered outside agent mode", f.GetName())
+		}
+	}
+	n := 0
+	m.RegisterAgent(func() int { return n })
+	n = 2
+	m.ContainerSupervised()
+	m.ContainerSupervised()
+	m.ContainerSupervised()
+	m.HandoffRefused()
+	want := `
+# HELP vigil_agent_containers Containers the agent supervises now.
+# TYPE vigil_agent_containers gauge
+vigil_agent_containers 2
+# HELP vigil_agent_containers_supervised_total Containers whose listener the agent took over and supervised, since the agent started.
+# TYPE vigil_agent_containers_supervised_total counter
+vigil_agent_containers_supervised_total 3
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "vigil_agent_containers", "vigil_agent_containers_supervised_total"); err != nil {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(m.refused); v != 1 {
+		t.Fatalf("refused %v", v)
+	}
+}
+
+func TestServeExposesTheRegistry(t *testing.T) {
+	m := New()
+	m.Decision("connect", policy.ActionDeny, "no-metadata", "", false, time.Microsecond)
+	s, err := m.Serve("127.0.0.1:0", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	resp, err := http.Get("http://" + s.Addr() + Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`vigil_decisions_total{action="deny",emulated="false",rule="no-metadata",syscall="connect",verified=""} 1`, "vigil_build_info{", "go_goroutines"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("scrape lacks %s:\n%s", want, body)
+		}
+	}
+	if resp, err := http.Get("http://" + s.Addr() + "/other"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("/other: %s", resp.Status)
+		}
+	}
+}
+
+func TestServeRefusesBadAddresses(t *testing.T) {
+	m := New()
+	for _, addr := range []string{"", "9464", "127.0.0.1:99999"} {
+		if s, err := m.Serve(addr, zerolog.Nop()); err == nil {
+			s.Close()
+			t.Errorf("Serve(%q) succeeded", addr)
+		}
+	}
+}

@@ -1,0 +1,450 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+// TestMetricsMatchTheAuditRecords scrapes --metrics-addr while `vigil run`
+// supervises a shell in the default secure mode, and checks that
+// vigil_decisions_total counts exactly the audit records written so far, by
+// syscall, action, rule, verified and emulated.
+func TestMetricsMatchTheAuditRecords(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	okFile, secret, mk := filepath.Join(dir, "ok"), filepath.Join(dir, "secret"), filepath.Join(dir, "mk")
+	for _, f := range []string{okFile, secret} {
+		if err := os.WriteFile(f, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(mk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pol := writeFile(t, "p.yaml", fmt.Sprintf(`version: 1
+rules:
+  - name: no-secret
+    syscalls: [open, openat]
+    match: { path: [%q] }
+    action: deny
+    errno: EACCES
+  - name: no-denied-dir
+    syscalls: [mkdir, mkdirat]
+    match: { path: [%q] }
+    action: deny
+`, secret, filepath.Join(mk, "denied")))
+	logFile := filepath.Join(dir, "audit.log")
+	// After "ready" the shell only reads stdin and exits: no trapped call
+	// runs between the scrape and the end of the run.
+	script := fmt.Sprintf(`cat %[1]s >/dev/null; cat %[2]s 2>/dev/null; mkdir %[3]s/a; mkdir %[3]s/denied 2>/dev/null; echo ready; read x; exit 0`, okFile, secret, mk)
+	cmd := exec.Command(vigilBin, "run", "--policy", pol, "--log", logFile, "--metrics-addr", "127.0.0.1:0", "--", "sh", "-c", script)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	defer func() {
+		stdin.Close()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+		}
+	}()
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- line
+		io.Copy(io.Discard, stdout)
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	select {
+	case line := <-ready:
+		if line != "ready\n" {
+			t.Fatalf("watchee said %q; stderr:\n%s\nlog:\n%s", line, stderr.String(), readLog(logFile))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("watchee not ready; stderr:\n%s", stderr.String())
+	}
+
+	t.Logf("watchee ready after %v", time.Since(start))
+	addr := metricsAddrFromLog(t, logFile)
+	// Records of bound grants are written when the kernel's event arrives,
+	// and the log is flushed every 100ms: wait until both sides agree.
+	var fromAudit, fromMetrics map[string]float64
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		fromMetrics = scrapeDecisions(t, addr)
+		fromAudit = countRecords(t, logFile)
+		if equalCounts(fromAudit, fromMetrics) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("counts agree after %v", time.Since(start))
+	if !equalCounts(fromAudit, fromMetrics) {
+		t.Fatalf("metrics differ from the audit records\naudit:\n%s\nmetrics:\n%s", dump(fromAudit), dump(fromMetrics))
+	}
+	// The counters must have seen what the script did, with the kernel
+	// confirming the allowed open and emulation carrying out the mkdir.
+	for _, want := range []string{
+		"openat|deny|no-secret||false",
+		"openat|allow|default|kernel|false",
+		"mkdir|deny|no-denied-dir||false",
+		"mkdir|allow|default||true",
+	} {
+		if fromMetrics[want] < 1 {
+			t.Errorf("no decision %s in the metrics:\n%s", want, dump(fromMetrics))
+		}
+	}
+	body := scrape(t, addr)
+	for _, name := range []string{"vigil_decision_latency_seconds_bucket", "vigil_bindings_written_total", "vigil_kernel_events_lost_total", "vigil_build_info"} {
+		if !strings.Contains(body, name) {
+			t.Errorf("the scrape lacks %s", name)
+		}
+	}
+	fams := parseMetrics(t, body)
+	if n := counterValue(fams["vigil_bindings_written_total"]); n < fromMetrics["openat|allow|default|kernel|false"] {
+		t.Errorf("%v bindings written for %v kernel-verified opens", n, fromMetrics["openat|allow|default|kernel|false"])
+	}
+	stdin.Close()
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("vigil run: %v\nstderr:\n%s", waitErr, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("vigil run did not end")
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("with --log, vigil wrote to stderr:\n%s", stderr.String())
+	}
+}
+
+func readLog(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// metricsAddrFromLog finds the "serving Prometheus metrics" line.
+func metricsAddrFromLog(t *testing.T, path string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(readLog(path), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "serving Prometheus metrics" {
+				return m["addr"].(string)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no metrics address in the log:\n%s", readLog(path))
+	return ""
+}
+
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %v %s", err, resp.Status)
+	}
+	return string(b)
+}
+
+func parseMetrics(t *testing.T, body string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("parsing the scrape: %v\n%s", err, body)
+	}
+	return fams
+}
+
+func counterValue(f *dto.MetricFamily) float64 {
+	if f == nil {
+		return 0
+	}
+	sum := 0.0
+	for _, m := range f.Metric {
+		sum += m.GetCounter().GetValue()
+	}
+	return sum
+}
+
+// scrapeDecisions returns vigil_decisions_total keyed by
+// syscall|action|rule|verified|emulated.
+func scrapeDecisions(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	return decisionsOf(parseMetrics(t, scrape(t, addr)))
+}
+
+func decisionsOf(fams map[string]*dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	f := fams["vigil_decisions_total"]
+	if f == nil {
+		return out
+	}
+	for _, m := range f.Metric {
+		l := map[string]string{}
+		for _, lp := range m.Label {
+			l[lp.GetName()] = lp.GetValue()
+		}
+		out[strings.Join([]string{l["syscall"], l["action"], l["rule"], l["verified"], l["emulated"]}, "|")] += m.GetCounter().GetValue()
+	}
+	return out
+}
+
+// countRecords counts the complete audit records in the log by the same key.
+func countRecords(t *testing.T, path string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	data := readLog(path)
+	if i := strings.LastIndexByte(data, '\n'); i >= 0 {
+		data = data[:i]
+	} else {
+		return out
+	}
+	for _, line := range strings.Split(data, "\n") {
+		var r struct {
+			Syscall  string `json:"syscall"`
+			Action   string `json:"action"`
+			Rule     string `json:"rule"`
+			Verified string `json:"verified"`
+			Emulated bool   `json:"emulated"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if r.Action == "" {
+			continue // vigil's own log lines
+		}
+		out[strings.Join([]string{r.Syscall, r.Action, r.Rule, r.Verified, fmt.Sprint(r.Emulated)}, "|")]++
+	}
+	return out
+}
+
+func equalCounts(a, b map[string]float64) bool {
+	if len(a) != len(b) || len(a) == 0 {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func dump(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s %v\n", k, m[k])
+	}
+	return b.String()
+}
+
+// TestAgentMetricsCountRefusedHandoffs starts `vigil agent --metrics-addr`,
+// sends it a malformed handoff and scrapes the refusal, then runs a runc
+// container under it and scrapes the container and its decisions.
+func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	sock, logFile, errFile := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.log"), filepath.Join(dir, "stderr")
+	cmd := exec.Command(vigilBin, "agent", "--socket", sock, "--policy-dir", dir, "--log", logFile, "--metrics-addr", "127.0.0.1:0")
+	// The agent's own log goes to stderr (the journal under systemd), its
+	// audit records to --log.
+	stderr, err := os.Create(errFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	addr := metricsAddrFromLog(t, errFile)
+	// The agent's metrics exist from the moment its socket accepts.
+	deadline := time.Now().Add(30 * time.Second)
+	var c net.Conn
+	for {
+		var err error
+		if c, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dialing the agent: %v\n%s", err, readLog(errFile))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fams := parseMetrics(t, scrape(t, addr))
+	if f := fams["vigil_agent_containers"]; f == nil || f.Metric[0].GetGauge().GetValue() != 0 {
+		t.Fatalf("vigil_agent_containers: %v", f)
+	}
+	if _, err := c.Write([]byte("not a handoff")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for {
+		fams = parseMetrics(t, scrape(t, addr))
+		if counterValue(fams["vigil_agent_handoffs_refused_total"]) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no refused handoff counted:\n%s\nagent:\n%s", scrape(t, addr), readLog(errFile))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := counterValue(fams["vigil_agent_containers_supervised_total"]); v != 0 {
+		t.Fatalf("%v containers supervised", v)
+	}
+
+	// One container, its profile made by seccomp-profile --config: it is
+	// counted, and its decisions match the agent's audit records.
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatalf("runc is needed (scripts/deps.sh installs it): %v", err)
+	}
+	web, err := os.ReadFile("internal/agent/testdata/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), web, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bundle := busyboxBundle(t, runc, "cat /etc/secret; cat /etc/ok")
+	cfgPath := filepath.Join(bundle, "config.json")
+	merged, stderrOut, code := vigil(t, "agent", "seccomp-profile", "--policy", filepath.Join(dir, "web.yaml"), "--socket", sock, "--config", cfgPath)
+	if code != 0 {
+		t.Fatalf("seccomp-profile: exit %d: %s", code, stderrOut)
+	}
+	if err := os.WriteFile(cfgPath, []byte(merged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := fmt.Sprintf("vigil-metrics-%d", os.Getpid())
+	out, err := exec.Command(runc, "--root", t.TempDir(), "run", "--bundle", bundle, id).CombinedOutput()
+	if !strings.Contains(string(out), "can't open '/etc/secret': Permission denied") || !strings.Contains(string(out), "ok\n") {
+		t.Fatalf("runc run: %v\n%s\nagent:\n%s", err, out, readLog(errFile))
+	}
+	deadline = time.Now().Add(15 * time.Second)
+	var fromAudit, fromMetrics map[string]float64
+	for {
+		fams = parseMetrics(t, scrape(t, addr))
+		fromMetrics, fromAudit = decisionsOf(fams), countRecords(t, logFile)
+		if counterValue(fams["vigil_agent_containers_supervised_total"]) == 1 && equalCounts(fromAudit, fromMetrics) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("supervised %v\naudit:\n%s\nmetrics:\n%s", counterValue(fams["vigil_agent_containers_supervised_total"]), dump(fromAudit), dump(fromMetrics))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("agent decisions:\n%s", dump(fromMetrics))
+	if fromMetrics["openat|deny|no-secret||false"] != 1 {
+		t.Fatalf("the denial is not counted:\n%s", dump(fromMetrics))
+	}
+}
+
+// busyboxBundle makes an OCI bundle with `runc spec` and a static busybox
+// running sh -c script, with /etc/ok and /etc/secret, terminal false.
+func busyboxBundle(t *testing.T, runc, script string) string {
+	t.Helper()
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox-static is needed: %v", err)
+	}
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, d := range []string{"bin", "etc"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin/busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "cat"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range map[string]string{"etc/ok": "ok\n", "etc/secret": "the secret\n"} {
+		if err := os.WriteFile(filepath.Join(rootfs, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command(runc, "spec", "--bundle", dir).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	proc := cfg["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"sh", "-c", script}
+	raw, err = json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
