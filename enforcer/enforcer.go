@@ -203,6 +203,13 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = nopMetrics{}
 	}
+	// vigil's own /proc entries (memory, descriptors: the listener, the
+	// BPF maps) then need CAP_SYS_PTRACE over vigil, not just its uid; a
+	// watchee that has it is refused them by the resolver (ErrProtected).
+	// Children that exec (the init step, workers) are dumpable again.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("making vigil non-dumpable: %w", err)
+	}
 	ref, err := captureReference(cfg.ReferencePid)
 	if err != nil {
 		return nil, err
