@@ -1,0 +1,133 @@
+package loader
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+// observedCall is a Call copied out of the reader's buffer.
+type observedCall struct {
+	nr, tgid, tid    int
+	comm             string
+	ret              int64
+	flags            ObsFlags
+	errors           ObsErrors
+	path, kpath      string
+	startOff         int
+	startKind        StartKind
+	start, root, obj ObjectIdent
+}
+
+func copyCall(c Call) observedCall {
+	return observedCall{
+		nr: c.Nr(), tgid: c.Tgid(), tid: c.Tid(), comm: string(c.Comm()), ret: c.Ret(),
+		flags: c.Flags(), errors: c.Errors(), path: string(c.Path()), kpath: string(c.KPath()),
+		startOff: c.StartOff(), startKind: c.StartKind(), start: c.Start(), root: c.Root(), obj: c.Object(),
+	}
+}
+
+// observeShell runs sh -c script under a fresh Observer, watched from the
+// line after its first read, and returns every call recorded.
+func observeShell(t *testing.T, syscalls []int, script string) []observedCall {
+	t.Helper()
+	testenv.RequirePrivileged(t)
+	o, err := LoadObserver(ObserverOptions{Syscalls: syscalls, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("LoadObserver: %v", err)
+	}
+	defer o.Close()
+	var (
+		mu    sync.Mutex
+		calls []observedCall
+	)
+	done := make(chan error, 1)
+	go func() {
+		done <- o.ReadEvents(func(c Call) {
+			mu.Lock()
+			calls = append(calls, copyCall(c))
+			mu.Unlock()
+		}, func() {})
+	}()
+	cmd := exec.Command("sh", "-c", "read x; "+script)
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Watch(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("go\n"))
+	w.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	if err := o.Sync(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := o.Counters(); err != nil || c.Lost != 0 || c.NoStorage != 0 {
+		t.Errorf("counters %+v, %v: want nothing dropped", c, err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return calls
+}
+
+func TestObserverRecordsOpenWithObjectAndStart(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "file")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	calls := observeShell(t, []int{unix.SYS_OPENAT, unix.SYS_EXECVE}, "cd "+dir+" && cat file "+f+" >/dev/null")
+	var st unix.Stat_t
+	if err := unix.Stat(f, &st); err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(f)
+	seen := map[string]bool{}
+	for _, c := range calls {
+		if c.comm == "" || c.tgid == 0 || c.tid == 0 {
+			t.Errorf("call without comm or pid: %+v", c)
+		}
+		if c.nr != unix.SYS_OPENAT || (c.path != "file" && c.path != f) {
+			continue
+		}
+		seen[c.path] = true
+		if c.ret < 0 || !c.flags.Has(FlagObsHasRet|FlagObsHasPath|FlagObsHasObject|FlagObsStartFound) || c.errors != 0 {
+			t.Fatalf("openat %q: %+v", c.path, c)
+		}
+		if c.kpath != real || c.obj.Ino != st.Ino || c.obj.Dev != st.Dev {
+			t.Errorf("openat %q: kernel object %q %+v, want %q dev %d ino %d", c.path, c.kpath, c.obj, real, st.Dev, st.Ino)
+		}
+		want := "/file"
+		kind := StartCwd
+		if c.path == f {
+			want, kind = real, StartRoot
+		}
+		if c.startKind != kind || c.kpath[c.startOff:] != want {
+			t.Errorf("openat %q: start %s, below it %q; want %s, %q", c.path, c.startKind, c.kpath[c.startOff:], kind, want)
+		}
+	}
+	if !seen["file"] || !seen[f] {
+		t.Fatalf("opens of file and %s not both recorded among %d calls", f, len(calls))
+	}
+}
