@@ -27,10 +27,11 @@
 /* Most bytes of a connect sockaddr a record carries (sockaddr_storage).
  * keep in sync with loader/observe_contract.go ObsSockaddrMax */
 #define OBS_SOCKADDR_MAX 128
-/* Components of a kernel path walked at most; deeper objects get a kpath
- * without its leading components (OBS_F_KPATH_TRUNC).
+/* Components of a kernel path walked at most (a path of OBS_PATH_MAX bytes
+ * has fewer); deeper or longer objects get a kpath without its leading
+ * components (OBS_F_KPATH_TRUNC).
  * keep in sync with loader/observe_contract.go ObsKPathDepth */
-#define OBS_KPATH_DEPTH 64
+#define OBS_KPATH_DEPTH 2048
 
 /* What the start of a path lookup was (obs_event.start_kind).
  * keep in sync with loader/observe_contract.go StartKind */

@@ -18,8 +18,9 @@ const (
 	// carries (OBS_SOCKADDR_MAX).
 	ObsSockaddrMax = 128
 	// ObsKPathDepth is how many components of a kernel path the walk
-	// follows (OBS_KPATH_DEPTH); deeper objects have FlagObsKPathTrunc.
-	ObsKPathDepth = 64
+	// follows (OBS_KPATH_DEPTH); deeper or longer (ObsPathMax) objects
+	// have FlagObsKPathTrunc.
+	ObsKPathDepth = 2048
 )
 
 // StartKind says what a path lookup started from (enum obs_start). keep in

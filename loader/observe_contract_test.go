@@ -1,6 +1,8 @@
 package loader
 
 import (
+	"encoding/binary"
+	"errors"
 	"os"
 	"regexp"
 	"testing"
@@ -119,6 +121,67 @@ func TestObserveLayoutMatchesGenerated(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: generated %d, accessors use %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// FuzzParseCall: ParseCall never panics, and every accessor of a Call it
+// accepts stays inside the record.
+func FuzzParseCall(f *testing.F) {
+	good := make([]byte, ObsHeaderSize+5+7)
+	binary.LittleEndian.PutUint16(good[obsOffPathLen:], 5)
+	binary.LittleEndian.PutUint16(good[obsOffKPathLen:], 7)
+	binary.LittleEndian.PutUint32(good[obsOffFlags:], uint32(FlagObsHasPath|FlagObsHasObject|FlagObsStartFound))
+	binary.LittleEndian.PutUint16(good[obsOffStartOff:], 3)
+	f.Add(good)
+	f.Add(good[:ObsHeaderSize])
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseCall(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadCall) {
+				t.Fatalf("error %v does not wrap ErrBadCall", err)
+			}
+			return
+		}
+		_ = c.Path()
+		_ = c.KPath()
+		_ = c.SPath()
+		_ = c.Comm()
+		_ = c.Peer()
+		if c.Flags().Has(FlagObsStartFound) {
+			_ = c.KPath()[c.StartOff():]
+		}
+		for i := range 6 {
+			_ = c.Arg(i)
+		}
+		_, _, _ = c.How()
+		_, _, _ = c.Start(), c.Root(), c.Object()
+	})
+}
+
+func TestParseCallRejects(t *testing.T) {
+	good := make([]byte, ObsHeaderSize+2)
+	binary.LittleEndian.PutUint16(good[obsOffPathLen:], 2)
+	if _, err := ParseCall(good); err != nil {
+		t.Fatalf("a well-formed record: %v", err)
+	}
+	for name, mutate := range map[string]func(b []byte) []byte{
+		"short":      func(b []byte) []byte { return b[:ObsHeaderSize-1] },
+		"lengths":    func(b []byte) []byte { binary.LittleEndian.PutUint16(b[obsOffPathLen:], 3); return b },
+		"trailing":   func(b []byte) []byte { return append(b, 0) },
+		"flags":      func(b []byte) []byte { binary.LittleEndian.PutUint32(b[obsOffFlags:], 1<<30); return b },
+		"errors":     func(b []byte) []byte { binary.LittleEndian.PutUint32(b[obsOffErrors:], 1<<30); return b },
+		"start kind": func(b []byte) []byte { b[obsOffStartKind] = 9; return b },
+		"start offset": func(b []byte) []byte {
+			binary.LittleEndian.PutUint32(b[obsOffFlags:], uint32(FlagObsStartFound))
+			binary.LittleEndian.PutUint16(b[obsOffStartOff:], 1)
+			return b
+		},
+	} {
+		b := mutate(append([]byte(nil), good...))
+		if _, err := ParseCall(b); !errors.Is(err, ErrBadCall) {
+			t.Errorf("%s: ParseCall = %v, want ErrBadCall", name, err)
 		}
 	}
 }
