@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,12 +37,13 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-// run is one observation: the records, the counters and the programs'
-// drop counters.
+// run is one observation: the records, the counters, the programs' drop
+// counters and the command's stdout.
 type run struct {
 	recs     []map[string]any
 	stats    Stats
 	counters loader.ObsCounters
+	stdout   string
 }
 
 // observeRun observes argv from its first instruction to its exit through
@@ -51,13 +53,43 @@ type run struct {
 // a part.
 func observeRun(t *testing.T, dir string, argv ...string) run {
 	t.Helper()
+	var out lockedBuffer
+	r := observeTo(t, &out, dir, argv...)
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	sc := bufio.NewScanner(bytes.NewReader(out.b.Bytes()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not JSON: %s", sc.Text())
+		}
+		for _, k := range []string{"pid", "tid", "comm", "syscall", "time"} {
+			if v, ok := m[k]; !ok || v == "" || v == 0.0 {
+				t.Errorf("record without %s: %s", k, sc.Text())
+			}
+		}
+		if a, _ := m["args"].(map[string]any); a != nil && a["path"] == "" && m["error"] == nil &&
+			strings.HasPrefix(m["syscall"].(string), "open") {
+			t.Errorf("open without a path and without an error: %s", sc.Text())
+		}
+		r.recs = append(r.recs, m)
+	}
+	if uint64(len(r.recs)) != r.stats.Events {
+		t.Errorf("%d records written, %d counted", len(r.recs), r.stats.Events)
+	}
+	return r
+}
+
+// observeTo is observeRun writing the records to out.
+func observeTo(t *testing.T, out io.Writer, dir string, argv ...string) run {
+	t.Helper()
 	testenv.RequirePrivileged(t)
 	nrs, err := Numbers(DefaultSyscalls)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
-	obs, err := New(Config{Out: &out, Log: zerolog.Nop()})
+	obs, err := New(Config{Out: out, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +105,18 @@ func observeRun(t *testing.T, dir string, argv ...string) run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr, err := os.CreateTemp(t.TempDir(), "stderr")
+	tmp := t.TempDir()
+	stderr, err := os.Create(filepath.Join(tmp, "stderr"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stderr.Close()
-	w, err := launch.Start(launch.Config{Path: path, Args: argv, Env: os.Environ(), Dir: dir, Stderr: stderr})
+	stdout, err := os.Create(filepath.Join(tmp, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdout.Close()
+	w, err := launch.Start(launch.Config{Path: path, Args: argv, Env: os.Environ(), Dir: dir, Stdout: stdout, Stderr: stderr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,31 +151,11 @@ func observeRun(t *testing.T, dir string, argv ...string) run {
 	if counters != (loader.ObsCounters{}) || ld.Skipped() != 0 {
 		t.Errorf("dropped: %+v, %d undecodable", counters, ld.Skipped())
 	}
-	r := run{stats: obs.Stats(), counters: counters}
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	sc := bufio.NewScanner(bytes.NewReader(out.b.Bytes()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("not JSON: %s", sc.Text())
-		}
-		for _, k := range []string{"pid", "tid", "comm", "syscall", "time"} {
-			if v, ok := m[k]; !ok || v == "" || v == 0.0 {
-				t.Errorf("record without %s: %s", k, sc.Text())
-			}
-		}
-		if a, _ := m["args"].(map[string]any); a != nil && a["path"] == "" && m["error"] == nil &&
-			strings.HasPrefix(m["syscall"].(string), "open") {
-			t.Errorf("open without a path and without an error: %s", sc.Text())
-		}
-		r.recs = append(r.recs, m)
+	b, err := os.ReadFile(stdout.Name())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if uint64(len(r.recs)) != r.stats.Events {
-		t.Errorf("%d records written, %d counted", len(r.recs), r.stats.Events)
-	}
-	return r
+	return run{stats: obs.Stats(), counters: counters, stdout: string(b)}
 }
 
 func TestObserveShowsTheKernelsObject(t *testing.T) {
@@ -340,4 +358,33 @@ func TestObserveNoPhantomsOnBenignWorkloads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestObserveLosesNothingFromABusyThread has one watchee thread open and
+// close a file as fast as it can for ten seconds, observed at the default
+// buffer size with the records encoded as the CLI does: every open must be
+// recorded, none lost.
+func TestObserveLosesNothingFromABusyThread(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	bin := filepath.Join(t.TempDir(), "openloop")
+	if out, err := exec.Command("gcc", "-O2", "-Wall", "-o", bin, "testdata/openloop.c").CombinedOutput(); err != nil {
+		t.Fatalf("building testdata/openloop.c: %v\n%s", err, out)
+	}
+	target := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := observeTo(t, io.Discard, "", bin, "10", target)
+	var opens uint64
+	if _, err := fmt.Sscanf(r.stdout, "ok %d", &opens); err != nil {
+		t.Fatalf("openloop printed %q", r.stdout)
+	}
+	if r.counters.Lost != 0 {
+		t.Fatalf("%d records lost out of %d opens", r.counters.Lost, opens)
+	}
+	// The dynamic loader's opens come on top of the loop's.
+	if r.stats.Events < opens {
+		t.Fatalf("%d opens, %d records", opens, r.stats.Events)
+	}
+	t.Logf("%d opens in 10s, %d records, reader sustains %.0f records/s", opens, r.stats.Events, r.stats.Rate())
 }
