@@ -668,8 +668,9 @@ static __always_inline void emit(struct obs_task *t, struct task_struct *task, _
 /*
  * sys_enter
  *
- *   if nr not in syscall_mask, or tgid is vigil or not watched: return
- *   t = task storage (created on first use; none: count no_storage, return)
+ *   if nr not in syscall_mask: return
+ *   t = task storage; none: if tgid is vigil or not watched return, else
+ *       create it (no memory: count no_storage, return)
  *   if t has a call pending: its sys_exit never came, emit it (EXIT_MISSED)
  *   t = now, nr, args, comm
  *   exit/exit_group: emit now (NO_RETURN), nothing pending
@@ -690,17 +691,22 @@ int BPF_PROG(obs_sys_enter, struct pt_regs *regs, long id)
 	if (!observed(id))
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
-	tgid = pid_tgid >> 32;
-	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
-		return 0;
 	task = bpf_get_current_task_btf();
-	t = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	/* Only watched threads get storage: a thread that has it skips the
+	 * watched-set lookup. */
+	t = bpf_task_storage_get(&tasks, task, 0, 0);
 	if (!t) {
-		struct obs_counters *c = get_counters();
+		tgid = pid_tgid >> 32;
+		if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
+			return 0;
+		t = bpf_task_storage_get(&tasks, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!t) {
+			struct obs_counters *c = get_counters();
 
-		if (c)
-			__sync_fetch_and_add(&c->no_storage, 1);
-		return 0;
+			if (c)
+				__sync_fetch_and_add(&c->no_storage, 1);
+			return 0;
+		}
 	}
 	if (t->pending) {
 		t->pending = 0;
