@@ -773,13 +773,18 @@ int BPF_PROG(obs_sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(obs_sys_exit, struct pt_regs *regs, long ret)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct obs_task *t = bpf_task_storage_get(&tasks, task, 0, 0);
-	long nr;
+	long nr = regs->orig_ax;
+	struct task_struct *task;
+	struct obs_task *t;
 
+	/* Every syscall of every task passes here: rule out the unobserved
+	 * ones before looking for per-task state. */
+	if (!observed(nr) && !is_exec(nr))
+		return 0;
+	task = bpf_get_current_task_btf();
+	t = bpf_task_storage_get(&tasks, task, 0, 0);
 	if (!t || !t->pending)
 		return 0;
-	nr = regs->orig_ax;
 	if (nr != t->nr && !(is_exec(nr) && is_exec(t->nr)))
 		return 0;
 	t->pending = 0;
