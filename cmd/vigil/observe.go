@@ -38,7 +38,8 @@ rewrite of the argument or a symlink swap — carry "phantom": true and are
 logged at warn; the check starts from the directories the kernel's lookup
 started from, captured at sys_enter, so a descriptor number reused later
 is never a phantom. -c prints a per-syscall table like strace -c instead of
-the events. The summary line on stderr at exit counts events, lost events
+the events, on stderr (or to -o FILE), and the command keeps its stdout. The
+summary line on stderr at exit counts events, lost events
 (ring buffer full: raise --buffer-size) and calls per syscall.`,
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			targets := 0
@@ -70,6 +71,11 @@ the events. The summary line on stderr at exit counts events, lost events
 			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
 			var out io.Writer = os.Stdout
 			cmdOut := os.Stderr
+			if summary {
+				// Like strace -c: the command keeps its stdout, the table
+				// comes at the end on stderr.
+				out, cmdOut = os.Stderr, os.Stdout
+			}
 			if output != "" {
 				f, err := os.OpenFile(output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 				if err != nil {
@@ -121,7 +127,7 @@ the events. The summary line on stderr at exit counts events, lost events
 	f := cmd.Flags()
 	f.IntVar(&pid, "pid", 0, "observe this process and its future children until it exits")
 	f.StringVar(&cgroup, "cgroup", "", "observe the processes of this cgroup v2 directory (and their children) until interrupted")
-	f.StringVarP(&output, "output", "o", "", "write events (or the -c table) to FILE instead of stdout")
+	f.StringVarP(&output, "output", "o", "", "write events (or the -c table) to FILE instead of stdout (stderr for -c)")
 	f.StringVar(&syscalls, "syscalls", "", "comma-separated syscalls to observe (default "+strings.Join(observe.DefaultSyscalls, ",")+")")
 	f.BoolVarP(&summary, "summary", "c", false, "print a per-syscall table (count, errors, time) at exit instead of the events, like strace -c")
 	f.StringVar(&bufferSize, "buffer-size", "", "eBPF ring buffer size: a power of two, e.g. 64M (default 16M)")
