@@ -192,7 +192,7 @@ func TestObserveShowsTheKernelsObject(t *testing.T) {
 
 // TestObserveFlagsPhantoms runs the flip and symlink-swap races unsupervised:
 // some opens use another file than the argument names when observe looks at
-// it, and observe must flag them.
+// it, and observe must flag them. execflip races an execve's filename.
 func TestObserveFlagsPhantoms(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	probe := testenv.Bin(t, "probe")
@@ -205,12 +205,24 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "D"), filepath.Join(dir, "other")); err != nil {
 		t.Fatal(err)
 	}
+	// execflip: the allowed program prints nothing, the denied one echoes.
+	for name, src := range map[string]string{"X": "/bin/true", "Y": "/bin/echo"} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		argv []string
 	}{
 		{"flip", []string{probe, "flip", filepath.Join(dir, "A"), filepath.Join(dir, "D"), "3000", "2"}},
 		{"swap", []string{probe, "swap", dir, "3000", "2"}},
+		// The exec check compares the kernel's own copy of the filename.
+		{"execflip", []string{probe, "execflip", filepath.Join(dir, "X"), filepath.Join(dir, "Y"), "100"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A run where the scheduler never lets the writer land between
