@@ -400,3 +400,28 @@ func TestObserveLosesNothingFromABusyThread(t *testing.T) {
 	}
 	t.Logf("%d opens in 10s, %d records, reader sustains %.0f records/s", opens, r.stats.Events, r.stats.Rate())
 }
+
+// TestObserveMarksWhatItCouldNotRead: calls whose path pointer is bad or
+// whose dirfd holds nothing are recorded with the kernel's error and an
+// error field saying what observe could not read.
+func TestObserveMarksWhatItCouldNotRead(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	r := observeRun(t, "", buildReuse(t), "badargs")
+	want := map[string]string{"EFAULT": "path argument unreadable", "EBADF": "lookup start (dirfd) unreadable at sys_enter"}
+	seen := map[string]int{}
+	for _, rec := range r.recs {
+		errno, _ := rec["errno"].(string)
+		if w, ok := want[errno]; ok && rec["syscall"] == "openat" {
+			if rec["error"] != w {
+				t.Errorf("openat failing with %s: error %v, want %q", errno, rec["error"], w)
+			}
+			seen[errno]++
+		}
+	}
+	if seen["EFAULT"] != 2 || seen["EBADF"] != 1 {
+		t.Fatalf("want two EFAULT and one EBADF openat, got %v", seen)
+	}
+	if r.stats.Incomplete < 3 {
+		t.Errorf("%d incomplete records counted, want at least 3", r.stats.Incomplete)
+	}
+}

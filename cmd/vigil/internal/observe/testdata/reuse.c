@@ -15,6 +15,9 @@
 //   reuse chroot DIR
 //       chroot(DIR), then opens "/a/f", "a/l/f", "/b/f", in itself and
 //       in a forked child, which also chdirs to /a and opens "f" and "l/f".
+//   reuse badargs
+//       openat with a NULL path, a path in unmapped memory and a closed
+//       dirfd: calls whose arguments observe cannot read.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -122,8 +125,13 @@ int main(int argc, char **argv)
 		int st;
 		if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			return 1;
+	} else if (argc == 2 && !strcmp(argv[1], "badargs")) {
+		if (syscall(SYS_openat, AT_FDCWD, NULL, O_RDONLY) >= 0 ||
+		    syscall(SYS_openat, AT_FDCWD, (char *)8, O_RDONLY) >= 0 ||
+		    syscall(SYS_openat, 999, "f", O_RDONLY) >= 0)
+			return 1;
 	} else {
-		fprintf(stderr, "usage: reuse fds DIR THREADS ITERS | chdir DIR ITERS | chroot DIR\n");
+		fprintf(stderr, "usage: reuse fds DIR THREADS ITERS | chdir DIR ITERS | chroot DIR | badargs\n");
 		return 2;
 	}
 	printf("ok %ld\n", atomic_load(&opens));
