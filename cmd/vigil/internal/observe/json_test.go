@@ -1,11 +1,17 @@
 package observe
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/loader"
 )
 
 func TestAppendJSONString(t *testing.T) {
@@ -86,4 +92,37 @@ func FuzzParseSize(f *testing.F) {
 			t.Fatalf("ParseSize(%q) = %d without error", s, n)
 		}
 	})
+}
+
+// TestAppendRecordOfAnOpen encodes a synthetic openat record and reads it
+// back with encoding/json.
+func TestAppendRecordOfAnOpen(t *testing.T) {
+	rec := syntheticOpen(t, "/tmp/dir")
+	binary.LittleEndian.PutUint64(rec[40:], unix.O_RDONLY|unix.O_DIRECTORY) // args[2]
+	o, err := New(Config{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	c, err := loader.ParseCall(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := o.appendRecord(nil, c, Literal, "")
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	args, _ := m["args"].(map[string]any)
+	kernel, _ := m["kernel"].(map[string]any)
+	switch {
+	case m["pid"] != 4242.0 || m["comm"] != "workload" || m["syscall"] != "openat" || m["ret"] != 3.0:
+		t.Errorf("header fields: %s", line)
+	case args["path"] != "/tmp/dir" || args["flags"] != "O_RDONLY|O_DIRECTORY" || args["mode"] != nil:
+		t.Errorf("args (no mode without O_CREAT or O_TMPFILE): %s", line)
+	case kernel["path"] != "/tmp/dir" || kernel["dev"] != "254:0" || kernel["ino"] != 1234.0:
+		t.Errorf("kernel: %s", line)
+	case m["latency_us"] != 4.321 || m["phantom"] != false || m["error"] != nil:
+		t.Errorf("latency, phantom, error: %s", line)
+	}
 }

@@ -133,7 +133,8 @@ func appendArgs(b []byte, c loader.Call) []byte {
 			b = append(b, '"')
 			b = args.AppendOpenFlags(b, uint64(uint32(flags)))
 			b = append(b, '"')
-			if flags&(unix.O_CREAT|unix.O_TMPFILE) != 0 {
+			// O_TMPFILE includes O_DIRECTORY's bit: test all of it.
+			if flags&unix.O_CREAT != 0 || flags&unix.O_TMPFILE == unix.O_TMPFILE {
 				b = appendKey(b, audit.ArgMode)
 				b = append(b, '"', '0')
 				b = strconv.AppendUint(b, mode&0o7777, 8)
