@@ -542,8 +542,8 @@ static __always_inline void emit(struct obs_task *t, struct task_struct *task, _
 	e->how_flags = t->how[0];
 	e->how_mode = t->how[1];
 	e->how_resolve = t->how[2];
-	e->start = t->base;
-	e->root = t->root;
+	__builtin_memset(&e->start, 0, sizeof(e->start));
+	__builtin_memset(&e->root, 0, sizeof(e->root));
 	e->tgid = pid_tgid >> 32;
 	e->tid = (__u32)pid_tgid;
 	e->nr = nr;
@@ -586,6 +586,8 @@ static __always_inline void emit(struct obs_task *t, struct task_struct *task, _
 	}
 
 	if (e->flags & OBS_F_HAS_PATH) {
+		e->start = t->base;
+		e->root = t->root;
 		if (t->in_root) {
 			e->start_kind = OBS_START_DIRFD;
 			start_dentry = t->base_dentry;
