@@ -289,8 +289,44 @@ func (j *judge) resolve(c loader.Call) (Verdict, string) {
 	if sameObject(c.Object(), id) {
 		return Resolved, ""
 	}
+	// The argument names another object now. If the kernel's object is
+	// no longer at its own path either, the names changed after the call
+	// (a build replacing its output under a symlinked directory): that is
+	// not evidence against what the kernel did.
+	if !j.stillNamed(c, resolveFlags&unix.RESOLVE_IN_ROOT != 0) {
+		return Unchecked, "the kernel's object was moved, replaced or removed after the call"
+	}
 	return Phantom, "the argument names " + j.fdPath(fd) + " (ino " + strconv.FormatUint(id.Ino, 10) +
 		") but the kernel opened " + string(c.KPath()) + " (ino " + strconv.FormatUint(c.Object().Ino, 10) + ")"
+}
+
+// stillNamed reports whether the kernel's path of c's object, from the
+// root the lookup had, still names that object (no symlink followed).
+func (j *judge) stillNamed(c loader.Call, inRoot bool) bool {
+	if c.Flags().Has(loader.FlagObsKPathTrunc) || len(c.KPath()) == 0 {
+		return false
+	}
+	var root int
+	var why string
+	if inRoot {
+		root, why = j.procDir(c, c.StartKind(), c.Start())
+	} else {
+		root, why = j.rootOf(c)
+	}
+	if why != "" {
+		return false
+	}
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	fd, err := unix.Openat2(root, string(c.KPath()), &how)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	id, err := identOf(fd)
+	return err == nil && sameObject(c.Object(), id)
 }
 
 // openFlags returns the call's open flags and openat2's resolve flags.

@@ -15,6 +15,10 @@
 //   reuse chroot DIR
 //       chroot(DIR), then opens "/a/f", "a/l/f", "/b/f", in itself and
 //       in a forked child, which also chdirs to /a and opens "f" and "l/f".
+//   reuse replace DIR ITERS
+//       creates DIR/a/l/out (l is a symlink to ../b) and renames it away,
+//       ITERS times: the name names a new file each time, as a build's
+//       output does under a symlinked directory.
 //   reuse badargs
 //       openat with a NULL path, a path in unmapped memory and a closed
 //       dirfd: calls whose arguments observe cannot read.
@@ -125,13 +129,31 @@ int main(int argc, char **argv)
 		int st;
 		if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 			return 1;
+	} else if (argc == 4 && !strcmp(argv[1], "replace")) {
+		char p[4096], from[4096], to[4096];
+		snprintf(p, sizeof(p), "%s/a/l/out", argv[2]);
+		snprintf(from, sizeof(from), "%s/b/out", argv[2]);
+		for (long i = 0; i < atol(argv[3]); i++) {
+			int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+			if (fd < 0) {
+				perror("open");
+				return 1;
+			}
+			atomic_fetch_add(&opens, 1);
+			close(fd);
+			snprintf(to, sizeof(to), "%s/b/old%ld", argv[2], i);
+			if (rename(from, to) < 0) {
+				perror("rename");
+				return 1;
+			}
+		}
 	} else if (argc == 2 && !strcmp(argv[1], "badargs")) {
 		if (syscall(SYS_openat, AT_FDCWD, NULL, O_RDONLY) >= 0 ||
 		    syscall(SYS_openat, AT_FDCWD, (char *)8, O_RDONLY) >= 0 ||
 		    syscall(SYS_openat, 999, "f", O_RDONLY) >= 0)
 			return 1;
 	} else {
-		fprintf(stderr, "usage: reuse fds DIR THREADS ITERS | chdir DIR ITERS | chroot DIR | badargs\n");
+		fprintf(stderr, "usage: reuse fds DIR THREADS ITERS | chdir DIR ITERS | chroot DIR | replace DIR ITERS | badargs\n");
 		return 2;
 	}
 	printf("ok %ld\n", atomic_load(&opens));
