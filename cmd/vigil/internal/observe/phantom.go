@@ -273,7 +273,7 @@ func (j *judge) resolve(c loader.Call) (Verdict, string) {
 	if flags&unix.O_NOFOLLOW != 0 || flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL {
 		how.Flags |= unix.O_NOFOLLOW
 	}
-	fd, err := unix.Openat2(base, path, &how)
+	fd, err := openat2(base, path, &how)
 	switch err {
 	case nil:
 	case unix.ELOOP:
@@ -320,13 +320,25 @@ func (j *judge) stillNamed(c loader.Call, inRoot bool) bool {
 		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
-	fd, err := unix.Openat2(root, string(c.KPath()), &how)
+	fd, err := openat2(root, string(c.KPath()), &how)
 	if err != nil {
 		return false
 	}
 	defer unix.Close(fd)
 	id, err := identOf(fd)
 	return err == nil && sameObject(c.Object(), id)
+}
+
+// openat2 is unix.Openat2, retried on EAGAIN: with RESOLVE_IN_ROOT (or
+// BENEATH) a ".." fails that way whenever a rename anywhere on the system
+// raced the lookup (fs/namei.c, rename_lock), which is no verdict.
+func openat2(dirfd int, path string, how *unix.OpenHow) (int, error) {
+	for try := 0; ; try++ {
+		fd, err := unix.Openat2(dirfd, path, how)
+		if err != unix.EAGAIN || try == 8 {
+			return fd, err
+		}
+	}
 }
 
 // openFlags returns the call's open flags and openat2's resolve flags.
@@ -378,7 +390,7 @@ func (j *judge) lookupFrom(c loader.Call, inRoot bool) (fd int, path string, res
 			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 		}
-		if sfd, err := unix.Openat2(rootfd, string(spath), &how); err == nil {
+		if sfd, err := openat2(rootfd, string(spath), &how); err == nil {
 			if id, err := identOf(sfd); err == nil && id == c.Start() {
 				if sameRoot {
 					j.remember(id, sfd)
