@@ -13,7 +13,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
@@ -42,11 +41,11 @@ type ObserverOptions struct {
 // buffer reader. Its methods are safe for concurrent use, except that
 // ReadEvents must have one caller at a time.
 type Observer struct {
-	log    zerolog.Logger
-	objs   observeObjects
-	links  []link.Link
-	reader *ringbuf.Reader
-	size   int
+	log   zerolog.Logger
+	objs  observeObjects
+	links []link.Link
+	ring  *obsRing
+	size  int
 
 	syncReq chan chan struct{}
 	skipped atomic.Uint64
@@ -126,7 +125,7 @@ func LoadObserver(opts ObserverOptions) (*Observer, error) {
 		}
 		o.links = append(o.links, lk)
 	}
-	o.reader, err = ringbuf.NewReader(o.objs.Events)
+	o.ring, err = newObsRing(o.objs.Events.FD(), size)
 	if err != nil {
 		o.Close()
 		return nil, classify("opening ring buffer reader", err)
@@ -152,10 +151,14 @@ func (o *Observer) BufferSize() int { return o.size }
 func (o *Observer) Close() error {
 	o.closeOnce.Do(func() {
 		var errs []error
-		if o.reader != nil {
-			if err := o.reader.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("closing ring buffer reader: %w", err))
-			}
+		if r := o.ring; r != nil {
+			// Stop a ReadEvents in progress, and wait for it to let go of
+			// the mapped ring before unmapping it.
+			r.closed.Store(true)
+			r.wake()
+			r.mu.Lock()
+			r.unmap()
+			r.mu.Unlock()
 		}
 		for i := len(o.links) - 1; i >= 0; i-- {
 			if err := o.links[i].Close(); err != nil {
@@ -230,49 +233,42 @@ const ObservePollInterval = 50 * time.Millisecond
 
 // ReadEvents blocks reading the ring buffer and calls fn with each record
 // until Close (then it returns nil) or a read error. The Call is valid only
-// during fn: it is a view of a reused buffer, decoded field by field on
-// demand. caughtUp is called after fn got the last record the ring buffer
-// holds for now: the place to flush whatever fn batches. Records that do
-// not parse are logged and counted (Skipped); drops counted by the programs
-// are logged at warn about once a second.
+// during fn: it is a view of the ring buffer itself, decoded field by field
+// on demand, and its room is handed back to the programs after fn returns.
+// caughtUp is called after fn got the last record the ring buffer holds for
+// now: the place to flush whatever fn batches. Records that do not parse
+// are logged and counted (Skipped); drops counted by the programs are
+// logged at warn about once a second.
 func (o *Observer) ReadEvents(fn func(c Call), caughtUp func()) error {
+	r := o.ring
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var (
-		rec       ringbuf.Record
+		pending   []chan struct{}
 		lastCheck = time.Now()
 		lastLost  uint64
-		pending   []chan struct{}
-		unflushed bool
 	)
-	for {
-		o.reader.SetDeadline(time.Now().Add(ObservePollInterval))
-		err := o.reader.ReadInto(&rec)
-		switch {
-		case err == nil:
-			if c, perr := ParseCall(rec.RawSample); perr != nil {
-				o.skipped.Add(1)
-				o.log.Error().Err(perr).Msg("skipping undecodable observe record")
-			} else {
-				fn(c)
-				unflushed = true
-			}
-			if rec.Remaining > 0 {
-				continue
-			}
-		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
-		case errors.Is(err, ringbuf.ErrClosed):
-			if unflushed {
-				caughtUp()
-			}
-			for _, ch := range pending {
-				close(ch)
-			}
-			return nil
-		default:
+	defer func() {
+		for _, ch := range pending {
+			close(ch)
+		}
+	}()
+	handle := func(b []byte) {
+		c, err := ParseCall(b)
+		if err != nil {
+			o.skipped.Add(1)
+			o.log.Error().Err(err).Msg("skipping undecodable observe record")
+			return
+		}
+		fn(c)
+	}
+	for !r.closed.Load() {
+		n, busy, err := r.drain(handle)
+		if err != nil {
 			return fmt.Errorf("reading ring buffer: %w", err)
 		}
-		if unflushed {
+		if n > 0 {
 			caughtUp()
-			unflushed = false
 		}
 		// Caught up: answer the Sync calls made before now once nothing
 		// is pending (reserved but uncommitted records count as pending).
@@ -284,7 +280,7 @@ func (o *Observer) ReadEvents(fn func(c Call), caughtUp func()) error {
 				more = false
 			}
 		}
-		if len(pending) > 0 && o.reader.AvailableBytes() == 0 {
+		if len(pending) > 0 && !busy && r.available() == 0 {
 			for _, ch := range pending {
 				close(ch)
 			}
@@ -297,7 +293,17 @@ func (o *Observer) ReadEvents(fn func(c Call), caughtUp func()) error {
 				lastLost = c.Lost
 			}
 		}
+		timeout := ObservePollInterval
+		if busy {
+			// A record is being written on another CPU: it takes
+			// microseconds.
+			timeout = time.Millisecond
+		}
+		if err := r.wait(timeout); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // Skipped returns how many records ReadEvents could not parse.
@@ -316,15 +322,16 @@ func (o *Observer) Sync(timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
-		// Wake the reader now rather than at its next poll.
-		if err := o.reader.Flush(); err != nil {
-			return fmt.Errorf("flushing ring buffer reader: %w", err)
+		if o.ring.closed.Load() {
+			return errors.New("syncing with the ring buffer reader: closed")
 		}
+		// Wake the reader now rather than at its next poll.
+		o.ring.wake()
 		select {
 		case <-ch:
 			return nil
 		case <-t.C:
-			return fmt.Errorf("syncing with the ring buffer reader: %d bytes still unread after %v", o.reader.AvailableBytes(), timeout)
+			return fmt.Errorf("syncing with the ring buffer reader: still behind after %v", timeout)
 		case <-time.After(ObservePollInterval):
 		}
 	}

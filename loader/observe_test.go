@@ -177,3 +177,31 @@ func TestObserverCountsWhatTheRingBufferCannotHold(t *testing.T) {
 	}
 	t.Logf("%d records delivered, %d lost", n, c.Lost)
 }
+
+// TestObserverCloseEndsReadEvents: Close wakes a ReadEvents waiting on an
+// idle ring buffer, which returns nil, and unmaps the ring only after it
+// has let go; a ReadEvents after Close returns at once.
+func TestObserverCloseEndsReadEvents(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	o, err := LoadObserver(ObserverOptions{Syscalls: []int{unix.SYS_OPENAT}, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("LoadObserver: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- o.ReadEvents(func(Call) {}, func() {}) }()
+	time.Sleep(2 * ObservePollInterval) // let it block in its wait
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ReadEvents after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadEvents still running 5s after Close")
+	}
+	if err := o.ReadEvents(func(Call) {}, func() {}); err != nil {
+		t.Fatalf("ReadEvents on a closed Observer: %v", err)
+	}
+}
