@@ -23,9 +23,10 @@ import (
 
 func newObserveCmd() *cobra.Command {
 	var pid int
-	var cgroup, syscalls, output string
+	var cgroup, syscalls, output, bufferSize string
+	var summary bool
 	cmd := &cobra.Command{
-		Use:   "observe [-o FILE] [--pid PID | --cgroup PATH | -- CMD [ARGS...]] [--syscalls LIST]",
+		Use:   "observe [-c] [-o FILE] [--pid PID | --cgroup PATH | -- CMD [ARGS...]] [--syscalls LIST] [--buffer-size SIZE]",
 		Short: "Stream decoded syscalls with the kernel's objects, flagging phantom arguments (eBPF only, no seccomp)",
 		Long: `observe watches processes with eBPF only: nothing is trapped or decided.
 It prints one JSON event per syscall on stdout (or to -o FILE, like
@@ -34,7 +35,12 @@ strace -o; the observed command's own stdout then stays its stdout; without
 user memory held them at sys_enter and what the kernel used at sys_exit
 (its path, device and inode). Events where the two disagree — a racing
 rewrite of the argument or a symlink swap — carry "phantom": true and are
-logged at warn. Lost events are reported on stderr.`,
+logged at warn; the check starts from the directories the kernel's lookup
+started from, captured at sys_enter, so a descriptor number reused later
+is never a phantom. -c prints a per-syscall table like strace -c instead of
+the events, on stderr (or to -o FILE), and the command keeps its stdout. The
+summary line on stderr at exit counts events, lost events
+(ring buffer full: raise --buffer-size) and calls per syscall.`,
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			targets := 0
 			for _, set := range []bool{pid != 0, cgroup != "", len(argv) > 0} {
@@ -53,42 +59,61 @@ logged at warn. Lost events are reported on stderr.`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
-			ld, err := loader.Load(loader.Options{Capture: nrs, Log: diag})
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("loading eBPF programs: %w", err)}
+			size := loader.DefaultObserveBufferSize
+			if bufferSize != "" {
+				if size, err = observe.ParseSize(bufferSize); err == nil {
+					err = loader.CheckBufferSize(size)
+				}
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--buffer-size: %w", err)}
+				}
 			}
-			var events io.Writer = os.Stdout
+			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
+			var out io.Writer = os.Stdout
 			cmdOut := os.Stderr
+			if summary {
+				// Like strace -c: the command keeps its stdout, the table
+				// comes at the end on stderr.
+				out, cmdOut = os.Stderr, os.Stdout
+			}
 			if output != "" {
 				f, err := os.OpenFile(output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 				if err != nil {
-					ld.Close()
 					return &exitError{code: 2, err: fmt.Errorf("opening event output: %w", err)}
 				}
-				sink := audit.NewSink(f)
-				defer sink.Close()
-				events, cmdOut = sink, os.Stdout
+				defer f.Close()
+				out, cmdOut = f, os.Stdout
 			}
-			out := zerolog.New(events).With().Timestamp().Logger()
-			obs, err := observe.New(out, diag)
+			events := out
+			if summary {
+				events = nil
+			}
+			obs, err := observe.New(observe.Config{Out: events, Log: diag})
 			if err != nil {
-				ld.Close()
 				return &exitError{code: 2, err: err}
 			}
+			defer obs.Close()
+			ld, err := loader.LoadObserver(loader.ObserverOptions{Syscalls: nrs, RingBufferSize: size, Log: diag})
+			if err != nil {
+				return &exitError{code: 2, err: fmt.Errorf("loading eBPF programs: %w", err)}
+			}
+			defer ld.Close()
 			done := make(chan error, 1)
 			go func() { done <- obs.Run(ld) }()
 			code, werr := observeTarget(ld, pid, cgroup, argv, cmdOut)
-			// Let the last events reach the reader before closing.
-			obs.Drain(5 * time.Second)
+			// Every record of the finished target is committed: let the
+			// reader take them all before closing.
+			serr := ld.Sync(10 * time.Second)
+			counters, kerr := ld.Counters()
 			cerr := ld.Close()
 			rerr := <-done
-			if lost, err := ld.Lost(); err == nil && lost > 0 {
-				diag.Warn().Uint64("lost_events", lost).Msg("events were lost (ring buffer full)")
+			if summary {
+				if err := obs.WriteTable(out); err != nil {
+					werr = errors.Join(werr, fmt.Errorf("writing summary table: %w", err))
+				}
 			}
-			st := obs.Stats()
-			diag.Info().Uint64("events", st.Events).Uint64("phantoms", st.Phantoms).Msg("observe finished")
-			for _, e := range []error{werr, rerr, cerr} {
+			logSummary(diag, obs, counters, kerr, ld.Skipped())
+			for _, e := range []error{werr, serr, rerr, cerr, obs.Err()} {
 				if e != nil {
 					return &exitError{code: 2, err: e}
 				}
@@ -102,15 +127,47 @@ logged at warn. Lost events are reported on stderr.`,
 	f := cmd.Flags()
 	f.IntVar(&pid, "pid", 0, "observe this process and its future children until it exits")
 	f.StringVar(&cgroup, "cgroup", "", "observe the processes of this cgroup v2 directory (and their children) until interrupted")
-	f.StringVarP(&output, "output", "o", "", "write events to FILE (JSON lines) instead of stdout")
+	f.StringVarP(&output, "output", "o", "", "write events (or the -c table) to FILE instead of stdout (stderr for -c)")
 	f.StringVar(&syscalls, "syscalls", "", "comma-separated syscalls to observe (default "+strings.Join(observe.DefaultSyscalls, ",")+")")
+	f.BoolVarP(&summary, "summary", "c", false, "print a per-syscall table (count, errors, time) at exit instead of the events, like strace -c")
+	f.StringVar(&bufferSize, "buffer-size", "", "eBPF ring buffer size: a power of two, e.g. 64M (default 16M)")
 	f.SetInterspersed(false)
 	return cmd
 }
 
+// logSummary writes the line that ends an observation: how many events,
+// how many lost, per syscall, and the rate the reader sustained.
+func logSummary(diag zerolog.Logger, obs *observe.Observer, c loader.ObsCounters, cerr error, skipped uint64) {
+	st := obs.Stats()
+	ev := diag.Info()
+	if c.Lost+c.NoStorage+c.Untracked+skipped > 0 || cerr != nil {
+		ev = diag.Warn()
+	}
+	perNr := zerolog.Dict()
+	for _, s := range obs.Syscalls() {
+		perNr = perNr.Uint64(s.Name, s.Calls)
+	}
+	ev = ev.Uint64("events", st.Events).Uint64("lost", c.Lost).Uint64("phantoms", st.Phantoms).
+		Uint64("unchecked", st.Unchecked).Uint64("incomplete", st.Incomplete).Dict("syscalls", perNr).
+		Int64("reader_events_per_sec", int64(st.Rate()))
+	if c.NoStorage > 0 {
+		ev = ev.Uint64("unobserved_no_memory", c.NoStorage)
+	}
+	if c.Untracked > 0 {
+		ev = ev.Uint64("untracked_children", c.Untracked)
+	}
+	if skipped > 0 {
+		ev = ev.Uint64("undecodable", skipped)
+	}
+	if cerr != nil {
+		ev = ev.AnErr("counters_err", cerr)
+	}
+	ev.Msg("observe finished")
+}
+
 // observeTarget watches the target and returns when it is done: the
 // command's exit code, the process's exit, or an interrupt for a cgroup.
-func observeTarget(ld *loader.Loader, pid int, cgroup string, argv []string, cmdOut *os.File) (int, error) {
+func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, cmdOut *os.File) (int, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)

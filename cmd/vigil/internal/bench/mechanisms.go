@@ -47,6 +47,9 @@ type Mechanism struct {
 	// denies lists the workloads whose operations this mechanism refuses;
 	// on every other workload each operation must succeed.
 	denies []string
+	// verify, when set, checks a run's stderr (the file at the path) for
+	// what the mechanism promises beyond the workload's outcome.
+	verify func(stderrPath string) error
 }
 
 // straceSeccompArgs trace exactly the calls vigil's bench policies trap:
@@ -70,8 +73,8 @@ func Mechanisms() []Mechanism {
 			policy: "passthrough"},
 		{Name: "vigil-allow-bound", Desc: "vigil run in its default mode: content-dependent reads and execs bound by eBPF, writes and connects emulated", kind: kindVigil,
 			policy: "allow-unverified", binding: true, denies: []string{"open-denied"}},
-		{Name: "vigil-observe", Desc: "vigil observe -o /dev/null: eBPF only, no seccomp, every default syscall captured", kind: kindVigil,
-			sub: "observe", vigilArgs: []string{"-o", os.DevNull}},
+		{Name: "vigil-observe", Desc: "vigil observe -o /dev/null: eBPF only, no seccomp, one JSON record per call of the default syscalls, none lost", kind: kindVigil,
+			sub: "observe", vigilArgs: []string{"-o", os.DevNull}, verify: observeLostNothing},
 		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open/openat only, CONTINUE, --deny by spelling", kind: kindRefsup,
 			denies: []string{"open-denied"}},
 		{Name: "strace", Desc: "strace -f -o /dev/null (ptrace stop at every syscall)", kind: kindStrace,

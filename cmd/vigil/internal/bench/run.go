@@ -86,6 +86,9 @@ func (e *env) runOnce(ctx context.Context, m Mechanism, w []string) (time.Durati
 		return 0, outcome{}, fmt.Errorf("%s: %w%s", strings.Join(e.argv(m, w), " "), err, tail(e.dir+"/stderr"))
 	}
 	o, err := parseOutcome(stdout)
+	if err == nil && m.verify != nil {
+		err = m.verify(e.dir + "/stderr")
+	}
 	if err != nil {
 		return 0, outcome{}, fmt.Errorf("%s: %w%s", strings.Join(e.argv(m, w), " "), err, tail(e.dir+"/stderr"))
 	}

@@ -1,27 +1,30 @@
 // Package observe is vigil's eBPF-only mode: no seccomp, no decisions. It
-// streams one JSON event per syscall of the watched processes with the
-// pointer arguments as user memory held them at sys_enter and the object the
-// kernel actually used at sys_exit, and flags the events where the two
-// disagree ("phantom": a racing rewrite of the argument or a symlink swap,
-// the attack that beat Falco and Tracee).
+// turns the records of loader.Observer (one per syscall of the watched
+// processes: the pointer arguments as user memory held them at sys_enter,
+// the object the kernel used at sys_exit) into JSON lines, counts them per
+// syscall, and flags the calls where the two disagree ("phantom": a racing
+// rewrite of the argument, a symlink swapped under the lookup — the attack
+// that beat Falco and Tracee).
+//
+// A phantom flag means an attack, never a reused descriptor number: the
+// programs capture the objects a lookup starts from (root, cwd, the dirfd's
+// file) at sys_enter, and the check compares the argument with the kernel's
+// object from those same objects (see Verdict).
 package observe
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/enforcer/args"
-	"github.com/vigilsec/vigil/enforcer/audit"
-	"github.com/vigilsec/vigil/enforcer/procinfo"
-	"github.com/vigilsec/vigil/enforcer/resolve"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 	"github.com/vigilsec/vigil/loader"
 )
@@ -30,45 +33,101 @@ import (
 // pointer arguments name files, programs and peers.
 var DefaultSyscalls = []string{"open", "openat", "openat2", "creat", "execve", "execveat", "connect"}
 
-// Source is what observe reads events from (package loader).
+// Source is what observe reads records from (loader.Observer).
 type Source interface {
-	ReadEvents(fn func(*loader.Event)) error
-	Lost() (uint64, error)
+	ReadEvents(fn func(loader.Call), caughtUp func()) error
 }
 
-// Observer turns kernel events into observe records.
+// Config configures an Observer.
+type Config struct {
+	// Out receives the JSON lines, one write per batch; nil writes none
+	// (a -c summary only).
+	Out io.Writer
+	// Log receives diagnostics (a phantom check that failed for an
+	// unexpected reason, write errors).
+	Log zerolog.Logger
+}
+
+// batchMax bounds a batch: a write happens when the reader catches up or
+// when this much is pending, whichever comes first.
+const batchMax = 1 << 20
+
+// Observer turns observed calls into records and counts. Handle and
+// CaughtUp run on the reader's goroutine; Stats and Summary may be called
+// from any goroutine.
 type Observer struct {
-	out      zerolog.Logger
-	log      zerolog.Logger
-	procs    *procinfo.Cache
-	resolver *resolve.Resolver
-	// enters holds each thread's sys_enter until its sys_exit arrives.
-	enters map[int]loader.Event
-	mu     sync.Mutex
-	stats  Stats
+	out   io.Writer
+	log   zerolog.Logger
+	judge *judge
+	clock *clock
+	buf   []byte
+
+	batchStart time.Time
+	inBatch    bool
+
+	mu       sync.Mutex
+	stats    Stats
+	perNr    [loader.ObsSyscallNr]SyscallStats
+	writeErr error
+	events   atomic.Uint64
 }
 
 // Stats counts what an Observer saw.
 type Stats struct {
-	Events, Phantoms, Unpaired uint64
+	// Events is the number of calls recorded.
+	Events uint64
+	// Literal, Resolved and KernelName were checked and held; Phantoms
+	// were flagged; Unchecked could not be checked (see Verdict).
+	Literal, Resolved, KernelName, Phantoms, Unchecked uint64
+	// Incomplete lack a part, with an error saying which.
+	Incomplete uint64
+	// Busy is the time the reader spent handling records (decoding,
+	// checking, encoding, writing), excluding waits.
+	Busy time.Duration
 }
 
-// New returns an Observer writing records to out and diagnostics to log.
-func New(out, log zerolog.Logger) (*Observer, error) {
-	r, err := resolve.New()
-	if err != nil {
-		return nil, fmt.Errorf("creating resolver: %w", err)
+// Rate is the number of records per second the reader sustains: Events
+// over Busy (0 before any record).
+func (s Stats) Rate() float64 {
+	if s.Busy <= 0 {
+		return 0
 	}
-	return &Observer{out: out, log: log, procs: procinfo.New(), resolver: r, enters: make(map[int]loader.Event)}, nil
+	return float64(s.Events) / s.Busy.Seconds()
 }
+
+// SyscallStats count one syscall, like a line of strace -c.
+type SyscallStats struct {
+	Name string
+	// Calls recorded, of which Errors returned a negative value and
+	// Phantoms were flagged.
+	Calls, Errors, Phantoms uint64
+	// Time is the total wall-clock time from sys_enter to sys_exit of
+	// the calls that returned.
+	Time time.Duration
+}
+
+// New returns an Observer.
+func New(cfg Config) (*Observer, error) {
+	j, err := newJudge()
+	if err != nil {
+		return nil, err
+	}
+	return &Observer{out: cfg.Out, log: cfg.Log, judge: j, clock: newClock(), buf: make([]byte, 0, 64<<10)}, nil
+}
+
+// Close releases what New opened.
+func (o *Observer) Close() { o.judge.close() }
 
 // Numbers converts syscall names to numbers, rejecting unknown names.
 func Numbers(names []string) ([]int, error) {
 	nrs := make([]int, 0, len(names))
 	for _, n := range names {
-		nr, ok := sysinfo.Number(n)
+		nr, ok := sysinfo.Number(strings.TrimSpace(n))
 		if !ok {
 			return nil, fmt.Errorf("unknown syscall %q", n)
+		}
+		if nr >= loader.ObsSyscallNr {
+			return nil, fmt.Errorf("syscall %q (%d) is beyond what observe can filter (%d)", n, nr, loader.ObsSyscallNr)
 		}
 		nrs = append(nrs, nr)
 	}
@@ -76,28 +135,103 @@ func Numbers(names []string) ([]int, error) {
 	return nrs, nil
 }
 
-// Run reads events from src until it ends (the loader was closed).
+// Run reads records from src until it ends (the loader was closed).
 func (o *Observer) Run(src Source) error {
-	return src.ReadEvents(o.Handle)
+	return src.ReadEvents(o.Handle, o.CaughtUp)
 }
 
-// Drain waits until no new event has arrived for two reader poll intervals
-// (bounded by max), so events still in the ring buffer are not cut off when
-// the caller closes the loader. Captured events that are not bound wake the
-// reader only in batches or on its poll timer.
-func (o *Observer) Drain(max time.Duration) {
-	const step = loader.PollInterval + loader.PollInterval/2
-	deadline := time.Now().Add(max)
-	last, quiet := o.Stats().Events, 0
-	for quiet < 2 && time.Now().Before(deadline) {
-		time.Sleep(step)
-		now := o.Stats().Events
-		if now == last {
-			quiet++
-		} else {
-			last, quiet = now, 0
+// Handle consumes one call: counts it, judges it, and appends its record
+// to the batch.
+func (o *Observer) Handle(c loader.Call) {
+	if !o.inBatch {
+		o.inBatch = true
+		o.batchStart = time.Now()
+	}
+	v, why := o.judge.judge(c)
+	f := c.Flags()
+	incomplete := c.Errors() != 0
+
+	o.mu.Lock()
+	o.stats.Events++
+	switch v {
+	case Literal:
+		o.stats.Literal++
+	case Resolved:
+		o.stats.Resolved++
+	case KernelName:
+		o.stats.KernelName++
+	case Phantom:
+		o.stats.Phantoms++
+	case Unchecked:
+		o.stats.Unchecked++
+	}
+	if incomplete {
+		o.stats.Incomplete++
+	}
+	s := &o.perNr[c.Nr()&(loader.ObsSyscallNr-1)]
+	s.Calls++
+	if f.Has(loader.FlagObsHasRet) {
+		if c.Ret() < 0 {
+			s.Errors++
+		}
+		if x, e := c.ExitTime(), c.EnterTime(); x >= e {
+			s.Time += time.Duration(x - e)
 		}
 	}
+	if v == Phantom {
+		s.Phantoms++
+	}
+	o.mu.Unlock()
+	o.events.Add(1)
+
+	if o.out == nil {
+		return
+	}
+	o.buf = o.appendRecord(o.buf, c, v, why)
+	if len(o.buf) >= batchMax {
+		o.write()
+	}
+}
+
+// CaughtUp ends a batch: the records pending go out in one write.
+func (o *Observer) CaughtUp() {
+	if o.out != nil && len(o.buf) > 0 {
+		o.write()
+	}
+	if o.inBatch {
+		o.inBatch = false
+		d := time.Since(o.batchStart)
+		o.mu.Lock()
+		o.stats.Busy += d
+		o.mu.Unlock()
+	}
+}
+
+func (o *Observer) write() {
+	_, err := o.out.Write(o.buf)
+	o.buf = o.buf[:0]
+	if err == nil {
+		return
+	}
+	o.mu.Lock()
+	first := o.writeErr == nil
+	if first {
+		o.writeErr = err
+	}
+	o.mu.Unlock()
+	if first {
+		o.log.Error().Err(err).Msg("writing observe events")
+	}
+}
+
+// Err returns the first error writing records, if any.
+func (o *Observer) Err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.writeErr != nil {
+		return fmt.Errorf("writing observe events: %w", o.writeErr)
+	}
+	return nil
 }
 
 // Stats returns the counters.
@@ -107,135 +241,74 @@ func (o *Observer) Stats() Stats {
 	return o.stats
 }
 
-// Handle consumes one kernel event.
-func (o *Observer) Handle(ev *loader.Event) {
+// Syscalls returns the per-syscall counts of the syscalls seen, the most
+// time first (then the most calls, then by name).
+func (o *Observer) Syscalls() []SyscallStats {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	switch ev.Type {
-	case loader.EventEnter:
-		if old, ok := o.enters[ev.Tid]; ok {
-			// An enter without exit: the call never returned (exec, exit).
-			o.emit(&old, nil)
-		}
-		o.enters[ev.Tid] = ev.Clone()
-	case loader.EventExit:
-		enter, ok := o.enters[ev.Tid]
-		if ok && enter.Nr == ev.Nr {
-			delete(o.enters, ev.Tid)
-			o.emit(&enter, ev)
-			return
-		}
-		o.stats.Unpaired++
-		o.emit(nil, ev)
-	case loader.EventViolation:
-		o.log.Error().Int(audit.FieldPid, ev.Tgid).Int(audit.FieldTid, ev.Tid).
-			Str(audit.FieldSyscall, sysinfo.Name(ev.Nr)).Str("reason", ev.Reason.String()).Msg("binding violated")
-	}
-}
-
-// emit writes one record from an enter and/or exit event.
-func (o *Observer) emit(enter, exit *loader.Event) {
-	ref := exit
-	if ref == nil {
-		ref = enter
-	}
-	o.stats.Events++
-	pi := o.procs.Get(ref.Tid)
-	phantom, why := false, ""
-	if enter != nil && exit != nil {
-		phantom, why = o.phantom(enter, exit)
-	}
-	var ev *zerolog.Event
-	if phantom {
-		o.stats.Phantoms++
-		ev = o.out.Warn()
-	} else {
-		ev = o.out.Info()
-	}
-	ev = ev.Int(audit.FieldPid, ref.Tgid).Int(audit.FieldTid, ref.Tid).Str(audit.FieldComm, pi.Comm).
-		Str(audit.FieldSyscall, sysinfo.Name(ref.Nr))
-	if enter != nil {
-		ev = ev.Dict(audit.FieldArgs, argsDict(enter))
-	}
-	if exit != nil {
-		ev = ev.Int64("ret", exit.Ret)
-		if exit.Ret < 0 && exit.Ret > -4096 {
-			ev = ev.Str(audit.FieldErrno, unix.ErrnoName(unix.Errno(-exit.Ret)))
-		}
-		if exit.Flags.Has(loader.FlagHasObject) {
-			k := zerolog.Dict().Str("path", exit.KPath).
-				Str("dev", strconv.FormatUint(uint64(unix.Major(exit.Dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(exit.Dev)), 10)).
-				Uint64("ino", exit.Ino)
-			if exit.Flags.Has(loader.FlagKPathTrunc) {
-				k = k.Bool("path_truncated", true)
-			}
-			ev = ev.Dict(audit.FieldKernel, k)
-		}
-		if enter != nil && exit.Time >= enter.Time {
-			ev = ev.Float64(audit.FieldLatency, float64(exit.Time-enter.Time)/1e3)
+	var out []SyscallStats
+	for nr := range o.perNr {
+		if s := o.perNr[nr]; s.Calls > 0 {
+			s.Name = sysinfo.Name(nr)
+			out = append(out, s)
 		}
 	}
-	ev = ev.Bool("phantom", phantom)
-	if why != "" {
-		ev = ev.Str("phantom_reason", why)
-	}
-	ev.Send()
-}
-
-func argsDict(e *loader.Event) *zerolog.Event {
-	d := zerolog.Dict()
-	sc, ok := sysinfo.ByNr(e.Nr)
-	if e.Path != "" || (ok && len(sc.PathArgs()) > 0) {
-		d = d.Str(audit.ArgPath, e.Path)
-		if e.Flags.Has(loader.FlagPathTrunc) {
-			d = d.Bool("path_truncated", true)
+	o.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Time != b.Time {
+			return a.Time > b.Time
 		}
-	}
-	if !ok {
-		return d
-	}
-	if i := sc.ArgIndex(sysinfo.ArgDirfd); i >= 0 && int32(e.Args[i]) != unix.AT_FDCWD {
-		d = d.Int(audit.ArgDirfd, int(int32(e.Args[i])))
-	}
-	if i := sc.ArgIndex(sysinfo.ArgOpenFlags); i >= 0 {
-		d = d.Str(audit.ArgFlags, args.FormatOpenFlags(uint64(uint32(e.Args[i]))))
-	}
-	return d
-}
-
-// phantom reports whether the object the kernel used differs from the one
-// the sys_enter copy of the path names now, in the caller's view. A racing
-// rewrite after sys_enter read the argument, or a symlink swapped between
-// the kernel's lookup and ours, both show up as a different inode. Only
-// successful open-family calls with an absolute path or a live thread are
-// judged; anything that cannot be resolved is not flagged.
-func (o *Observer) phantom(enter, exit *loader.Event) (bool, string) {
-	if exit.Ret < 0 || !exit.Flags.Has(loader.FlagHasObject) || enter.Flags.Has(loader.FlagPathTrunc) || enter.Path == "" {
-		return false, ""
-	}
-	sc, ok := sysinfo.ByNr(enter.Nr)
-	if !ok || sc.Flags != sysinfo.FlagsOpen {
-		return false, ""
-	}
-	dirfd := unix.AT_FDCWD
-	if i := sc.ArgIndex(sysinfo.ArgDirfd); i >= 0 {
-		dirfd = int(int32(enter.Args[i]))
-	}
-	follow := true
-	if i := sc.ArgIndex(sysinfo.ArgOpenFlags); i >= 0 && enter.Args[i]&unix.O_NOFOLLOW != 0 {
-		follow = false
-	}
-	obj, err := o.resolver.Resolve(resolve.Request{
-		Tid: enter.Tid, Tgid: enter.Tgid, Dirfd: dirfd, Path: enter.Path, Follow: follow,
-		MayCreate: true, Identity: true,
+		if a.Calls != b.Calls {
+			return a.Calls > b.Calls
+		}
+		return a.Name < b.Name
 	})
-	if err != nil || !obj.Exists {
-		return false, ""
+	return out
+}
+
+// WriteTable writes the per-syscall summary in the layout of strace -c (-w:
+// wall-clock time from sys_enter to sys_exit), with a column of phantoms.
+func (o *Observer) WriteTable(w io.Writer) error {
+	rows := o.Syscalls()
+	var total SyscallStats
+	for _, r := range rows {
+		total.Calls += r.Calls
+		total.Errors += r.Errors
+		total.Phantoms += r.Phantoms
+		total.Time += r.Time
 	}
-	if obj.Dev != exit.Dev || obj.Ino != exit.Ino {
-		return true, "the argument names " + obj.Path + " but the kernel opened " + exit.KPath
+	total.Name = "total"
+	var b strings.Builder
+	const sep = "------ ----------- ----------- --------- --------- --------- ----------------\n"
+	fmt.Fprintf(&b, "%6s %11s %11s %9s %9s %9s %s\n", "% time", "seconds", "usecs/call", "calls", "errors", "phantoms", "syscall")
+	b.WriteString(sep)
+	line := func(r SyscallStats) {
+		pct := 0.0
+		if total.Time > 0 {
+			pct = 100 * float64(r.Time) / float64(total.Time)
+		}
+		per := uint64(0)
+		if r.Calls > 0 {
+			per = uint64(r.Time/time.Microsecond) / r.Calls
+		}
+		fmt.Fprintf(&b, "%6.2f %11.6f %11d %9d %9s %9s %s\n", pct, r.Time.Seconds(), per, r.Calls,
+			blankZero(r.Errors), blankZero(r.Phantoms), r.Name)
 	}
-	return false, ""
+	for _, r := range rows {
+		line(r)
+	}
+	b.WriteString(sep)
+	line(total)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// blankZero leaves a zero count empty, as strace -c does for errors.
+func blankZero(n uint64) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.FormatUint(n, 10)
 }
 
 // WatchCgroup adds every process in a cgroup v2 directory to the watched set.

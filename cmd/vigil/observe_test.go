@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+// observeSummary returns the "observe finished" line of observe's stderr.
+func observeSummary(t *testing.T, stderr string) map[string]any {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["message"] == "observe finished" {
+			return m
+		}
+	}
+	t.Fatalf("no summary line in stderr:\n%s", stderr)
+	return nil
+}
+
+func TestObserveSummaryTableAndExitLine(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	stdout, stderr, code := vigil(t, "observe", "-c", "--", "sh", "-c", "cat /etc/hostname /nonexistent-"+strings.Repeat("x", 8)+" 2>/dev/null; echo done; ls "+dir)
+	if code != 0 { // sh exits with ls's status
+		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "done") {
+		t.Errorf("the command's stdout is not vigil's stdout under -c: %q", stdout)
+	}
+	// The strace -c layout: header, rule, a line per syscall, rule, total.
+	header := regexp.MustCompile(`(?m)^% time +seconds +usecs/call +calls +errors +phantoms +syscall$`)
+	openat := regexp.MustCompile(`(?m)^ *[0-9.]+ +[0-9.]+ +\d+ +(\d+) +(\d*) +(\d*) +openat$`)
+	total := regexp.MustCompile(`(?m)^100\.00 +[0-9.]+ +\d+ +\d+ +\d* +\d* +total$`)
+	if !header.MatchString(stderr) || !total.MatchString(stderr) {
+		t.Fatalf("no strace -c style table on stderr:\n%s", stderr)
+	}
+	m := openat.FindStringSubmatch(stderr)
+	if m == nil || m[1] == "0" || m[2] == "" {
+		t.Fatalf("want an openat line with calls and errors (the missing file):\n%s", stderr)
+	}
+	if strings.Contains(stderr, `"syscall":"openat"`) {
+		t.Errorf("-c printed events too:\n%s", stderr)
+	}
+	sum := observeSummary(t, stderr)
+	for _, k := range []string{"events", "lost", "phantoms", "syscalls", "reader_events_per_sec"} {
+		if _, ok := sum[k]; !ok {
+			t.Errorf("summary line without %s: %v", k, sum)
+		}
+	}
+	if sum["lost"] != 0.0 || sum["phantoms"] != 0.0 {
+		t.Errorf("summary %v: want nothing lost, no phantom", sum)
+	}
+	if per, _ := sum["syscalls"].(map[string]any); per == nil || per["openat"] == nil || per["execve"] == nil {
+		t.Errorf("summary without per-syscall counts: %v", sum)
+	}
+}
+
+func TestObserveRejectsBadBufferSize(t *testing.T) {
+	for _, size := range []string{"3M", "lots", "0"} {
+		_, stderr, code := vigil(t, "observe", "--buffer-size", size, "--", "true")
+		if code != 2 || !strings.Contains(stderr, "--buffer-size") {
+			t.Errorf("--buffer-size %s: exit %d, stderr %q", size, code, stderr)
+		}
+	}
+}
