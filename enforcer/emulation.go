@@ -16,7 +16,7 @@ import (
 )
 
 // emulable lists the syscalls vigil can perform in lieu of the watchee:
-// those whose allow no kernel binding can pin (DESIGN.md §2: the kernel
+// those whose allow no kernel binding can pin (docs/design.md §2: the kernel
 // leaves no object to check after unlink, rename, mkdir, chmod, ...), and
 // mknod and setxattr, whose privilege vigil lends in user namespaces.
 var emulable = map[string]bool{

@@ -52,7 +52,7 @@ type Config struct {
 	// for `vigil agent` (docs/reference-view.md). 0 means vigil's own view.
 	ReferencePid int
 	// Kernel, when set, binds content-dependent grants in eBPF and confirms
-	// them (DESIGN.md §2 "allow"). Without it, such grants are refused at
+	// them (docs/design.md §2 "allow"). Without it, such grants are refused at
 	// startup unless Unverified is set.
 	Kernel *Kernel
 	// Emulator, when set, performs emulate verdicts and the content-
@@ -815,7 +815,7 @@ func (s *receiver) decide(l *notify.Listener, n *notify.Notif, tgid int) outcome
 		}
 		return outcome{dec: d, grant: g}
 	}
-	// No binding mechanism for this call yet (DESIGN.md §2 says emulate):
+	// No binding mechanism for this call yet (docs/design.md §2 says emulate):
 	// the grant is unverified and its record says so.
 	return s.finish(l, n, d, verdict.Unverified(n))
 }

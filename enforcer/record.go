@@ -16,7 +16,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
-// decision is one audit record's content (DESIGN.md §6). It is a value so
+// decision is one audit record's content (docs/design.md §6). It is a value so
 // that a record whose kernel confirmation is still to come can be kept until
 // the eBPF event arrives; immediate records never leave the stack.
 type decision struct {

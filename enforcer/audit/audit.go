@@ -1,5 +1,5 @@
 // Package audit writes vigil's audit records: one JSON line per decision with
-// the stable field names of DESIGN.md §6, or a human console line on a
+// the stable field names of docs/design.md §6, or a human console line on a
 // terminal. Records are buffered and flushed at least every FlushInterval, so
 // the notify loop never waits for a write(2) per notification; Close flushes
 // everything.

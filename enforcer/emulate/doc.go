@@ -1,5 +1,5 @@
 // Package emulate performs a syscall as a watchee would have performed it,
-// from vigil's own vetted copy of the arguments: DESIGN.md §2's "emulate"
+// from vigil's own vetted copy of the arguments: docs/design.md §2's "emulate"
 // verdict. The kernel never reads the watchee's memory again, and the object
 // vigil vetted is the object the call acts on.
 //

@@ -24,7 +24,7 @@ import (
 type Spec struct {
 	// Notify lists the syscall numbers sent to the listener.
 	Notify []int
-	// NoHardening drops the default hardening rules (DESIGN.md §2); tests and
+	// NoHardening drops the default hardening rules (docs/design.md §2); tests and
 	// benchmarks that need a bare filter use it.
 	NoHardening bool
 	// DevicesOnly lists mknod/mknodat numbers (among Notify) to notify only

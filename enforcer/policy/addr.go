@@ -21,7 +21,7 @@ const (
 
 // addrPattern is one compiled entry of an `addr` list.
 //
-// Syntax (DESIGN.md §5 plus these decisions):
+// Syntax (docs/design.md §5 plus these decisions):
 //
 //	10.0.0.0/8            IPv4 CIDR, any port
 //	127.0.0.1             one address, any port (same as 127.0.0.1/32)

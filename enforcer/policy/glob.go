@@ -20,7 +20,7 @@ const (
 	globGeneral                 // anything else: component-wise match
 )
 
-// glob is a compiled absolute path pattern (DESIGN.md §5): `*` matches within
+// glob is a compiled absolute path pattern (docs/design.md §5): `*` matches within
 // one component, `?` one character other than '/', and `**` as a whole
 // component matches zero or more components. There is no escaping: resolved
 // paths with a literal '*' or '?' are matched by the wildcard anyway.

@@ -170,7 +170,7 @@ func TestParseAccepts(t *testing.T) {
 	}
 }
 
-// designExample is the example of DESIGN.md §5; it must stay valid.
+// designExample is the example of docs/design.md §5; it must stay valid.
 const designExample = `version: 1
 default: allow            # verdict for a trapped syscall that matches no rule: allow | deny | kill
 rules:                    # first match wins

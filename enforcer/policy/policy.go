@@ -1,4 +1,4 @@
-// Package policy reads vigil's YAML policy (DESIGN.md §5) and decides, for
+// Package policy reads vigil's YAML policy (docs/design.md §5) and decides, for
 // one trapped and already decoded syscall, which rule applies.
 //
 // Parsing is strict because a policy is a security boundary: an unknown key,
@@ -23,7 +23,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
-// Action is a verdict (DESIGN.md §2).
+// Action is a verdict (docs/design.md §2).
 type Action uint8
 
 // Actions. The zero Action is invalid on purpose, so that a zero Decision can
@@ -147,7 +147,7 @@ type Decision struct {
 // Call is one trapped syscall, decoded and resolved by the caller. Only the
 // fields for the keys Needs returns have to be filled; a key whose data the
 // Call lacks (HasX false, Path "") never holds, so callers must decode what
-// Needs asks for and deny when they cannot (DESIGN.md §2: fail closed).
+// Needs asks for and deny when they cannot (docs/design.md §2: fail closed).
 type Call struct {
 	// Nr is the x86_64 syscall number.
 	Nr int
@@ -242,7 +242,7 @@ func (p *Policy) Names(nr int) bool {
 
 // ContentDependent reports whether the verdict for syscall nr may depend on
 // its arguments: true unless the first rule naming nr has no match clause.
-// When it is false the caller may CONTINUE without a binding (DESIGN.md §2,
+// When it is false the caller may CONTINUE without a binding (docs/design.md §2,
 // verified "none"). A syscall no rule names is not trapped and reports false.
 func (p *Policy) ContentDependent(nr int) bool {
 	e := p.entry(nr)

@@ -39,7 +39,7 @@ const (
 	ArgMmsghdr             // pointer to sendmmsg's struct mmsghdr array (count in the following ArgInt)
 )
 
-// Key is a policy match key (DESIGN.md §5).
+// Key is a policy match key (docs/design.md §5).
 type Key uint8
 
 // Match keys.

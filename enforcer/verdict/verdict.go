@@ -48,7 +48,7 @@ func ContentIndependent(p ContentIndependence, n *notify.Notif) (Grant, bool) {
 
 // Unverified returns a grant for a content-dependent decision that no kernel
 // binding backs. The caller must mark the audit record `verified: "none"`;
-// the kernel may re-read memory that a racing thread changed (DESIGN.md §1).
+// the kernel may re-read memory that a racing thread changed (docs/design.md §1).
 // The eBPF binding issue replaces this constructor with a bound grant.
 func Unverified(n *notify.Notif) Grant {
 	return Grant{kind: grantUnverified, id: n.ID}

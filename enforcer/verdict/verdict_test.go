@@ -31,7 +31,7 @@ func TestGrantsAreBoundToTheirNotification(t *testing.T) {
 	}
 }
 
-// TestOnlyVerdictAnswersContinue keeps the invariant of DESIGN.md §2 checkable:
+// TestOnlyVerdictAnswersContinue keeps the invariant of docs/design.md §2 checkable:
 // no file outside this package may even mention the CONTINUE flag, except
 // vigil doctor's probe, which answers CONTINUE on a listener of its own
 // throwaway child to find out whether the kernel supports it.

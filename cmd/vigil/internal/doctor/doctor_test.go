@@ -121,7 +121,7 @@ func TestActiveLockdown(t *testing.T) {
 	}
 }
 
-// TestProbeOnThisMachine checks the probes against what DESIGN.md says of
+// TestProbeOnThisMachine checks the probes against what docs/design.md §1 says of
 // the machines vigil is developed and tested on: seccomp notify with
 // CONTINUE, ADDFD and SYNC_WAKE_UP works; fentry and BPF LSM loads fail.
 func TestProbeOnThisMachine(t *testing.T) {
