@@ -12,7 +12,7 @@ import (
 )
 
 // appendRecord appends c's JSON line. Field names are the audit record's
-// (DESIGN.md §6); level is "warn" for a phantom, "info" otherwise, as the
+// (docs/design.md §6); level is "warn" for a phantom, "info" otherwise, as the
 // zerolog lines of the rest of vigil.
 //
 //	{"level":"info","time":"…","pid":1,"tid":1,"comm":"cat","syscall":"openat",
