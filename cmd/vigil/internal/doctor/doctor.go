@@ -103,8 +103,9 @@ func Probe() Report {
 	probeHelper(found)
 	probeSyscalls(found)
 	probeLibseccomp(found)
-	probeBPF(found)
-	probeLockdown(found)
+	sec := readSecurityfs()
+	probeBPF(found, sec)
+	probeLockdown(found, sec)
 	probeTracefs(found)
 	return assemble(kernelRelease(), found)
 }
