@@ -60,23 +60,37 @@ doctor() {
   return $rc
 }
 
+# The tests every pass runs: vigil run end to end (the CLI's own tests drive
+# VIGIL_BIN), the eBPF binding's tests, and fexecve bound through the whole
+# engine (the empty-string read that 6.1 and 6.12 once failed).
+vigil_run_tests='TestDoctorSaysVigilCanRunHere|TestCatShadowFollowsThePolicy|TestExitStatusIsTheWatchees'
+# The full pass runs the engine's suite but for loops that would take most of
+# the budget under emulation (a test that needs a minute on the host needs
+# half an hour in a guest on a loaded machine), or that need parallel CPUs
+# to race at all (single-threaded TCG interleaves its vCPUs in time slices):
+# the naive-supervisor controls, which prove the races have teeth, and the
+# 32-thread loops. make test runs them on the host. Every other test, those
+# added later (a conformance suite) included, runs on every kernel.
+enforcer_skip='^(TestRacesBypassANaiveSupervisor|TestPointerRacesBypassANaiveSupervisor|TestRacesNeverReachTheDeniedFile|TestConcurrentThreadsGetCorrectDecisions|TestEmulatedPathCallsNeverTouchTheProtectedDirectory)$'
+
 step doctor doctor
-# vigil run end to end (the CLI's own tests drive VIGIL_BIN), the eBPF
-# binding's tests, and the bound fexecve through the whole engine.
-step vigil-run gotest vigil-run cmd/vigil vigil.test \
-  '^(TestDoctorSaysVigilCanRunHere|TestCatShadowFollowsThePolicy|TestExitStatusIsTheWatchees|TestKilledSupervisorGrantsNothing)$'
-step loader gotest loader loader loader.test .
 if [ "$PASS" = light ]; then
+  step vigil-run gotest vigil-run cmd/vigil vigil.test "^($vigil_run_tests)\$"
+  step loader gotest loader loader loader.test .
   step enforcer gotest enforcer enforcer enforcer.test '^TestFexecveIsBoundAndRuns$'
 else
-  # The whole engine: seccomp notify paths, binding, races, emulation, and
-  # the differential (conformance) tests against unsupervised runs.
-  step enforcer gotest enforcer enforcer enforcer.test .
+  step vigil-run gotest vigil-run cmd/vigil vigil.test "^($vigil_run_tests|TestKilledSupervisorGrantsNothing)\$"
+  step loader gotest loader loader loader.test .
+  # seccomp notify paths, the binding through the engine, the pointer races
+  # against vigil, emulation, and the differential tests that compare every
+  # error with an unsupervised run on the same kernel.
+  step enforcer gotest enforcer enforcer enforcer.test . -test.skip "$enforcer_skip"
   step doctor-tests gotest doctor-tests cmd/vigil/internal/doctor doctor.test .
   # A short bench: what each mechanism costs relative to this kernel's own
-  # bare run (absolute times under emulation mean little).
+  # bare run (absolute times under emulation mean little). getpid is left
+  # out: at ~100 ns a short run on a shared machine measures only noise.
   step bench "$BIN/vigil" bench --json "$out/bench.json" --reps 3 --run-time 100ms \
-    --workloads getpid,open,write,exec,connect \
+    --workloads open,write,exec,connect \
     --mechanisms bare,filter-only,refsup,vigil-passthrough,vigil-allow-unverified,vigil-allow-bound,vigil-deny
 fi
 echo done >"$out/pass-done"
