@@ -177,7 +177,9 @@ for spec in $KERNELS; do
   out=$outs/$label
   rm -rf "$out"
   mkdir -p "$out"
-  printf 'BIN=%q\nREPO=%q\nPASS=%q\n' "$bin" "$repo" "$pass" >"$out/pass.env"
+  guest=1
+  [ "$label" != host ] || guest=0
+  printf 'BIN=%q\nREPO=%q\nPASS=%q\nGUEST=%d\n' "$bin" "$repo" "$pass" "$guest" >"$out/pass.env"
   start=$(date +%s)
   if [ "$label" = host ]; then
     say "host: $(uname -r) ($pass pass, no virtual machine)"
