@@ -72,6 +72,10 @@ bench: build ## Benchmark the open+close loop: bare, C reference supervisor, vig
 demo: build ## Run vigil on its embedded default policy: an allowed read, a denied read, audit records
 	@scripts/demo.sh $(VIGIL)
 
+.PHONY: kernel-matrix
+kernel-matrix: ## Run vigil on Debian's 6.1/6.12 kernels in qemu and on this one; print the matrix (KERNELS=, PASS=light|full)
+	@scripts/kernel-matrix.sh
+
 .PHONY: generate
 generate: ## Regenerate generated Go code (syscall table, bpf2go objects)
 	scripts/gensysnum.sh

@@ -503,7 +503,13 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 				reason = VIGIL_ARG_CHANGED;
 		} else {
 			n = bpf_probe_read_user_str(s->buf, VIGIL_PATH_MAX, (const void *)syscall_arg(regs, idx));
-			if (n <= 0)
+			/* An empty string reads as 1 (its NUL) on 6.18 but as 0 on
+			 * Debian's 6.1 and 6.12 (strncpy_from_user_nofault counts no
+			 * NUL for it); errors are negative. Both are "" (fexecve's
+			 * execveat(fd, "", AT_EMPTY_PATH)), not unreadable. */
+			if (n == 0)
+				n = 1;
+			if (n < 0)
 				reason = VIGIL_ARG_UNREADABLE;
 			else if ((__u32)(n - 1) != b->arg_len || fnv1a_scratch(0, n - 1) != b->arg_hash)
 				reason = VIGIL_ARG_CHANGED;

@@ -2,8 +2,10 @@ package enforcer_test
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"unsafe"
 
@@ -95,6 +97,10 @@ func runHelper(name string, argv []string) int {
 		_, _, errno = unix.Syscall(unix.SYS_IO_URING_SETUP, 1, uintptr(unsafe.Pointer(&params)), 0)
 	case "ptrace":
 		_, _, errno = unix.Syscall(unix.SYS_PTRACE, unix.PTRACE_TRACEME, 0, 0)
+	case "fexecve":
+		// glibc's fexecve(3): execveat(open(argv[0]), "", argv, environ,
+		// AT_EMPTY_PATH). Prints only if the exec fails.
+		errno = fexecve(argv)
 	default:
 		fmt.Printf("usage: unknown helper %s\n", name)
 		return 2
@@ -174,4 +180,30 @@ func fdSwapTrunc(allowed, protected string, n int) int {
 	<-done
 	fmt.Printf("ok %d\n", opened)
 	return 0
+}
+
+func fexecve(argv []string) unix.Errno {
+	fd, err := unix.Open(argv[0], unix.O_RDONLY, 0)
+	if err != nil {
+		return err.(unix.Errno)
+	}
+	empty, _ := unix.BytePtrFromString("")
+	av, ev := cStrings(argv), cStrings(os.Environ())
+	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+		uintptr(unsafe.Pointer(&av[0])), uintptr(unsafe.Pointer(&ev[0])), unix.AT_EMPTY_PATH, 0)
+	return errno
+}
+
+// cStrings is a NULL-terminated array of C strings; a string with a NUL
+// byte is cut there.
+func cStrings(ss []string) []*byte {
+	out := make([]*byte, 0, len(ss)+1)
+	for _, s := range ss {
+		if i := strings.IndexByte(s, 0); i >= 0 {
+			s = s[:i]
+		}
+		p, _ := unix.BytePtrFromString(s)
+		out = append(out, p)
+	}
+	return append(out, nil)
 }

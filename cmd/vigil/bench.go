@@ -33,7 +33,8 @@ C reference. Each repetition times a run of N iterations and one of 0, so
 start-up costs are subtracted. Without --iterations, N is calibrated so one run
 takes about --run-time. Needs root and gcc; strace is optional.
 
-'vigil bench compare A.json B.json' compares two --json files.`,
+'vigil bench compare A.json B.json [C.json...]' compares --json files, also
+across kernels.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Usage errors exit 2, like every other command's; a zero
@@ -103,19 +104,29 @@ takes about --run-time. Needs root and gcc; strace is optional.
 
 func newBenchCompareCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "compare A.json B.json",
-		Short: "Compare two vigil bench --json files: ns/op of each and the ratio B/A",
-		Args:  cobra.ExactArgs(2),
+		Use:   "compare A.json B.json [C.json...]",
+		Short: "Compare vigil bench --json files: ns/op, each run's ratio to its own bare run, and B/A",
+		Long: `With two files: each workload × mechanism's ns/op in A and B, each one's
+ratio to the same run's bare ns/op, and the ratio B/A. With more: one column
+per file with ns/op and, in parentheses, the ratio to that run's bare ns/op.
+Across kernels (or guests under emulation) only the ratios to bare compare.`,
+		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := bench.ReadFile(args[0])
-			if err != nil {
-				return &exitError{code: 2, err: err}
+			runs := make([]*bench.Results, len(args))
+			for i, a := range args {
+				r, err := bench.ReadFile(a)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				runs[i] = r
 			}
-			b, err := bench.ReadFile(args[1])
-			if err != nil {
-				return &exitError{code: 2, err: err}
+			var err error
+			if len(runs) == 2 {
+				err = bench.WriteCompare(os.Stdout, args[0], runs[0], args[1], runs[1])
+			} else {
+				err = bench.WriteCompareRuns(os.Stdout, args, runs)
 			}
-			if err := bench.WriteCompare(os.Stdout, args[0], a, args[1], b); err != nil {
+			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
 			return nil

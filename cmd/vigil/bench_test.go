@@ -90,3 +90,19 @@ func slurp(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func TestBenchCompareOfThreeFilesHasAColumnEach(t *testing.T) {
+	p := writeFile(t, "r.json", benchFile)
+	stdout, stderr, code := vigil(t, "bench", "compare", p, p, p)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"A NS/OP (×BARE)", "C NS/OP (×BARE)", "5.85 µs (4.60×)"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if _, _, code := vigil(t, "bench", "compare", p); code == 0 {
+		t.Error("compare of one file succeeded")
+	}
+}

@@ -34,3 +34,22 @@ func TestDoctorHelperCommandIsNotForUsers(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestDoctorCompareOfReportsAndBenchFiles(t *testing.T) {
+	report := writeFile(t, "host.json", `{"kernel": "6.18.0-test", "can_run": true, "features": [
+  {"name": "seccomp_sync_wake_up", "available": true, "detail": "accepted", "required": false, "use": "u", "remedy": "r"}]}`)
+	bench := writeFile(t, "guest.json", benchFile)
+	stdout, stderr, code := vigil(t, "doctor", "compare", report, bench)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"host", "guest", "seccomp_sync_wake_up", "VIGIL USES", "open refsup", "4.60×"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	bad := writeFile(t, "bad.json", `{"hello": 1}`)
+	if _, stderr, code := vigil(t, "doctor", "compare", bad); code != 2 || !strings.Contains(stderr, "neither") {
+		t.Errorf("bad input: exit %d, stderr %q", code, stderr)
+	}
+}

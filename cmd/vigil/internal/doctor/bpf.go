@@ -21,7 +21,7 @@ const btfPath = "/sys/kernel/btf/vmlinux"
 // smallest program of each kind vigil's eBPF side uses or avoids. Loads are
 // the test: a lockdown or an LSM that refuses a program type answers EPERM
 // however new the kernel is.
-func probeBPF(found map[string]result) {
+func probeBPF(found map[string]result, sec securityfs) {
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; RemoveMemlock
 	// raises it only on those.
 	_ = rlimit.RemoveMemlock()
@@ -31,7 +31,7 @@ func probeBPF(found map[string]result) {
 	found[BPFProbeReadUser] = fromFeature(features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnProbeReadUser), "bpf_probe_read_user in a raw tracepoint program")
 	found[BTFVmlinux] = kernelBTF()
 	found[BPFFentry] = btfProgram(ebpf.Tracing, ebpf.AttachTraceFEntry, "do_sys_openat2", "fentry/do_sys_openat2")
-	found[BPFLSM] = btfProgram(ebpf.LSM, ebpf.AttachLSMMac, "file_open", "lsm/file_open")
+	found[BPFLSM] = bpfLSM(btfProgram(ebpf.LSM, ebpf.AttachLSMMac, "file_open", "lsm/file_open"), sec)
 	found[Kprobes] = kprobe()
 }
 
@@ -114,6 +114,37 @@ func btfProgram(typ ebpf.ProgramType, at ebpf.AttachType, target, what string) r
 	}
 	l.Close()
 	return yes("%s loaded, attached and detached", what)
+}
+
+// bpfLSM qualifies the LSM program probe with the active LSM list: a kernel
+// built with CONFIG_BPF_LSM loads and attaches BPF LSM programs even when it
+// was booted without "bpf" in its LSM list (lsm= or CONFIG_LSM), and then
+// never runs them. Only a list that names bpf makes the feature available.
+func bpfLSM(prog result, sec securityfs) result {
+	if !prog.Available {
+		return prog
+	}
+	if sec.err != nil {
+		return no("%s, but whether it runs is unknown: %v", prog.Detail, sec.err)
+	}
+	list := strings.TrimSpace(sec.lsm)
+	if list == "" {
+		return no("%s, but %s/lsm is missing or empty: whether it runs is unknown", prog.Detail, securityfsDir)
+	}
+	if !lsmActive(list, "bpf") {
+		return no("%s, but bpf is not in the active LSM list (%s): BPF LSM programs never run; boot with lsm=%s,bpf", prog.Detail, list, list)
+	}
+	return yes("%s; bpf is in the active LSM list (%s)", prog.Detail, list)
+}
+
+// lsmActive reports whether name is in a comma-separated LSM list.
+func lsmActive(list, name string) bool {
+	for _, l := range strings.Split(list, ",") {
+		if strings.TrimSpace(l) == name {
+			return true
+		}
+	}
+	return false
 }
 
 // kprobe attaches a kprobe program to do_sys_openat2 through whichever

@@ -64,7 +64,7 @@ var catalog = []spec{
 		"not used: vigil attaches raw tracepoints instead (fentry/fexit are refused on some hardened kernels)",
 		"nothing to do"},
 	{BPFLSM, false,
-		"not used: vigil decides in user space and binds with raw tracepoints (BPF LSM programs are refused on some kernels)",
+		"not used: vigil decides in user space and binds with raw tracepoints (BPF LSM programs are refused on some kernels, and never run where bpf is not in the LSM list)",
 		"nothing to do"},
 	{Kprobes, false,
 		"not used: vigil attaches raw tracepoints, which need neither kprobes nor tracefs",

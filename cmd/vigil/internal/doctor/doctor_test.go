@@ -3,10 +3,14 @@ package doctor
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
@@ -121,26 +125,77 @@ func TestActiveLockdown(t *testing.T) {
 	}
 }
 
-// TestProbeOnThisMachine checks the probes against what docs/design.md §1 says of
-// the machines vigil is developed and tested on: seccomp notify with
-// CONTINUE, ADDFD and SYNC_WAKE_UP works; fentry and BPF LSM loads fail.
+func TestBPFLSMIsAvailableOnlyWithBpfInTheActiveLSMList(t *testing.T) {
+	loaded := yes("lsm/file_open loaded, attached and detached")
+	refused := no("loading lsm/file_open: EPERM (operation not permitted)")
+	for _, tc := range []struct {
+		name   string
+		prog   result
+		sec    securityfs
+		want   bool
+		detail string
+	}{
+		{"loads, bpf active", loaded, securityfs{lsm: "lockdown,capability,landlock,yama,apparmor,tomoyo,bpf"}, true, "bpf is in the active LSM list"},
+		{"loads, bpf not in the list", loaded, securityfs{lsm: "lockdown,capability,landlock,yama,apparmor\n"}, false, "boot with lsm=lockdown,capability,landlock,yama,apparmor,bpf"},
+		{"loads, a name containing bpf is not bpf", loaded, securityfs{lsm: "capability,notbpf"}, false, "not in the active LSM list"},
+		{"loads, list unreadable", loaded, securityfs{err: errors.New("securityfs not mounted")}, false, "whether it runs is unknown"},
+		{"loads, list empty", loaded, securityfs{}, false, "missing or empty"},
+		{"refused", refused, securityfs{lsm: "capability,bpf"}, false, "EPERM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := bpfLSM(tc.prog, tc.sec)
+			if got.Available != tc.want || !strings.Contains(got.Detail, tc.detail) {
+				t.Errorf("bpfLSM = %+v, want available %v with %q in the detail", got, tc.want, tc.detail)
+			}
+		})
+	}
+}
+
+// TestProbeOnThisMachine checks the probes against independent witnesses of
+// the running kernel, so it holds on every kernel of scripts/kernel-matrix.sh:
+// what vigil requires works; SYNC_WAKE_UP exists from Linux 6.6 on (a
+// minimum-version check that turns a missing feature into a failure); BPF LSM
+// is reported available exactly when it loads and the LSM list securityfs
+// gives names bpf.
 func TestProbeOnThisMachine(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	r := Probe()
 	for _, name := range []string{SeccompUserNotif, SeccompContinue, SeccompAddFD, SeccompAddFDSend,
-		SeccompWaitKillableRecv, SeccompSyncWakeUp, PidfdOpen, ProcessVMReadv, Openat2, Libseccomp} {
+		SeccompWaitKillableRecv, PidfdOpen, ProcessVMReadv, Openat2, Libseccomp} {
 		if f, ok := r.Feature(name); !ok || !f.Available {
 			t.Errorf("%s reported unavailable: %+v", name, f)
-		}
-	}
-	for _, name := range []string{BPFFentry, BPFLSM} {
-		if f, ok := r.Feature(name); !ok || f.Available {
-			t.Errorf("%s reported available (this machine refuses it): %+v", name, f)
 		}
 	}
 	if !r.CanRun {
 		t.Errorf("CanRun false; missing %+v", r.Missing())
 	}
+	major, minor := kernelVersion(t, r.Kernel)
+	sync, _ := r.Feature(SeccompSyncWakeUp)
+	if want := major > 6 || major == 6 && minor >= 6; sync.Available != want {
+		t.Errorf("kernel %s: %s available = %v, want %v (%s)", r.Kernel, SeccompSyncWakeUp, sync.Available, want, sync.Detail)
+	}
+	sec := readSecurityfs()
+	if sec.err != nil {
+		t.Fatalf("reading securityfs: %v", sec.err)
+	}
+	lsm, _ := r.Feature(BPFLSM)
+	if lsm.Available && !lsmActive(strings.TrimSpace(sec.lsm), "bpf") {
+		t.Errorf("%s available but the active LSM list is %q", BPFLSM, sec.lsm)
+	}
+	prog := btfProgram(ebpf.LSM, ebpf.AttachLSMMac, "file_open", "lsm/file_open")
+	if want := prog.Available && lsmActive(strings.TrimSpace(sec.lsm), "bpf"); lsm.Available != want {
+		t.Errorf("%s available = %v, want %v (program: %s; LSMs %q)", BPFLSM, lsm.Available, want, prog.Detail, sec.lsm)
+	}
+}
+
+// kernelVersion parses "6.1.0-57-amd64" into 6, 1.
+func kernelVersion(t *testing.T, release string) (int, int) {
+	t.Helper()
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("parsing kernel release %q: %v", release, err)
+	}
+	return major, minor
 }
 
 // TestWithoutTheBindingVigilRunsOnlyUnverified is what a non-root user

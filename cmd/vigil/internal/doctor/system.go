@@ -2,6 +2,8 @@ package doctor
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -10,28 +12,43 @@ import (
 // securityfsDir is where securityfs is mounted when it is.
 const securityfsDir = "/sys/kernel/security"
 
-// probeLockdown reads the lockdown mode from securityfs. When securityfs is
-// not mounted (containers, minimal VMs) and this process is root, a helper
-// mounts it in a private mount namespace that vanishes with it, so the host
-// stays as it was.
-func probeLockdown(found map[string]result) {
-	mode, lsm, how := "", "", ""
+// securityfs is what securityfs says of the running kernel's LSMs.
+type securityfs struct {
+	lockdown string // the lockdown file, "none [integrity] confidentiality"
+	lsm      string // the active LSMs in order, "lockdown,capability,...,bpf"
+	how      string // where it was read
+	err      error  // why it could not be read (then the rest is empty)
+}
+
+// readSecurityfs reads the lockdown mode and the active LSM list. When
+// securityfs is not mounted (containers, minimal VMs) and this process is
+// root, a helper mounts it in a private mount namespace that vanishes with
+// it, so the host stays as it was.
+func readSecurityfs() securityfs {
 	if b, err := os.ReadFile(securityfsDir + "/lockdown"); err == nil {
-		mode, how = string(b), "read from "+securityfsDir
+		s := securityfs{lockdown: string(b), how: "read from " + securityfsDir}
 		if l, err := os.ReadFile(securityfsDir + "/lsm"); err == nil {
-			lsm = string(l)
+			s.lsm = string(l)
 		}
-	} else if isRoot() {
-		out, err := securityfsViaHelper()
-		if err != nil {
-			found[Lockdown] = no("securityfs not mounted and mounting it privately failed: %v", err)
-			return
-		}
-		mode, lsm, how = out.Lockdown, out.LSM, "securityfs mounted in a private mount namespace"
-	} else {
-		found[Lockdown] = no("securityfs not mounted; run as root to probe it")
+		return s
+	}
+	if !isRoot() {
+		return securityfs{err: errors.New("securityfs not mounted; run as root to probe it")}
+	}
+	out, err := securityfsViaHelper()
+	if err != nil {
+		return securityfs{err: fmt.Errorf("securityfs not mounted and mounting it privately failed: %w", err)}
+	}
+	return securityfs{lockdown: out.Lockdown, lsm: out.LSM, how: "securityfs mounted in a private mount namespace"}
+}
+
+// probeLockdown reports the lockdown mode securityfs gives.
+func probeLockdown(found map[string]result, sec securityfs) {
+	if sec.err != nil {
+		found[Lockdown] = no("%v", sec.err)
 		return
 	}
+	mode, lsm, how := sec.lockdown, sec.lsm, sec.how
 	active := activeLockdown(mode)
 	if active == "" {
 		found[Lockdown] = no("lockdown file says %q (%s)", strings.TrimSpace(mode), how)
