@@ -8,80 +8,72 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 	"github.com/vigilsec/vigil/loader"
 )
 
-// bindingFor fills s.bind with the kernel binding that pins c's object, and
-// reports whether c's syscall has one:
-//
-//   - the open family: the file the returned fd must refer to, or for
-//     O_CREAT of a missing name its parent directory and name;
-//   - execve/execveat: the file the kernel will map (for a #! script, the
-//     interpreter it names; the script itself is reopened by name by the
-//     interpreter, which no binding can pin);
-//   - connect: the peer the socket must end up connected to;
-//   - clone/clone3: the namespaces the child must (and must only) get.
-//
-// The argument bytes vigil read are the sys_enter tripwire.
-//
-// bindNone means no binding exists for this kind of call (the caller may
-// continue it unverified, and says so); bindFailed means one should exist
-// but could not be made, and the caller must deny with errno.
-func (s *receiver) bindingFor(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
-	if c.sc == nil || !Bindable(c.sc.Name) {
+// The bindings (handling.bind) fill s.bind, which bound() reset for the
+// call, with the kernel binding that pins c's object; the argument bytes
+// vigil read are the sys_enter tripwire. bindNone means this call has no
+// binding (the caller continues it unverified, and says so); bindFailed
+// means one should exist but could not be made, and the caller denies with
+// the errno.
+
+// bindOpen pins the file the returned fd must refer to, or for O_CREAT of a
+// missing name its parent directory and name.
+func (s *receiver) bindOpen(_ *notify.Notif, c *call) (bindResult, unix.Errno) {
+	if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
+		// O_TMPFILE's inode is new and nameless: nothing to compare.
 		return bindNone, 0
 	}
-	s.bind = loader.Binding{Nr: c.pc.Nr}
-	switch {
-	case c.sc.Flags == sysinfo.FlagsOpen:
-		if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
-			// O_TMPFILE's inode is new and nameless: nothing to compare.
-			return bindNone, 0
-		}
-		obj := &c.objs[0]
-		if !s.pathBinding(c, obj) {
-			return bindFailed, unix.EPERM
-		}
-		s.bind.Kind = loader.BindFile
-		if !obj.Exists {
-			s.bind.Kind = loader.BindCreate
-			s.bind.Name = path.Base(obj.Path)
-		} else {
-			s.byName(obj)
-		}
-		return bindOK, 0
-	case c.sc.Name == "execve" || c.sc.Name == "execveat":
-		obj := &c.objs[0]
-		if !s.pathBinding(c, obj) || !obj.Exists {
-			return bindFailed, unix.EPERM
-		}
-		req := resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot.Load(), Identity: true}
-		target, err := s.resolver.ExecTarget(req, *obj)
-		if err != nil || (target.Dev == 0 && target.Ino == 0) {
-			// Replaced between resolution and reading its #! line, or an
-			// interpreter that cannot be found: refuse rather than guess.
-			if e, ok := err.(unix.Errno); ok && e != unix.EAGAIN {
-				return bindFailed, e
-			}
-			return bindFailed, unix.EPERM
-		}
-		s.bind.Kind, s.bind.Dev, s.bind.Ino = loader.BindExec, target.Dev, target.Ino
-		s.byName(&target)
-		return bindOK, 0
-	case c.sc.Name == "connect":
-		return s.connectBinding(n, c, tgid)
-	case c.sc.Name == "clone" || c.sc.Name == "clone3":
-		s.bind.Kind, s.bind.CloneFlags = loader.BindClone, c.pc.Flags
-		if c.sc.Name == "clone3" {
-			s.bind.ArgIndex = 0
-			s.bindArg = append(s.bindArg[:0], s.scratch.Struct[:c.cloneLen]...)
-			s.bind.Arg = s.bindArg
-		}
-		return bindOK, 0
+	obj := &c.objs[0]
+	if !s.pathBinding(c, obj) {
+		return bindFailed, unix.EPERM
 	}
-	return bindNone, 0
+	s.bind.Kind = loader.BindFile
+	if !obj.Exists {
+		s.bind.Kind = loader.BindCreate
+		s.bind.Name = path.Base(obj.Path)
+	} else {
+		s.byName(obj)
+	}
+	return bindOK, 0
+}
+
+// bindExec pins the file the kernel will map: for a #! script, the
+// interpreter it names (the script itself is reopened by name by the
+// interpreter, which no binding can pin).
+func (s *receiver) bindExec(n *notify.Notif, c *call) (bindResult, unix.Errno) {
+	obj := &c.objs[0]
+	if !s.pathBinding(c, obj) || !obj.Exists {
+		return bindFailed, unix.EPERM
+	}
+	req := resolve.Request{Tid: c.tid, Tgid: c.tgid, Dirfd: unix.AT_FDCWD, OwnRoot: s.ownRoot.Load(), Identity: true}
+	target, err := s.resolver.ExecTarget(req, *obj)
+	if err != nil || (target.Dev == 0 && target.Ino == 0) {
+		// Replaced between resolution and reading its #! line, or an
+		// interpreter that cannot be found: refuse rather than guess.
+		if e, ok := err.(unix.Errno); ok && e != unix.EAGAIN {
+			return bindFailed, e
+		}
+		return bindFailed, unix.EPERM
+	}
+	s.bind.Kind, s.bind.Dev, s.bind.Ino = loader.BindExec, target.Dev, target.Ino
+	s.byName(&target)
+	return bindOK, 0
+}
+
+// bindClone pins the namespaces the child must (and must only) get.
+func (s *receiver) bindClone(_ *notify.Notif, c *call) (bindResult, unix.Errno) {
+	s.bind.Kind, s.bind.CloneFlags = loader.BindClone, c.pc.Flags
+	if i := c.sc.ArgIndex(sysinfo.ArgCloneArgs); i >= 0 {
+		// clone3's flags live in user memory: its clone_args are the
+		// tripwire.
+		s.bind.ArgIndex = i
+		s.bindArg = append(s.bindArg[:0], s.scratch.Struct[:c.cloneLen]...)
+		s.bind.Arg = s.bindArg
+	}
+	return bindOK, 0
 }
 
 // bindResult says whether a call got a kernel binding.
@@ -110,15 +102,15 @@ func (s *receiver) pathBinding(c *call, obj *resolve.Object) bool {
 		return false
 	}
 	s.bindArg = append(s.bindArg[:0], c.paths[0]...)
-	s.bind.ArgIndex, s.bind.Arg = c.sc.PathArgs()[0], s.bindArg
+	s.bind.ArgIndex, s.bind.Arg = c.firstPathArg(), s.bindArg
 	s.bind.Dev, s.bind.Ino = obj.Dev, obj.Ino
 	return true
 }
 
-// connectBinding pins the peer of a connect. A sockaddr of a family the
+// bindConnect pins the peer of a connect. A sockaddr of a family the
 // binding does not know is refused: a racing thread could turn it into an
 // AF_INET address the policy would have denied.
-func (s *receiver) connectBinding(n *notify.Notif, c *call, tgid int) (bindResult, unix.Errno) {
+func (s *receiver) bindConnect(_ *notify.Notif, c *call) (bindResult, unix.Errno) {
 	if !c.pc.HasAddr {
 		return bindFailed, unix.EPERM
 	}
@@ -142,7 +134,7 @@ func (s *receiver) connectBinding(n *notify.Notif, c *call, tgid int) (bindResul
 		obj := c.sock
 		if !c.hasSock {
 			var err error
-			obj, err = s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: tgid, Dirfd: unix.AT_FDCWD,
+			obj, err = s.resolver.Resolve(resolve.Request{Tid: c.tid, Tgid: c.tgid, Dirfd: unix.AT_FDCWD,
 				Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot.Load(), Identity: true})
 			if e, ok := err.(unix.Errno); ok && e != 0 {
 				return bindFailed, e // what the kernel's lookup gives (ENOENT...)
@@ -160,54 +152,4 @@ func (s *receiver) connectBinding(n *notify.Notif, c *call, tgid int) (bindResul
 		return bindFailed, unix.EPERM
 	}
 	return bindOK, 0
-}
-
-// Bindable reports whether vigil can bind a content-dependent allow of the
-// named syscall to the kernel's object.
-func Bindable(name string) bool {
-	sc, ok := sysinfo.Lookup(name)
-	if !ok {
-		return false
-	}
-	switch name {
-	case "execve", "execveat", "connect", "clone", "clone3":
-		return true
-	}
-	return sc.Flags == sysinfo.FlagsOpen
-}
-
-// NeedsBinding lists the syscalls for which the policy can allow a call
-// depending on its pointer arguments: those need a kernel binding (or
-// emulation) to be safe.
-func NeedsBinding(p *policy.Policy) []string {
-	var out []string
-	for _, name := range p.Syscalls() {
-		nr, ok := sysinfo.Number(name)
-		if !ok || !p.ContentDependent(nr) {
-			continue
-		}
-		if mayAllow(p, name) {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
-// mayAllow reports whether some rule naming syscall, or the default, allows.
-func mayAllow(p *policy.Policy, syscall string) bool {
-	for _, r := range p.Rules {
-		for _, sc := range r.Syscalls {
-			if sc != syscall {
-				continue
-			}
-			if r.Action == policy.ActionAllow || r.Action == policy.ActionLog {
-				return true
-			}
-			if r.Keys() == 0 {
-				// A rule without match ends the search for this syscall.
-				return false
-			}
-		}
-	}
-	return p.Default == policy.ActionAllow || p.Default == policy.ActionLog
 }

@@ -16,13 +16,15 @@ import (
 // record, the resolved objects and the policy's view. One call value lives in
 // each Supervisor and is reset per notification.
 type call struct {
-	sc     *sysinfo.Syscall
-	tgid   int
-	pc     policy.Call
-	paths  [2]string // requested spellings
-	dirfds [2]int
-	nPaths int
-	objs   [2]resolve.Object
+	sc *sysinfo.Syscall
+	// h is the syscall's entry in the per-syscall table (calls.go).
+	h         *handling
+	tid, tgid int
+	pc        policy.Call
+	paths     [2]string // requested spellings
+	dirfds    [2]int
+	nPaths    int
+	objs      [2]resolve.Object
 	// sock is the socket file an AF_UNIX pathname address names, resolved
 	// (hasSock) like any path: policy matches its reference name.
 	sock    resolve.Object
@@ -33,6 +35,7 @@ type call struct {
 	fd      int
 	hasFd   bool
 	how     args.OpenHow
+	hasHow  bool
 	clone   args.CloneArgs
 	addr    args.Sockaddr
 	// saLen and cloneLen are how many bytes of s.scratch.Sockaddr and
@@ -53,7 +56,7 @@ type call struct {
 }
 
 func (c *call) reset(sc *sysinfo.Syscall, nr int) {
-	*c = call{sc: sc, dirfds: [2]int{unix.AT_FDCWD, unix.AT_FDCWD}}
+	*c = call{sc: sc, h: handlingOf(nr), dirfds: [2]int{unix.AT_FDCWD, unix.AT_FDCWD}}
 	c.pc.Nr = nr
 	for i := range c.objs {
 		c.objs[i].Fd, c.objs[i].ParentFd = -1, -1
@@ -72,9 +75,9 @@ func (s *receiver) resolveSocketPath(n *notify.Notif, c *call) {
 	if !c.pc.HasAddr || a.Family != unix.AF_UNIX || a.Abstract || a.UnixPath == "" {
 		return
 	}
-	bind := c.sc.Name == "bind"
-	obj, err := s.resolver.Resolve(resolve.Request{Tid: int(n.Pid), Tgid: c.tgid, Dirfd: unix.AT_FDCWD,
-		Path: a.UnixPath, Follow: !bind, MayCreate: bind, OwnRoot: s.ownRoot.Load(), Identity: true})
+	creates := c.h.socketCreates
+	obj, err := s.resolver.Resolve(resolve.Request{Tid: c.tid, Tgid: c.tgid, Dirfd: unix.AT_FDCWD,
+		Path: a.UnixPath, Follow: !creates, MayCreate: creates, OwnRoot: s.ownRoot.Load(), Identity: true})
 	if err != nil {
 		c.fail(err)
 		return
@@ -108,9 +111,11 @@ func (s *receiver) decode(n *notify.Notif, c *call) {
 	sc := c.sc
 	tid := int(n.Pid)
 	a := &n.Data.Args
-	if e := s.checkBeforeReads(n, c); e != 0 {
-		c.err = e
-		return
+	if c.h.before != nil {
+		if e := c.h.before(s, n, c); e != 0 {
+			c.err = e
+			return
+		}
 	}
 	if i := sc.ArgIndex(sysinfo.ArgOpenHow); i >= 0 {
 		// openat2 copies and checks open_how before it reads the path
@@ -120,7 +125,7 @@ func (s *receiver) decode(n *notify.Notif, c *call) {
 			c.fail(err)
 			return
 		}
-		c.how = how
+		c.how, c.hasHow = how, true
 		c.pc.Flags, c.pc.HasFlags, c.pc.Resolve = how.Flags, true, how.Resolve
 	}
 	if i := sc.ArgIndex(sysinfo.ArgDev); i > 0 {
@@ -206,13 +211,22 @@ func (s *receiver) decode(n *notify.Notif, c *call) {
 			c.pc.HasAddr = true
 		}
 	}
-	if sc.Name == "creat" {
+	if f := c.h.impliedFlags; f != 0 {
 		// creat(p, m) is open(p, O_CREAT|O_WRONLY|O_TRUNC, m).
-		c.pc.Flags, c.pc.HasFlags = unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC, true
+		c.pc.Flags, c.pc.HasFlags = f, true
 	}
-	if c.err == 0 {
-		c.err = checkAfterNames(n, c)
+	if c.err == 0 && c.h.afterNames != nil {
+		c.err = c.h.afterNames(n, c)
 	}
+}
+
+// firstPathArg returns the register index of the first path argument, or
+// -1 (sysinfo.Syscall.PathArgs without the allocation).
+func (c *call) firstPathArg() int {
+	if c.sc == nil {
+		return -1
+	}
+	return c.sc.ArgIndex(sysinfo.ArgPath)
 }
 
 // release closes the descriptors the call's resolution kept.
@@ -242,8 +256,8 @@ func devKind(k args.DevKind) policy.DevKind {
 
 // resolvePaths resolves every decoded path (and fsetxattr's fd) in the
 // watchee's view. The first error becomes c.err.
-func (s *receiver) resolvePaths(n *notify.Notif, c *call, tgid int) {
-	tid := int(n.Pid)
+func (s *receiver) resolvePaths(n *notify.Notif, c *call) {
+	tid, tgid := c.tid, c.tgid
 	sc := c.sc
 	if c.hasFd && c.nPaths == 0 {
 		obj, err := s.resolver.ResolveFd(tid, c.fd, false)
@@ -267,7 +281,7 @@ func (s *receiver) resolvePaths(n *notify.Notif, c *call, tgid int) {
 			OwnRoot:   s.ownRoot.Load(),
 			Identity:  s.cfg.Kernel != nil,
 			// An exec's binding reads the #! line through the vetted file.
-			Keep: s.cfg.Kernel != nil && (sc.Name == "execve" || sc.Name == "execveat"),
+			Keep: s.cfg.Kernel != nil && c.h.exec,
 		}
 		var obj resolve.Object
 		var err error

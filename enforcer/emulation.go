@@ -7,52 +7,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/vigilsec/vigil/enforcer/args"
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/resolve"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
-
-// emulable lists the syscalls vigil can perform in lieu of the watchee:
-// those whose allow no kernel binding can pin (docs/design.md §2: the kernel
-// leaves no object to check after unlink, rename, mkdir, chmod, ...), and
-// mknod and setxattr, whose privilege vigil lends in user namespaces.
-var emulable = map[string]bool{
-	"mknod": true, "mknodat": true,
-	"setxattr": true, "lsetxattr": true, "fsetxattr": true,
-	"unlink": true, "unlinkat": true, "rmdir": true,
-	"mkdir": true, "mkdirat": true,
-	"rename": true, "renameat": true, "renameat2": true,
-	"link": true, "linkat": true, "symlink": true, "symlinkat": true,
-	"chmod": true, "fchmodat": true, "fchmodat2": true,
-	"chown": true, "lchown": true, "fchownat": true,
-	"truncate": true,
-}
-
-// Emulable reports whether vigil can emulate the named syscall.
-func Emulable(name string) bool { return emulable[name] }
-
-// NeedsEmulator reports whether a policy can use the emulation engine: an
-// emulate rule, a content-dependent allow of a call vigil emulates (the
-// path calls, opens for writing, connect), or sends it governs.
-func NeedsEmulator(p *policy.Policy) bool {
-	if sendsNeedEmulator(p) {
-		return true
-	}
-	for _, r := range p.Rules {
-		if r.Action == policy.ActionEmulate {
-			return true
-		}
-	}
-	for _, name := range NeedsBinding(p) {
-		if sc, ok := sysinfo.Lookup(name); ok && (emulable[name] || name == "connect" || sc.Flags == sysinfo.FlagsOpen) {
-			return true
-		}
-	}
-	return false
-}
 
 // maxPrepareRetries bounds how often a call whose prepared object changed
 // before it could be performed is prepared and vetted again.
@@ -69,17 +29,25 @@ const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT | unix.O_TRUNC | u
 // even with a binding (issue 9, bypass 2).
 func actsBeforeReturn(flags uint64) bool { return flags&(unix.O_CREAT|unix.O_TRUNC) != 0 }
 
-// emulatesOpen reports whether a content-dependent allow of an open is
+// performOpen performs an allowed open when vigil must (emulatesOpen) and
+// can; otherwise the open is bound.
+func (s *receiver) performOpen(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+	if !s.emulatesOpen(c) {
+		return outcome{}, false
+	}
+	return s.emulateOpen(l, n, c, d)
+}
+
+// emulatesOpen reports whether an allowed content-dependent open is
 // performed by vigil (and its fd installed with ADDFD): opens for writing,
-// creating or truncating, opens of FIFOs and devices (whose open acts), and
-// openat2 calls whose open_how a rule looked at.
-func (s *receiver) emulatesOpen(c *call, d policy.Decision) bool {
-	if s.cfg.Emulator == nil || s.cfg.Unverified || c.sc == nil || c.sc.Flags != sysinfo.FlagsOpen ||
-		(d.Action != policy.ActionAllow && d.Action != policy.ActionLog) ||
-		c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE || !s.pol.ContentDependent(c.pc.Nr) {
+// creating or truncating, opens of FIFOs and devices (whose open acts),
+// opens whose descriptor table another process shares, and openat2 calls
+// whose open_how a rule looked at.
+func (s *receiver) emulatesOpen(c *call) bool {
+	if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
 		return false
 	}
-	if c.pc.Flags&unix.O_PATH != 0 && c.sc.Name != "openat2" {
+	if c.pc.Flags&unix.O_PATH != 0 && !c.hasHow {
 		// An O_PATH open acts on nothing (not even a FIFO or a device),
 		// and ADDFD cannot install an O_PATH file: bind it. What an
 		// O_PATH descriptor is used for later is vetted again by object
@@ -88,7 +56,7 @@ func (s *receiver) emulatesOpen(c *call, d policy.Decision) bool {
 	}
 	// openat2 keeps its flags and resolve mode in user memory (open_how),
 	// which no binding re-checks: when a rule looked at them, emulate.
-	how := c.sc.Name == "openat2" && s.pol.Needs(c.pc.Nr)&(sysinfo.KeyFlags|sysinfo.KeyResolve) != 0
+	how := c.hasHow && s.pol.Needs(c.pc.Nr)&(sysinfo.KeyFlags|sysinfo.KeyResolve) != 0
 	switch c.objs[0].Mode & unix.S_IFMT {
 	case unix.S_IFIFO, unix.S_IFCHR, unix.S_IFBLK:
 		return true
@@ -104,21 +72,14 @@ func (s *receiver) emulatesOpen(c *call, d policy.Decision) bool {
 	return how || c.pc.Flags&writeFlags != 0
 }
 
-// refuse is the outcome of an allowed call vigil cannot carry out safely:
-// the rule that allowed it stays in the record, with why it was refused.
-func refuse(c *call, d policy.Decision, why string) outcome {
-	c.reason = why
-	return outcome{dec: d, errno: unix.EPERM}
-}
-
 // emulateOpen opens the file vigil vetted, as the watchee, and installs it
 // in the watchee with SECCOMP_ADDFD_FLAG_SEND, which answers the call. It
 // reports handled false when the open cannot be emulated faithfully and
 // creates and truncates nothing (a terminal a session leader would take as
 // its own): the caller binds it instead.
-func (s *receiver) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+func (s *receiver) emulateOpen(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
 	how := emulate.OpenHowFromFlags(int(c.pc.Flags), c.mode)
-	if c.sc.Name == "openat2" {
+	if c.hasHow {
 		how = unix.OpenHow{Flags: c.how.Flags, Mode: c.how.Mode, Resolve: c.how.Resolve}
 	}
 	var err error
@@ -134,9 +95,9 @@ func (s *receiver) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d p
 	}
 	switch {
 	case errors.Is(err, emulate.ErrRaced):
-		return outcome{dec: d, errno: unix.EAGAIN}, true
+		return deny(d, unix.EAGAIN), true
 	case errors.Is(err, notify.ErrGone):
-		return outcome{dec: d, errno: unix.ESRCH}, true
+		return deny(d, unix.ESRCH), true
 	case errors.Is(err, emulate.ErrUnsupported):
 		if actsBeforeReturn(how.Flags) {
 			return refuse(c, d, "cannot emulate faithfully, and the open creates or truncates before any check: "+err.Error()), true
@@ -149,17 +110,17 @@ func (s *receiver) emulateOpen(l *notify.Listener, n *notify.Notif, c *call, d p
 	if e, ok := errnoOf(err); ok {
 		// The emulated lookup's own answer (ENOENT, ENXIO for /dev/tty
 		// without a controlling terminal...), as the kernel's would be.
-		return outcome{dec: d, errno: e, emulated: true}, true
+		return returned(d, 0, e), true
 	}
 	s.log.Error().Err(err).Msg("denying: emulated open failed")
 	s.cfg.Metrics.EmulationFailed(c.sc.Name)
 	return refuse(c, d, "emulated open failed: "+err.Error()), true
 }
 
-func (s *receiver) emulateOpenOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow) (outcome, error) {
+func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow) (outcome, error) {
 	em := s.cfg.Emulator
-	caller := emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}
-	obj, err := s.resolveHeld(n, c, 0, c.follows(c.sc.Follow), c.mayCreate(0), how.Resolve)
+	caller := emulate.Caller{Pid: c.tgid, Tid: c.tid}
+	obj, err := s.resolveHeld(c, 0, c.follows(c.sc.Follow), c.mayCreate(0), how.Resolve)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -207,30 +168,32 @@ func (s *receiver) emulateOpenOnce(l *notify.Listener, n *notify.Notif, c *call,
 		// when it opens or when the watchee stops waiting.
 		q := p
 		p = nil
-		return outcome{dec: d, emulated: true, deferred: s.fifoOpener(l, n.ID, q)}, nil
+		return deferredCall(d, s.fifoOpener(l, n.ID, q)), nil
 	}
 	r, err := em.Open(p)
 	if err != nil {
 		return outcome{}, err
 	}
 	if r.Errno != 0 {
-		return outcome{dec: d, errno: r.Errno, emulated: true, performed: true, keptFd: -1}, nil
+		return performedResult(d, 0, r.Errno), nil
 	}
 	fd, err := emulate.InstallFdOrKeep(l, n.ID, &r)
 	if err != nil {
 		if errors.Is(err, notify.ErrGone) {
 			// The open took effect (it may have created the file); the
 			// watchee may restart it and must get this very file.
-			return outcome{dec: d, errno: unix.ESRCH, emulated: true, performed: true, keptFd: r.Fd, keptFlags: r.FdFlags}, nil
+			o := performedResult(d, 0, unix.ESRCH)
+			o.keptFd, o.keptFlags = r.Fd, r.FdFlags
+			return o, nil
 		}
 		var e unix.Errno
 		if errors.As(err, &e) {
 			// ADDFD refused (EMFILE): the call is still pending.
-			return outcome{dec: d, errno: e, emulated: true, performed: true, keptFd: -1}, nil
+			return performedResult(d, 0, e), nil
 		}
 		return outcome{}, err
 	}
-	return outcome{dec: d, emulated: true, answered: true, val: int64(fd), keptFd: -1}, nil
+	return answeredWith(d, fd), nil
 }
 
 // prepareOpenHeld prepares an open of an object the resolver holds.
@@ -245,7 +208,7 @@ func (s *receiver) prepareOpenHeld(caller emulate.Caller, obj *resolve.Object, h
 // fifoOpener returns the deferred work of a blocking FIFO open: it waits
 // for the other end as the watchee would, and gives up when the watchee no
 // longer waits (its notification is no longer valid).
-func (s *receiver) fifoOpener(l *notify.Listener, id uint64, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
+func (s *receiver) fifoOpener(l notify.Answerer, id uint64, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
 	em := s.cfg.Emulator
 	return func() (int64, unix.Errno, bool) {
 		defer p.Close()
@@ -274,7 +237,7 @@ func (s *receiver) fifoOpener(l *notify.Listener, id uint64, p *emulate.Prepared
 // whileValid calls gone once notification id stops being valid (the
 // watchee no longer waits: killed, or the listener hung up), checking every
 // 50ms until stop is called.
-func whileValid(l *notify.Listener, id uint64, gone func()) (stop func()) {
+func whileValid(l notify.Answerer, id uint64, gone func()) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -314,9 +277,9 @@ func sameOpen(p *emulate.Prepared, obj *resolve.Object) bool {
 
 // resolveHeld resolves path argument i for emulation, keeping descriptors of
 // the object and of the directory it is in.
-func (s *receiver) resolveHeld(n *notify.Notif, c *call, i int, follow, mayCreate bool, res uint64) (resolve.Object, error) {
+func (s *receiver) resolveHeld(c *call, i int, follow, mayCreate bool, res uint64) (resolve.Object, error) {
 	obj, err := s.resolver.Resolve(resolve.Request{
-		Tid: int(n.Pid), Tgid: c.tgid, Dirfd: c.dirfds[i], Path: c.paths[i], Follow: follow, MayCreate: mayCreate,
+		Tid: c.tid, Tgid: c.tgid, Dirfd: c.dirfds[i], Path: c.paths[i], Follow: follow, MayCreate: mayCreate,
 		OwnRoot: s.ownRoot.Load(), Resolve: res, Keep: true, Parent: true,
 	})
 	if err != nil {
@@ -342,6 +305,15 @@ func (s *receiver) vetted(c *call, i int, obj *resolve.Object) {
 	}
 }
 
+// performConnect performs an allowed connect with an address (IP ones; see
+// emulateConnect).
+func (s *receiver) performConnect(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+	if !c.pc.HasAddr {
+		return outcome{}, false
+	}
+	return s.emulateConnect(l, n, c, d)
+}
+
 // emulateConnect connects the watchee's own socket (pidfd_getfd) from vigil
 // with the sockaddr vigil read and vetted, so the kernel never reads the
 // watchee's memory again. A blocking connect takes as long as the watchee's
@@ -349,27 +321,27 @@ func (s *receiver) vetted(c *call, i int, obj *resolve.Object) {
 // the call; the notify loop goes on. handled is false for sockets
 // emulation cannot connect faithfully (AF_UNIX: the server would see vigil
 // as its peer): the caller binds those instead.
-func (s *receiver) emulateConnect(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
-	p, err := s.cfg.Emulator.PrepareSocket(emulate.Caller{Pid: c.tgid, Tid: int(n.Pid)}, c.fd)
+func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+	p, err := s.cfg.Emulator.PrepareSocket(emulate.Caller{Pid: c.tgid, Tid: c.tid}, c.fd)
 	if errors.Is(err, emulate.ErrUnsupported) {
 		return outcome{}, false
 	}
 	if err != nil {
 		if e, ok := errnoOf(err); ok {
-			return outcome{dec: d, errno: e}, true
+			return deny(d, e), true
 		}
 		s.log.Error().Err(err).Msg("denying: preparing an emulated connect failed")
 		s.cfg.Metrics.EmulationFailed(c.sc.Name)
-		return outcome{dec: d, errno: unix.EPERM}, true
+		return deny(d, unix.EPERM), true
 	}
 	if err := l.Valid(n.ID); err != nil {
 		p.Close()
-		return outcome{dec: d, errno: unix.ESRCH}, true
+		return deny(d, unix.ESRCH), true
 	}
 	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
 	em := s.cfg.Emulator
 	id := n.ID
-	return outcome{dec: d, emulated: true, deferred: func() (int64, unix.Errno, bool) {
+	return deferredCall(d, func() (int64, unix.Errno, bool) {
 		defer p.Close()
 		// A blocking connect waits as long as the watchee's would, but
 		// no longer than the watchee waits: shutting vigil's copy of the
@@ -381,30 +353,25 @@ func (s *receiver) emulateConnect(l *notify.Listener, n *notify.Notif, c *call, 
 			return 0, unix.EPERM, false
 		}
 		return r.Val, r.Errno, false
-	}}, true
+	}), true
 }
 
-// mustEmulate reports whether a decision must be carried out by vigil: the
-// policy says emulate, or it allows a content-dependent side-effecting call
-// that no kernel binding could pin.
-func (s *receiver) mustEmulate(c *call, d policy.Decision) bool {
-	if s.cfg.Emulator == nil || c.sc == nil || !emulable[c.sc.Name] {
-		return false
-	}
-	switch d.Action {
-	case policy.ActionEmulate:
-		return true
-	case policy.ActionAllow, policy.ActionLog:
-		// The naive mode (--unverified) continues them instead.
-		return !s.cfg.Unverified && s.pol.ContentDependent(c.pc.Nr)
-	}
-	return false
+// performEmulation performs an allowed call no binding can pin (the path
+// calls: the kernel leaves no object to check after unlink, rename, mkdir,
+// chmod...).
+func (s *receiver) performEmulation(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
+	return s.emulateCall(l, n, c, d), true
 }
 
 // emulateCall prepares the call's objects in the watchee's view (held open),
 // re-evaluates the policy on exactly those objects, checks the notification
 // is still valid and performs the call. The answer is the call's own result.
-func (s *receiver) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) outcome {
+func (s *receiver) emulateCall(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) outcome {
+	if s.cfg.Emulator == nil || c.h.emulation == nil {
+		// New refuses emulate rules without the engine, and plans refuse
+		// them on calls vigil cannot emulate: fail closed regardless.
+		return refuse(c, d, "vigil cannot perform this call here")
+	}
 	var err error
 	for try := 0; try < maxPrepareRetries; try++ {
 		var o outcome
@@ -416,9 +383,19 @@ func (s *receiver) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d p
 			return o
 		}
 	}
+	return s.emulationFailed(c, d, err)
+}
+
+// emulationFailed is the outcome of an emulation that could not be carried
+// out: fail closed, with the errno emulation reports when it has one, and
+// the reason in the record.
+func (s *receiver) emulationFailed(c *call, d policy.Decision, err error) outcome {
+	var ae argUnreadable
 	switch {
 	case errors.Is(err, notify.ErrGone):
-		return outcome{dec: d, errno: unix.ESRCH}
+		return deny(d, unix.ESRCH)
+	case errors.As(err, &ae):
+		return deny(d, ae.errno)
 	case errors.Is(err, emulate.ErrUnsupported):
 		c.reason = "cannot emulate faithfully: " + err.Error()
 		s.log.Warn().Err(err).Str("syscall", c.sc.Name).Msg("denying: the call cannot be emulated faithfully")
@@ -429,18 +406,20 @@ func (s *receiver) emulateCall(l *notify.Listener, n *notify.Notif, c *call, d p
 		s.log.Error().Err(err).Str("syscall", c.sc.Name).Msg("denying: emulation failed")
 		s.cfg.Metrics.EmulationFailed(c.sc.Name)
 	}
-	// Fail closed, with the errno emulation reports when it has one.
-	if e := emulate.Errno(err); e != 0 {
-		return outcome{dec: d, errno: e}
-	}
-	return outcome{dec: d, errno: unix.EPERM}
+	return deny(d, emulate.Errno(err))
 }
 
-func (s *receiver) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d policy.Decision) (outcome, error) {
-	em := s.cfg.Emulator
-	caller := emulate.Caller{Pid: int(c.tgid), Tid: int(n.Pid)}
-	a := &n.Data.Args
-	name := c.sc.Name
+// argUnreadable reports that an argument a perform function reads late
+// (setxattr's value) could not be read: the call is denied with the
+// kernel's errno and nothing was performed.
+type argUnreadable struct{ errno unix.Errno }
+
+func (e argUnreadable) Error() string { return "reading an argument: " + e.errno.Error() }
+
+// emulateOnce prepares, re-vets and performs the call once; ErrRaced asks
+// for another try.
+func (s *receiver) emulateOnce(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, error) {
+	e := c.h.emulation
 	var ps [2]*emulate.Prepared
 	defer func() {
 		for _, p := range ps {
@@ -449,116 +428,76 @@ func (s *receiver) emulateOnce(l *notify.Listener, n *notify.Notif, c *call, d p
 			}
 		}
 	}()
-	lookups := c.emulationLookups()
-	if name == "fsetxattr" {
-		p, err := em.PrepareFd(caller, c.fd)
-		if err != nil {
-			if e, ok := errnoOf(err); ok {
-				return outcome{dec: d, errno: e}, nil
-			}
-			return outcome{}, err
-		}
-		ps[0] = p
-		obj, err := s.resolver.ResolveFd(int(n.Pid), c.fd, false)
-		if err != nil {
-			if refused(err) {
-				return refuse(c, d, err.Error()), nil
-			}
-			return outcome{dec: d, errno: args.Errno(err)}, nil
-		}
-		if obj.Dev != p.Dev || obj.Ino != p.Ino {
-			return outcome{}, emulate.ErrRaced
-		}
-		s.vetted(c, 0, &obj)
+	if o, done, err := s.prepareAll(c, d, e, &ps); done || err != nil {
+		return o, err
 	}
-	for i, lk := range lookups {
-		p, err := s.prepareArg(n, c, caller, i, lk)
-		if err != nil {
-			if e, ok := errnoOf(err); ok {
-				// The lookup itself failed as the kernel's would.
-				return outcome{dec: d, errno: e, emulated: true}, nil
-			}
-			if errors.Is(err, errRefused) {
-				return refuse(c, d, c.reason), nil
-			}
-			return outcome{}, err
-		}
-		ps[i] = p
-	}
-	p, p2 := ps[0], ps[1]
 	d, o, refused, err := s.revet(l, n, c)
 	if refused || err != nil {
 		return o, err
 	}
-	lend := d.Action == policy.ActionEmulate
-	var r emulate.Result
-	switch name {
-	case "mknod", "mknodat":
-		r, err = em.Mknodat(p, c.mode, a[c.sc.ArgIndex(sysinfo.ArgDev)], lend)
-	case "setxattr", "lsetxattr", "fsetxattr":
-		i := c.sc.ArgIndex(sysinfo.ArgXattrValue)
-		m, rerr := args.ReadXattrValue(int(n.Pid), a[i], a[i+1], s.scratch.XattrValue[:])
-		if rerr != nil {
-			return outcome{dec: d, errno: args.Errno(rerr)}, nil
-		}
-		r, err = em.Setxattr(p, c.pc.Xattr, s.scratch.XattrValue[:m], int(int32(a[i+2])), lend)
-	case "unlink":
-		r, err = em.Unlinkat(p, 0)
-	case "unlinkat":
-		r, err = em.Unlinkat(p, int(c.atFlags))
-	case "rmdir":
-		r, err = em.Unlinkat(p, unix.AT_REMOVEDIR)
-	case "mkdir", "mkdirat":
-		r, err = em.Mkdirat(p, c.mode)
-	case "rename", "renameat":
-		r, err = em.Renameat2(p, p2, 0)
-	case "renameat2":
-		r, err = em.Renameat2(p, p2, uint(uint32(a[4])))
-	case "link", "linkat":
-		r, err = em.Linkat(p, p2)
-	case "symlink", "symlinkat":
-		r, err = em.Symlinkat(c.target, p)
-	case "chmod", "fchmodat", "fchmodat2":
-		r, err = em.Fchmodat(p, c.mode)
-	case "chown", "lchown", "fchownat":
-		i := c.sc.PathArgs()[0]
-		r, err = em.Fchownat(p, int(int32(a[i+1])), int(int32(a[i+2])))
-	case "truncate":
-		r, err = em.Truncate(p, int64(a[1]))
-	default:
-		return outcome{}, emulate.ErrUnsupported
-	}
+	r, err := e.do(s, s.cfg.Emulator, ps[0], ps[1], c, &n.Data.Args, d.Action == policy.ActionEmulate)
 	if err != nil {
 		return outcome{}, err
 	}
-	if r.Errno != 0 {
-		return outcome{dec: d, errno: r.Errno, emulated: true, performed: true, keptFd: -1}, nil
-	}
-	return outcome{dec: d, emulated: true, performed: true, val: r.Val, keptFd: -1}, nil
+	return performedResult(d, r.Val, r.Errno), nil
 }
 
-// emulationLookups says, for each path argument of an emulated call, what
-// the call acts on: a name in a directory, or the object (following a final
-// symlink or not).
-func (c *call) emulationLookups() []emulate.Lookup {
-	switch c.sc.Name {
-	case "fsetxattr":
-		return nil
-	case "mknod", "mknodat", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "symlink", "symlinkat":
-		return []emulate.Lookup{emulate.LookupParent}
-	case "rename", "renameat", "renameat2":
-		return []emulate.Lookup{emulate.LookupParent, emulate.LookupParent}
-	case "link", "linkat":
-		// Without AT_SYMLINK_FOLLOW the name itself is linked.
-		if c.follows(c.sc.Follow) {
-			return []emulate.Lookup{emulate.LookupFollow, emulate.LookupParent}
+// prepareAll prepares the objects an emulated call acts on, in argument
+// order, into ps. done reports an outcome to answer instead (a lookup that
+// failed as the kernel's would, or a refusal).
+func (s *receiver) prepareAll(c *call, d policy.Decision, e *emulation, ps *[2]*emulate.Prepared) (o outcome, done bool, err error) {
+	caller := emulate.Caller{Pid: c.tgid, Tid: c.tid}
+	if e.onFd {
+		p, err := s.prepareFd(c, caller, 0, c.fd)
+		if err != nil {
+			return s.prepareFailed(c, d, err)
 		}
-		return []emulate.Lookup{emulate.LookupParent, emulate.LookupParent}
+		ps[0] = p
+		return outcome{}, false, nil
 	}
-	if c.follows(c.sc.Follow) {
-		return []emulate.Lookup{emulate.LookupFollow}
+	for i, lk := range e.lookups(c) {
+		p, err := s.prepareArg(c, caller, i, lk)
+		if err != nil {
+			return s.prepareFailed(c, d, err)
+		}
+		ps[i] = p
 	}
-	return []emulate.Lookup{emulate.LookupNoFollow}
+	return outcome{}, false, nil
+}
+
+// prepareFailed turns a failed preparation into an outcome or an error.
+func (s *receiver) prepareFailed(c *call, d policy.Decision, err error) (outcome, bool, error) {
+	if e, ok := errnoOf(err); ok {
+		// The lookup itself failed as the kernel's would.
+		return returned(d, 0, e), true, nil
+	}
+	if errors.Is(err, errRefused) {
+		return refuse(c, d, c.reason), true, nil
+	}
+	return outcome{}, false, err
+}
+
+// prepareFd prepares the object descriptor fd of the watchee refers to, for
+// argument i, and checks it is the one the resolver named.
+func (s *receiver) prepareFd(c *call, caller emulate.Caller, i, fd int) (*emulate.Prepared, error) {
+	p, err := s.cfg.Emulator.PrepareFd(caller, fd)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.resolver.ResolveFd(c.tid, fd, false)
+	if err == nil && (obj.Dev != p.Dev || obj.Ino != p.Ino) {
+		err = emulate.ErrRaced
+	}
+	if err != nil {
+		p.Close()
+		if refused(err) {
+			c.reason = err.Error()
+			return nil, errRefused
+		}
+		return nil, err
+	}
+	s.vetted(c, i, &obj)
+	return p, nil
 }
 
 // errRefused marks a preparation vigil refuses (c.reason says why).
@@ -570,29 +509,12 @@ var errRefused = errors.New("refused")
 // permissions and all) and must find the same object, or the resolver's own
 // descriptors are used when the path goes through a /proc magic link, which
 // the worker cannot follow as the watchee.
-func (s *receiver) prepareArg(n *notify.Notif, c *call, caller emulate.Caller, i int, lk emulate.Lookup) (*emulate.Prepared, error) {
+func (s *receiver) prepareArg(c *call, caller emulate.Caller, i int, lk emulate.Lookup) (*emulate.Prepared, error) {
 	em := s.cfg.Emulator
 	if c.paths[i] == "" && c.atFlags&unix.AT_EMPTY_PATH != 0 {
-		p, err := em.PrepareFd(caller, c.dirfds[i])
-		if err != nil {
-			return nil, err
-		}
-		obj, err := s.resolver.ResolveFd(int(n.Pid), c.dirfds[i], false)
-		if err == nil && (obj.Dev != p.Dev || obj.Ino != p.Ino) {
-			err = emulate.ErrRaced
-		}
-		if err != nil {
-			p.Close()
-			if refused(err) {
-				c.reason = err.Error()
-				return nil, errRefused
-			}
-			return nil, err
-		}
-		s.vetted(c, i, &obj)
-		return p, nil
+		return s.prepareFd(c, caller, i, c.dirfds[i])
 	}
-	obj, err := s.resolveHeld(n, c, i, lk == emulate.LookupFollow, lk == emulate.LookupParent, 0)
+	obj, err := s.resolveHeld(c, i, lk == emulate.LookupFollow, lk == emulate.LookupParent, 0)
 	if err != nil {
 		if c.reason != "" {
 			return nil, errRefused
@@ -654,17 +576,13 @@ func samePrepared(p *emulate.Prepared, obj *resolve.Object, lk emulate.Lookup) b
 // named in the reference view (c.pc, set by vetted), and, when they are
 // allowed, checks the notification is still this task's before vigil acts
 // for it. refused reports an outcome (deny or kill) to answer instead.
-func (s *receiver) revet(l *notify.Listener, n *notify.Notif, c *call) (d policy.Decision, o outcome, refused bool, err error) {
+func (s *receiver) revet(l notify.Answerer, n *notify.Notif, c *call) (d policy.Decision, o outcome, refused bool, err error) {
 	d = s.pol.Evaluate(&c.pc)
 	switch d.Action {
 	case policy.ActionDeny:
-		e := d.Errno
-		if e == 0 {
-			e = unix.EPERM
-		}
-		return d, outcome{dec: d, errno: e}, true, nil
+		return d, deny(d, d.Errno), true, nil
 	case policy.ActionKill:
-		return d, outcome{dec: d}, true, nil
+		return d, outcome{kind: outKill, dec: d}, true, nil
 	}
 	// The watchee's memory was read and /proc consulted: make sure it is
 	// still this task before acting for it.
@@ -691,29 +609,34 @@ func errnoOf(err error) (unix.Errno, bool) {
 // SA_RESTART, makes the same call again with a new notification id. A
 // restart comes from the same thread with the same registers and the same
 // argument bytes; any other call drops the record.
-func (s *receiver) replayed(l *notify.Listener, n *notify.Notif, c *call) (outcome, bool) {
-	res, tag, ok := s.replay.Take(int(n.Pid), &n.Data, c.argKey())
+func (s *receiver) replayed(l notify.Answerer, n *notify.Notif, c *call) (outcome, bool) {
+	if s.replay == nil || !s.replay.Has(c.tid) {
+		return outcome{}, false
+	}
+	res, tag, ok := s.replay.Take(c.tid, &n.Data, c.argKey())
 	if !ok {
 		return outcome{}, false
 	}
 	d, _ := tag.(policy.Decision)
 	c.replayed = true
 	if res.Fd < 0 {
-		return outcome{dec: d, emulated: true, val: res.Val, errno: res.Errno, keptFd: -1}, true
+		return returned(d, res.Val, res.Errno), true
 	}
 	fd, err := emulate.InstallFdOrKeep(l, n.ID, &res)
 	if err != nil {
 		if errors.Is(err, notify.ErrGone) {
 			// Gone again: keep it for the next restart.
-			return outcome{dec: d, emulated: true, performed: true, errno: unix.ESRCH, keptFd: res.Fd, keptFlags: res.FdFlags}, true
+			o := performedResult(d, 0, unix.ESRCH)
+			o.keptFd, o.keptFlags = res.Fd, res.FdFlags
+			return o, true
 		}
 		var e unix.Errno
 		if errors.As(err, &e) {
-			return outcome{dec: d, emulated: true, errno: e, keptFd: -1}, true
+			return returned(d, 0, e), true
 		}
-		return outcome{dec: d, errno: unix.EPERM, keptFd: -1}, true
+		return deny(d, unix.EPERM), true
 	}
-	return outcome{dec: d, emulated: true, answered: true, val: int64(fd), keptFd: -1}, true
+	return answeredWith(d, fd), true
 }
 
 // argKey is the call's copy of its pointer arguments, which a restart must

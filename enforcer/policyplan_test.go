@@ -21,40 +21,67 @@ func TestWhatAPolicyNeeds(t *testing.T) {
 		}
 		return p
 	}
-	deny := parse("version: 1\nrules:\n  - syscalls: [openat, unlink]\n    match: { path: [\"/etc/**\"] }\n    action: deny\n")
-	if got := enforcer.NeedsBinding(deny); !slices.Equal(got, []string{"openat", "unlink"}) {
-		t.Errorf("deny rules with default allow: NeedsBinding = %v", got)
+	deny := mustPlan(t, parse("version: 1\nrules:\n  - syscalls: [openat, unlink]\n    match: { path: [\"/etc/**\"] }\n    action: deny\n"))
+	if got := carried(deny); !slices.Equal(got, []string{"openat", "unlink"}) {
+		t.Errorf("deny rules with default allow: allows to carry out = %v", got)
 	}
-	if !enforcer.NeedsEmulator(deny) {
-		t.Error("an unlink that a path rule could refuse needs the emulator")
+	if !deny.Emulator || !deny.Kernel {
+		t.Errorf("an open and an unlink that a path rule could refuse need the binding and the emulator: %+v", deny)
 	}
-	denyAll := parse("version: 1\ndefault: deny\nrules:\n  - syscalls: [openat]\n    match: { path: [\"/etc/**\"] }\n    action: deny\n")
-	if got := enforcer.NeedsBinding(denyAll); len(got) != 0 {
+	denyAll := mustPlan(t, parse("version: 1\ndefault: deny\nrules:\n  - syscalls: [openat]\n    match: { path: [\"/etc/**\"] }\n    action: deny\n"))
+	if got := carried(denyAll); len(got) != 0 || denyAll.Kernel {
 		t.Errorf("a policy that can only deny needs no binding: %v", got)
 	}
-	passthrough := parse("version: 1\nrules:\n  - syscalls: [openat]\n    action: allow\n")
-	if got := enforcer.NeedsBinding(passthrough); len(got) != 0 || enforcer.NeedsEmulator(passthrough) {
+	passthrough := mustPlan(t, parse("version: 1\nrules:\n  - syscalls: [openat]\n    action: allow\n"))
+	if got := carried(passthrough); len(got) != 0 || passthrough.Emulator || passthrough.Kernel {
 		t.Errorf("a rule without match needs nothing: %v", got)
 	}
-	devs := parse("version: 1\nrules:\n  - syscalls: [mknod, mknodat]\n    match: { dev: [\"c 1:3\"] }\n    action: emulate\n")
+	devs := mustPlan(t, parse("version: 1\nrules:\n  - syscalls: [mknod, mknodat]\n    match: { dev: [\"c 1:3\"] }\n    action: emulate\n"))
 	want := []int{mustNr(t, "mknod"), mustNr(t, "mknodat")}
-	if got := enforcer.DevicesOnly(devs); !slices.Equal(got, want) {
+	if got := devs.DevicesOnly; !slices.Equal(got, want) {
 		t.Errorf("dev-only mknod rules: DevicesOnly = %v, want %v", got, want)
 	}
-	pathMknod := parse("version: 1\nrules:\n  - syscalls: [mknod]\n    match: { path: [\"/dev/**\"] }\n    action: deny\n")
-	if got := enforcer.DevicesOnly(pathMknod); len(got) != 0 {
+	pathMknod := mustPlan(t, parse("version: 1\nrules:\n  - syscalls: [mknod]\n    match: { path: [\"/dev/**\"] }\n    action: deny\n"))
+	if got := pathMknod.DevicesOnly; len(got) != 0 {
 		t.Errorf("a path rule on mknod must see FIFOs too: %v", got)
 	}
 	for _, name := range []string{"openat", "execve", "connect", "clone3"} {
-		if !enforcer.Bindable(name) {
-			t.Errorf("%s should be bindable", name)
+		if c := enforcer.CarryOf(name); c != enforcer.CarryBind && c != enforcer.CarryBindOrEmulate {
+			t.Errorf("%s should be bindable, is carried out by %v", name, c)
 		}
 	}
 	for _, name := range []string{"unlink", "bind"} {
-		if enforcer.Bindable(name) {
-			t.Errorf("%s has no kernel object to bind", name)
+		if c := enforcer.CarryOf(name); c == enforcer.CarryBind || c == enforcer.CarryBindOrEmulate {
+			t.Errorf("%s has no kernel object to bind, yet is carried out by %v", name, c)
 		}
 	}
+	naive, err := enforcer.NewPlan(deny.Policy, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if naive.Kernel || naive.Emulator {
+		t.Errorf("the naive mode needs neither the binding nor the emulator without emulate rules: %+v", naive)
+	}
+}
+
+func mustPlan(t *testing.T, p *policy.Policy) *enforcer.Plan {
+	t.Helper()
+	pl, err := enforcer.NewPlan(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}
+
+// carried lists the calls whose content-dependent allows need carrying out.
+func carried(pl *enforcer.Plan) []string {
+	var out []string
+	for _, c := range pl.Calls {
+		if c.Carry != enforcer.CarryNone {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 func mustNr(t *testing.T, name string) int {
@@ -97,22 +124,23 @@ func TestConnectRulesGovernSends(t *testing.T) {
 		{"deny-only connect rules still govern", "version: 1\ndefault: deny\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"10.0.0.0/8\"] }\n    action: deny\n",
 			[]int{mustNr(t, "connect"), sendmsg, sendmmsg}, []int{sendto}, true, []string{"sendmsg", "sendmmsg"}},
 	} {
-		p := parse(tc.yaml)
-		got := enforcer.Numbers(p)
-		slices.Sort(got)
+		p := mustPlan(t, parse(tc.yaml))
+		got := slices.Clone(p.Notify)
 		want := slices.Clone(tc.whole)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: Numbers = %v, want %v", tc.name, got, want)
 		}
-		if a := enforcer.AddrOnly(p); !slices.Equal(a, tc.addrOnly) {
+		if a := p.AddrOnly; !slices.Equal(a, tc.addrOnly) {
 			t.Errorf("%s: AddrOnly = %v, want %v", tc.name, a, tc.addrOnly)
 		}
-		if w, _ := enforcer.TrappedSends(p); !slices.Equal(w, tc.wholeName) {
-			t.Errorf("%s: TrappedSends = %v, want %v", tc.name, w, tc.wholeName)
+		wantNames := slices.Clone(tc.wholeName)
+		slices.Sort(wantNames)
+		if w, _ := p.GovernedSends(); !slices.Equal(w, wantNames) {
+			t.Errorf("%s: GovernedSends = %v, want %v", tc.name, w, wantNames)
 		}
-		if enforcer.NeedsEmulator(p) != tc.emulator {
-			t.Errorf("%s: NeedsEmulator = %v", tc.name, !tc.emulator)
+		if p.Emulator != tc.emulator {
+			t.Errorf("%s: Emulator = %v", tc.name, !tc.emulator)
 		}
 	}
 }

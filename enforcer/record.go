@@ -76,11 +76,11 @@ func (s *receiver) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, gon
 		tgid: pi.Tgid, tid: int(n.Pid), comm: pi.Comm,
 		syscall: sysinfo.Name(int(n.Data.Nr)), action: o.dec.Action,
 		rule: ruleName(o.dec.Rule), withdrawn: gone, latency: lat, container: s.cfg.Container,
-		emulated: o.emulated, metrics: s.cfg.Metrics,
+		emulated: o.emulated(), metrics: s.cfg.Metrics,
 	}
 	if o.errno != 0 {
 		d.errno = o.errno
-		if !o.emulated {
+		if !o.emulated() {
 			d.action = policy.ActionDeny
 		}
 	}
@@ -95,7 +95,7 @@ func (s *receiver) decisionOf(n *notify.Notif, pi procinfo.Info, o *outcome, gon
 			d.reason = "allowed by " + ruleName(o.dec.Rule) + ", refused: " + c.reason
 		}
 	}
-	if d.errno == 0 && d.action != policy.ActionKill && !o.emulated {
+	if d.errno == 0 && d.action != policy.ActionKill && !o.emulated() {
 		d.verified = o.grant.Verified()
 	}
 

@@ -10,8 +10,6 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer/filter"
 	"github.com/vigilsec/vigil/enforcer/launch"
-	"github.com/vigilsec/vigil/enforcer/policy"
-	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
 // RunConfig describes `vigil run`.
@@ -76,11 +74,13 @@ func Run(cfg RunConfig) (int, error) {
 	}
 	// The init step is vigil's own child: same root, same mount namespace.
 	cfg.Config.OwnRoot = cfg.SysProcAttr == nil || cfg.SysProcAttr.Cloneflags&syscall.CLONE_NEWNS == 0 && cfg.SysProcAttr.Chroot == ""
-	if err := Supported(cfg.Policy); err != nil {
+	plan, err := NewPlan(cfg.Policy, cfg.Unverified)
+	if err != nil {
 		return 2, err
 	}
-	prog, err := filter.Compile(filter.Spec{Notify: Numbers(cfg.Policy), NoHardening: cfg.NoHardening,
-		WatchRoot: cfg.OwnRoot, WatchMounts: true, DevicesOnly: DevicesOnly(cfg.Policy), AddrOnly: AddrOnly(cfg.Policy)})
+	spec := plan.FilterSpec()
+	spec.NoHardening, spec.WatchRoot, spec.WatchMounts = cfg.NoHardening, cfg.OwnRoot, true
+	prog, err := filter.Compile(spec)
 	if err != nil {
 		return 2, fmt.Errorf("compiling seccomp filter: %w", err)
 	}
@@ -157,46 +157,4 @@ func Run(cfg RunConfig) (int, error) {
 		return code, fmt.Errorf("notify loop: %w", serr)
 	}
 	return code, nil
-}
-
-// DevicesOnly returns the mknod/mknodat numbers the filter may trap for
-// devices only: when every rule naming them matches on dev (so a FIFO or
-// socket matches none) and the default allows, an untrapped FIFO gets the
-// verdict a trapped one would.
-func DevicesOnly(p *policy.Policy) []int {
-	if p.Default != policy.ActionAllow {
-		return nil
-	}
-	var out []int
-	for _, name := range []string{"mknod", "mknodat"} {
-		named, allDev := false, true
-		for _, r := range p.Rules {
-			for _, sc := range r.Syscalls {
-				if sc == name {
-					named = true
-					allDev = allDev && r.Keys().Has(sysinfo.KeyDev)
-				}
-			}
-		}
-		if named && allDev {
-			nr, _ := sysinfo.Number(name)
-			out = append(out, nr)
-		}
-	}
-	return out
-}
-
-// Numbers returns the syscall numbers a policy traps whole: those it names,
-// and the sends its connect rules govern (send.go; sendto is trapped with a
-// destination only, see AddrOnly).
-func Numbers(p *policy.Policy) []int {
-	names := p.Syscalls()
-	nrs := make([]int, 0, len(names))
-	for _, n := range names {
-		if nr, ok := sysinfo.Number(n); ok {
-			nrs = append(nrs, nr)
-		}
-	}
-	whole, _ := governedSends(p)
-	return append(nrs, whole...)
 }

@@ -51,26 +51,12 @@ const (
 	sendMmsg
 )
 
-var sendNames = map[string]sendKind{"sendto": sendTo, "sendmsg": sendMsg, "sendmmsg": sendMmsg}
-
 var (
 	nrSendto, _   = sysinfo.Number("sendto")
 	nrSendmsg, _  = sysinfo.Number("sendmsg")
 	nrSendmmsg, _ = sysinfo.Number("sendmmsg")
 	nrConnect, _  = sysinfo.Number("connect")
 )
-
-func sendKindOf(nr int) sendKind {
-	switch nr {
-	case nrSendto:
-		return sendTo
-	case nrSendmsg:
-		return sendMsg
-	case nrSendmmsg:
-		return sendMmsg
-	}
-	return sendNone
-}
 
 // sendEvalNr returns the syscall number whose rules decide a send, and false
 // when the send is none of vigil's business here: not governed, or named by
@@ -103,40 +89,6 @@ func governedSends(p *policy.Policy) (whole, addrOnly []int) {
 	return whole, addrOnly
 }
 
-// AddrOnly returns the sendto number when the filter should notify it only
-// with a destination address (filter.Spec.AddrOnly).
-func AddrOnly(p *policy.Policy) []int {
-	_, a := governedSends(p)
-	return a
-}
-
-// TrappedSends returns the names of the sends a policy traps without naming
-// them, whole and with a destination only, for OCI profiles.
-func TrappedSends(p *policy.Policy) (whole, addrOnly []string) {
-	w, a := governedSends(p)
-	for _, nr := range w {
-		whole = append(whole, sysinfo.Name(nr))
-	}
-	for _, nr := range a {
-		addrOnly = append(addrOnly, sysinfo.Name(nr))
-	}
-	return whole, addrOnly
-}
-
-// sendsNeedEmulator reports whether a policy makes vigil perform sends.
-func sendsNeedEmulator(p *policy.Policy) bool {
-	for _, nr := range []int{nrSendto, nrSendmsg, nrSendmmsg} {
-		if _, ok := sendEvalNr(p, nr); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// emulatesAllow reports whether vigil carries out a content-dependent allow
-// of the named syscall by emulating it.
-func emulatesAllow(name string) bool { return Emulable(name) || sendNames[name] != sendNone }
-
 // optmemMax is net.core.optmem_max, the largest msg_controllen sock_kmalloc
 // takes; read once (the watchee's network namespace may differ, rarely).
 var optmemMax = sync.OnceValue(func() int {
@@ -160,136 +112,137 @@ type sendCall struct {
 }
 
 func (sc *sendCall) close() {
-	sc.sock.Close()
+	if sc.sock != nil {
+		sc.sock.Close()
+	}
 	for i := range sc.msgs {
 		sc.msgs[i].Peer.Close()
 	}
 }
 
-// decideSend decides a trapped send; handled is false for syscalls that are
-// not sends vigil must decide here (decide goes on as usual).
-func (s *receiver) decideSend(l *notify.Listener, n *notify.Notif, c *call) (o outcome, handled bool) {
-	nr := int(n.Data.Nr)
-	kind := sendKindOf(nr)
-	if kind == sendNone {
-		return outcome{}, false
-	}
-	evalNr, ok := sendEvalNr(s.pol, nr)
+// decideSend decides a trapped send; handled is false for sends the policy
+// names without a content-dependent rule (decide goes on as usual).
+func (s *receiver) decideSend(l notify.Answerer, n *notify.Notif, c *call) (o outcome, handled bool) {
+	evalNr, ok := sendEvalNr(s.pol, c.pc.Nr)
 	if !ok {
 		return outcome{}, false
 	}
 	c.pc.Nr = evalNr
+	kind := c.h.send
 	a := &n.Data.Args
-	tid := int(n.Pid)
-	caller := emulate.Caller{Pid: c.tgid, Tid: tid}
-	fail := func(e unix.Errno) (outcome, bool) {
-		c.err = e
-		if err := l.Valid(n.ID); err != nil {
-			e = unix.ESRCH
-		}
-		return outcome{dec: policy.Decision{Action: policy.ActionDeny}, errno: e}, true
+	if alen := int32(a[5]); kind == sendTo && (a[4] == 0 || alen <= 0 || alen > args.SockaddrStorageSize) {
+		// No destination, or one move_addr_to_kernel refuses (EINVAL) or
+		// copies nothing: the kernel reads no address bytes, so
+		// continuing cannot be raced into another peer.
+		return s.sendWithoutPeer(l, n, c), true
 	}
+	caller := emulate.Caller{Pid: c.tgid, Tid: c.tid}
 	var sc sendCall
-	var flags uint32
-	switch kind {
-	case sendTo:
-		flags = uint32(a[3])
-		if alen := int32(a[5]); a[4] == 0 || alen <= 0 || alen > args.SockaddrStorageSize {
-			// No destination, or one move_addr_to_kernel refuses (EINVAL)
-			// or copies nothing: the kernel reads no address bytes, so
-			// continuing cannot be raced into another peer.
-			return s.sendWithoutPeer(l, n, c), true
+	var d policy.Decision
+	flags, errno := s.readSend(n, kind, caller, &sc)
+	if errno == 0 {
+		d, errno = s.evaluateSend(caller, c, &sc, flags, kind)
+	}
+	if errno != 0 {
+		sc.close()
+		c.err = errno
+		if err := l.Valid(n.ID); err != nil {
+			errno = unix.ESRCH
 		}
-		// __sys_sendto: import_ubuf (EFAULT), the fd, then the address.
+		return refusedBy(errno), true
+	}
+	o = s.carryOutSend(l, n, d, kind, flags, &sc)
+	if o.kind != outDeferred {
+		sc.close()
+	}
+	return o, true
+}
+
+// readSend takes the watchee's socket and reads the messages a send names,
+// in the kernel's order: for sendto, import_ubuf (EFAULT), the fd, then the
+// address; for sendmsg and sendmmsg, the flags, the fd, then each header.
+// An errno is the kernel's answer for what could not be read.
+func (s *receiver) readSend(n *notify.Notif, kind sendKind, caller emulate.Caller, sc *sendCall) (flags uint32, errno unix.Errno) {
+	a := &n.Data.Args
+	tid := caller.Tid
+	if kind == sendTo {
+		flags = uint32(a[3])
 		iov, err := args.ImportUbuf(a[1], a[2])
 		if err != nil {
-			return fail(args.Errno(err))
+			return flags, args.Errno(err)
 		}
-		sock, err := emulate.TakeSocket(caller, int(int32(a[0])))
-		if err != nil {
-			return fail(emulate.Errno(err))
+		if sc.sock, err = emulate.TakeSocket(caller, int(int32(a[0]))); err != nil {
+			return flags, emulate.Errno(err)
 		}
-		sc.sock = sock
-		defer func() {
-			if !handled || o.deferred == nil {
-				sc.close()
-			}
-		}()
 		m, err := args.ReadSockaddr(tid, a[4], a[5], s.scratch.Sockaddr[:])
 		if err != nil {
-			return fail(args.Errno(err))
+			return flags, args.Errno(err)
 		}
 		sc.msgs = []emulate.SendMsg{{Name: append([]byte(nil), s.scratch.Sockaddr[:m]...), Iov: []args.Iovec{iov}, Len: iov.Len}}
-	case sendMsg, sendMmsg:
-		flags = uint32(a[2])
-		if kind == sendMmsg {
-			flags = uint32(a[3])
-		}
-		if args.SendFlagsInvalid(flags) {
-			return fail(unix.EINVAL)
-		}
-		sock, err := emulate.TakeSocket(caller, int(int32(a[0])))
-		if err != nil {
-			return fail(emulate.Errno(err))
-		}
-		sc.sock = sock
-		defer func() {
-			if !handled || o.deferred == nil {
-				sc.close()
-			}
-		}()
-		if kind == sendMsg {
-			m, errno := s.readSendMsg(tid, a[1])
-			if errno != 0 {
-				return fail(errno)
-			}
-			sc.msgs = []emulate.SendMsg{m}
-		} else {
-			vlen := min(uint32(a[2]), args.UioMaxIov)
-			for i := uint32(0); i < vlen; i++ {
-				m, errno := s.readSendMsg(tid, a[1]+uint64(i)*args.MmsghdrSize)
-				if errno != 0 {
-					if i == 0 {
-						return fail(errno)
-					}
-					break // the kernel sends the entries before and returns their count
-				}
-				m.Flags &= unix.MSG_EOR
-				sc.msgs = append(sc.msgs, m)
-			}
-		}
+		return flags, 0
 	}
-	d, errno := s.evaluateSend(caller, c, &sc, flags, kind)
-	if errno != 0 {
-		return fail(errno)
+	flags = uint32(a[2])
+	if kind == sendMmsg {
+		flags = uint32(a[3])
 	}
+	if args.SendFlagsInvalid(flags) {
+		return flags, unix.EINVAL
+	}
+	var err error
+	if sc.sock, err = emulate.TakeSocket(caller, int(int32(a[0]))); err != nil {
+		return flags, emulate.Errno(err)
+	}
+	if kind == sendMsg {
+		m, errno := s.readSendMsg(tid, a[1])
+		sc.msgs = []emulate.SendMsg{m}
+		return flags, errno
+	}
+	vlen := min(uint32(a[2]), args.UioMaxIov)
+	for i := uint32(0); i < vlen; i++ {
+		m, errno := s.readSendMsg(tid, a[1]+uint64(i)*args.MmsghdrSize)
+		if errno != 0 {
+			if i == 0 {
+				return flags, errno
+			}
+			break // the kernel sends the entries before and returns their count
+		}
+		m.Flags &= unix.MSG_EOR
+		sc.msgs = append(sc.msgs, m)
+	}
+	return flags, 0
+}
+
+// carryOutSend carries out the verdict on a send: an allowed one is
+// performed by vigil from its own copy of the destination, off the notify
+// loop (a send may block); the naive mode continues it.
+func (s *receiver) carryOutSend(l notify.Answerer, n *notify.Notif, d policy.Decision, kind sendKind, flags uint32, sc *sendCall) outcome {
 	switch d.Action {
 	case policy.ActionAllow, policy.ActionLog:
 	default:
-		return s.finish(l, n, d, verdict.Grant{}), true
+		return s.finish(l, n, d, verdict.Grant{})
 	}
 	if s.cfg.Unverified {
 		// The naive mode continues the call: the kernel reads msg_name
 		// again, which a racing thread may have changed.
-		return s.finish(l, n, d, verdict.Unverified(n)), true
+		return s.finish(l, n, d, verdict.Unverified(n))
 	}
 	if s.cfg.Emulator == nil {
-		s.log.Debug().Str(audit.FieldSyscall, sysinfo.Name(nr)).Uint64(audit.FieldNotifID, n.ID).
+		s.log.Debug().Str(audit.FieldSyscall, sysinfo.Name(int(n.Data.Nr))).Uint64(audit.FieldNotifID, n.ID).
 			Msg("denying: a send that may name its peer is allowed only when vigil can perform it, and the emulation engine is not running")
-		return outcome{dec: d, errno: unix.EPERM}, true
+		return deny(d, unix.EPERM)
 	}
 	// The socket, the destination and /proc were read while the call was
 	// pending: one ID_VALID proves they were the watchee's.
 	if err := l.Valid(n.ID); err != nil {
-		return outcome{dec: d, errno: unix.ESRCH}, true
+		return deny(d, unix.ESRCH)
 	}
 	id := n.ID // n is the loop's, reused for the next notification
 	call := &emulate.SendCall{Msgs: sc.msgs, Flags: flags, Valid: func() error { return l.Valid(id) }}
 	if kind == sendMmsg {
-		call.Mmsg = a[1]
+		call.Mmsg = n.Data.Args[1]
 	}
 	em, sock, log := s.cfg.Emulator, sc.sock, s.log
-	return outcome{dec: d, emulated: true, deferred: func() (int64, unix.Errno, bool) {
+	return deferredCall(d, func() (int64, unix.Errno, bool) {
 		defer sock.Close()
 		val, errno, err := em.Send(sock, call)
 		if err != nil {
@@ -299,13 +252,13 @@ func (s *receiver) decideSend(l *notify.Listener, n *notify.Notif, c *call) (o o
 			return 0, unix.EPERM, false
 		}
 		return val, errno, false
-	}}, true
+	})
 }
 
 // sendWithoutPeer decides a sendto that names no peer (or names one the
 // kernel refuses before reading it): governed, it is allowed as a send to
 // the connected peer; named, the policy's rules decide without an address.
-func (s *receiver) sendWithoutPeer(l *notify.Listener, n *notify.Notif, c *call) outcome {
+func (s *receiver) sendWithoutPeer(l notify.Answerer, n *notify.Notif, c *call) outcome {
 	if c.pc.Nr == nrConnect {
 		g, _ := verdict.ContentIndependent(s.pol, n)
 		return s.finish(l, n, policy.Decision{Action: policy.ActionAllow}, g)

@@ -91,7 +91,11 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 				return &exitError{code: 2, err: err}
 			}
 			defer stop()
-			kern, err := loadKernel(diag, unverified || !needsKernel(pol))
+			plan, err := enforcer.NewPlan(pol, unverified)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			kern, err := loadKernel(diag, !plan.Kernel)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -101,7 +105,7 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 					kern.SetMetrics(met)
 				}
 			}
-			em, err := startEmulator(diag, pol, unverified)
+			em, err := startEmulator(diag, plan.Emulator)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -143,30 +147,8 @@ applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 	return cmd
 }
 
-// needsKernel reports whether the policy can allow a call that the eBPF
-// binding would pin. Policies that cannot (passthrough rules, denials only)
-// run without the raw tracepoints, which cost every syscall of a watchee.
-func needsKernel(p *policy.Policy) bool {
-	for _, name := range enforcer.NeedsBinding(p) {
-		if enforcer.Bindable(name) {
-			return true
-		}
-	}
-	return false
-}
-
-// startEmulator starts the emulation engine when the policy can need it: an
-// emulate rule, or a content-dependent allow of a call only emulation can
-// carry out safely.
-func startEmulator(log zerolog.Logger, p *policy.Policy, unverified bool) (*emulate.Emulator, error) {
-	need := enforcer.NeedsEmulator(p)
-	if unverified {
-		// The naive mode emulates only what the policy says to emulate.
-		need = false
-		for _, r := range p.Rules {
-			need = need || r.Action == policy.ActionEmulate
-		}
-	}
+// startEmulator starts the emulation engine when the plan needs it.
+func startEmulator(log zerolog.Logger, need bool) (*emulate.Emulator, error) {
 	if !need {
 		return nil, nil
 	}
@@ -177,11 +159,13 @@ func startEmulator(log zerolog.Logger, p *policy.Policy, unverified bool) (*emul
 	return em, nil
 }
 
-// loadKernel loads the eBPF binding unless unverified mode was asked for.
-// A kernel that cannot load it yields nil and a warning: enforcer.New then
-// refuses policies that need it.
-func loadKernel(log zerolog.Logger, unverified bool) (*enforcer.Kernel, error) {
-	if unverified {
+// loadKernel loads the eBPF binding unless the plan does without it (a
+// policy that cannot allow depending on pointer arguments, or the naive
+// mode): its raw tracepoints cost every syscall of a watchee. A kernel that
+// cannot load it yields nil and a warning: enforcer.New then refuses
+// policies that need it.
+func loadKernel(log zerolog.Logger, skip bool) (*enforcer.Kernel, error) {
+	if skip {
 		return nil, nil
 	}
 	ld, err := loader.Load(loader.Options{Log: log})
@@ -261,7 +245,7 @@ func parseLevel(s string, toFile bool) (zerolog.Level, error) {
 
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Validate and show policies"}
-	var oci bool
+	var oci, explain bool
 	check := &cobra.Command{
 		Use:   "check FILE...",
 		Short: "Validate policy files; errors are reported as file:line:col: message (exit 2)",
@@ -270,8 +254,9 @@ func newPolicyCmd() *cobra.Command {
 			bad := false
 			for _, f := range files {
 				p, err := loadPolicy(f)
+				var plan *enforcer.Plan
 				if err == nil {
-					err = enforcer.Supported(p)
+					plan, err = enforcer.NewPlan(p, false)
 				}
 				if err == nil && oci {
 					err = checkOCI(os.Stderr, f, p)
@@ -282,6 +267,11 @@ func newPolicyCmd() *cobra.Command {
 					continue
 				}
 				fmt.Fprintf(os.Stdout, "%s: ok (%d rules, traps %s)\n", f, len(p.Rules), strings.Join(p.Syscalls(), ", "))
+				if explain {
+					if err := plan.Explain(os.Stdout); err != nil {
+						return err
+					}
+				}
 			}
 			if bad {
 				return &exitError{code: 2}
@@ -289,6 +279,7 @@ func newPolicyCmd() *cobra.Command {
 			return nil
 		},
 	}
+	check.Flags().BoolVar(&explain, "explain", false, "also print the plan: what the filter traps, what each syscall's rules look at, and how vigil makes each allow safe (eBPF binding, emulation)")
 	check.Flags().BoolVar(&oci, "oci", false, "also check the policy as an OCI container profile (see 'vigil agent seccomp-profile')")
 	def := &cobra.Command{
 		Use:   "default",

@@ -219,7 +219,7 @@ func (e *Emulator) Workers() []int {
 // watchee's own table under its RLIMIT_NOFILE: a unix.Errno error such as
 // EMFILE leaves the notification pending, to be answered with that errno.
 // notify.ErrGone means the watchee no longer waits; the file is dropped.
-func InstallFd(l *notify.Listener, id uint64, r *Result) (int, error) {
+func InstallFd(l notify.Answerer, id uint64, r *Result) (int, error) {
 	return installFd(l, id, r, false)
 }
 
@@ -232,7 +232,7 @@ func InstallFd(l *notify.Listener, id uint64, r *Result) (int, error) {
 // returns 0 with no descriptor (kernel/seccomp.c seccomp_notify_addfd; seen
 // as git's "copy-fd: write returned: Bad file descriptor"). Blocked, the
 // signals wait the few microseconds until the watchee took the descriptor.
-func addFDUninterrupted(l *notify.Listener, a *notify.AddFD) (int, error) {
+func addFDUninterrupted(l notify.Answerer, a *notify.AddFD) (int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var all, old unix.Sigset_t
@@ -251,11 +251,11 @@ func addFDUninterrupted(l *notify.Listener, a *notify.AddFD) (int, error) {
 // InstallFdOrKeep is InstallFd, except that when the watchee no longer
 // waits (notify.ErrGone) r.Fd stays open and the caller's: the watchee may
 // restart the call, and the restart must get this very file (Replay).
-func InstallFdOrKeep(l *notify.Listener, id uint64, r *Result) (int, error) {
+func InstallFdOrKeep(l notify.Answerer, id uint64, r *Result) (int, error) {
 	return installFd(l, id, r, true)
 }
 
-func installFd(l *notify.Listener, id uint64, r *Result, keep bool) (fd int, err error) {
+func installFd(l notify.Answerer, id uint64, r *Result, keep bool) (fd int, err error) {
 	if r.Fd < 0 {
 		return -1, errors.New("installing fd: result holds no descriptor")
 	}

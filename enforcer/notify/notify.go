@@ -92,6 +92,17 @@ type Listener struct {
 // NewListener wraps fd; the Listener owns it from now on.
 func NewListener(fd int) *Listener { return &Listener{fd: fd} }
 
+// Answerer is what deciding and answering a notification needs of a
+// listener. *Listener implements it; tests of the decision core fake it.
+type Answerer interface {
+	// Valid reports notify.ErrGone once the notification no longer waits.
+	Valid(id uint64) error
+	// Send answers a notification.
+	Send(r *Resp) error
+	// AddFD installs a descriptor in the notifying process.
+	AddFD(a *AddFD) (int, error)
+}
+
 // Fd returns the underlying descriptor.
 func (l *Listener) Fd() int { return l.fd }
 

@@ -66,7 +66,7 @@ type Binder interface {
 // uses another object. Without a written binding there is no grant; the
 // caller denies. The notification is checked after the write, so a binding
 // can never be left for a thread id that already names another task.
-func Bound(l *notify.Listener, n *notify.Notif, k Binder, b *loader.Binding) (Grant, error) {
+func Bound(l notify.Answerer, n *notify.Notif, k Binder, b *loader.Binding) (Grant, error) {
 	tid := int(n.Pid)
 	if err := k.Bind(tid, b); err != nil {
 		return Grant{}, fmt.Errorf("writing kernel binding for thread %d: %w", tid, err)
@@ -94,7 +94,7 @@ func (g Grant) Verified() string {
 
 // Continue lets the kernel run the syscall. Without a valid grant for this
 // very notification it denies with EPERM instead: fail closed.
-func Continue(l *notify.Listener, n *notify.Notif, g Grant) error {
+func Continue(l notify.Answerer, n *notify.Notif, g Grant) error {
 	if !g.permits(n) {
 		if err := Deny(l, n, unix.EPERM); err != nil {
 			return err
@@ -111,7 +111,7 @@ func (g Grant) permits(n *notify.Notif) bool {
 }
 
 // Deny answers -errno.
-func Deny(l *notify.Listener, n *notify.Notif, errno unix.Errno) error {
+func Deny(l notify.Answerer, n *notify.Notif, errno unix.Errno) error {
 	if errno == 0 {
 		errno = unix.EPERM
 	}
@@ -120,7 +120,7 @@ func Deny(l *notify.Listener, n *notify.Notif, errno unix.Errno) error {
 }
 
 // Return answers with a value the supervisor produced (emulation).
-func Return(l *notify.Listener, n *notify.Notif, val int64) error {
+func Return(l notify.Answerer, n *notify.Notif, val int64) error {
 	r := notify.Resp{ID: n.ID, Val: val}
 	return l.Send(&r)
 }
@@ -128,7 +128,7 @@ func Return(l *notify.Listener, n *notify.Notif, val int64) error {
 // Kill SIGKILLs the watchee's thread group, then denies the pending call so
 // the dying thread cannot run it. The pidfd is taken while the notification is
 // still valid, so a recycled pid is never signalled.
-func Kill(l *notify.Listener, n *notify.Notif, tgid int) error {
+func Kill(l notify.Answerer, n *notify.Notif, tgid int) error {
 	pidfd, err := unix.PidfdOpen(tgid, 0)
 	if err == nil {
 		if verr := l.Valid(n.ID); verr == nil {

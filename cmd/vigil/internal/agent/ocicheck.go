@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
@@ -99,9 +98,11 @@ var ociFindings = func() map[string]Finding {
 // --oci`). Findings come in the policy's sorted syscall order.
 func CheckOCI(p *policy.Policy) []Finding {
 	var out []Finding
-	whole, _ := enforcer.TrappedSends(p)
-	trapped := append(p.Syscalls(), whole...)
-	sort.Strings(trapped)
+	pl, err := enforcer.NewPlan(p, false)
+	if err != nil {
+		return []Finding{{Syscall: "-", Severity: Fatal, Why: err.Error()}}
+	}
+	trapped, _ := pl.TrappedNames()
 	if len(trapped) == 0 {
 		out = append(out, Finding{Syscall: "-", Severity: Note, Why: "the policy traps no syscall: the runtime never hands a listener over and only the hardening rules apply"})
 	}

@@ -64,16 +64,15 @@ func Merge(base *mseccomp.Seccomp, p *policy.Policy, o ProfileOptions) (*mseccom
 	// Besides the policy's own syscalls, the sends that connect's address
 	// rules govern (enforcer/send.go): sendmsg and sendmmsg whole, sendto
 	// only with a destination (its fifth argument).
-	whole, addrOnly := enforcer.TrappedSends(p)
-	isTrapped := map[string]bool{}
-	var trapped []string
-	for _, s := range append(p.Syscalls(), whole...) {
-		if !isTrapped[s] {
-			isTrapped[s] = true
-			trapped = append(trapped, s)
-		}
+	pl, err := enforcer.NewPlan(p, false)
+	if err != nil {
+		return nil, nil, err
 	}
-	sort.Strings(trapped)
+	trapped, addrOnly := pl.TrappedNames()
+	isTrapped := map[string]bool{}
+	for _, s := range trapped {
+		isTrapped[s] = true
+	}
 	isAddrOnly := map[string]bool{}
 	for _, s := range addrOnly {
 		if !isTrapped[s] {

@@ -120,8 +120,12 @@ func TestMergeIntoAnAllowingBaseKeepsItsDenials(t *testing.T) {
 // trappedBy is every syscall a profile for p may send to the agent: the
 // policy's, and the sends its connect address rules govern.
 func trappedBy(p *policy.Policy) []string {
-	whole, addrOnly := enforcer.TrappedSends(p)
-	return append(append(p.Syscalls(), whole...), addrOnly...)
+	pl, err := enforcer.NewPlan(p, false)
+	if err != nil {
+		panic(err)
+	}
+	whole, addrOnly := pl.TrappedNames()
+	return append(whole, addrOnly...)
 }
 
 func changeLines(cs []Change) []string {
