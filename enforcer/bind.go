@@ -53,7 +53,7 @@ func (s *receiver) bindExec(n *notify.Notif, c *call) (bindResult, unix.Errno) {
 	if err != nil || (target.Dev == 0 && target.Ino == 0) {
 		// Replaced between resolution and reading its #! line, or an
 		// interpreter that cannot be found: refuse rather than guess.
-		if e, ok := err.(unix.Errno); ok && e != unix.EAGAIN {
+		if e := errnoFor(err); err != nil && e != unix.EAGAIN {
 			return bindFailed, e
 		}
 		return bindFailed, unix.EPERM
@@ -136,11 +136,8 @@ func (s *receiver) bindConnect(_ *notify.Notif, c *call) (bindResult, unix.Errno
 			var err error
 			obj, err = s.resolver.Resolve(resolve.Request{Tid: c.tid, Tgid: c.tgid, Dirfd: unix.AT_FDCWD,
 				Path: a.UnixPath, Follow: true, OwnRoot: s.ownRoot.Load(), Identity: true})
-			if e, ok := err.(unix.Errno); ok && e != 0 {
-				return bindFailed, e // what the kernel's lookup gives (ENOENT...)
-			}
 			if err != nil {
-				return bindFailed, unix.EACCES
+				return bindFailed, errnoFor(err) // what the kernel's lookup gives (ENOENT...)
 			}
 		}
 		if !obj.Exists {

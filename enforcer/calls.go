@@ -326,7 +326,7 @@ func doSetxattr(s *receiver, em *emulate.Emulator, p, _ *emulate.Prepared, c *ca
 	i := c.sc.ArgIndex(sysinfo.ArgXattrValue)
 	m, err := args.ReadXattrValue(c.tid, a[i], a[i+1], s.scratch.XattrValue[:])
 	if err != nil {
-		return emulate.Result{Errno: args.Errno(err), Fd: -1}, nil
+		return emulate.Result{}, argUnreadable{errnoFor(err)}
 	}
 	return em.Setxattr(p, c.pc.Xattr, s.scratch.XattrValue[:m], int(int32(a[i+2])), lend)
 }

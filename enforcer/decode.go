@@ -94,121 +94,46 @@ func (c *call) fail(err error) {
 	if refused(err) {
 		// No reference name for the object, or vigil's own /proc entries:
 		// nothing a rule could allow, so refuse as permissions would.
-		c.err, c.reason = unix.EACCES, err.Error()
-		return
+		c.reason = err.Error()
 	}
-	if e, ok := err.(unix.Errno); ok && e != 0 {
-		// The resolver already speaks the kernel's errno.
-		c.err = e
-		return
-	}
-	c.err = args.Errno(err)
+	c.err = errnoFor(err)
 }
 
-// decode reads every argument the catalog describes. Failures are recorded in
-// c.err and decoding stops at the first one, as the kernel would.
+// decode reads every argument the catalog describes, in the kernel's order.
+// Failures are recorded in c.err and decoding stops at the first one, as the
+// kernel would.
 func (s *receiver) decode(n *notify.Notif, c *call) {
-	sc := c.sc
-	tid := int(n.Pid)
-	a := &n.Data.Args
 	if c.h.before != nil {
 		if e := c.h.before(s, n, c); e != 0 {
 			c.err = e
 			return
 		}
 	}
-	if i := sc.ArgIndex(sysinfo.ArgOpenHow); i >= 0 {
-		// openat2 copies and checks open_how before it reads the path
-		// (fs/open.c), so its errors come first.
-		how, err := args.ReadOpenHow(tid, a[i], a[i+1], s.scratch.Struct[:])
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.how, c.hasHow = how, true
-		c.pc.Flags, c.pc.HasFlags, c.pc.Resolve = how.Flags, true, how.Resolve
+	if !s.decodeChecked(n, c) {
+		return
 	}
-	if i := sc.ArgIndex(sysinfo.ArgDev); i > 0 {
-		// mknod checks the file type (may_mknod) before it looks at the
-		// path, so a bad mode wins over a bad path.
-		c.mode = uint32(a[i-1])
-		d, err := args.DecodeDev(uint64(c.mode), a[i])
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		c.pc.Dev, c.pc.HasDev = policy.Dev{Kind: devKind(d.Kind), Major: d.Major, Minor: d.Minor}, true
-	}
-	for i, kind := range sc.Args {
+	for i, kind := range c.sc.Args {
 		if c.err != 0 {
 			return
 		}
 		switch kind {
 		case sysinfo.ArgDirfd:
 			// The kernel takes dirfds as int: only the low 32 bits count.
-			fd := int(int32(a[i]))
 			if c.nPaths < 2 {
-				c.dirfds[c.nPaths] = fd
+				c.dirfds[c.nPaths] = int(int32(n.Data.Args[i]))
 			}
-		case sysinfo.ArgPath:
-			if c.nPaths >= 2 {
-				continue
-			}
-			m, err := args.ReadPath(tid, a[i], s.scratch.Path[:])
-			if err != nil {
-				c.fail(err)
-				continue
-			}
-			c.paths[c.nPaths] = string(s.scratch.Path[:m])
-			c.nPaths++
-		case sysinfo.ArgString:
-			m, err := args.ReadPath(tid, a[i], s.scratch.Path2[:])
-			if err != nil {
-				c.fail(err)
-				continue
-			}
-			c.target = string(s.scratch.Path2[:m])
 		case sysinfo.ArgOpenFlags:
-			c.pc.Flags, c.pc.HasFlags = uint64(uint32(a[i])), true
+			c.pc.Flags, c.pc.HasFlags = uint64(uint32(n.Data.Args[i])), true
 		case sysinfo.ArgMode:
-			c.mode = uint32(a[i])
+			c.mode = uint32(n.Data.Args[i])
 		case sysinfo.ArgAtFlags:
-			c.atFlags = uint64(uint32(a[i]))
+			c.atFlags = uint64(uint32(n.Data.Args[i]))
 		case sysinfo.ArgFd:
-			c.fd, c.hasFd = int(int32(a[i])), true
-		case sysinfo.ArgCloneArgs:
-			ca, err := args.ReadCloneArgs(tid, a[i], a[i+1], s.scratch.Struct[:])
-			if err != nil {
-				c.fail(err)
-				continue
-			}
-			c.clone = ca
-			c.cloneLen = int(min(a[i+1], uint64(args.CloneArgsSizeLatest)))
-			c.pc.Flags, c.pc.HasFlags = ca.Flags, true
+			c.fd, c.hasFd = int(int32(n.Data.Args[i])), true
 		case sysinfo.ArgCloneFlags:
-			c.pc.Flags, c.pc.HasFlags = a[i], true
-		case sysinfo.ArgXattrName:
-			m, err := args.ReadXattrName(tid, a[i], s.scratch.XattrName[:])
-			if err != nil {
-				c.fail(err)
-				continue
-			}
-			c.pc.Xattr, c.pc.HasXattr = string(s.scratch.XattrName[:m]), true
-		case sysinfo.ArgSockaddr:
-			m, err := args.ReadSockaddr(tid, a[i], a[i+1], s.scratch.Sockaddr[:])
-			if err != nil {
-				c.fail(err)
-				continue
-			}
-			c.saLen = m
-			sa, err := args.DecodeSockaddr(s.scratch.Sockaddr[:m])
-			if err != nil {
-				c.fail(err)
-				continue
-			}
-			c.addr = sa
-			c.pc.Addr = policy.Sockaddr{Family: sa.Family, IP: sa.IP, Port: sa.Port, UnixPath: sa.UnixPath, Abstract: sa.Abstract}
-			c.pc.HasAddr = true
+			c.pc.Flags, c.pc.HasFlags = n.Data.Args[i], true
+		default:
+			s.decodePointer(n, c, i, kind)
 		}
 	}
 	if f := c.h.impliedFlags; f != 0 {
@@ -218,6 +143,95 @@ func (s *receiver) decode(n *notify.Notif, c *call) {
 	if c.err == 0 && c.h.afterNames != nil {
 		c.err = c.h.afterNames(n, c)
 	}
+}
+
+// decodeChecked decodes the arguments the kernel copies and checks before
+// it reads any path, so that their errors come first: openat2's open_how
+// (fs/open.c) and mknod's file type (may_mknod). It reports false when one
+// failed (c.err).
+func (s *receiver) decodeChecked(n *notify.Notif, c *call) bool {
+	a := &n.Data.Args
+	if i := c.sc.ArgIndex(sysinfo.ArgOpenHow); i >= 0 {
+		how, err := args.ReadOpenHow(c.tid, a[i], a[i+1], s.scratch.Struct[:])
+		if err != nil {
+			c.fail(err)
+			return false
+		}
+		c.how, c.hasHow = how, true
+		c.pc.Flags, c.pc.HasFlags, c.pc.Resolve = how.Flags, true, how.Resolve
+	}
+	if i := c.sc.ArgIndex(sysinfo.ArgDev); i > 0 {
+		c.mode = uint32(a[i-1])
+		d, err := args.DecodeDev(uint64(c.mode), a[i])
+		if err != nil {
+			c.fail(err)
+			return false
+		}
+		c.pc.Dev, c.pc.HasDev = policy.Dev{Kind: devKind(d.Kind), Major: d.Major, Minor: d.Minor}, true
+	}
+	return true
+}
+
+// decodePointer reads pointer argument i of the given kind from the
+// watchee's memory into c.
+func (s *receiver) decodePointer(n *notify.Notif, c *call, i int, kind sysinfo.ArgKind) {
+	tid, a := c.tid, &n.Data.Args
+	switch kind {
+	case sysinfo.ArgPath:
+		if c.nPaths >= 2 {
+			return
+		}
+		m, err := args.ReadPath(tid, a[i], s.scratch.Path[:])
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.paths[c.nPaths] = string(s.scratch.Path[:m])
+		c.nPaths++
+	case sysinfo.ArgString:
+		m, err := args.ReadPath(tid, a[i], s.scratch.Path2[:])
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.target = string(s.scratch.Path2[:m])
+	case sysinfo.ArgCloneArgs:
+		ca, err := args.ReadCloneArgs(tid, a[i], a[i+1], s.scratch.Struct[:])
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.clone = ca
+		c.cloneLen = int(min(a[i+1], uint64(args.CloneArgsSizeLatest)))
+		c.pc.Flags, c.pc.HasFlags = ca.Flags, true
+	case sysinfo.ArgXattrName:
+		m, err := args.ReadXattrName(tid, a[i], s.scratch.XattrName[:])
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.pc.Xattr, c.pc.HasXattr = string(s.scratch.XattrName[:m]), true
+	case sysinfo.ArgSockaddr:
+		s.decodeSockaddr(c, a[i], a[i+1])
+	}
+}
+
+// decodeSockaddr reads and decodes a struct sockaddr argument.
+func (s *receiver) decodeSockaddr(c *call, addr, size uint64) {
+	m, err := args.ReadSockaddr(c.tid, addr, size, s.scratch.Sockaddr[:])
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.saLen = m
+	sa, err := args.DecodeSockaddr(s.scratch.Sockaddr[:m])
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.addr = sa
+	c.pc.Addr = policy.Sockaddr{Family: sa.Family, IP: sa.IP, Port: sa.Port, UnixPath: sa.UnixPath, Abstract: sa.Abstract}
+	c.pc.HasAddr = true
 }
 
 // firstPathArg returns the register index of the first path argument, or

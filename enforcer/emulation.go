@@ -107,7 +107,7 @@ func (s *receiver) emulateOpen(l notify.Answerer, n *notify.Notif, c *call, d po
 		}
 		return outcome{}, false
 	}
-	if e, ok := errnoOf(err); ok {
+	if e, ok := kernelAnswer(err); ok {
 		// The emulated lookup's own answer (ENOENT, ENXIO for /dev/tty
 		// without a controlling terminal...), as the kernel's would be.
 		return returned(d, 0, e), true
@@ -327,7 +327,7 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 		return outcome{}, false
 	}
 	if err != nil {
-		if e, ok := errnoOf(err); ok {
+		if e, ok := kernelAnswer(err); ok {
 			return deny(d, e), true
 		}
 		s.log.Error().Err(err).Msg("denying: preparing an emulated connect failed")
@@ -406,7 +406,7 @@ func (s *receiver) emulationFailed(c *call, d policy.Decision, err error) outcom
 		s.log.Error().Err(err).Str("syscall", c.sc.Name).Msg("denying: emulation failed")
 		s.cfg.Metrics.EmulationFailed(c.sc.Name)
 	}
-	return deny(d, emulate.Errno(err))
+	return deny(d, errnoFor(err))
 }
 
 // argUnreadable reports that an argument a perform function reads late
@@ -467,7 +467,7 @@ func (s *receiver) prepareAll(c *call, d policy.Decision, e *emulation, ps *[2]*
 
 // prepareFailed turns a failed preparation into an outcome or an error.
 func (s *receiver) prepareFailed(c *call, d policy.Decision, err error) (outcome, bool, error) {
-	if e, ok := errnoOf(err); ok {
+	if e, ok := kernelAnswer(err); ok {
 		// The lookup itself failed as the kernel's would.
 		return returned(d, 0, e), true, nil
 	}
@@ -590,16 +590,6 @@ func (s *receiver) revet(l notify.Answerer, n *notify.Notif, c *call) (d policy.
 		return d, outcome{}, true, err
 	}
 	return d, outcome{}, false, nil
-}
-
-// errnoOf returns the errno a preparation failed with when it is the
-// kernel's answer for the lookup (ENOENT, ENOTDIR, ELOOP, EACCES, ...).
-func errnoOf(err error) (unix.Errno, bool) {
-	var e unix.Errno
-	if errors.As(err, &e) && e != 0 && !errors.Is(err, emulate.ErrUnsupported) && !errors.Is(err, emulate.ErrRaced) {
-		return e, true
-	}
-	return 0, false
 }
 
 // replayed answers a restart of an emulated call whose first answer never

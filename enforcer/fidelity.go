@@ -69,10 +69,10 @@ func checkSetxattr(s *receiver, n *notify.Notif, _ *call) unix.Errno {
 	}
 	tid := int(n.Pid)
 	if _, err := args.ReadXattrName(tid, a[1], s.scratch.XattrName[:]); err != nil {
-		return args.Errno(err)
+		return errnoFor(err)
 	}
 	if _, err := args.ReadXattrValue(tid, a[2], a[3], s.scratch.XattrValue[:]); err != nil {
-		return args.Errno(err)
+		return errnoFor(err)
 	}
 	return 0
 }

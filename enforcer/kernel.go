@@ -17,7 +17,7 @@ import (
 // correlator serve all listeners). It writes bindings before CONTINUE and
 // completes each bound decision's audit record with what the kernel did.
 type Kernel struct {
-	ld  *loader.Loader
+	ld  kernelMaps
 	log zerolog.Logger
 	kernelMetrics
 
@@ -38,6 +38,18 @@ type Kernel struct {
 	swept     chan struct{}
 }
 
+// kernelMaps is what Kernel needs of the eBPF side: *loader.Loader, or a
+// fake in the unprivileged tests of the decision core.
+type kernelMaps interface {
+	Close() error
+	Watch(tgid int) error
+	SharesFiles(tgid int) (bool, error)
+	Bind(tid int, b *loader.Binding) error
+	Unbind(tid int) error
+	ReadEvents(fn func(*loader.Event)) error
+	Lost() (uint64, error)
+}
+
 // pendingDecision is a bound grant's audit record waiting for its sys_exit.
 type pendingDecision struct {
 	d     decision
@@ -52,7 +64,9 @@ type pendingDecision struct {
 const unconfirmedAfter = 30 * time.Second
 
 // NewKernel takes over a loaded loader and starts reading its events.
-func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel {
+func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel { return newKernel(ld, log) }
+
+func newKernel(ld kernelMaps, log zerolog.Logger) *Kernel {
 	k := &Kernel{ld: ld, log: log, pending: make(map[int][]*pendingDecision), done: make(chan struct{}),
 		stopSweep: make(chan struct{}), swept: make(chan struct{})}
 	go func() {

@@ -74,59 +74,16 @@ func Run(cfg RunConfig) (int, error) {
 	}
 	// The init step is vigil's own child: same root, same mount namespace.
 	cfg.Config.OwnRoot = cfg.SysProcAttr == nil || cfg.SysProcAttr.Cloneflags&syscall.CLONE_NEWNS == 0 && cfg.SysProcAttr.Chroot == ""
-	plan, err := NewPlan(cfg.Policy, cfg.Unverified)
+	w, err := startWatchee(&cfg, path)
 	if err != nil {
 		return 2, err
 	}
-	spec := plan.FilterSpec()
-	spec.NoHardening, spec.WatchRoot, spec.WatchMounts = cfg.NoHardening, cfg.OwnRoot, true
-	prog, err := filter.Compile(spec)
-	if err != nil {
-		return 2, fmt.Errorf("compiling seccomp filter: %w", err)
-	}
-	w, err := launch.Start(launch.Config{
-		Path: path, Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, Program: prog,
-		Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, SysProcAttr: cfg.SysProcAttr,
-		Interruptible: cfg.Interruptible,
-	})
-	if err != nil {
-		return 2, err
-	}
-	if !w.Killable() && !cfg.Interruptible {
-		cfg.Log.Warn().Msg("the kernel refused SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux < 5.19): a signal can interrupt a call vigil is carrying out; the restart guard answers its restart with the first result")
-	}
-	// Path rules name objects as the watchee's view is now, before it runs
-	// a single instruction of the command: vigil's own view, or with
-	// --userns the new namespace's copy of it.
-	cfg.Config.ReferencePid = w.Pid()
-	sup, err := New(cfg.Config)
-	if err != nil {
-		w.Abort()
-		w.Listener().Close()
-		return 2, err
-	}
-	if cfg.OnServe != nil {
-		cfg.OnServe(sup)
-	}
-	if cfg.Kernel != nil {
-		// Watched before it runs a single instruction of the command; its
-		// descendants follow in eBPF (sched_process_fork).
-		if err := cfg.Kernel.Watch(w.Pid()); err != nil {
-			w.Abort()
-			w.Listener().Close()
-			return 2, fmt.Errorf("watching watchee in eBPF: %w", err)
-		}
-	}
-	ready := make(chan struct{})
-	served := make(chan error, 1)
 	l := w.Listener()
-	go func() { served <- sup.Serve(l, ready) }()
-	select {
-	case <-ready:
-	case err := <-served:
+	served, err := superviseWatchee(&cfg, w)
+	if err != nil {
 		w.Abort()
 		l.Close()
-		return 2, fmt.Errorf("starting notify loop: %w", err)
+		return 2, err
 	}
 
 	// Forward termination signals: vigil outlives its watchee, like strace.
@@ -157,4 +114,65 @@ func Run(cfg RunConfig) (int, error) {
 		return code, fmt.Errorf("notify loop: %w", serr)
 	}
 	return code, nil
+}
+
+// startWatchee compiles the policy's filter and starts the init step that
+// installs it; the command runs once the watchee proceeds.
+func startWatchee(cfg *RunConfig, path string) (*launch.Watchee, error) {
+	plan, err := NewPlan(cfg.Policy, cfg.Unverified)
+	if err != nil {
+		return nil, err
+	}
+	spec := plan.FilterSpec()
+	spec.NoHardening, spec.WatchRoot, spec.WatchMounts = cfg.NoHardening, cfg.OwnRoot, true
+	prog, err := filter.Compile(spec)
+	if err != nil {
+		return nil, fmt.Errorf("compiling seccomp filter: %w", err)
+	}
+	w, err := launch.Start(launch.Config{
+		Path: path, Args: cfg.Args, Env: cfg.Env, Dir: cfg.Dir, Program: prog,
+		Stdin: cfg.Stdin, Stdout: cfg.Stdout, Stderr: cfg.Stderr, SysProcAttr: cfg.SysProcAttr,
+		Interruptible: cfg.Interruptible,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !w.Killable() && !cfg.Interruptible {
+		cfg.Log.Warn().Msg("the kernel refused SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux < 5.19): a signal can interrupt a call vigil is carrying out; the restart guard answers its restart with the first result")
+	}
+	return w, nil
+}
+
+// superviseWatchee makes the watchee's supervisor, watches it in eBPF and
+// starts serving its listener; served yields Serve's result. On error the
+// caller aborts the watchee.
+func superviseWatchee(cfg *RunConfig, w *launch.Watchee) (served chan error, err error) {
+	// Path rules name objects as the watchee's view is now, before it runs
+	// a single instruction of the command: vigil's own view, or with
+	// --userns the new namespace's copy of it.
+	cfg.Config.ReferencePid = w.Pid()
+	sup, err := New(cfg.Config)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.OnServe != nil {
+		cfg.OnServe(sup)
+	}
+	if cfg.Kernel != nil {
+		// Watched before it runs a single instruction of the command; its
+		// descendants follow in eBPF (sched_process_fork).
+		if err := cfg.Kernel.Watch(w.Pid()); err != nil {
+			return nil, fmt.Errorf("watching watchee in eBPF: %w", err)
+		}
+	}
+	ready := make(chan struct{})
+	served = make(chan error, 1)
+	l := w.Listener()
+	go func() { served <- sup.Serve(l, ready) }()
+	select {
+	case <-ready:
+		return served, nil
+	case err := <-served:
+		return nil, fmt.Errorf("starting notify loop: %w", err)
+	}
 }

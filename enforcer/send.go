@@ -169,14 +169,14 @@ func (s *receiver) readSend(n *notify.Notif, kind sendKind, caller emulate.Calle
 		flags = uint32(a[3])
 		iov, err := args.ImportUbuf(a[1], a[2])
 		if err != nil {
-			return flags, args.Errno(err)
+			return flags, errnoFor(err)
 		}
 		if sc.sock, err = emulate.TakeSocket(caller, int(int32(a[0]))); err != nil {
-			return flags, emulate.Errno(err)
+			return flags, errnoFor(err)
 		}
 		m, err := args.ReadSockaddr(tid, a[4], a[5], s.scratch.Sockaddr[:])
 		if err != nil {
-			return flags, args.Errno(err)
+			return flags, errnoFor(err)
 		}
 		sc.msgs = []emulate.SendMsg{{Name: append([]byte(nil), s.scratch.Sockaddr[:m]...), Iov: []args.Iovec{iov}, Len: iov.Len}}
 		return flags, 0
@@ -190,7 +190,7 @@ func (s *receiver) readSend(n *notify.Notif, kind sendKind, caller emulate.Calle
 	}
 	var err error
 	if sc.sock, err = emulate.TakeSocket(caller, int(int32(a[0]))); err != nil {
-		return flags, emulate.Errno(err)
+		return flags, errnoFor(err)
 	}
 	if kind == sendMsg {
 		m, errno := s.readSendMsg(tid, a[1])
@@ -274,12 +274,12 @@ func (s *receiver) sendWithoutPeer(l notify.Answerer, n *notify.Notif, c *call) 
 func (s *receiver) readSendMsg(tid int, addr uint64) (emulate.SendMsg, unix.Errno) {
 	mh, err := args.ReadMsghdr(tid, addr, s.scratch.Struct[:])
 	if err != nil {
-		return emulate.SendMsg{}, args.Errno(err)
+		return emulate.SendMsg{}, errnoFor(err)
 	}
 	var m emulate.SendMsg
 	if mh.HasName() {
 		if _, err := args.ReadBytes(tid, mh.Name, mh.Namelen, s.scratch.Sockaddr[:]); err != nil {
-			return m, args.Errno(err)
+			return m, errnoFor(err)
 		}
 		m.Name = append([]byte(nil), s.scratch.Sockaddr[:mh.Namelen]...)
 	}
@@ -290,18 +290,18 @@ func (s *receiver) readSendMsg(tid int, addr uint64) (emulate.SendMsg, unix.Errn
 	m.Iov = make([]args.Iovec, mh.Iovlen)
 	k, total, err := args.ReadIovecs(tid, mh.Iov, mh.Iovlen, raw, m.Iov)
 	if err != nil {
-		return m, args.Errno(err)
+		return m, errnoFor(err)
 	}
 	m.Iov, m.Len = m.Iov[:k], total
 	if mh.Controllen > 0 {
 		if mh.Controllen > ctlOnStack {
 			if err := args.CheckControllen(mh.Controllen, optmemMax()); err != nil {
-				return m, args.Errno(err)
+				return m, errnoFor(err)
 			}
 		}
 		m.Control = make([]byte, mh.Controllen)
 		if _, err := args.ReadBytes(tid, mh.Control, len(m.Control), m.Control); err != nil {
-			return m, args.Errno(err)
+			return m, errnoFor(err)
 		}
 	}
 	m.Flags = mh.Flags
@@ -382,7 +382,7 @@ func (s *receiver) unixPeer(caller emulate.Caller, c *call, path string) (resolv
 	p, err := s.cfg.Emulator.PrepareHeld(caller, obj.Fd, -1, "", emulate.LookupFollow)
 	obj.Close() // PrepareHeld holds copies; the caller keeps no descriptor
 	if err != nil {
-		if e, ok := errnoOf(err); ok {
+		if e, ok := kernelAnswer(err); ok {
 			return obj, nil, e
 		}
 		s.log.Warn().Err(err).Str("path", path).Msg("denying: an AF_UNIX destination could not be held for the send")

@@ -68,6 +68,14 @@ type readError struct{ errno unix.Errno }
 func (e readError) Error() string { return "args: process_vm_readv: " + e.errno.Error() }
 func (e readError) Unwrap() error { return e.errno }
 
+// FromArgs reports whether err (or an error it wraps) came from this
+// package, so that Errno is the errno to answer for it.
+func FromArgs(err error) bool {
+	var ae *Error
+	var re readError
+	return errors.As(err, &ae) || errors.As(err, &re) || errors.Is(err, ErrBufferTooSmall)
+}
+
 // Errno returns the errno to answer the watchee with for an error returned by
 // this package: the kernel's errno for the condition (see the sentinels),
 // ESRCH when the task is gone, and EFAULT for everything else, so that an
