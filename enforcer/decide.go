@@ -21,7 +21,8 @@ import (
 func (s *receiver) handle(l notify.Answerer, n *notify.Notif) {
 	start := time.Now()
 	tid := int(n.Pid)
-	defer s.gate(tid)()
+	g := s.gate(tid)
+	defer s.ungate(g)
 	atomic.AddUint64(&s.stats.Notifications, 1)
 	pi := s.procs.Get(tid)
 	o := s.decide(l, n, pi.Tgid)
@@ -300,6 +301,7 @@ func (s *receiver) answer(l notify.Answerer, n *notify.Notif, o *outcome, pi pro
 // and records it; Serve waits for it.
 func (s *receiver) runDeferred(l notify.Answerer, n *notify.Notif, o *outcome, d decision, start time.Time) {
 	id := *n // n is the loop's, reused for the next notification
+	d.call.detach(nil)
 	perform := o.deferred
 	s.deferred.Add(1)
 	go func() {

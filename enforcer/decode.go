@@ -181,12 +181,18 @@ func (s *receiver) decodePointer(n *notify.Notif, c *call, i int, kind sysinfo.A
 		if c.nPaths >= 2 {
 			return
 		}
-		m, err := args.ReadPath(tid, a[i], s.scratch.Path[:])
+		// Each path has its own buffer, which the string aliases until
+		// the next notification (transient): the hot path copies nothing.
+		buf := s.scratch.Path[:]
+		if c.nPaths == 1 {
+			buf = s.secondPath[:]
+		}
+		m, err := args.ReadPath(tid, a[i], buf)
 		if err != nil {
 			c.fail(err)
 			return
 		}
-		c.paths[c.nPaths] = string(s.scratch.Path[:m])
+		c.paths[c.nPaths] = transient(buf[:m])
 		c.nPaths++
 	case sysinfo.ArgString:
 		m, err := args.ReadPath(tid, a[i], s.scratch.Path2[:])

@@ -96,39 +96,60 @@ type Supervisor struct {
 	// gates serialize the notifications of one thread across receivers:
 	// a call restarted after its answer was withdrawn must find the first
 	// call's result recorded (Replay), not race it on another receiver.
-	gatesMu sync.Mutex
-	gates   map[int]*tidGate
+	gatesMu    sync.Mutex
+	gates      map[int]*tidGate
+	freeGates  *tidGate
+	nFreeGates int
 }
 
 // tidGate is one thread's turn to be decided.
 type tidGate struct {
 	mu   sync.Mutex
 	refs int
+	tid  int
+	next *tidGate // in the free list
 }
 
+// maxFreeGates bounds the gates kept for reuse.
+const maxFreeGates = 256
+
 // gate waits until no other receiver is deciding a call of thread tid and
-// returns the function that lets the next one in.
-func (s *Supervisor) gate(tid int) (release func()) {
+// returns the gate to pass to ungate. It allocates nothing once gates are
+// reused.
+func (s *Supervisor) gate(tid int) *tidGate {
 	s.gatesMu.Lock()
 	if s.gates == nil {
 		s.gates = make(map[int]*tidGate)
 	}
 	g := s.gates[tid]
 	if g == nil {
-		g = &tidGate{}
+		if g = s.freeGates; g != nil {
+			s.freeGates, s.nFreeGates = g.next, s.nFreeGates-1
+			g.next = nil
+		} else {
+			g = &tidGate{}
+		}
+		g.tid = tid
 		s.gates[tid] = g
 	}
 	g.refs++
 	s.gatesMu.Unlock()
 	g.mu.Lock()
-	return func() {
-		g.mu.Unlock()
-		s.gatesMu.Lock()
-		if g.refs--; g.refs == 0 {
-			delete(s.gates, tid)
+	return g
+}
+
+// ungate lets the next call of g's thread in.
+func (s *Supervisor) ungate(g *tidGate) {
+	g.mu.Unlock()
+	s.gatesMu.Lock()
+	if g.refs--; g.refs == 0 {
+		delete(s.gates, g.tid)
+		if s.nFreeGates < maxFreeGates {
+			g.next, s.freeGates = s.freeGates, g
+			s.nFreeGates++
 		}
-		s.gatesMu.Unlock()
 	}
+	s.gatesMu.Unlock()
 }
 
 // receiver is one notify loop: a locked OS thread receiving, deciding and
@@ -138,7 +159,10 @@ type receiver struct {
 	resolver *resolve.Resolver
 	procs    *procinfo.Cache
 	scratch  args.Scratch
-	c        call
+	// secondPath holds the second path argument (rename, link): the call's
+	// paths alias scratch.Path and secondPath (see transient).
+	secondPath [args.PathMax]byte
+	c          call
 	// bind and bindArg are reused for every binding written.
 	bind    loader.Binding
 	bindArg []byte

@@ -27,7 +27,11 @@ type Kernel struct {
 	// in the order its calls ran, and its notifications arrive in the same
 	// order, so the oldest waiting decision is the one an event completes:
 	// the reader may lag several calls behind the notify loop.
-	pending  map[int][]*pendingDecision
+	pending map[int]*pendingDecision
+	// free holds records' holders for reuse (up to maxFree): a bound grant
+	// allocates nothing.
+	free     *pendingDecision
+	nFree    int
 	lastLost uint64
 
 	done chan struct{} // closed when the event reader has ended
@@ -50,13 +54,20 @@ type kernelMaps interface {
 	Lost() (uint64, error)
 }
 
-// pendingDecision is a bound grant's audit record waiting for its sys_exit.
+// pendingDecision is a bound grant's audit record waiting for its sys_exit,
+// in its thread's queue (oldest first, linked by next).
 type pendingDecision struct {
 	d     decision
 	audit *zerolog.Logger
 	nr    int
 	since time.Time
+	next  *pendingDecision
+	// buf holds the record's strings (callView.detach), reused.
+	buf []byte
 }
+
+// maxFree bounds the holders kept for reuse.
+const maxFree = 1024
 
 // unconfirmedAfter is how long a bound decision's record waits for its
 // kernel event before it is written as unconfirmed (a lost event, or a call
@@ -67,7 +78,7 @@ const unconfirmedAfter = 30 * time.Second
 func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel { return newKernel(ld, log) }
 
 func newKernel(ld kernelMaps, log zerolog.Logger) *Kernel {
-	k := &Kernel{ld: ld, log: log, pending: make(map[int][]*pendingDecision), done: make(chan struct{}),
+	k := &Kernel{ld: ld, log: log, pending: make(map[int]*pendingDecision), done: make(chan struct{}),
 		stopSweep: make(chan struct{}), swept: make(chan struct{})}
 	go func() {
 		defer close(k.done)
@@ -132,9 +143,40 @@ func (k *Kernel) Unbind(tid int) error { return k.ld.Unbind(tid) }
 
 // expect parks d until the kernel reports on the bound call of tid.
 func (k *Kernel) expect(tid, nr int, d decision, l *zerolog.Logger) {
-	p := &pendingDecision{d: d, audit: l, nr: nr, since: time.Now()}
+	since := time.Now()
 	k.mu.Lock()
-	k.pending[tid] = append(k.pending[tid], p)
+	p := k.free
+	if p != nil {
+		k.free, k.nFree = p.next, k.nFree-1
+	} else {
+		p = new(pendingDecision)
+	}
+	buf := p.buf
+	*p = pendingDecision{d: d, audit: l, nr: nr, since: since}
+	p.d.call.detach(&buf)
+	p.buf = buf
+	q := k.pending[tid]
+	if q == nil {
+		k.pending[tid] = p
+	} else {
+		for q.next != nil {
+			q = q.next
+		}
+		q.next = p
+	}
+	k.mu.Unlock()
+}
+
+// release returns holders whose records were written for reuse.
+func (k *Kernel) release(ps ...*pendingDecision) {
+	k.mu.Lock()
+	for _, p := range ps {
+		if p == nil || k.nFree >= maxFree {
+			continue
+		}
+		*p = pendingDecision{next: k.free, buf: p.buf}
+		k.free, k.nFree = p, k.nFree+1
+	}
 	k.mu.Unlock()
 }
 
@@ -144,19 +186,25 @@ func (k *Kernel) expect(tid, nr int, d decision, l *zerolog.Logger) {
 func (k *Kernel) take(tid, nr int) (p *pendingDecision, stale []*pendingDecision) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	q := k.pending[tid]
-	for i, c := range q {
+	head := k.pending[tid]
+	for c := head; c != nil; c = c.next {
 		if c.nr == nr {
-			p, stale = c, append(stale, q[:i]...)
-			q = q[i+1:]
+			p = c
 			break
 		}
 	}
-	if len(q) == 0 {
+	if p == nil {
+		return nil, nil
+	}
+	for c := head; c != p; c = c.next {
+		stale = append(stale, c)
+	}
+	if p.next == nil {
 		delete(k.pending, tid)
 	} else {
-		k.pending[tid] = q
+		k.pending[tid] = p.next
 	}
+	p.next = nil
 	return p, stale
 }
 
@@ -165,12 +213,15 @@ func (k *Kernel) take(tid, nr int) (p *pendingDecision, stale []*pendingDecision
 func (k *Kernel) withdraw(tid int) {
 	k.mu.Lock()
 	var p *pendingDecision
-	if q := k.pending[tid]; len(q) > 0 {
-		p = q[len(q)-1]
-		if len(q) == 1 {
+	if head := k.pending[tid]; head != nil {
+		var prev *pendingDecision
+		for p = head; p.next != nil; p = p.next {
+			prev = p
+		}
+		if prev == nil {
 			delete(k.pending, tid)
 		} else {
-			k.pending[tid] = q[:len(q)-1]
+			prev.next = nil
 		}
 	}
 	k.mu.Unlock()
@@ -178,6 +229,7 @@ func (k *Kernel) withdraw(tid int) {
 	if p != nil {
 		p.d.withdrawn = true
 		p.d.emit(p.audit, nil)
+		k.release(p)
 	}
 }
 
@@ -216,13 +268,14 @@ func (k *Kernel) handle(ev *loader.Event) {
 			return
 		}
 		p, stale := k.take(ev.Tid, ev.Nr)
-		unconfirmed(stale)
+		k.unconfirmed(stale)
 		if p == nil {
 			return
 		}
 		p.d.verified = audit.VerifiedKernel
 		kv := viewOf(ev)
 		p.d.emit(p.audit, &kv)
+		k.release(p)
 	}
 }
 
@@ -230,7 +283,7 @@ func (k *Kernel) handle(ev *loader.Event) {
 // SIGKILL to the caller before it could return to user mode.
 func (k *Kernel) violation(ev *loader.Event) {
 	p, stale := k.take(ev.Tid, ev.Nr)
-	unconfirmed(stale)
+	k.unconfirmed(stale)
 	kv := viewOf(ev)
 	kv.reason, kv.atEnter = ev.Reason.String(), !ev.Flags.Has(loader.FlagAtExit)
 	k.m().Mismatch(sysinfo.Name(ev.Nr))
@@ -245,6 +298,7 @@ func (k *Kernel) violation(ev *loader.Event) {
 	p.d.verified = audit.VerifiedMismatch
 	p.d.level = zerolog.ErrorLevel
 	p.d.emit(p.audit, &kv)
+	k.release(p)
 }
 
 // viewOf is what an audit record shows of a kernel event: the return value,
@@ -264,46 +318,55 @@ func viewOf(ev *loader.Event) kernelView {
 	return kv
 }
 
-func unconfirmed(ps []*pendingDecision) {
+// unconfirmed writes records whose kernel event never came.
+func (k *Kernel) unconfirmed(ps []*pendingDecision) {
 	for _, p := range ps {
 		p.d.verified = audit.VerifiedUnconfirmed
 		p.d.emit(p.audit, nil)
 	}
+	k.release(ps...)
 }
 
 // flush writes every record still waiting as unconfirmed: the reader ended.
 func (k *Kernel) flush() {
 	k.mu.Lock()
 	var stale []*pendingDecision
-	for tid, q := range k.pending {
-		stale = append(stale, q...)
+	for tid, head := range k.pending {
+		for p := head; p != nil; p = p.next {
+			stale = append(stale, p)
+		}
 		delete(k.pending, tid)
 	}
 	k.mu.Unlock()
-	unconfirmed(stale)
+	k.unconfirmed(stale)
 }
 
 // sweep writes the records that waited since before cutoff as unconfirmed.
 func (k *Kernel) sweep(cutoff time.Time) {
 	var stale []*pendingDecision
 	k.mu.Lock()
-	for tid, q := range k.pending {
-		keep := q[:0]
-		for _, p := range q {
+	for tid, head := range k.pending {
+		var keep, tail *pendingDecision
+		for p := head; p != nil; {
+			next := p.next
+			p.next = nil
 			if p.since.Before(cutoff) {
 				stale = append(stale, p)
+			} else if keep == nil {
+				keep, tail = p, p
 			} else {
-				keep = append(keep, p)
+				tail.next, tail = p, p
 			}
+			p = next
 		}
-		if len(keep) == 0 {
+		if keep == nil {
 			delete(k.pending, tid)
 		} else {
 			k.pending[tid] = keep
 		}
 	}
 	k.mu.Unlock()
-	unconfirmed(stale)
+	k.unconfirmed(stale)
 	if lost, err := k.ld.Lost(); err == nil && lost > k.lastLost {
 		k.log.Warn().Uint64("lost_events", lost-k.lastLost).Uint64("lost_total", lost).
 			Msg("kernel events lost (ring buffer full): some records will say unconfirmed")

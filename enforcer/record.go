@@ -189,6 +189,35 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 	ev.Float64(audit.FieldLatency, float64(d.latency.Nanoseconds())/1e3).Send()
 }
 
+// detach copies the view's strings into *buf (grown if needed, reused by
+// the caller for the next record) and points them there: a record that
+// outlives the decision (waiting for the kernel, or for a deferred call)
+// must not alias the receiver's buffers, which the next notification
+// overwrites. A nil buf allocates a fresh copy.
+func (c *callView) detach(buf *[]byte) {
+	strs := [...]*string{&c.paths[0], &c.paths[1], &c.resolved[0], &c.resolved[1], &c.target,
+		&c.spelledSock, &c.pc.Path, &c.pc.Path2, &c.pc.Xattr, &c.pc.Addr.UnixPath}
+	n := 0
+	for _, p := range strs {
+		n += len(*p)
+	}
+	var b []byte
+	if buf != nil {
+		b = (*buf)[:0]
+	}
+	if cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	for _, p := range strs {
+		start := len(b)
+		b = append(b, *p...)
+		*p = transient(b[start:])
+	}
+	if buf != nil {
+		*buf = b
+	}
+}
+
 func (c *callView) dict() *zerolog.Event {
 	d := zerolog.Dict()
 	for i := 0; i < c.nPaths; i++ {

@@ -97,8 +97,9 @@ func NewListener(fd int) *Listener { return &Listener{fd: fd} }
 type Answerer interface {
 	// Valid reports notify.ErrGone once the notification no longer waits.
 	Valid(id uint64) error
-	// Send answers a notification.
-	Send(r *Resp) error
+	// Answer answers a notification (Send, taking the response by value
+	// so that answering through the interface does not allocate).
+	Answer(r Resp) error
 	// AddFD installs a descriptor in the notifying process.
 	AddFD(a *AddFD) (int, error)
 }
@@ -161,6 +162,9 @@ func (l *Listener) Send(r *Resp) error {
 	}
 	return fmt.Errorf("answering seccomp notification %d: %w", r.ID, err)
 }
+
+// Answer is Send by value: it implements Answerer.
+func (l *Listener) Answer(r Resp) error { return l.Send(&r) }
 
 // Valid reports whether notification id is still pending. It must be called
 // after reading the watchee's memory or /proc: a pid reused by a new process

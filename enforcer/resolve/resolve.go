@@ -134,6 +134,8 @@ type Resolver struct {
 	Protected func(pid int) bool
 	fdPath    []byte
 	link      []byte
+	// cpath holds the NUL-terminated path of the last openat2.
+	cpath []byte
 	// forceWalk makes tests take the component walk for every lookup.
 	forceWalk bool
 }
@@ -244,7 +246,7 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 		// With O_PATH|O_NOFOLLOW a final symlink is returned, not refused.
 		how.Flags |= unix.O_NOFOLLOW
 	}
-	fd, err := unix.Openat2(unix.AT_FDCWD, req.Path, &how)
+	fd, err := r.openat2(unix.AT_FDCWD, req.Path, &how)
 	switch err {
 	case nil:
 		obj, ok := r.fastObject(fd, path.Clean(req.Path), req.Keep)
@@ -261,7 +263,7 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 		if name == "" {
 			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
-		dfd, derr := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{
+		dfd, derr := r.openat2(unix.AT_FDCWD, dir, &unix.OpenHow{
 			Flags: unix.O_PATH | unix.O_CLOEXEC | unix.O_DIRECTORY, Resolve: unix.RESOLVE_NO_SYMLINKS})
 		if derr != nil {
 			// A symlink in the parent, or the kernel's own error: let the
@@ -286,7 +288,7 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 // p is its reference name. It takes fd over.
 func (r *Resolver) fastObject(fd int, p string, keep bool) (Object, bool) {
 	var stx unix.Statx_t
-	if unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx) != nil ||
+	if statxFd(fd, unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx) != nil ||
 		!r.ref.Own() || !r.ref.Fast(int(stx.Mnt_id)) || r.leaksSelf(p) || procPid(p) {
 		unix.Close(fd)
 		return Object{Fd: -1, ParentFd: -1}, false
@@ -397,7 +399,7 @@ func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled boo
 	if abs {
 		how.Resolve |= unix.RESOLVE_IN_ROOT
 	}
-	fd, err := unix.Openat2(basefd, c.req.Path, &how)
+	fd, err := c.r.openat2(basefd, c.req.Path, &how)
 	switch err {
 	case nil:
 		obj, err := c.describe(fd, -1, "", true)
@@ -442,7 +444,7 @@ func (c *walkCtx) mayCrossProc(basefd int, how unix.OpenHow) bool {
 	}
 	h := how
 	h.Flags = unix.O_PATH | unix.O_CLOEXEC | unix.O_DIRECTORY
-	dfd, err := unix.Openat2(basefd, dir, &h)
+	dfd, err := c.r.openat2(basefd, dir, &h)
 	if err != nil {
 		return true
 	}
@@ -499,7 +501,7 @@ func procPid(p string) bool {
 // own /proc/self.
 func (c *walkCtx) describe(fd, parent int, base string, fast bool) (Object, error) {
 	var stx unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx); err != nil {
+	if err := statxFd(fd, unix.AT_SYMLINK_NOFOLLOW, view.StatxMask, &stx); err != nil {
 		return Object{Fd: -1, ParentFd: -1}, err
 	}
 	name, err := c.r.ref.Name(&view.Object{Fd: fd, Stx: &stx, Parent: parent, Base: base, Tid: c.req.Tid, WatcheeRoot: c.watcheeRoot})

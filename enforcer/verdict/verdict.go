@@ -102,7 +102,7 @@ func Continue(l notify.Answerer, n *notify.Notif, g Grant) error {
 		return fmt.Errorf("refusing CONTINUE of notification %d without a valid grant", n.ID)
 	}
 	r := notify.Resp{ID: n.ID, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE}
-	return l.Send(&r)
+	return l.Answer(r)
 }
 
 // permits reports whether g was issued for this very notification.
@@ -116,13 +116,13 @@ func Deny(l notify.Answerer, n *notify.Notif, errno unix.Errno) error {
 		errno = unix.EPERM
 	}
 	r := notify.Resp{ID: n.ID, Error: -int32(errno)}
-	return l.Send(&r)
+	return l.Answer(r)
 }
 
 // Return answers with a value the supervisor produced (emulation).
 func Return(l notify.Answerer, n *notify.Notif, val int64) error {
 	r := notify.Resp{ID: n.ID, Val: val}
-	return l.Send(&r)
+	return l.Answer(r)
 }
 
 // Kill SIGKILLs the watchee's thread group, then denies the pending call so

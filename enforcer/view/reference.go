@@ -499,8 +499,15 @@ func readlinkFd(fd int) (string, error) {
 
 func processAlive(pidfd int) bool {
 	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n == 0
+	for {
+		// Go's preemption signals (SIGURG) interrupt even a poll that
+		// would not wait: EINTR says nothing of the process.
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 0
+	}
 }
 
 func sameFile(a, b string) bool {
