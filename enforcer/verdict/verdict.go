@@ -47,9 +47,10 @@ func ContentIndependent(p ContentIndependence, n *notify.Notif) (Grant, bool) {
 }
 
 // Unverified returns a grant for a content-dependent decision that no kernel
-// binding backs. The caller must mark the audit record `verified: "none"`;
-// the kernel may re-read memory that a racing thread changed (docs/design.md §1).
-// The eBPF binding issue replaces this constructor with a bound grant.
+// binding backs: the naive mode (`--unverified`), or a call for which vigil
+// has neither a binding nor an emulation (the plan lists them and vigil warns
+// at startup). The caller marks the audit record `verified: "none"`; the
+// kernel may re-read memory that a racing thread changed (docs/design.md §1).
 func Unverified(n *notify.Notif) Grant {
 	return Grant{kind: grantUnverified, id: n.ID}
 }
