@@ -24,6 +24,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"bench", "--reps", "-3"}, "--reps must be at least 1"},
 		{[]string{"bench", "--iterations", "-1"}, "--iterations must be at least 0"},
 		{[]string{"bench", "--run-time", "0s"}, "--run-time must be positive"},
+		{[]string{"bench", "--memory-calls", "-1"}, "--memory-calls must be at least 0"},
 		{[]string{"bench", "--reps", "many"}, "invalid argument"},
 		{[]string{"bench", "--workloads", "fork"}, `workload "fork"`},
 		{[]string{"bench", "--mechanisms", "gvisor"}, `mechanism "gvisor"`},
