@@ -29,7 +29,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"bench", "--workloads", "fork"}, `workload "fork"`},
 		{[]string{"bench", "--mechanisms", "gvisor"}, `mechanism "gvisor"`},
 		{[]string{"bench", "extra"}, "unknown command"},
-		{[]string{"bench", "compare", "a.json"}, "accepts 2 arg"},
+		{[]string{"bench", "compare", "a.json"}, "requires at least 2 arg"},
 		{[]string{"agent", "extra"}, "unknown command"},
 		{[]string{"agent", "--handoff-timeout", "0s"}, "--handoff-timeout must be positive"},
 		{[]string{"agent", "--handoff-timeout", "soon"}, "invalid argument"},
