@@ -114,12 +114,13 @@ func writeCompareMemory(w io.Writer, a, b *Memory) error {
 		header: []string{"MEMORY (VMRSS)", "A", "B", "B/A"},
 		right:  []bool{false, true, true, true},
 	}
+	// 0 is a figure the file does not have (a field added later).
 	field := func(name string, get func(*Memory) int) {
 		av, bv, rv := "—", "—", "n/a"
-		if a != nil {
+		if a != nil && get(a) > 0 {
 			av = formatKiB(get(a))
 		}
-		if b != nil {
+		if b != nil && get(b) > 0 {
 			bv = formatKiB(get(b))
 		}
 		if a != nil && b != nil && get(a) > 0 {
