@@ -1,27 +1,33 @@
 /*
  * refsup — minimal C reference supervisor: the performance floor vigil is compared with.
  *
- *   refsup [--deny PATH]... -- CMD [ARGS...]
+ *   refsup [--trap SYSCALL]... [--deny PATH]... [--count] -- CMD [ARGS...]
  *
- * Runs CMD under a seccomp user-notification filter that traps open(2) and openat(2) and
- * nothing else. Every trapped call is answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE, except
- * that a path spelled exactly like a --deny PATH is answered with -EACCES. (The comparison is
- * on the spelling, not the object, and CONTINUE is racy: this is a benchmark baseline, not a
- * security tool.) A path argument the supervisor cannot read is answered with the errno the
- * kernel would give (EFAULT, or ENAMETOOLONG when there is no NUL within PATH_MAX bytes).
+ * Runs CMD under a seccomp user-notification filter that traps the --trap syscalls (open,
+ * openat, execve, connect; without --trap: open and openat) and nothing else. Every trapped
+ * call is answered with SECCOMP_USER_NOTIF_FLAG_CONTINUE, except that a path spelled exactly
+ * like a --deny PATH is answered with -EACCES. (The comparison is on the spelling, not the
+ * object, and CONTINUE is racy: this is a benchmark baseline, not a security tool.) A path
+ * argument the supervisor cannot read is answered with the errno the kernel would give (EFAULT,
+ * or ENAMETOOLONG when there is no NUL within PATH_MAX bytes). A trapped connect's address is
+ * read (at most sizeof(struct sockaddr_storage) bytes; EFAULT when unreadable) and the call
+ * continued whatever it names: the floor of a supervisor that looks at addresses. --count
+ * prints `refsup: N notifications` on stderr at the end (N answered), so a test can check what
+ * was trapped.
  *
  * Filter (hand-written cBPF, no libseccomp):
  *   arch != AUDIT_ARCH_X86_64        -> SECCOMP_RET_KILL_PROCESS (i386 int $0x80 and the like)
  *   nr >= 0x40000000 (x32 ABI)       -> SECCOMP_RET_ERRNO(ENOSYS) (what a kernel without x32 says;
  *                                      it also stops x32 numbers aliasing the open/openat checks)
- *   nr == open || nr == openat       -> SECCOMP_RET_USER_NOTIF
+ *   nr is one of the trapped calls   -> SECCOMP_RET_USER_NOTIF
  *   otherwise                        -> SECCOMP_RET_ALLOW
+ * (one JEQ per trapped call).
  * installed with SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
  * (without the latter on kernels older than 5.19); SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP is set on
  * the listener where the kernel has it (6.6+).
  *
  * The per-notification path is RECV + process_vm_readv + ID_VALID + SEND (a second
- * process_vm_readv only when the path crosses a page boundary). The loop ends when the filter
+ * process_vm_readv only when a path crosses a page boundary). The loop ends when the filter
  * has no users left — CMD and every descendant that inherited the filter have exited and been
  * reaped — which is when the listener reports POLLHUP (like strace -f, a daemon left behind by
  * CMD keeps refsup running; it stays supervised rather than getting ENOSYS). refsup is a child
@@ -109,24 +115,48 @@ static void on_forward(int sig)
 	errno = saved;
 }
 
+/* The calls --trap can name, and where their pointer argument is. */
+static const struct trappable {
+	const char *name;
+	int nr;
+	int arg;     /* index of the pointer argument */
+	int is_path; /* a NUL-terminated path, else a sockaddr of length args[arg + 1] */
+} trappable[] = {
+	{ "open", __NR_open, 0, 1 },
+	{ "openat", __NR_openat, 1, 1 },
+	{ "execve", __NR_execve, 0, 1 },
+	{ "connect", __NR_connect, 1, 0 },
+};
+#define NTRAPPABLE (int)(sizeof(trappable) / sizeof(trappable[0]))
+
+static int trapped[NTRAPPABLE]; /* trapped[i]: trappable[i] is in the filter */
+
 static int install_filter(void)
 {
-	struct sock_filter insns[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 1, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_open, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-	struct sock_fprog prog = {
-		.len = (unsigned short)(sizeof(insns) / sizeof(insns[0])),
-		.filter = insns,
-	};
+	/* arch check (3), x32 check (3), one JEQ per trapped call, allow, notify */
+	struct sock_filter insns[6 + NTRAPPABLE + 2];
+	unsigned short n = 0, ntrap = 0;
+
+	insns[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	insns[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	insns[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	insns[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	insns[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1);
+	insns[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+	for (int i = 0; i < NTRAPPABLE; i++)
+		ntrap += (unsigned short)trapped[i];
+	/* The k-th JEQ (k from 0) jumps over the ntrap-1-k JEQs after it and the ALLOW to the
+	 * notify. */
+	for (int i = 0, k = 0; i < NTRAPPABLE; i++)
+		if (trapped[i]) {
+			insns[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
+								   (unsigned)trappable[i].nr,
+								   (unsigned char)(ntrap - k), 0);
+			k++;
+		}
+	insns[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	insns[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
+	struct sock_fprog prog = { .len = n, .filter = insns };
 	long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
 			  SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
 	if (fd < 0 && errno == EINVAL) /* kernels before 5.19 lack WAIT_KILLABLE_RECV */
@@ -242,6 +272,43 @@ static int read_path(pid_t pid, uint64_t addr, char *buf, size_t pagesz)
 	return ENAMETOOLONG;
 }
 
+/*
+ * Reads a trapped connect's address (addrlen bytes at addr, at most sizeof(struct
+ * sockaddr_storage)) into buf. Returns 0 or EFAULT; the kernel's move_addr_to_kernel gives
+ * EINVAL for a longer addrlen, which the CONTINUEd call reports itself.
+ */
+static int read_sockaddr(pid_t pid, uint64_t addr, uint64_t addrlen, struct sockaddr_storage *buf)
+{
+	struct iovec local = { .iov_base = buf }, remote = { .iov_base = (void *)(uintptr_t)addr };
+	ssize_t n;
+
+	if (addrlen > sizeof(*buf))
+		addrlen = sizeof(*buf);
+	if (addrlen == 0)
+		return 0;
+	local.iov_len = remote.iov_len = (size_t)addrlen;
+	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	return n == (ssize_t)addrlen ? 0 : EFAULT;
+}
+
+static const struct trappable *trappable_nr(int nr)
+{
+	for (int i = 0; i < NTRAPPABLE; i++)
+		if (trapped[i] && trappable[i].nr == nr)
+			return &trappable[i];
+	return NULL;
+}
+
+static int trap(const char *name)
+{
+	for (int i = 0; i < NTRAPPABLE; i++)
+		if (strcmp(name, trappable[i].name) == 0) {
+			trapped[i] = 1;
+			return 0;
+		}
+	return -1;
+}
+
 static int denied(const char *path, char **deny, int ndeny)
 {
 	for (int i = 0; i < ndeny; i++)
@@ -252,17 +319,19 @@ static int denied(const char *path, char **deny, int ndeny)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: refsup [--deny PATH]... -- CMD [ARGS...]\n");
+	fprintf(stderr, "usage: refsup [--trap open|openat|execve|connect]... [--deny PATH]... [--count] -- CMD [ARGS...]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	char **deny = calloc((size_t)argc, sizeof(char *));
-	int ndeny = 0, i, sv[2];
+	int ndeny = 0, ntrap = 0, count = 0, i, sv[2];
+	unsigned long answered = 0;
 	struct seccomp_notif_sizes sizes;
 	struct seccomp_notif *req;
 	struct seccomp_notif_resp *resp;
+	struct sockaddr_storage sa_buf;
 	struct sigaction sa;
 	sigset_t chld, oldmask;
 	char *path;
@@ -279,12 +348,26 @@ int main(int argc, char **argv)
 			deny[ndeny++] = argv[++i];
 		} else if (strncmp(argv[i], "--deny=", 7) == 0) {
 			deny[ndeny++] = argv[i] + 7;
+		} else if (strcmp(argv[i], "--count") == 0) {
+			count = 1;
+		} else if (strcmp(argv[i], "--trap") == 0 && i + 1 < argc) {
+			if (trap(argv[++i]) < 0)
+				usage();
+			ntrap++;
+		} else if (strncmp(argv[i], "--trap=", 7) == 0) {
+			if (trap(argv[i] + 7) < 0)
+				usage();
+			ntrap++;
 		} else {
 			usage();
 		}
 	}
 	if (i >= argc)
 		usage();
+	if (ntrap == 0) {
+		trap("open");
+		trap("openat");
+	}
 
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		die("PR_SET_CHILD_SUBREAPER");
@@ -356,7 +439,7 @@ int main(int argc, char **argv)
 		die("malloc");
 
 	for (;;) {
-		uint64_t addr;
+		const struct trappable *t;
 		int err;
 
 		if (child_done) {
@@ -376,25 +459,34 @@ int main(int argc, char **argv)
 				continue;
 			die("SECCOMP_IOCTL_NOTIF_RECV");
 		}
-		addr = req->data.nr == __NR_open ? req->data.args[0] : req->data.args[1];
-		err = read_path((pid_t)req->pid, addr, path, pagesz);
+		t = trappable_nr(req->data.nr);
+		if (!t) /* the filter traps nothing else */
+			err = ENOSYS;
+		else if (t->is_path)
+			err = read_path((pid_t)req->pid, req->data.args[t->arg], path, pagesz);
+		else
+			err = read_sockaddr((pid_t)req->pid, req->data.args[t->arg],
+					    req->data.args[t->arg + 1], &sa_buf);
 		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
 			continue; /* the watchee is gone or the call was interrupted */
 		resp->id = req->id;
 		resp->val = 0;
-		if (err == 0 && !denied(path, deny, ndeny)) {
+		if (err == 0 && !(t->is_path && denied(path, deny, ndeny))) {
 			resp->error = 0;
 			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		} else {
 			resp->error = err ? -err : -EACCES;
 			resp->flags = 0;
 		}
-		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, resp) < 0 && errno != ENOENT &&
-		    errno != EINTR)
+		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, resp) == 0)
+			answered++;
+		else if (errno != ENOENT && errno != EINTR)
 			die("SECCOMP_IOCTL_NOTIF_SEND");
 	}
 
 out:
+	if (count)
+		fprintf(stderr, "refsup: %lu notifications\n", answered);
 	if (WIFEXITED(child_status))
 		return WEXITSTATUS(child_status);
 	if (WIFSIGNALED(child_status))

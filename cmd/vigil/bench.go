@@ -22,16 +22,23 @@ func newBenchCmd() *cobra.Command {
 	var jsonFile, svgFile, workloads, mechanisms string
 	var verbose bool
 	cmd := &cobra.Command{
-		Use:   "bench [--iterations N] [--reps R] [--json FILE] [--svg FILE] [--workloads LIST] [--mechanisms LIST]",
+		Use:   "bench [--iterations N] [--reps R] [--json FILE] [--svg FILE] [--workloads LIST] [--mechanisms LIST] [--memory-calls N]",
 		Short: "Measure what each supervision mechanism costs per syscall",
-		Long: `Run micro-workloads (getpid, open, open-denied, exec, connect; a C program
-built with gcc) bare, under vigil's seccomp filter alone, under vigil run with
-deny / allow-unverified / passthrough policies, under the C reference
-supervisor (scripts/refsup.c) and under strace, and print ns per operation:
-the median of the repetitions with min and max, and ratios to bare and to the
-C reference. Each repetition times a run of N iterations and one of 0, so
-start-up costs are subtracted. Without --iterations, N is calibrated so one run
-takes about --run-time. Needs root and gcc; strace is optional.
+		Long: `Run micro-workloads (getpid, open, write, open-denied, exec, connect; a C
+program built with gcc) bare, under vigil's seccomp filter alone, under vigil
+run with deny / allow-unverified / passthrough policies and in its default
+mode, under the C reference supervisor (scripts/refsup.c) and under strace, and
+print ns per operation: the median of the repetitions with min and max, and
+ratios to bare and to the C reference. Each repetition times a run of N
+iterations and one of 0, so start-up costs are subtracted. Without
+--iterations, N is calibrated so one run takes about --run-time.
+
+Also measured by default: getpid in a process vigil does not watch while a
+vigil in its default mode runs beside it (bare-beside-vigil: the host-wide
+cost of vigil's eBPF); the throughput of 1, 2, 4 and 8 threads doing opens
+(open-threads-T) bare, in vigil's default mode and under the C reference; and
+vigil's resident set size at rest, under the 8-thread load and after
+--memory-calls trapped calls. Needs root and gcc; strace is optional.
 
 'vigil bench compare A.json B.json [C.json...]' compares --json files, also
 across kernels.`,
@@ -47,6 +54,8 @@ across kernels.`,
 				return &exitError{code: 2, err: fmt.Errorf("--iterations must be at least 0 (0 calibrates), got %d", cfg.Iterations)}
 			case cfg.RunTime <= 0:
 				return &exitError{code: 2, err: fmt.Errorf("--run-time must be positive, got %v", cfg.RunTime)}
+			case cfg.MemoryCalls < 0:
+				return &exitError{code: 2, err: fmt.Errorf("--memory-calls must be at least 0 (0 skips the memory measurement), got %d", cfg.MemoryCalls)}
 			}
 			self, err := os.Executable()
 			if err != nil {
@@ -96,6 +105,7 @@ across kernels.`,
 	f.StringVar(&svgFile, "svg", "", "write a bar chart to FILE (SVG)")
 	f.StringVar(&workloads, "workloads", "", "comma-separated workloads (default all: "+names(bench.Workloads())+")")
 	f.StringVar(&mechanisms, "mechanisms", "", "comma-separated mechanisms (default all: "+mechNames(bench.Mechanisms())+")")
+	f.IntVar(&cfg.MemoryCalls, "memory-calls", bench.DefaultMemoryCalls, "trapped calls over which vigil's memory is followed, under the "+bench.MemoryWorkload+" load in "+bench.MemoryMechanism+" (0 skips)")
 	f.StringVar(&cfg.Refsup, "refsup", "", "C reference supervisor: a binary or scripts/refsup.c (default: refsup beside vigil, else the source tree's)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log calibration and skipped mechanisms")
 	cmd.AddCommand(newBenchCompareCmd())

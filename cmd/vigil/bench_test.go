@@ -74,7 +74,7 @@ func TestBenchWritesJSONAndSVG(t *testing.T) {
 	if err := json.Unmarshal([]byte(slurp(t, js)), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Version != 1 || len(res.Results) != 3 {
+	if res.Version != 2 || len(res.Results) != 3 {
 		t.Fatalf("results: %+v", res)
 	}
 	if !strings.Contains(slurp(t, svg), "<svg") {

@@ -10,6 +10,12 @@
 // install, vigil's own start) do not leak into the per-operation figure.
 // With no iteration count given, N is calibrated per workload and mechanism
 // so that one run takes about Config.RunTime.
+//
+// Two measurements are not per-operation times of one child: the
+// open-threads-T workloads report throughput (operations per second of all
+// T threads together), and the memory measurement (memory.go) keeps one
+// vigil running under the open-threads-8 load for Config.MemoryCalls
+// trapped calls and reads its resident set size.
 package bench
 
 import (
@@ -19,6 +25,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,9 +49,16 @@ type Config struct {
 	Reps int
 	// RunTime is the calibration target for one run (default 250ms).
 	RunTime time.Duration
-	// Workloads and Mechanisms select by name; empty means all.
+	// Workloads and Mechanisms select by name; empty means all. By default
+	// some pairs are left out (the thread workloads run only under bare,
+	// vigil-allow-bound and refsup; bare-beside-vigil only runs getpid);
+	// when both lists are given, every pair of them is measured.
 	Workloads  []string
 	Mechanisms []string
+	// MemoryCalls is the number of trapped calls vigil's memory is
+	// followed over, under the open-threads-8 load in vigil-allow-bound;
+	// 0 skips the memory measurement. It runs when both are selected.
+	MemoryCalls int
 	// Progress, when set, receives a progress bar (a terminal).
 	Progress io.Writer
 	// Log receives diagnostics.
@@ -55,8 +69,9 @@ type Config struct {
 
 // Defaults used when Config leaves them zero.
 const (
-	DefaultReps    = 5
-	DefaultRunTime = 250 * time.Millisecond
+	DefaultReps        = 5
+	DefaultRunTime     = 250 * time.Millisecond
+	DefaultMemoryCalls = 1_000_000
 )
 
 // ErrUnknownName is returned for a workload or mechanism name that does not
@@ -75,6 +90,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	if cfg.Iterations < 0 {
 		return nil, fmt.Errorf("iterations must be >= 0, got %d", cfg.Iterations)
+	}
+	if cfg.MemoryCalls < 0 {
+		return nil, fmt.Errorf("memory calls must be >= 0, got %d", cfg.MemoryCalls)
 	}
 	works, err := selectWorkloads(cfg.Workloads)
 	if err != nil {
@@ -106,9 +124,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 		runnable = append(runnable, m)
 	}
+	named := len(cfg.Workloads) > 0 && len(cfg.Mechanisms) > 0
 	var cells []*cell
 	for _, w := range works {
 		for _, m := range runnable {
+			if !pairs(w, m, named) {
+				continue
+			}
 			want := "allowed"
 			if m.denied(w) {
 				want = "denied"
@@ -116,8 +138,14 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			cells = append(cells, &cell{w: w, m: m, want: want})
 		}
 	}
-	b := &bencher{cfg: cfg, env: e, prog: newProgress(cfg.Progress, len(cells)*(1+cfg.Reps))}
+	mem := memoryMechanism(cfg, works, runnable)
+	steps := len(cells) * (1 + cfg.Reps)
+	if mem != nil {
+		steps += memoryRounds(cfg.MemoryCalls)
+	}
+	b := &bencher{cfg: cfg, env: e, prog: newProgress(cfg.Progress, steps), others: map[string]bool{}}
 	defer b.prog.finish()
+	b.lookForOthers()
 	if err := b.measureAll(ctx, cells); err != nil {
 		return nil, err
 	}
@@ -125,7 +153,28 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		res.Results = append(res.Results, c.result())
 	}
 	res.fillRatios()
+	if mem != nil {
+		if res.Memory, err = b.measureMemory(ctx, *mem); err != nil {
+			return nil, fmt.Errorf("measuring vigil's memory: %w", err)
+		}
+	}
+	b.lookForOthers()
+	res.OtherTracepoints = b.otherList()
 	return res, nil
+}
+
+// memoryMechanism returns the mechanism the memory measurement runs, or
+// nil when it is not asked for: it needs vigil-allow-bound and the
+// open-threads-8 workload selected, and a number of calls.
+func memoryMechanism(cfg Config, works []Workload, runnable []Mechanism) *Mechanism {
+	if cfg.MemoryCalls <= 0 || !slices.ContainsFunc(works, func(w Workload) bool { return w.Name == MemoryWorkload }) {
+		return nil
+	}
+	i := slices.IndexFunc(runnable, func(m Mechanism) bool { return m.Name == MemoryMechanism })
+	if i < 0 {
+		return nil
+	}
+	return &runnable[i]
 }
 
 func newResults(rep doctor.Report) *Results {

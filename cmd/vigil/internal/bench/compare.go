@@ -94,9 +94,48 @@ func WriteCompare(w io.Writer, nameA string, a *Results, nameB string, b *Result
 	if err := t.write(w); err != nil {
 		return fmt.Errorf("writing comparison: %w", err)
 	}
+	if err := writeCompareMemory(w, a.Memory, b.Memory); err != nil {
+		return err
+	}
 	if a.Kernel != b.Kernel {
 		_, err := fmt.Fprintln(w, kernelsDifferNote)
 		return err
+	}
+	return nil
+}
+
+// writeCompareMemory compares the memory measurements of two runs, when
+// either has one.
+func writeCompareMemory(w io.Writer, a, b *Memory) error {
+	if a == nil && b == nil {
+		return nil
+	}
+	t := &table{
+		header: []string{"MEMORY (VMRSS)", "A", "B", "B/A"},
+		right:  []bool{false, true, true, true},
+	}
+	// 0 is a figure the file does not have (a field added later).
+	field := func(name string, get func(*Memory) int) {
+		av, bv, rv := "—", "—", "n/a"
+		if a != nil && get(a) > 0 {
+			av = formatKiB(get(a))
+		}
+		if b != nil && get(b) > 0 {
+			bv = formatKiB(get(b))
+		}
+		if a != nil && b != nil && get(a) > 0 {
+			rv = fmt.Sprintf("%.2f", float64(get(b))/float64(get(a)))
+		}
+		t.add(name, av, bv, rv)
+	}
+	field("at rest", func(m *Memory) int { return m.RestKiB })
+	field("under load (median)", func(m *Memory) int { return m.LoadKiBMedian })
+	field("at rest after the calls", func(m *Memory) int { return m.AfterKiB })
+	field("anonymous, at rest after the calls", func(m *Memory) int { return m.AfterAnonKiB })
+	field("peak", func(m *Memory) int { return m.PeakKiB })
+	fmt.Fprintln(w)
+	if err := t.write(w); err != nil {
+		return fmt.Errorf("writing memory comparison: %w", err)
 	}
 	return nil
 }

@@ -62,9 +62,9 @@ func TestWriteCompareRunsShowsEachRunsRatioToItsOwnBare(t *testing.T) {
 	if err := WriteCompareRuns(&buf, []string{"a"}, []*Results{host}); err == nil {
 		t.Error("one run compared")
 	}
-	v2 := fixture()
-	v2.Version = 2
-	if err := WriteCompareRuns(&buf, []string{"a", "b", "c"}, []*Results{host, guest, v2}); !errors.Is(err, ErrSchemaMismatch) {
+	other := fixture()
+	other.Version = SchemaVersion + 1
+	if err := WriteCompareRuns(&buf, []string{"a", "b", "c"}, []*Results{host, guest, other}); !errors.Is(err, ErrSchemaMismatch) {
 		t.Errorf("mismatched versions: err %v", err)
 	}
 }

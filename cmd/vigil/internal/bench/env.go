@@ -117,7 +117,7 @@ func compileC(src, out string) error {
 	if cc == "" {
 		cc = "gcc"
 	}
-	b, err := exec.Command(cc, "-O2", "-Wall", "-o", out, src).CombinedOutput()
+	b, err := exec.Command(cc, "-O2", "-Wall", "-pthread", "-o", out, src).CombinedOutput()
 	if err != nil {
 		if errors.Is(err, exec.ErrNotFound) {
 			return fmt.Errorf("building %s: %w (vigil bench needs a C compiler: apt-get install gcc)", filepath.Base(src), err)
@@ -278,7 +278,7 @@ func (e *env) unavailable(m Mechanism) string {
 		return m.Unavailable
 	}
 	switch m.kind {
-	case kindVigil:
+	case kindVigil, kindBeside:
 		return e.noVigil
 	case kindRefsup:
 		return e.noRefsup

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -20,6 +21,28 @@ func formatNs(ns float64) string {
 		}
 	}
 	return "0 ns"
+}
+
+// formatKiB renders KiB as "812 KiB" or "23.4 MiB".
+func formatKiB(k int) string {
+	if k >= 1024 {
+		return sig3(float64(k)/1024) + " MiB"
+	}
+	return strconv.Itoa(k) + " KiB"
+}
+
+// formatCount renders a rate with three significant digits: "845",
+// "71.2k", "1.20M"; "—" when it is unknown (0).
+func formatCount(x float64) string {
+	switch {
+	case x <= 0:
+		return "—"
+	case x >= 1e6:
+		return sig3(x/1e6) + "M"
+	case x >= 1e3:
+		return sig3(x/1e3) + "k"
+	}
+	return sig3(x)
 }
 
 func sig3(x float64) string {

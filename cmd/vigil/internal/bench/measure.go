@@ -3,7 +3,12 @@ package bench
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,6 +23,9 @@ type bencher struct {
 	cfg  Config
 	env  *env
 	prog *progress
+	// others are the processes outside the bench seen holding eBPF on
+	// the syscall tracepoints (Results.OtherTracepoints).
+	others map[string]bool
 }
 
 // cell is one workload under one mechanism, with its measurements so far.
@@ -59,14 +67,51 @@ func (b *bencher) measureAll(ctx context.Context, cells []*cell) error {
 			}
 			b.prog.advance()
 		}
+		b.lookForOthers()
 	}
 	return nil
+}
+
+// lookForOthers notes the processes other than this one that hold an eBPF
+// link on sys_enter or sys_exit. It runs between repetitions, when none of
+// the bench's own children is alive. Links of other types (tp_btf, fentry)
+// do not name the tracepoint in fdinfo and are not seen.
+func (b *bencher) lookForOthers() {
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	self := os.Getpid()
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		for _, l := range bpfLinks(pid) {
+			if !strings.Contains(l, "tp_name: sys_enter") && !strings.Contains(l, "tp_name: sys_exit") {
+				continue
+			}
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			b.others[fmt.Sprintf("%s[%d]", strings.TrimSpace(string(comm)), pid)] = true
+			break
+		}
+	}
+}
+
+// otherList returns the processes lookForOthers saw, sorted.
+func (b *bencher) otherList() []string {
+	out := slices.Collect(maps.Keys(b.others))
+	slices.Sort(out)
+	return out
 }
 
 // result summarizes a measured cell.
 func (c *cell) result() Result {
 	r := summarize(c.full, c.zeros, c.n)
-	r.Workload, r.Mechanism, r.Outcome = c.w.Name, c.m.Name, c.want
+	r.Workload, r.Mechanism, r.Outcome, r.Threads = c.w.Name, c.m.Name, c.want, c.w.Threads
+	if r.NsPerOpMedian > 0 {
+		r.OpsPerSec = math.Round(1e9 / r.NsPerOpMedian)
+	}
 	return r
 }
 

@@ -16,6 +16,9 @@ const (
 	kindVigil
 	kindRefsup
 	kindStrace
+	// kindBeside runs the workload unwatched while a vigil in its default
+	// mode supervises an idle process: the host-wide cost of vigil's eBPF.
+	kindBeside
 )
 
 // notInBuild is the reason given for mechanisms this vigil does not have.
@@ -50,6 +53,9 @@ type Mechanism struct {
 	// verify, when set, checks a run's stderr (the file at the path) for
 	// what the mechanism promises beyond the workload's outcome.
 	verify func(stderrPath string) error
+	// workloads, when set, are the only workloads this mechanism runs
+	// unless both are named on the command line.
+	workloads []string
 }
 
 // straceSeccompArgs trace exactly the calls vigil's bench policies trap:
@@ -58,6 +64,16 @@ var straceSeccompArgs = []string{"-f", "--seccomp-bpf", "-e", "trace=openat,exec
 
 // trappedWorkloads are the workloads whose operation vigil's policies trap.
 var trappedWorkloads = []string{"open", "write", "open-denied", "exec", "connect"}
+
+// refsupTraps are refsup's --trap arguments: the calls vigil's bench
+// policies trap (and open, which the C reference has always trapped), so
+// that every workload's ratio to the reference compares the same trapped
+// calls.
+var refsupTraps = []string{"--trap", "open", "--trap", "openat", "--trap", "execve", "--trap", "connect"}
+
+// besidePolicy is the policy of the vigil that runs beside the unwatched
+// workload: vigil-allow-bound's, which loads vigil's eBPF.
+const besidePolicy = "allow-unverified"
 
 // Mechanisms returns every mechanism, in report order, including those this
 // build cannot measure.
@@ -75,12 +91,14 @@ func Mechanisms() []Mechanism {
 			policy: "allow-unverified", binding: true, denies: []string{"open-denied"}},
 		{Name: "vigil-observe", Desc: "vigil observe -o /dev/null: eBPF only, no seccomp, one JSON record per call of the default syscalls, none lost", kind: kindVigil,
 			sub: "observe", vigilArgs: []string{"-o", os.DevNull}, verify: observeLostNothing},
-		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open/openat only, CONTINUE, --deny by spelling", kind: kindRefsup,
+		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open, openat, execve and connect, reads the path or address, CONTINUE; --deny by spelling", kind: kindRefsup,
 			denies: []string{"open-denied"}},
 		{Name: "strace", Desc: "strace -f -o /dev/null (ptrace stop at every syscall)", kind: kindStrace,
 			straceArgs: []string{"-f", "-o", "/dev/null"}},
 		{Name: "strace-seccomp-bpf", Desc: "strace -f --seccomp-bpf -e trace=openat,execve,connect -o /dev/null (stops only at the traced calls)", kind: kindStrace,
 			straceArgs: straceSeccompArgs},
+		{Name: "bare-beside-vigil", Desc: "the workload alone, not watched, while a vigil run in its default mode (eBPF attached) supervises an idle process: the tax of vigil's raw tracepoints on the rest of the host", kind: kindBeside,
+			policy: besidePolicy, binding: true, workloads: []string{"getpid"}},
 	}
 }
 

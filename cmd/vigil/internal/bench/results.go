@@ -13,7 +13,13 @@ import (
 
 // SchemaVersion is the "version" field of the results JSON. Bump it when a
 // field changes meaning or goes away; added fields keep it.
-const SchemaVersion = 1
+//
+// Version 2: the refsup mechanism traps execve and connect too (it trapped
+// open and openat only), so its exec and connect rows, and every
+// ratio_reference of those workloads, mean something else than in version
+// 1. Added: threads, ops_per_sec, memory, other_tracepoints, the
+// open-threads-T workloads and the bare-beside-vigil mechanism.
+const SchemaVersion = 2
 
 // Results is one `vigil bench` run: the machine, the doctor report and one
 // Result per workload × mechanism measured.
@@ -28,8 +34,15 @@ type Results struct {
 	LoadAvg string        `json:"loadavg,omitempty"`
 	Doctor  doctor.Report `json:"doctor"`
 	Results []Result      `json:"results"`
+	// Memory is vigil's resident set size over a long run, when measured.
+	Memory *Memory `json:"memory,omitempty"`
 	// NotMeasured lists the selected mechanisms that could not run.
 	NotMeasured []NotMeasured `json:"not_measured,omitempty"`
+	// OtherTracepoints lists processes outside the bench ("comm[pid]")
+	// seen holding an eBPF link on sys_enter or sys_exit between
+	// repetitions: their programs run on every syscall of the host, bare
+	// runs included, so the getpid rows are not clean while they do.
+	OtherTracepoints []string `json:"other_tracepoints,omitempty"`
 }
 
 // Result is one workload under one mechanism. Times are nanoseconds per
@@ -48,6 +61,12 @@ type Result struct {
 	Outcome string `json:"outcome"`
 	// StartupMsMedian is the median time of a run with 0 iterations.
 	StartupMsMedian float64 `json:"startup_ms_median"`
+	// Threads is the number of threads of the workload process that
+	// shared the operations out (1 for the single-threaded workloads).
+	Threads int `json:"threads"`
+	// OpsPerSec is 1e9 / NsPerOpMedian: operations per second of all the
+	// threads together; 0 when the median is not positive (noise).
+	OpsPerSec float64 `json:"ops_per_sec"`
 }
 
 // NotMeasured is a mechanism that was selected but could not run.

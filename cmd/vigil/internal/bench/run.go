@@ -25,32 +25,40 @@ type outcome struct {
 	first      string
 }
 
-// argv returns the command that runs workload argv w under m.
+// argv returns the command that runs workload argv w under m; for
+// bare-beside-vigil that is the workload alone (the vigil beside it is
+// companionArgv's).
 func (e *env) argv(m Mechanism, w []string) []string {
 	switch m.kind {
 	case kindVigil:
-		sub := m.sub
-		if sub == "" {
-			sub = "run"
-		}
-		a := []string{e.cfg.Vigil, sub}
-		if m.policy != "" {
-			// Denials are audited as in production (info level), to a
-			// buffered sink that costs no disk I/O.
-			a = append(a, "--policy", e.policies[m.policy], "--log", os.DevNull, "--log-level", "info")
-		}
-		if sub == "run" && !m.binding && e.vigilUnverified {
-			a = append(a, "--unverified")
-		}
-		a = append(a, m.vigilArgs...)
-		return append(append(a, "--"), w...)
+		return e.vigilArgv(m, w)
 	case kindRefsup:
-		return append([]string{e.refsup, "--deny", e.denied, "--"}, w...)
+		a := append([]string{e.refsup}, refsupTraps...)
+		return append(append(a, "--deny", e.denied, "--"), w...)
 	case kindStrace:
 		a := append([]string{"strace"}, m.straceArgs...)
 		return append(append(a, "--"), w...)
 	}
 	return w
+}
+
+// vigilArgv returns the vigil command of mechanism m around argv w.
+func (e *env) vigilArgv(m Mechanism, w []string) []string {
+	sub := m.sub
+	if sub == "" {
+		sub = "run"
+	}
+	a := []string{e.cfg.Vigil, sub}
+	if m.policy != "" {
+		// Denials are audited as in production (info level), to a
+		// buffered sink that costs no disk I/O.
+		a = append(a, "--policy", e.policies[m.policy], "--log", os.DevNull, "--log-level", "info")
+	}
+	if sub == "run" && !m.binding && e.vigilUnverified {
+		a = append(a, "--unverified")
+	}
+	a = append(a, m.vigilArgs...)
+	return append(append(a, "--"), w...)
 }
 
 // runOnce runs workload argv w under m and returns the wall-clock time from
@@ -75,9 +83,12 @@ func (e *env) runOnce(ctx context.Context, m Mechanism, w []string) (time.Durati
 		outc <- b
 	}()
 	var elapsed time.Duration
-	if m.kind == kindFilter {
+	switch m.kind {
+	case kindFilter:
 		elapsed, err = e.runFiltered(w, wr, stderr)
-	} else {
+	case kindBeside:
+		elapsed, err = e.runBeside(ctx, m, w, wr, stderr)
+	default:
 		elapsed, err = runCommand(ctx, e.argv(m, w), wr, stderr)
 	}
 	wr.Close()

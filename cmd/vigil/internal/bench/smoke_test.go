@@ -1,12 +1,16 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -21,19 +25,37 @@ func TestMain(m *testing.M) {
 	// and Run probes with the doctor's helper: both re-execute this binary.
 	launch.RunInitIfRequested()
 	doctor.RunHelperIfRequested()
-	os.Exit(m.Run())
+	code := m.Run()
+	if vigilDir != "" {
+		os.RemoveAll(vigilDir)
+	}
+	os.Exit(code)
 }
 
-// buildVigil builds cmd/vigil for the vigil-* mechanisms.
+var (
+	vigilOnce sync.Once
+	vigilDir  string
+	vigilErr  error
+)
+
+// buildVigil builds cmd/vigil for the vigil-* mechanisms, once per test
+// binary.
 func buildVigil(t *testing.T) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "vigil")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/vigil")
-	cmd.Dir = testenv.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building vigil: %v\n%s", err, b)
+	vigilOnce.Do(func() {
+		if vigilDir, vigilErr = os.MkdirTemp("", "vigil-bench-test-"); vigilErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(vigilDir, "vigil"), "./cmd/vigil")
+		cmd.Dir = testenv.RepoRoot()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			vigilErr = fmt.Errorf("%w\n%s", err, b)
+		}
+	})
+	if vigilErr != nil {
+		t.Fatalf("building vigil: %v", vigilErr)
 	}
-	return out
+	return filepath.Join(vigilDir, "vigil")
 }
 
 // TestSmokeRunMeasuresEveryCell runs two workloads under three mechanisms
@@ -79,5 +101,141 @@ func TestSmokeRunMeasuresEveryCell(t *testing.T) {
 	}
 	if !res.Doctor.CanRun || res.Version != SchemaVersion || res.Kernel == "" {
 		t.Errorf("header: version %d kernel %q doctor can_run %v", res.Version, res.Kernel, res.Doctor.CanRun)
+	}
+}
+
+// TestSmokeThreadsBesideAndMemory runs the rows issue 12 measures besides
+// the per-call ones — getpid beside a vigil that watches something else,
+// the thread workloads, vigil's memory over a run — with few iterations,
+// one repetition and a few thousand calls. It checks their structure and
+// outcomes, never their figures.
+func TestSmokeThreadsBesideAndMemory(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	vigil := buildVigil(t)
+	const calls = 2000
+	res, err := Run(context.Background(), Config{
+		Vigil:       vigil,
+		Iterations:  300,
+		Reps:        1,
+		Workloads:   []string{"getpid", MemoryWorkload},
+		Mechanisms:  []string{"bare", "bare-beside-vigil", MemoryMechanism, "refsup"},
+		MemoryCalls: calls,
+		Log:         zerolog.New(zerolog.NewTestWriter(t)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 8 || len(res.NotMeasured) != 0 {
+		t.Fatalf("%d results, want 2 workloads x 4 mechanisms; not measured %+v:\n%+v", len(res.Results), res.NotMeasured, res.Results)
+	}
+	for _, r := range res.Results {
+		name := fmt.Sprintf("%s/%s", r.Workload, r.Mechanism)
+		wantThreads := 1
+		if r.Workload == MemoryWorkload {
+			wantThreads = 8
+		}
+		if r.Iterations != 300 || r.Outcome != "allowed" || r.Threads != wantThreads {
+			t.Errorf("%s: %+v", name, r)
+		}
+		if math.IsNaN(r.OpsPerSec) || math.IsInf(r.OpsPerSec, 0) || r.OpsPerSec < 0 ||
+			(r.NsPerOpMedian > 0) != (r.OpsPerSec > 0) {
+			t.Errorf("%s: ops/s %v for %v ns/op", name, r.OpsPerSec, r.NsPerOpMedian)
+		}
+	}
+	m := res.Memory
+	if m == nil {
+		t.Fatal("no memory measurement")
+	}
+	if m.Workload != MemoryWorkload || m.Mechanism != MemoryMechanism || m.Threads != 8 || m.Calls < calls {
+		t.Errorf("memory: %+v", m)
+	}
+	if len(m.Rounds) != memoryRounds(calls) || m.Rounds[len(m.Rounds)-1].Calls != m.Calls {
+		t.Errorf("memory rounds: %+v", m.Rounds)
+	}
+	for i, r := range m.Rounds {
+		if r.RSSKiB <= 0 || r.AnonKiB <= 0 || r.AnonKiB > r.RSSKiB || (i > 0 && r.Calls <= m.Rounds[i-1].Calls) {
+			t.Errorf("memory round %d: %+v", i, m.Rounds)
+		}
+	}
+	// At least one reading per round; the peak is at least every reading.
+	if m.RestKiB <= 0 || m.AfterKiB <= 0 || m.RestAnonKiB <= 0 || m.RestAnonKiB > m.RestKiB || m.AfterAnonKiB <= 0 ||
+		m.LoadSamples < len(m.Rounds) || m.LoadKiBMedian > m.LoadKiBMax ||
+		m.PeakKiB < m.LoadKiBMax || m.PeakKiB < m.RestKiB || m.PeakKiB < m.AfterKiB {
+		t.Errorf("memory figures are inconsistent: %+v", m)
+	}
+	if m.GrowthKiB != m.AfterKiB-m.Rounds[0].RSSKiB || m.GrowthAnonKiB != m.AfterAnonKiB-m.Rounds[0].AnonKiB {
+		t.Errorf("growth %d, want after %d - first round %d", m.GrowthKiB, m.AfterKiB, m.Rounds[0].RSSKiB)
+	}
+}
+
+// TestBesideRefusesAVigilWithoutEBPF: bare-beside-vigil measures vigil's
+// eBPF on an unwatched process, so a vigil beside the workload that loaded
+// none (here: a policy that can never allow a bindable call) must fail the
+// run rather than report a tax of zero.
+func TestBesideRefusesAVigilWithoutEBPF(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	vigil := buildVigil(t)
+	rep := doctor.Probe()
+	e, err := newEnv(Config{Vigil: vigil, Log: zerolog.New(zerolog.NewTestWriter(t))}, &rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	w := e.workload("getpid", 100)
+	beside := Mechanism{Name: "bare-beside-vigil", kind: kindBeside, policy: besidePolicy, binding: true}
+	if _, o, err := e.runOnce(context.Background(), beside, w); err != nil || o.ok != 100 {
+		t.Fatalf("beside a vigil in its default mode: %+v, %v", o, err)
+	}
+	beside.policy = "passthrough"
+	if _, _, err := e.runOnce(context.Background(), beside, w); err == nil || !strings.Contains(err.Error(), "no eBPF link") {
+		t.Fatalf("beside a vigil without eBPF: %v, want an error about its missing eBPF", err)
+	}
+}
+
+// TestRefsupTrapsWhatTheBenchPoliciesTrap: the reference's connect and exec
+// rows compare with vigil's only if refsup traps those calls too. Its
+// --count says how many notifications it answered; without the bench's
+// --trap arguments it traps open and openat only (the control).
+func TestRefsupTrapsWhatTheBenchPoliciesTrap(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	rep := doctor.Probe()
+	e, err := newEnv(Config{Log: zerolog.New(zerolog.NewTestWriter(t))}, &rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	if e.refsup == "" {
+		t.Fatal(e.noRefsup)
+	}
+	count := func(traps []string, w []string) int {
+		t.Helper()
+		argv := append(append(append([]string{e.refsup}, traps...), "--count", "--"), w...)
+		var stderr bytes.Buffer
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, stderr.String())
+		}
+		if o, err := parseOutcome(out); err != nil || o.failed != 0 {
+			t.Fatalf("%v: %+v, %v", argv, o, err)
+		}
+		var n int
+		if _, err := fmt.Sscanf(stderr.String(), "refsup: %d notifications", &n); err != nil {
+			t.Fatalf("%v: no count in %q", argv, stderr.String())
+		}
+		return n
+	}
+	const n = 50
+	connect := e.workload("connect", n, "127.0.0.1", strconv.Itoa(e.port))
+	execs := e.workload("exec", 5, e.truePath)
+	if got := count(refsupTraps, connect); got < n {
+		t.Errorf("refsup %v answered %d notifications for %d connects", refsupTraps, got, n)
+	}
+	if got := count(nil, connect); got >= n {
+		t.Errorf("refsup without --trap answered %d notifications for %d connects: the control traps connect", got, n)
+	}
+	if with, without := count(refsupTraps, execs), count(nil, execs); with < without+5 {
+		t.Errorf("refsup %v answered %d notifications for 5 execs, %d without --trap: execve not trapped", refsupTraps, with, without)
 	}
 }

@@ -37,6 +37,7 @@ var mechanismColors = map[string]color.RGBA{
 	"refsup":                 {0x1f, 0x77, 0xb4, 0xff},
 	"strace":                 {0x17, 0xbe, 0xcf, 0xff},
 	"strace-seccomp-bpf":     {0x9e, 0xda, 0xe5, 0xff},
+	"bare-beside-vigil":      {0xc7, 0xc7, 0xc7, 0xff},
 }
 
 // WriteSVGFile writes the chart of r to the named file.

@@ -151,7 +151,7 @@ func TestLoadRunReadsEachKindOfInput(t *testing.T) {
 	for name, content := range map[string]string{
 		"notjson.json": "hello",
 		"other.json":   `{"name": "something else"}`,
-		"v2.json":      `{"version": 2, "results": []}`,
+		"v3.json":      `{"version": 3, "results": []}`,
 	} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -159,7 +159,7 @@ func TestLoadRunReadsEachKindOfInput(t *testing.T) {
 		}
 		if _, err := LoadRun(p); err == nil {
 			t.Errorf("LoadRun(%s) accepted %q", name, content)
-		} else if name != "v2.json" && !errors.Is(err, ErrNotAReport) {
+		} else if name != "v3.json" && !errors.Is(err, ErrNotAReport) {
 			t.Errorf("LoadRun(%s): %v, want ErrNotAReport", name, err)
 		}
 	}

@@ -119,8 +119,9 @@ func loadOptional(name string, parse func([]byte) error) error {
 	return nil
 }
 
-// benchFile is the part of a `vigil bench --json` file (schema version 1,
-// cmd/vigil/internal/bench) a comparison reads. The bench package imports
+// benchFile is the part of a `vigil bench --json` file (schema versions 1
+// and 2, cmd/vigil/internal/bench) a comparison reads: version 2 changed
+// what the refsup mechanism traps, not these fields. The bench package imports
 // this one, so the fields are named here; bench's tests check the two agree.
 type benchFile struct {
 	Version int     `json:"version"`
@@ -158,8 +159,8 @@ func loadJSONFile(run *Run, name string, bench bool) error {
 		if err := json.Unmarshal(b, &f); err != nil {
 			return fmt.Errorf("%s: decoding bench results: %w", name, err)
 		}
-		if f.Version != 1 {
-			return fmt.Errorf("%s: bench results schema version %d, this vigil reads 1", name, f.Version)
+		if f.Version != 1 && f.Version != 2 {
+			return fmt.Errorf("%s: bench results schema version %d, this vigil reads 1 and 2", name, f.Version)
 		}
 		if f.Doctor != nil {
 			run.Report = *f.Doctor

@@ -8,6 +8,14 @@
  *   workload connect N HOST PORT    N x (socket + SYS_connect to HOST:PORT (IPv4) + close); the
  *                                   socket lingers 0 s, so close sends RST and leaves no
  *                                   TIME_WAIT behind to exhaust the ephemeral ports
+ *   workload open-threads N T PATH  N x the open operation, shared out over T threads started
+ *                                   together (the first N % T threads do one more); the threads
+ *                                   are started and joined for N = 0 too, so their cost is part
+ *                                   of the start-up that vigil bench subtracts
+ *   workload serve T PATH           long-lived: prints `vigil-bench-ready` on stdout, then for
+ *                                   each line N read from stdin runs open-threads N T PATH and
+ *                                   prints its result line; exits 0 at the end of stdin. Without
+ *                                   input it is an idle process that says when it runs.
  *
  * Every operation is a raw syscall(2), so exactly the syscall named is made. An operation may
  * succeed or be refused (a policy that denies it): both are counted, and after the loop the
@@ -18,15 +26,16 @@
  * FIRST_ERROR is the errno name of the first failure (`exit<N>` for an exec whose child exited
  * with status N, which is how a refused execve shows), or `-`. The line has a prefix so it can be
  * found among other output on stdout. Exit status 0 after the loop, 2 on a usage error, 3 when a
- * setup step (socket) fails.
+ * setup step (socket, thread start) fails.
  *
- * Build: gcc -O2 -Wall -Wextra -o workload workload.c   (libc and kernel headers only)
+ * Build: gcc -O2 -Wall -Wextra -pthread -o workload workload.c   (libc and kernel headers only)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +47,18 @@
 
 extern char **environ;
 
-static long ok, failed;
-static char first[32] = "-";
+/* tally counts one thread's operations; the main thread's is the program's result. */
+struct tally {
+	long ok, failed;
+	char first[32];
+};
+
+static struct tally main_tally = { 0, 0, "-" };
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: workload getpid N | open N PATH | write N PATH | exec N PATH | connect N HOST PORT\n");
+	fprintf(stderr, "usage: workload getpid N | open N PATH | write N PATH | exec N PATH | connect N HOST PORT\n"
+			"       | open-threads N T PATH | serve T PATH\n");
 	exit(2);
 }
 
@@ -76,30 +91,107 @@ static const char *errname(int e)
 	return "EOTHER";
 }
 
+static void fail_in(struct tally *t, const char *what)
+{
+	if (t->failed++ == 0)
+		snprintf(t->first, sizeof(t->first), "%s", what);
+}
+
 static void fail(const char *what)
 {
-	if (failed++ == 0)
-		snprintf(first, sizeof(first), "%s", what);
+	fail_in(&main_tally, what);
 }
 
 static void loop_getpid(long n)
 {
 	for (long i = 0; i < n; i++)
 		syscall(SYS_getpid);
-	ok = n;
+	main_tally.ok = n;
 }
 
-static void loop_open(long n, const char *path, int flags)
+static void loop_open_in(struct tally *t, long n, const char *path, int flags)
 {
 	for (long i = 0; i < n; i++) {
 		long fd = syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, 0);
 		if (fd < 0) {
-			fail(errname(errno));
+			fail_in(t, errname(errno));
 			continue;
 		}
 		syscall(SYS_close, fd);
-		ok++;
+		t->ok++;
 	}
+}
+
+static void loop_open(long n, const char *path, int flags)
+{
+	loop_open_in(&main_tally, n, path, flags);
+}
+
+#define MAX_THREADS 64
+
+struct worker {
+	pthread_t th;
+	long n;
+	const char *path;
+	struct tally t;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	loop_open_in(&w->t, w->n, w->path, O_RDONLY);
+	return NULL;
+}
+
+/* threads_open runs n opens of path over nt threads and adds their tallies to the main one. */
+static void threads_open(long n, long nt, const char *path)
+{
+	static struct worker ws[MAX_THREADS];
+
+	for (long i = 0; i < nt; i++) {
+		int err;
+
+		ws[i].n = n / nt + (i < n % nt);
+		ws[i].path = path;
+		ws[i].t = (struct tally){ 0, 0, "-" };
+		err = pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
+		if (err) {
+			fprintf(stderr, "workload: pthread_create: %s\n", strerror(err));
+			exit(3);
+		}
+	}
+	for (long i = 0; i < nt; i++) {
+		pthread_join(ws[i].th, NULL);
+		main_tally.ok += ws[i].t.ok;
+		if (ws[i].t.failed) {
+			if (main_tally.failed == 0)
+				snprintf(main_tally.first, sizeof(main_tally.first), "%s", ws[i].t.first);
+			main_tally.failed += ws[i].t.failed;
+		}
+	}
+}
+
+static long parse_threads(const char *s);
+static int print_result(void);
+
+/* serve runs rounds of threads_open as stdin asks for them, for a supervisor that is observed
+ * between and during rounds (vigil bench's memory measurement). */
+static int serve(long nt, const char *path)
+{
+	static const char ready[] = "vigil-bench-ready\n";
+	char line[64];
+
+	if (write(1, ready, sizeof(ready) - 1) != (ssize_t)(sizeof(ready) - 1))
+		return 1;
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, "\n")] = 0;
+		main_tally = (struct tally){ 0, 0, "-" };
+		threads_open(parse_count(line), nt, path);
+		if (print_result())
+			return 1;
+	}
+	return 0;
 }
 
 /* spawn is its own function so that no variable of the loop lives across vfork: the child
@@ -128,7 +220,7 @@ static void loop_exec(long n, const char *path)
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-			ok++;
+			main_tally.ok++;
 		} else {
 			char buf[32];
 			snprintf(buf, sizeof(buf), "exit%d", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
@@ -158,19 +250,37 @@ static void loop_connect(long n, const char *host, const char *port)
 		if (syscall(SYS_connect, s, &sin, sizeof(sin)) < 0)
 			fail(errname(errno));
 		else
-			ok++;
+			main_tally.ok++;
 		close(s);
 	}
 }
 
-int main(int argc, char **argv)
+static long parse_threads(const char *s)
+{
+	long nt = parse_count(s);
+
+	if (nt < 1 || nt > MAX_THREADS)
+		usage();
+	return nt;
+}
+
+static int print_result(void)
 {
 	char line[96];
+	int len = snprintf(line, sizeof(line), "vigil-bench-result %ld %ld %s\n", main_tally.ok,
+			   main_tally.failed, main_tally.first);
+
+	return write(1, line, (size_t)len) != len;
+}
+
+int main(int argc, char **argv)
+{
 	long n;
-	int len;
 
 	if (argc < 3)
 		usage();
+	if (!strcmp(argv[1], "serve") && argc == 4)
+		return serve(parse_threads(argv[2]), argv[3]);
 	n = parse_count(argv[2]);
 	if (!strcmp(argv[1], "getpid") && argc == 3)
 		loop_getpid(n);
@@ -182,10 +292,9 @@ int main(int argc, char **argv)
 		loop_exec(n, argv[3]);
 	else if (!strcmp(argv[1], "connect") && argc == 5)
 		loop_connect(n, argv[3], argv[4]);
+	else if (!strcmp(argv[1], "open-threads") && argc == 5)
+		threads_open(n, parse_threads(argv[3]), argv[4]);
 	else
 		usage();
-	len = snprintf(line, sizeof(line), "vigil-bench-result %ld %ld %s\n", ok, failed, first);
-	if (write(1, line, (size_t)len) != len)
-		return 1;
-	return 0;
+	return print_result();
 }
