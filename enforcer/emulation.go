@@ -610,7 +610,9 @@ func (s *receiver) replayed(l notify.Answerer, n *notify.Notif, c *call) (outcom
 	d, _ := tag.(policy.Decision)
 	c.replayed = true
 	if res.Fd < 0 {
-		return returned(d, res.Val, res.Errno), true
+		// performed: the effect happened (the first time), so if this
+		// answer is withdrawn too, the next restart must get it again.
+		return performedResult(d, res.Val, res.Errno), true
 	}
 	fd, err := emulate.InstallFdOrKeep(l, n.ID, &res)
 	if err != nil {
