@@ -346,3 +346,22 @@ func BenchmarkDecideBoundOpen(b *testing.B) {
 		k.withdraw(c.tid)
 	}
 }
+
+// TestDecidePassthroughReadsNothingWhenUnrecorded: an allow by number whose
+// record the audit level leaves out is passed on without reading the
+// watchee (no decode, no ID_VALID); recorded, it is decoded for the record
+// and validated first.
+func TestDecidePassthroughReadsNothingWhenUnrecorded(t *testing.T) {
+	yaml := "version: 1\nrules:\n  - syscalls: [openat]\n    action: allow\n"
+	quiet := newCore(t, yaml, false)
+	gone := &fakeListener{gone: true}
+	if r := quiet.decide(gone, unix.SYS_OPENAT, uint64(unix.AT_FDCWD&0xffffffff), 1, unix.O_RDONLY); r.Flags != continueFlag {
+		t.Fatalf("unrecorded passthrough answered %+v, want CONTINUE without checks", r)
+	}
+	recorded := newCore(t, yaml, false)
+	recorded.sup.quietAllows = false // as with --log FILE (debug records)
+	gone = &fakeListener{gone: true}
+	if r := recorded.decide(gone, unix.SYS_OPENAT, uint64(unix.AT_FDCWD&0xffffffff), 1, unix.O_RDONLY); r.Error != -int32(unix.ESRCH) {
+		t.Fatalf("recorded passthrough of a withdrawn call answered %+v, want -ESRCH", r)
+	}
+}

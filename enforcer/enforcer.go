@@ -81,6 +81,9 @@ type Supervisor struct {
 	// trapped marks the syscall numbers the policy names; others arrive
 	// only for root tracking.
 	trapped [sysinfo.MaxNr]bool
+	// quietAllows: the audit level leaves allow records out (they are
+	// debug records), so nothing needs what an allow's record would show.
+	quietAllows bool
 	// ownRoot is sticky: once false it stays false for this supervisor.
 	ownRoot atomic.Bool
 	// rootID is the reference root's identity, for bindings by name.
@@ -224,6 +227,7 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	s := &Supervisor{cfg: cfg, pol: cfg.Policy, log: cfg.Log, audit: cfg.Audit, ref: ref}
 	s.ownRoot.Store(cfg.OwnRoot)
+	s.quietAllows = cfg.Audit.GetLevel() > zerolog.DebugLevel || zerolog.GlobalLevel() > zerolog.DebugLevel
 	if s.first, err = s.newReceiver(); err != nil {
 		ref.Close()
 		return nil, err
