@@ -28,7 +28,7 @@ func (r *Report) Uses() []Use {
 		return no
 	}
 	trap := "seccomp user notification"
-	if !r.CanRun {
+	if !r.CanRunUnverified {
 		trap = "none: vigil cannot run"
 	}
 	lock, _ := r.Feature(Lockdown)
@@ -62,7 +62,7 @@ func WriteComparison(w io.Writer, runs []Run) error {
 	}
 	t.row("", names...)
 	t.row("kernel", each(runs, func(r Run) string { return r.Report.Kernel })...)
-	t.row("vigil can run", each(runs, func(r Run) string { return yesNo(r.Report.CanRun) })...)
+	t.row("vigil can run", each(runs, func(r Run) string { return canRun(r.Report) })...)
 
 	t.section("FEATURES (* required)")
 	for _, name := range featureNames(runs) {
@@ -371,4 +371,16 @@ func (t *grid) write(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// canRun says in one cell whether vigil runs on a kernel in its default,
+// secure mode, only as --unverified (the binding cannot load), or not at all.
+func canRun(r Report) string {
+	switch {
+	case r.CanRun:
+		return "yes"
+	case r.CanRunUnverified:
+		return "--unverified only"
+	}
+	return "no"
 }

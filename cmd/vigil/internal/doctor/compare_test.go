@@ -217,7 +217,7 @@ func TestWriteComparisonShowsFeaturesUsesTestsAndCosts(t *testing.T) {
 		"seccomp_wait_killable_recv":        {"yes", "yes"},
 		"listener":                          {"WAIT_KILLABLE_RECV", "WAIT_KILLABLE_RECV"},
 		"emulation":                         {"ADDFD_SEND", "ADDFD_SEND"},
-		"vigil can run":                     {"yes", "yes"},
+		"vigil can run":                     {"yes", "--unverified only"},
 		"seccomp_user_notif *":              {"yes", "yes"},
 		"bpf_ringbuf":                       {"yes", "no"},
 		"watchee dirfds":                    {"pidfd_getfd", "pidfd_getfd"},
