@@ -92,11 +92,19 @@ func (s stormResult) String() string {
 type stormRecords struct {
 	emulated, withdrawn int
 	samples             []string // records of withdrawn calls and of calls storm reported
+	// ofReported holds every record naming an entry storm reported, in
+	// the order vigil wrote them (one thread's calls are decided in turn).
+	ofReported []string
+	// discarded counts doubled effects the kernel caused by discarding
+	// a reply vigil delivered (see discardedReply).
+	discarded int
 }
 
 func (r *stormRecords) add(o stormRecords) {
 	r.emulated += o.emulated
 	r.withdrawn += o.withdrawn
+	r.discarded += o.discarded
+	r.ofReported = append(r.ofReported, o.ofReported...)
 	if len(r.samples) < 10 {
 		r.samples = append(r.samples, o.samples...)
 	}
@@ -151,14 +159,70 @@ func runStorm(t *testing.T, pol string, dir string, rounds, intervalUs int, opts
 		if bytes.Contains(l, []byte(`"withdrawn":true`)) {
 			recs.withdrawn++
 		}
-		if len(recs.samples) < 10 && (bytes.Contains(l, []byte(`"withdrawn":true`)) || reported(names, l)) {
+		if reported(names, l) {
+			recs.ofReported = append(recs.ofReported, string(l))
+		} else if len(recs.samples) < 10 && bytes.Contains(l, []byte(`"withdrawn":true`)) {
 			recs.samples = append(recs.samples, string(l))
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("reading the audit log: %v", err)
 	}
+	if interruptibleRun(opts) {
+		for _, rep := range res.reports {
+			if discardedReply(rep, recs.ofReported) {
+				recs.discarded++
+			}
+		}
+	}
 	return res, recs, took
+}
+
+// stormOps maps storm's name for a call to the syscall it makes and the
+// audit field holding the name it reports.
+var stormOps = map[string]struct{ syscall, field string }{
+	"open": {"openat", "path"}, "mkdir": {"mkdirat", "path"}, "link": {"linkat", "path2"},
+	"symlink": {"symlinkat", "path"}, "rename": {"renameat", "path"}, "unlink": {"unlinkat", "path"},
+	"rmdir": {"unlinkat", "path"},
+}
+
+// discardedReply reports whether storm's report of a doubled effect is the
+// kernel's doing, not vigil's: without WAIT_KILLABLE_RECV the watchee's
+// wait is interruptible, and a signal that wakes it an instant before
+// vigil's answer lands makes the kernel discard the answer it already
+// accepted (the reply is stored, then the woken task sees its wait ended
+// by the signal and restarts the call). vigil's SEND succeeded, so it has
+// nothing to keep for the restart; the records show the call answered
+// with success and not withdrawn, then the restart failing. A doubled
+// effect whose first answer was withdrawn is the guard's failure.
+func discardedReply(report string, records []string) bool {
+	f := strings.Fields(report)
+	if len(f) < 4 || f[0] != "doubled" {
+		return false
+	}
+	op, ok := stormOps[f[1]]
+	if !ok {
+		return false
+	}
+	errno := strings.TrimPrefix(f[3], "errno=")
+	var calls []string
+	for _, r := range records {
+		if strings.Contains(r, `"syscall":"`+op.syscall+`"`) && strings.Contains(r, `"`+op.field+`":"`+f[2]+`"`) {
+			calls = append(calls, r)
+		}
+	}
+	return len(calls) == 2 &&
+		!strings.Contains(calls[0], `"withdrawn":true`) && !strings.Contains(calls[0], `"errno"`) &&
+		strings.Contains(calls[0], `"emulated":true`) &&
+		strings.Contains(calls[1], `"errno":"`+errno+`"`)
+}
+
+func interruptibleRun(opts []runOpt) bool {
+	var c enforcer.RunConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	return c.Interruptible
 }
 
 func reported(names map[string]bool, line []byte) bool {
@@ -327,14 +391,20 @@ rules:
 		g.add(s)
 		gRecs.add(recs)
 		gTook += took
-		if g.failures() != 0 {
+		if g.failures() != gRecs.discarded {
 			break
 		}
 	}
 	t.Logf("guarded: %v; %d emulated and %d withdrawn records; %v", g, gRecs.emulated, gRecs.withdrawn, gTook.Round(time.Second))
-	if g.failures() != 0 {
+	if gRecs.discarded > 0 {
+		// Not vigil's to prevent (docs/security-model.md, "Restarted
+		// calls"); shown so that a rise is seen.
+		t.Logf("guarded: %d doubled effects from replies the kernel discarded after vigil delivered them:\n%s",
+			gRecs.discarded, strings.Join(limitLines(gRecs.ofReported, 20), "\n"))
+	}
+	if g.failures() != gRecs.discarded {
 		t.Errorf("guarded: %v\nfirst reports:\n%s\ntheir audit records and withdrawn ones:\n%s", g,
-			strings.Join(limitLines(g.reports, 20), "\n"), strings.Join(gRecs.samples, "\n"))
+			strings.Join(limitLines(g.reports, 20), "\n"), strings.Join(append(gRecs.ofReported, gRecs.samples...), "\n"))
 	}
 
 	// The naive control: the same storm without the guard must apply some
@@ -342,7 +412,7 @@ rules:
 	var c stormResult
 	var cRecs stormRecords
 	var cTook time.Duration
-	for i := 0; c.failures() == 0 && i < stormControlMax; i++ {
+	for i := 0; c.failures() == cRecs.discarded && i < stormControlMax; i++ {
 		s, recs, took := runStorm(t, pol, newDir(fmt.Sprintf("naive%d", i)), stormRounds, stormInterruptibleUs, interruptible,
 			func(c *enforcer.RunConfig) { c.NoRestartGuard = true })
 		c.add(s)
@@ -353,9 +423,9 @@ rules:
 		cRecs.emulated, cRecs.withdrawn, cTook.Round(time.Second))
 	if c.failures() > 0 {
 		t.Logf("naive control reports:\n%s\ntheir audit records and withdrawn ones:\n%s",
-			strings.Join(limitLines(c.reports, 10), "\n"), strings.Join(cRecs.samples, "\n"))
+			strings.Join(limitLines(c.reports, 10), "\n"), strings.Join(limitLines(append(cRecs.ofReported, cRecs.samples...), 20), "\n"))
 	}
-	if c.failures() == 0 {
+	if c.failures() == cRecs.discarded {
 		t.Errorf("naive control: %v — no doubled effect without the restart guard, so the storm does not reach the window the guard closes", c)
 	}
 }
