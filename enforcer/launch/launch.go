@@ -4,12 +4,13 @@
 // libseccomp's loader turns on TSYNC, and a Go process cannot fork and run
 // code before exec, so vigil re-executes itself as a tiny init step (package
 // reexec's role "init", served by InitRole): the init process installs the
-// program on its locked OS thread with seccomp(2) and the flags vigil needs, reports the listener's fd number over a socketpair (the
-// supervisor takes the listener with pidfd_getfd, so the init step needs no
-// sendmsg under its new filter), waits for the go-ahead (the supervisor's
-// notify loop must be running first, since the final execve may itself be
-// trapped), and execs the command. Other Go runtime threads of the init
-// process never carry the filter and vanish at execve.
+// program on its locked OS thread with seccomp(2) and the flags vigil needs,
+// reports the listener's fd number over a socketpair (the supervisor takes
+// the listener with pidfd_getfd, so the init step needs no sendmsg under its
+// new filter), waits for the go-ahead (the supervisor's notify loop must be
+// running first, since the final execve may itself be trapped), and execs the
+// command. Other Go runtime threads of the init process never carry the
+// filter and vanish at execve.
 package launch
 
 import (
