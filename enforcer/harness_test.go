@@ -22,12 +22,12 @@ import (
 	"github.com/vigilsec/vigil/enforcer/launch"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 	"github.com/vigilsec/vigil/loader"
 )
 
 func TestMain(m *testing.M) {
-	launch.RunInitIfRequested()
-	emulate.RunWorkerIfRequested()
+	reexec.Run(launch.InitRole(), emulate.WorkerRole())
 	if h := os.Getenv("VIGIL_TEST_HELPER"); h != "" {
 		os.Exit(runHelper(h, os.Args[1:]))
 	}

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 )
-
-// errInternalCommand is returned when a hidden helper command is run by hand.
-var errInternalCommand = errors.New("internal command, not for direct use")
 
 func newDoctorCmd() *cobra.Command {
 	var asJSON bool
@@ -73,20 +69,6 @@ embeds the report), or a result directory of scripts/kernel-matrix.sh
 				return &exitError{code: 2, err: err}
 			}
 			return nil
-		},
-	}
-}
-
-// newDoctorHelperCmd routes the doctor's re-executed helper processes
-// (argv doctor.HelperArg0, doctor.HelperCommand, MODE) to the doctor package.
-func newDoctorHelperCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:                doctor.HelperCommand,
-		Hidden:             true,
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			doctor.RunHelperIfRequested() // exits when this is a helper
-			return &exitError{code: 2, err: errInternalCommand}
 		},
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/launch"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
 // exitError carries an exit code through cobra.
@@ -25,11 +27,11 @@ func (e *exitError) Error() string {
 }
 
 func main() {
-	// Must run before anything else: this process may be the init step of a
-	// watchee, which installs its filter and execs the command.
-	launch.RunInitIfRequested()
-	// Or an emulation worker, which runs in a watchee's namespaces.
-	emulate.RunWorkerIfRequested()
+	// Must run before anything else: this process may be one of vigil's
+	// helpers (package reexec) — the init step of a watchee, which installs
+	// its filter and execs the command; an emulation worker, which runs in a
+	// watchee's namespaces; or a doctor probe — and then never returns.
+	reexec.Run(launch.InitRole(), emulate.WorkerRole(), doctor.HelperRole())
 
 	err := newRootCmd().Execute()
 	if err == nil {

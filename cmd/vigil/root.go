@@ -24,7 +24,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newDoctorHelperCmd(), newBenchCmd(), newAgentCmd(),
+	root.AddCommand(newRunCmd(), newPolicyCmd(), newObserveCmd(), newDoctorCmd(), newBenchCmd(), newAgentCmd(),
 		newVersionCmd(), newGenDocsCmd())
 	setVersionFlag(root)
 	// cobra adds 'completion' when it executes; add it now so that it gets

@@ -54,10 +54,10 @@
 // A Go process cannot join a user or mount namespace: setns(2) refuses
 // multi-threaded callers for the former and callers sharing their fs_struct
 // for the latter. So the calls run in a worker: vigil re-executed with argv[0]
-// "vigil:emulate" (RunWorkerIfRequested), which joins the watchee's user and
-// mount namespaces in an ELF constructor before the Go runtime starts
-// (nsenter.c, as runc and LXD do), then serves requests over a SOCK_SEQPACKET
-// socketpair on one locked thread with a private fs_struct. Descriptors travel
+// "vigil:emulate" (WorkerRole, package reexec), which joins the watchee's
+// user and mount namespaces in an ELF constructor before the Go runtime
+// starts (nsenter.c, as runc and LXD do), then serves requests over a
+// SOCK_SEQPACKET socketpair on one locked thread with a private fs_struct. Descriptors travel
 // both ways with SCM_RIGHTS: vigil opens the watchee's root, cwd and dirfds
 // (O_PATH through /proc/<tid>) and receives the resolved parents, objects and
 // opened files. A worker is started on first use for each (user namespace,

@@ -89,7 +89,8 @@ func WithTimeout(d time.Duration) Option { return func(e *Emulator) { e.timeout 
 func WithMaxWorkers(n int) Option { return func(e *Emulator) { e.maxWorkers = n } }
 
 // WithExecutable sets the binary re-executed as the worker (default: this
-// process's own executable). It must call RunWorkerIfRequested first thing.
+// process's own executable, reexec.Self). It must serve WorkerRole with
+// reexec.Run first thing.
 func WithExecutable(path string) Option { return func(e *Emulator) { e.exe = path } }
 
 // Emulator performs syscalls as watchees would have. It is safe for
@@ -97,7 +98,7 @@ func WithExecutable(path string) Option { return func(e *Emulator) { e.exe = pat
 // their worker.
 type Emulator struct {
 	log        zerolog.Logger
-	exe        string
+	exe        string // "" re-executes this binary (reexec.Self)
 	timeout    time.Duration
 	maxWorkers int
 
@@ -130,13 +131,6 @@ func New(log zerolog.Logger, opts ...Option) (*Emulator, error) {
 	e := &Emulator{log: log, timeout: 10 * time.Second, maxWorkers: 64, workers: map[workerKey]*worker{}}
 	for _, o := range opts {
 		o(e)
-	}
-	if e.exe == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, fmt.Errorf("finding vigil's executable for the emulation worker: %w", err)
-		}
-		e.exe = exe
 	}
 	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -14,12 +14,12 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/launch"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
 func TestMain(m *testing.M) {
-	launch.RunInitIfRequested()
-	emulate.RunWorkerIfRequested()
+	reexec.Run(launch.InitRole(), emulate.WorkerRole())
 	if os.Getenv("VIGIL_EMULATE_CHILD") == "1" {
 		os.Exit(runChild())
 	}

@@ -17,7 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-// Keep in sync with worker.go (workerArg0, fdUserns, fdMntns, fdCtl).
+// Keep in sync with worker.go: VIGIL_WORKER_ARG0 is reexec.Arg0(workerRole),
+// the fds are fdUserns, fdMntns and fdCtl (TestNsenterAgreesWithGo).
 #define VIGIL_WORKER_ARG0 "vigil:emulate"
 #define VIGIL_FD_USERNS 3
 #define VIGIL_FD_MNTNS 4

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
 // Log fields of this package; the shared ones come from package audit.
@@ -21,11 +22,13 @@ const (
 	fieldJoined    = "joined_ns" // "u" user, "m" mount, "-" none
 )
 
-// workerArg0 is argv[0] of a worker. Keep in sync with nsenter.c.
-const workerArg0 = "vigil:emulate"
+// workerRole is the worker's reexec role: argv[0] is reexec.Arg0(workerRole),
+// which nsenter.c compares before Go starts. Keep in sync with
+// VIGIL_WORKER_ARG0 there (TestNsenterAgreesWithGo).
+const workerRole = "emulate"
 
 // Descriptors a worker inherits (os/exec ExtraFiles start at 3). Keep in sync
-// with nsenter.c.
+// with nsenter.c (TestNsenterAgreesWithGo).
 const (
 	fdUserns = 3
 	fdMntns  = 4
@@ -171,34 +174,67 @@ func (e *Emulator) forget(x executor, cause error) {
 
 // startWorker re-executes vigil as a worker in the namespaces of c.Tid.
 func (e *Emulator) startWorker(c Caller, key workerKey) (*worker, error) {
-	userf, err := e.openNS(c.Tid, "user", key.user)
+	ns, err := e.openWorkerNS(c.Tid, key)
 	if err != nil {
 		return nil, err
 	}
-	defer userf.Close()
-	mntf, err := e.openNS(c.Tid, "mnt", key.mnt)
+	defer ns.close()
+	join := e.joinFor(key)
+	w, err := e.spawnWorker(key, ns, join)
 	if err != nil {
 		return nil, err
 	}
-	defer mntf.Close()
+	if err := w.awaitGreeting(e.timeout); err != nil {
+		w.stop()
+		return nil, err
+	}
+	e.log.Debug().Int(fieldWorkerPid, w.pid()).Int(audit.FieldPid, c.Pid).Str(fieldJoined, join).
+		Msg("emulation worker started")
+	return w, nil
+}
+
+// workerNS is what a new worker needs of the watchee's namespaces: the
+// namespaces to join and its user namespace's id maps.
+type workerNS struct {
+	user, mnt      *os.File
+	uidMap, gidMap idMap
+}
+
+func (ns *workerNS) close() {
+	ns.user.Close()
+	ns.mnt.Close()
+}
+
+// openWorkerNS opens the namespaces of key through thread tid and reads the
+// maps of its user namespace.
+func (e *Emulator) openWorkerNS(tid int, key workerKey) (*workerNS, error) {
+	userf, err := e.openNS(tid, "user", key.user)
+	if err != nil {
+		return nil, err
+	}
+	mntf, err := e.openNS(tid, "mnt", key.mnt)
+	if err != nil {
+		userf.Close()
+		return nil, err
+	}
+	ns := &workerNS{user: userf, mnt: mntf}
 	buf := make([]byte, 4096)
-	uidMap, gidMap, err := e.readMaps(c.Tid, buf)
-	if err != nil {
+	if ns.uidMap, ns.gidMap, err = e.readMaps(tid, buf); err != nil {
+		ns.close()
 		return nil, err
 	}
 	// The maps must belong to the namespace we opened: the thread could
 	// have exited and its id been reused in between.
-	if now, err := statNS(e.procfd, tidPath(c.Tid, "ns/user")); err != nil || now != key.user {
+	if now, err := statNS(e.procfd, tidPath(tid, "ns/user")); err != nil || now != key.user {
+		ns.close()
 		return nil, unix.ESRCH
 	}
+	return ns, nil
+}
 
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("creating worker socketpair: %w", err)
-	}
-	child := os.NewFile(uintptr(pair[1]), "vigil-emulate-ctl")
-	defer child.Close()
-	// Join only the namespaces vigil does not share (see nsenter.c).
+// joinFor says which namespaces of key a worker joins (see nsenter.c): only
+// those vigil does not share, "-" for none.
+func (e *Emulator) joinFor(key workerKey) string {
 	join := ""
 	if key.user != e.selfUser {
 		join += "u"
@@ -209,27 +245,36 @@ func (e *Emulator) startWorker(c Caller, key workerKey) (*worker, error) {
 	if join == "" {
 		join = "-"
 	}
-	cmd := &exec.Cmd{
-		Path: e.exe,
-		Args: []string{workerArg0, join, key.groups},
-		// vigil's environment stays out of the watchee's namespaces. The
-		// worker serves one request at a time on one thread: one P is
-		// enough, and an explicit GOMAXPROCS also stops the runtime from
-		// watching cgroup CPU limits with descriptors of its own.
-		Env:        []string{"GOMAXPROCS=1"},
-		Stderr:     os.Stderr,
-		ExtraFiles: []*os.File{userf, mntf, child, e.proc},
-		// The worker must not outlive vigil. Its credential changes clear
-		// the parent-death signal (commit_creds), so it also exits when the
-		// control socket hangs up.
-		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	return join
+}
+
+// spawnWorker starts the worker process; it has not yet said whether it
+// joined the namespaces.
+func (e *Emulator) spawnWorker(key workerKey, ns *workerNS, join string) (*worker, error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("creating worker socketpair: %w", err)
 	}
+	child := os.NewFile(uintptr(pair[1]), "vigil-emulate-ctl")
+	defer child.Close()
+	cmd := reexec.Command(e.exe, workerRole, join, key.groups)
+	// vigil's environment stays out of the watchee's namespaces. The
+	// worker serves one request at a time on one thread: one P is enough,
+	// and an explicit GOMAXPROCS also stops the runtime from watching
+	// cgroup CPU limits with descriptors of its own.
+	cmd.Env = []string{"GOMAXPROCS=1"}
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{ns.user, ns.mnt, child, e.proc}
+	// The worker must not outlive vigil. Its credential changes clear the
+	// parent-death signal (commit_creds), so it also exits when the control
+	// socket hangs up.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		unix.Close(pair[0])
 		return nil, fmt.Errorf("starting emulation worker: %w", err)
 	}
 	w := &worker{
-		key: key, uidMap: uidMap, gidMap: gidMap, cmd: cmd, ctl: pair[0], cpu: -1,
+		key: key, uidMap: ns.uidMap, gidMap: ns.gidMap, cmd: cmd, ctl: pair[0], cpu: -1,
 		done: make(chan struct{}),
 		send: make([]byte, 0, 4096), recv: make([]byte, maxMessage), oob: make([]byte, unix.CmsgSpace(4*maxFds)),
 	}
@@ -237,32 +282,30 @@ func (e *Emulator) startWorker(c Caller, key workerKey) (*worker, error) {
 		_ = cmd.Wait()
 		close(w.done)
 	}()
-	if err := unix.SetsockoptTimeval(w.ctl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: int64(e.timeout / time.Second), Usec: int64(e.timeout%time.Second) / 1000}); err != nil {
-		w.stop()
-		return nil, fmt.Errorf("setting worker timeout: %w", err)
+	return w, nil
+}
+
+// awaitGreeting waits for the worker's first message: 'R' and its serving
+// thread from the worker's Go side, or 'E' and a reason from nsenter.c. The
+// caller stops the worker on error.
+func (w *worker) awaitGreeting(timeout time.Duration) error {
+	tv := unix.Timeval{Sec: int64(timeout / time.Second), Usec: int64(timeout%time.Second) / 1000}
+	if err := unix.SetsockoptTimeval(w.ctl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fmt.Errorf("setting worker timeout: %w", err)
 	}
-	// The first message is 'R' from the worker's Go side, or 'E' and a
-	// reason from nsenter.c.
 	n, err := recvRetry(w.ctl, w.recv)
 	switch {
 	case err != nil:
-		w.stop()
-		return nil, fmt.Errorf("%w: waiting for worker to start: %v", ErrWorker, err)
+		return fmt.Errorf("%w: waiting for worker to start: %v", ErrWorker, err)
 	case n == 0:
-		w.stop()
-		return nil, fmt.Errorf("%w: worker exited during start", ErrWorker)
+		return fmt.Errorf("%w: worker exited during start", ErrWorker)
 	case w.recv[0] == 'E':
-		msg := string(w.recv[1:n])
-		w.stop()
-		return nil, fmt.Errorf("%w: worker could not start: %s", ErrWorker, msg)
+		return fmt.Errorf("%w: worker could not start: %s", ErrWorker, w.recv[1:n])
 	case w.recv[0] != 'R' || n != 5:
-		w.stop()
-		return nil, fmt.Errorf("%w: unexpected worker greeting %q", ErrWorker, w.recv[:n])
+		return fmt.Errorf("%w: unexpected worker greeting %q", ErrWorker, w.recv[:n])
 	}
 	w.tid = int(binary.LittleEndian.Uint32(w.recv[1:5]))
-	e.log.Debug().Int(fieldWorkerPid, w.pid()).Int(audit.FieldPid, c.Pid).Str(fieldJoined, join).
-		Msg("emulation worker started")
-	return w, nil
+	return nil
 }
 
 // openNS opens /proc/<tid>/ns/<typ> and checks it is the namespace the key

@@ -13,21 +13,27 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
-// RunWorkerIfRequested must be called first thing in main (and in TestMain of
-// tests that emulate), next to launch.RunInitIfRequested. When this process
-// is an emulation worker — vigil re-executed with argv[0] "vigil:emulate",
-// already inside the watchee's user and mount namespaces (nsenter.c) — it
-// serves requests until the supervisor hangs up and never returns.
-func RunWorkerIfRequested() {
-	if len(os.Args) != 3 || os.Args[0] != workerArg0 {
-		return
+// WorkerRole is the emulation worker, for reexec.Run in main (and in TestMain
+// of tests that emulate). A worker — vigil re-executed with argv[0]
+// "vigil:emulate", already inside the watchee's user and mount namespaces
+// (nsenter.c) — serves requests until the supervisor hangs up.
+func WorkerRole() reexec.Role { return reexec.Role{Name: workerRole, Main: workerMain} }
+
+// workerMain serves as a worker; its arguments (the namespaces joined and
+// the supplementary groups) were consumed by nsenter.c.
+func workerMain(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintf(os.Stderr, "vigil: emulation worker started with arguments %q\n", args)
+		return 2
 	}
 	// Every request runs on this thread, which takes on each watchee's
 	// credentials, root and umask in turn.
 	runtime.LockOSThread()
-	os.Exit(serveWorker())
+	return serveWorker()
 }
 
 // maxSymlinks is the kernel's MAXSYMLINKS (include/linux/namei.h).

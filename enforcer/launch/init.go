@@ -9,27 +9,34 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
-// RunInitIfRequested must be called first thing in main (and TestMain of
-// tests that launch watchees). When this process is the init step it installs
-// the filter, hands over the listener and execs the command; it never returns.
-func RunInitIfRequested() {
-	if len(os.Args) < 3 || os.Args[0] != initArg0 && os.Args[0] != initArg0Interruptible {
-		return
+// InitRole is the watchee's init step, for reexec.Run in main (and in
+// TestMain of tests that launch watchees). It installs the filter, hands over
+// the listener and execs the command; it returns only on failure.
+func InitRole() reexec.Role { return reexec.Role{Name: initRole, Main: initMain} }
+
+// initMain runs the init step with the arguments Start gives it: the filter
+// mode, the command's path and its argv.
+func initMain(args []string) int {
+	if len(args) < 3 || args[0] != initKillable && args[0] != initInterruptible {
+		fmt.Fprintf(os.Stderr, "vigil: init step started with arguments %q\n", args)
+		return 127
 	}
 	// The filter is per-thread (no TSYNC): install and exec from one thread.
 	runtime.LockOSThread()
 	// Exec'd through /proc/self/fd/N, the kernel named this process "N";
 	// its audit records (the command's own execve) should say vigil.
 	setComm("vigil")
-	code, err := runInit(os.Args[1], os.Args[2:])
+	code, err := runInit(args[1], args[2:], args[0] == initInterruptible)
 	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
-	os.Exit(code)
+	return code
 }
 
 // runInit returns only on failure, with the exit code a shell would use.
-func runInit(path string, argv []string) (int, error) {
+func runInit(path string, argv []string, interruptible bool) (int, error) {
 	ctl := os.NewFile(ctlFd, "vigil-ctl")
 	fail := func(err error) (int, error) {
 		_, _ = ctl.Write(append([]byte{'E'}, err.Error()...))
@@ -47,7 +54,7 @@ func runInit(path string, argv []string) (int, error) {
 			return 127, fmt.Errorf("reporting to supervisor: %w", err)
 		}
 	} else {
-		lfd, killable, err := installFilter(prog, os.Args[0] == initArg0Interruptible)
+		lfd, killable, err := installFilter(prog, interruptible)
 		if err != nil {
 			return fail(err)
 		}

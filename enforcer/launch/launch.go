@@ -2,14 +2,15 @@
 // never loaded into itself.
 //
 // libseccomp's loader turns on TSYNC, and a Go process cannot fork and run
-// code before exec, so vigil re-executes itself as a tiny init step: the init
-// process installs the program on its locked OS thread with seccomp(2) and the
-// flags vigil needs, reports the listener's fd number over a socketpair (the
-// supervisor takes the listener with pidfd_getfd, so the init step needs no
-// sendmsg under its new filter), waits for the go-ahead (the supervisor's
-// notify loop must be running first, since the final execve may itself be
-// trapped), and execs the command. Other Go runtime threads of the init
-// process never carry the filter and vanish at execve.
+// code before exec, so vigil re-executes itself as a tiny init step (package
+// reexec's role "init", served by InitRole): the init process installs the
+// program on its locked OS thread with seccomp(2) and the flags vigil needs,
+// reports the listener's fd number over a socketpair (the supervisor takes
+// the listener with pidfd_getfd, so the init step needs no sendmsg under its
+// new filter), waits for the go-ahead (the supervisor's notify loop must be
+// running first, since the final execve may itself be trapped), and execs the
+// command. Other Go runtime threads of the init process never carry the
+// filter and vanish at execve.
 package launch
 
 import (
@@ -23,15 +24,22 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
-// initArg0 is argv[0] of the init step. Using argv[0] rather than an
-// environment variable keeps the marker out of the watchee's environment.
-const initArg0 = "vigil:init"
+// initRole is the init step's reexec role. Its arguments are the filter mode
+// (initKillable or initInterruptible), the command's path and its argv.
+const initRole = "init"
 
-// initArg0Interruptible is argv[0] of an init step asked for a listener
-// without SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Config.Interruptible).
-const initArg0Interruptible = "vigil:init-interruptible"
+// Filter modes of the init step.
+const (
+	// initKillable asks for SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV where
+	// the kernel has it.
+	initKillable = "killable"
+	// initInterruptible installs the filter without it
+	// (Config.Interruptible).
+	initInterruptible = "interruptible"
+)
 
 // Fds inherited by the init step (os/exec ExtraFiles start at 3).
 const (
@@ -91,10 +99,6 @@ func (w *Watchee) Process() *os.Process { return w.cmd.Process }
 // Start forks the init step, waits until it has installed the filter and
 // returns the listener. The watchee does not run the command until Proceed.
 func Start(cfg Config) (*Watchee, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding vigil's own executable: %w", err)
-	}
 	prog, err := programFile(cfg.Program)
 	if err != nil {
 		return nil, err
@@ -103,7 +107,7 @@ func Start(cfg Config) (*Watchee, error) {
 	// The init step is exec'd through an fd, not by path: a watchee in a
 	// user namespace runs as an unprivileged host id that may not traverse
 	// the directories vigil's binary lives in (/root/..., a 0700 build dir).
-	exe, err := os.Open(self)
+	exe, err := os.Open(reexec.Self)
 	if err != nil {
 		return nil, fmt.Errorf("opening vigil's own executable: %w", err)
 	}
@@ -124,21 +128,15 @@ func Start(cfg Config) (*Watchee, error) {
 	// The watchee dies with vigil: an unsupervised watchee would get ENOSYS
 	// for every trapped call anyway, and must not outlive its supervisor.
 	attr.Pdeathsig = unix.SIGKILL
-	arg0 := initArg0
+	mode := initKillable
 	if cfg.Interruptible {
-		arg0 = initArg0Interruptible
+		mode = initInterruptible
 	}
-	cmd := &exec.Cmd{
-		Path:        fmt.Sprintf("/proc/self/fd/%d", exeFd),
-		Args:        append([]string{arg0, cfg.Path}, cfg.Args...),
-		Env:         cfg.Env,
-		Dir:         cfg.Dir,
-		Stdin:       cfg.Stdin,
-		Stdout:      cfg.Stdout,
-		Stderr:      cfg.Stderr,
-		ExtraFiles:  []*os.File{prog, child, exe},
-		SysProcAttr: attr,
-	}
+	cmd := reexec.Command(fmt.Sprintf("/proc/self/fd/%d", exeFd), initRole, append([]string{mode, cfg.Path}, cfg.Args...)...)
+	cmd.Env, cmd.Dir = cfg.Env, cfg.Dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
+	cmd.ExtraFiles = []*os.File{prog, child, exe}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		ctl.Close()
 		return nil, fmt.Errorf("starting init step: %w", err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vigilsec/vigil/enforcer/emulate"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
 // helperEnv selects a helper role when the test binary re-executes itself:
@@ -16,7 +17,7 @@ const helperEnv = "VIGIL_AGENT_TEST_HELPER"
 
 func TestMain(m *testing.M) {
 	// The agent's emulation engine re-executes this binary as its worker.
-	emulate.RunWorkerIfRequested()
+	reexec.Run(emulate.WorkerRole())
 	if role := os.Getenv(helperEnv); role != "" {
 		code, err := runHelper(role)
 		if err != nil {

@@ -17,14 +17,14 @@ import (
 
 	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 	"github.com/vigilsec/vigil/enforcer/launch"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
 func TestMain(m *testing.M) {
 	// The filter-only mechanism starts watchees through vigil's init step,
 	// and Run probes with the doctor's helper: both re-execute this binary.
-	launch.RunInitIfRequested()
-	doctor.RunHelperIfRequested()
+	reexec.Run(launch.InitRole(), doctor.HelperRole())
 	code := m.Run()
 	if vigilDir != "" {
 		os.RemoveAll(vigilDir)

@@ -5,7 +5,7 @@
 // Every probe is feature detection, never a version comparison: an ioctl
 // that returns EINVAL, a program load that returns EPERM, a flag the kernel
 // refuses. Probes that need a real seccomp listener run in a throwaway
-// re-execution of the current binary (see RunHelperIfRequested), because a
+// re-execution of the current binary (see HelperRole), because a
 // filter can never be removed from the process that installed it.
 package doctor
 

@@ -12,12 +12,13 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/vigilsec/vigil/enforcer/reexec"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
 func TestMain(m *testing.M) {
 	// Probe re-executes this test binary as its helper.
-	RunHelperIfRequested()
+	reexec.Run(HelperRole())
 	os.Exit(m.Run())
 }
 

@@ -11,19 +11,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
-// HelperArg0 is argv[0] of a doctor helper process. Like launch's init step
-// the marker is argv[0], so it never leaks into anyone's environment.
-const HelperArg0 = "vigil:doctor"
+// helperRole is the doctor helper's reexec role; its one argument is the
+// mode. Like launch's init step the marker is argv[0], so it never leaks into
+// anyone's environment.
+const helperRole = "doctor"
 
-// HelperCommand is argv[1] of a helper process. A binary whose main runs a
-// command-line parser (vigil) routes it to a hidden command that calls
-// RunHelperIfRequested; other binaries (tests) call RunHelperIfRequested
-// first thing in main or TestMain.
-const HelperCommand = "__doctor-helper"
-
-// Helper modes (argv[2]).
+// Helper modes (the helper's argument).
 const (
 	modeProbe      = "probe"
 	modeSecurityfs = "securityfs"
@@ -33,27 +30,27 @@ const (
 // must not hang `vigil doctor`.
 const helperTimeout = 15 * time.Second
 
-// RunHelperIfRequested runs the doctor helper and exits when this process is
-// one (argv[0] is HelperArg0); otherwise it returns at once. Call it before
-// anything else in main or TestMain of binaries that call Probe.
-func RunHelperIfRequested() {
-	if len(os.Args) < 3 || os.Args[0] != HelperArg0 || os.Args[1] != HelperCommand {
-		return
-	}
+// HelperRole is the doctor's helper process, for reexec.Run first thing in
+// main or TestMain of binaries that call Probe.
+func HelperRole() reexec.Role { return reexec.Role{Name: helperRole, Main: helperMain} }
+
+func helperMain(args []string) int {
 	var err error
-	switch os.Args[2] {
-	case modeProbe:
+	switch {
+	case len(args) != 1:
+		err = fmt.Errorf("started with arguments %q", args)
+	case args[0] == modeProbe:
 		err = helperProbe(os.Stdin, os.Stdout)
-	case modeSecurityfs:
+	case args[0] == modeSecurityfs:
 		err = helperSecurityfs(os.Stdout)
 	default:
-		err = fmt.Errorf("unknown helper mode %q", os.Args[2])
+		err = fmt.Errorf("unknown helper mode %q", args[0])
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil doctor helper: %v\n", err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // helperOutput is the one JSON line a probe helper writes.
@@ -79,20 +76,13 @@ type helper struct {
 	errb  *limitedBuffer
 }
 
-// startHelper re-executes the current binary as a helper in mode.
+// startHelper re-executes the running binary as a helper in mode.
 func startHelper(mode string, attr *syscall.SysProcAttr) (*helper, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding own executable: %w", err)
-	}
-	cmd := &exec.Cmd{
-		Path: self,
-		Args: []string{HelperArg0, HelperCommand, mode},
-		// No asynchronous preemption: SIGURG would restart the helper's
-		// trapped calls and blur what the kernel did.
-		Env:         append(os.Environ(), "GODEBUG=asyncpreemptoff=1"),
-		SysProcAttr: attr,
-	}
+	cmd := reexec.Command("", helperRole, mode)
+	// No asynchronous preemption: SIGURG would restart the helper's
+	// trapped calls and blur what the kernel did.
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
+	cmd.SysProcAttr = attr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("creating helper stdin: %w", err)

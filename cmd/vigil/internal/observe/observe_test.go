@@ -17,12 +17,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigilsec/vigil/enforcer/launch"
+	"github.com/vigilsec/vigil/enforcer/reexec"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 	"github.com/vigilsec/vigil/loader"
 )
 
 func TestMain(m *testing.M) {
-	launch.RunInitIfRequested()
+	reexec.Run(launch.InitRole())
 	os.Exit(m.Run())
 }
 
