@@ -84,21 +84,14 @@ type Loader struct {
 // opened; an error that means "not possible here" (EPERM, lockdown, a
 // missing feature) wraps ErrNotSupported.
 func Load(opts Options) (*Loader, error) {
-	var mask [CaptureNr / 64]uint64
-	for _, nr := range opts.Capture {
-		if nr < 0 || nr >= CaptureNr {
-			return nil, fmt.Errorf("capturing syscall %d: out of range 0..%d", nr, CaptureNr-1)
-		}
-		mask[nr/64] |= 1 << (nr % 64)
+	mask, err := captureMask(opts.Capture)
+	if err != nil {
+		return nil, err
 	}
-	rbSize := opts.RingBufferSize
-	if rbSize == 0 {
-		rbSize = DefaultRingBufferSize
+	rbSize, err := ringBufferSize(opts.RingBufferSize)
+	if err != nil {
+		return nil, err
 	}
-	if rbSize < os.Getpagesize() || rbSize > 1<<30 || rbSize&(rbSize-1) != 0 || rbSize%os.Getpagesize() != 0 {
-		return nil, fmt.Errorf("sizing ring buffer: %d is not a power of two multiple of the page size up to 1 GiB", rbSize)
-	}
-
 	if runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("loading eBPF programs: %w: they read x86_64 registers and syscall numbers, this is %s", ErrNotSupported, runtime.GOARCH)
 	}
@@ -108,6 +101,60 @@ func Load(opts Options) (*Loader, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, classify("raising RLIMIT_MEMLOCK", err)
 	}
+	spec, err := vigilSpec(mask, rbSize)
+	if err != nil {
+		return nil, err
+	}
+	l := &Loader{log: opts.Log}
+	if err := spec.LoadAndAssign(&l.objs, nil); err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			// The full log is long; it matters only when debugging the
+			// C side.
+			l.log.Debug().Str("verifier", fmt.Sprintf("%+v", ve)).Msg("eBPF verifier rejected vigil's programs")
+		}
+		return nil, classify("loading eBPF programs", err)
+	}
+	if err := l.attach(opts.unattached); err != nil {
+		l.Close()
+		return nil, err
+	}
+	l.reader, err = ringbuf.NewReader(l.objs.Events)
+	if err != nil {
+		l.Close()
+		return nil, classify("opening ring buffer reader", err)
+	}
+	l.log.Debug().Int("ring_buffer", rbSize).Int("captured", len(opts.Capture)).Msg("eBPF binding loaded")
+	return l, nil
+}
+
+// captureMask turns Options.Capture into the programs' capture_mask.
+func captureMask(capture []int) ([CaptureNr / 64]uint64, error) {
+	var mask [CaptureNr / 64]uint64
+	for _, nr := range capture {
+		if nr < 0 || nr >= CaptureNr {
+			return mask, fmt.Errorf("capturing syscall %d: out of range 0..%d", nr, CaptureNr-1)
+		}
+		mask[nr/64] |= 1 << (nr % 64)
+	}
+	return mask, nil
+}
+
+// ringBufferSize checks Options.RingBufferSize (0 for the default).
+func ringBufferSize(size int) (int, error) {
+	if size == 0 {
+		size = DefaultRingBufferSize
+	}
+	if size < os.Getpagesize() || size > 1<<30 || size&(size-1) != 0 || size%os.Getpagesize() != 0 {
+		return 0, fmt.Errorf("sizing ring buffer: %d is not a power of two multiple of the page size up to 1 GiB", size)
+	}
+	return size, nil
+}
+
+// vigilSpec reads the embedded eBPF object and sets what Load was asked
+// for: the captured syscalls, vigil's own tgid (never watched) and the ring
+// buffer's size.
+func vigilSpec(mask [CaptureNr / 64]uint64, rbSize int) (*ebpf.CollectionSpec, error) {
 	spec, err := loadVigil()
 	if err != nil {
 		return nil, fmt.Errorf("reading embedded eBPF object: %w", err)
@@ -122,17 +169,12 @@ func Load(opts Options) (*Loader, error) {
 		return nil, fmt.Errorf("setting wakeup_bytes: %w", err)
 	}
 	spec.Maps[vigilMapEvents].MaxEntries = uint32(rbSize)
+	return spec, nil
+}
 
-	l := &Loader{log: opts.Log}
-	if err := spec.LoadAndAssign(&l.objs, nil); err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			// The full log is long; it matters only when debugging the
-			// C side.
-			l.log.Debug().Str("verifier", fmt.Sprintf("%+v", ve)).Msg("eBPF verifier rejected vigil's programs")
-		}
-		return nil, classify("loading eBPF programs", err)
-	}
+// attach attaches the loaded programs to their raw tracepoints, but those
+// named in unattached. The caller closes l when it fails.
+func (l *Loader) attach(unattached []string) error {
 	// fork/exit first, so that the watched set follows the process tree
 	// before any binding can be checked; then the mid-call checks, before
 	// sys_exit expects them to have run.
@@ -146,23 +188,16 @@ func Load(opts Options) (*Loader, error) {
 		{"sys_enter", l.objs.VigilSysEnter},
 		{"sys_exit", l.objs.VigilSysExit},
 	} {
-		if slices.Contains(opts.unattached, a.tp) {
+		if slices.Contains(unattached, a.tp) {
 			continue
 		}
 		lk, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.tp, Program: a.prog})
 		if err != nil {
-			l.Close()
-			return nil, classify("attaching raw tracepoint "+a.tp, err)
+			return classify("attaching raw tracepoint "+a.tp, err)
 		}
 		l.links = append(l.links, lk)
 	}
-	l.reader, err = ringbuf.NewReader(l.objs.Events)
-	if err != nil {
-		l.Close()
-		return nil, classify("opening ring buffer reader", err)
-	}
-	l.log.Debug().Int("ring_buffer", rbSize).Int("captured", len(opts.Capture)).Msg("eBPF binding loaded")
-	return l, nil
+	return nil
 }
 
 // classify wraps err with what, and with ErrNotSupported when err means the

@@ -70,103 +70,157 @@ func passThrough(level, typ int32, data []byte) bool {
 // the send.
 func (e *Emulator) control(s *Socket, ctl []byte, valid func() error) ([]byte, []int, unix.Errno, error) {
 	scm := s.Domain == unix.AF_UNIX || s.Domain == unix.AF_NETLINK
-	var out []byte
-	var fds []int
-	var creds *args.Ucred
-	var st *sendCreds
-	fail := func(errno unix.Errno, err error) ([]byte, []int, unix.Errno, error) {
-		closeAll(fds)
-		return nil, nil, errno, err
-	}
+	var b sendControl
 	for off := 0; ; {
 		c, next, ok, err := args.NextCmsg(ctl, off)
 		if err != nil {
-			return fail(unix.EINVAL, nil) // CMSG_OK
+			return b.fail(unix.EINVAL, nil) // CMSG_OK
 		}
 		if !ok {
 			break
 		}
 		off = next
-		if !scm {
-			if !passThrough(c.Level, c.Type, c.Data) {
-				e.log.Warn().Int("cmsg_level", int(c.Level)).Int("cmsg_type", int(c.Type)).Int("domain", s.Domain).
-					Msg("denying an emulated send: vigil cannot pass this control message faithfully (it needs a capability the kernel would check against vigil, or is unknown)")
-				return fail(unix.EPERM, nil)
-			}
-			out = args.AppendCmsg(out, c.Level, c.Type, c.Data)
-			continue
-		}
-		if c.Level != unix.SOL_SOCKET {
-			continue // __scm_send ignores other levels
-		}
-		switch c.Type {
-		case unix.SCM_RIGHTS:
-			if s.Domain != unix.AF_UNIX {
-				return fail(unix.EINVAL, nil)
-			}
-			var nums [args.ScmMaxFd]int32
-			n, err := args.Fds(c.Data, nums[:])
-			if err != nil || len(fds)+n > args.ScmMaxFd {
-				return fail(unix.EINVAL, nil) // scm_fp_copy
-			}
-			if n == 0 {
-				continue
-			}
-			data := make([]byte, 0, 4*n)
-			for _, fd := range nums[:n] {
-				if fd < 0 {
-					return fail(unix.EBADF, nil)
-				}
-				nfd, err := unix.PidfdGetfd(s.pidfd, int(fd), 0)
-				if err != nil {
-					if err == unix.EBADF {
-						return fail(unix.EBADF, nil)
-					}
-					return fail(0, ErrGone)
-				}
-				fds = append(fds, nfd)
-				data = binary.NativeEndian.AppendUint32(data, uint32(nfd))
-			}
-			out = args.AppendCmsg(out, unix.SOL_SOCKET, unix.SCM_RIGHTS, data)
-		case unix.SCM_CREDENTIALS:
-			u, err := args.DecodeUcred(c.Data)
-			if err != nil {
-				return fail(unix.EINVAL, nil)
-			}
-			if st == nil || !st.full {
-				if st, err = e.readSendCreds(s.c, valid, true); err != nil {
-					return fail(0, err)
-				}
-			}
-			k, errno := st.claim(u, s.c.Pid)
-			if errno == unix.EPERM && st.nsTgid != u.Pid && !st.samePidNS && st.pidNSOwned && st.hasCap(capSysAdmin) {
-				e.log.Warn().Int("tid", s.c.Tid).Int32("claimed_pid", u.Pid).
-					Msg("denying an emulated send: SCM_CREDENTIALS claiming another process's pid across pid namespaces is not emulated")
-			}
-			if errno != 0 {
-				return fail(errno, nil)
-			}
-			creds = &k
+		var errno unix.Errno
+		switch {
+		case !scm:
+			errno = e.passCmsg(&b, s, c)
+		case c.Level != unix.SOL_SOCKET:
+			// __scm_send ignores other levels.
 		default:
-			return fail(unix.EINVAL, nil)
+			errno, err = e.scmCmsg(&b, s, c, valid)
+		}
+		if errno != 0 || err != nil {
+			return b.fail(errno, err)
 		}
 	}
 	if scm {
-		if creds == nil {
-			if st == nil {
-				var err error
-				if st, err = e.readSendCreds(s.c, valid, false); err != nil {
-					return fail(0, err)
-				}
-			}
-			// scm_set_cred: the sender's tgid and real ids, attached
-			// explicitly so a receiver with SO_PASSCRED (and
-			// SCM_PIDFD) sees the watchee rather than vigil.
-			creds = &args.Ucred{Pid: int32(s.c.Pid), Uid: st.uid[0], Gid: st.gid[0]}
+		if err := e.appendSenderCreds(&b, s, valid); err != nil {
+			return b.fail(0, err)
 		}
-		out = args.AppendCmsg(out, unix.SOL_SOCKET, unix.SCM_CREDENTIALS, args.EncodeUcred(*creds))
 	}
-	return out, fds, 0, nil
+	return b.out, b.fds, 0, nil
+}
+
+// sendControl is the control data control builds for vigil's send.
+type sendControl struct {
+	out []byte
+	// fds are vigil's copies of the SCM_RIGHTS descriptors.
+	fds []int
+	// creds are the SCM_CREDENTIALS the watchee claimed, when hasCreds.
+	creds    args.Ucred
+	hasCreds bool
+	// st is the watchee's credentials, once read.
+	st *sendCreds
+}
+
+// fail closes the descriptors copied so far and returns control's answer
+// for errno or err.
+func (b *sendControl) fail(errno unix.Errno, err error) ([]byte, []int, unix.Errno, error) {
+	closeAll(b.fds)
+	return nil, nil, errno, err
+}
+
+// passCmsg copies control message c on a socket without SCM (neither
+// AF_UNIX nor netlink) when vigil can pass it faithfully, else answers
+// EPERM.
+func (e *Emulator) passCmsg(b *sendControl, s *Socket, c args.Cmsg) unix.Errno {
+	if !passThrough(c.Level, c.Type, c.Data) {
+		e.log.Warn().Int("cmsg_level", int(c.Level)).Int("cmsg_type", int(c.Type)).Int("domain", s.Domain).
+			Msg("denying an emulated send: vigil cannot pass this control message faithfully (it needs a capability the kernel would check against vigil, or is unknown)")
+		return unix.EPERM
+	}
+	b.out = args.AppendCmsg(b.out, c.Level, c.Type, c.Data)
+	return 0
+}
+
+// scmCmsg takes SOL_SOCKET control message c on an AF_UNIX or netlink
+// socket, as __scm_send does.
+func (e *Emulator) scmCmsg(b *sendControl, s *Socket, c args.Cmsg, valid func() error) (unix.Errno, error) {
+	switch c.Type {
+	case unix.SCM_RIGHTS:
+		return b.rights(s, c.Data)
+	case unix.SCM_CREDENTIALS:
+		return e.claimCreds(b, s, c.Data, valid)
+	}
+	return unix.EINVAL, nil
+}
+
+// rights copies the descriptors of an SCM_RIGHTS message from the watchee
+// and appends the message naming vigil's copies (scm_fp_copy).
+func (b *sendControl) rights(s *Socket, data []byte) (unix.Errno, error) {
+	if s.Domain != unix.AF_UNIX {
+		return unix.EINVAL, nil
+	}
+	var nums [args.ScmMaxFd]int32
+	n, err := args.Fds(data, nums[:])
+	if err != nil || len(b.fds)+n > args.ScmMaxFd {
+		return unix.EINVAL, nil // scm_fp_copy
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	out := make([]byte, 0, 4*n)
+	for _, fd := range nums[:n] {
+		if fd < 0 {
+			return unix.EBADF, nil
+		}
+		nfd, err := unix.PidfdGetfd(s.pidfd, int(fd), 0)
+		if err != nil {
+			if err == unix.EBADF {
+				return unix.EBADF, nil
+			}
+			return 0, ErrGone
+		}
+		b.fds = append(b.fds, nfd)
+		out = binary.NativeEndian.AppendUint32(out, uint32(nfd))
+	}
+	b.out = args.AppendCmsg(b.out, unix.SOL_SOCKET, unix.SCM_RIGHTS, out)
+	return 0, nil
+}
+
+// claimCreds checks the credentials an SCM_CREDENTIALS message claims
+// against the watchee's, as scm_check_creds does.
+func (e *Emulator) claimCreds(b *sendControl, s *Socket, data []byte, valid func() error) (unix.Errno, error) {
+	u, err := args.DecodeUcred(data)
+	if err != nil {
+		return unix.EINVAL, nil
+	}
+	if b.st == nil || !b.st.full {
+		if b.st, err = e.readSendCreds(s.c, valid, true); err != nil {
+			return 0, err
+		}
+	}
+	st := b.st
+	k, errno := st.claim(u, s.c.Pid)
+	if errno == unix.EPERM && st.nsTgid != u.Pid && !st.samePidNS && st.pidNSOwned && st.hasCap(capSysAdmin) {
+		e.log.Warn().Int("tid", s.c.Tid).Int32("claimed_pid", u.Pid).
+			Msg("denying an emulated send: SCM_CREDENTIALS claiming another process's pid across pid namespaces is not emulated")
+	}
+	if errno != 0 {
+		return errno, nil
+	}
+	b.creds, b.hasCreds = k, true
+	return 0, nil
+}
+
+// appendSenderCreds appends the SCM_CREDENTIALS every AF_UNIX and netlink
+// send carries: the ones the watchee claimed, or else the watchee's own.
+func (e *Emulator) appendSenderCreds(b *sendControl, s *Socket, valid func() error) error {
+	if !b.hasCreds {
+		if b.st == nil {
+			st, err := e.readSendCreds(s.c, valid, false)
+			if err != nil {
+				return err
+			}
+			b.st = st
+		}
+		// scm_set_cred: the sender's tgid and real ids, attached
+		// explicitly so a receiver with SO_PASSCRED (and SCM_PIDFD)
+		// sees the watchee rather than vigil.
+		b.creds, b.hasCreds = args.Ucred{Pid: int32(s.c.Pid), Uid: b.st.uid[0], Gid: b.st.gid[0]}, true
+	}
+	b.out = args.AppendCmsg(b.out, unix.SOL_SOCKET, unix.SCM_CREDENTIALS, args.EncodeUcred(b.creds))
+	return nil
 }
 
 // sendCreds is what scm_check_creds looks at in the sending task, with ids

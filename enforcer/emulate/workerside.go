@@ -555,10 +555,12 @@ func (w *workerState) prepareOpen(req *request, in, out *fdSet) response {
 	return w.prepareCreate(base, req, out)
 }
 
+// prepareCreate is phase A of an open with O_CREAT: it follows final
+// symlinks to the name the open would create or open, and returns that name
+// with its directory (out.parent), and the object when it exists (out.obj).
 func (w *workerState) prepareCreate(base int, req *request, out *fdSet) response {
-	flags := req.Flags
-	excl := flags&unix.O_EXCL != 0
-	nofollow := flags&unix.O_NOFOLLOW != 0
+	excl := req.Flags&unix.O_EXCL != 0
+	nofollow := req.Flags&unix.O_NOFOLLOW != 0
 	cur := req.Path
 	for links := 0; ; links++ {
 		if links > maxSymlinks {
@@ -585,61 +587,77 @@ func (w *workerState) prepareCreate(base int, req *request, out *fdSet) response
 			unix.Close(parent)
 			return errnoResp(err)
 		case st.Mode&unix.S_IFMT == unix.S_IFLNK && !nofollow:
-			if excl {
-				// O_CREAT|O_EXCL never follows: the symlink exists.
-				unix.Close(parent)
-				return response{Errno: int32(unix.EEXIST)}
+			next, r := w.followCreateLink(base, req, parent, cur, dir, name)
+			if r != nil {
+				return *r
 			}
-			if req.Resolve&unix.RESOLVE_NO_SYMLINKS != 0 {
-				unix.Close(parent)
-				return response{Errno: int32(unix.ELOOP)}
-			}
-			// Let the kernel follow it once from the original base, so
-			// protected_symlinks, RESOLVE_BENEATH/IN_ROOT and NO_XDEV
-			// judge as for the watchee; only a dangling link needs the
-			// manual step below.
-			if fd, r := w.openPath(base, cur, 0, req.Resolve); r != nil {
-				if r.Status != statusOK || unix.Errno(r.Errno) != unix.ENOENT {
-					unix.Close(parent)
-					return *r
-				}
-			} else {
-				unix.Close(fd)
-			}
-			n, err := unix.Readlinkat(parent, name, w.link)
-			unix.Close(parent)
-			if err != nil {
-				return errnoResp(err)
-			}
-			target := string(w.link[:n])
-			if target == "" {
-				return response{Errno: int32(unix.ENOENT)}
-			}
-			// Resolving dir+target from the same base is following the
-			// link: ".." in the target applies to the resolved dir.
-			if strings.HasPrefix(target, "/") {
-				cur = target
-			} else {
-				cur = dir + target
-			}
+			cur = next
 		default:
-			if excl {
-				unix.Close(parent)
-				return response{Errno: int32(unix.EEXIST)}
-			}
-			// An existing name (a symlink itself under O_NOFOLLOW, which
-			// phase B turns into ELOOP after the sticky check, as the
-			// kernel orders them).
-			obj, err := unix.Openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
-				unix.Close(parent)
-				return errnoResp(err)
-			}
-			out.obj = obj
-			out.parent = parent
-			return response{Exists: true, Name: name, Path: w.fdPath(obj)}
+			return w.prepareExisting(parent, name, excl, out)
 		}
 	}
+}
+
+// followCreateLink follows symlink name, found in directory parent (dir in
+// the path cur), for an open with O_CREAT, and returns the path the open
+// goes on with. It closes parent.
+func (w *workerState) followCreateLink(base int, req *request, parent int, cur, dir, name string) (string, *response) {
+	if req.Flags&unix.O_EXCL != 0 {
+		// O_CREAT|O_EXCL never follows: the symlink exists.
+		unix.Close(parent)
+		return "", &response{Errno: int32(unix.EEXIST)}
+	}
+	if req.Resolve&unix.RESOLVE_NO_SYMLINKS != 0 {
+		unix.Close(parent)
+		return "", &response{Errno: int32(unix.ELOOP)}
+	}
+	// Let the kernel follow it once from the original base, so
+	// protected_symlinks, RESOLVE_BENEATH/IN_ROOT and NO_XDEV judge as for
+	// the watchee; only a dangling link needs the manual step below.
+	if fd, r := w.openPath(base, cur, 0, req.Resolve); r != nil {
+		if r.Status != statusOK || unix.Errno(r.Errno) != unix.ENOENT {
+			unix.Close(parent)
+			return "", r
+		}
+	} else {
+		unix.Close(fd)
+	}
+	n, err := unix.Readlinkat(parent, name, w.link)
+	unix.Close(parent)
+	if err != nil {
+		r := errnoResp(err)
+		return "", &r
+	}
+	target := string(w.link[:n])
+	if target == "" {
+		return "", &response{Errno: int32(unix.ENOENT)}
+	}
+	// Resolving dir+target from the same base is following the link: ".."
+	// in the target applies to the resolved dir.
+	if strings.HasPrefix(target, "/") {
+		return target, nil
+	}
+	return dir + target, nil
+}
+
+// prepareExisting returns name, which exists in directory parent, as the
+// object an O_CREAT open would open (EEXIST under O_EXCL). It closes parent
+// or hands it to out.
+func (w *workerState) prepareExisting(parent int, name string, excl bool, out *fdSet) response {
+	if excl {
+		unix.Close(parent)
+		return response{Errno: int32(unix.EEXIST)}
+	}
+	// An existing name (a symlink itself under O_NOFOLLOW, which phase B
+	// turns into ELOOP after the sticky check, as the kernel orders them).
+	obj, err := unix.Openat(parent, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(parent)
+		return errnoResp(err)
+	}
+	out.obj = obj
+	out.parent = parent
+	return response{Exists: true, Name: name, Path: w.fdPath(obj)}
 }
 
 // open is phase B: the open proper, on exactly what phase A returned.

@@ -373,59 +373,20 @@ func (p *parser) rule(i int, n *yaml.Node) *Rule {
 	}
 	r := &Rule{Index: i, Pos: p.pos(n), label: fmt.Sprintf("rules[%d]", i)}
 	if v, ok := f["name"]; ok {
-		if s, ok := p.str(v.val, "name"); ok {
-			vn := p.deref(v.val)
-			switch prev, dup := p.names[s]; {
-			case s == "":
-				p.errorf(vn, "empty rule name (remove name: or give one)")
-			case dup:
-				p.errorf(vn, "duplicate rule name %s (first at %d:%d): audit records could not tell the rules apart", quote(s), prev.Line, prev.Column)
-			default:
-				p.names[s] = vn
-				r.Name = s
-			}
-			what = "rule " + quote(s)
-		}
+		what = p.ruleName(r, v, what)
 	}
-
 	// Syscalls: the catalog entry of each, nil when vigil knows the name
 	// but does not decode its arguments.
 	var cat []*sysinfo.Syscall
 	var scNodes []*yaml.Node
 	if v, ok := f["syscalls"]; ok {
-		seen := map[string]bool{}
-		for _, c := range p.list(v.val, "syscalls") {
-			s, ok := p.str(c, "a syscall")
-			if !ok {
-				continue
-			}
-			if _, known := sysinfo.Number(s); !known {
-				p.errorf(c, "unknown syscall %s%s", quote(s), p.suggest(s, syscallNames()))
-				continue
-			}
-			if seen[s] {
-				p.errorf(c, "syscall %q is listed twice", s)
-				continue
-			}
-			seen[s] = true
-			sc, _ := sysinfo.Lookup(s)
-			r.Syscalls = append(r.Syscalls, s)
-			cat = append(cat, sc)
-			scNodes = append(scNodes, c)
-		}
+		cat, scNodes = p.ruleSyscalls(r, v)
 	} else {
 		p.errorf(n, "%s needs syscalls: [...]", what)
 	}
-
 	actionOK := false
 	if v, ok := f["action"]; ok {
-		if s, ok := p.str(v.val, "action"); ok {
-			if r.Action = actionByName(s); r.Action == 0 {
-				p.errorf(v.val, "unknown action %s%s; want allow, deny, kill, emulate or log", quote(s), p.suggest(s, actionNames[1:]))
-			} else {
-				actionOK = true
-			}
-		}
+		actionOK = p.ruleAction(r, v)
 	} else {
 		p.errorf(n, "%s needs an action (allow, deny, kill, emulate or log)", what)
 	}
@@ -440,19 +401,8 @@ func (p *parser) rule(i int, n *yaml.Node) *Rule {
 		}
 	}
 	if v, ok := f["errno"]; ok {
-		if s, ok := p.str(v.val, "errno"); ok {
-			e, known := errnoByName[s]
-			switch {
-			case !known:
-				p.errorf(v.val, "unknown errno %s%s", quote(s), p.suggestOr(s, errnoNames(), " (want a name like EACCES or EPERM)"))
-			case actionOK && r.Action != ActionDeny:
-				p.errorf(v.key, "errno applies only to action deny, not %s", r.Action)
-			default:
-				r.Errno = e
-			}
-		}
+		p.ruleErrno(r, v, actionOK)
 	}
-
 	if v, ok := f["match"]; ok {
 		for j, sc := range cat {
 			if sc == nil {
@@ -462,6 +412,83 @@ func (p *parser) rule(i int, n *yaml.Node) *Rule {
 		p.match(r, v.val, cat)
 	}
 	return r
+}
+
+// ruleName sets the rule's name, which must be unique, and returns how
+// messages about the rule call it.
+func (p *parser) ruleName(r *Rule, v field, what string) string {
+	s, ok := p.str(v.val, "name")
+	if !ok {
+		return what
+	}
+	vn := p.deref(v.val)
+	switch prev, dup := p.names[s]; {
+	case s == "":
+		p.errorf(vn, "empty rule name (remove name: or give one)")
+	case dup:
+		p.errorf(vn, "duplicate rule name %s (first at %d:%d): audit records could not tell the rules apart", quote(s), prev.Line, prev.Column)
+	default:
+		p.names[s] = vn
+		r.Name = s
+	}
+	return "rule " + quote(s)
+}
+
+// ruleSyscalls sets the rule's syscalls, each known and listed once, and
+// returns the catalog entry and node of each.
+func (p *parser) ruleSyscalls(r *Rule, v field) (cat []*sysinfo.Syscall, nodes []*yaml.Node) {
+	seen := map[string]bool{}
+	for _, c := range p.list(v.val, "syscalls") {
+		s, ok := p.str(c, "a syscall")
+		if !ok {
+			continue
+		}
+		if _, known := sysinfo.Number(s); !known {
+			p.errorf(c, "unknown syscall %s%s", quote(s), p.suggest(s, syscallNames()))
+			continue
+		}
+		if seen[s] {
+			p.errorf(c, "syscall %q is listed twice", s)
+			continue
+		}
+		seen[s] = true
+		sc, _ := sysinfo.Lookup(s)
+		r.Syscalls = append(r.Syscalls, s)
+		cat = append(cat, sc)
+		nodes = append(nodes, c)
+	}
+	return cat, nodes
+}
+
+// ruleAction sets the rule's action and reports whether it is a known one.
+func (p *parser) ruleAction(r *Rule, v field) bool {
+	s, ok := p.str(v.val, "action")
+	if !ok {
+		return false
+	}
+	if r.Action = actionByName(s); r.Action == 0 {
+		p.errorf(v.val, "unknown action %s%s; want allow, deny, kill, emulate or log", quote(s), p.suggest(s, actionNames[1:]))
+		return false
+	}
+	return true
+}
+
+// ruleErrno sets the errno of a deny rule; actionOK says whether the
+// rule's action is known, so that a misplaced errno is reported only then.
+func (p *parser) ruleErrno(r *Rule, v field, actionOK bool) {
+	s, ok := p.str(v.val, "errno")
+	if !ok {
+		return
+	}
+	e, known := errnoByName[s]
+	switch {
+	case !known:
+		p.errorf(v.val, "unknown errno %s%s", quote(s), p.suggestOr(s, errnoNames(), " (want a name like EACCES or EPERM)"))
+	case actionOK && r.Action != ActionDeny:
+		p.errorf(v.key, "errno applies only to action deny, not %s", r.Action)
+	default:
+		r.Errno = e
+	}
 }
 
 var matchKeys = []sysinfo.Key{sysinfo.KeyPath, sysinfo.KeyFlags, sysinfo.KeyResolve, sysinfo.KeyAddr, sysinfo.KeyDev, sysinfo.KeyXattr}
@@ -493,69 +520,62 @@ func (p *parser) match(r *Rule, n *yaml.Node, cat []*sysinfo.Syscall) {
 			continue
 		}
 		m.keys |= key
-		var bad []string
-		for _, sc := range cat {
-			if sc != nil && !sc.Keys.Has(key) {
-				bad = append(bad, sc.Name)
-			}
-		}
-		if len(bad) == 1 {
-			sc, _ := sysinfo.Lookup(bad[0])
-			p.errorf(v.key, "match key %q does not apply to %s (it takes %s)", key, bad[0], strings.Join(keyNames(sc.Keys), ", "))
-		} else if len(bad) > 1 {
-			p.errorf(v.key, "match key %q does not apply to %s; split the rule", key, strings.Join(bad, ", "))
-		}
-		switch key {
-		case sysinfo.KeyPath:
-			for _, c := range p.list(v.val, "path") {
-				if s, ok := p.str(c, "a path pattern"); ok {
-					g, err := compileGlob(s)
-					if err != nil {
-						p.errorf(c, "%v", err)
-						continue
-					}
-					m.paths = append(m.paths, g)
-				}
-			}
-		case sysinfo.KeyFlags:
-			m.flags = p.flagCond(v, "flags", p.flagTable(v, cat))
-		case sysinfo.KeyResolve:
-			m.resolve = p.flagCond(v, "resolve", flagTable{resolveFlags, "RESOLVE_*", "openat2"})
-		case sysinfo.KeyAddr:
-			for _, c := range p.list(v.val, "addr") {
-				if s, ok := p.str(c, "an address"); ok {
-					a, err := parseAddr(s)
-					if err != nil {
-						p.errorf(c, "%v", err)
-						continue
-					}
-					m.addrs = append(m.addrs, a)
-				}
-			}
-		case sysinfo.KeyDev:
-			for _, c := range p.list(v.val, "dev") {
-				if s, ok := p.str(c, "a device"); ok {
-					d, err := parseDev(s)
-					if err != nil {
-						p.errorf(c, "%v", err)
-						continue
-					}
-					m.devs = append(m.devs, d)
-				}
-			}
-		case sysinfo.KeyXattr:
-			for _, c := range p.list(v.val, "xattr") {
-				if s, ok := p.str(c, "an xattr name"); ok {
-					x, err := parseXattr(s)
-					if err != nil {
-						p.errorf(c, "%v", err)
-						continue
-					}
-					m.xattrs = append(m.xattrs, x)
-				}
-			}
+		p.checkKeyApplies(key, v, cat)
+		p.matchValue(m, key, v, cat)
+	}
+}
+
+// checkKeyApplies reports the rule's syscalls that match key does not
+// apply to.
+func (p *parser) checkKeyApplies(key sysinfo.Key, v field, cat []*sysinfo.Syscall) {
+	var bad []string
+	for _, sc := range cat {
+		if sc != nil && !sc.Keys.Has(key) {
+			bad = append(bad, sc.Name)
 		}
 	}
+	if len(bad) == 1 {
+		sc, _ := sysinfo.Lookup(bad[0])
+		p.errorf(v.key, "match key %q does not apply to %s (it takes %s)", key, bad[0], strings.Join(keyNames(sc.Keys), ", "))
+	} else if len(bad) > 1 {
+		p.errorf(v.key, "match key %q does not apply to %s; split the rule", key, strings.Join(bad, ", "))
+	}
+}
+
+// matchValue parses the value of match key into m.
+func (p *parser) matchValue(m *matcher, key sysinfo.Key, v field, cat []*sysinfo.Syscall) {
+	switch key {
+	case sysinfo.KeyPath:
+		m.paths = parseItems(p, v.val, "path", "a path pattern", compileGlob)
+	case sysinfo.KeyFlags:
+		m.flags = p.flagCond(v, "flags", p.flagTable(v, cat))
+	case sysinfo.KeyResolve:
+		m.resolve = p.flagCond(v, "resolve", flagTable{resolveFlags, "RESOLVE_*", "openat2"})
+	case sysinfo.KeyAddr:
+		m.addrs = parseItems(p, v.val, "addr", "an address", parseAddr)
+	case sysinfo.KeyDev:
+		m.devs = parseItems(p, v.val, "dev", "a device", parseDev)
+	case sysinfo.KeyXattr:
+		m.xattrs = parseItems(p, v.val, "xattr", "an xattr name", parseXattr)
+	}
+}
+
+// parseItems parses each string of list n (the value of key what; itemWhat
+// names one item in messages) with parse, reporting the items it refuses
+// and returning the others.
+func parseItems[T any](p *parser, n *yaml.Node, what, itemWhat string, parse func(string) (T, error)) []T {
+	var out []T
+	for _, c := range p.list(n, what) {
+		if s, ok := p.str(c, itemWhat); ok {
+			x, err := parse(s)
+			if err != nil {
+				p.errorf(c, "%v", err)
+				continue
+			}
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // flagTable is the set of names a flags or resolve key accepts.

@@ -33,179 +33,273 @@ const procRootIno = 1
 //	        else push readlink(fd) in front (absolute: cur = root; BENEATH: EXDEV)
 //	    cur = fd, remembering the directory it was found in
 func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object, error) {
-	flags := c.req.Resolve
-	cur, err := unix.Dup(basefd)
-	if err != nil {
+	w := walkState{cur: -1, parent: -1, startMnt: -1, mustDir: strings.HasSuffix(path, "/")}
+	defer w.close()
+	if err := c.start(&w, basefd, path); err != nil {
 		return Object{Fd: -1, ParentFd: -1}, err
 	}
-	parent, base, magic, foreign := -1, "", false, false
-	// ownPid says whether the last /proc/<pid> directory the walk entered
-	// is the watchee's own, to tell its magic links from another process's.
-	ownPid := false
-	defer func() {
-		if cur >= 0 {
-			unix.Close(cur)
-		}
-		if parent >= 0 {
-			unix.Close(parent)
-		}
-	}()
-	dropParent := func() {
-		if parent >= 0 {
-			unix.Close(parent)
-			parent, base = -1, ""
-		}
-	}
-	if strings.HasPrefix(path, "/") {
-		if err := c.reset(&cur, c.rootfd); err != nil {
-			return Object{Fd: -1, ParentFd: -1}, err
-		}
-	}
-	startMnt := -1
-	if flags&unix.RESOLVE_NO_XDEV != 0 {
-		if startMnt, err = mountID(cur); err != nil {
-			return Object{Fd: -1, ParentFd: -1}, err
-		}
-	}
-	mustDir := strings.HasSuffix(path, "/")
-	queue := splitPath(path)
-	links := 0
-	for len(queue) > 0 {
-		name := queue[0]
-		queue = queue[1:]
-		last := len(queue) == 0
-		switch name {
-		case "", ".":
-			continue
-		case "..":
-			if err := c.dotdot(&cur, startMnt); err != nil {
-				return Object{Fd: -1, ParentFd: -1}, err
-			}
-			dropParent()
-			continue
-		}
-		if isProcRoot(cur) {
-			if sub := c.procSelf(name); sub != "" {
-				// /proc/self is a symlink the kernel follows for the
-				// caller.
-				if flags&unix.RESOLVE_NO_SYMLINKS != 0 {
-					return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
-				}
-				if links++; links > maxSymlinks {
-					return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
-				}
-				queue = append(splitPath(sub), queue...)
-				continue
-			}
-			if c.protectedPid(cur, name) {
-				return Object{Fd: -1, ParentFd: -1}, ErrProtected
-			}
-			ownPid = c.ownPidDir(cur, name)
-		}
-		fd, err := unix.Openat(cur, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err == unix.ENOENT && last && mayCreate {
-			// Also for a trailing slash: mkdir("newdir/") creates newdir.
-			return c.missing(cur, name, magic)
-		}
+	w.queue = splitPath(path)
+	for len(w.queue) > 0 {
+		name := w.queue[0]
+		w.queue = w.queue[1:]
+		last := len(w.queue) == 0
+		absent, err := c.step(&w, name, last, follow, mayCreate)
 		if err != nil {
 			return Object{Fd: -1, ParentFd: -1}, err
 		}
-		var stx unix.Statx_t
-		if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &stx); err != nil {
-			unix.Close(fd)
-			return Object{Fd: -1, ParentFd: -1}, err
+		if absent {
+			// Also for a trailing slash: mkdir("newdir/") creates newdir.
+			return c.missing(w.cur, name, w.magic)
 		}
-		if startMnt >= 0 && int(stx.Mnt_id) != startMnt {
-			unix.Close(fd)
-			return Object{Fd: -1, ParentFd: -1}, unix.EXDEV
-		}
-		if stx.Mode&unix.S_IFMT == unix.S_IFLNK && (!last || follow || mustDir) {
-			if flags&unix.RESOLVE_NO_SYMLINKS != 0 {
-				unix.Close(fd)
-				return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
-			}
-			if links++; links > maxSymlinks {
-				unix.Close(fd)
-				return Object{Fd: -1, ParentFd: -1}, unix.ELOOP
-			}
-			n, err := unix.Readlinkat(fd, "", c.r.link)
-			if err != nil {
-				unix.Close(fd)
-				return Object{Fd: -1, ParentFd: -1}, err
-			}
-			target := string(c.r.link[:n])
-			unix.Close(fd)
-			if isProc(cur) && !strings.HasPrefix(target, "self") && !strings.HasPrefix(target, "thread-self") {
-				// A procfs magic link (fd/N, cwd, root, exe, ...) under an
-				// explicit pid: its readlink text is a description, not a
-				// path, so let the kernel follow it. Plain procfs symlinks
-				// (mounts -> self/mounts) are walked below, where "self"
-				// becomes the watchee's pid.
-				if err := c.magicLink(&cur, name, last, startMnt); err != nil {
-					return Object{Fd: -1, ParentFd: -1}, err
-				}
-				dropParent()
-				magic = true
-				foreign = foreign || !ownPid
-				continue
-			}
-			if strings.HasPrefix(target, "/") {
-				// The kernel refuses to jump to the root through a
-				// symlink under RESOLVE_NO_XDEV even when the root is on
-				// the same mount (seen on 6.18), unlike an absolute path
-				// argument.
-				if flags&(unix.RESOLVE_BENEATH|unix.RESOLVE_NO_XDEV) != 0 {
-					return Object{Fd: -1, ParentFd: -1}, unix.EXDEV
-				}
-				if err := c.reset(&cur, c.rootfd); err != nil {
-					return Object{Fd: -1, ParentFd: -1}, err
-				}
-				dropParent()
-			}
-			// A dangling final symlink under O_CREAT creates its target, so
-			// the target's components keep the create semantics.
-			queue = append(splitPath(target), queue...)
-			continue
-		}
-		if !last && stx.Mode&unix.S_IFMT != unix.S_IFDIR {
-			unix.Close(fd)
-			return Object{Fd: -1, ParentFd: -1}, unix.ENOTDIR
-		}
-		dropParent()
-		if last {
-			parent, base = cur, name
-		} else {
-			unix.Close(cur)
-		}
-		cur = fd
 	}
-	if mustDir {
+	return c.finish(&w, path)
+}
+
+// walkState is one walk in progress. It owns the descriptors cur and parent
+// (-1 when it holds none).
+type walkState struct {
+	// cur is the directory the walk stands in; after the last component,
+	// the object itself.
+	cur int
+	// parent is the directory the final object was found in and base its
+	// name there; -1 and "" when a "..", a symlink or a magic link made
+	// them unknown.
+	parent int
+	base   string
+	// startMnt is the mount RESOLVE_NO_XDEV keeps the walk on, -1 without.
+	startMnt int
+	// queue holds the components still to resolve; symlink targets are
+	// pushed in front.
+	queue []string
+	// links counts the symlinks followed (at most maxSymlinks).
+	links int
+	// mustDir: the path ends in "/", so its object must be a directory.
+	mustDir bool
+	// magic: the walk followed a procfs magic link; foreign: one of another
+	// process than the watchee.
+	magic, foreign bool
+	// ownPid says whether the last /proc/<pid> directory the walk entered
+	// is the watchee's own, to tell its magic links from another process's.
+	ownPid bool
+}
+
+// close releases the descriptors the walk still owns.
+func (w *walkState) close() {
+	if w.cur >= 0 {
+		unix.Close(w.cur)
+	}
+	if w.parent >= 0 {
+		unix.Close(w.parent)
+	}
+}
+
+// dropParent forgets the directory the current object was found in.
+func (w *walkState) dropParent() {
+	if w.parent >= 0 {
+		unix.Close(w.parent)
+		w.parent, w.base = -1, ""
+	}
+}
+
+// start places the walk at its base (the root for an absolute path) and
+// notes the mount RESOLVE_NO_XDEV keeps it on.
+func (c *walkCtx) start(w *walkState, basefd int, path string) error {
+	cur, err := unix.Dup(basefd)
+	if err != nil {
+		return err
+	}
+	w.cur = cur
+	if strings.HasPrefix(path, "/") {
+		if err := c.reset(&w.cur, c.rootfd); err != nil {
+			return err
+		}
+	}
+	if c.req.Resolve&unix.RESOLVE_NO_XDEV != 0 {
+		if w.startMnt, err = mountID(w.cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step resolves component name in the walk's directory (last when no
+// component follows it). absent reports a final component that does not
+// exist and may be created; the caller describes it.
+func (c *walkCtx) step(w *walkState, name string, last, follow, mayCreate bool) (absent bool, err error) {
+	switch name {
+	case "", ".":
+		return false, nil
+	case "..":
+		if err := c.dotdot(&w.cur, w.startMnt); err != nil {
+			return false, err
+		}
+		w.dropParent()
+		return false, nil
+	}
+	if isProcRoot(w.cur) {
+		if handled, err := c.procEntry(w, name); handled || err != nil {
+			return false, err
+		}
+	}
+	fd, err := unix.Openat(w.cur, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == unix.ENOENT && last && mayCreate {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var stx unix.Statx_t
+	if err := w.statOnMount(fd, &stx); err != nil {
+		return false, err
+	}
+	if stx.Mode&unix.S_IFMT == unix.S_IFLNK && (!last || follow || w.mustDir) {
+		return false, c.followSymlink(w, fd, name, last)
+	}
+	return false, w.enter(fd, name, last, stx.Mode)
+}
+
+// procEntry handles name in a procfs root before it is opened: self and
+// thread-self become the watchee's ids (handled: the walk goes on with
+// them), vigil's own pids are ErrProtected, and whether name is the
+// watchee's own pid directory is remembered for its magic links.
+func (c *walkCtx) procEntry(w *walkState, name string) (handled bool, err error) {
+	if sub := c.procSelf(name); sub != "" {
+		// /proc/self is a symlink the kernel follows for the caller.
+		if err := c.countLink(w); err != nil {
+			return true, err
+		}
+		w.queue = append(splitPath(sub), w.queue...)
+		return true, nil
+	}
+	if c.protectedPid(w.cur, name) {
+		return true, ErrProtected
+	}
+	w.ownPid = c.ownPidDir(w.cur, name)
+	return false, nil
+}
+
+// countLink counts one more symlink the walk follows, refused (ELOOP) under
+// RESOLVE_NO_SYMLINKS or beyond maxSymlinks, as the kernel refuses it.
+func (c *walkCtx) countLink(w *walkState) error {
+	if c.req.Resolve&unix.RESOLVE_NO_SYMLINKS != 0 {
+		return unix.ELOOP
+	}
+	if w.links++; w.links > maxSymlinks {
+		return unix.ELOOP
+	}
+	return nil
+}
+
+// statOnMount stats fd, the component just opened, refusing one on another
+// mount under RESOLVE_NO_XDEV (EXDEV). It closes fd when it fails.
+func (w *walkState) statOnMount(fd int, stx *unix.Statx_t) error {
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, stx); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	if w.startMnt >= 0 && int(stx.Mnt_id) != w.startMnt {
+		unix.Close(fd)
+		return unix.EXDEV
+	}
+	return nil
+}
+
+// followSymlink follows symlink fd, named name in the walk's directory; it
+// always closes fd. A procfs magic link is followed by the kernel; any other
+// target's components are pushed in front of the queue (from the root for
+// an absolute target).
+func (c *walkCtx) followSymlink(w *walkState, fd int, name string, last bool) error {
+	if err := c.countLink(w); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	n, err := unix.Readlinkat(fd, "", c.r.link)
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	target := string(c.r.link[:n])
+	if isProc(w.cur) && !strings.HasPrefix(target, "self") && !strings.HasPrefix(target, "thread-self") {
+		// A procfs magic link (fd/N, cwd, root, exe, ...) under an
+		// explicit pid: its readlink text is a description, not a
+		// path, so let the kernel follow it. Plain procfs symlinks
+		// (mounts -> self/mounts) are walked below, where "self"
+		// becomes the watchee's pid.
+		if err := c.magicLink(&w.cur, name, last, w.startMnt); err != nil {
+			return err
+		}
+		w.dropParent()
+		w.magic = true
+		w.foreign = w.foreign || !w.ownPid
+		return nil
+	}
+	if strings.HasPrefix(target, "/") {
+		// The kernel refuses to jump to the root through a symlink under
+		// RESOLVE_NO_XDEV even when the root is on the same mount (seen
+		// on 6.18), unlike an absolute path argument.
+		if c.req.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_NO_XDEV) != 0 {
+			return unix.EXDEV
+		}
+		if err := c.reset(&w.cur, c.rootfd); err != nil {
+			return err
+		}
+		w.dropParent()
+	}
+	// A dangling final symlink under O_CREAT creates its target, so the
+	// target's components keep the create semantics.
+	w.queue = append(splitPath(target), w.queue...)
+	return nil
+}
+
+// enter moves the walk onto fd, component name of mode mode, which only the
+// last component may be other than a directory (ENOTDIR; fd is closed). The
+// last component's directory is kept as the object's parent.
+func (w *walkState) enter(fd int, name string, last bool, mode uint16) error {
+	if !last && mode&unix.S_IFMT != unix.S_IFDIR {
+		unix.Close(fd)
+		return unix.ENOTDIR
+	}
+	w.dropParent()
+	if last {
+		w.parent, w.base = w.cur, name
+	} else {
+		unix.Close(w.cur)
+	}
+	w.cur = fd
+	return nil
+}
+
+// finish describes the object the walk ended on, with the directory it was
+// found in, and hands the walk's descriptors to it when the request keeps
+// them.
+func (c *walkCtx) finish(w *walkState, path string) (Object, error) {
+	if w.mustDir {
 		var st unix.Stat_t
-		if err := unix.Fstat(cur, &st); err != nil {
+		if err := unix.Fstat(w.cur, &st); err != nil {
 			return Object{Fd: -1, ParentFd: -1}, err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return Object{Fd: -1, ParentFd: -1}, unix.ENOTDIR
 		}
 	}
-	obj, err := c.describe(cur, parent, base, false)
+	obj, err := c.describe(w.cur, w.parent, w.base, false)
 	if err != nil {
 		return Object{Fd: -1, ParentFd: -1}, err
 	}
-	obj.Name, obj.Magic, obj.ForeignMagic = base, magic, foreign
-	if base == "" && !magic {
+	obj.Name, obj.Magic, obj.ForeignMagic = w.base, w.magic, w.foreign
+	if w.base == "" && !w.magic {
 		obj.Name = lastName(path)
 	}
-	if parent >= 0 {
+	if w.parent >= 0 {
 		var pst unix.Stat_t
-		if err := unix.Fstat(parent, &pst); err != nil {
+		if err := unix.Fstat(w.parent, &pst); err != nil {
 			return Object{Fd: -1, ParentFd: -1}, err
 		}
 		obj.ParentDev, obj.ParentIno = pst.Dev, pst.Ino
 	}
 	if c.req.Keep {
-		obj.Fd, cur = cur, -1
-		obj.ParentFd, parent = parent, -1
+		obj.Fd, w.cur = w.cur, -1
+		obj.ParentFd, w.parent = w.parent, -1
 	}
 	return obj, nil
 }
