@@ -186,6 +186,10 @@ var handlingsByName = map[string]handling{
 	"lsetxattr": withBefore(emulated(onObject, doSetxattr), checkSetxattr),
 	"fsetxattr": withBefore(handling{perform: (*receiver).performEmulation,
 		emulation: &emulation{onFd: true, do: doSetxattr}}, checkSetxattr),
+	"removexattr":  withBefore(emulated(onObject, doRemovexattr), checkRemovexattr),
+	"lremovexattr": withBefore(emulated(onObject, doRemovexattr), checkRemovexattr),
+	"fremovexattr": withBefore(handling{perform: (*receiver).performEmulation,
+		emulation: &emulation{onFd: true, do: doRemovexattr}}, checkRemovexattr),
 
 	// Trapped only for vigil's own view (filter.Spec WatchRoot, WatchMounts).
 	"chroot": {rootChange: always}, "setns": {rootChange: always},
@@ -329,6 +333,10 @@ func doSetxattr(s *receiver, em *emulate.Emulator, p, _ *emulate.Prepared, c *ca
 		return emulate.Result{}, argUnreadable{errnoFor(err)}
 	}
 	return em.Setxattr(p, c.pc.Xattr, s.scratch.XattrValue[:m], int(int32(a[i+2])), lend)
+}
+
+func doRemovexattr(_ *receiver, em *emulate.Emulator, p, _ *emulate.Prepared, c *call, _ *[6]uint64, _ bool) (emulate.Result, error) {
+	return em.Removexattr(p, c.pc.Xattr)
 }
 
 // Changes of the caller's root or mount namespace (handling.rootChange).

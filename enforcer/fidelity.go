@@ -77,6 +77,16 @@ func checkSetxattr(s *receiver, n *notify.Notif, _ *call) unix.Errno {
 	return 0
 }
 
+// checkRemovexattr answers what the kernel answers before it looks the
+// path or descriptor up: removexattr copies the attribute name first
+// (EFAULT, or ERANGE for an empty or overlong name).
+func checkRemovexattr(s *receiver, n *notify.Notif, _ *call) unix.Errno {
+	if _, err := args.ReadXattrName(int(n.Pid), n.Data.Args[1], s.scratch.XattrName[:]); err != nil {
+		return errnoFor(err)
+	}
+	return 0
+}
+
 func einvalUnless(ok bool) unix.Errno {
 	if ok {
 		return 0

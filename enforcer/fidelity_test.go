@@ -12,7 +12,7 @@ import (
 // emulated and execveat is bound, as under a real policy.
 const fidelityPolicy = `version: 1
 rules:
-  - syscalls: [linkat, renameat2, unlinkat, fchownat, fchmodat2, truncate, mkdirat, mknodat, setxattr, lsetxattr, fsetxattr, execveat]
+  - syscalls: [linkat, renameat2, unlinkat, fchownat, fchmodat2, truncate, mkdirat, mknodat, setxattr, lsetxattr, fsetxattr, removexattr, lremovexattr, fremovexattr, execveat]
     match: { path: ["/nonexistent-vigil-protected/**"] }
     action: deny
 `
@@ -22,7 +22,8 @@ rules:
 // AT_EMPTY_PATH forms and O_TMPFILE links through vigil's emulation and
 // compares each result with an unsupervised run: the kernel checks flags
 // before it reads or looks up any path (linkat, renameat2, unlinkat,
-// fchownat, fchmodat2, truncate's length, setxattr), execveat reads its path
+// fchownat, fchmodat2, truncate's length, setxattr; removexattr reads its
+// name before its path), execveat reads its path
 // first, and linkat(fd, "", ..., AT_EMPTY_PATH) works for a descriptor the
 // caller opened with its current credentials (Linux 6.10+) and fails with
 // ENOENT for one it inherited, unless it has CAP_DAC_READ_SEARCH.

@@ -264,6 +264,16 @@ func (e *Emulator) Setxattr(p *Prepared, name string, value []byte, flags int, l
 	return errnoResult(errno), nil
 }
 
+// Removexattr performs removexattr(2) (p from LookupFollow), lremovexattr(2)
+// (LookupNoFollow) or fremovexattr(2) (PrepareFd) as the watchee. Nothing
+// is lent: removing an attribute the watchee may not remove stays refused.
+func (e *Emulator) Removexattr(p *Prepared, name string) (Result, error) {
+	if err := p.check(LookupFollow, LookupNoFollow, lookupFd); err != nil {
+		return errnoResult(0), fmt.Errorf("removexattr: %w", err)
+	}
+	return e.do(p, &request{Op: opRemovexattr, Lookup: p.lookup, Str: name}, objectIn(p))
+}
+
 // Open is phase B of an emulated open: it opens exactly what PrepareOpen
 // found, as the watchee, and returns the file in Result.Fd for the caller to
 // install (InstallFd). An existing file is reopened through the descriptor

@@ -36,6 +36,7 @@ const (
 	opChown
 	opTruncate
 	opSetxattr
+	opRemovexattr
 	opAccess // faccessat2(AT_EACCESS) on an object: a lend's precondition
 )
 

@@ -360,6 +360,11 @@ func (w *workerState) handle(req *request, in, out *fdSet) response {
 			return errnoResp(unix.Fsetxattr(in.obj, req.Str, req.Value, int(req.Flags)))
 		}
 		return errnoResp(unix.Setxattr(magic(in.obj), req.Str, req.Value, int(req.Flags)))
+	case opRemovexattr:
+		if req.Lookup == lookupFd {
+			return errnoResp(unix.Fremovexattr(in.obj, req.Str))
+		}
+		return errnoResp(unix.Removexattr(magic(in.obj), req.Str))
 	case opAccess:
 		return errnoResp(unix.Faccessat2(w.proc, magic(in.obj), uint32(req.Mode), unix.AT_EACCESS))
 	}

@@ -175,6 +175,9 @@ var catalog = []Syscall{
 	{Name: "setxattr", Args: args(ArgPath, ArgXattrName, ArgXattrValue, ArgSize, ArgInt), Keys: KeyPath | KeyXattr, Follow: FollowAlways},
 	{Name: "lsetxattr", Args: args(ArgPath, ArgXattrName, ArgXattrValue, ArgSize, ArgInt), Keys: KeyPath | KeyXattr, Follow: FollowNever},
 	{Name: "fsetxattr", Args: args(ArgFd, ArgXattrName, ArgXattrValue, ArgSize, ArgInt), Keys: KeyPath | KeyXattr, Follow: FollowAlways},
+	{Name: "removexattr", Args: args(ArgPath, ArgXattrName), Keys: KeyPath | KeyXattr, Follow: FollowAlways},
+	{Name: "lremovexattr", Args: args(ArgPath, ArgXattrName), Keys: KeyPath | KeyXattr, Follow: FollowNever},
+	{Name: "fremovexattr", Args: args(ArgFd, ArgXattrName), Keys: KeyPath | KeyXattr, Follow: FollowAlways},
 	{Name: "connect", Args: args(ArgFd, ArgSockaddr, ArgSize), Keys: KeyAddr},
 	{Name: "bind", Args: args(ArgFd, ArgSockaddr, ArgSize), Keys: KeyAddr},
 	// The sends that can name their peer (a datagram's destination, TCP

@@ -1887,6 +1887,17 @@ static void do_fidelity(int argc, char **argv)
 	labelled("lsetxattr-badvalue-badptr", syscall(SYS_lsetxattr, bad, "user.v", bad, 1, 0));
 	labelled("fsetxattr-badname-badfd", syscall(SYS_fsetxattr, -1, bad, "v", 1, 0));
 	labelled("setxattr", syscall(SYS_setxattr, P("%s/f", d), "user.v", "v", 1, 0));
+	labelled("removexattr-badname-missing", syscall(SYS_removexattr, P("%s/missing", d), bad));
+	labelled("removexattr-emptyname-missing", syscall(SYS_removexattr, P("%s/missing", d), ""));
+	labelled("removexattr-badptr", syscall(SYS_removexattr, bad, "user.v"));
+	labelled("removexattr-absent", syscall(SYS_removexattr, P("%s/f", d), "user.absent"));
+	labelled("lremovexattr-symlink", syscall(SYS_lremovexattr, P("%s/s", d), "user.v"));
+	labelled("fremovexattr-badname-badfd", syscall(SYS_fremovexattr, -1, bad));
+	labelled("fremovexattr-badfd", syscall(SYS_fremovexattr, -1, "user.v"));
+	labelled("removexattr-through-symlink", syscall(SYS_removexattr, P("%s/s", d), "user.v"));
+	labelled("removexattr-again", syscall(SYS_removexattr, P("%s/f", d), "user.v"));
+	labelled("fsetxattr", syscall(SYS_fsetxattr, ffd, "user.w", "w", 1, 0));
+	labelled("fremovexattr", syscall(SYS_fremovexattr, ffd, "user.w"));
 
 	labelled("execveat-junk-missing", syscall(SYS_execveat, AT_FDCWD, P("%s/missing", d), eargv, environ, 0x1));
 	labelled("execveat-junk-badptr", syscall(SYS_execveat, AT_FDCWD, bad, eargv, environ, 0x1));
