@@ -17,10 +17,16 @@ import (
 	"github.com/vigilsec/vigil/cmd/vigil/internal/bench"
 )
 
+// benchOptions are bench's flags: the bench.Config they fill directly, and
+// the rest.
+type benchOptions struct {
+	cfg                                      bench.Config
+	jsonFile, svgFile, workloads, mechanisms string
+	verbose                                  bool
+}
+
 func newBenchCmd() *cobra.Command {
-	var cfg bench.Config
-	var jsonFile, svgFile, workloads, mechanisms string
-	var verbose bool
+	var o benchOptions
 	cmd := &cobra.Command{
 		Use:   "bench [--iterations N] [--reps R] [--json FILE] [--svg FILE] [--workloads LIST] [--mechanisms LIST] [--memory-calls N]",
 		Short: "Measure what each supervision mechanism costs per syscall",
@@ -43,73 +49,97 @@ vigil's resident set size at rest, under the 8-thread load and after
 'vigil bench compare A.json B.json [C.json...]' compares --json files, also
 across kernels.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Usage errors exit 2, like every other command's; a zero
-			// that silently became a default would measure something
-			// else than asked.
-			switch {
-			case cfg.Reps < 1:
-				return &exitError{code: 2, err: fmt.Errorf("--reps must be at least 1, got %d", cfg.Reps)}
-			case cfg.Iterations < 0:
-				return &exitError{code: 2, err: fmt.Errorf("--iterations must be at least 0 (0 calibrates), got %d", cfg.Iterations)}
-			case cfg.RunTime <= 0:
-				return &exitError{code: 2, err: fmt.Errorf("--run-time must be positive, got %v", cfg.RunTime)}
-			case cfg.MemoryCalls < 0:
-				return &exitError{code: 2, err: fmt.Errorf("--memory-calls must be at least 0 (0 skips the memory measurement), got %d", cfg.MemoryCalls)}
-			}
-			self, err := os.Executable()
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("finding vigil's own executable: %w", err)}
-			}
-			cfg.Vigil = self
-			cfg.Workloads, cfg.Mechanisms = splitList(workloads), splitList(mechanisms)
-			if isatty.IsTerminal(os.Stderr.Fd()) {
-				cfg.Progress = os.Stderr
-			}
-			level := zerolog.WarnLevel
-			if verbose {
-				level = zerolog.DebugLevel
-			}
-			cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
-				Level(level).With().Timestamp().Logger()
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			res, err := bench.Run(ctx, cfg)
-			if errors.Is(err, bench.ErrUnknownName) {
-				return &exitError{code: 2, err: err}
-			}
-			if err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			if err := res.WriteTable(os.Stdout); err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			if jsonFile != "" {
-				if err := res.WriteFile(jsonFile); err != nil {
-					return &exitError{code: 1, err: err}
-				}
-			}
-			if svgFile != "" {
-				if err := res.WriteSVGFile(svgFile); err != nil {
-					return &exitError{code: 1, err: err}
-				}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(o) },
 	}
-	f := cmd.Flags()
-	f.IntVar(&cfg.Iterations, "iterations", 0, "iterations per run (default: calibrated per workload and mechanism)")
-	f.IntVar(&cfg.Reps, "reps", bench.DefaultReps, "repetitions per workload and mechanism")
-	f.DurationVar(&cfg.RunTime, "run-time", bench.DefaultRunTime, "calibration target for one run")
-	f.StringVar(&jsonFile, "json", "", "write the results, with the doctor report, to FILE as JSON")
-	f.StringVar(&svgFile, "svg", "", "write a bar chart to FILE (SVG)")
-	f.StringVar(&workloads, "workloads", "", "comma-separated workloads (default all: "+names(bench.Workloads())+")")
-	f.StringVar(&mechanisms, "mechanisms", "", "comma-separated mechanisms (default all: "+mechNames(bench.Mechanisms())+")")
-	f.IntVar(&cfg.MemoryCalls, "memory-calls", bench.DefaultMemoryCalls, "trapped calls over which vigil's memory is followed, under the "+bench.MemoryWorkload+" load in "+bench.MemoryMechanism+" (0 skips)")
-	f.StringVar(&cfg.Refsup, "refsup", "", "C reference supervisor: a binary or scripts/refsup.c (default: refsup beside vigil, else the source tree's)")
-	f.BoolVarP(&verbose, "verbose", "v", false, "log calibration and skipped mechanisms")
+	addBenchFlags(cmd, &o)
 	cmd.AddCommand(newBenchCompareCmd())
 	return cmd
+}
+
+func addBenchFlags(cmd *cobra.Command, o *benchOptions) {
+	f := cmd.Flags()
+	f.IntVar(&o.cfg.Iterations, "iterations", 0, "iterations per run (default: calibrated per workload and mechanism)")
+	f.IntVar(&o.cfg.Reps, "reps", bench.DefaultReps, "repetitions per workload and mechanism")
+	f.DurationVar(&o.cfg.RunTime, "run-time", bench.DefaultRunTime, "calibration target for one run")
+	f.StringVar(&o.jsonFile, "json", "", "write the results, with the doctor report, to FILE as JSON")
+	f.StringVar(&o.svgFile, "svg", "", "write a bar chart to FILE (SVG)")
+	f.StringVar(&o.workloads, "workloads", "", "comma-separated workloads (default all: "+names(bench.Workloads())+")")
+	f.StringVar(&o.mechanisms, "mechanisms", "", "comma-separated mechanisms (default all: "+mechNames(bench.Mechanisms())+")")
+	f.IntVar(&o.cfg.MemoryCalls, "memory-calls", bench.DefaultMemoryCalls, "trapped calls over which vigil's memory is followed, under the "+bench.MemoryWorkload+" load in "+bench.MemoryMechanism+" (0 skips)")
+	f.StringVar(&o.cfg.Refsup, "refsup", "", "C reference supervisor: a binary or scripts/refsup.c (default: refsup beside vigil, else the source tree's)")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "log calibration and skipped mechanisms")
+}
+
+// runBench is bench: it measures and writes the table on stdout and the
+// files asked for.
+func runBench(o benchOptions) error {
+	cfg, err := o.config()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if errors.Is(err, bench.ErrUnknownName) {
+		return &exitError{code: 2, err: err}
+	}
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if err := writeBenchResults(res, o.jsonFile, o.svgFile); err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	return nil
+}
+
+// config checks the numbers asked for and completes the bench.Config.
+func (o benchOptions) config() (bench.Config, error) {
+	cfg := o.cfg
+	// Usage errors exit 2, like every other command's; a zero that
+	// silently became a default would measure something else than asked.
+	switch {
+	case cfg.Reps < 1:
+		return cfg, fmt.Errorf("--reps must be at least 1, got %d", cfg.Reps)
+	case cfg.Iterations < 0:
+		return cfg, fmt.Errorf("--iterations must be at least 0 (0 calibrates), got %d", cfg.Iterations)
+	case cfg.RunTime <= 0:
+		return cfg, fmt.Errorf("--run-time must be positive, got %v", cfg.RunTime)
+	case cfg.MemoryCalls < 0:
+		return cfg, fmt.Errorf("--memory-calls must be at least 0 (0 skips the memory measurement), got %d", cfg.MemoryCalls)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return cfg, fmt.Errorf("finding vigil's own executable: %w", err)
+	}
+	cfg.Vigil = self
+	cfg.Workloads, cfg.Mechanisms = splitList(o.workloads), splitList(o.mechanisms)
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		cfg.Progress = os.Stderr
+	}
+	level := zerolog.WarnLevel
+	if o.verbose {
+		level = zerolog.DebugLevel
+	}
+	cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly}).
+		Level(level).With().Timestamp().Logger()
+	return cfg, nil
+}
+
+// writeBenchResults writes the table on stdout, and the JSON and SVG
+// files when named.
+func writeBenchResults(res *bench.Results, jsonFile, svgFile string) error {
+	if err := res.WriteTable(os.Stdout); err != nil {
+		return err
+	}
+	if jsonFile != "" {
+		if err := res.WriteFile(jsonFile); err != nil {
+			return err
+		}
+	}
+	if svgFile != "" {
+		return res.WriteSVGFile(svgFile)
+	}
+	return nil
 }
 
 func newBenchCompareCmd() *cobra.Command {

@@ -21,10 +21,15 @@ import (
 	"github.com/vigilsec/vigil/loader"
 )
 
+// observeOptions are observe's flags.
+type observeOptions struct {
+	pid                                  int
+	cgroup, syscalls, output, bufferSize string
+	summary                              bool
+}
+
 func newObserveCmd() *cobra.Command {
-	var pid int
-	var cgroup, syscalls, output, bufferSize string
-	var summary bool
+	var o observeOptions
 	cmd := &cobra.Command{
 		Use:   "observe [-c] [-o FILE] [--pid PID | --cgroup PATH | -- CMD [ARGS...]] [--syscalls LIST] [--buffer-size SIZE]",
 		Short: "Stream decoded syscalls with the kernel's objects, flagging phantom arguments (eBPF only, no seccomp)",
@@ -41,98 +46,135 @@ is never a phantom. -c prints a per-syscall table like strace -c instead of
 the events, on stderr (or to -o FILE), and the command keeps its stdout. The
 summary line on stderr at exit counts events, lost events
 (ring buffer full: raise --buffer-size) and calls per syscall.`,
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			targets := 0
-			for _, set := range []bool{pid != 0, cgroup != "", len(argv) > 0} {
-				if set {
-					targets++
-				}
-			}
-			if targets != 1 {
-				return &exitError{code: 2, err: errors.New("observe needs exactly one of --pid, --cgroup or -- CMD")}
-			}
-			names := observe.DefaultSyscalls
-			if syscalls != "" {
-				names = strings.Split(syscalls, ",")
-			}
-			nrs, err := observe.Numbers(names)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			size := loader.DefaultObserveBufferSize
-			if bufferSize != "" {
-				if size, err = observe.ParseSize(bufferSize); err == nil {
-					err = loader.CheckBufferSize(size)
-				}
-				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("--buffer-size: %w", err)}
-				}
-			}
-			diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
-			var out io.Writer = os.Stdout
-			cmdOut := os.Stderr
-			if summary {
-				// Like strace -c: the command keeps its stdout, the table
-				// comes at the end on stderr.
-				out, cmdOut = os.Stderr, os.Stdout
-			}
-			if output != "" {
-				f, err := os.OpenFile(output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-				if err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("opening event output: %w", err)}
-				}
-				defer f.Close()
-				out, cmdOut = f, os.Stdout
-			}
-			events := out
-			if summary {
-				events = nil
-			}
-			obs, err := observe.New(observe.Config{Out: events, Log: diag})
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			defer obs.Close()
-			ld, err := loader.LoadObserver(loader.ObserverOptions{Syscalls: nrs, RingBufferSize: size, Log: diag})
-			if err != nil {
-				return &exitError{code: 2, err: fmt.Errorf("loading eBPF programs: %w", err)}
-			}
-			defer ld.Close()
-			done := make(chan error, 1)
-			go func() { done <- obs.Run(ld) }()
-			code, werr := observeTarget(ld, pid, cgroup, argv, cmdOut)
-			// Every record of the finished target is committed: let the
-			// reader take them all before closing.
-			serr := ld.Sync(10 * time.Second)
-			counters, kerr := ld.Counters()
-			cerr := ld.Close()
-			rerr := <-done
-			if summary {
-				if err := obs.WriteTable(out); err != nil {
-					werr = errors.Join(werr, fmt.Errorf("writing summary table: %w", err))
-				}
-			}
-			logSummary(diag, obs, counters, kerr, ld.Skipped())
-			for _, e := range []error{werr, serr, rerr, cerr, obs.Err()} {
-				if e != nil {
-					return &exitError{code: 2, err: e}
-				}
-			}
-			if code != 0 {
-				return &exitError{code: code}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, argv []string) error { return runObserve(o, argv) },
 	}
-	f := cmd.Flags()
-	f.IntVar(&pid, "pid", 0, "observe this process and its future children until it exits")
-	f.StringVar(&cgroup, "cgroup", "", "observe the processes of this cgroup v2 directory (and their children) until interrupted")
-	f.StringVarP(&output, "output", "o", "", "write events (or the -c table) to FILE instead of stdout (stderr for -c)")
-	f.StringVar(&syscalls, "syscalls", "", "comma-separated syscalls to observe (default "+strings.Join(observe.DefaultSyscalls, ",")+")")
-	f.BoolVarP(&summary, "summary", "c", false, "print a per-syscall table (count, errors, time) at exit instead of the events, like strace -c")
-	f.StringVar(&bufferSize, "buffer-size", "", "eBPF ring buffer size: a power of two, e.g. 64M (default 16M)")
-	f.SetInterspersed(false)
+	addObserveFlags(cmd, &o)
 	return cmd
+}
+
+func addObserveFlags(cmd *cobra.Command, o *observeOptions) {
+	f := cmd.Flags()
+	f.IntVar(&o.pid, "pid", 0, "observe this process and its future children until it exits")
+	f.StringVar(&o.cgroup, "cgroup", "", "observe the processes of this cgroup v2 directory (and their children) until interrupted")
+	f.StringVarP(&o.output, "output", "o", "", "write events (or the -c table) to FILE instead of stdout (stderr for -c)")
+	f.StringVar(&o.syscalls, "syscalls", "", "comma-separated syscalls to observe (default "+strings.Join(observe.DefaultSyscalls, ",")+")")
+	f.BoolVarP(&o.summary, "summary", "c", false, "print a per-syscall table (count, errors, time) at exit instead of the events, like strace -c")
+	f.StringVar(&o.bufferSize, "buffer-size", "", "eBPF ring buffer size: a power of two, e.g. 64M (default 16M)")
+	f.SetInterspersed(false)
+}
+
+// runObserve is observe: it loads the observer, watches the target until it
+// is done and reports what it saw.
+func runObserve(o observeOptions, argv []string) error {
+	nrs, size, err := o.parse(argv)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	diag := audit.NewLogger(os.Stderr, zerolog.InfoLevel)
+	out, cmdOut, closeOut, err := o.outputs()
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer closeOut()
+	events, table := out, io.Writer(nil)
+	if o.summary {
+		events, table = nil, out
+	}
+	obs, err := observe.New(observe.Config{Out: events, Log: diag})
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer obs.Close()
+	ld, err := loader.LoadObserver(loader.ObserverOptions{Syscalls: nrs, RingBufferSize: size, Log: diag})
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("loading eBPF programs: %w", err)}
+	}
+	defer ld.Close()
+	done := make(chan error, 1)
+	go func() { done <- obs.Run(ld) }()
+	code, werr := observeTarget(ld, o.pid, o.cgroup, argv, cmdOut)
+	if err := finishObservation(diag, obs, ld, done, table, werr); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// parse checks that exactly one target is named and returns the syscall
+// numbers to observe and the ring buffer size.
+func (o observeOptions) parse(argv []string) (nrs []int, size int, err error) {
+	targets := 0
+	for _, set := range []bool{o.pid != 0, o.cgroup != "", len(argv) > 0} {
+		if set {
+			targets++
+		}
+	}
+	if targets != 1 {
+		return nil, 0, errors.New("observe needs exactly one of --pid, --cgroup or -- CMD")
+	}
+	names := observe.DefaultSyscalls
+	if o.syscalls != "" {
+		names = strings.Split(o.syscalls, ",")
+	}
+	if nrs, err = observe.Numbers(names); err != nil {
+		return nil, 0, err
+	}
+	size = loader.DefaultObserveBufferSize
+	if o.bufferSize != "" {
+		if size, err = observe.ParseSize(o.bufferSize); err == nil {
+			err = loader.CheckBufferSize(size)
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("--buffer-size: %w", err)
+		}
+	}
+	return nrs, size, nil
+}
+
+// outputs returns where the events (or the -c table) go, where the
+// observed command's stdout goes, and what closes the -o file.
+func (o observeOptions) outputs() (out io.Writer, cmdOut *os.File, closeOut func(), err error) {
+	out, cmdOut = os.Stdout, os.Stderr
+	if o.summary {
+		// Like strace -c: the command keeps its stdout, the table
+		// comes at the end on stderr.
+		out, cmdOut = os.Stderr, os.Stdout
+	}
+	if o.output == "" {
+		return out, cmdOut, func() {}, nil
+	}
+	f, err := os.OpenFile(o.output, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("opening event output: %w", err)
+	}
+	return f, os.Stdout, func() { f.Close() }, nil
+}
+
+// finishObservation ends an observation whose target is done: it lets the
+// reader take every record, closes the loader, writes the -c table to
+// table (when not nil) and the summary line, and returns the first error
+// of the observation, werr (watching the target) first.
+func finishObservation(diag zerolog.Logger, obs *observe.Observer, ld *loader.Observer, done <-chan error, table io.Writer, werr error) error {
+	// Every record of the finished target is committed: let the reader
+	// take them all before closing.
+	serr := ld.Sync(10 * time.Second)
+	counters, kerr := ld.Counters()
+	cerr := ld.Close()
+	rerr := <-done
+	if table != nil {
+		if err := obs.WriteTable(table); err != nil {
+			werr = errors.Join(werr, fmt.Errorf("writing summary table: %w", err))
+		}
+	}
+	logSummary(diag, obs, counters, kerr, ld.Skipped())
+	for _, e := range []error{werr, serr, rerr, cerr, obs.Err()} {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
 }
 
 // logSummary writes the line that ends an observation: how many events,

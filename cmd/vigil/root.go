@@ -60,9 +60,14 @@ func strictGroups(c *cobra.Command) {
 	}
 }
 
+// runOptions are run's flags.
+type runOptions struct {
+	policyFile, logFile, logLevel, metricsAddr string
+	noHardening, userns, unverified            bool
+}
+
 func newRunCmd() *cobra.Command {
-	var policyFile, logFile, logLevel, metricsAddr string
-	var noHardening, userns, unverified bool
+	var o runOptions
 	cmd := &cobra.Command{
 		Use:   "run [--policy FILE] [--userns] [--log FILE] -- CMD [ARGS...]",
 		Short: "Run CMD under supervision; exit with its status (128+signal if killed)",
@@ -71,80 +76,89 @@ vigil, which decodes their pointer arguments, resolves paths in CMD's view
 and answers deny, kill or allow. Without --policy the embedded default policy
 applies (see 'vigil policy default'). Audit records go to stderr (or --log).`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			pol, err := loadPolicy(policyFile)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			level, err := parseLevel(logLevel, logFile != "")
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			lg, err := openLogs(logFile, level)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			defer lg.close()
-			diag := lg.diag
-			met, stop, err := serveMetrics(metricsAddr, diag)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			defer stop()
-			plan, err := enforcer.NewPlan(pol, unverified)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			kern, err := loadKernel(diag, !plan.Kernel)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if kern != nil {
-				defer kern.Close()
-				if met != nil {
-					kern.SetMetrics(met)
-				}
-			}
-			em, err := startEmulator(diag, plan.Emulator)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if em != nil {
-				defer em.Close()
-			}
-			var attr *syscall.SysProcAttr
-			if userns {
-				attr = enforcer.UserNSAttr(enforcer.DefaultUserNSRange)
-			}
-			code, err := enforcer.Run(enforcer.RunConfig{
-				SysProcAttr: attr,
-				Config:      enforcer.Config{Policy: pol, Log: diag, Audit: lg.audit, Kernel: kern, Unverified: unverified, Emulator: em, Metrics: enforcerMetrics(met)},
-				Args:        argv,
-				Env:         os.Environ(),
-				Stdin:       os.Stdin,
-				Stdout:      os.Stdout,
-				Stderr:      os.Stderr,
-				NoHardening: noHardening,
-			})
-			if err != nil {
-				return &exitError{code: code, err: err}
-			}
-			if code != 0 {
-				return &exitError{code: code}
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, argv []string) error { return runSupervised(o, argv) },
 	}
-	f := cmd.Flags()
-	f.StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
-	f.StringVar(&logFile, "log", "", "write audit records and vigil's own warnings to FILE as JSON lines instead of stderr")
-	f.StringVar(&logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
-	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics while CMD runs (see README \"Metrics\")")
-	f.BoolVar(&userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
-	f.BoolVar(&unverified, "unverified", false, "naive mode: content-dependent allows CONTINUE without eBPF binding or emulation (verified \"none\"); for kernels without the BPF features vigil needs")
-	f.BoolVar(&noHardening, "no-hardening", false, "do not refuse, in the kernel, the calls that could escape or switch off supervision (nested listeners, io_uring, ptrace, bpf, modules, kexec, pidfd_getfd, ...)")
-	f.SetInterspersed(false)
+	addRunFlags(cmd, &o)
 	return cmd
+}
+
+func addRunFlags(cmd *cobra.Command, o *runOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.policyFile, "policy", "", "policy file (default: the embedded default policy)")
+	f.StringVar(&o.logFile, "log", "", "write audit records and vigil's own warnings to FILE as JSON lines instead of stderr")
+	f.StringVar(&o.logLevel, "log-level", "", "lowest audit level recorded: debug (every decision), info (log rules, denials, kills), warn, error; default debug with --log, info on stderr")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics while CMD runs (see README \"Metrics\")")
+	f.BoolVar(&o.userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
+	f.BoolVar(&o.unverified, "unverified", false, "naive mode: content-dependent allows CONTINUE without eBPF binding or emulation (verified \"none\"); for kernels without the BPF features vigil needs")
+	f.BoolVar(&o.noHardening, "no-hardening", false, "do not refuse, in the kernel, the calls that could escape or switch off supervision (nested listeners, io_uring, ptrace, bpf, modules, kexec, pidfd_getfd, ...)")
+	f.SetInterspersed(false)
+}
+
+// runSupervised is run: it sets up the logs, metrics and the engines the
+// policy's plan needs, then runs argv under supervision and exits with its
+// status.
+func runSupervised(o runOptions, argv []string) error {
+	pol, err := loadPolicy(o.policyFile)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	level, err := parseLevel(o.logLevel, o.logFile != "")
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	lg, err := openLogs(o.logFile, level)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer lg.close()
+	diag := lg.diag
+	met, stop, err := serveMetrics(o.metricsAddr, diag)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer stop()
+	plan, err := enforcer.NewPlan(pol, o.unverified)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	kern, err := loadKernel(diag, !plan.Kernel)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if kern != nil {
+		defer kern.Close()
+		if met != nil {
+			kern.SetMetrics(met)
+		}
+	}
+	em, err := startEmulator(diag, plan.Emulator)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if em != nil {
+		defer em.Close()
+	}
+	var attr *syscall.SysProcAttr
+	if o.userns {
+		attr = enforcer.UserNSAttr(enforcer.DefaultUserNSRange)
+	}
+	code, err := enforcer.Run(enforcer.RunConfig{
+		SysProcAttr: attr,
+		Config:      enforcer.Config{Policy: pol, Log: diag, Audit: lg.audit, Kernel: kern, Unverified: o.unverified, Emulator: em, Metrics: enforcerMetrics(met)},
+		Args:        argv,
+		Env:         os.Environ(),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		NoHardening: o.noHardening,
+	})
+	if err != nil {
+		return &exitError{code: code, err: err}
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }
 
 // startEmulator starts the emulation engine when the plan needs it.

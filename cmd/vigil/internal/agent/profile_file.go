@@ -211,77 +211,107 @@ type MergeRequest struct {
 // what it changed to w and returns what to print: the merged profile in
 // r.Base's format, plain OCI with r.Resolve, or the whole config.json.
 func MergeFiles(w io.Writer, r MergeRequest) ([]byte, error) {
-	base, config := r.Base, r.Config
 	var cfg *BundleConfig
-	if config.Name != "" {
+	if r.Config.Name != "" {
 		var err error
-		if cfg, err = ParseConfig(config.Data); err != nil {
-			return nil, fmt.Errorf("%s: %w", config.Name, err)
+		if cfg, err = ParseConfig(r.Config.Data); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.Config.Name, err)
 		}
 	}
-	if r.Resolve && (base.Name == "" || cfg != nil) {
+	if r.Resolve && (r.Base.Name == "" || cfg != nil) {
 		return nil, errors.New("resolving for capabilities needs a base profile and no config.json (with a config.json, its capabilities are used)")
 	}
-	var from *mseccomp.Seccomp
-	fromName := base.Name
-	switch {
-	case base.Name != "":
-		switch Sniff(base.Data) {
-		case OCIConfig:
-			return nil, fmt.Errorf("%s is an OCI config.json, not a seccomp profile: pass it with --config", base.Name)
-		case OtherFile:
-			return nil, fmt.Errorf("%s is not a seccomp profile (a JSON object with defaultAction)", base.Name)
-		}
-		var err error
-		switch {
-		case cfg != nil:
-			if cfg.Seccomp() != nil {
-				return nil, fmt.Errorf("%s already has a linux.seccomp profile: merge into it with --config alone, or delete it to start from %s", config.Name, base.Name)
-			}
-			if from, err = ResolveProfile(base.Data, &cfg.Spec); err != nil {
-				return nil, fmt.Errorf("%s: %w", base.Name, err)
-			}
-			fromName = base.Name + " (resolved for " + config.Name + ")"
-		case r.Resolve:
-			spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: r.Caps}}}
-			if from, err = ResolveProfile(base.Data, spec); err != nil {
-				return nil, fmt.Errorf("%s: %w", base.Name, err)
-			}
-			caps := strings.Join(r.Caps, ",")
-			if caps == "" {
-				caps = "no capabilities"
-			}
-			fromName = base.Name + " (resolved for " + caps + ")"
-		default:
-			if from, err = ParseProfile(base.Data); err != nil {
-				return nil, fmt.Errorf("%s: %w", base.Name, err)
-			}
-		}
-	case cfg == nil:
-		return nil, errors.New("merging: no base profile and no config.json")
-	case cfg.Seccomp() != nil:
-		from, fromName = FromOCI(cfg.Seccomp()), config.Name+" linux.seccomp"
+	from, fromName, err := r.baseProfile(cfg)
+	if err != nil {
+		return nil, err
 	}
-	var merged *mseccomp.Seccomp
+	merged, err := r.mergeInto(w, from, fromName)
+	if err != nil {
+		return nil, err
+	}
+	return r.output(w, merged, cfg)
+}
+
+// baseProfile returns the profile to merge into and its name for messages:
+// r.Base (resolved for cfg or r.Caps, as asked), else cfg's linux.seccomp,
+// else nil.
+func (r MergeRequest) baseProfile(cfg *BundleConfig) (*mseccomp.Seccomp, string, error) {
+	switch {
+	case r.Base.Name != "":
+		return r.readBase(cfg)
+	case cfg == nil:
+		return nil, "", errors.New("merging: no base profile and no config.json")
+	case cfg.Seccomp() != nil:
+		return FromOCI(cfg.Seccomp()), r.Config.Name + " linux.seccomp", nil
+	}
+	return nil, "", nil
+}
+
+// readBase parses r.Base, resolved for cfg's container when there is a
+// config.json, or for r.Caps with r.Resolve.
+func (r MergeRequest) readBase(cfg *BundleConfig) (*mseccomp.Seccomp, string, error) {
+	base := r.Base
+	switch Sniff(base.Data) {
+	case OCIConfig:
+		return nil, "", fmt.Errorf("%s is an OCI config.json, not a seccomp profile: pass it with --config", base.Name)
+	case OtherFile:
+		return nil, "", fmt.Errorf("%s is not a seccomp profile (a JSON object with defaultAction)", base.Name)
+	}
+	switch {
+	case cfg != nil:
+		if cfg.Seccomp() != nil {
+			return nil, "", fmt.Errorf("%s already has a linux.seccomp profile: merge into it with --config alone, or delete it to start from %s", r.Config.Name, base.Name)
+		}
+		from, err := ResolveProfile(base.Data, &cfg.Spec)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", base.Name, err)
+		}
+		return from, base.Name + " (resolved for " + r.Config.Name + ")", nil
+	case r.Resolve:
+		spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: r.Caps}}}
+		from, err := ResolveProfile(base.Data, spec)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", base.Name, err)
+		}
+		caps := strings.Join(r.Caps, ",")
+		if caps == "" {
+			caps = "no capabilities"
+		}
+		return from, base.Name + " (resolved for " + caps + ")", nil
+	}
+	from, err := ParseProfile(base.Data)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", base.Name, err)
+	}
+	return from, base.Name, nil
+}
+
+// mergeInto merges the policy into from and writes what changed to w; with
+// no profile to keep (a config.json without seccomp) it returns vigil's
+// own.
+func (r MergeRequest) mergeInto(w io.Writer, from *mseccomp.Seccomp, fromName string) (*mseccomp.Seccomp, error) {
 	if from == nil {
-		// A config.json without seccomp: nothing to keep.
 		prof, err := Profile(r.Policy, r.Options)
 		if err != nil {
 			return nil, err
 		}
-		merged = FromOCI(prof)
-		fmt.Fprintf(w, "vigil: %s has no seccomp profile: adding vigil's own for %s (defaultAction SCMP_ACT_ALLOW)\n", config.Name, r.PolicyName)
-	} else {
-		var changes []Change
-		var err error
-		if merged, changes, err = Merge(from, r.Policy, r.Options); err != nil {
-			return nil, fmt.Errorf("merging %s into %s: %w", r.PolicyName, fromName, err)
-		}
-		fmt.Fprintf(w, "vigil: merged %s into %s (defaultAction %s):\n", r.PolicyName, fromName, from.DefaultAction)
-		for _, c := range changes {
-			fmt.Fprintf(w, "  %s\n", c)
-		}
+		fmt.Fprintf(w, "vigil: %s has no seccomp profile: adding vigil's own for %s (defaultAction SCMP_ACT_ALLOW)\n", r.Config.Name, r.PolicyName)
+		return FromOCI(prof), nil
 	}
+	merged, changes, err := Merge(from, r.Policy, r.Options)
+	if err != nil {
+		return nil, fmt.Errorf("merging %s into %s: %w", r.PolicyName, fromName, err)
+	}
+	fmt.Fprintf(w, "vigil: merged %s into %s (defaultAction %s):\n", r.PolicyName, fromName, from.DefaultAction)
+	for _, c := range changes {
+		fmt.Fprintf(w, "  %s\n", c)
+	}
+	return merged, nil
+}
+
+// output formats merged as MergeFiles returns it: in the base's format,
+// as plain OCI with r.Resolve, or inside cfg (whose notes go to w).
+func (r MergeRequest) output(w io.Writer, merged *mseccomp.Seccomp, cfg *BundleConfig) ([]byte, error) {
 	if cfg == nil && !r.Resolve {
 		out, err := json.MarshalIndent(merged, "", "  ")
 		return append(out, '\n'), err

@@ -57,245 +57,19 @@ func Merge(base *mseccomp.Seccomp, p *policy.Policy, o ProfileOptions) (*mseccom
 	if out.DefaultAction == "" {
 		return nil, nil, fmt.Errorf("the base profile has no defaultAction")
 	}
-	m := merger{defPermissive: classOf(out.DefaultAction) == permissive, defAction: out.DefaultAction}
-	if err := m.check(out); err != nil {
-		return nil, nil, err
-	}
-	// Besides the policy's own syscalls, the sends that connect's address
-	// rules govern (enforcer/send.go): sendmsg and sendmmsg whole, sendto
-	// only with a destination (its fifth argument).
-	pl, err := enforcer.NewPlan(p, false)
+	m, err := newMerger(out, p, o.NoHardening)
 	if err != nil {
 		return nil, nil, err
 	}
-	trapped, addrOnly := pl.TrappedNames()
-	isTrapped := map[string]bool{}
-	for _, s := range trapped {
-		isTrapped[s] = true
-	}
-	isAddrOnly := map[string]bool{}
-	for _, s := range addrOnly {
-		if !isTrapped[s] {
-			isAddrOnly[s] = true
-		}
-	}
-	var hardening []filter.Hardening
-	if !o.NoHardening {
-		for _, h := range filter.HardeningRules() {
-			// The policy decides a syscall it traps (as filter.Compile
-			// does): two actions for one syscall would make libseccomp
-			// refuse the profile.
-			if !isTrapped[h.Syscall] {
-				hardening = append(hardening, h)
-			}
-		}
-		sort.Slice(hardening, func(i, j int) bool { return hardening[i].Syscall < hardening[j].Syscall })
-	}
-	isHardened := map[string]filter.Hardening{}
-	for _, h := range hardening {
-		isHardened[h.Syscall] = h
-	}
-
-	// Pass 1: rewrite the allowing rules in place.
-	var rules []*mseccomp.Syscall
-	removed := map[string][]int{} // hardened syscall -> base rules it left
-	seccompSplit := false
-	for i, r := range out.Syscalls {
-		if classOf(r.Action) != permissive {
-			rules = append(rules, r)
-			continue
-		}
-		var notify, keep []string
-		var seccompCopies, sendCopies []*mseccomp.Syscall
-		for _, name := range r.Names {
-			switch h, hardened := isHardened[name]; {
-			case isTrapped[name]:
-				notify = append(notify, name)
-			case isAddrOnly[name] && m.defPermissive:
-				// The default allows it; pass 2 adds the rule.
-			case isAddrOnly[name]:
-				copies, err := destinationSplit(r, name)
-				if err != nil {
-					m.conflict(fmt.Sprintf("%s: syscalls[%d] allows it with a condition on its destination argument, where vigil needs its own", name, i))
-					keep = append(keep, name)
-					continue
-				}
-				sendCopies = append(sendCopies, copies...)
-				m.note("notify", []string{name}, fmt.Sprintf("syscalls[%d] (%s%s) now sends calls with a destination address to the agent (SCMP_ACT_NOTIFY, same conditions), and allows the others as before",
-					i, r.Action, describeConditions(r)))
-			case hardened && h.Syscall == "seccomp" && !m.defPermissive:
-				copies, err := seccompComplement(r)
-				if err != nil {
-					m.conflict(fmt.Sprintf("seccomp: syscalls[%d] allows it with conditions on its first two arguments, where vigil's hardening needs its own", i))
-					keep = append(keep, name)
-					continue
-				}
-				seccompCopies = append(seccompCopies, copies...)
-				seccompSplit = true
-				m.note("harden", []string{"seccomp"}, fmt.Sprintf("syscalls[%d] (%s) now allows it only without SECCOMP_SET_MODE_FILTER + SECCOMP_FILTER_FLAG_NEW_LISTENER (two rules with the same conditions); the defaultAction (%s) denies the rest", i, r.Action, m.defAction))
-			case hardened:
-				removed[name] = append(removed[name], i)
-			default:
-				keep = append(keep, name)
-			}
-		}
-		if len(keep) > 0 {
-			r.Names = keep
-			rules = append(rules, r)
-		}
-		rules = append(rules, seccompCopies...)
-		rules = append(rules, sendCopies...)
-		if len(notify) == 0 {
-			continue
-		}
-		if m.defPermissive {
-			// The default allows them anyway; the unconditional
-			// NOTIFY rule added below takes them.
-			continue
-		}
-		c := *r
-		c.Names, c.Action, c.ErrnoRet = notify, specs.ActNotify, nil
-		c.Comment = "vigil: sent to the agent; was " + string(r.Action)
-		rules = append(rules, &c)
-		m.note("notify", notify, fmt.Sprintf("syscalls[%d] (%s%s) is now SCMP_ACT_NOTIFY with the same conditions: the agent sees exactly the calls the base allowed", i, r.Action, describeConditions(r)))
-	}
-	out.Syscalls = rules
-
-	// Pass 2: trapped syscalls the base does not (only) allow.
-	var tail []string
-	for _, s := range trapped {
-		var uncond, cond []*mseccomp.Syscall
-		notified := false
-		for _, r := range out.Syscalls {
-			if !slices.Contains(r.Names, s) {
-				continue
-			}
-			switch {
-			case r.Action == specs.ActNotify:
-				notified = true
-			case conditional(r):
-				cond = append(cond, r)
-			default:
-				uncond = append(uncond, r)
-			}
-		}
-		switch {
-		case len(uncond) > 0 && !notified:
-			m.note("keep", []string{s}, fmt.Sprintf("denied by the base (%s) for every call: vigil never sees it", uncond[0].Action))
-		case m.defPermissive && len(cond) > 0:
-			m.conflict(fmt.Sprintf("%s: the base restricts it only for some calls (%s%s) under defaultAction %s; vigil would have to trap the others with an unconditional rule, which libseccomp may let override the base's rule. Drop %s from the policy, or make the base's rule unconditional",
-				s, cond[0].Action, describeConditions(cond[0]), m.defAction, s))
-		case m.defPermissive:
-			tail = append(tail, s)
-		case !notified:
-			m.note("keep", []string{s}, fmt.Sprintf("the base never allows it (defaultAction %s%s): vigil never sees it", m.defAction, alsoConditional(cond)))
-		}
-	}
-	if len(tail) > 0 {
-		out.Syscalls = append(out.Syscalls, &mseccomp.Syscall{LinuxSyscall: specs.LinuxSyscall{Names: tail, Action: specs.ActNotify}})
-		m.note("notify", tail, "allowed by the base's defaultAction: SCMP_ACT_NOTIFY rule added")
-	}
-	for _, name := range addrOnly {
-		if !isAddrOnly[name] {
-			continue
-		}
-		var uncond, cond, notified []*mseccomp.Syscall
-		for _, r := range out.Syscalls {
-			if !slices.Contains(r.Names, name) {
-				continue
-			}
-			switch {
-			case r.Action == specs.ActNotify:
-				notified = append(notified, r)
-			case conditional(r):
-				cond = append(cond, r)
-			default:
-				uncond = append(uncond, r)
-			}
-		}
-		switch {
-		case len(uncond) > 0 && len(notified) == 0:
-			m.note("keep", []string{name}, fmt.Sprintf("denied by the base (%s) for every call: vigil never sees it", uncond[0].Action))
-		case m.defPermissive && len(cond) > 0:
-			m.conflict(fmt.Sprintf("%s: the base restricts it only for some calls (%s%s) under defaultAction %s; vigil would have to trap the calls with a destination beside it, whose order libseccomp decides",
-				name, cond[0].Action, describeConditions(cond[0]), m.defAction))
-		case m.defPermissive:
-			out.Syscalls = append(out.Syscalls, &mseccomp.Syscall{LinuxSyscall: specs.LinuxSyscall{Names: []string{name}, Action: specs.ActNotify,
-				Args: []specs.LinuxSeccompArg{destinationArg(specs.OpNotEqual)}}})
-			m.note("notify", []string{name}, "calls with a destination address: SCMP_ACT_NOTIFY rule added (connect's address rules govern them)")
-		case len(notified) == 0:
-			m.note("keep", []string{name}, fmt.Sprintf("the base never allows it (defaultAction %s%s): vigil never sees it", m.defAction, alsoConditional(cond)))
-		}
-	}
-
-	// Pass 3: hardening where the base's default would allow.
-	for _, h := range hardening {
-		if !m.defPermissive {
-			if idx := removed[h.Syscall]; len(idx) > 0 {
-				m.note("harden", []string{h.Syscall}, fmt.Sprintf("removed from the allowing rule%s %s: the defaultAction (%s) now denies it", plural(len(idx)), indexList(idx), m.defAction))
-			} else if !(h.Syscall == "seccomp" && seccompSplit) {
-				m.note("keep", []string{h.Syscall}, "the base never allows it: vigil's hardening adds nothing")
-			}
-			continue
-		}
-		rule := hardeningRule(h)
-		var uncond, other []*mseccomp.Syscall
-		for _, r := range out.Syscalls {
-			if !slices.Contains(r.Names, h.Syscall) {
-				continue
-			}
-			if conditional(r) {
-				if !(r.Action == rule.Action && sameErrno(r.ErrnoRet, rule.ErrnoRet) && len(rule.Args) > 0) {
-					other = append(other, r)
-				}
-			} else {
-				uncond = append(uncond, r)
-			}
-		}
-		switch {
-		case len(uncond) > 0:
-			m.note("keep", []string{h.Syscall}, fmt.Sprintf("already denied by the base (%s); vigil's hardening adds nothing", uncond[0].Action))
-		case len(other) > 0:
-			m.conflict(fmt.Sprintf("%s: the base restricts it for some calls (%s%s); vigil's hardening rule (%s) would overlap it. Add --no-hardening, or make the base's rule unconditional",
-				h.Syscall, other[0].Action, describeConditions(other[0]), h.Why))
-		default:
-			out.Syscalls = append(out.Syscalls, rule)
-			what := "SCMP_ACT_ERRNO (EPERM) rule added"
-			if h.Syscall == "seccomp" {
-				what = "SCMP_ACT_ERRNO (EPERM) rule added for SECCOMP_SET_MODE_FILTER + SECCOMP_FILTER_FLAG_NEW_LISTENER"
-			}
-			m.note("harden", []string{h.Syscall}, what)
-		}
-	}
+	m.rewriteAllowingRules()
+	m.notifyTrapped()
+	m.notifyDestinations()
+	m.addHardening()
 	if len(m.conflicts) > 0 {
 		return nil, nil, fmt.Errorf("cannot merge the policy into the base profile without weakening it:\n  %s", strings.Join(m.conflicts, "\n  "))
 	}
-	hasNotify := false
-	for _, r := range out.Syscalls {
-		hasNotify = hasNotify || r.Action == specs.ActNotify
-	}
-	var added []string
-	for _, f := range o.Flags {
-		if !slices.Contains(out.Flags, f) {
-			out.Flags = append(out.Flags, f)
-			added = append(added, string(f))
-		}
-	}
-	if len(added) > 0 && len(base.Flags) > 0 {
-		m.note("flags", added, "added to the base's flags for the runtime")
-	} else if len(added) > 0 {
-		m.note("flags", added, "set for the runtime (the base had none: the runtime's default)")
-	}
-	if hasNotify {
-		out.ListenerPath, out.ListenerMetadata = o.Socket, o.Metadata
-		meta := ""
-		if o.Metadata != "" {
-			meta = ", listenerMetadata " + o.Metadata
-		}
-		m.note("listener", nil, "listenerPath "+o.Socket+meta)
-	} else {
-		m.note("listener", nil, "no syscall of the policy gets past the base: no listenerPath set, the agent is not involved")
-	}
+	m.addFlags(o.Flags, len(base.Flags) > 0)
+	m.setListener(o)
 	return out, m.changes, nil
 }
 
@@ -316,11 +90,87 @@ func (c Change) String() string {
 	return fmt.Sprintf("%-8s %s: %s", c.Kind, strings.Join(c.Syscalls, ", "), c.What)
 }
 
+// A merger rewrites one profile, out, in steps that Merge runs in order,
+// and collects what each changed and what it could not merge.
 type merger struct {
+	out           *mseccomp.Seccomp
 	defPermissive bool
 	defAction     specs.LinuxSeccompAction
-	changes       []Change
-	conflicts     []string
+
+	// trapped are the syscalls the policy sends to the agent whole;
+	// addrOnly also holds the sends that connect's address rules govern
+	// (enforcer/send.go): sendmsg and sendmmsg whole, sendto only with a
+	// destination (its fifth argument). isAddrOnly leaves out those trapped
+	// whole.
+	trapped, addrOnly     []string
+	isTrapped, isAddrOnly map[string]bool
+	// hardening is vigil's hardening for the syscalls the policy does not
+	// trap, sorted by syscall.
+	hardening  []filter.Hardening
+	isHardened map[string]bool
+
+	removed      map[string][]int // hardened syscall -> allowing rules it left
+	seccompSplit bool             // an allowing rule now allows seccomp only without a nested listener
+
+	changes   []Change
+	conflicts []string
+}
+
+// newMerger checks the base out and indexes what p traps and what vigil's
+// hardening covers.
+func newMerger(out *mseccomp.Seccomp, p *policy.Policy, noHardening bool) (*merger, error) {
+	m := &merger{
+		out:           out,
+		defPermissive: classOf(out.DefaultAction) == permissive,
+		defAction:     out.DefaultAction,
+		removed:       map[string][]int{},
+	}
+	if err := m.check(out); err != nil {
+		return nil, err
+	}
+	pl, err := enforcer.NewPlan(p, false)
+	if err != nil {
+		return nil, err
+	}
+	m.trapped, m.addrOnly = pl.TrappedNames()
+	m.isTrapped = setOf(m.trapped)
+	m.isAddrOnly = map[string]bool{}
+	for _, s := range m.addrOnly {
+		if !m.isTrapped[s] {
+			m.isAddrOnly[s] = true
+		}
+	}
+	if !noHardening {
+		m.hardening = hardeningBesides(m.isTrapped)
+	}
+	m.isHardened = map[string]bool{}
+	for _, h := range m.hardening {
+		m.isHardened[h.Syscall] = true
+	}
+	return m, nil
+}
+
+// hardeningBesides is vigil's hardening for the syscalls not in trapped,
+// sorted by syscall. The policy decides a syscall it traps (as
+// filter.Compile does): two actions for one syscall would make libseccomp
+// refuse the profile.
+func hardeningBesides(trapped map[string]bool) []filter.Hardening {
+	var hardening []filter.Hardening
+	for _, h := range filter.HardeningRules() {
+		if !trapped[h.Syscall] {
+			hardening = append(hardening, h)
+		}
+	}
+	sort.Slice(hardening, func(i, j int) bool { return hardening[i].Syscall < hardening[j].Syscall })
+	return hardening
+}
+
+func setOf(names []string) map[string]bool {
+	set := make(map[string]bool, len(names))
+	for _, s := range names {
+		set[s] = true
+	}
+	return set
 }
 
 func (m *merger) note(kind string, syscalls []string, what string) {
@@ -328,6 +178,249 @@ func (m *merger) note(kind string, syscalls []string, what string) {
 }
 
 func (m *merger) conflict(msg string) { m.conflicts = append(m.conflicts, msg) }
+
+// rewriteAllowingRules rewrites the base's allowing rules in place; the
+// others stay as they are.
+func (m *merger) rewriteAllowingRules() {
+	var rules []*mseccomp.Syscall
+	for i, r := range m.out.Syscalls {
+		if classOf(r.Action) != permissive {
+			rules = append(rules, r)
+			continue
+		}
+		rules = append(rules, m.rewriteAllowing(i, r)...)
+	}
+	m.out.Syscalls = rules
+}
+
+// allowingSplit is where the syscalls of one allowing rule go.
+type allowingSplit struct {
+	keep   []string // stay in the rule as they were
+	notify []string // go to the agent under the rule's conditions
+	// seccomp and sends replace the rule for seccomp and for a send that
+	// connect's address rules govern.
+	seccomp, sends []*mseccomp.Syscall
+}
+
+// rewriteAllowing returns the rules that replace syscalls[i], r, which
+// allows: r for the syscalls vigil leaves alone, the split rules for
+// seccomp and the sends, and a SCMP_ACT_NOTIFY copy of r for the trapped
+// syscalls.
+func (m *merger) rewriteAllowing(i int, r *mseccomp.Syscall) []*mseccomp.Syscall {
+	var s allowingSplit
+	for _, name := range r.Names {
+		m.place(&s, i, r, name)
+	}
+	var rules []*mseccomp.Syscall
+	if len(s.keep) > 0 {
+		r.Names = s.keep
+		rules = append(rules, r)
+	}
+	rules = append(rules, s.seccomp...)
+	rules = append(rules, s.sends...)
+	// Under a permissive default the trapped syscalls go to the agent
+	// anyway: notifyTrapped adds the unconditional rule for them.
+	if len(s.notify) > 0 && !m.defPermissive {
+		c := *r
+		c.Names, c.Action, c.ErrnoRet = s.notify, specs.ActNotify, nil
+		c.Comment = "vigil: sent to the agent; was " + string(r.Action)
+		rules = append(rules, &c)
+		m.note("notify", s.notify, fmt.Sprintf("syscalls[%d] (%s%s) is now SCMP_ACT_NOTIFY with the same conditions: the agent sees exactly the calls the base allowed", i, r.Action, describeConditions(r)))
+	}
+	return rules
+}
+
+// place decides where name, one of the syscalls r (syscalls[i]) allows,
+// goes.
+func (m *merger) place(s *allowingSplit, i int, r *mseccomp.Syscall, name string) {
+	switch {
+	case m.isTrapped[name]:
+		s.notify = append(s.notify, name)
+	case m.isAddrOnly[name] && m.defPermissive:
+		// The default allows it; notifyDestinations adds the rule.
+	case m.isAddrOnly[name]:
+		copies, err := destinationSplit(r, name)
+		if err != nil {
+			m.conflict(fmt.Sprintf("%s: syscalls[%d] allows it with a condition on its destination argument, where vigil needs its own", name, i))
+			s.keep = append(s.keep, name)
+			return
+		}
+		s.sends = append(s.sends, copies...)
+		m.note("notify", []string{name}, fmt.Sprintf("syscalls[%d] (%s%s) now sends calls with a destination address to the agent (SCMP_ACT_NOTIFY, same conditions), and allows the others as before",
+			i, r.Action, describeConditions(r)))
+	case m.isHardened[name] && name == "seccomp" && !m.defPermissive:
+		copies, err := seccompComplement(r)
+		if err != nil {
+			m.conflict(fmt.Sprintf("seccomp: syscalls[%d] allows it with conditions on its first two arguments, where vigil's hardening needs its own", i))
+			s.keep = append(s.keep, name)
+			return
+		}
+		s.seccomp = append(s.seccomp, copies...)
+		m.seccompSplit = true
+		m.note("harden", []string{"seccomp"}, fmt.Sprintf("syscalls[%d] (%s) now allows it only without SECCOMP_SET_MODE_FILTER + SECCOMP_FILTER_FLAG_NEW_LISTENER (two rules with the same conditions); the defaultAction (%s) denies the rest", i, r.Action, m.defAction))
+	case m.isHardened[name]:
+		m.removed[name] = append(m.removed[name], i)
+	default:
+		s.keep = append(s.keep, name)
+	}
+}
+
+// rulesNaming are the rules of the profile that name one syscall, by how
+// they treat it.
+type rulesNaming struct {
+	uncond, cond, notify []*mseccomp.Syscall
+}
+
+func (m *merger) rulesNaming(name string) rulesNaming {
+	var rs rulesNaming
+	for _, r := range m.out.Syscalls {
+		if !slices.Contains(r.Names, name) {
+			continue
+		}
+		switch {
+		case r.Action == specs.ActNotify:
+			rs.notify = append(rs.notify, r)
+		case conditional(r):
+			rs.cond = append(rs.cond, r)
+		default:
+			rs.uncond = append(rs.uncond, r)
+		}
+	}
+	return rs
+}
+
+// notifyTrapped handles the syscalls the policy traps whole that the base
+// does not (only) allow in a rule: under a permissive default one
+// unconditional SCMP_ACT_NOTIFY rule takes them all.
+func (m *merger) notifyTrapped() {
+	var tail []string
+	for _, s := range m.trapped {
+		rs := m.rulesNaming(s)
+		notified := len(rs.notify) > 0
+		switch {
+		case len(rs.uncond) > 0 && !notified:
+			m.note("keep", []string{s}, fmt.Sprintf("denied by the base (%s) for every call: vigil never sees it", rs.uncond[0].Action))
+		case m.defPermissive && len(rs.cond) > 0:
+			m.conflict(fmt.Sprintf("%s: the base restricts it only for some calls (%s%s) under defaultAction %s; vigil would have to trap the others with an unconditional rule, which libseccomp may let override the base's rule. Drop %s from the policy, or make the base's rule unconditional",
+				s, rs.cond[0].Action, describeConditions(rs.cond[0]), m.defAction, s))
+		case m.defPermissive:
+			tail = append(tail, s)
+		case !notified:
+			m.note("keep", []string{s}, fmt.Sprintf("the base never allows it (defaultAction %s%s): vigil never sees it", m.defAction, alsoConditional(rs.cond)))
+		}
+	}
+	if len(tail) > 0 {
+		m.out.Syscalls = append(m.out.Syscalls, &mseccomp.Syscall{LinuxSyscall: specs.LinuxSyscall{Names: tail, Action: specs.ActNotify}})
+		m.note("notify", tail, "allowed by the base's defaultAction: SCMP_ACT_NOTIFY rule added")
+	}
+}
+
+// notifyDestinations does the same for the sends that connect's address
+// rules govern: under a permissive default, a SCMP_ACT_NOTIFY rule for the
+// calls with a destination address.
+func (m *merger) notifyDestinations() {
+	for _, name := range m.addrOnly {
+		if !m.isAddrOnly[name] {
+			continue
+		}
+		rs := m.rulesNaming(name)
+		switch {
+		case len(rs.uncond) > 0 && len(rs.notify) == 0:
+			m.note("keep", []string{name}, fmt.Sprintf("denied by the base (%s) for every call: vigil never sees it", rs.uncond[0].Action))
+		case m.defPermissive && len(rs.cond) > 0:
+			m.conflict(fmt.Sprintf("%s: the base restricts it only for some calls (%s%s) under defaultAction %s; vigil would have to trap the calls with a destination beside it, whose order libseccomp decides",
+				name, rs.cond[0].Action, describeConditions(rs.cond[0]), m.defAction))
+		case m.defPermissive:
+			m.out.Syscalls = append(m.out.Syscalls, &mseccomp.Syscall{LinuxSyscall: specs.LinuxSyscall{Names: []string{name}, Action: specs.ActNotify,
+				Args: []specs.LinuxSeccompArg{destinationArg(specs.OpNotEqual)}}})
+			m.note("notify", []string{name}, "calls with a destination address: SCMP_ACT_NOTIFY rule added (connect's address rules govern them)")
+		case len(rs.notify) == 0:
+			m.note("keep", []string{name}, fmt.Sprintf("the base never allows it (defaultAction %s%s): vigil never sees it", m.defAction, alsoConditional(rs.cond)))
+		}
+	}
+}
+
+// addHardening adds vigil's hardening where the base's default would
+// allow; under a restrictive default rewriteAllowingRules has already taken
+// the hardened syscalls out of the allowing rules, and this says so.
+func (m *merger) addHardening() {
+	for _, h := range m.hardening {
+		if m.defPermissive {
+			m.addHardeningRule(h)
+			continue
+		}
+		if idx := m.removed[h.Syscall]; len(idx) > 0 {
+			m.note("harden", []string{h.Syscall}, fmt.Sprintf("removed from the allowing rule%s %s: the defaultAction (%s) now denies it", plural(len(idx)), indexList(idx), m.defAction))
+		} else if !(h.Syscall == "seccomp" && m.seccompSplit) {
+			m.note("keep", []string{h.Syscall}, "the base never allows it: vigil's hardening adds nothing")
+		}
+	}
+}
+
+// addHardeningRule adds h's SCMP_ACT_ERRNO rule unless the base already
+// denies the syscall for every call, or restricts it for some calls in a
+// way the rule would overlap.
+func (m *merger) addHardeningRule(h filter.Hardening) {
+	rule := hardeningRule(h)
+	var uncond, other []*mseccomp.Syscall
+	for _, r := range m.out.Syscalls {
+		if !slices.Contains(r.Names, h.Syscall) {
+			continue
+		}
+		if conditional(r) {
+			if !(r.Action == rule.Action && sameErrno(r.ErrnoRet, rule.ErrnoRet) && len(rule.Args) > 0) {
+				other = append(other, r)
+			}
+		} else {
+			uncond = append(uncond, r)
+		}
+	}
+	switch {
+	case len(uncond) > 0:
+		m.note("keep", []string{h.Syscall}, fmt.Sprintf("already denied by the base (%s); vigil's hardening adds nothing", uncond[0].Action))
+	case len(other) > 0:
+		m.conflict(fmt.Sprintf("%s: the base restricts it for some calls (%s%s); vigil's hardening rule (%s) would overlap it. Add --no-hardening, or make the base's rule unconditional",
+			h.Syscall, other[0].Action, describeConditions(other[0]), h.Why))
+	default:
+		m.out.Syscalls = append(m.out.Syscalls, rule)
+		what := "SCMP_ACT_ERRNO (EPERM) rule added"
+		if h.Syscall == "seccomp" {
+			what = "SCMP_ACT_ERRNO (EPERM) rule added for SECCOMP_SET_MODE_FILTER + SECCOMP_FILTER_FLAG_NEW_LISTENER"
+		}
+		m.note("harden", []string{h.Syscall}, what)
+	}
+}
+
+// addFlags adds the runtime's filter flags the profile lacks.
+func (m *merger) addFlags(flags []specs.LinuxSeccompFlag, baseHadFlags bool) {
+	var added []string
+	for _, f := range flags {
+		if !slices.Contains(m.out.Flags, f) {
+			m.out.Flags = append(m.out.Flags, f)
+			added = append(added, string(f))
+		}
+	}
+	if len(added) > 0 && baseHadFlags {
+		m.note("flags", added, "added to the base's flags for the runtime")
+	} else if len(added) > 0 {
+		m.note("flags", added, "set for the runtime (the base had none: the runtime's default)")
+	}
+}
+
+// setListener names the agent's socket when a rule sends syscalls to it.
+func (m *merger) setListener(o ProfileOptions) {
+	hasNotify := slices.ContainsFunc(m.out.Syscalls, func(r *mseccomp.Syscall) bool { return r.Action == specs.ActNotify })
+	if !hasNotify {
+		m.note("listener", nil, "no syscall of the policy gets past the base: no listenerPath set, the agent is not involved")
+		return
+	}
+	m.out.ListenerPath, m.out.ListenerMetadata = o.Socket, o.Metadata
+	meta := ""
+	if o.Metadata != "" {
+		meta = ", listenerMetadata " + o.Metadata
+	}
+	m.note("listener", nil, "listenerPath "+o.Socket+meta)
+}
 
 // check refuses bases Merge cannot reason about.
 func (m *merger) check(p *mseccomp.Seccomp) error {

@@ -82,17 +82,9 @@ var ErrUnknownName = errors.New("unknown name")
 // returns the results. Mechanisms this machine or build cannot measure are
 // listed in Results.NotMeasured with the reason.
 func Run(ctx context.Context, cfg Config) (*Results, error) {
-	if cfg.Reps <= 0 {
-		cfg.Reps = DefaultReps
-	}
-	if cfg.RunTime <= 0 {
-		cfg.RunTime = DefaultRunTime
-	}
-	if cfg.Iterations < 0 {
-		return nil, fmt.Errorf("iterations must be >= 0, got %d", cfg.Iterations)
-	}
-	if cfg.MemoryCalls < 0 {
-		return nil, fmt.Errorf("memory calls must be >= 0, got %d", cfg.MemoryCalls)
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	works, err := selectWorkloads(cfg.Workloads)
 	if err != nil {
@@ -115,29 +107,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	defer e.close()
 
-	var runnable []Mechanism
-	for _, m := range mechs {
-		if why := e.unavailable(m); why != "" {
-			res.NotMeasured = append(res.NotMeasured, NotMeasured{Mechanism: m.Name, Reason: why})
-			cfg.Log.Info().Str("mechanism", m.Name).Str("reason", why).Msg("not measured")
-			continue
-		}
-		runnable = append(runnable, m)
-	}
-	named := len(cfg.Workloads) > 0 && len(cfg.Mechanisms) > 0
-	var cells []*cell
-	for _, w := range works {
-		for _, m := range runnable {
-			if !pairs(w, m, named) {
-				continue
-			}
-			want := "allowed"
-			if m.denied(w) {
-				want = "denied"
-			}
-			cells = append(cells, &cell{w: w, m: m, want: want})
-		}
-	}
+	runnable := keepRunnable(e, mechs, res, cfg.Log)
+	cells := cellsFor(works, runnable, len(cfg.Workloads) > 0 && len(cfg.Mechanisms) > 0)
 	mem := memoryMechanism(cfg, works, runnable)
 	steps := len(cells) * (1 + cfg.Reps)
 	if mem != nil {
@@ -161,6 +132,58 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	b.lookForOthers()
 	res.OtherTracepoints = b.otherList()
 	return res, nil
+}
+
+// withDefaults returns cfg with the defaults for what it leaves zero, or
+// an error for a negative count.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Reps <= 0 {
+		cfg.Reps = DefaultReps
+	}
+	if cfg.RunTime <= 0 {
+		cfg.RunTime = DefaultRunTime
+	}
+	if cfg.Iterations < 0 {
+		return cfg, fmt.Errorf("iterations must be >= 0, got %d", cfg.Iterations)
+	}
+	if cfg.MemoryCalls < 0 {
+		return cfg, fmt.Errorf("memory calls must be >= 0, got %d", cfg.MemoryCalls)
+	}
+	return cfg, nil
+}
+
+// keepRunnable returns the mechanisms that can run here and records in res
+// why the others are not measured.
+func keepRunnable(e *env, mechs []Mechanism, res *Results, log zerolog.Logger) []Mechanism {
+	var runnable []Mechanism
+	for _, m := range mechs {
+		if why := e.unavailable(m); why != "" {
+			res.NotMeasured = append(res.NotMeasured, NotMeasured{Mechanism: m.Name, Reason: why})
+			log.Info().Str("mechanism", m.Name).Str("reason", why).Msg("not measured")
+			continue
+		}
+		runnable = append(runnable, m)
+	}
+	return runnable
+}
+
+// cellsFor returns the workload × mechanism pairs to measure, each with the
+// outcome its calls must have; named (both lists given) pairs them all.
+func cellsFor(works []Workload, mechs []Mechanism, named bool) []*cell {
+	var cells []*cell
+	for _, w := range works {
+		for _, m := range mechs {
+			if !pairs(w, m, named) {
+				continue
+			}
+			want := "allowed"
+			if m.denied(w) {
+				want = "denied"
+			}
+			cells = append(cells, &cell{w: w, m: m, want: want})
+		}
+	}
+	return cells
 }
 
 // memoryMechanism returns the mechanism the memory measurement runs, or
