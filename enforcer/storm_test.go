@@ -1,8 +1,6 @@
 package enforcer_test
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -132,7 +130,7 @@ func runStorm(t *testing.T, pol string, dir string, rounds, intervalUs int, opts
 	names := map[string]bool{}
 	for _, l := range res.reports {
 		if f := strings.Fields(l); len(f) >= 3 {
-			names[`"path":"`+f[2]+`"`] = true
+			names[f[2]] = true
 		}
 	}
 	var recs stormRecords
@@ -141,33 +139,23 @@ func runStorm(t *testing.T, pol string, dir string, rounds, intervalUs int, opts
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Bytes()
-		if bytes.Contains(l, []byte(`"emulated":true`)) {
+	rd := audit.NewReader(f)
+	for rd.Next() {
+		rec := rd.Record()
+		if rec.Emulated {
 			recs.emulated++
 		}
-		if bytes.Contains(l, []byte(`"withdrawn":true`)) {
+		if rec.Withdrawn {
 			recs.withdrawn++
 		}
-		if len(recs.samples) < 10 && (bytes.Contains(l, []byte(`"withdrawn":true`)) || reported(names, l)) {
-			recs.samples = append(recs.samples, string(l))
+		if len(recs.samples) < 10 && (rec.Withdrawn || names[rec.Args.Path] || (rec.Kernel != nil && names[rec.Kernel.Path])) {
+			recs.samples = append(recs.samples, rec.String())
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := rd.Err(); err != nil {
 		t.Fatalf("reading the audit log: %v", err)
 	}
 	return res, recs, took
-}
-
-func reported(names map[string]bool, line []byte) bool {
-	for n := range names {
-		if bytes.Contains(line, []byte(n)) {
-			return true
-		}
-	}
-	return false
 }
 
 // stormSupervisor sends SIGURG to every thread of this process — vigil's

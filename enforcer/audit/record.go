@@ -314,3 +314,12 @@ func ReadRecords(r io.Reader) ([]Record, error) {
 	}
 	return out, rd.Err()
 }
+
+// String returns r as JSON, as vigil writes it, for messages about it.
+func (r Record) String() string {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Sprintf("unprintable audit record: %v", err)
+	}
+	return string(b)
+}
