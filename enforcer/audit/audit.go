@@ -1,5 +1,6 @@
-// Package audit writes vigil's audit records: one JSON line per decision with
-// the stable field names of docs/design.md §6, or a human console line on a
+// Package audit defines vigil's audit record (Record: the stable field names
+// and types of docs/design.md §6), reads records back (ParseRecord, Reader),
+// and writes them: one JSON line per decision, or a human console line on a
 // terminal. Records are buffered and flushed at least every FlushInterval, so
 // the notify loop never waits for a write(2) per notification; Close flushes
 // everything.
