@@ -65,7 +65,7 @@ func newFakeMaps() *fakeMaps {
 func (m *fakeMaps) Close() error                         { m.once.Do(func() { close(m.closed) }); return nil }
 func (m *fakeMaps) Watch(int) error                      { return nil }
 func (m *fakeMaps) SharesFiles(int) (bool, error)        { return false, nil }
-func (m *fakeMaps) Lost() (uint64, error)                { return 0, nil }
+func (m *fakeMaps) CheckLost() (uint64, error)           { return 0, nil }
 func (m *fakeMaps) ReadEvents(func(*loader.Event)) error { <-m.closed; return nil }
 
 func (m *fakeMaps) Bind(tid int, b *loader.Binding) error {

@@ -76,7 +76,7 @@ func TestUserNSMknodIsLentForWhitelistedDevices(t *testing.T) {
 		t.Fatalf("node: mode %o rdev %d:%d uid %d", st.Mode, unix.Major(st.Rdev), unix.Minor(st.Rdev), st.Uid)
 	}
 	recs := r.find("mknod", null)
-	if len(recs) != 1 || recs[0]["emulated"] != true || recs[0]["rule"] != "devices" {
+	if len(recs) != 1 || !recs[0].Emulated || recs[0].Rule != "devices" {
 		t.Fatalf("mknod record: %v", recs)
 	}
 	// The node works: the namespace's root writes to it.
@@ -166,7 +166,7 @@ umask 077; mkdir $d/c; stat -c '%a' $d/c
 func countEmulated(r result) int {
 	n := 0
 	for _, rec := range r.records {
-		if rec["emulated"] == true {
+		if rec.Emulated {
 			n++
 		}
 	}
@@ -347,7 +347,7 @@ func TestEmulatedConnectMatchesTheKernel(t *testing.T) {
 		if r.stdout != want {
 			t.Errorf("%v: under vigil %q, alone %q", argv[1:], r.stdout, want)
 		}
-		if recs := r.find("connect", ""); len(recs) == 0 || recs[len(recs)-1]["emulated"] != true {
+		if recs := r.find("connect", ""); len(recs) == 0 || !recs[len(recs)-1].Emulated {
 			t.Errorf("%v: connect not emulated: %v", argv[1:], recs)
 		}
 	}

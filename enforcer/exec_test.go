@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
@@ -56,8 +57,7 @@ rules:
 		t.Fatalf("want 1 execveat record, got %d: %v", len(recs), r.records)
 	}
 	rec := recs[0]
-	args, _ := rec["args"].(map[string]any)
-	if rec["action"] != "allow" || rec["verified"] != "kernel" || args == nil || args["resolved"] != echo {
+	if rec.Action != "allow" || rec.Verified != audit.VerifiedKernel || rec.Args.Resolved != echo {
 		t.Fatalf("fexecve record %v: want a bound (verified kernel) allow of %s", rec, echo)
 	}
 

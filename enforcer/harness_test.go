@@ -1,9 +1,7 @@
 package enforcer_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -110,18 +108,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) records(t testing.TB) []map[string]any {
+func (s *syncBuffer) records(t testing.TB) []audit.Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("audit record is not JSON: %v: %s", err, sc.Text())
-		}
-		out = append(out, m)
+	out, err := audit.ReadRecords(bytes.NewReader(s.b.Bytes()))
+	if err != nil {
+		t.Fatalf("audit records: %v", err)
 	}
 	return out
 }
@@ -129,20 +121,19 @@ func (s *syncBuffer) records(t testing.TB) []map[string]any {
 type result struct {
 	stdout  string
 	code    int
-	records []map[string]any
+	records []audit.Record
 	stats   enforcer.Stats
 }
 
 // find returns the audit records for syscall whose args.path equals path
 // (any path when path is "").
-func (r result) find(syscall, path string) []map[string]any {
-	var out []map[string]any
+func (r result) find(syscall, path string) []audit.Record {
+	var out []audit.Record
 	for _, m := range r.records {
-		if m["syscall"] != syscall {
+		if m.Syscall != syscall {
 			continue
 		}
-		a, _ := m["args"].(map[string]any)
-		if path != "" && (a == nil || a["path"] != path) {
+		if path != "" && m.Args.Path != path {
 			continue
 		}
 		out = append(out, m)

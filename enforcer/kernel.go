@@ -51,7 +51,7 @@ type kernelMaps interface {
 	Bind(tid int, b *loader.Binding) error
 	Unbind(tid int) error
 	ReadEvents(fn func(*loader.Event)) error
-	Lost() (uint64, error)
+	CheckLost() (uint64, error)
 }
 
 // pendingDecision is a bound grant's audit record waiting for its sys_exit,
@@ -367,9 +367,9 @@ func (k *Kernel) sweep(cutoff time.Time) {
 	}
 	k.mu.Unlock()
 	k.unconfirmed(stale)
-	if lost, err := k.ld.Lost(); err == nil && lost > k.lastLost {
-		k.log.Warn().Uint64("lost_events", lost-k.lastLost).Uint64("lost_total", lost).
-			Msg("kernel events lost (ring buffer full): some records will say unconfirmed")
+	// The loader warns once per loss, whether the event reader or this
+	// sweep sees it first; the metric counts every loss.
+	if lost, err := k.ld.CheckLost(); err == nil && lost > k.lastLost {
 		k.m().LostEvents(lost - k.lastLost)
 		k.lastLost = lost
 	}

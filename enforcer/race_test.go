@@ -288,7 +288,7 @@ func TestSharedDescriptorTablesNeverReceiveTheDeniedFile(t *testing.T) {
 		}
 		emulated := 0
 		for _, rec := range r.find("openat", "") {
-			if rec["emulated"] == true {
+			if rec.Emulated {
 				emulated++
 			}
 		}

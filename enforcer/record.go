@@ -157,34 +157,34 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 	if k != nil {
 		kd := zerolog.Dict()
 		if !k.atEnter {
-			kd = kd.Int64("ret", k.ret)
+			kd = kd.Int64(audit.KernelRet, k.ret)
 		}
 		if k.dev != 0 || k.ino != 0 {
-			kd = kd.Str("dev", strconv.FormatUint(uint64(unix.Major(k.dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(k.dev)), 10)).
-				Uint64("ino", k.ino)
+			kd = kd.Str(audit.KernelDev, strconv.FormatUint(uint64(unix.Major(k.dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(k.dev)), 10)).
+				Uint64(audit.KernelIno, k.ino)
 		}
 		if k.path != "" {
-			kd = kd.Str("path", k.path)
+			kd = kd.Str(audit.KernelPath, k.path)
 		}
 		if k.peer != "" {
-			kd = kd.Str("peer", k.peer)
+			kd = kd.Str(audit.KernelPeer, k.peer)
 		}
 		if k.child != 0 {
-			kd = kd.Int("child", k.child)
+			kd = kd.Int(audit.KernelChild, k.child)
 		}
 		if k.reason != "" {
-			kd = kd.Str("reason", k.reason)
+			kd = kd.Str(audit.KernelReason, k.reason)
 		}
 		if k.replaced {
-			kd = kd.Bool("replaced", true)
+			kd = kd.Bool(audit.KernelReplaced, true)
 		}
 		ev = ev.Dict(audit.FieldKernel, kd)
 	}
 	if d.withdrawn {
-		ev = ev.Bool("withdrawn", true)
+		ev = ev.Bool(audit.FieldWithdrawn, true)
 	}
 	if d.replayed {
-		ev = ev.Bool("replayed", true)
+		ev = ev.Bool(audit.FieldReplayed, true)
 	}
 	ev.Float64(audit.FieldLatency, float64(d.latency.Nanoseconds())/1e3).Send()
 }
@@ -221,16 +221,16 @@ func (c *callView) detach(buf *[]byte) {
 func (c *callView) dict() *zerolog.Event {
 	d := zerolog.Dict()
 	for i := 0; i < c.nPaths; i++ {
-		pk, rk := audit.ArgPath, audit.ArgResolved
+		pk, rk, dk := audit.ArgPath, audit.ArgResolved, audit.ArgDirfd
 		if i == 1 {
-			pk, rk = audit.ArgPath2, audit.ArgResolved2
+			pk, rk, dk = audit.ArgPath2, audit.ArgResolved2, audit.ArgDirfd2
 		}
 		d = d.Str(pk, c.paths[i])
 		if c.resolved[i] != "" {
 			d = d.Str(rk, c.resolved[i])
 		}
 		if c.dirfds[i] != unix.AT_FDCWD {
-			d = d.Int(audit.ArgDirfd, c.dirfds[i])
+			d = d.Int(dk, c.dirfds[i])
 		}
 	}
 	if c.nPaths == 0 && c.resolved[0] != "" {

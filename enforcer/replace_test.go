@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
@@ -75,7 +76,7 @@ func TestReadersOfAtomicallyReplacedFilesAreNotKilled(t *testing.T) {
 		}
 		mismatches := 0
 		for _, rec := range r.find("openat", target) {
-			if rec["verified"] == "mismatch" {
+			if rec.Verified == audit.VerifiedMismatch {
 				mismatches++
 			}
 		}
@@ -103,7 +104,7 @@ func TestExecOfAnAtomicallyUpgradedBinaryIsNotKilled(t *testing.T) {
 		stop()
 		if r.code != 0 || strings.TrimSpace(r.stdout) != "ok" {
 			for _, rec := range r.find("execve", target) {
-				if rec["verified"] != "kernel" {
+				if rec.Verified != audit.VerifiedKernel {
 					t.Logf("%v", rec)
 				}
 			}

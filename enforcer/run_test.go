@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilsec/vigil/enforcer"
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
@@ -95,26 +96,17 @@ func TestDenialAuditRecordNamesRuleAndObject(t *testing.T) {
 		t.Fatalf("want 1 audit record for open of %s, got %d: %v", link, len(recs), r.records)
 	}
 	rec := recs[0]
-	args := rec["args"].(map[string]any)
-	checks := map[string]any{
-		"rule": "no-secret", "action": "deny", "errno": "EACCES", "emulated": false,
-		"comm": "probe",
+	if rec.Rule != "no-secret" || rec.Action != "deny" || rec.Errno != "EACCES" || rec.Emulated || rec.Comm != "probe" {
+		t.Errorf("record %v, want rule no-secret, action deny, errno EACCES, not emulated, comm probe", rec)
 	}
-	for k, want := range checks {
-		if rec[k] != want {
-			t.Errorf("record[%q] = %v, want %v (record %v)", k, rec[k], want, rec)
-		}
+	if rec.Args.Resolved != f.secret {
+		t.Errorf("args.resolved = %v, want %s", rec.Args.Resolved, f.secret)
 	}
-	if args["resolved"] != f.secret {
-		t.Errorf("args.resolved = %v, want %s", args["resolved"], f.secret)
+	if rec.Time.IsZero() || rec.Pid == 0 || rec.Tid == 0 || rec.LatencyUs <= 0 {
+		t.Errorf("record lacks time, pid, tid or latency_us: %v", rec)
 	}
-	for _, k := range []string{"time", "pid", "tid", "latency_us"} {
-		if _, ok := rec[k]; !ok {
-			t.Errorf("record lacks %q: %v", k, rec)
-		}
-	}
-	if rec["pid"] != rec["tid"] {
-		t.Errorf("single-threaded probe: pid %v != tid %v", rec["pid"], rec["tid"])
+	if rec.Pid != rec.Tid {
+		t.Errorf("single-threaded probe: pid %v != tid %v", rec.Pid, rec.Tid)
 	}
 }
 
@@ -128,21 +120,21 @@ func TestAllowedPointerDecisionIsBoundAndConfirmed(t *testing.T) {
 		t.Fatalf("want 1 record, got %v", r.records)
 	}
 	rec := recs[0]
-	if rec["action"] != "allow" || rec["verified"] != "kernel" || rec["rule"] != "default" {
+	if rec.Action != "allow" || rec.Verified != audit.VerifiedKernel || rec.Rule != "default" {
 		t.Fatalf("allowed open record: %v", rec)
 	}
-	k, _ := rec["kernel"].(map[string]any)
+	k := rec.Kernel
 	var st syscall.Stat_t
 	if err := syscall.Stat(f.public, &st); err != nil {
 		t.Fatal(err)
 	}
-	if k == nil || k["path"] != f.public || k["ino"] != float64(st.Ino) {
-		t.Fatalf("record's kernel view %v, want path %s ino %d", k, f.public, st.Ino)
+	if k == nil || k.Path != f.public || k.Ino != st.Ino {
+		t.Fatalf("record's kernel view %+v, want path %s ino %d", k, f.public, st.Ino)
 	}
 
 	r = supervise(t, f.pol, []string{probe, "open", f.public}, naive())
 	recs = r.find("open", f.public)
-	if len(recs) != 1 || recs[0]["verified"] != "none" || recs[0]["kernel"] != nil {
+	if len(recs) != 1 || recs[0].Verified != audit.VerifiedNone || recs[0].Kernel != nil {
 		t.Fatalf("naive mode: want verified none without a kernel view, got %v", recs)
 	}
 }
@@ -373,7 +365,7 @@ func TestSignalWhilePendingDecidesTheCallOnce(t *testing.T) {
 		t.Fatalf("restart: got %q, want the open denied and the handler run once", got)
 	}
 	recs := r.find("openat", f.secret)
-	if len(recs) != 1 || recs[0]["withdrawn"] == true {
+	if len(recs) != 1 || recs[0].Withdrawn {
 		t.Fatalf("want the open decided exactly once, got %d records: %v", len(recs), recs)
 	}
 }
@@ -435,8 +427,8 @@ rules:
 		t.Fatalf("after chroot(%s): got %q, want %q", f.dir, got, want)
 	}
 	for _, rec := range r.find("openat", "/secret") {
-		if a := rec["args"].(map[string]any); a["resolved"] != f.secret {
-			t.Fatalf("record names %v, want the reference name %s", a["resolved"], f.secret)
+		if rec.Args.Resolved != f.secret {
+			t.Fatalf("record names %v, want the reference name %s", rec.Args.Resolved, f.secret)
 		}
 	}
 }
@@ -474,7 +466,7 @@ func TestDefaultPolicyProtectsCredentialsAndBinaries(t *testing.T) {
 		}
 	}
 	r := supervise(t, pol, []string{probe, "exec", "/bin/true"})
-	if recs := r.find("execve", "/bin/true"); len(recs) != 1 || recs[0]["rule"] != "exec" || recs[0]["action"] != "log" {
+	if recs := r.find("execve", "/bin/true"); len(recs) != 1 || recs[0].Rule != "exec" || recs[0].Action != "log" {
 		t.Fatalf("exec of /bin/true should be logged by rule exec: %v", r.records)
 	}
 }

@@ -111,7 +111,7 @@ func TestSendsThatNameAPeerFollowConnectRules(t *testing.T) {
 			if got := allowed.take(); strings.Join(got, ",") != strings.Join(wantGot, ",") {
 				t.Errorf("%s allowed: the peer got %q under vigil, %q alone", name, got, wantGot)
 			}
-			if recs := r.find(call, ""); len(recs) == 0 || recs[0]["emulated"] != true {
+			if recs := r.find(call, ""); len(recs) == 0 || !recs[0].Emulated {
 				t.Errorf("%s allowed: not emulated: %v", name, recs)
 			}
 
@@ -123,11 +123,11 @@ func TestSendsThatNameAPeerFollowConnectRules(t *testing.T) {
 				t.Errorf("%s denied: the denied peer got %q", name, got)
 			}
 			recs := r.find(call, "")
-			if len(recs) != 1 || recs[0]["rule"] != "no-port" || recs[0]["action"] != "deny" {
+			if len(recs) != 1 || recs[0].Rule != "no-port" || recs[0].Action != "deny" {
 				t.Fatalf("%s denied: records %v", name, recs)
 			}
-			if a, _ := recs[0]["args"].(map[string]any); a == nil || a["addr"] != fmt.Sprintf("127.0.0.1:%d", denied.port) {
-				t.Errorf("%s denied: record args %v", name, recs[0]["args"])
+			if a := recs[0].Args; a.Addr != fmt.Sprintf("127.0.0.1:%d", denied.port) {
+				t.Errorf("%s denied: record args %+v", name, a)
 			}
 		}
 	}
@@ -162,7 +162,7 @@ func TestTCPFastOpenFollowsConnectRules(t *testing.T) {
 		if got := denied.take(); len(got) != 0 {
 			t.Errorf("%s denied: the denied peer was reached: %q", call, got)
 		}
-		if recs := r.find(call, ""); len(recs) != 1 || recs[0]["rule"] != "no-port" || recs[0]["action"] != "deny" {
+		if recs := r.find(call, ""); len(recs) != 1 || recs[0].Rule != "no-port" || recs[0].Action != "deny" {
 			t.Errorf("%s denied: records %v", call, recs)
 		}
 	}

@@ -159,10 +159,9 @@ func TestMagicLinksAreTheirObjects(t *testing.T) {
 	}
 	n := 0
 	for _, rec := range r.records {
-		a, _ := rec["args"].(map[string]any)
-		spelled := fmt.Sprint(a["path"])
-		if rec["syscall"] == "openat" && a != nil && (strings.HasPrefix(spelled, "/proc/") || strings.HasPrefix(spelled, "/dev/fd/")) && a["resolved"] == f.allowed {
-			if rec["emulated"] != true {
+		spelled := rec.Args.Path
+		if rec.Syscall == "openat" && (strings.HasPrefix(spelled, "/proc/") || strings.HasPrefix(spelled, "/dev/fd/")) && rec.Args.Resolved == f.allowed {
+			if !rec.Emulated {
 				t.Errorf("reopen through a magic link not emulated: %v", rec)
 			}
 			n++

@@ -1,8 +1,6 @@
 package enforcer_test
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -94,7 +92,7 @@ type stormRecords struct {
 	samples             []string // records of withdrawn calls and of calls storm reported
 	// ofReported holds every record naming an entry storm reported, in
 	// the order vigil wrote them (one thread's calls are decided in turn).
-	ofReported []string
+	ofReported []audit.Record
 	// discarded counts doubled effects the kernel caused by discarding
 	// a reply vigil delivered (see discardedReply).
 	discarded int
@@ -140,7 +138,7 @@ func runStorm(t *testing.T, pol string, dir string, rounds, intervalUs int, opts
 	names := map[string]bool{}
 	for _, l := range res.reports {
 		if f := strings.Fields(l); len(f) >= 3 {
-			names[`"path":"`+f[2]+`"`] = true
+			names[f[2]] = true
 		}
 	}
 	var recs stormRecords
@@ -149,23 +147,22 @@ func runStorm(t *testing.T, pol string, dir string, rounds, intervalUs int, opts
 		t.Fatal(err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Bytes()
-		if bytes.Contains(l, []byte(`"emulated":true`)) {
+	rd := audit.NewReader(f)
+	for rd.Next() {
+		rec := rd.Record()
+		if rec.Emulated {
 			recs.emulated++
 		}
-		if bytes.Contains(l, []byte(`"withdrawn":true`)) {
+		if rec.Withdrawn {
 			recs.withdrawn++
 		}
-		if reported(names, l) {
-			recs.ofReported = append(recs.ofReported, string(l))
-		} else if len(recs.samples) < 10 && bytes.Contains(l, []byte(`"withdrawn":true`)) {
-			recs.samples = append(recs.samples, string(l))
+		if names[rec.Args.Path] || names[rec.Args.Path2] {
+			recs.ofReported = append(recs.ofReported, rec)
+		} else if len(recs.samples) < 10 && rec.Withdrawn {
+			recs.samples = append(recs.samples, rec.String())
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := rd.Err(); err != nil {
 		t.Fatalf("reading the audit log: %v", err)
 	}
 	if interruptibleRun(opts) {
@@ -179,11 +176,14 @@ func runStorm(t *testing.T, pol string, dir string, rounds, intervalUs int, opts
 }
 
 // stormOps maps storm's name for a call to the syscall it makes and the
-// audit field holding the name it reports.
-var stormOps = map[string]struct{ syscall, field string }{
-	"open": {"openat", "path"}, "mkdir": {"mkdirat", "path"}, "link": {"linkat", "path2"},
-	"symlink": {"symlinkat", "path"}, "rename": {"renameat", "path"}, "unlink": {"unlinkat", "path"},
-	"rmdir": {"unlinkat", "path"},
+// path argument holding the name it reports.
+var stormOps = map[string]struct {
+	syscall string
+	second  bool // the name is the call's second path (link's new name)
+}{
+	"open": {"openat", false}, "mkdir": {"mkdirat", false}, "link": {"linkat", true},
+	"symlink": {"symlinkat", false}, "rename": {"renameat", false}, "unlink": {"unlinkat", false},
+	"rmdir": {"unlinkat", false},
 }
 
 // discardedReply reports whether storm's report of a doubled effect is the
@@ -195,7 +195,7 @@ var stormOps = map[string]struct{ syscall, field string }{
 // nothing to keep for the restart; the records show the call answered
 // with success and not withdrawn, then the restart failing. A doubled
 // effect whose first answer was withdrawn is the guard's failure.
-func discardedReply(report string, records []string) bool {
+func discardedReply(report string, records []audit.Record) bool {
 	f := strings.Fields(report)
 	if len(f) < 4 || f[0] != "doubled" {
 		return false
@@ -204,17 +204,26 @@ func discardedReply(report string, records []string) bool {
 	if !ok {
 		return false
 	}
-	errno := strings.TrimPrefix(f[3], "errno=")
-	var calls []string
+	var calls []audit.Record
 	for _, r := range records {
-		if strings.Contains(r, `"syscall":"`+op.syscall+`"`) && strings.Contains(r, `"`+op.field+`":"`+f[2]+`"`) {
+		name := r.Args.Path
+		if op.second {
+			name = r.Args.Path2
+		}
+		if r.Syscall == op.syscall && name == f[2] {
 			calls = append(calls, r)
 		}
 	}
-	return len(calls) == 2 &&
-		!strings.Contains(calls[0], `"withdrawn":true`) && !strings.Contains(calls[0], `"errno"`) &&
-		strings.Contains(calls[0], `"emulated":true`) &&
-		strings.Contains(calls[1], `"errno":"`+errno+`"`)
+	return len(calls) == 2 && !calls[0].Withdrawn && calls[0].Errno == "" && calls[0].Emulated &&
+		calls[1].Errno == strings.TrimPrefix(f[3], "errno=")
+}
+
+func recordLines(rs []audit.Record) []string {
+	l := make([]string, len(rs))
+	for i := range rs {
+		l[i] = rs[i].String()
+	}
+	return l
 }
 
 func interruptibleRun(opts []runOpt) bool {
@@ -223,15 +232,6 @@ func interruptibleRun(opts []runOpt) bool {
 		o(&c)
 	}
 	return c.Interruptible
-}
-
-func reported(names map[string]bool, line []byte) bool {
-	for n := range names {
-		if bytes.Contains(line, []byte(n)) {
-			return true
-		}
-	}
-	return false
 }
 
 // stormSupervisor sends SIGURG to every thread of this process — vigil's
@@ -400,11 +400,11 @@ rules:
 		// Not vigil's to prevent (docs/security-model.md, "Restarted
 		// calls"); shown so that a rise is seen.
 		t.Logf("guarded: %d doubled effects from replies the kernel discarded after vigil delivered them:\n%s",
-			gRecs.discarded, strings.Join(limitLines(gRecs.ofReported, 20), "\n"))
+			gRecs.discarded, strings.Join(limitLines(recordLines(gRecs.ofReported), 20), "\n"))
 	}
 	if g.failures() != gRecs.discarded {
 		t.Errorf("guarded: %v\nfirst reports:\n%s\ntheir audit records and withdrawn ones:\n%s", g,
-			strings.Join(limitLines(g.reports, 20), "\n"), strings.Join(append(gRecs.ofReported, gRecs.samples...), "\n"))
+			strings.Join(limitLines(g.reports, 20), "\n"), strings.Join(append(recordLines(gRecs.ofReported), gRecs.samples...), "\n"))
 	}
 
 	// The naive control: the same storm without the guard must apply some
@@ -423,7 +423,7 @@ rules:
 		cRecs.emulated, cRecs.withdrawn, cTook.Round(time.Second))
 	if c.failures() > 0 {
 		t.Logf("naive control reports:\n%s\ntheir audit records and withdrawn ones:\n%s",
-			strings.Join(limitLines(c.reports, 10), "\n"), strings.Join(limitLines(append(cRecs.ofReported, cRecs.samples...), 20), "\n"))
+			strings.Join(limitLines(c.reports, 10), "\n"), strings.Join(limitLines(append(recordLines(cRecs.ofReported), cRecs.samples...), 20), "\n"))
 	}
 	if c.failures() == cRecs.discarded {
 		t.Errorf("naive control: %v — no doubled effect without the restart guard, so the storm does not reach the window the guard closes", c)

@@ -62,7 +62,9 @@ type Options struct {
 // Its methods are safe for concurrent use, except that ReadEvents must have
 // one caller at a time.
 type Loader struct {
-	log    zerolog.Logger
+	log zerolog.Logger
+	// lost warns once about each increase of the lost-event counter.
+	lost   LostEvents
 	objs   vigilObjects
 	links  []link.Link
 	reader *ringbuf.Reader
@@ -559,6 +561,18 @@ func (l *Loader) Lost() (uint64, error) {
 	return n, nil
 }
 
+// CheckLost reads the lost-event counter, warns (WarnLost) about the
+// events lost since any earlier look, ReadEvents' included, and returns the
+// total since Load.
+func (l *Loader) CheckLost() (uint64, error) {
+	n, err := l.Lost()
+	if err != nil {
+		return 0, err
+	}
+	l.lost.Note(&l.log, n)
+	return n, nil
+}
+
 // Captured events that nothing waits for are committed without waking the
 // reader until 1/wakeupFraction of the ring buffer is pending (see
 // submit_event in bpf/vigil.bpf.c); ReadEvents polls every PollInterval to
@@ -587,7 +601,6 @@ func (l *Loader) ReadEvents(fn func(*Event)) error {
 		rec       ringbuf.Record
 		ev        Event
 		lastCheck uint64
-		lastLost  uint64
 	)
 	for {
 		l.reader.SetDeadline(time.Now().Add(PollInterval))
@@ -607,10 +620,7 @@ func (l *Loader) ReadEvents(fn func(*Event)) error {
 		fn(&ev)
 		if ev.Time-lastCheck >= lostCheckInterval {
 			lastCheck = ev.Time
-			if n, err := l.Lost(); err == nil && n != lastLost {
-				l.log.Warn().Uint64("lost", n-lastLost).Uint64("lost_total", n).Msg("eBPF ring buffer full: events dropped")
-				lastLost = n
-			}
+			_, _ = l.CheckLost()
 		}
 	}
 }

@@ -49,6 +49,8 @@ type Observer struct {
 
 	syncReq chan chan struct{}
 	skipped atomic.Uint64
+	// lost warns once about each increase of the lost-record counter.
+	lost LostEvents
 
 	closeOnce sync.Once
 	closeErr  error
@@ -246,7 +248,6 @@ func (o *Observer) ReadEvents(fn func(c Call), caughtUp func()) error {
 	var (
 		pending   []chan struct{}
 		lastCheck = time.Now()
-		lastLost  uint64
 	)
 	defer func() {
 		for _, ch := range pending {
@@ -288,9 +289,8 @@ func (o *Observer) ReadEvents(fn func(c Call), caughtUp func()) error {
 		}
 		if now := time.Now(); now.Sub(lastCheck) >= time.Second {
 			lastCheck = now
-			if c, err := o.Counters(); err == nil && c.Lost != lastLost {
-				o.log.Warn().Uint64("lost", c.Lost-lastLost).Uint64("lost_total", c.Lost).Msg("eBPF ring buffer full: events dropped")
-				lastLost = c.Lost
+			if c, err := o.Counters(); err == nil {
+				o.lost.Note(&o.log, c.Lost)
 			}
 		}
 		timeout := ObservePollInterval

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
@@ -106,20 +105,18 @@ func TestRunWithBadPolicyExits2(t *testing.T) {
 	}
 }
 
-func auditRecords(t *testing.T, path string) []map[string]any {
+// auditRecords reads the records of a --log file (skipping vigil's own
+// diagnostics, which the file also holds).
+func auditRecords(t *testing.T, path string) []audit.Record {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("audit line is not JSON: %s", sc.Text())
-		}
-		out = append(out, m)
+	defer f.Close()
+	out, err := audit.ReadRecords(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	return out
 }
@@ -164,10 +161,9 @@ rules:
 	}
 }
 
-func hasRecord(recs []map[string]any, path, rule, action string) bool {
+func hasRecord(recs []audit.Record, path, rule, action string) bool {
 	for _, r := range recs {
-		a, _ := r["args"].(map[string]any)
-		if a != nil && a["path"] == path && r["rule"] == rule && r["action"] == action {
+		if r.Args.Path == path && r.Rule == rule && r.Action == action {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
@@ -244,18 +246,12 @@ func countRecords(t *testing.T, path string) map[string]float64 {
 		return out
 	}
 	for _, line := range strings.Split(data, "\n") {
-		var r struct {
-			Syscall  string `json:"syscall"`
-			Action   string `json:"action"`
-			Rule     string `json:"rule"`
-			Verified string `json:"verified"`
-			Emulated bool   `json:"emulated"`
-		}
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		if r.Action == "" {
+		r, err := audit.ParseRecord([]byte(line))
+		if errors.Is(err, audit.ErrNotRecord) {
 			continue // vigil's own log lines
+		}
+		if err != nil {
+			t.Fatalf("log line: %v", err)
 		}
 		out[strings.Join([]string{r.Syscall, r.Action, r.Rule, r.Verified, fmt.Sprint(r.Emulated)}, "|")]++
 	}

@@ -1,5 +1,6 @@
-// Package audit writes vigil's audit records: one JSON line per decision with
-// the stable field names of docs/design.md §6, or a human console line on a
+// Package audit defines vigil's audit record (Record: the stable field names
+// and types of docs/design.md §6), reads records back (ParseRecord, Reader),
+// and writes them: one JSON line per decision, or a human console line on a
 // terminal. Records are buffered and flushed at least every FlushInterval, so
 // the notify loop never waits for a write(2) per notification; Close flushes
 // everything.
@@ -16,33 +17,49 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Field names, shared by audit records, observe events and diagnostics.
+// Field names of audit records: each is the JSON tag of a Record field (a
+// test holds them equal). The supervisor writes its records with these
+// constants; observe's events and vigil's diagnostics reuse them for what
+// they share.
 const (
-	FieldTime     = "time"
-	FieldPid      = "pid"
-	FieldTid      = "tid"
-	FieldComm     = "comm"
-	FieldSyscall  = "syscall"
-	FieldArgs     = "args"
-	FieldRule     = "rule"
-	FieldAction   = "action"
-	FieldErrno    = "errno"
-	FieldEmulated = "emulated"
-	FieldVerified = "verified"
-	FieldKernel   = "kernel"
-	FieldLatency  = "latency_us"
+	FieldTime             = "time"
+	FieldLevel            = "level"
+	FieldPid              = "pid"
+	FieldTid              = "tid"
+	FieldComm             = "comm"
+	FieldSyscall          = "syscall"
+	FieldContainer        = "container"
+	FieldListenerMetadata = "listener_metadata"
+	FieldArgs             = "args"
+	FieldRule             = "rule"
+	FieldAction           = "action"
+	FieldErrno            = "errno"
 	// FieldReason says why vigil refused a call a rule allowed (it could
 	// not carry the allow out safely) or could not vet it at all.
 	FieldReason    = "reason"
-	FieldNotifID   = "notif_id"
-	FieldErr       = "err"
-	FieldContainer = "container"
+	FieldEmulated  = "emulated"
+	FieldVerified  = "verified"
+	FieldKernel    = "kernel"
+	FieldWithdrawn = "withdrawn"
+	FieldReplayed  = "replayed"
+	FieldLatency   = "latency_us"
 
+	// Fields only observe writes (Observed).
+	FieldRet              = "ret"
+	FieldPhantom          = "phantom"
+	FieldPhantomReason    = "phantom_reason"
+	FieldPhantomUnchecked = "phantom_unchecked"
+	FieldCaptureError     = "error"
+)
+
+// Names inside a record's "args" (Args).
+const (
 	ArgPath       = "path"
 	ArgPath2      = "path2"
 	ArgResolved   = "resolved"
 	ArgResolved2  = "resolved2"
 	ArgDirfd      = "dirfd"
+	ArgDirfd2     = "dirfd2"
 	ArgFlags      = "flags"
 	ArgResolve    = "resolve"
 	ArgMode       = "mode"
@@ -52,6 +69,32 @@ const (
 	ArgCloneFlags = "clone_flags"
 	ArgTarget     = "target"
 	ArgError      = "error"
+
+	// Arguments only observe writes (ObservedArgs).
+	ArgFd             = "fd"
+	ArgRaw            = "raw"
+	ArgPathTruncated  = "path_truncated"
+	ArgPathReadAtExit = "path_read_at_exit"
+)
+
+// Names inside a record's "kernel" (Kernel).
+const (
+	KernelRet           = "ret"
+	KernelDev           = "dev"
+	KernelIno           = "ino"
+	KernelPath          = "path"
+	KernelPathTruncated = "path_truncated"
+	KernelPeer          = "peer"
+	KernelFamily        = "family"
+	KernelChild         = "child"
+	KernelReason        = "reason"
+	KernelReplaced      = "replaced"
+)
+
+// Field names of vigil's diagnostics, which are not audit records.
+const (
+	FieldNotifID = "notif_id"
+	FieldErr     = "err"
 )
 
 // Verified values.

@@ -1,7 +1,6 @@
 package conformance_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
@@ -401,44 +401,32 @@ func readAudit(path string) (auditStats, error) {
 	}
 	defer f.Close()
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var r struct {
-			Syscall   string         `json:"syscall"`
-			Rule      string         `json:"rule"`
-			Action    string         `json:"action"`
-			Errno     string         `json:"errno"`
-			Emulated  bool           `json:"emulated"`
-			Verified  string         `json:"verified"`
-			Withdrawn bool           `json:"withdrawn"`
-			Args      map[string]any `json:"args"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return st, fmt.Errorf("audit record is not JSON: %v: %s", err, sc.Text())
-		}
+	rd := audit.NewReader(f)
+	for rd.Next() {
+		r := rd.Record()
 		st.records++
 		if r.Emulated {
 			st.emulated++
 		}
-		if r.Verified == "kernel" {
+		if r.Verified == audit.VerifiedKernel {
 			st.bound++
 		}
-		if r.Errno == "" && !r.Withdrawn && r.Verified != "mismatch" {
+		if r.Errno == "" && !r.Withdrawn && r.Verified != audit.VerifiedMismatch {
 			continue
 		}
+		line := r.String()
 		if r.Withdrawn && r.Errno == "" {
 			r.Errno = "withdrawn"
 		}
-		p, _ := r.Args["path"].(string)
+		p := r.Args.Path
 		key := fmt.Sprint(r.Syscall, p, r.Errno, r.Rule, r.Withdrawn)
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
-		st.failed = append(st.failed, failedRecord{line: sc.Text(), errno: r.Errno, path: p})
+		st.failed = append(st.failed, failedRecord{line: line, errno: r.Errno, path: p})
 	}
-	return st, sc.Err()
+	return st, rd.Err()
 }
 
 // ordinaryErrnos are what the kernel answers for calls on missing or

@@ -93,7 +93,7 @@ func testSIGHUP(t *testing.T, rt *ociRuntime) {
 	run(before)
 	rotated := &logBuf{path: logPath + ".1"}
 	current := &logBuf{path: logPath}
-	current.waitLine(t, auditOf(before, audit.FieldRule, "no-secret"))
+	current.waitRecord(t, auditOf(before, recordWant{Rule: "no-secret"}))
 
 	// logrotate's default (create): rename the file, then SIGHUP. Also
 	// break a policy, which the reload reports.
@@ -110,11 +110,11 @@ func testSIGHUP(t *testing.T, rt *ociRuntime) {
 	p.stderr.waitLine(t, map[string]string{"message": "reloaded", "log": logPath, "policies": "1", "invalid_policies": "1"})
 
 	run(after)
-	current.waitLine(t, auditOf(after, audit.FieldRule, "no-secret"))
-	if n := rotated.count(map[string]string{audit.FieldContainer: after}); n != 0 {
+	current.waitRecord(t, auditOf(after, recordWant{Rule: "no-secret"}))
+	if n := rotated.countRecords(t, recordWant{Container: after}); n != 0 {
 		t.Fatalf("the rotated log got %d records of a container started after the SIGHUP:\n%s", n, rotated)
 	}
-	if n := rotated.count(auditOf(before, audit.FieldRule, "no-secret")); n != 1 {
+	if n := rotated.countRecords(t, auditOf(before, recordWant{Rule: "no-secret"})); n != 1 {
 		t.Fatalf("the rotated log has %d records of the denial before the SIGHUP, want 1:\n%s", n, rotated)
 	}
 	// A record is written when its decision is complete: a bound grant's
@@ -123,9 +123,9 @@ func testSIGHUP(t *testing.T, rt *ociRuntime) {
 	// may come from a process forked before the agent's Watch, whose grant
 	// is recorded "unconfirmed" only after 30 s: see the README's crun
 	// notes. Then it is not waited for.)
-	allowedOK := auditOf(before, audit.FieldSyscall, "openat", audit.FieldArgs, "/etc/ok", audit.FieldVerified, audit.VerifiedKernel)
+	allowedOK := auditOf(before, recordWant{Syscall: "openat", Arg: "/etc/ok", Verified: audit.VerifiedKernel})
 	n := 0
-	settle(func() bool { n = rotated.count(allowedOK) + current.count(allowedOK); return n > 0 })
+	settle(func() bool { n = rotated.countRecords(t, allowedOK) + current.countRecords(t, allowedOK); return n > 0 })
 	if n > 1 || n == 0 && rt.name == "runc" {
 		t.Fatalf("the allowed open before the SIGHUP was recorded %d times, want once:\n%s\n%s", n, rotated, current)
 	}

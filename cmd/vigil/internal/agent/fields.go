@@ -1,11 +1,13 @@
 package agent
 
+import "github.com/vigilsec/vigil/enforcer/audit"
+
 // Field names of the agent's log lines, next to enforcer/audit's (which the
 // audit records also use: audit.FieldContainer, audit.FieldPid, ...).
 const (
 	// FieldListenerMetadata carries the profile's listenerMetadata; it is
 	// also added to every audit record of the container.
-	FieldListenerMetadata = "listener_metadata"
+	FieldListenerMetadata = audit.FieldListenerMetadata
 	// FieldPolicy names the policy file a container runs under.
 	FieldPolicy = "policy"
 	// FieldOCIVersion is the ociVersion the runtime sent.

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/filter"
 )
 
@@ -312,6 +313,84 @@ func matches(m map[string]any, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// records returns the audit records among l's whole lines (a writer may be
+// mid-line), parsed strictly as audit.Record; vigil's own diagnostics are
+// skipped.
+func (l *logBuf) records(t *testing.T) []audit.Record {
+	t.Helper()
+	b := l.bytes()
+	i := bytes.LastIndexByte(b, '\n')
+	if i < 0 {
+		return nil
+	}
+	recs, err := audit.ReadRecords(bytes.NewReader(b[:i+1]))
+	if err != nil {
+		t.Fatalf("audit log %s: %v", l.path, err)
+	}
+	return recs
+}
+
+// waitRecord waits for a record want matches and returns it.
+func (l *logBuf) waitRecord(t *testing.T, want recordWant) audit.Record {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for _, r := range l.records(t) {
+			if want.matches(r) {
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit record matching %+v in:\n%s", want, l)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// countRecords counts the records want matches.
+func (l *logBuf) countRecords(t *testing.T, want recordWant) int {
+	t.Helper()
+	n := 0
+	for _, r := range l.records(t) {
+		if want.matches(r) {
+			n++
+		}
+	}
+	return n
+}
+
+// recordWant matches audit records: each field set must be a substring of
+// the record's (Arg: of one of its arguments), and Emulated, when set, must
+// hold.
+type recordWant struct {
+	Container, ListenerMetadata, Syscall, Rule, Action, Errno, Verified, Comm, Arg string
+	Emulated                                                                       bool
+}
+
+func (w recordWant) matches(r audit.Record) bool {
+	for _, f := range [...][2]string{{r.Container, w.Container}, {r.ListenerMetadata, w.ListenerMetadata},
+		{r.Syscall, w.Syscall}, {r.Rule, w.Rule}, {r.Action, w.Action}, {r.Errno, w.Errno},
+		{r.Verified, w.Verified}, {r.Comm, w.Comm}} {
+		if f[1] != "" && !strings.Contains(f[0], f[1]) {
+			return false
+		}
+	}
+	if w.Emulated && !r.Emulated {
+		return false
+	}
+	if w.Arg == "" {
+		return true
+	}
+	a := r.Args
+	for _, s := range [...]string{a.Path, a.Resolved, a.Path2, a.Resolved2, a.Target, a.Flags, a.CloneFlags,
+		a.Resolve, a.Mode, a.Addr, a.Dev, a.Xattr, a.Error} {
+		if strings.Contains(s, w.Arg) {
+			return true
+		}
+	}
+	return false
 }
 
 // testAgent is an in-process `vigil agent` with captured logs.

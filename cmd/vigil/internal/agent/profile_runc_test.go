@@ -109,14 +109,14 @@ func testDockerDefaultMerged(t *testing.T, rt *ociRuntime) {
 		}
 	}
 	// The policy's denial came from the agent, and its grants were bound.
-	ta.Audit.waitLine(t, auditOf(id, audit.FieldSyscall, "openat", audit.FieldRule, "no-secret", audit.FieldAction, "deny", audit.FieldArgs, "/etc/secret"))
+	ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "openat", Rule: "no-secret", Action: "deny", Arg: "/etc/secret"}))
 	if rt.name == "runc" {
 		// (Under crun a process forked before the agent's Watch may make
 		// this open: its record then says unconfirmed; see the README.)
-		ta.Audit.waitLine(t, auditOf(id, audit.FieldSyscall, "openat", audit.FieldAction, "allow", audit.FieldArgs, "/etc/ok", audit.FieldVerified, audit.VerifiedKernel))
+		ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "openat", Action: "allow", Arg: "/etc/ok", Verified: audit.VerifiedKernel}))
 	}
 	// Docker's denial never reached the agent: the kernel answered it.
-	if n := ta.Audit.count(auditOf(id, audit.FieldSyscall, "unshare")); n != 0 {
+	if n := ta.Audit.countRecords(t, auditOf(id, recordWant{Syscall: "unshare"})); n != 0 {
 		t.Errorf("%d unshare records: the base's denial went to the agent", n)
 	}
 }

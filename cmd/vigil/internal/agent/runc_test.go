@@ -235,14 +235,11 @@ func webPolicyFile(t *testing.T, dir string) {
 	writePolicy(t, dir, "web.yaml", string(web))
 }
 
-// auditOf returns a matcher for container id's audit records under
-// web.yaml with the fields in kv.
-func auditOf(id string, kv ...string) map[string]string {
-	m := map[string]string{audit.FieldContainer: id, FieldListenerMetadata: "policy=web.yaml"}
-	for i := 0; i < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	return m
+// auditOf returns w matching only container id's audit records under
+// web.yaml.
+func auditOf(id string, w recordWant) recordWant {
+	w.Container, w.ListenerMetadata = id, "policy=web.yaml"
+	return w
 }
 
 func TestContainerFollowsItsPolicy(t *testing.T) {
@@ -285,13 +282,13 @@ nc 127.0.0.2 80 </dev/null; echo "nc-allowed=$?"
 			ta.Log.waitLine(t, map[string]string{"message": "supervising container", audit.FieldContainer: id,
 				FieldListenerMetadata: "policy=web.yaml", FieldPolicy: "web.yaml"})
 			ta.Log.waitLine(t, map[string]string{"message": "container released", audit.FieldContainer: id})
-			ta.Audit.waitLine(t, auditOf(id, audit.FieldSyscall, "openat", audit.FieldRule, "no-secret", audit.FieldAction, "deny", audit.FieldErrno, "EACCES", audit.FieldArgs, "/etc/secret"))
-			ta.Audit.waitLine(t, auditOf(id, audit.FieldRule, "no-mem-devices", audit.FieldAction, "deny", audit.FieldArgs, "c 1:1"))
-			ta.Audit.waitLine(t, auditOf(id, audit.FieldSyscall, "connect", audit.FieldRule, "no-metadata-service", audit.FieldAction, "deny", audit.FieldArgs, "127.0.0.1:9"))
-			ta.Audit.waitLine(t, auditOf(id, audit.FieldSyscall, "connect", audit.FieldRule, "connections", audit.FieldAction, "log", audit.FieldArgs, "127.0.0.2:80"))
+			ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "openat", Rule: "no-secret", Action: "deny", Errno: "EACCES", Arg: "/etc/secret"}))
+			ta.Audit.waitRecord(t, auditOf(id, recordWant{Rule: "no-mem-devices", Action: "deny", Arg: "c 1:1"}))
+			ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "connect", Rule: "no-metadata-service", Action: "deny", Arg: "127.0.0.1:9"}))
+			ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "connect", Rule: "connections", Action: "log", Arg: "127.0.0.2:80"}))
 			// The container's processes are watched from the handoff on, so
 			// the allowed open was bound and the kernel's object confirmed.
-			ta.Audit.waitLine(t, auditOf(id, audit.FieldSyscall, "openat", audit.FieldAction, "allow", audit.FieldArgs, "/etc/ok", audit.FieldVerified, audit.VerifiedKernel))
+			ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "openat", Action: "allow", Arg: "/etc/ok", Verified: audit.VerifiedKernel}))
 		})
 	}
 }
@@ -320,11 +317,11 @@ func TestSpecContainerStartsFiftyTimesInRow(t *testing.T) {
 				if err != nil || stdout != "ok\nsecret=1\n" || !strings.Contains(stderr, "can't open '/etc/secret': Permission denied") {
 					t.Fatalf("run %d of %d: %v\nstdout:\n%s\nstderr:\n%s\nagent:\n%s\naudit:\n%s", i, runs, err, stdout, stderr, ta.Log, ta.Audit)
 				}
-				ta.Audit.waitLine(t, auditOf(id, audit.FieldSyscall, "openat", audit.FieldRule, "no-secret", audit.FieldAction, "deny", audit.FieldErrno, "EACCES", audit.FieldArgs, "/etc/secret"))
+				ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "openat", Rule: "no-secret", Action: "deny", Errno: "EACCES", Arg: "/etc/secret"}))
 				if name == "runc" {
 					// runc init opened its exec FIFO through the agent,
 					// and the agent let it.
-					ta.Audit.waitLine(t, auditOf(id, audit.FieldComm, "runc:[2:INIT]", audit.FieldSyscall, "openat", audit.FieldArgs, "/proc/self/fd/", audit.FieldAction, "allow"))
+					ta.Audit.waitRecord(t, auditOf(id, recordWant{Comm: "runc:[2:INIT]", Syscall: "openat", Arg: "/proc/self/fd/", Action: "allow"}))
 				}
 			}
 			t.Logf("%d %s containers in %v", runs, name, time.Since(start).Round(time.Millisecond))
@@ -520,9 +517,9 @@ func TestTwoHundredContainersLeaveNoFdsGoroutinesOrWorkers(t *testing.T) {
 	if got := ta.Log.count(map[string]string{"message": "container released"}); got != n+1 {
 		t.Fatalf("%d containers released, want %d", got, n+1)
 	}
-	emulated := map[string]string{audit.FieldSyscall: "mknodat", audit.FieldEmulated: "true"}
-	if !settle(func() bool { return ta.Audit.count(emulated) == n+1 }) {
-		t.Fatalf("%d emulated mknods, want %d", ta.Audit.count(emulated), n+1)
+	emulated := recordWant{Syscall: "mknodat", Emulated: true}
+	if !settle(func() bool { return ta.Audit.countRecords(t, emulated) == n+1 }) {
+		t.Fatalf("%d emulated mknods, want %d", ta.Audit.countRecords(t, emulated), n+1)
 	}
 	// A worker joins its container's namespaces and pins them: none may
 	// outlive its container.

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/loader"
 )
 
@@ -109,20 +110,19 @@ func TestAppendRecordOfAnOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	line := o.appendRecord(nil, c, Literal, "")
-	var m map[string]any
-	if err := json.Unmarshal(line, &m); err != nil {
+	r, err := audit.ParseRecord(line)
+	if err != nil {
 		t.Fatalf("%s: %v", line, err)
 	}
-	args, _ := m["args"].(map[string]any)
-	kernel, _ := m["kernel"].(map[string]any)
+	a, k := r.Args, r.Kernel
 	switch {
-	case m["pid"] != 4242.0 || m["comm"] != "workload" || m["syscall"] != "openat" || m["ret"] != 3.0:
+	case r.Pid != 4242 || r.Comm != "workload" || r.Syscall != "openat" || r.Ret == nil || *r.Ret != 3:
 		t.Errorf("header fields: %s", line)
-	case args["path"] != "/tmp/dir" || args["flags"] != "O_RDONLY|O_DIRECTORY" || args["mode"] != nil:
+	case a.Path != "/tmp/dir" || a.Flags != "O_RDONLY|O_DIRECTORY" || a.Mode != "":
 		t.Errorf("args (no mode without O_CREAT or O_TMPFILE): %s", line)
-	case kernel["path"] != "/tmp/dir" || kernel["dev"] != "254:0" || kernel["ino"] != 1234.0:
+	case k == nil || k.Path != "/tmp/dir" || k.Dev != "254:0" || k.Ino != 1234:
 		t.Errorf("kernel: %s", line)
-	case m["latency_us"] != 4.321 || m["phantom"] != false || m["error"] != nil:
+	case r.LatencyUs != 4.321 || r.Phantom || r.CaptureError != "":
 		t.Errorf("latency, phantom, error: %s", line)
 	}
 }

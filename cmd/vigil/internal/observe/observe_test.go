@@ -3,7 +3,6 @@ package observe
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/launch"
 	"github.com/vigilsec/vigil/enforcer/reexec"
 	"github.com/vigilsec/vigil/enforcer/testenv"
@@ -41,7 +41,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 // run is one observation: the records, the counters, the programs' drop
 // counters and the command's stdout.
 type run struct {
-	recs     []map[string]any
+	recs     []audit.Record
 	stats    Stats
 	counters loader.ObsCounters
 	stdout   string
@@ -61,17 +61,14 @@ func observeRun(t *testing.T, dir string, argv ...string) run {
 	sc := bufio.NewScanner(bytes.NewReader(out.b.Bytes()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("not JSON: %s", sc.Text())
+		m, err := audit.ParseRecord(sc.Bytes())
+		if err != nil {
+			t.Fatalf("not an audit record: %v", err)
 		}
-		for _, k := range []string{"pid", "tid", "comm", "syscall", "time"} {
-			if v, ok := m[k]; !ok || v == "" || v == 0.0 {
-				t.Errorf("record without %s: %s", k, sc.Text())
-			}
+		if m.Pid == 0 || m.Tid == 0 || m.Comm == "" || m.Syscall == "" || m.Time.IsZero() {
+			t.Errorf("record without pid, tid, comm, syscall or time: %s", sc.Text())
 		}
-		if a, _ := m["args"].(map[string]any); a != nil && a["path"] == "" && m["error"] == nil &&
-			strings.HasPrefix(m["syscall"].(string), "open") {
+		if m.Args.Path == "" && m.CaptureError == "" && strings.HasPrefix(m.Syscall, "open") {
 			t.Errorf("open without a path and without an error: %s", sc.Text())
 		}
 		r.recs = append(r.recs, m)
@@ -163,16 +160,15 @@ func TestObserveShowsTheKernelsObject(t *testing.T) {
 	r := observeRun(t, "", "sh", "-c", "cat /etc/hostname > /dev/null")
 	found := false
 	for _, rec := range r.recs {
-		if rec["phantom"] == true {
-			t.Errorf("phantom flagged without any race: %v", rec)
+		if rec.Phantom {
+			t.Errorf("phantom flagged without any race: %+v", rec)
 		}
-		a, _ := rec["args"].(map[string]any)
-		if rec["syscall"] != "openat" || a == nil || a["path"] != "/etc/hostname" {
+		if rec.Syscall != "openat" || rec.Args.Path != "/etc/hostname" {
 			continue
 		}
-		k, _ := rec["kernel"].(map[string]any)
+		k := rec.Kernel
 		real, _ := filepath.EvalSymlinks("/etc/hostname")
-		if k == nil || k["path"] != real {
+		if k == nil || k.Path != real {
 			t.Fatalf("openat /etc/hostname: kernel view %v, want path %s", k, real)
 		}
 		found = true
@@ -182,7 +178,7 @@ func TestObserveShowsTheKernelsObject(t *testing.T) {
 	}
 	execs := 0
 	for _, rec := range r.recs {
-		if rec["syscall"] == "execve" {
+		if rec.Syscall == "execve" {
 			execs++
 		}
 	}
@@ -226,17 +222,16 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 		discrepancies := 0
 		for run := 0; run < 12 && discrepancies == 0; run++ {
 			for _, r := range observeRun(t, "", probe, "flip", a, d, "3000", "2").recs {
-				args, _ := r["args"].(map[string]any)
-				kernel, _ := r["kernel"].(map[string]any)
-				if r["syscall"] != "openat" || args == nil || kernel == nil || (args["path"] != a && args["path"] != d) {
+				kernel := r.Kernel
+				if r.Syscall != "openat" || kernel == nil || (r.Args.Path != a && r.Args.Path != d) {
 					continue
 				}
-				differ := filepath.Base(args["path"].(string)) != filepath.Base(kernel["path"].(string))
+				differ := filepath.Base(r.Args.Path) != filepath.Base(kernel.Path)
 				if differ {
 					discrepancies++
 				}
-				if differ != (r["phantom"] == true) {
-					t.Errorf("phantom %v for argument %v and kernel object %v", r["phantom"], args["path"], kernel["path"])
+				if differ != r.Phantom {
+					t.Errorf("phantom %v for argument %v and kernel object %v", r.Phantom, r.Args.Path, kernel.Path)
 				}
 			}
 		}
@@ -256,7 +251,7 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 			phantoms := 0
 			for run := 0; run < 12 && phantoms == 0; run++ {
 				for _, r := range observeRun(t, "", tc.argv...).recs {
-					if r["phantom"] == true {
+					if r.Phantom {
 						phantoms++
 					}
 				}
@@ -389,8 +384,8 @@ func TestObserveNoPhantomsOnBenignWorkloads(t *testing.T) {
 			dir, argv := tc.setup(t)
 			r := observeRun(t, dir, argv...)
 			for _, rec := range r.recs {
-				if rec["phantom"] == true {
-					t.Errorf("phantom flagged: %v", rec)
+				if rec.Phantom {
+					t.Errorf("phantom flagged: %+v", rec)
 				}
 			}
 			s := r.stats
@@ -440,10 +435,10 @@ func TestObserveMarksWhatItCouldNotRead(t *testing.T) {
 	want := map[string]string{"EFAULT": "path argument unreadable", "EBADF": "lookup start (dirfd) unreadable at sys_enter"}
 	seen := map[string]int{}
 	for _, rec := range r.recs {
-		errno, _ := rec["errno"].(string)
-		if w, ok := want[errno]; ok && rec["syscall"] == "openat" {
-			if rec["error"] != w {
-				t.Errorf("openat failing with %s: error %v, want %q", errno, rec["error"], w)
+		errno := rec.Errno
+		if w, ok := want[errno]; ok && rec.Syscall == "openat" {
+			if rec.CaptureError != w {
+				t.Errorf("openat failing with %s: error %q, want %q", errno, rec.CaptureError, w)
 			}
 			seen[errno]++
 		}
