@@ -39,6 +39,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * stores, and loads, in order too). */
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+/* Keeps the compiler from moving plain accesses across it. */
+#define vigil_barrier() asm volatile("" ::: "memory")
 
 #define VIGIL_SIGKILL 9
 #define VIGIL_NAME_MAX 255
@@ -290,6 +292,7 @@ static __always_inline struct vigil_binding *find_binding(__u32 tid, struct vigi
 
 	*slotp = NULL;
 	if (s && READ_ONCE(s->key) == slot_published(tid)) {
+		vigil_barrier(); /* b is read after the key */
 		*slotp = s;
 		return &s->b;
 	}
@@ -303,6 +306,7 @@ static __always_inline struct vigil_binding *find_binding(__u32 tid, struct vigi
 static __always_inline void drop_binding(__u32 tid, struct vigil_slot *slot)
 {
 	if (slot) {
+		vigil_barrier(); /* the copy is made before the slot is freed */
 		WRITE_ONCE(slot->key, 0);
 		return;
 	}
@@ -339,6 +343,7 @@ static __always_inline long put_binding(__u32 tid, const struct vigil_binding *b
 		if ((k == 0 && __sync_val_compare_and_swap(&s->key, 0, (__u64)tid) == 0) ||
 		    (k && (__u32)k == tid && __sync_val_compare_and_swap(&s->key, k, (__u64)tid) == k)) {
 			s->b = *b;
+			vigil_barrier(); /* b is complete before it is published */
 			WRITE_ONCE(s->key, slot_published(tid));
 			return 0;
 		}

@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
@@ -39,8 +40,11 @@ func (l *Loader) mapBindings() error {
 	return nil
 }
 
-// unmapBindings undoes mapBindings.
+// unmapBindings undoes mapBindings; Bind fails and Unbind does nothing
+// afterwards.
 func (l *Loader) unmapBindings() error {
+	l.bindMu.Lock()
+	defer l.bindMu.Unlock()
 	var errs []error
 	for _, m := range [][]byte{l.slotMem, l.ctlMem} {
 		if m != nil {
@@ -57,6 +61,9 @@ const maxHashedTids = 256
 
 // publish makes l.bindVal tid's binding. The caller holds bindMu.
 func (l *Loader) publish(tid uint32) error {
+	if l.slotMem == nil {
+		return fmt.Errorf("binding thread %d: %w", tid, os.ErrClosed)
+	}
 	s := l.slot(tid)
 	k := loadKey(s)
 	if (k == 0 && casKey(s, 0, uint64(tid))) || (k != 0 && uint32(k) == tid && casKey(s, k, uint64(tid))) {
@@ -123,6 +130,9 @@ func (l *Loader) unhash(tid uint32) {
 // withdraw removes tid's pending binding, in its slot or the hash. The
 // caller holds bindMu.
 func (l *Loader) withdraw(tid uint32) {
+	if l.slotMem == nil {
+		return
+	}
 	s := l.slot(tid)
 	if k := loadKey(s); k != 0 && uint32(k) == tid {
 		casKey(s, k, 0)

@@ -163,3 +163,20 @@ func TestQuietBindingSendsOnlyViolations(t *testing.T) {
 		t.Errorf("got %+v, want a killing OBJECT_MISMATCH", ev)
 	}
 }
+
+// TestBindAfterCloseFails: once the slots are unmapped, Bind fails (no
+// CONTINUE may follow) and Unbind does nothing, instead of writing to
+// memory that is gone.
+func TestBindAfterCloseFails(t *testing.T) {
+	l, _ := loadForTest(t)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := &Binding{Nr: unix.SYS_OPENAT, Kind: BindFile, ArgIndex: 1, Arg: []byte("/x"), Dev: unix.Mkdev(1, 2), Ino: 3}
+	if err := l.Bind(0x3ffffff1, b); err == nil {
+		t.Fatal("Bind after Close succeeded")
+	}
+	if err := l.Unbind(0x3ffffff1); err != nil {
+		t.Fatalf("Unbind after Close: %v", err)
+	}
+}
