@@ -611,9 +611,8 @@ static __always_inline void copy_path(struct vigil_event *e, struct vigil_scratc
 SEC("raw_tp/sys_enter")
 int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	__u32 tid = (__u32)pid_tgid;
+	__u64 pid_tgid;
+	__u32 tgid, tid;
 	struct pt_regs *regs;
 	struct vigil_binding *b;
 	struct vigil_slot *slot;
@@ -627,6 +626,9 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	/* Every syscall of the host comes here: leave at the cheapest test. */
 	if (!capturing && !seccomp_filtered())
 		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	tid = (__u32)pid_tgid;
 	b = find_binding(tid, &slot);
 	if (!capturing && !b)
 		return 0;
