@@ -35,6 +35,13 @@
 /* bpf_probe_read_user_str and bpf_send_signal are GPL-only helpers. */
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Single, untorn accesses the compiler keeps in program order (x86_64 keeps
+ * stores, and loads, in order too). */
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+/* Keeps the compiler from moving plain accesses across it. */
+#define vigil_barrier() asm volatile("" ::: "memory")
+
 #define VIGIL_SIGKILL 9
 #define VIGIL_NAME_MAX 255
 /* include/linux/fs.h: set in f_mode when the open created the file (the same
@@ -111,7 +118,28 @@ struct {
 	__type(value, __u8);
 } watched SEC(".maps");
 
-/* bindings: the grant a thread is about to be CONTINUEd with (tid -> binding). */
+/* slots: the grant a thread is about to be CONTINUEd with, in slot
+ * tid & (VIGIL_BIND_SLOTS-1) (see struct vigil_slot); written by userspace
+ * through its mmap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, VIGIL_BIND_SLOTS);
+	__type(key, __u32);
+	__type(value, struct vigil_slot);
+} slots SEC(".maps");
+
+/* bind_ctl: how many entries the bindings hash may hold (struct vigil_bind_ctl). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vigil_bind_ctl);
+} bind_ctl SEC(".maps");
+
+/* bindings: the grants whose thread's slot another thread's pending binding
+ * held (tid -> binding). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, VIGIL_MAX_BINDINGS);
@@ -188,6 +216,8 @@ __u64 doomed_pending = 0;
 /* Bitmap of syscall numbers (0..VIGIL_CAPTURE_NR-1) that get ENTER/EXIT
  * events: observe mode and audit correlation. Set by the loader. */
 const volatile __u64 capture_mask[VIGIL_CAPTURE_NR / 64] = {};
+/* Some syscall is captured (capture_mask is not empty). Set by the loader. */
+const volatile bool capturing = false;
 /* vigil's own tgid: never watched, whatever the maps say. */
 const volatile __u32 self_tgid = 0;
 /* Pending bytes past which a plain captured event wakes the reader (see
@@ -199,6 +229,130 @@ static __always_inline struct vigil_scratch *get_scratch(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+#define VIGIL_SECCOMP_MODE_FILTER 2
+
+/*
+ * seccomp_filtered reports whether current runs under a seccomp filter. A
+ * thread can only have a binding while it waits in a seccomp notification
+ * and after, so every other thread leaves the syscall programs here: one
+ * load from its own task_struct, no map lookup.
+ */
+static __always_inline bool seccomp_filtered(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return task->seccomp.mode == VIGIL_SECCOMP_MODE_FILTER;
+}
+
+static __always_inline __u64 slot_published(__u32 tid)
+{
+	return (__u64)tid | VIGIL_SLOT_PUBLISHED << 32;
+}
+
+static __always_inline struct vigil_slot *slot_of(__u32 tid)
+{
+	__u32 i = tid & (VIGIL_BIND_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&slots, &i);
+}
+
+/* hash_may_hold reports whether the bindings hash may hold an entry; when
+ * the counter cannot be read, it may. */
+static __always_inline bool hash_may_hold(void)
+{
+	__u32 zero = 0;
+	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
+
+	return !c || READ_ONCE(c->hashed) != 0;
+}
+
+static __always_inline void hash_count(long d)
+{
+	__u32 zero = 0;
+	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
+
+	if (c)
+		__sync_fetch_and_add(&c->hashed, d);
+}
+
+/*
+ * find_binding returns tid's pending binding, or NULL: its slot when the
+ * slot's key is tid's and published (*slotp is then the slot), else its
+ * entry in the bindings hash while that may hold any. A published key was
+ * stored after the binding was complete (x86_64 keeps stores in order, and
+ * the key is read first); nothing rewrites a published binding while its
+ * thread runs, since userspace writes one only for a thread that waits in
+ * a seccomp notification.
+ */
+static __always_inline struct vigil_binding *find_binding(__u32 tid, struct vigil_slot **slotp)
+{
+	struct vigil_slot *s = slot_of(tid);
+
+	*slotp = NULL;
+	if (s && READ_ONCE(s->key) == slot_published(tid)) {
+		vigil_barrier(); /* b is read after the key */
+		*slotp = s;
+		return &s->b;
+	}
+	if (!hash_may_hold())
+		return NULL;
+	return bpf_map_lookup_elem(&bindings, &tid);
+}
+
+/* drop_binding removes tid's binding found by find_binding (in slot, or the
+ * hash when slot is NULL) once it has been copied. */
+static __always_inline void drop_binding(__u32 tid, struct vigil_slot *slot)
+{
+	if (slot) {
+		vigil_barrier(); /* the copy is made before the slot is freed */
+		WRITE_ONCE(slot->key, 0);
+		return;
+	}
+	if (bpf_map_delete_elem(&bindings, &tid) == 0)
+		hash_count(-1);
+}
+
+/* forget_thread drops whatever binding tid (a thread that is exiting) left,
+ * in its slot or the hash. */
+static __always_inline void forget_thread(__u32 tid)
+{
+	struct vigil_slot *s = slot_of(tid);
+	__u64 k;
+
+	if (s) {
+		k = READ_ONCE(s->key);
+		if (k && (__u32)k == tid)
+			__sync_val_compare_and_swap(&s->key, k, 0);
+	}
+	if (hash_may_hold() && bpf_map_delete_elem(&bindings, &tid) == 0)
+		hash_count(-1);
+}
+
+/* put_binding stores b as tid's binding: in tid's slot when it is free (or
+ * tid's own), else in the bindings hash. Returns 0 or a negative error. */
+static __always_inline long put_binding(__u32 tid, const struct vigil_binding *b)
+{
+	struct vigil_slot *s = slot_of(tid);
+	long err;
+
+	if (s) {
+		__u64 k = READ_ONCE(s->key);
+
+		if ((k == 0 && __sync_val_compare_and_swap(&s->key, 0, (__u64)tid) == 0) ||
+		    (k && (__u32)k == tid && __sync_val_compare_and_swap(&s->key, k, (__u64)tid) == k)) {
+			s->b = *b;
+			vigil_barrier(); /* b is complete before it is published */
+			WRITE_ONCE(s->key, slot_published(tid));
+			return 0;
+		}
+	}
+	hash_count(1);
+	err = bpf_map_update_elem(&bindings, &tid, b, BPF_NOEXIST);
+	if (err)
+		hash_count(-1);
+	return err;
 }
 
 static __always_inline bool captured(long nr)
@@ -438,8 +592,9 @@ static __always_inline void copy_path(struct vigil_event *e, struct vigil_scratc
 /*
  * sys_enter — runs after seccomp let the syscall through.
  *
+ *   unless capturing: if current has no seccomp filter, or no binding: return
  *   if tgid is vigil or not watched: return
- *   b = bindings[tid]
+ *   b = binding of tid (its published slot, or bindings[tid])
  *   if b and b.nr == nr and b.state == ARMED:
  *       if b.kind is CONNECT or CLONE (a byte block: sockaddr, clone_args):
  *           read b.arg_len bytes at reg[b.arg_index] (none if 0)
@@ -456,11 +611,11 @@ static __always_inline void copy_path(struct vigil_event *e, struct vigil_scratc
 SEC("raw_tp/sys_enter")
 int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	__u32 tid = (__u32)pid_tgid;
+	__u64 pid_tgid;
+	__u32 tgid, tid;
 	struct pt_regs *regs;
 	struct vigil_binding *b;
+	struct vigil_slot *slot;
 	struct vigil_scratch *s;
 	struct vigil_event *e;
 	__u32 reason = VIGIL_OK, flags = 0;
@@ -468,12 +623,20 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	long nr, n = 0;
 	int idx;
 
+	/* Every syscall of the host comes here: leave at the cheapest test. */
+	if (!capturing && !seccomp_filtered())
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	tgid = pid_tgid >> 32;
+	tid = (__u32)pid_tgid;
+	b = find_binding(tid, &slot);
+	if (!capturing && !b)
+		return 0;
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
 
 	regs = (struct pt_regs *)ctx->args[0];
 	nr = (long)ctx->args[1];
-	b = bpf_map_lookup_elem(&bindings, &tid);
 	bound = b && (long)b->nr == nr && b->state == VIGIL_STATE_ARMED;
 	capture = captured(nr);
 	if (!bound && !capture)
@@ -1000,10 +1163,12 @@ static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u
  * sys_exit — the kernel-object check, before the return to user mode.
  *
  *   if doomed children are pending and ret == 0 and doomed[tid]: SIGKILL, VIOLATION; return
+ *   unless capturing: if current has no seccomp filter, or no binding: return
  *   if tgid is vigil or not watched: return
  *   nr = regs->orig_ax
- *   if bindings[tid] and its nr == nr (execve and execveat count as one):
- *       b = copy; delete bindings[tid]
+ *   if tid has a binding (its published slot, or bindings[tid]) and its nr == nr
+ *       (execve and execveat count as one):
+ *       b = copy; free the slot or delete bindings[tid]
  *   if not b and nr not in capture_mask: return
  *   object: open family, ret >= 0:  f = fd table[ret]
  *           execve/execveat, ret 0: f = current->mm->exe_file (set from bprm->file)
@@ -1019,6 +1184,7 @@ static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u
  *       CONNECT:     nothing may be connected (ret) -> ok; state != ENTERED -> ARG_UNREADABLE;
  *                    no socket -> NO_OBJECT; peer differs (connect_holds) -> OBJECT_MISMATCH
  *       any reason: SIGKILL
+ *   b held, b.flags QUIET and nr not captured: return (nothing waits for it)
  *   emit VIOLATION if reason else EXIT, flagged AT_EXIT (ret, args, the object)
  */
 SEC("raw_tp/sys_exit")
@@ -1029,6 +1195,7 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	__u32 tid = (__u32)pid_tgid;
 	struct vigil_binding b = {};
 	struct vigil_binding *bp;
+	struct vigil_slot *slot;
 	struct peer_view peer = {};
 	struct vigil_fork child = {};
 	struct vigil_fork *cp;
@@ -1043,19 +1210,23 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	ret = (long)ctx->args[1];
 	if (doomed_pending && ret == 0 && kill_doomed(ctx, pid_tgid))
 		return 0;
+	if (!capturing && !seccomp_filtered())
+		return 0;
+	bp = find_binding(tid, &slot);
+	if (!capturing && !bp)
+		return 0;
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
 
 	regs = (struct pt_regs *)ctx->args[0];
 	nr = BPF_CORE_READ(regs, orig_ax);
-	bp = bpf_map_lookup_elem(&bindings, &tid);
 	/* A successful execveat returns with orig_ax reading __NR_execve (seen
 	 * on 6.18): match the exec pair as one, and report the bound number. */
 	if (bp && ((long)bp->nr == nr || (is_exec(bp->nr) && is_exec(nr)))) {
 		b = *bp;
 		bound = true;
 		nr = b.nr;
-		bpf_map_delete_elem(&bindings, &tid);
+		drop_binding(tid, slot);
 	}
 	if (!bound && !captured(nr))
 		return 0;
@@ -1129,6 +1300,8 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			reason = check_create(f, &b) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
 		if (reason != VIGIL_OK)
 			flags |= kill_current();
+		else if ((b.flags & VIGIL_BIND_QUIET) && !captured(nr))
+			return 0; /* held, and no record waits for it */
 	}
 
 	e = reserve_event(reason != VIGIL_OK ? VIGIL_EV_VIOLATION : VIGIL_EV_EXIT, pid_tgid, nr);
@@ -1185,6 +1358,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 	__u32 tgid = pid_tgid >> 32;
 	__u32 tid = (__u32)pid_tgid;
 	struct vigil_binding b, *bp;
+	struct vigil_slot *slot;
 	struct vigil_event *e;
 	struct file *f = NULL;
 	__u32 key = old_pid, reason = VIGIL_OK, flags = VIGIL_F_BOUND;
@@ -1193,10 +1367,10 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
-	bp = bpf_map_lookup_elem(&bindings, &key);
+	bp = find_binding(key, &slot);
 	if (!bp && old_pid != tid) {
 		key = tid;
-		bp = bpf_map_lookup_elem(&bindings, &key);
+		bp = find_binding(key, &slot);
 	}
 	if (!bp)
 		return 0;
@@ -1223,10 +1397,15 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 		}
 	}
 	if (key != tid) {
-		/* Delete first, so that the update cannot fail for want of room. */
-		bpf_map_delete_elem(&bindings, &key);
-		if (is_exec(b.nr) && b.state != VIGIL_STATE_ARMED)
-			bpf_map_update_elem(&bindings, &tid, &b, BPF_ANY);
+		/* Drop first, so that the move cannot fail for want of room. */
+		drop_binding(key, slot);
+		if (is_exec(b.nr) && b.state != VIGIL_STATE_ARMED && put_binding(tid, &b)) {
+			/* Nowhere to keep it: sys_exit could not check the exec. */
+			if (reason == VIGIL_OK) {
+				flags |= kill_current();
+				reason = VIGIL_UNCHECKED;
+			}
+		}
 	} else if (b.state != bp->state) {
 		bp->state = b.state;
 	}
@@ -1294,6 +1473,7 @@ static long group_step(__u32 i, void *data)
 	struct list_head *node = g->node;
 	struct task_struct *t;
 	struct vigil_binding *b;
+	struct vigil_slot *slot;
 	__u32 tid;
 
 	node = BPF_CORE_READ(node, next);
@@ -1302,7 +1482,7 @@ static long group_step(__u32 i, void *data)
 	g->node = node;
 	t = (struct task_struct *)((void *)node - bpf_core_field_offset(struct task_struct, thread_node));
 	tid = BPF_CORE_READ(t, pid);
-	b = bpf_map_lookup_elem(&bindings, &tid);
+	b = find_binding(tid, &slot);
 	if (b && (b->kind == VIGIL_BIND_FILE || b->kind == VIGIL_BIND_CREATE) && returns_fd(b->nr)) {
 		g->found = 1;
 		return 1;
@@ -1362,6 +1542,7 @@ int vigil_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 ptid = BPF_CORE_READ(parent, pid);
 	__u32 ctgid, ctid;
 	struct vigil_binding *bp;
+	struct vigil_slot *slot;
 	struct vigil_event *e;
 	__u32 flags = 0;
 	__u8 one = 1;
@@ -1371,7 +1552,7 @@ int vigil_fork(struct bpf_raw_tracepoint_args *ctx)
 	ctgid = BPF_CORE_READ(child, tgid);
 	ctid = BPF_CORE_READ(child, pid);
 
-	bp = bpf_map_lookup_elem(&bindings, &ptid);
+	bp = find_binding(ptid, &slot);
 	if (bp && is_clone(bp->nr) && (bp->state == VIGIL_STATE_ENTERED || bp->state == VIGIL_STATE_KILLED)) {
 		struct vigil_fork fk = { .child = ctid };
 		__u64 want = bp->clone_flags & VIGIL_CLONE_NS;
@@ -1473,9 +1654,12 @@ int vigil_exit(struct bpf_raw_tracepoint_args *ctx)
 	 * that died before (and runs before the watched check, like there). */
 	if (doomed_pending)
 		undoom(pid);
+	/* A dead thread's binding is nobody's: free its slot whether or not
+	 * it is watched (a published slot of a dead tid would only push a
+	 * live thread's binding to the hash). */
+	forget_thread(pid);
 	if (!bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
-	bpf_map_delete_elem(&bindings, &pid);
 	bpf_map_delete_elem(&forked, &pid);
 	if (BPF_CORE_READ(task, signal, live.counter) == 0) {
 		bpf_map_delete_elem(&watched, &tgid);

@@ -19,6 +19,10 @@
 #define VIGIL_MAX_WATCHED 65536
 /* Capacity of the binding map (threads with a pending grant). keep in sync with loader/contract.go MaxBindings */
 #define VIGIL_MAX_BINDINGS 65536
+/* Slots of the binding array (a power of two): thread tid binds in slot
+ * tid & (VIGIL_BIND_SLOTS-1); another thread's pending binding there sends
+ * tid's to the bindings hash. keep in sync with loader/contract.go BindSlots */
+#define VIGIL_BIND_SLOTS 16384
 /* Syscall numbers 0..VIGIL_CAPTURE_NR-1 can be captured (capture_mask bits). keep in sync with loader/contract.go CaptureNr */
 #define VIGIL_CAPTURE_NR 1024
 
@@ -63,14 +67,18 @@ enum vigil_bind_state {
 	VIGIL_STATE_REPLACED = 4, /* EXEC: it held by the vetted path, another file (VIGIL_F_REPLACED) */
 };
 
+/* Binding flags (struct vigil_binding.flags). keep in sync with loader/contract.go bindQuiet */
+#define VIGIL_BIND_QUIET 1 /* nothing waits for the call's record: no EXIT event when the grant holds */
+
 /* CONNECT with family AF_UNIX: what addr[0] says the binding pins.
  * keep in sync with loader/contract.go unixPath, unixAbstract. */
 #define VIGIL_UNIX_PATH 1     /* a pathname socket: the peer is bound to the socket file (dev, ino) */
 #define VIGIL_UNIX_ABSTRACT 2 /* an abstract name: FNV-1a 64 of the name bytes after the leading NUL is name_hash */
 
 /*
- * A grant the supervisor is about to CONTINUE, keyed by the thread id in the
- * bindings map. 112 bytes, no implicit padding. Fields a kind does not use
+ * A grant the supervisor is about to CONTINUE: in the thread's slot of the
+ * slots array, or keyed by its id in the bindings hash when another thread's
+ * pending binding holds that slot. 120 bytes, no implicit padding. Fields a kind does not use
  * are zero.
  *
  * FILE and EXEC may also name the vetted object by its path (path_hash):
@@ -106,6 +114,35 @@ struct vigil_binding {
 	__u64 root_ino;    /* inode */
 	__u32 root_mnt;    /* and mount id */
 	__u32 mnt_id;      /* the mount the object must be on */
+	__u32 flags;       /* VIGIL_BIND_* */
+	__u32 pad;
+};
+
+/* Slot key states (the high word of struct vigil_slot.key, the low word is
+ * the owning tid). keep in sync with loader/contract.go slotPublished */
+#define VIGIL_SLOT_PUBLISHED 1ULL
+
+/*
+ * One slot of the slots array, which userspace writes through its mmap
+ * (BPF_F_MMAPABLE) instead of a map-update syscall. key is 0 when the slot
+ * is free, tid while its owner (userspace under its lock, or the exec
+ * program moving a binding) writes b, and tid | VIGIL_SLOT_PUBLISHED << 32
+ * once b is complete. Only a published key equal to the current thread's
+ * makes b its binding: a slot of another tid, or one being written, is no
+ * binding. A free slot is claimed with a compare-and-swap of key from 0;
+ * the programs free it by storing 0 when they consume the binding, and the
+ * exit program when its owner dies. 128 bytes.
+ */
+struct vigil_slot {
+	__u64 key;
+	struct vigil_binding b;
+};
+
+/* Bookkeeping shared with userspace through its mmap. */
+struct vigil_bind_ctl {
+	__u64 hashed; /* entries the bindings hash may hold: incremented before an
+	               * insert, decremented after a delete that found one; while
+	               * 0, the programs skip the hash lookup */
 };
 
 /* keep in sync with loader/contract.go EventType */

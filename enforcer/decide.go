@@ -206,7 +206,10 @@ func (s *receiver) carryOut(l notify.Answerer, n *notify.Notif, c *call, d polic
 // bound writes the binding that pins the call's object and grants the
 // CONTINUE it backs.
 func (s *receiver) bound(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) outcome {
-	s.bind = loader.Binding{Nr: c.pc.Nr}
+	// An allow whose record is not written needs no confirmation: the
+	// binding stays silent when it holds (a violation still kills and is
+	// reported), and answer parks nothing.
+	s.bind = loader.Binding{Nr: c.pc.Nr, Quiet: s.quietAllows && d.Action == policy.ActionAllow}
 	switch res, errno := c.h.bind(s, n, c); res {
 	case bindFailed:
 		// A grant that should be pinned and cannot be: fail closed.
@@ -289,9 +292,16 @@ func (s *receiver) answer(l notify.Answerer, n *notify.Notif, o *outcome, pi pro
 		if !o.grant.IsBound() {
 			return false, verdict.Continue(l, n, o.grant)
 		}
+		tid := int(n.Pid)
+		if s.bind.Quiet { // the binding bound() wrote for this call
+			if err := verdict.Continue(l, n, o.grant); err != nil {
+				s.cfg.Kernel.withdraw(tid)
+				return false, err
+			}
+			return false, nil
+		}
 		// The kernel event may arrive as soon as CONTINUE is answered:
 		// park the record first.
-		tid := int(n.Pid)
 		s.cfg.Kernel.expect(tid, int(n.Data.Nr), s.decisionOf(n, pi, o, false, time.Since(start)), &s.audit)
 		if err := verdict.Continue(l, n, o.grant); err != nil {
 			s.cfg.Kernel.withdraw(tid)

@@ -129,7 +129,11 @@ func (k *Kernel) SharesFiles(tgid int) bool {
 	return shared || err != nil
 }
 
-// Bind implements verdict.Binder.
+// Bind implements verdict.Binder: a store through the binding array's
+// mmap, no syscall (see package loader). A quiet binding (b.Quiet: its
+// record is not written) sends no event when it holds, and its decision is
+// not parked; its violation still kills, and, with no decision waiting, is
+// reported by violation from the event alone.
 func (k *Kernel) Bind(tid int, b *loader.Binding) error {
 	err := k.ld.Bind(tid, b)
 	if err == nil {
@@ -209,7 +213,8 @@ func (k *Kernel) take(tid, nr int) (p *pendingDecision, stale []*pendingDecision
 }
 
 // withdraw writes the record of a bound call whose CONTINUE did not reach
-// the watchee (the newest waiting decision of tid).
+// the watchee (the newest waiting decision of tid; none for a quiet one)
+// and removes its binding.
 func (k *Kernel) withdraw(tid int) {
 	k.mu.Lock()
 	var p *pendingDecision

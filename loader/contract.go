@@ -15,6 +15,9 @@ const (
 	MaxWatched = 65536
 	// MaxBindings is the capacity of the binding map (VIGIL_MAX_BINDINGS).
 	MaxBindings = 65536
+	// BindSlots is how many slots the binding array has
+	// (VIGIL_BIND_SLOTS): thread tid binds in slot tid&(BindSlots-1).
+	BindSlots = 16384
 	// CaptureNr bounds the syscall numbers Options.Capture may name
 	// (VIGIL_CAPTURE_NR).
 	CaptureNr = 1024
@@ -28,6 +31,17 @@ const (
 	bindChecked = 3
 	// bindReplaced: EXEC held by the vetted path with another file.
 	bindReplaced = 4
+)
+
+// bindQuiet marks a binding whose confirmation nothing waits for
+// (VIGIL_BIND_QUIET): sys_exit sends no EXIT event when it holds.
+const bindQuiet = 1
+
+// slotPublished is the high word of a slot key whose binding is complete
+// (VIGIL_SLOT_PUBLISHED); slotSize is sizeof(struct vigil_slot).
+const (
+	slotPublished = 1
+	slotSize      = 128
 )
 
 // Forms of a BindConnect binding to an AF_UNIX socket (addr[0] of struct

@@ -28,6 +28,9 @@ func TestContractMatchesHeader(t *testing.T) {
 		"VIGIL_MAX_WATCHED":     MaxWatched,
 		"VIGIL_MAX_BINDINGS":    MaxBindings,
 		"VIGIL_CAPTURE_NR":      CaptureNr,
+		"VIGIL_BIND_SLOTS":      BindSlots,
+		"VIGIL_BIND_QUIET":      bindQuiet,
+		"VIGIL_SLOT_PUBLISHED":  slotPublished,
 		"VIGIL_BIND_FILE":       uint64(BindFile),
 		"VIGIL_BIND_CREATE":     uint64(BindCreate),
 		"VIGIL_BIND_EXEC":       uint64(BindExec),
@@ -117,7 +120,9 @@ func TestEventLayoutMatchesGenerated(t *testing.T) {
 		{"kpath", unsafe.Offsetof(e.Kpath), offKPath},
 		{"len(path)", uintptr(len(e.Path)), EventPath},
 		{"len(kpath)", uintptr(len(e.Kpath)), EventPath},
-		{"sizeof(vigil_binding)", unsafe.Sizeof(vigilVigilBinding{}), 112},
+		{"sizeof(vigil_binding)", unsafe.Sizeof(vigilVigilBinding{}), 120},
+		{"sizeof(vigil_slot)", unsafe.Sizeof(vigilVigilSlot{}), slotSize},
+		{"vigil_slot.b", unsafe.Offsetof(vigilVigilSlot{}.B), 8},
 		{"len(vigil_binding.addr)", uintptr(len(vigilVigilBinding{}.Addr)), 16},
 	} {
 		if c.got != c.want {

@@ -73,10 +73,14 @@ type Loader struct {
 	closeErr  error
 
 	// bindMu guards the reused key and value Bind marshals from, so that a
-	// Bind allocates nothing.
+	// Bind allocates nothing, and the binding slots (slots.go).
 	bindMu  sync.Mutex
 	bindKey uint32
 	bindVal vigilVigilBinding
+	// slotMem and ctlMem are the mmaps of the slots and bind_ctl arrays;
+	// hashedTids the threads whose binding may be in the bindings hash.
+	slotMem, ctlMem []byte
+	hashedTids      map[uint32]struct{}
 }
 
 // Load loads the eBPF programs and attaches them to the sys_enter,
@@ -116,6 +120,10 @@ func Load(opts Options) (*Loader, error) {
 			l.log.Debug().Str("verifier", fmt.Sprintf("%+v", ve)).Msg("eBPF verifier rejected vigil's programs")
 		}
 		return nil, classify("loading eBPF programs", err)
+	}
+	if err := l.mapBindings(); err != nil {
+		l.Close()
+		return nil, classify("mapping binding slots", err)
 	}
 	if err := l.attach(opts.unattached); err != nil {
 		l.Close()
@@ -163,6 +171,9 @@ func vigilSpec(mask [CaptureNr / 64]uint64, rbSize int) (*ebpf.CollectionSpec, e
 	}
 	if err := spec.Variables[vigilVarCaptureMask].Set(mask); err != nil {
 		return nil, fmt.Errorf("setting capture_mask: %w", err)
+	}
+	if err := spec.Variables[vigilVarCapturing].Set(mask != [CaptureNr / 64]uint64{}); err != nil {
+		return nil, fmt.Errorf("setting capturing: %w", err)
 	}
 	if err := spec.Variables[vigilVarSelfTgid].Set(uint32(os.Getpid())); err != nil {
 		return nil, fmt.Errorf("setting self_tgid: %w", err)
@@ -227,6 +238,9 @@ func (l *Loader) Close() error {
 			if err := l.links[i].Close(); err != nil {
 				errs = append(errs, fmt.Errorf("detaching program: %w", err))
 			}
+		}
+		if err := l.unmapBindings(); err != nil {
+			errs = append(errs, fmt.Errorf("unmapping binding slots: %w", err))
 		}
 		if err := l.objs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing eBPF objects: %w", err))
@@ -345,6 +359,10 @@ type Binding struct {
 	Path  string
 	MntID int
 	View  Root
+	// Quiet says nothing waits for the call's record: when the binding
+	// holds, sys_exit sends no event (a violation still kills and is
+	// reported).
+	Quiet bool
 }
 
 // Root identifies a root directory: its device (userspace st_dev), inode
@@ -355,7 +373,9 @@ type Root struct {
 }
 
 // Bind writes b as the pending grant of thread tid, replacing any other,
-// with one BPF_MAP_UPDATE_ELEM and no allocation. Call it while tid waits
+// through the binding array's mmap (no syscall, no allocation; the bindings
+// hash when another thread's pending binding holds tid's slot, see
+// slots.go). Call it while tid waits
 // in the notification, before answering CONTINUE; if it fails, do not
 // CONTINUE. The programs check the next syscall numbered b.Nr that tid
 // makes and delete the binding when it returns. tid's thread group must be
@@ -387,6 +407,9 @@ func (l *Loader) Bind(tid int, b *Binding) error {
 		Kind:     uint32(b.Kind),
 		ArgIndex: uint32(b.ArgIndex),
 		State:    bindArmed,
+	}
+	if b.Quiet {
+		l.bindVal.Flags = bindQuiet
 	}
 	v := &l.bindVal
 	switch b.Kind {
@@ -421,10 +444,7 @@ func (l *Loader) Bind(tid int, b *Binding) error {
 		v.PathHash, v.MntId = fnv1aString(b.Path), uint32(b.MntID)
 		v.RootDev, v.RootIno, v.RootMnt = rdev, b.View.Ino, uint32(b.View.Mnt)
 	}
-	if err := l.objs.Bindings.Update(&l.bindKey, &l.bindVal, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("binding thread %d: %w", tid, err)
-	}
-	return nil
+	return l.publish(uint32(tid))
 }
 
 // sockaddrMax is sizeof(struct sockaddr_storage): connect refuses longer
@@ -534,15 +554,12 @@ func validName(s string) bool {
 }
 
 // Unbind removes tid's pending grant, e.g. when the CONTINUE could not be
-// sent. It is not an error if none is pending (sys_exit deletes bindings it
-// checked).
+// sent; without a syscall unless the grant went to the bindings hash. It is
+// not an error if none is pending (sys_exit deletes bindings it checked).
 func (l *Loader) Unbind(tid int) error {
 	l.bindMu.Lock()
 	defer l.bindMu.Unlock()
-	l.bindKey = uint32(tid)
-	if err := l.objs.Bindings.Delete(&l.bindKey); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("unbinding thread %d: %w", tid, err)
-	}
+	l.withdraw(uint32(tid))
 	return nil
 }
 

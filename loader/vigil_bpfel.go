@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type vigilVigilBindCtl struct {
+	_      structs.HostLayout
+	Hashed uint64
+}
+
 type vigilVigilBinding struct {
 	_          structs.HostLayout
 	Dev        uint64
@@ -33,6 +38,8 @@ type vigilVigilBinding struct {
 	RootIno    uint64
 	RootMnt    uint32
 	MntId      uint32
+	Flags      uint32
+	Pad        uint32
 }
 
 type vigilVigilDoom struct {
@@ -79,10 +86,17 @@ type vigilVigilScratch struct {
 	Buf [8192]int8
 }
 
+type vigilVigilSlot struct {
+	_   structs.HostLayout
+	Key uint64
+	B   vigilVigilBinding
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	vigilMapBindCtl        = "bind_ctl"
 	vigilMapBindings       = "bindings"
 	vigilMapDoomed         = "doomed"
 	vigilMapEvents         = "events"
@@ -90,6 +104,7 @@ const (
 	vigilMapLost           = "lost"
 	vigilMapScratch        = "scratch"
 	vigilMapSharedFiles    = "shared_files"
+	vigilMapSlots          = "slots"
 	vigilMapWatched        = "watched"
 	vigilProgVigilExec     = "vigil_exec"
 	vigilProgVigilExit     = "vigil_exit"
@@ -97,6 +112,7 @@ const (
 	vigilProgVigilSysEnter = "vigil_sys_enter"
 	vigilProgVigilSysExit  = "vigil_sys_exit"
 	vigilVarCaptureMask    = "capture_mask"
+	vigilVarCapturing      = "capturing"
 	vigilVarDoomedPending  = "doomed_pending"
 	vigilVarSelfTgid       = "self_tgid"
 	vigilVarWakeupBytes    = "wakeup_bytes"
@@ -155,6 +171,7 @@ type vigilProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vigilMapSpecs struct {
+	BindCtl     *ebpf.MapSpec `ebpf:"bind_ctl"`
 	Bindings    *ebpf.MapSpec `ebpf:"bindings"`
 	Doomed      *ebpf.MapSpec `ebpf:"doomed"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
@@ -162,6 +179,7 @@ type vigilMapSpecs struct {
 	Lost        *ebpf.MapSpec `ebpf:"lost"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
 	SharedFiles *ebpf.MapSpec `ebpf:"shared_files"`
+	Slots       *ebpf.MapSpec `ebpf:"slots"`
 	Watched     *ebpf.MapSpec `ebpf:"watched"`
 }
 
@@ -170,6 +188,7 @@ type vigilMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type vigilVariableSpecs struct {
 	CaptureMask   *ebpf.VariableSpec `ebpf:"capture_mask"`
+	Capturing     *ebpf.VariableSpec `ebpf:"capturing"`
 	DoomedPending *ebpf.VariableSpec `ebpf:"doomed_pending"`
 	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
 	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -195,6 +214,7 @@ func (o *vigilObjects) Close() error {
 //
 // It can be passed to loadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vigilMaps struct {
+	BindCtl     *ebpf.Map `ebpf:"bind_ctl"`
 	Bindings    *ebpf.Map `ebpf:"bindings"`
 	Doomed      *ebpf.Map `ebpf:"doomed"`
 	Events      *ebpf.Map `ebpf:"events"`
@@ -202,11 +222,13 @@ type vigilMaps struct {
 	Lost        *ebpf.Map `ebpf:"lost"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
 	SharedFiles *ebpf.Map `ebpf:"shared_files"`
+	Slots       *ebpf.Map `ebpf:"slots"`
 	Watched     *ebpf.Map `ebpf:"watched"`
 }
 
 func (m *vigilMaps) Close() error {
 	return _VigilClose(
+		m.BindCtl,
 		m.Bindings,
 		m.Doomed,
 		m.Events,
@@ -214,6 +236,7 @@ func (m *vigilMaps) Close() error {
 		m.Lost,
 		m.Scratch,
 		m.SharedFiles,
+		m.Slots,
 		m.Watched,
 	)
 }
@@ -223,6 +246,7 @@ func (m *vigilMaps) Close() error {
 // It can be passed to loadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vigilVariables struct {
 	CaptureMask   *ebpf.Variable `ebpf:"capture_mask"`
+	Capturing     *ebpf.Variable `ebpf:"capturing"`
 	DoomedPending *ebpf.Variable `ebpf:"doomed_pending"`
 	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
 	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`

@@ -1,0 +1,39 @@
+package loader
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// mapShared maps the memory of a BPF_F_MMAPABLE array of n values of size
+// bytes each, read-write and shared with the programs.
+func mapShared(m *ebpf.Map, n, size int) ([]byte, error) {
+	length := (n*size + unix.Getpagesize() - 1) &^ (unix.Getpagesize() - 1)
+	b, err := unix.Mmap(m.FD(), 0, length, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mapping %s: %w", m, err)
+	}
+	return b, nil
+}
+
+// slot is tid's slot of the binding array.
+func (l *Loader) slot(tid uint32) *vigilVigilSlot {
+	i := uintptr(tid & (BindSlots - 1))
+	return (*vigilVigilSlot)(unsafe.Pointer(&l.slotMem[i*slotSize]))
+}
+
+// hashed is the count of entries the bindings hash may hold
+// (struct vigil_bind_ctl.hashed), shared with the programs.
+func (l *Loader) hashed() *uint64 {
+	return (*uint64)(unsafe.Pointer(&l.ctlMem[0]))
+}
+
+func loadKey(s *vigilVigilSlot) uint64     { return atomic.LoadUint64(&s.Key) }
+func storeKey(s *vigilVigilSlot, k uint64) { atomic.StoreUint64(&s.Key, k) }
+func casKey(s *vigilVigilSlot, old, new uint64) bool {
+	return atomic.CompareAndSwapUint64(&s.Key, old, new)
+}
