@@ -294,6 +294,9 @@ func (s *receiver) answer(l notify.Answerer, n *notify.Notif, o *outcome, pi pro
 		}
 		tid := int(n.Pid)
 		if s.bind.Quiet { // the binding bound() wrote for this call
+			// No event comes when the grant holds; a violation finds
+			// the record here (one per thread, replaced by the next).
+			s.cfg.Kernel.keepQuiet(tid, int(n.Data.Nr), s.decisionOf(n, pi, o, false, time.Since(start)), &s.audit)
 			if err := verdict.Continue(l, n, o.grant); err != nil {
 				s.cfg.Kernel.withdraw(tid)
 				return false, err

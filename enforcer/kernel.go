@@ -28,6 +28,11 @@ type Kernel struct {
 	// order, so the oldest waiting decision is the one an event completes:
 	// the reader may lag several calls behind the notify loop.
 	pending map[int]*pendingDecision
+	// quiet holds, per thread id, the record of its latest quiet grant
+	// (Binding.Quiet): no event confirms one that held, so it is never
+	// written unless the binding is violated. The next quiet grant of the
+	// thread reuses the holder; the sweep drops old ones.
+	quiet map[int]*pendingDecision
 	// free holds records' holders for reuse (up to maxFree): a bound grant
 	// allocates nothing.
 	free     *pendingDecision
@@ -78,7 +83,8 @@ const unconfirmedAfter = 30 * time.Second
 func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel { return newKernel(ld, log) }
 
 func newKernel(ld kernelMaps, log zerolog.Logger) *Kernel {
-	k := &Kernel{ld: ld, log: log, pending: make(map[int]*pendingDecision), done: make(chan struct{}),
+	k := &Kernel{ld: ld, log: log, pending: make(map[int]*pendingDecision), quiet: make(map[int]*pendingDecision),
+		done:      make(chan struct{}),
 		stopSweep: make(chan struct{}), swept: make(chan struct{})}
 	go func() {
 		defer close(k.done)
@@ -169,6 +175,40 @@ func (k *Kernel) expect(tid, nr int, d decision, l *zerolog.Logger) {
 		q.next = p
 	}
 	k.mu.Unlock()
+}
+
+// keepQuiet keeps the record of tid's quiet grant for syscall nr, in
+// place of its previous one, for a violation to write.
+func (k *Kernel) keepQuiet(tid, nr int, d decision, l *zerolog.Logger) {
+	since := time.Now()
+	k.mu.Lock()
+	p := k.quiet[tid]
+	if p == nil {
+		if p = k.free; p != nil {
+			k.free, k.nFree = p.next, k.nFree-1
+		} else {
+			p = new(pendingDecision)
+		}
+		k.quiet[tid] = p
+	}
+	buf := p.buf
+	*p = pendingDecision{d: d, audit: l, nr: nr, since: since}
+	p.d.call.detach(&buf)
+	p.buf = buf
+	k.mu.Unlock()
+}
+
+// takeQuiet removes and returns tid's quiet grant record if it is for
+// syscall nr.
+func (k *Kernel) takeQuiet(tid, nr int) *pendingDecision {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.quiet[tid]
+	if p == nil || p.nr != nr {
+		return nil
+	}
+	delete(k.quiet, tid)
+	return p
 }
 
 // release returns holders whose records were written for reuse.
@@ -293,6 +333,9 @@ func (k *Kernel) violation(ev *loader.Event) {
 	kv.reason, kv.atEnter = ev.Reason.String(), !ev.Flags.Has(loader.FlagAtExit)
 	k.m().Mismatch(sysinfo.Name(ev.Nr))
 	if p == nil {
+		p = k.takeQuiet(ev.Tid, ev.Nr)
+	}
+	if p == nil {
 		// No decision waiting (a fork that escaped the watched set, or a
 		// record already flushed): still report it.
 		k.log.Error().Int(audit.FieldPid, ev.Tgid).Int(audit.FieldTid, ev.Tid).
@@ -370,8 +413,16 @@ func (k *Kernel) sweep(cutoff time.Time) {
 			k.pending[tid] = keep
 		}
 	}
+	var old []*pendingDecision
+	for tid, p := range k.quiet {
+		if p.since.Before(cutoff) {
+			old = append(old, p)
+			delete(k.quiet, tid)
+		}
+	}
 	k.mu.Unlock()
 	k.unconfirmed(stale)
+	k.release(old...) // quiet grants that held: nothing to write
 	// The loader warns once per loss, whether the event reader or this
 	// sweep sees it first; the metric counts every loss.
 	if lost, err := k.ld.CheckLost(); err == nil && lost > k.lastLost {
