@@ -3,6 +3,7 @@ package enforcer
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -28,6 +29,9 @@ type Kernel struct {
 	// order, so the oldest waiting decision is the one an event completes:
 	// the reader may lag several calls behind the notify loop.
 	pending map[int]*pendingDecision
+	// handling counts kernel events being handled: a record taken from
+	// pending is written before it drops (Settle waits for both).
+	handling atomic.Int32
 	// quiet holds, per thread id, the record of its latest quiet grant
 	// (Binding.Quiet): no event confirms one that held, so it is never
 	// written unless the binding is violated. The next quiet grant of the
@@ -101,7 +105,7 @@ func (k *Kernel) Settle() {
 		k.mu.Lock()
 		n := len(k.pending)
 		k.mu.Unlock()
-		if n == 0 {
+		if n == 0 && k.handling.Load() == 0 {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -304,6 +308,10 @@ func (k *Kernel) run() error {
 }
 
 func (k *Kernel) handle(ev *loader.Event) {
+	// Settle must not see a record taken from pending but not yet
+	// written: count the event as in hand before anything is taken.
+	k.handling.Add(1)
+	defer k.handling.Add(-1)
 	switch ev.Type {
 	case loader.EventViolation:
 		k.violation(ev)
