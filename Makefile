@@ -82,9 +82,14 @@ kernel-matrix: ## Run vigil on Debian's 6.1/6.12 kernels in qemu and on this one
 	@scripts/kernel-matrix.sh
 
 .PHONY: generate
-generate: ## Regenerate generated Go code (syscall table, bpf2go objects)
+generate: ## Regenerate generated Go code (syscall table, bpf2go objects, stringer methods)
 	scripts/gensysnum.sh
 	$(GO) generate ./...
+
+.PHONY: generate-check
+generate-check: generate ## Regenerate on a clean tree; fail if the committed generated files differ
+	@git diff --exit-code --stat || { echo "make generate changed the files above: commit its output" >&2; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard)" || { git ls-files --others --exclude-standard; echo "make generate made the files above: commit them" >&2; exit 1; }
 
 .PHONY: vmlinux
 vmlinux: deps ## Regenerate bpf/vmlinux.h from this kernel's BTF
