@@ -123,13 +123,13 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		w.stop()
+		_ = w.stop()
 		return nil, ErrClosed
 	}
 	if old := e.workers[key]; old != nil && !old.isDead() {
 		// Another goroutine won the race.
 		e.mu.Unlock()
-		w.stop()
+		_ = w.stop()
 		return old, nil
 	}
 	e.workers[key] = w
@@ -137,7 +137,7 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 	var evict []*worker
 	for len(e.workers) > e.maxWorkers && e.maxWorkers > 0 {
 		var lru workerKey
-		var min uint64 = ^uint64(0)
+		min := ^uint64(0)
 		for k, v := range e.workers {
 			if v.lastUse < min {
 				lru, min = k, v.lastUse
@@ -149,7 +149,7 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 	e.mu.Unlock()
 	for _, v := range evict {
 		e.log.Debug().Int(fieldWorkerPid, v.pid()).Msg("stopping least recently used emulation worker")
-		v.stop()
+		_ = v.stop()
 	}
 	return w, nil
 }
@@ -238,7 +238,7 @@ func (e *Emulator) startWorker(c Caller, key workerKey) (*worker, error) {
 		close(w.done)
 	}()
 	if err := unix.SetsockoptTimeval(w.ctl, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: int64(e.timeout / time.Second), Usec: int64(e.timeout%time.Second) / 1000}); err != nil {
-		w.stop()
+		_ = w.stop()
 		return nil, fmt.Errorf("setting worker timeout: %w", err)
 	}
 	// The first message is 'R' from the worker's Go side, or 'E' and a
@@ -246,17 +246,17 @@ func (e *Emulator) startWorker(c Caller, key workerKey) (*worker, error) {
 	n, err := recvRetry(w.ctl, w.recv)
 	switch {
 	case err != nil:
-		w.stop()
+		_ = w.stop()
 		return nil, fmt.Errorf("%w: waiting for worker to start: %v", ErrWorker, err)
 	case n == 0:
-		w.stop()
+		_ = w.stop()
 		return nil, fmt.Errorf("%w: worker exited during start", ErrWorker)
 	case w.recv[0] == 'E':
 		msg := string(w.recv[1:n])
-		w.stop()
+		_ = w.stop()
 		return nil, fmt.Errorf("%w: worker could not start: %s", ErrWorker, msg)
 	case w.recv[0] != 'R' || n != 5:
-		w.stop()
+		_ = w.stop()
 		return nil, fmt.Errorf("%w: unexpected worker greeting %q", ErrWorker, w.recv[:n])
 	}
 	w.tid = int(binary.LittleEndian.Uint32(w.recv[1:5]))
