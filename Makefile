@@ -13,12 +13,17 @@ LDFLAGS := -X $(VPKG).Version=$(VERSION) -X $(VPKG).Commit=$(COMMIT)
 # Man pages carry the commit's date, not the build's, so they are reproducible.
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 DIST    := vigil-$(VERSION)-linux-amd64
+# Tools pinned in their own module (scripts/lint/go.mod) so vigil's
+# dependencies stay its own; built from the Go module proxy into bin/ and
+# rebuilt when the pins change.
+TOOLS         := scripts/lint
+GOLANGCI_LINT := $(BIN)/golangci-lint
 
 .DEFAULT_GOAL := help
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 .PHONY: deps
 deps: ## Install the Debian packages the build and tests need (idempotent)
@@ -77,22 +82,30 @@ kernel-matrix: ## Run vigil on Debian's 6.1/6.12 kernels in qemu and on this one
 	@scripts/kernel-matrix.sh
 
 .PHONY: generate
-generate: ## Regenerate generated Go code (syscall table, bpf2go objects)
+generate: ## Regenerate generated Go code (syscall table, bpf2go objects, stringer methods)
 	scripts/gensysnum.sh
 	$(GO) generate ./...
+
+.PHONY: generate-check
+generate-check: generate ## Regenerate on a clean tree; fail if the committed generated files differ
+	@git diff --exit-code --stat || { echo "make generate changed the files above: commit its output" >&2; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard)" || { git ls-files --others --exclude-standard; echo "make generate made the files above: commit them" >&2; exit 1; }
 
 .PHONY: vmlinux
 vmlinux: deps ## Regenerate bpf/vmlinux.h from this kernel's BTF
 	scripts/vmlinux.sh
 
 .PHONY: fmt
-fmt: ## Format Go code
-	gofmt -w $$(git ls-files '*.go')
+fmt: $(GOLANGCI_LINT) ## Format Go code the way make lint checks it (gofmt, goimports)
+	$(GOLANGCI_LINT) fmt ./...
 
 .PHONY: lint
-lint: ## gofmt check and go vet
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
-	$(GO) vet ./...
+lint: $(GOLANGCI_LINT) ## golangci-lint (.golangci.yml: import direction, gofmt/goimports, vet, staticcheck, funlen...), unsafe-file check
+	$(GOLANGCI_LINT) run ./...
+	$(GO) test -count=1 ./scripts/conventions/
+
+$(GOLANGCI_LINT): $(TOOLS)/go.mod $(TOOLS)/go.sum
+	CGO_ENABLED=0 $(GO) -C $(TOOLS) build -o $(CURDIR)/$@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 .PHONY: clean
 clean: ## Remove build output

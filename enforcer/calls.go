@@ -1,8 +1,6 @@
 package enforcer
 
 import (
-	"fmt"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/args"
@@ -79,45 +77,32 @@ type emulation struct {
 type performFunc func(s *receiver, em *emulate.Emulator, p, p2 *emulate.Prepared, c *call, a *[6]uint64, lend bool) (emulate.Result, error)
 
 // Carry says how vigil carries out an allow whose verdict depended on a
-// syscall's pointer arguments (docs/design.md §2).
+// syscall's pointer arguments (docs/design.md §2). Its String, generated
+// from the line comments below, names the mechanism as `vigil policy check
+// --explain` prints it.
 type Carry uint8
+
+//go:generate go tool -modfile=../scripts/lint/go.mod stringer -type=Carry -linecomment
 
 // Ways to carry out a content-dependent allow.
 const (
 	// CarryNone: the policy cannot allow the call depending on its
 	// pointer arguments (no such rule, or only denials), so nothing
 	// needs carrying out: the kernel's own checks apply.
-	CarryNone Carry = iota
+	CarryNone Carry = iota // none needed
 	// CarryUnverified: no mechanism; the call is continued unverified and
 	// its record says verified "none" (vigil warns at startup).
-	CarryUnverified
+	CarryUnverified // unverified
 	// CarryBind: an eBPF binding pins the object the kernel must use.
-	CarryBind
+	CarryBind // bind
 	// CarryEmulate: vigil performs the call from its own copy of the
 	// arguments.
-	CarryEmulate
+	CarryEmulate // emulate
 	// CarryBindOrEmulate: bound or performed depending on the call itself
 	// (opens: reads bound; writes, creations, FIFOs and devices performed;
 	// connect: AF_UNIX bound, IP performed).
-	CarryBindOrEmulate
+	CarryBindOrEmulate // bind or emulate
 )
-
-// String names the mechanism as `vigil policy check --explain` prints it.
-func (c Carry) String() string {
-	switch c {
-	case CarryNone:
-		return "none needed"
-	case CarryUnverified:
-		return "unverified"
-	case CarryBind:
-		return "bind"
-	case CarryEmulate:
-		return "emulate"
-	case CarryBindOrEmulate:
-		return "bind or emulate"
-	}
-	return fmt.Sprintf("Carry(%d)", uint8(c))
-}
 
 // carry says how h's content-dependent allows are carried out when every
 // mechanism is available.

@@ -3,13 +3,14 @@ package enforcer
 import (
 	"errors"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vigilsec/vigil/enforcer/args"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/resolve"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 	"github.com/vigilsec/vigil/enforcer/view"
-	"golang.org/x/sys/unix"
 )
 
 // call is one notification decoded: the requested spelling for the audit

@@ -10,6 +10,8 @@ import (
 // outcomeKind says how a decided notification is answered.
 type outcomeKind uint8
 
+//go:generate go tool -modfile=../scripts/lint/go.mod stringer -type=outcomeKind -trimprefix=out
+
 const (
 	// outDeny answers -errno: the policy's denial, vigil's refusal, or the
 	// kernel's own errno for arguments vigil could not vet.

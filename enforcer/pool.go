@@ -7,8 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vigilsec/vigil/enforcer/notify"
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/notify"
 )
 
 // Serve receives and answers notifications until no task uses the filter

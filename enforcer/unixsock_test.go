@@ -54,7 +54,7 @@ func TestUnixSocketRulesMatchTheSocketNotItsSpelling(t *testing.T) {
 		denied: {
 			"unix:" + denied,
 			"unix:" + filepath.Join(dir, "innocent.sock"),
-			"unix:" + strings.Replace(denied, "/", "//", -1),
+			"unix:" + strings.ReplaceAll(denied, "/", "//"),
 			"unix:" + dir + "/./denied.sock",
 			"unix:" + dir + "/sub/../denied.sock",
 			"unix:denied.sock",

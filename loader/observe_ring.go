@@ -63,8 +63,8 @@ func newObsRing(mapFD, size int) (*obsRing, error) {
 
 func (r *obsRing) unmap() {
 	if r.cons != nil {
-		unix.Munmap(r.cons)
-		unix.Munmap(r.prod)
+		_ = unix.Munmap(r.cons)
+		_ = unix.Munmap(r.prod)
 		r.cons, r.prod, r.data = nil, nil, nil
 	}
 	for _, fd := range []*int{&r.epfd, &r.evfd} {
@@ -81,7 +81,7 @@ func (r *obsRing) available() uint64 { return loadPos(r.prod) - loadPos(r.cons) 
 // wake interrupts a wait (Sync, Close).
 func (r *obsRing) wake() {
 	var one = [8]byte{1}
-	unix.Write(r.evfd, one[:])
+	_, _ = unix.Write(r.evfd, one[:])
 }
 
 // wait blocks until the producer wakes the reader, wake is called, or
@@ -99,7 +99,7 @@ func (r *obsRing) wait(timeout time.Duration) error {
 		for _, ev := range evs[:n] {
 			if int(ev.Fd) == r.evfd {
 				var b [8]byte
-				unix.Read(r.evfd, b[:])
+				_, _ = unix.Read(r.evfd, b[:])
 			}
 		}
 		return nil

@@ -21,7 +21,7 @@ func mapRing(fd, size int) (cons, prod []byte, err error) {
 	}
 	prod, err = unix.Mmap(fd, int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		unix.Munmap(cons)
+		_ = unix.Munmap(cons)
 		return nil, nil, fmt.Errorf("mapping the data pages: %w", err)
 	}
 	return cons, prod, nil

@@ -61,9 +61,10 @@
 // both ways with SCM_RIGHTS: vigil opens the watchee's root, cwd and dirfds
 // (O_PATH through /proc/<tid>) and receives the resolved parents, objects and
 // opened files. A worker is started on first use for each (user namespace,
-// mount namespace, supplementary groups) and kept until Close or until
-// WithMaxWorkers evicts it, since it pins those namespaces; one worker costs a
-// few milliseconds to start and serves any number of calls. The worker is
+// mount namespace, supplementary groups) and kept until Close, or until it is
+// the least recently used of too many live workers, since it pins those
+// namespaces; one worker costs a few milliseconds to start and serves any
+// number of calls. The worker is
 // non-dumpable before it joins, so the watchee, root in its namespace, cannot
 // ptrace it or read its memory; it can only kill it, which fails its own calls
 // closed.

@@ -75,24 +75,6 @@ func Errno(err error) unix.Errno {
 	return unix.EPERM
 }
 
-// Option configures an Emulator.
-type Option func(*Emulator)
-
-// WithTimeout bounds one worker round trip. A worker that exceeds it is
-// killed (the call then fails with ErrWorker). Emulated calls never block on
-// other processes (blocking FIFO opens and AF_UNIX connects are refused), so
-// this only catches a wedged filesystem.
-func WithTimeout(d time.Duration) Option { return func(e *Emulator) { e.timeout = d } }
-
-// WithMaxWorkers bounds the number of live workers; the least recently used
-// one is stopped beyond it. Each worker pins the namespaces it joined.
-func WithMaxWorkers(n int) Option { return func(e *Emulator) { e.maxWorkers = n } }
-
-// WithExecutable sets the binary re-executed as the worker (default: this
-// process's own executable, reexec.Self). It must serve WorkerRole with
-// reexec.Run first thing.
-func WithExecutable(path string) Option { return func(e *Emulator) { e.exe = path } }
-
 // Emulator performs syscalls as watchees would have. It is safe for
 // concurrent use; calls for watchees in the same namespaces serialize on
 // their worker.
@@ -127,11 +109,8 @@ type Emulator struct {
 }
 
 // New returns an Emulator. Workers start on first use and run until Close.
-func New(log zerolog.Logger, opts ...Option) (*Emulator, error) {
+func New(log zerolog.Logger) (*Emulator, error) {
 	e := &Emulator{log: log, timeout: 10 * time.Second, maxWorkers: 64, workers: map[workerKey]*worker{}}
-	for _, o := range opts {
-		o(e)
-	}
 	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening /proc: %w", err)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -331,7 +330,5 @@ func emulatedOpen(t testing.TB, e *emulate.Emulator, c emulate.Caller, path stri
 	}
 	return outcome(r, err)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 var _ = strings.TrimSpace

@@ -126,13 +126,13 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		w.stop()
+		_ = w.stop()
 		return nil, ErrClosed
 	}
 	if old := e.workers[key]; old != nil && !old.isDead() {
 		// Another goroutine won the race.
 		e.mu.Unlock()
-		w.stop()
+		_ = w.stop()
 		return old, nil
 	}
 	e.workers[key] = w
@@ -140,7 +140,7 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 	var evict []*worker
 	for len(e.workers) > e.maxWorkers && e.maxWorkers > 0 {
 		var lru workerKey
-		var min uint64 = ^uint64(0)
+		min := ^uint64(0)
 		for k, v := range e.workers {
 			if v.lastUse < min {
 				lru, min = k, v.lastUse
@@ -152,7 +152,7 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 	e.mu.Unlock()
 	for _, v := range evict {
 		e.log.Debug().Int(fieldWorkerPid, v.pid()).Msg("stopping least recently used emulation worker")
-		v.stop()
+		_ = v.stop()
 	}
 	return w, nil
 }
@@ -185,7 +185,7 @@ func (e *Emulator) startWorker(c Caller, key workerKey) (*worker, error) {
 		return nil, err
 	}
 	if err := w.awaitGreeting(e.timeout); err != nil {
-		w.stop()
+		_ = w.stop()
 		return nil, err
 	}
 	e.log.Debug().Int(fieldWorkerPid, w.pid()).Int(audit.FieldPid, c.Pid).Str(fieldJoined, join).

@@ -30,12 +30,6 @@ import (
 // maxSymlinks is the kernel's MAXSYMLINKS (include/linux/namei.h).
 const maxSymlinks = 40
 
-// resolveFlags are the RESOLVE_* flags the walk implements; RESOLVE_CACHED
-// (0x20) only makes the kernel give EAGAIN for an uncached lookup, which
-// vetting cannot predict and need not: the object is the same.
-const resolveFlags = unix.RESOLVE_NO_XDEV | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_SYMLINKS |
-	unix.RESOLVE_BENEATH | unix.RESOLVE_IN_ROOT | 0x20
-
 // Request is one path lookup.
 type Request struct {
 	Tid, Tgid int

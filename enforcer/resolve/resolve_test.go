@@ -240,8 +240,6 @@ func TestResolveFdAndBadDirfds(t *testing.T) {
 	}
 }
 
-func itoa(i int) string { return strconv.Itoa(i) }
-
 func TestExecTargetFollowsShebangs(t *testing.T) {
 	r, err := New()
 	if err != nil {

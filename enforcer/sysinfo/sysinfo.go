@@ -121,15 +121,6 @@ func (s *Syscall) PathArgs() []int {
 	return idx
 }
 
-// DirfdFor returns the index of the ArgDirfd argument that path argument i is
-// relative to, or -1 when the path is relative to the cwd.
-func (s *Syscall) DirfdFor(i int) int {
-	if i > 0 && s.Args[i-1] == ArgDirfd {
-		return i - 1
-	}
-	return -1
-}
-
 // ArgIndex returns the index of the first argument of kind k, or -1.
 func (s *Syscall) ArgIndex(k ArgKind) int {
 	for i, a := range s.Args {

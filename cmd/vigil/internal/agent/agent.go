@@ -399,7 +399,7 @@ func (a *Agent) Shutdown() error {
 	a.unlinkSocket()
 	// Wake Serve's accept without closing the socket: the connections in
 	// its backlog are taken below, not reset.
-	a.ln.SetDeadline(time.Now())
+	_ = a.ln.SetDeadline(time.Now())
 	a.serving.Wait()
 	for _, c := range a.acceptQueued() {
 		if a.track(c) {
@@ -420,7 +420,7 @@ func (a *Agent) acceptQueued() []*net.UnixConn {
 		return nil
 	}
 	var fds []int
-	rc.Control(func(lfd uintptr) {
+	_ = rc.Control(func(lfd uintptr) {
 		for {
 			// Go's listener is non-blocking: EAGAIN means the backlog is
 			// empty.

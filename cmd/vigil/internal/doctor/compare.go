@@ -101,13 +101,6 @@ func each(runs []Run, f func(Run) string) []string {
 	return out
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "no"
-}
-
 // featureNames lists the features of all runs: the catalog's order, then
 // names only older or newer reports have.
 func featureNames(runs []Run) []string {
