@@ -32,8 +32,7 @@ func (l *Loader) hashed() *uint64 {
 	return (*uint64)(unsafe.Pointer(&l.ctlMem[0]))
 }
 
-func loadKey(s *vigilVigilSlot) uint64     { return atomic.LoadUint64(&s.Key) }
-func storeKey(s *vigilVigilSlot, k uint64) { atomic.StoreUint64(&s.Key, k) }
+func loadKey(s *vigilVigilSlot) uint64 { return atomic.LoadUint64(&s.Key) }
 func casKey(s *vigilVigilSlot, old, new uint64) bool {
 	return atomic.CompareAndSwapUint64(&s.Key, old, new)
 }
