@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,11 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 )
+
+// ErrObserveNeedsNewerKernel: the observe programs read kernel structs with
+// the bpf_rdonly_cast kfunc, which Linux 6.2 added; vigil run's binding
+// does not need it. It wraps ErrNotSupported.
+var ErrObserveNeedsNewerKernel = fmt.Errorf("%w: vigil observe needs Linux 6.2 or later (the bpf_rdonly_cast kfunc)", ErrNotSupported)
 
 // DefaultObserveBufferSize is the observer's ring buffer size when
 // ObserverOptions.RingBufferSize is 0: at about 300 bytes a record it holds
@@ -114,6 +120,9 @@ func LoadObserver(opts ObserverOptions) (*Observer, error) {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			o.log.Debug().Str("verifier", fmt.Sprintf("%+v", ve)).Msg("eBPF verifier rejected the observe programs")
+		}
+		if strings.Contains(err.Error(), `kfunc "bpf_rdonly_cast"`) {
+			return nil, fmt.Errorf("loading observe programs: %w: %w", ErrObserveNeedsNewerKernel, err)
 		}
 		return nil, classify("loading observe programs", err)
 	}
