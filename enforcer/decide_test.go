@@ -320,20 +320,31 @@ func TestDecideExecBindsTheInterpreterOfAScript(t *testing.T) {
 
 // BenchmarkDecideBoundOpen is the notify thread's hot path for the
 // everyday call, a read open a path rule allowed: decode (process_vm_readv),
-// resolve, evaluate, bind and answer, on a fake listener and fake maps.
-func BenchmarkDecideBoundOpen(b *testing.B) {
+// resolve, evaluate, bind and answer, on a fake listener and fake maps. Allow
+// records are off, as by default, so the grant is quiet.
+func BenchmarkDecideBoundOpen(b *testing.B) { benchDecideBoundOpen(b, false) }
+
+// BenchmarkDecideBoundOpenRecorded is the same with allow records written:
+// the record is parked for the kernel's confirmation (withdrawn here, as no
+// kernel confirms).
+func BenchmarkDecideBoundOpenRecorded(b *testing.B) { benchDecideBoundOpen(b, true) }
+
+func benchDecideBoundOpen(b *testing.B, recorded bool) {
 	f := filepath.Join(b.TempDir(), "f")
 	if err := os.WriteFile(f, nil, 0o644); err != nil {
 		b.Fatal(err)
 	}
 	c := newCore(b, "version: 1\nrules:\n  - syscalls: [openat]\n    match: { path: [\"/nonexistent/**\"] }\n    action: deny\n", false)
+	if recorded {
+		c.sup.quietAllows = false
+	}
 	path := c.cstr(f)
 	l := &fakeListener{resps: make([]notify.Resp, 0, 1)}
 	n := notify.Notif{ID: 7, Pid: uint32(c.tid)}
 	n.Data.Nr = unix.SYS_OPENAT
 	n.Data.Arch = notify.AuditArchX86_64
 	n.Data.Args = [6]uint64{uint64(unix.AT_FDCWD & 0xffffffff), path, unix.O_RDONLY}
-	// The kernel's confirmation would take each record: drop them here.
+	// The kernel's confirmation would take each parked record: drop them.
 	k := c.sup.cfg.Kernel
 	b.ReportAllocs()
 	b.ResetTimer()
