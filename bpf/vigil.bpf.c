@@ -1226,7 +1226,6 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		b = *bp;
 		bound = true;
 		nr = b.nr;
-		drop_binding(tid, slot);
 	}
 	if (!bound && !captured(nr))
 		return 0;
@@ -1300,7 +1299,12 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			reason = check_create(f, &b) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
 		if (reason != VIGIL_OK)
 			flags |= kill_current();
-		else if ((b.flags & VIGIL_BIND_QUIET) && !captured(nr))
+		/* Dropped only now: until the kill is queued, a sibling's
+		 * clone(CLONE_FILES) must still find this fd binding pending
+		 * (group_binds_fd) and doom its child, which the group's kill
+		 * would not reach; once it is queued, that clone fails. */
+		drop_binding(tid, slot);
+		if (reason == VIGIL_OK && (b.flags & VIGIL_BIND_QUIET) && !captured(nr))
 			return 0; /* held, and no record waits for it */
 	}
 
