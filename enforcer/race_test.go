@@ -273,8 +273,9 @@ func TestSharedDescriptorTablesNeverReceiveTheDeniedFile(t *testing.T) {
 	if naiveHits == 0 {
 		t.Fatal("no bypass through a naive supervisor in 5 runs: the race has no teeth")
 	}
-	// Bound only (no emulator), eBPF itself refuses bound opens in a
-	// shared table: they die at sys_enter, before they open anything.
+	// Bound only (no emulator): vigil refuses opens in a table it sees
+	// shared, and eBPF kills at sys_enter one whose table became shared
+	// after the decision (the open still runs, so that is a tripwire).
 	boundOnly := func(c *enforcer.RunConfig) { c.Emulator = nil }
 	for i := 0; i < 3; i++ {
 		if n := count(supervise(t, f.pol, argv, boundOnly)); n != 0 {
