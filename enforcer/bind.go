@@ -26,14 +26,6 @@ func (s *receiver) bindOpen(_ *notify.Notif, c *call) (bindResult, unix.Errno) {
 		// O_TMPFILE's inode is new and nameless: nothing to compare.
 		return bindNone, 0
 	}
-	if s.cfg.Emulator == nil && c.pc.Flags&unix.O_PATH == 0 && s.cfg.Kernel.SharesFiles(c.tgid) {
-		// Another process shares the caller's descriptor table and no
-		// emulator can install the vetted file alone: the kernel would
-		// install whatever it opens before a kill could take effect, and
-		// the sharing process keeps it (with an emulator, emulatesOpen
-		// sends such opens there). Fail closed.
-		return bindFailed, unix.EPERM
-	}
 	obj := &c.objs[0]
 	if !s.pathBinding(c, obj) {
 		return bindFailed, unix.EPERM

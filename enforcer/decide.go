@@ -235,7 +235,37 @@ func (s *receiver) bound(l notify.Answerer, n *notify.Notif, c *call, d policy.D
 		}
 		return deny(d, unix.EPERM)
 	}
+	if s.sharedTable(c) {
+		return s.openInSharedTable(l, n, c, d)
+	}
 	return continueUnder(d, g)
+}
+
+// sharedTable reports whether the open just bound runs in a descriptor
+// table another process shares (clone(CLONE_FILES) without CLONE_THREAD).
+// The kernel would install whatever it opens before a kill could take
+// effect, and the sharer keeps it (issue 9, bypass 3). Asked after the
+// binding is written: a table shared later dooms the new sharer at fork
+// (eBPF sees the pending binding), one shared sooner is seen here.
+func (s *receiver) sharedTable(c *call) bool {
+	if s.bind.Kind != loader.BindFile && s.bind.Kind != loader.BindCreate || c.pc.Flags&unix.O_PATH != 0 {
+		return false
+	}
+	return s.cfg.Kernel.SharesFiles(c.tgid)
+}
+
+// openInSharedTable withdraws the binding of an open in a shared table and
+// emulates the open, so ADDFD installs the vetted object only; without an
+// emulator it refuses.
+func (s *receiver) openInSharedTable(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) outcome {
+	_ = s.cfg.Kernel.Unbind(int(n.Pid))
+	c.sharedFiles = true
+	if s.cfg.Emulator != nil {
+		if o, handled := s.emulateOpen(l, n, c, d); handled {
+			return o
+		}
+	}
+	return refuse(c, d, "another process shares the caller's descriptor table, and vigil cannot install the vetted file alone")
 }
 
 // finish checks the notification is still the one that was read and turns

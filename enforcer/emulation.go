@@ -41,8 +41,8 @@ func (s *receiver) performOpen(l notify.Answerer, n *notify.Notif, c *call, d po
 // emulatesOpen reports whether an allowed content-dependent open is
 // performed by vigil (and its fd installed with ADDFD): opens for writing,
 // creating or truncating, opens of FIFOs and devices (whose open acts),
-// opens whose descriptor table another process shares, and openat2 calls
-// whose open_how a rule looked at.
+// and openat2 calls whose open_how a rule looked at. Opens whose descriptor
+// table another process shares are sent here by bound (sharedTable).
 func (s *receiver) emulatesOpen(c *call) bool {
 	if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
 		return false
@@ -61,14 +61,8 @@ func (s *receiver) emulatesOpen(c *call) bool {
 	case unix.S_IFIFO, unix.S_IFCHR, unix.S_IFBLK:
 		return true
 	}
-	if s.cfg.Kernel != nil && s.cfg.Kernel.SharesFiles(c.tgid) {
-		// Another process shares the caller's descriptor table: a bound
-		// open that the kernel turned to another object would leave that
-		// process the descriptor (issue 9, bypass 3). ADDFD installs the
-		// vetted object only.
-		c.sharedFiles = true
-		return true
-	}
+	// An open whose descriptor table another process shares is emulated
+	// too; bound() finds those once the binding is written (sharedTable).
 	return how || c.pc.Flags&writeFlags != 0
 }
 

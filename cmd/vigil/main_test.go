@@ -197,7 +197,9 @@ func TestSignalsAreForwardedToTheWatchee(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Signal once the command runs: before that there is no watchee to
+	// forward to (loading the eBPF binding takes a while on a busy machine).
+	waitForChild(t, cmd.Process.Pid, "sleep")
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -321,4 +323,23 @@ func TestPolicyCheckExplainsThePlan(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "only denials depend on the arguments") || !strings.Contains(out, "eBPF binding no, emulation engine no") {
 		t.Errorf("deny-only policy explained as:\n%s", out)
 	}
+}
+
+// waitForChild waits until a child of pid runs a program named comm.
+func waitForChild(t *testing.T, pid int, comm string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, c := range strings.Fields(string(b)) {
+				if name, _ := os.ReadFile("/proc/" + c + "/comm"); strings.TrimSpace(string(name)) == comm {
+					return
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no child of %d ran %s within 20s", pid, comm)
 }
