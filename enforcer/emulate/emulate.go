@@ -244,7 +244,12 @@ func installFd(l notify.Answerer, id uint64, r *Result, keep bool) (fd int, err 
 	if err != nil {
 		var e unix.Errno
 		if errors.As(err, &e) {
-			if e == unix.ENOENT {
+			// ESRCH: a signal ended the watchee's wait as the descriptor
+			// was queued (the kernel fails the pending ADDFD and restarts
+			// the call). The answer did not reach it: like ENOENT, the
+			// call is gone, and its restart must get this result, not
+			// the errno.
+			if e == unix.ENOENT || e == unix.ESRCH && l.Valid(id) != nil {
 				return -1, notify.ErrGone
 			}
 			return -1, e
