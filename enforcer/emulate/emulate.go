@@ -97,6 +97,11 @@ type Emulator struct {
 	clock   uint64
 	closed  bool
 
+	// inline serves watchees that share vigil's namespaces, root and
+	// umask on the calling thread (inline.go); nil if vigil could not
+	// read its own credentials.
+	inline *inline
+
 	localOnce sync.Once
 	local     *local
 	localErr  error
@@ -105,7 +110,8 @@ type Emulator struct {
 	cred     *credIter // nil when credErr says why (linkcred.go)
 	credErr  error
 
-	bufs sync.Pool
+	bufs      sync.Pool
+	openFlags openFlagsSeen
 }
 
 // New returns an Emulator. Workers start on first use and run until Close.
@@ -126,6 +132,10 @@ func New(log zerolog.Logger) (*Emulator, error) {
 		return nil, fmt.Errorf("identifying vigil's mount namespace: %w", err)
 	}
 	e.bufs.New = func() any { b := make([]byte, 8192); return &b }
+	if e.inline, err = newInline(fd, make([]byte, 8192)); err != nil {
+		log.Warn().Err(err).Msg("emulating every call in a worker process")
+		e.inline = nil
+	}
 	return e, nil
 }
 

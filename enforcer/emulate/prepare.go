@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -78,7 +79,8 @@ type Prepared struct {
 	cred   creds
 	wcred  wireCred
 	w      executor
-	tidfd  int // /proc/<tid>, during preparation only
+	wkey   workerKey // the worker that serves the watchee, if w is not one
+	tidfd  int       // /proc/<tid>, during preparation only
 	root   int
 	st     unix.Stat_t // the object's, when Exists
 	how    unix.OpenHow
@@ -110,7 +112,7 @@ func (e *Emulator) begin(c Caller, lookup Lookup) (*Prepared, error) {
 		return nil, unix.ESRCH
 	}
 	bp := e.bufs.Get().(*[]byte)
-	b, err := readProcFile(p.tidfd, "status", *bp)
+	b, err := readProcRecord(p.tidfd, "status", *bp)
 	if err == nil {
 		p.cred, err = parseStatus(b)
 		if err != nil {
@@ -121,15 +123,15 @@ func (e *Emulator) begin(c Caller, lookup Lookup) (*Prepared, error) {
 	}
 	e.bufs.Put(bp)
 	if err == nil {
-		p.w, err = e.executorFor(c, p.tidfd, &p.cred)
-	}
-	if err == nil {
-		err = p.translate()
-	}
-	if err == nil {
 		if p.root, err = unix.Openat(p.tidfd, "root", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
 			err = unix.ESRCH
 		}
+	}
+	if err == nil {
+		p.w, p.wkey, err = e.executorFor(c, p.tidfd, p.root, &p.cred)
+	}
+	if err == nil {
+		err = p.translate()
 	}
 	if err != nil {
 		p.Close()
@@ -175,6 +177,11 @@ func (p *Prepared) endPrepare() {
 // roundTrip sends one request to p's executor. A request that never reached
 // a dead worker is retried once with a fresh one; nothing had happened.
 func (e *Emulator) roundTrip(p *Prepared, req *request, in fdSet) (response, fdSet, error) {
+	if _, ok := p.w.(*inline); ok && !inlineOp(req) {
+		if err := e.useWorker(p); err != nil {
+			return response{}, emptyFdSet(), err
+		}
+	}
 	in.root = p.root
 	req.Cred = p.wcred
 	for attempt := 0; ; attempt++ {
@@ -210,11 +217,16 @@ func (e *Emulator) roundTrip(p *Prepared, req *request, in fdSet) (response, fdS
 
 // replaceWorker starts a new worker for p's watchee after the old one died.
 func (e *Emulator) replaceWorker(p *Prepared) error {
-	old, ok := p.w.(*worker)
-	if !ok {
+	if _, ok := p.w.(*worker); !ok {
 		return fmt.Errorf("%w: executor unavailable", ErrWorker)
 	}
-	w, err := e.workerFor(p.c, old.key)
+	return e.useWorker(p)
+}
+
+// useWorker hands p to the worker for its watchee's namespaces and groups:
+// after a worker died, or for a request the inline executor cannot run.
+func (e *Emulator) useWorker(p *Prepared) error {
+	w, err := e.workerFor(p.c, p.wkey)
 	if err != nil {
 		return err
 	}
@@ -418,13 +430,7 @@ func OpenHowFromFlags(flags int, mode uint32) unix.OpenHow {
 // opener (terminals, /proc) or that would block the worker (a FIFO without
 // O_NONBLOCK); pass those to the kernel with a binding.
 func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHow) (*Prepared, error) {
-	// build_open_flags runs before the path is copied: an openat2 whose path
-	// the kernel cannot copy reports exactly the flag errors, and nothing else.
-	if fd, err := unix.Openat2(-1, "", &how); err != unix.ENOENT {
-		if err == nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("%w: probing open flags unexpectedly opened a file", ErrUnsupported)
-		}
+	if err := e.checkOpenFlags(how); err != nil {
 		return nil, err
 	}
 	if how.Resolve&^emulatedResolve != 0 {
@@ -495,11 +501,7 @@ func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 // (or -1), parent one of the directory name is in (or -1 when unknown; it
 // must be known for a name to create). The descriptors stay the caller's.
 func (e *Emulator) PrepareOpenHeld(c Caller, obj, parent int, name string, how unix.OpenHow) (*Prepared, error) {
-	if fd, err := unix.Openat2(-1, "", &how); err != unix.ENOENT {
-		if err == nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("%w: probing open flags unexpectedly opened a file", ErrUnsupported)
-		}
+	if err := e.checkOpenFlags(how); err != nil {
 		return nil, err
 	}
 	if obj < 0 && (parent < 0 || name == "" || strings.Contains(name, "/")) {
@@ -686,3 +688,54 @@ func (e *Emulator) sysctl(name string) int {
 
 // resolveCached is RESOLVE_CACHED (Linux 5.12), which x/sys lacks.
 const resolveCached = 0x20
+
+// checkOpenFlags returns the error the kernel gives for how's flags, mode
+// and resolve bits before it looks at the path. build_open_flags runs before
+// the path is copied, so an openat2 of an empty path reports exactly the flag
+// errors and otherwise ENOENT. It depends on nothing but how, so the few
+// combinations a watchee uses are probed once (openFlagsSeen).
+func (e *Emulator) checkOpenFlags(how unix.OpenHow) error {
+	if e.openFlags.seen(how) {
+		return nil
+	}
+	fd, err := unix.Openat2(-1, "", &how)
+	switch {
+	case err == unix.ENOENT:
+		e.openFlags.add(how)
+		return nil
+	case err == nil:
+		unix.Close(fd)
+		return fmt.Errorf("%w: probing open flags unexpectedly opened a file", ErrUnsupported)
+	}
+	return err
+}
+
+// openFlagsSeen remembers the last few open flag combinations the kernel
+// accepted.
+type openFlagsSeen struct {
+	mu   sync.Mutex
+	ok   [8]unix.OpenHow
+	n    int
+	next int
+}
+
+func (s *openFlagsSeen) seen(how unix.OpenHow) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, h := range s.ok[:s.n] {
+		if h == how {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *openFlagsSeen) add(how unix.OpenHow) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ok[s.next] = how
+	s.next = (s.next + 1) % len(s.ok)
+	if s.n < len(s.ok) {
+		s.n++
+	}
+}

@@ -26,6 +26,31 @@ func tidPath(tid int, name string) string {
 	return strconv.Itoa(tid) + "/" + name
 }
 
+// readProcRecord reads a /proc/<tid> file the kernel generates as one
+// record (status, stat, limits: single_open seq files) into buf. Such a file
+// comes whole from the first read that has room for it, so a read that
+// leaves room is the end: one read instead of two on the emulation path.
+func readProcRecord(dirfd int, p string, buf []byte) ([]byte, error) {
+	fd, err := unix.Openat(dirfd, p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == len(buf) {
+			return nil, fmt.Errorf("%s exceeds %d bytes", p, len(buf)-1)
+		}
+		return buf[:n], nil
+	}
+}
+
 // readProcFile reads a small /proc file into buf.
 func readProcFile(procfd int, p string, buf []byte) ([]byte, error) {
 	fd, err := unix.Openat(procfd, p, unix.O_RDONLY|unix.O_CLOEXEC, 0)

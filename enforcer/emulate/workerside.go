@@ -56,6 +56,9 @@ type workerState struct {
 	send []byte
 	oob  []byte
 	link []byte
+	// inline: a thread of vigil itself (inline.go), whose root and umask
+	// are the process's and the watchee's already.
+	inline bool
 }
 
 // threadState is the credential state of the serving thread.
@@ -233,7 +236,7 @@ func (w *workerState) enter(root int, c *wireCred) (err error) {
 	full := uint64(w.perm[0]) | uint64(w.perm[1])<<32
 	var want rootID
 	chroot := false
-	if root >= 0 {
+	if root >= 0 && !w.inline {
 		if want, err = statRoot(root); err != nil {
 			return fmt.Errorf("identifying the watchee's root: %w", err)
 		}
@@ -284,6 +287,9 @@ func (w *workerState) enter(root int, c *wireCred) (err error) {
 		}
 		w.cur.fsuid, w.cur.fsgid = c.Fsuid, c.Fsgid
 		w.cur.capEff = ^uint64(0) // the fsuid fixup may have changed it
+	}
+	if w.inline && c.Umask != w.cur.umask {
+		return errInlineUmask
 	}
 	if !w.cur.valid || c.Umask != w.cur.umask {
 		unix.Umask(int(c.Umask))
