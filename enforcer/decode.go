@@ -46,6 +46,9 @@ type call struct {
 	err unix.Errno
 	// sharedFiles: another process shares the caller's descriptor table.
 	sharedFiles bool
+	// pathsResolved: resolvePaths resolved every path into objs (without
+	// descriptors), which an emulated open may start from (openTarget).
+	pathsResolved bool
 	// replayed: the call restarted one vigil had carried out, and got its
 	// first result.
 	replayed bool
@@ -322,6 +325,7 @@ func (s *receiver) resolvePaths(n *notify.Notif, c *call) {
 			c.pc.Path2 = obj.Path
 		}
 	}
+	c.pathsResolved = true
 }
 
 func (c *call) follows(f sysinfo.Follow) bool {

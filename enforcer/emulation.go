@@ -79,7 +79,7 @@ func (s *receiver) emulateOpen(l notify.Answerer, n *notify.Notif, c *call, d po
 	var err error
 	for try := 0; try < maxPrepareRetries; try++ {
 		var o outcome
-		o, err = s.emulateOpenOnce(l, n, c, d, how)
+		o, err = s.emulateOpenOnce(l, n, c, d, how, try)
 		if err == nil {
 			return o, true
 		}
@@ -111,10 +111,10 @@ func (s *receiver) emulateOpen(l notify.Answerer, n *notify.Notif, c *call, d po
 	return refuse(c, d, "emulated open failed: "+err.Error()), true
 }
 
-func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow) (outcome, error) {
+func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow, try int) (outcome, error) {
 	em := s.cfg.Emulator
 	caller := emulate.Caller{Pid: c.tgid, Tid: c.tid}
-	obj, err := s.resolveHeld(c, 0, c.follows(c.sc.Follow), c.mayCreate(0), how.Resolve)
+	obj, err := s.openTarget(c, try, how)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -138,7 +138,7 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 		if errors.Is(err, emulate.ErrUnsupported) && obj.Exists {
 			// procfs objects: the worker will not look them up by name
 			// (through vigil's /proc/self the walk made them explicit).
-			p, err = s.prepareOpenHeld(caller, &obj, how)
+			p, err = s.prepareOpenHeldAgain(c, caller, &obj, how)
 		} else if err == nil && !sameOpen(p, &obj) {
 			p.Close()
 			return outcome{}, emulate.ErrRaced
@@ -188,6 +188,38 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 		return outcome{}, err
 	}
 	return answeredWith(d, fd), nil
+}
+
+// openTarget is the object an emulated open acts on, as the policy sees it.
+// The first try starts from what decoding resolved, without descriptors: the
+// emulator's own lookup must find that very object (sameOpen) or the open is
+// retried. A retry, RESOLVE_ flags (decoding resolves without them) and magic
+// links, which the emulator opens through the resolver's descriptors, resolve
+// again and hold the result.
+func (s *receiver) openTarget(c *call, try int, how unix.OpenHow) (resolve.Object, error) {
+	if o := c.objs[0]; try == 0 && c.pathsResolved && how.Resolve == 0 && !o.Magic && !o.ForeignMagic {
+		o.Fd, o.ParentFd = -1, -1
+		return o, nil
+	}
+	return s.resolveHeld(c, 0, c.follows(c.sc.Follow), c.mayCreate(0), how.Resolve)
+}
+
+// prepareOpenHeldAgain is prepareOpenHeld for obj, resolved again with
+// descriptors if openTarget took it without.
+func (s *receiver) prepareOpenHeldAgain(c *call, caller emulate.Caller, obj *resolve.Object, how unix.OpenHow) (*emulate.Prepared, error) {
+	if obj.Fd < 0 {
+		held, err := s.resolveHeld(c, 0, c.follows(c.sc.Follow), c.mayCreate(0), how.Resolve)
+		if err != nil {
+			return nil, err
+		}
+		if held.Exists != obj.Exists || held.Dev != obj.Dev || held.Ino != obj.Ino {
+			held.Close()
+			return nil, emulate.ErrRaced
+		}
+		obj.Close()
+		*obj = held
+	}
+	return s.prepareOpenHeld(caller, obj, how)
 }
 
 // prepareOpenHeld prepares an open of an object the resolver holds.
