@@ -1600,6 +1600,15 @@ int vigil_fork(struct bpf_raw_tracepoint_args *ctx)
 		 * their fd-returning grants; one already bound in the parent's
 		 * group (armed or under way) could hand the child a descriptor
 		 * no kill takes back, so the child dies first. */
+		__u32 zero = 0;
+		struct vigil_bind_ctl *ctl = bpf_map_lookup_elem(&bind_ctl, &zero);
+
+		/* Counted first, with a full barrier (a locked add), before the
+		 * pending bindings are looked at below: the supervisor publishes
+		 * a binding with one (a compare-and-swap) before it reads the
+		 * count, so either it sees the count or this sees its binding. */
+		if (ctl)
+			__sync_fetch_and_add(&ctl->shared_files, 1);
 		bpf_map_update_elem(&shared_files, &ptgid, &one, BPF_ANY);
 		bpf_map_update_elem(&shared_files, &ctgid, &one, BPF_ANY);
 		if (group_binds_fd(parent)) {

@@ -143,6 +143,9 @@ struct vigil_bind_ctl {
 	__u64 hashed; /* entries the bindings hash may hold: incremented before an
 	               * insert, decremented after a delete that found one; while
 	               * 0, the programs skip the hash lookup */
+	__u64 shared_files; /* thread groups ever entered in shared_files,
+	                     * counted before the entry is written; while 0,
+	                     * userspace skips the lookup of a bound open */
 };
 
 /* keep in sync with loader/contract.go EventType */

@@ -291,7 +291,15 @@ func (l *Loader) Watched(tgid int) (bool, error) {
 // descriptor table (clone(CLONE_FILES) without CLONE_THREAD), as eBPF saw at
 // fork: a descriptor a bound open hands to tgid then reaches that group too,
 // and a kill after the fact cannot take it back, so such opens are emulated.
+//
+// While no thread group ever shared a table — nearly every workload — the
+// answer comes from the count the programs keep in the bindings' control
+// page, without a syscall; the caller publishes its binding first (see
+// vigil.bpf.c's fork handler for why either side then sees the other).
 func (l *Loader) SharesFiles(tgid int) (bool, error) {
+	if l.ctlMem != nil && l.sharedFilesSeen() == 0 {
+		return false, nil
+	}
 	key := uint32(tgid)
 	var v uint8
 	if err := l.objs.SharedFiles.Lookup(&key, &v); err != nil {

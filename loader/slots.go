@@ -33,7 +33,7 @@ func (l *Loader) mapBindings() error {
 	if l.slotMem, err = mapShared(l.objs.Slots, BindSlots, slotSize); err != nil {
 		return err
 	}
-	if l.ctlMem, err = mapShared(l.objs.BindCtl, 1, 8); err != nil {
+	if l.ctlMem, err = mapShared(l.objs.BindCtl, 1, bindCtlSize); err != nil {
 		return err
 	}
 	l.hashedTids = make(map[uint32]struct{})

@@ -36,3 +36,15 @@ func loadKey(s *vigilVigilSlot) uint64 { return atomic.LoadUint64(&s.Key) }
 func casKey(s *vigilVigilSlot, old, new uint64) bool {
 	return atomic.CompareAndSwapUint64(&s.Key, old, new)
 }
+
+// bindCtlSize is the size of struct vigil_bind_ctl.
+const bindCtlSize = int(unsafe.Sizeof(vigilVigilBindCtl{}))
+
+// sharedFilesSeen is how many thread groups the programs ever entered in
+// shared_files (struct vigil_bind_ctl.shared_files). It is read with a
+// locked add of zero, a full barrier: the binding just published — through
+// the slot's compare-and-swap or the bindings hash's update syscall — is
+// visible to the programs before the count is read.
+func (l *Loader) sharedFilesSeen() uint64 {
+	return atomic.AddUint64((*uint64)(unsafe.Pointer(&l.ctlMem[8])), 0)
+}

@@ -14,8 +14,9 @@ import (
 )
 
 type vigilVigilBindCtl struct {
-	_      structs.HostLayout
-	Hashed uint64
+	_           structs.HostLayout
+	Hashed      uint64
+	SharedFiles uint64
 }
 
 type vigilVigilBinding struct {
