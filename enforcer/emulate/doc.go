@@ -69,6 +69,15 @@
 // ptrace it or read its memory; it can only kill it, which fails its own calls
 // closed.
 //
+// A watchee that shares vigil's user and mount namespaces, root and umask —
+// every watchee of `vigil run` without --userns until it chroots — needs no
+// worker: the calling thread itself takes on the watchee's fsuid, fsgid,
+// groups and effective capabilities, runs the same handler, and gets vigil's
+// credentials back before the call returns (inline.go). That saves the two
+// process wake-ups of a worker round trip, the larger part of an emulated
+// open's cost. Requests that need the worker's private cwd or per-process
+// limits (truncate, path-only xattr calls) still go to a worker.
+//
 // Per request the worker thread chroots to the watchee's root (so absolute
 // symlinks and ".." stay inside it, and readlink of a descriptor prints the
 // path in the watchee's view), takes on its fsuid, fsgid, umask and effective
