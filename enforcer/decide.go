@@ -54,6 +54,11 @@ func (s *receiver) handle(l notify.Answerer, n *notify.Notif) {
 // returned.
 func (s *receiver) decide(l notify.Answerer, n *notify.Notif, tgid int) outcome {
 	c := s.begin(n, tgid)
+	if runningKernel().lacks(c.pc.Nr) {
+		// A syscall younger than this kernel: ENOSYS whatever its
+		// arguments and the policy, as without vigil (glibc falls back).
+		return refusedBy(unix.ENOSYS)
+	}
 	if o, done := s.screen(l, n, c); done {
 		return o
 	}

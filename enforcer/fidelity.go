@@ -61,8 +61,13 @@ func checkTruncate(_ *receiver, n *notify.Notif, _ *call) unix.Errno {
 }
 
 // checkSetxattr: path_setxattrat (6.13+) runs setxattr_copy's flags, name,
-// size and value checks before it looks at the path.
-func checkSetxattr(s *receiver, n *notify.Notif, _ *call) unix.Errno {
+// size and value checks before it looks at the path; older kernels look the
+// path up first (xattrOrder).
+func checkSetxattr(s *receiver, n *notify.Notif, c *call) unix.Errno {
+	return s.xattrOrder(n, c, setxattrArgs(s, n))
+}
+
+func setxattrArgs(s *receiver, n *notify.Notif) unix.Errno {
 	a := &n.Data.Args
 	if uint32(a[4])&^setxattrFlags != 0 {
 		return unix.EINVAL
@@ -79,10 +84,11 @@ func checkSetxattr(s *receiver, n *notify.Notif, _ *call) unix.Errno {
 
 // checkRemovexattr answers what the kernel answers before it looks the
 // path or descriptor up: removexattr copies the attribute name first
-// (EFAULT, or ERANGE for an empty or overlong name).
-func checkRemovexattr(s *receiver, n *notify.Notif, _ *call) unix.Errno {
+// (EFAULT, or ERANGE for an empty or overlong name) — on 6.13 and later;
+// older kernels look the path up first (xattrOrder).
+func checkRemovexattr(s *receiver, n *notify.Notif, c *call) unix.Errno {
 	if _, err := args.ReadXattrName(int(n.Pid), n.Data.Args[1], s.scratch.XattrName[:]); err != nil {
-		return errnoFor(err)
+		return s.xattrOrder(n, c, errnoFor(err))
 	}
 	return 0
 }
