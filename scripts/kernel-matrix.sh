@@ -18,7 +18,9 @@
 #   6.12          Debian's 6.12 from bookworm-backports (linux-image-6.12.*-amd64-unsigned)
 # PASS     light (doctor, vigil run, the eBPF binding's tests, fexecve; < 2 min
 #          per kernel) or full (the default: the engine's whole test suite and a
-#          short vigil bench; < 12 min per kernel under TCG).
+#          short vigil bench; < 12 min per kernel under TCG), or tests: the
+#          doctor and only the engine's tests the regex TESTS names, e.g.
+#          KERNELS=6.1 PASS=tests TESTS='^TestEmulatedCallsCheck' make kernel-matrix
 #
 # Kernels come from Debian's archive through apt (`apt-get download`, 6.12
 # through a private apt configuration that adds bookworm-backports and leaves
@@ -34,7 +36,9 @@ export PATH=$PATH:/usr/local/go/bin
 GO=${GO:-go}
 KERNELS=${KERNELS:-host 6.1 6.1-nobpflsm:light 6.12}
 PASS=${PASS:-full}
-case $PASS in light | full) ;; *) echo "kernel-matrix: PASS must be light or full" >&2; exit 2 ;; esac
+TESTS=${TESTS:-}
+case $PASS in light | full) ;; tests) [ -n "$TESTS" ] || { echo "kernel-matrix: PASS=tests needs TESTS (a go test -run regex)" >&2; exit 2; } ;;
+  *) echo "kernel-matrix: PASS must be light, full or tests" >&2; exit 2 ;; esac
 cache=$repo/.cache/kernel-matrix
 bin=$cache/bin
 outs=$cache/out
@@ -173,13 +177,13 @@ dirs=()
 for spec in $KERNELS; do
   label=${spec%%:*} pass=$PASS
   [ "$label" = "$spec" ] || pass=${spec#*:}
-  case $pass in light | full) ;; *) say "$spec: the pass must be light or full"; exit 2 ;; esac
+  case $pass in light | full | tests) ;; *) say "$spec: the pass must be light, full or tests"; exit 2 ;; esac
   out=$outs/$label
   rm -rf "$out"
   mkdir -p "$out"
   guest=1
   [ "$label" != host ] || guest=0
-  printf 'BIN=%q\nREPO=%q\nPASS=%q\nGUEST=%d\n' "$bin" "$repo" "$pass" "$guest" >"$out/pass.env"
+  printf 'BIN=%q\nREPO=%q\nPASS=%q\nGUEST=%d\nTESTS=%q\n' "$bin" "$repo" "$pass" "$guest" "$TESTS" >"$out/pass.env"
   start=$(date +%s)
   if [ "$label" = host ]; then
     say "host: $(uname -r) ($pass pass, no virtual machine)"
