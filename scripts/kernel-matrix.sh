@@ -106,7 +106,7 @@ kernel_for() {
   case $label in
     6.1 | 6.1-*) re='^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' ;;
     6.12 | 6.12-*)
-      re='^linux-image-6\.12\.[0-9]+[^ ]*-amd64-unsigned$'
+      re='^linux-image-6\.12\.[0-9]+[^ -]*-amd64-unsigned$' # the generic flavour: [^ -] keeps -rt- and -cloud- out
       backports_setup
       opts=("${backports_apt[@]}")
       ;;
