@@ -4,7 +4,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/args"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
+	"github.com/vigilsec/vigil/enforcer/procinfo"
 )
 
 // Flags the path calls accept (fs/namei.c, fs/open.c, fs/xattr.c, fs/exec.c
@@ -24,9 +26,19 @@ const (
 // decode reads anything; 0 means the call passes them.
 
 // checkLinkat: do_linkat refuses flags beyond AT_SYMLINK_FOLLOW|AT_EMPTY_PATH
-// (the names were copied, but their errors surface only after this).
-func checkLinkat(_ *receiver, n *notify.Notif, _ *call) unix.Errno {
-	return einvalUnless(uint32(n.Data.Args[4])&^linkatFlags == 0)
+// (the names were copied, but their errors surface only after this). Before
+// Linux 6.10 it then refuses AT_EMPTY_PATH, whatever the name, with ENOENT
+// unless the caller has CAP_DAC_READ_SEARCH in the initial user namespace.
+func checkLinkat(_ *receiver, n *notify.Notif, c *call) unix.Errno {
+	flags := uint32(n.Data.Args[4])
+	if flags&^linkatFlags != 0 {
+		return unix.EINVAL
+	}
+	if flags&unix.AT_EMPTY_PATH != 0 && emulate.LinkatEmptyPathNeedsCapability() &&
+		!procinfo.CapableInitially(c.tid, unix.CAP_DAC_READ_SEARCH) {
+		return unix.ENOENT
+	}
+	return 0
 }
 
 // checkRenameat2: do_renameat2 refuses unknown RENAME_* bits, and NOREPLACE

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -184,9 +186,19 @@ func (it *credIter) close() {
 // whole rule before Linux 6.10.
 var errNoCredIter = errors.New("f_cred iterator unavailable")
 
-// credCheck returns the f_cred iterator, loading it on first use.
+// credCheck returns the f_cred iterator, loading it on first use. On a
+// kernel without the credential half of the rule (before 6.10) there is
+// nothing to check.
 func (e *Emulator) credCheck() (*credIter, error) {
 	e.credOnce.Do(func() {
+		relaxed, err := flinkProbe()
+		if err != nil || !relaxed {
+			if err == nil {
+				err = errors.New("this kernel links a descriptor only with CAP_DAC_READ_SEARCH (before Linux 6.10)")
+			}
+			e.credErr = fmt.Errorf("%w: %v", errNoCredIter, err)
+			return
+		}
 		e.cred, e.credErr = loadCredIter()
 		if e.credErr != nil {
 			e.log.Warn().Err(e.credErr).Msg("linkat(fd, \"\", AT_EMPTY_PATH) without CAP_DAC_READ_SEARCH is refused under vigil even for the watchee's own files")
@@ -242,3 +254,63 @@ func sameFile(p *Prepared) bool {
 
 // kcmpFile is KCMP_FILE (include/uapi/linux/kcmp.h).
 const kcmpFile = 0
+
+// LinkatEmptyPathNeedsCapability reports whether this kernel refuses every
+// linkat with AT_EMPTY_PATH, named or not, with ENOENT unless the caller has
+// CAP_DAC_READ_SEARCH (Linux before 6.10), where later kernels look only at
+// empty names and also accept the caller's own files (credIter).
+func LinkatEmptyPathNeedsCapability() bool {
+	relaxed, err := flinkProbe()
+	return err == nil && !relaxed
+}
+
+var (
+	flinkOnce    sync.Once
+	flinkRelaxed bool
+	flinkErr     error
+)
+
+// flinkProbe asks the kernel once (flinkAsk).
+func flinkProbe() (bool, error) {
+	flinkOnce.Do(func() { flinkRelaxed, flinkErr = flinkAsk() })
+	return flinkRelaxed, flinkErr
+}
+
+// flinkAsk reports whether this kernel lets linkat(fd, "", ...,
+// AT_EMPTY_PATH) use a file its caller opened with its current credentials
+// without CAP_DAC_READ_SEARCH (Linux 6.10, see credIter). It asks the kernel
+// on a thread whose effective set lacks that capability, with a file the
+// thread opens then and a new name relative to descriptor -1: a kernel with
+// the relaxed rule accepts the file and fails the new name with EBADF, one
+// without refuses with ENOENT before any lookup. Nothing is linked either way.
+func flinkAsk() (bool, error) {
+	runtime.LockOSThread()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var saved [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &saved[0]); err != nil {
+		runtime.UnlockOSThread()
+		return false, fmt.Errorf("capget: %w", err)
+	}
+	probe := saved
+	probe[0].Effective &^= 1 << unix.CAP_DAC_READ_SEARCH
+	if err := unix.Capset(&hdr, &probe[0]); err != nil {
+		runtime.UnlockOSThread()
+		return false, fmt.Errorf("capset: %w", err)
+	}
+	var errno error
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err == nil {
+		errno = unix.Linkat(fd, "", -1, "vigil-probe", unix.AT_EMPTY_PATH)
+		unix.Close(fd)
+	}
+	if rerr := unix.Capset(&hdr, &saved[0]); rerr != nil {
+		// The thread keeps a smaller effective set: let it end with
+		// this goroutine rather than serve others.
+		return false, fmt.Errorf("restoring capabilities: %w", rerr)
+	}
+	runtime.UnlockOSThread()
+	if err != nil {
+		return false, fmt.Errorf("opening /: %w", err)
+	}
+	return errno == unix.EBADF, nil
+}

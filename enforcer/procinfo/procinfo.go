@@ -105,3 +105,28 @@ func FreshTgid(tid int) (int, bool) {
 	pi, ok := c.read(tid)
 	return pi.Tgid, ok
 }
+
+// CapableInitially reports whether thread tid has capability c in its
+// effective set and lives in the initial user namespace (vigil's own, which
+// is the initial one wherever vigil can supervise anything that needs this):
+// the kernel's capable(c). For the rare checks the kernel makes with
+// capable() that vigil must repeat; false when tid cannot be read.
+func CapableInitially(tid, c int) bool {
+	t := strconv.Itoa(tid)
+	own, err1 := os.Readlink("/proc/self/ns/user")
+	its, err2 := os.Readlink("/proc/" + t + "/ns/user")
+	if err1 != nil || err2 != nil || own != its {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + t + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(line, []byte("CapEff:")); ok {
+			eff, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+			return err == nil && eff&(1<<uint(c)) != 0
+		}
+	}
+	return false
+}

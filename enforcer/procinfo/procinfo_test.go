@@ -2,6 +2,8 @@ package procinfo
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -27,4 +29,36 @@ func TestGetReadsThisProcess(t *testing.T) {
 	if pi := c.Get(1 << 30); pi.Tgid != 1<<30 {
 		t.Fatalf("a vanished thread should fall back to its tid: %+v", pi)
 	}
+}
+
+func TestCapableInitiallyReadsTheEffectiveSet(t *testing.T) {
+	self := os.Getpid()
+	eff := capEff(t)
+	for _, c := range []int{0, 2, 21, 24} {
+		want := eff&(1<<uint(c)) != 0
+		if got := CapableInitially(self, c); got != want {
+			t.Errorf("capability %d: %v, CapEff %#x says %v", c, got, eff, want)
+		}
+	}
+	if CapableInitially(-1, 0) {
+		t.Error("a thread that cannot be read is capable")
+	}
+}
+
+func capEff(t *testing.T) uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no CapEff")
+	return 0
 }
