@@ -699,11 +699,11 @@ func (e *Emulator) checkOpenFlags(how unix.OpenHow) error {
 		return nil
 	}
 	fd, err := unix.Openat2(-1, "", &how)
-	switch {
-	case err == unix.ENOENT:
+	switch err {
+	case unix.ENOENT:
 		e.openFlags.add(how)
 		return nil
-	case err == nil:
+	case nil:
 		unix.Close(fd)
 		return fmt.Errorf("%w: probing open flags unexpectedly opened a file", ErrUnsupported)
 	}
