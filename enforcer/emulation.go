@@ -364,8 +364,20 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 		p.Close()
 		return deny(d, unix.ESRCH), true
 	}
-	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
 	em := s.cfg.Emulator
+	if nonBlocking(p.ObjectFd) {
+		// It cannot wait (EINPROGRESS instead): connect it here and save
+		// the hand-off to another thread. A sibling that clears O_NONBLOCK
+		// meanwhile makes this a blocking connect on the receiver, which
+		// the pool treats as any stalled call.
+		r, err := em.Connect(p, s.scratch.Sockaddr[:c.saLen])
+		p.Close()
+		if err != nil {
+			return deny(d, unix.EPERM), true
+		}
+		return performedResult(d, r.Val, r.Errno), true
+	}
+	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
 	id := n.ID
 	return deferredCall(d, func() (int64, unix.Errno, bool) {
 		defer p.Close()
@@ -380,6 +392,12 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 		}
 		return r.Val, r.Errno, false
 	}), true
+}
+
+// nonBlocking reports whether the open file description fd has O_NONBLOCK.
+func nonBlocking(fd int) bool {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_NONBLOCK != 0
 }
 
 // performEmulation performs an allowed call no binding can pin (the path

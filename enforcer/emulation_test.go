@@ -341,6 +341,10 @@ func TestEmulatedConnectMatchesTheKernel(t *testing.T) {
 		{probe, "connect", "127.0.0.1", fmt.Sprint(l.port)},
 		{probe, "connect", "127.0.0.1", "9"},
 		{probe, "connect", "::1", "9"},
+		// Non-blocking sockets are connected on the receiver itself.
+		{probe, "connect", "-n", "127.0.0.1", fmt.Sprint(l.port)},
+		{probe, "connect", "-n", "127.0.0.1", "9"},
+		{probe, "connect", "-n", "::1", "9"},
 	} {
 		want, _ := bare(t, argv...)
 		r := supervise(t, pol, argv)

@@ -114,6 +114,7 @@
  *   probe sendsem                 EAGAIN, blocking, SO_SNDTIMEO, EPIPE/SIGPIPE, EFAULT, zerocopy
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -804,8 +805,15 @@ static void do_connect(int argc, char **argv)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	struct timeval tv = { 5, 0 };
-	int s, family;
+	int s, family, nonblock = 0;
 
+	if (argc >= 1 && strcmp(argv[0], "-n") == 0) {
+		/* A non-blocking socket: the connect's own answer, then how the
+		 * handshake ended (SO_ERROR once writable). */
+		nonblock = 1;
+		argc--;
+		argv++;
+	}
 	memset(&ss, 0, sizeof(ss));
 	if (argc >= 1 && strncmp(argv[0], "unix:", 5) == 0) {
 		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
@@ -830,7 +838,7 @@ static void do_connect(int argc, char **argv)
 		size_t n;
 
 		if (argc != 2)
-			usage("connect HOST PORT");
+			usage("connect [-n] HOST PORT");
 		port = parse_num(argv[1], "port");
 		if (port < 0 || port > 65535)
 			usage("bad port %s", argv[1]);
@@ -858,11 +866,22 @@ static void do_connect(int argc, char **argv)
 			usage("bad host %s (an IPv4 or IPv6 address)", argv[0]);
 		}
 	}
-	s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	s = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 	if (s < 0)
 		setup_fail("socket");
 	setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	report(syscall(SYS_connect, s, &ss, len));
+	if (nonblock) {
+		long r = syscall(SYS_connect, s, &ss, len);
+		int e = r < 0 ? errno : 0, soerr = 0;
+		socklen_t sl = sizeof(soerr);
+		struct pollfd pfd = { .fd = s, .events = POLLOUT };
+
+		poll(&pfd, 1, 5000);
+		getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+		out("connect %s then %s", e ? errname(e) : "ok", soerr ? errname(soerr) : "ok");
+	} else {
+		report(syscall(SYS_connect, s, &ss, len));
+	}
 	close(s);
 }
 
@@ -1238,7 +1257,6 @@ static void do_sharedfd(int argc, char **argv)
  */
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
-#include <poll.h>
 static char *uffd_page;
 static void *uffd_opener(void *arg)
 {
