@@ -19,10 +19,13 @@ import (
 type kernelSays struct {
 	// absent holds trapped syscalls the kernel does not implement.
 	absent map[int]bool
-	// xattrLookupFirst: setxattr and removexattr look the path or
-	// descriptor up before they check flags, name and value (Linux before
-	// 6.13); later kernels check those first (path_setxattrat).
+	// xattrLookupFirst: setxattr and removexattr look the path up before
+	// they check flags, name and value (Linux 6.1); later kernels check
+	// those first (Debian's 6.12 already does).
 	xattrLookupFirst bool
+	// fxattrFdFirst: fsetxattr and fremovexattr look the descriptor up
+	// first (6.1 and 6.12; 6.18 checks the name first).
+	fxattrFdFirst bool
 }
 
 var (
@@ -58,6 +61,10 @@ func probeKernel() kernelSays {
 	// come first, EFAULT where the path is copied and looked up first.
 	_, _, e := unix.Syscall6(unix.SYS_SETXATTR, 0, 0, 0, 0, ^uintptr(0), 0)
 	k.xattrLookupFirst = e == unix.EFAULT
+	// fsetxattr(-1, NULL, NULL, 0, 0): EFAULT where the name comes
+	// first, EBADF where the descriptor does.
+	_, _, e = unix.Syscall6(unix.SYS_FSETXATTR, ^uintptr(0), 0, 0, 0, 0, 0)
+	k.fxattrFdFirst = e == unix.EBADF
 	return k
 }
 
@@ -68,7 +75,15 @@ func (k *kernelSays) lacks(nr int) bool { return k.absent[nr] }
 // with e: on kernels that look the path or descriptor up first, that
 // lookup's error comes before e.
 func (s *receiver) xattrOrder(n *notify.Notif, c *call, e unix.Errno) unix.Errno {
-	if e == 0 || !runningKernel().xattrLookupFirst || c.sc == nil || len(c.sc.Args) == 0 {
+	if e == 0 || c.sc == nil || len(c.sc.Args) == 0 {
+		return e
+	}
+	k := runningKernel()
+	lookupFirst := k.xattrLookupFirst
+	if c.sc.Args[0] == sysinfo.ArgFd {
+		lookupFirst = k.fxattrFdFirst
+	}
+	if !lookupFirst {
 		return e
 	}
 	if le := s.lookupError(n, c); le != 0 {

@@ -71,7 +71,7 @@ vigil_run_tests='TestDoctorSaysVigilCanRunHere|TestCatShadowFollowsThePolicy|Tes
 # the naive-supervisor controls, which prove the races have teeth, and the
 # thread loops of thousands of racing calls. make test runs them on the host. Every other test, those
 # added later (a conformance suite) included, runs on every kernel.
-enforcer_skip='^(TestSharedDescriptorTablesNeverReceiveTheDeniedFile|TestRacesBypassANaiveSupervisor|TestPointerRacesBypassANaiveSupervisor|TestRacesNeverReachTheDeniedFile|TestConcurrentThreadsGetCorrectDecisions|TestEmulatedPathCallsNeverTouchTheProtectedDirectory|TestTruncatingOpensThroughASwappedFIFODecoyNeverTruncate|TestReopeningASwappedDescriptorNeverTruncates)$'
+enforcer_skip='^(TestSharedDescriptorTablesNeverReceiveTheDeniedFile|TestSendDestinationFlipNeverReachesADeniedPeer|TestSignalStormAppliesEachEmulatedCallOnce|TestRacesBypassANaiveSupervisor|TestPointerRacesBypassANaiveSupervisor|TestRacesNeverReachTheDeniedFile|TestConcurrentThreadsGetCorrectDecisions|TestEmulatedPathCallsNeverTouchTheProtectedDirectory|TestTruncatingOpensThroughASwappedFIFODecoyNeverTruncate|TestReopeningASwappedDescriptorNeverTruncates)$'
 # A guest's root is the host's, read-only: a test that must open a system
 # binary for writing without vigil (to show the attack would reach it)
 # cannot run there.
