@@ -146,17 +146,8 @@ func (x *inline) restore(w *workerState) error {
 	if err := unix.Setgroups(x.selfGroups); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
-	if _, err := unix.SetfsgidRetGid(int(x.self.fsgid)); err != nil {
-		return fmt.Errorf("setfsgid: %w", err)
-	}
-	if cur, _ := unix.SetfsgidRetGid(-1); uint32(cur) != x.self.fsgid {
-		return fmt.Errorf("setfsgid(%d) left fsgid %d", x.self.fsgid, cur)
-	}
-	if _, err := unix.SetfsuidRetUid(int(x.self.fsuid)); err != nil {
-		return fmt.Errorf("setfsuid: %w", err)
-	}
-	if cur, _ := unix.SetfsuidRetUid(-1); uint32(cur) != x.self.fsuid {
-		return fmt.Errorf("setfsuid(%d) left fsuid %d", x.self.fsuid, cur)
+	if err := setFsIDs(x.self.fsuid, x.self.fsgid); err != nil {
+		return err
 	}
 	if err := w.setCaps(x.self.capEff); err != nil {
 		return fmt.Errorf("restoring the effective capabilities: %w", err)

@@ -273,17 +273,8 @@ func (w *workerState) enter(root int, c *wireCred) (err error) {
 			}
 			w.cur.groups = groups
 		}
-		if _, err := unix.SetfsgidRetGid(int(c.Fsgid)); err != nil {
-			return fmt.Errorf("setfsgid: %w", err)
-		}
-		if cur, _ := unix.SetfsgidRetGid(-1); uint32(cur) != c.Fsgid {
-			return fmt.Errorf("setfsgid(%d) left fsgid %d", c.Fsgid, cur)
-		}
-		if _, err := unix.SetfsuidRetUid(int(c.Fsuid)); err != nil {
-			return fmt.Errorf("setfsuid: %w", err)
-		}
-		if cur, _ := unix.SetfsuidRetUid(-1); uint32(cur) != c.Fsuid {
-			return fmt.Errorf("setfsuid(%d) left fsuid %d", c.Fsuid, cur)
+		if err := setFsIDs(c.Fsuid, c.Fsgid); err != nil {
+			return err
 		}
 		w.cur.fsuid, w.cur.fsgid = c.Fsuid, c.Fsgid
 		w.cur.capEff = ^uint64(0) // the fsuid fixup may have changed it
@@ -302,6 +293,24 @@ func (w *workerState) enter(root int, c *wireCred) (err error) {
 		w.cur.capEff = eff
 	}
 	w.cur.valid = true
+	return nil
+}
+
+// setFsIDs sets the calling thread's fsgid, then fsuid, and checks that
+// they took: setfs[ug]id reports failure only by leaving the old id.
+func setFsIDs(uid, gid uint32) error {
+	if _, err := unix.SetfsgidRetGid(int(gid)); err != nil {
+		return fmt.Errorf("setfsgid: %w", err)
+	}
+	if cur, _ := unix.SetfsgidRetGid(-1); uint32(cur) != gid {
+		return fmt.Errorf("setfsgid(%d) left fsgid %d", gid, cur)
+	}
+	if _, err := unix.SetfsuidRetUid(int(uid)); err != nil {
+		return fmt.Errorf("setfsuid: %w", err)
+	}
+	if cur, _ := unix.SetfsuidRetUid(-1); uint32(cur) != uid {
+		return fmt.Errorf("setfsuid(%d) left fsuid %d", uid, cur)
+	}
 	return nil
 }
 
