@@ -141,6 +141,12 @@ static void *worker(void *arg)
 
 	tids[t] = (pid_t)syscall(SYS_gettid);
 	atomic_fetch_add(&ready, 1);
+	/*
+	 * Start only once the first signal was handled: a short storm on a fast machine could
+	 * otherwise finish before the signaller ever ran, and a storm without signals tests nothing.
+	 */
+	while (atomic_load(&signals_seen) == 0)
+		sched_yield();
 	for (long i = 0; i < iters; i++) {
 		snprintf(a, sizeof(a), "%ld-%ld-a", t, i);
 		snprintf(d, sizeof(d), "%ld-%ld-d", t, i);
