@@ -210,6 +210,17 @@ struct {
 	__type(value, __u8);
 } shared_files SEC(".maps");
 
+/* changing: filtered threads inside a syscall that may change what the
+ * emulator snapshots of a caller (changes_view), entered and not yet left;
+ * counted in bind_ctl.view_changing so that sys_exit reads the syscall
+ * number only while one is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} changing SEC(".maps");
+
 /* Entries in doomed: lets sys_exit skip the lookup on every other return. */
 __u64 doomed_pending = 0;
 
@@ -244,6 +255,102 @@ static __always_inline bool seccomp_filtered(void)
 	struct task_struct *task = bpf_get_current_task_btf();
 
 	return task->seccomp.mode == VIGIL_SECCOMP_MODE_FILTER;
+}
+
+/*
+ * The syscalls after which a snapshot the emulator took of a caller
+ * (credentials, groups, capabilities, umask, root, user and mount namespaces,
+ * resource limits: enforcer/emulate) may no longer hold, and those that make
+ * a task, whose id may be a dead thread's. Every other way to change these
+ * acts on current only, or on a process that is not watched (prlimit from
+ * outside: the emulator reads the limits on every call). x86_64 numbers (x32
+ * with its bit cleared, plus its own execve and execveat), and i386 ones for
+ * int $0x80 under a filter that lets them through (a runtime's).
+ */
+#define VIGIL_X32_BIT 0x40000000L
+#define VIGIL_TS_COMPAT 0x0002
+
+static __always_inline bool changes_view_native(long nr)
+{
+	switch (nr & ~VIGIL_X32_BIT) {
+	case 56: case 57: case 58:           /* clone fork vfork */
+	case 59: case 322: case 520: case 545: /* execve execveat, x32's */
+	case 95:                              /* umask */
+	case 105: case 106: case 113: case 114: /* setuid setgid setreuid setregid */
+	case 116: case 117: case 119:         /* setgroups setresuid setresgid */
+	case 122: case 123: case 126:         /* setfsuid setfsgid capset */
+	case 155: case 157: case 160: case 161: /* pivot_root prctl setrlimit chroot */
+	case 272: case 302: case 308: case 435: /* unshare prlimit64 setns clone3 */
+		return true;
+	}
+	return false;
+}
+
+static __always_inline bool changes_view_ia32(long nr)
+{
+	switch (nr) {
+	case 2: case 11: case 23: case 46: case 60: case 61: case 70: case 71:
+	case 75: case 81: case 120: case 138: case 139: case 164: case 170:
+	case 172: case 185: case 190: case 203: case 204: case 206: case 208:
+	case 210: case 213: case 214: case 215: case 216: case 217: case 310:
+	case 340: case 346: case 358: case 435:
+		return true;
+	}
+	return false;
+}
+
+/* changes_view reports whether nr, entered by current, is one of them. */
+static __always_inline bool changes_view(long nr)
+{
+	struct task_struct *task;
+
+	if (changes_view_native(nr))
+		return true;
+	if (!changes_view_ia32(nr))
+		return false;
+	task = bpf_get_current_task_btf();
+	return task->thread_info.status & VIGIL_TS_COMPAT;
+}
+
+/*
+ * view_change_enter and view_change_exit bump bind_ctl.view_epoch around
+ * such a syscall: before it can change anything and after it has. A snapshot
+ * tagged with the epoch read before it was taken therefore holds while the
+ * epoch stays put. A thread whose entry cannot be recorded keeps
+ * view_changing above 0 for good, so that every exit is looked at.
+ */
+static __always_inline void view_change_enter(__u32 tid)
+{
+	__u32 zero = 0;
+	__u8 one = 1;
+	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
+	long err;
+
+	if (!c)
+		return;
+	__sync_fetch_and_add(&c->view_epoch, 1);
+	err = bpf_map_update_elem(&changing, &tid, &one, BPF_NOEXIST);
+	if (err != -VIGIL_EEXIST)
+		__sync_fetch_and_add(&c->view_changing, 1);
+}
+
+static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx, __u32 tid)
+{
+	__u32 zero = 0;
+	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
+	struct pt_regs *regs;
+	long nr;
+
+	if (!c || READ_ONCE(c->view_changing) == 0)
+		return;
+	regs = (struct pt_regs *)ctx->args[0];
+	nr = BPF_CORE_READ(regs, orig_ax);
+	/* No compat test here: an exit counts whenever its entry may have. */
+	if (!changes_view_native(nr) && !changes_view_ia32(nr))
+		return;
+	__sync_fetch_and_add(&c->view_epoch, 1);
+	if (bpf_map_delete_elem(&changing, &tid) == 0)
+		__sync_fetch_and_add(&c->view_changing, -1);
 }
 
 static __always_inline __u64 slot_published(__u32 tid)
@@ -592,7 +699,9 @@ static __always_inline void copy_path(struct vigil_event *e, struct vigil_scratc
 /*
  * sys_enter — runs after seccomp let the syscall through.
  *
- *   unless capturing: if current has no seccomp filter, or no binding: return
+ *   unless capturing: if current has no seccomp filter: return
+ *   if filtered and nr may change an emulation snapshot: bump view_epoch, changing[tid] = 1
+ *   unless capturing: if no binding: return
  *   if tgid is vigil or not watched: return
  *   b = binding of tid (its published slot, or bindings[tid])
  *   if b and b.nr == nr and b.state == ARMED:
@@ -619,16 +728,19 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	struct vigil_scratch *s;
 	struct vigil_event *e;
 	__u32 reason = VIGIL_OK, flags = 0;
-	bool bound, capture;
+	bool bound, capture, filtered;
 	long nr, n = 0;
 	int idx;
 
 	/* Every syscall of the host comes here: leave at the cheapest test. */
-	if (!capturing && !seccomp_filtered())
+	filtered = seccomp_filtered();
+	if (!capturing && !filtered)
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tgid = pid_tgid >> 32;
 	tid = (__u32)pid_tgid;
+	if (filtered && changes_view((long)ctx->args[1]))
+		view_change_enter(tid);
 	b = find_binding(tid, &slot);
 	if (!capturing && !b)
 		return 0;
@@ -1163,7 +1275,10 @@ static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u
  * sys_exit — the kernel-object check, before the return to user mode.
  *
  *   if doomed children are pending and ret == 0 and doomed[tid]: SIGKILL, VIOLATION; return
- *   unless capturing: if current has no seccomp filter, or no binding: return
+ *   unless capturing: if current has no seccomp filter: return
+ *   if filtered, view_changing and nr may change an emulation snapshot:
+ *       bump view_epoch, delete changing[tid]
+ *   unless capturing: if no binding: return
  *   if tgid is vigil or not watched: return
  *   nr = regs->orig_ax
  *   if tid has a binding (its published slot, or bindings[tid]) and its nr == nr
@@ -1204,14 +1319,17 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct file *f = NULL;
 	__u32 reason = VIGIL_OK, flags = 0;
 	__u64 dev = 0, ino = 0;
-	bool bound = false, has_child = false;
+	bool bound = false, has_child = false, filtered;
 	long nr, ret;
 
 	ret = (long)ctx->args[1];
 	if (doomed_pending && ret == 0 && kill_doomed(ctx, pid_tgid))
 		return 0;
-	if (!capturing && !seccomp_filtered())
+	filtered = seccomp_filtered();
+	if (!capturing && !filtered)
 		return 0;
+	if (filtered)
+		view_change_exit(ctx, tid);
 	bp = find_binding(tid, &slot);
 	if (!capturing && !bp)
 		return 0;

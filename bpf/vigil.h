@@ -146,6 +146,15 @@ struct vigil_bind_ctl {
 	__u64 shared_files; /* thread groups ever entered in shared_files,
 	                     * counted before the entry is written; while 0,
 	                     * userspace skips the lookup of a bound open */
+	__u64 view_epoch;   /* bumped at the entry and at the exit of every
+	                     * syscall of a filtered thread that may change what
+	                     * the emulator snapshots of a caller (credentials,
+	                     * groups, capabilities, umask, root, namespaces,
+	                     * limits) or create a thread (whose id may be a dead
+	                     * one's): while it stays put, a snapshot holds */
+	__u64 view_changing; /* such syscalls entered and not yet left (a
+	                      * changing[] entry each), or more: while 0, the
+	                      * exit program does not read the syscall number */
 };
 
 /* keep in sync with loader/contract.go EventType */

@@ -66,6 +66,7 @@ func (m *fakeMaps) Close() error                         { m.once.Do(func() { cl
 func (m *fakeMaps) Watch(int) error                      { return nil }
 func (m *fakeMaps) SharesFiles(int) (bool, error)        { return false, nil }
 func (m *fakeMaps) CheckLost() (uint64, error)           { return 0, nil }
+func (m *fakeMaps) ViewEpoch() (uint64, bool)            { return 0, false }
 func (m *fakeMaps) ReadEvents(func(*loader.Event)) error { <-m.closed; return nil }
 
 func (m *fakeMaps) Bind(tid int, b *loader.Binding) error {

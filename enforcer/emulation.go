@@ -113,7 +113,7 @@ func (s *receiver) emulateOpen(l notify.Answerer, n *notify.Notif, c *call, d po
 
 func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision, how unix.OpenHow, try int) (outcome, error) {
 	em := s.cfg.Emulator
-	caller := emulate.Caller{Pid: c.tgid, Tid: c.tid}
+	caller := s.caller(c)
 	obj, err := s.openTarget(c, try, how)
 	if err != nil {
 		return outcome{}, err
@@ -348,7 +348,7 @@ func (s *receiver) performConnect(l notify.Answerer, n *notify.Notif, c *call, d
 // emulation cannot connect faithfully (AF_UNIX: the server would see vigil
 // as its peer): the caller binds those instead.
 func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
-	p, err := s.cfg.Emulator.PrepareSocket(emulate.Caller{Pid: c.tgid, Tid: c.tid}, c.fd)
+	p, err := s.cfg.Emulator.PrepareSocket(s.caller(c), c.fd)
 	if errors.Is(err, emulate.ErrUnsupported) {
 		return outcome{}, false
 	}
@@ -486,11 +486,21 @@ func (s *receiver) emulateOnce(l notify.Answerer, n *notify.Notif, c *call, d po
 	return performedResult(d, r.Val, r.Errno), nil
 }
 
+// caller names c's thread to the emulator, with the kernel's change epoch
+// read now, after the notification arrived (emulate.Caller.Changes).
+func (s *receiver) caller(c *call) emulate.Caller {
+	cl := emulate.Caller{Pid: c.tgid, Tid: c.tid}
+	if s.cfg.Kernel != nil {
+		cl.Changes = s.cfg.Kernel.viewEpoch()
+	}
+	return cl
+}
+
 // prepareAll prepares the objects an emulated call acts on, in argument
 // order, into ps. done reports an outcome to answer instead (a lookup that
 // failed as the kernel's would, or a refusal).
 func (s *receiver) prepareAll(c *call, d policy.Decision, e *emulation, ps *[2]*emulate.Prepared) (o outcome, done bool, err error) {
-	caller := emulate.Caller{Pid: c.tgid, Tid: c.tid}
+	caller := s.caller(c)
 	if e.onFd {
 		p, err := s.prepareFd(c, caller, 0, c.fd)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vigilsec/vigil/enforcer/audit"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/sysinfo"
 	"github.com/vigilsec/vigil/loader"
 )
@@ -20,6 +21,7 @@ import (
 type Kernel struct {
 	ld  kernelMaps
 	log zerolog.Logger
+	id  uint64 // names its epochs (viewEpoch)
 	kernelMetrics
 
 	mu sync.Mutex
@@ -61,6 +63,7 @@ type kernelMaps interface {
 	Unbind(tid int) error
 	ReadEvents(fn func(*loader.Event)) error
 	CheckLost() (uint64, error)
+	ViewEpoch() (uint64, bool)
 }
 
 // pendingDecision is a bound grant's audit record waiting for its sys_exit,
@@ -87,7 +90,7 @@ const unconfirmedAfter = 30 * time.Second
 func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel { return newKernel(ld, log) }
 
 func newKernel(ld kernelMaps, log zerolog.Logger) *Kernel {
-	k := &Kernel{ld: ld, log: log, pending: make(map[int]*pendingDecision), quiet: make(map[int]*pendingDecision),
+	k := &Kernel{ld: ld, log: log, id: kernelIDs.Add(1), pending: make(map[int]*pendingDecision), quiet: make(map[int]*pendingDecision),
 		done:      make(chan struct{}),
 		stopSweep: make(chan struct{}), swept: make(chan struct{})}
 	go func() {
@@ -131,6 +134,20 @@ func (k *Kernel) Close() error {
 
 // Watch adds a thread group to the watched set (its children follow).
 func (k *Kernel) Watch(tgid int) error { return k.ld.Watch(tgid) }
+
+// kernelIDs numbers kernels, so that an emulator shared between two (tests
+// do) never takes one's epoch for the other's.
+var kernelIDs atomic.Uint64
+
+// viewEpoch is the programs' count of syscalls that may have changed what the
+// emulator snapshots of a caller (loader.ViewEpoch), named by this kernel.
+func (k *Kernel) viewEpoch() emulate.Epoch {
+	n, ok := k.ld.ViewEpoch()
+	if !ok {
+		return emulate.Epoch{}
+	}
+	return emulate.Epoch{Source: k.id, N: n}
+}
 
 // SharesFiles reports whether another process shares tgid's descriptor
 // table; unknown counts as shared (emulate rather than bind).

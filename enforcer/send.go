@@ -136,7 +136,7 @@ func (s *receiver) decideSend(l notify.Answerer, n *notify.Notif, c *call) (o ou
 		// continuing cannot be raced into another peer.
 		return s.sendWithoutPeer(l, n, c), true
 	}
-	caller := emulate.Caller{Pid: c.tgid, Tid: c.tid}
+	caller := s.caller(c)
 	var sc sendCall
 	var d policy.Decision
 	flags, errno := s.readSend(n, kind, caller, &sc)

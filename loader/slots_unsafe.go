@@ -48,3 +48,19 @@ const bindCtlSize = int(unsafe.Sizeof(vigilVigilBindCtl{}))
 func (l *Loader) sharedFilesSeen() uint64 {
 	return atomic.AddUint64((*uint64)(unsafe.Pointer(&l.ctlMem[8])), 0)
 }
+
+// ViewEpoch is struct vigil_bind_ctl.view_epoch: the programs move it when
+// a filtered thread enters and again when it leaves a syscall that may change
+// what the emulator snapshots of a caller (credentials, groups, capabilities,
+// umask, root, namespaces, limits) or that makes a task. A snapshot tagged
+// with the value read before it was taken holds while the value is the same
+// (docs/design.md, emulation). ok is false when the page is not mapped
+// (before Load maps it, after Close).
+func (l *Loader) ViewEpoch() (epoch uint64, ok bool) {
+	l.bindMu.Lock()
+	defer l.bindMu.Unlock()
+	if l.ctlMem == nil {
+		return 0, false
+	}
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.ViewEpoch)]))), true
+}

@@ -14,9 +14,11 @@ import (
 )
 
 type vigilVigilBindCtl struct {
-	_           structs.HostLayout
-	Hashed      uint64
-	SharedFiles uint64
+	_            structs.HostLayout
+	Hashed       uint64
+	SharedFiles  uint64
+	ViewEpoch    uint64
+	ViewChanging uint64
 }
 
 type vigilVigilBinding struct {
@@ -99,6 +101,7 @@ type vigilVigilSlot struct {
 const (
 	vigilMapBindCtl        = "bind_ctl"
 	vigilMapBindings       = "bindings"
+	vigilMapChanging       = "changing"
 	vigilMapDoomed         = "doomed"
 	vigilMapEvents         = "events"
 	vigilMapForked         = "forked"
@@ -174,6 +177,7 @@ type vigilProgramSpecs struct {
 type vigilMapSpecs struct {
 	BindCtl     *ebpf.MapSpec `ebpf:"bind_ctl"`
 	Bindings    *ebpf.MapSpec `ebpf:"bindings"`
+	Changing    *ebpf.MapSpec `ebpf:"changing"`
 	Doomed      *ebpf.MapSpec `ebpf:"doomed"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Forked      *ebpf.MapSpec `ebpf:"forked"`
@@ -217,6 +221,7 @@ func (o *vigilObjects) Close() error {
 type vigilMaps struct {
 	BindCtl     *ebpf.Map `ebpf:"bind_ctl"`
 	Bindings    *ebpf.Map `ebpf:"bindings"`
+	Changing    *ebpf.Map `ebpf:"changing"`
 	Doomed      *ebpf.Map `ebpf:"doomed"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Forked      *ebpf.Map `ebpf:"forked"`
@@ -231,6 +236,7 @@ func (m *vigilMaps) Close() error {
 	return _VigilClose(
 		m.BindCtl,
 		m.Bindings,
+		m.Changing,
 		m.Doomed,
 		m.Events,
 		m.Forked,

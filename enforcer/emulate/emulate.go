@@ -19,7 +19,19 @@ import (
 // numbers them (seccomp_notif.pid is the tid). /proc/<Tid> supplies the root,
 // cwd, descriptors and credentials, because a thread may have its own fs_struct
 // or fd table (clone without CLONE_FS/CLONE_FILES).
-type Caller struct{ Pid, Tid int }
+type Caller struct {
+	Pid, Tid int
+	// Changes, when its Source is set, is the epoch of the counter the
+	// eBPF programs move around every syscall that may change what the
+	// emulator reads of a caller from /proc (loader.ViewEpoch), read after
+	// the notification arrived: the emulator then reuses what it read of
+	// the same thread at the same epoch instead of reading it again.
+	Changes Epoch
+}
+
+// Epoch is a value of a change counter. Source names the counter (one per
+// loaded eBPF binding) and is 0 when there is none, and nothing is reused.
+type Epoch struct{ Source, N uint64 }
 
 // Result is an emulated syscall's outcome, to answer the notification with.
 type Result struct {
@@ -112,6 +124,7 @@ type Emulator struct {
 
 	bufs      sync.Pool
 	openFlags openFlagsSeen
+	snaps     snapshots
 }
 
 // New returns an Emulator. Workers start on first use and run until Close.
@@ -164,6 +177,7 @@ func (e *Emulator) Close() error {
 		e.local.close()
 	}
 	e.cred.close()
+	e.snaps.clear()
 	if err := e.proc.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing /proc: %w", err))
 	}

@@ -80,8 +80,9 @@ type Prepared struct {
 	wcred  wireCred
 	w      executor
 	wkey   workerKey // the worker that serves the watchee, if w is not one
-	tidfd  int       // /proc/<tid>, during preparation only
-	root   int
+	tidfd  int       // /proc/<tid>, during preparation only (snap's)
+	root   int       // the caller's root (snap's, or p's own when snap is nil)
+	snap   *snapshot // what begin read of the caller, held until Close
 	st     unix.Stat_t // the object's, when Exists
 	how    unix.OpenHow
 	openFd int
@@ -92,6 +93,12 @@ func (p *Prepared) Close() error {
 	if p == nil {
 		return nil
 	}
+	if p.snap != nil {
+		// The snapshot's descriptors are the snapshot's to close.
+		p.tidfd, p.root = -1, -1
+		p.e.snaps.release(p.snap)
+		p.snap = nil
+	}
 	for _, fd := range []*int{&p.tidfd, &p.root, &p.ParentFd, &p.ObjectFd, &p.openFd} {
 		if *fd >= 0 {
 			unix.Close(*fd)
@@ -101,36 +108,16 @@ func (p *Prepared) Close() error {
 	return nil
 }
 
-// begin snapshots the caller's credentials and root and picks its executor.
-// Everything is read through one descriptor of /proc/<tid>: if the thread
-// exits and its id is reused meanwhile, the reads fail instead of describing
-// another process.
+// begin takes (or reuses, snapshotOf) the caller's credentials and root
+// and picks its executor.
 func (e *Emulator) begin(c Caller, lookup Lookup) (*Prepared, error) {
-	p := &Prepared{e: e, c: c, lookup: lookup, ParentFd: -1, ObjectFd: -1, tidfd: -1, root: -1, openFd: -1}
-	var err error
-	if p.tidfd, err = unix.Openat(e.procfd, strconv.Itoa(c.Tid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		return nil, unix.ESRCH
+	s, err := e.snapshotOf(c)
+	if err != nil {
+		return nil, err
 	}
-	bp := e.bufs.Get().(*[]byte)
-	b, err := readProcRecord(p.tidfd, "status", *bp)
-	if err == nil {
-		p.cred, err = parseStatus(b)
-		if err != nil {
-			err = fmt.Errorf("reading credentials of %d: %w", c.Tid, err)
-		}
-	} else {
-		err = unix.ESRCH
-	}
-	e.bufs.Put(bp)
-	if err == nil {
-		if p.root, err = unix.Openat(p.tidfd, "root", unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
-			err = unix.ESRCH
-		}
-	}
-	if err == nil {
-		p.w, p.wkey, err = e.executorFor(c, p.tidfd, p.root, &p.cred)
-	}
-	if err == nil {
+	p := &Prepared{e: e, c: c, lookup: lookup, ParentFd: -1, ObjectFd: -1, tidfd: s.tidfd, root: s.root, openFd: -1,
+		snap: s, cred: s.cred}
+	if p.w, p.wkey, err = e.executorFor(c, s); err == nil {
 		err = p.translate()
 	}
 	if err != nil {
@@ -168,10 +155,16 @@ func hostGroups(g []uint32) []int {
 
 // endPrepare closes what only preparation needed.
 func (p *Prepared) endPrepare() {
-	if p.tidfd >= 0 {
-		unix.Close(p.tidfd)
-		p.tidfd = -1
+	switch {
+	case p.snap == nil:
+		if p.tidfd >= 0 {
+			unix.Close(p.tidfd)
+		}
+	case p.c.Changes.Source == 0:
+		// An uncached snapshot is p's alone: its /proc/<tid> goes now.
+		p.snap.closeTid()
 	}
+	p.tidfd = -1
 }
 
 // roundTrip sends one request to p's executor. A request that never reached

@@ -84,8 +84,8 @@ func (w *worker) maps() (idMap, idMap) { return w.uidMap, w.gidMap }
 
 func (w *worker) setsGroups() bool { return false }
 
-// executorFor returns what serves the watchee whose /proc/<tid> directory
-// is tidfd and whose root is root: vigil's calling thread itself (inline.go)
+// executorFor returns what serves the watchee snapshot s describes: vigil's
+// calling thread itself (inline.go)
 // when the watchee shares vigil's namespaces, root and umask, otherwise the
 // worker for its namespaces and groups, started if needed. The worker's key
 // comes back either way, for requests the inline executor hands on.
@@ -94,24 +94,10 @@ func (w *worker) setsGroups() bool { return false }
 // locked to another OS thread and back costs the Go scheduler about four
 // futex wake-ups, measured at ~45µs per call on a 2-vCPU VM against ~12µs
 // for a worker round trip and nothing for the calling thread.
-func (e *Emulator) executorFor(c Caller, tidfd, root int, cr *creds) (executor, workerKey, error) {
-	user, err := statNS(tidfd, "ns/user")
-	if err != nil {
-		return nil, workerKey{}, unix.ESRCH
-	}
-	mnt, err := statNS(tidfd, "ns/mnt")
-	if err != nil {
-		return nil, workerKey{}, unix.ESRCH
-	}
-	key := workerKey{user: user, mnt: mnt, groups: groupsKey(cr.Groups)}
-	if e.inline != nil && user == e.selfUser && mnt == e.selfMnt {
-		rid, err := statRoot(root)
-		if err != nil {
-			return nil, key, unix.ESRCH
-		}
-		if e.inline.serves(rid, cr.Umask) {
-			return e.inline, key, nil
-		}
+func (e *Emulator) executorFor(c Caller, s *snapshot) (executor, workerKey, error) {
+	key := workerKey{user: s.user, mnt: s.mnt, groups: groupsKey(s.cred.Groups)}
+	if e.inline != nil && s.ridOK && e.inline.serves(s.rid, s.cred.Umask) {
+		return e.inline, key, nil
 	}
 	w, err := e.workerFor(c, key)
 	return w, key, err

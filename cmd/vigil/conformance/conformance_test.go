@@ -91,6 +91,7 @@ var programs = []program{
 	{name: "venv", needs: []string{"/usr/bin/python3"}},
 	{name: "pythreads", needs: []string{"/usr/bin/python3"}},
 	{name: "xattr", needs: []string{"/usr/bin/python3"}},
+	{name: "identity", needs: []string{"/usr/bin/python3"}},
 	{name: "make", needs: []string{"gcc", "make", "ar"}},
 	{name: "sqlite", needs: []string{"sqlite3"}},
 	{name: "rsync", needs: []string{"rsync"}, tree: treeOptions{mtimes: []string{"src/*/**", "dst/*/**", "dsth/*/**", "plain/**"}}},
