@@ -134,7 +134,7 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 	case obj.Magic:
 		p, err = s.prepareOpenHeld(caller, &obj, how)
 	default:
-		p, err = em.PrepareOpen(caller, c.dirfds[0], c.paths[0], how)
+		p, err = em.PrepareOpenUnnamed(caller, c.dirfds[0], c.paths[0], how)
 		if errors.Is(err, emulate.ErrUnsupported) && obj.Exists {
 			// procfs objects: the worker will not look them up by name
 			// (through vigil's /proc/self the walk made them explicit).

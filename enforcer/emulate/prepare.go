@@ -423,6 +423,26 @@ func OpenHowFromFlags(flags int, mode uint32) unix.OpenHow {
 // opener (terminals, /proc) or that would block the worker (a FIFO without
 // O_NONBLOCK); pass those to the kernel with a binding.
 func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHow) (*Prepared, error) {
+	return e.prepareOpen(c, dirfd, path, how, true)
+}
+
+// PrepareOpenUnnamed is PrepareOpen without Path, for a caller that judged
+// the object already and compares its identity (Dev and Ino, or ParentDev,
+// ParentIno and Name): it saves reading the name back.
+func (e *Emulator) PrepareOpenUnnamed(c Caller, dirfd int, path string, how unix.OpenHow) (*Prepared, error) {
+	return e.prepareOpen(c, dirfd, path, how, false)
+}
+
+// slotFree fails with EMFILE when p's caller has no descriptor slot left.
+func (e *Emulator) slotFree(p *Prepared) error {
+	free, err := fdSlotFree(e.procfd, p.tidfd, p.c.Pid)
+	if err == nil && !free {
+		err = unix.EMFILE
+	}
+	return err
+}
+
+func (e *Emulator) prepareOpen(c Caller, dirfd int, path string, how unix.OpenHow, named bool) (*Prepared, error) {
 	if err := e.checkOpenFlags(how); err != nil {
 		return nil, err
 	}
@@ -440,13 +460,18 @@ func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 		return nil, err
 	}
 	defer p.endPrepare()
-	free, err := fdSlotFree(e.procfd, p.tidfd, c.Pid)
-	if err == nil && !free {
-		err = unix.EMFILE
-	}
-	if err != nil {
-		p.Close()
-		return nil, err
+	// The kernel takes the slot before it looks anything up. An open that
+	// may create or truncate is refused EMFILE before the lookup; one that
+	// cannot (no O_CREAT, O_TRUNC or O_TMPFILE on a regular file or a
+	// directory, opened during the lookup below) needs no check, since
+	// ADDFD fails with EMFILE itself; every other outcome checks before it
+	// is answered or acted on.
+	slotChecked := how.Flags&(unix.O_CREAT|unix.O_TRUNC|oTmpfile) != 0
+	if slotChecked {
+		if err := e.slotFree(p); err != nil {
+			p.Close()
+			return nil, err
+		}
 	}
 	p.how = how
 	in := emptyFdSet()
@@ -458,7 +483,7 @@ func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 			return nil, err
 		}
 	}
-	req := request{Op: opPrepareOpen, Flags: how.Flags, Mode: how.Mode, Resolve: how.Resolve, Path: path}
+	req := request{Op: opPrepareOpen, Flags: how.Flags, Mode: how.Mode, Resolve: how.Resolve, Path: path, Unnamed: !named}
 	resp, out, err := e.roundTrip(p, &req, in)
 	if in.base >= 0 {
 		unix.Close(in.base)
@@ -466,6 +491,11 @@ func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 	if err == nil && resp.Errno != 0 {
 		out.closeAll()
 		err = unix.Errno(resp.Errno)
+		if !slotChecked {
+			if serr := e.slotFree(p); serr != nil {
+				err = serr
+			}
+		}
 	}
 	if err != nil {
 		p.Close()
@@ -473,6 +503,12 @@ func (e *Emulator) PrepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 	}
 	p.Path = resp.Path
 	p.ParentFd, p.ObjectFd, p.openFd = out.parent, out.obj, out.open
+	if !slotChecked && p.openFd < 0 {
+		if err := e.slotFree(p); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
 	if err := p.identify(resp.Name); err != nil {
 		p.Close()
 		return nil, err

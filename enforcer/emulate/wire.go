@@ -81,6 +81,9 @@ type request struct {
 	Str     string // symlink target or xattr name
 	Value   []byte // xattr value
 	FdMask  uint32
+	// Unnamed asks opPrepareOpen for no Path: the caller judged the object
+	// already and compares identities, so the readlink is saved.
+	Unnamed bool
 }
 
 // status says how a worker's response is to be read.
@@ -209,6 +212,11 @@ func (r *request) encode(b []byte) []byte {
 	e.str(r.Str)
 	e.bytes(r.Value)
 	e.u32(r.FdMask)
+	var unnamed uint8
+	if r.Unnamed {
+		unnamed = 1
+	}
+	e.u8(unnamed)
 	return e.b
 }
 
@@ -232,6 +240,7 @@ func (r *request) decode(b []byte) error {
 	r.Str = d.str()
 	r.Value = d.bytes()
 	r.FdMask = d.u32()
+	r.Unnamed = d.u8() != 0
 	if err := d.done(); err != nil {
 		return fmt.Errorf("decoding request: %w", err)
 	}

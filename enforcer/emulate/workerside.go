@@ -392,6 +392,13 @@ func (w *workerState) handle(req *request, in, out *fdSet) response {
 // a /proc magic link followed here would name the worker's objects, not the
 // watchee's.
 func (w *workerState) openPath(base int, p string, flags uint64, resolve uint64) (int, *response) {
+	var st unix.Stat_t
+	return w.openPathStat(base, p, flags, resolve, &st)
+}
+
+// openPathStat is openPath that also leaves the object's stat in st (zero
+// when fstat failed).
+func (w *workerState) openPathStat(base int, p string, flags uint64, resolve uint64, st *unix.Stat_t) (int, *response) {
 	if p == "" {
 		p = "."
 	}
@@ -399,7 +406,10 @@ func (w *workerState) openPath(base int, p string, flags uint64, resolve uint64)
 	for tries := 0; ; tries++ {
 		fd, err := unix.Openat2(base, p, &how)
 		if err == nil {
-			if isProcfs(fd) {
+			if unix.Fstat(fd, st) != nil {
+				*st = unix.Stat_t{}
+			}
+			if isProcfs(fd, st) {
 				unix.Close(fd)
 				r := unsupported("the object is on procfs, whose contents depend on the opener")
 				return -1, &r
@@ -428,7 +438,13 @@ func (w *workerState) openPath(base int, p string, flags uint64, resolve uint64)
 	}
 }
 
-func isProcfs(fd int) bool {
+// isProcfs reports whether fd, whose stat is st, is on a procfs. procfs
+// superblocks take an anonymous device (major 0, set_anon_super), so an
+// object on a block device's file system needs no statfs to tell.
+func isProcfs(fd int, st *unix.Stat_t) bool {
+	if st.Ino != 0 && unix.Major(st.Dev) != 0 {
+		return false
+	}
 	var sfs unix.Statfs_t
 	return unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
 }
@@ -507,7 +523,11 @@ func (w *workerState) prepare(req *request, in, out *fdSet) response {
 		resp.Exists = true
 		resp.Path = w.fdPath(obj)
 	case lookupFd:
-		if isProcfs(in.obj) {
+		var st unix.Stat_t
+		if unix.Fstat(in.obj, &st) != nil {
+			st = unix.Stat_t{}
+		}
+		if isProcfs(in.obj, &st) {
 			return unsupported("the object is on procfs, whose contents depend on the opener")
 		}
 		resp.Exists = true
@@ -554,15 +574,17 @@ func (w *workerState) prepareOpen(req *request, in, out *fdSet) response {
 		return resp
 	}
 	if flags&unix.O_CREAT == 0 {
-		obj, r := w.openPath(base, req.Path, flags&(unix.O_NOFOLLOW|unix.O_DIRECTORY), req.Resolve)
+		var st unix.Stat_t
+		obj, r := w.openPathStat(base, req.Path, flags&(unix.O_NOFOLLOW|unix.O_DIRECTORY), req.Resolve, &st)
 		if r != nil {
 			return *r
 		}
 		out.obj = obj
 		resp.Exists = true
-		resp.Path = w.fdPath(obj)
-		var st unix.Stat_t
-		if flags&(unix.O_TRUNC|oTmpfile) == 0 && unix.Fstat(obj, &st) == nil &&
+		if !req.Unnamed {
+			resp.Path = w.fdPath(obj)
+		}
+		if flags&(unix.O_TRUNC|oTmpfile) == 0 && st.Ino != 0 &&
 			(st.Mode&unix.S_IFMT == unix.S_IFREG || st.Mode&unix.S_IFMT == unix.S_IFDIR) {
 			// No side effects: open now and save a round trip. A failure
 			// is not reported here but by phase B, after the policy.
@@ -602,6 +624,9 @@ func (w *workerState) prepareCreate(base int, req *request, out *fdSet) response
 		switch {
 		case err == unix.ENOENT:
 			out.parent = parent
+			if req.Unnamed {
+				return response{Name: name}
+			}
 			return response{Name: name, Path: w.joinPath(parent, name)}
 		case err != nil:
 			unix.Close(parent)
@@ -613,7 +638,7 @@ func (w *workerState) prepareCreate(base int, req *request, out *fdSet) response
 			}
 			cur = next
 		default:
-			return w.prepareExisting(parent, name, excl, out)
+			return w.prepareExisting(parent, name, excl, !req.Unnamed, out)
 		}
 	}
 }
@@ -663,7 +688,7 @@ func (w *workerState) followCreateLink(base int, req *request, parent int, cur, 
 // prepareExisting returns name, which exists in directory parent, as the
 // object an O_CREAT open would open (EEXIST under O_EXCL). It closes parent
 // or hands it to out.
-func (w *workerState) prepareExisting(parent int, name string, excl bool, out *fdSet) response {
+func (w *workerState) prepareExisting(parent int, name string, excl, named bool, out *fdSet) response {
 	if excl {
 		unix.Close(parent)
 		return response{Errno: int32(unix.EEXIST)}
@@ -677,6 +702,9 @@ func (w *workerState) prepareExisting(parent int, name string, excl bool, out *f
 	}
 	out.obj = obj
 	out.parent = parent
+	if !named {
+		return response{Exists: true, Name: name}
+	}
 	return response{Exists: true, Name: name, Path: w.fdPath(obj)}
 }
 
