@@ -108,6 +108,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 struct vigil_scratch {
 	char buf[VIGIL_SCRATCH];
+	__u64 opaque; /* see opaque() */
 };
 
 /* watched: thread groups under supervision (tgid -> 1); seeded by the loader, follows fork/exit. */
@@ -240,6 +241,27 @@ static __always_inline struct vigil_scratch *get_scratch(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/*
+ * opaque returns v as a value the verifier knows nothing about. Before Linux
+ * 6.7 it checked a bpf_loop callback as if it ran once, so what a loop leaves
+ * in its context after several iterations (a walk that climbed more than one
+ * component and then reached the root) was never among the states it saw,
+ * and a branch on such a value could look always taken — the verifier then
+ * removes the other side (Debian 12's 6.1: same_name could never match, and
+ * atomically replaced files were killed as mismatches). A round trip
+ * through map memory, which the verifier does not track, keeps both sides.
+ */
+static __always_inline __u32 opaque(__u32 v)
+{
+	__u32 zero = 0;
+	struct vigil_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!s)
+		return v;
+	WRITE_ONCE(s->opaque, v);
+	return (__u32)READ_ONCE(s->opaque);
 }
 
 #define VIGIL_SECCOMP_MODE_FILTER 2
@@ -932,6 +954,9 @@ static __always_inline void fill_kpath(struct vigil_event *e, struct dentry *den
 	w.root_mnt = BPF_CORE_READ(task, fs, root.mnt);
 	w.pos = VIGIL_PATH_MAX;
 	bpf_loop(VIGIL_KPATH_STEPS, walk_step, &w, 0);
+	w.done = opaque(w.done);
+	w.trunc = opaque(w.trunc);
+	w.pos = opaque(w.pos);
 	if (!w.done)
 		w.trunc = 1;
 	if (w.pos == VIGIL_PATH_MAX) {
@@ -993,6 +1018,9 @@ static __always_inline bool same_name(struct dentry *dentry, struct vfsmount *mn
 	w.root_mnt = root_mnt;
 	w.pos = VIGIL_PATH_MAX;
 	bpf_loop(VIGIL_KPATH_STEPS, walk_step, &w, 0);
+	w.done = opaque(w.done);
+	w.trunc = opaque(w.trunc);
+	w.pos = opaque(w.pos);
 	if (!w.done || w.trunc || w.pos >= VIGIL_PATH_MAX)
 		return false;
 	return fnv1a_scratch(w.pos, VIGIL_PATH_MAX - w.pos) == b->path_hash;
@@ -1623,7 +1651,7 @@ static __always_inline bool group_binds_fd(struct task_struct *p)
 				      bpf_core_field_offset(struct signal_struct, thread_head));
 	g.node = g.head;
 	n = bpf_loop(VIGIL_MAX_GROUP, group_step, &g, 0);
-	return g.found || n >= VIGIL_MAX_GROUP;
+	return opaque(g.found) || n >= VIGIL_MAX_GROUP;
 }
 
 /* kill_nothing_doom dooms child (it dies at its first return to user mode)

@@ -85,8 +85,9 @@ type vigilVigilFork struct {
 }
 
 type vigilVigilScratch struct {
-	_   structs.HostLayout
-	Buf [8192]int8
+	_      structs.HostLayout
+	Buf    [8192]int8
+	Opaque uint64
 }
 
 type vigilVigilSlot struct {
