@@ -44,6 +44,10 @@ type handling struct {
 	emulation *emulation
 	// send marks the sends whose destination address rules govern (send.go).
 	send sendKind
+	// open marks the open family: a write-only or read-write open that
+	// neither creates nor truncates keeps decoding's descriptor, which the
+	// emulator may open as is (receiver.keepsOpenTarget).
+	open bool
 	// exec marks calls that replace the process image: the binding reads
 	// a script's #! line through the vetted file, and what vigil caches of
 	// the process is stale afterwards.
@@ -121,7 +125,7 @@ func (h *handling) carry() Carry {
 
 // Entries shared by several syscalls.
 var (
-	openHandling = handling{perform: (*receiver).performOpen, bind: (*receiver).bindOpen,
+	openHandling = handling{perform: (*receiver).performOpen, bind: (*receiver).bindOpen, open: true,
 		explain: "eBPF binding for reads; vigil performs writes, creations, truncations, FIFOs and devices"}
 	execHandling = handling{bind: (*receiver).bindExec, exec: true}
 	// A clone child's namespaces are pinned in eBPF; a new mount namespace

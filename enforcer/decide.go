@@ -276,15 +276,18 @@ func (s *receiver) openInSharedTable(l notify.Answerer, n *notify.Notif, c *call
 // finish checks the notification is still the one that was read and turns
 // the decision into an outcome.
 func (s *receiver) finish(l notify.Answerer, n *notify.Notif, d policy.Decision, g verdict.Grant) outcome {
-	// One ID_VALID after the last read of the watchee's memory or /proc:
-	// if the thread is still waiting, every read above saw this task.
-	if err := l.Valid(n.ID); err != nil {
-		return deny(d, unix.ESRCH)
-	}
+	// An answer needs no ID_VALID: notification ids are never reused, so
+	// the SEND succeeds only while the very call that was read still waits
+	// (its thread alive throughout, every read of its memory and /proc that
+	// task's), and a stale one fails and is recorded as withdrawn. A kill
+	// acts on a process id, which is the caller's only while it waits.
 	switch d.Action {
 	case policy.ActionDeny:
 		return deny(d, d.Errno)
 	case policy.ActionKill:
+		if err := l.Valid(n.ID); err != nil {
+			return deny(d, unix.ESRCH)
+		}
 		return outcome{kind: outKill, dec: d}
 	case policy.ActionAllow, policy.ActionLog:
 		return continueUnder(d, g)

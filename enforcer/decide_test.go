@@ -40,10 +40,15 @@ func (f *fakeListener) Valid(uint64) error {
 	return nil
 }
 
+// Answer records r; for a call that no longer waits it fails as the
+// kernel's SEND does (ENOENT).
 func (f *fakeListener) Answer(r notify.Resp) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.resps = append(f.resps, r)
+	if f.gone {
+		return notify.ErrGone
+	}
 	return nil
 }
 
@@ -225,14 +230,21 @@ func TestDecideOpens(t *testing.T) {
 		})
 	}
 	t.Run("no binding is left for a call that stopped waiting", func(t *testing.T) {
+		// The CONTINUE is the check (no ID_VALID before it): the kernel
+		// refuses it for a call that no longer waits, and the binding
+		// written for it goes.
 		c.maps.Unbind(c.tid)
 		writes := c.maps.writes
-		r := c.decide(&fakeListener{gone: true}, unix.SYS_OPENAT, uint64(unix.AT_FDCWD&0xffffffff), c.cstr(allowed), unix.O_RDONLY)
-		if r.Flags == continueFlag {
-			t.Fatalf("answer %+v: CONTINUE for a withdrawn call", r)
+		gone := c.sup.Stats().Gone
+		c.decide(&fakeListener{gone: true}, unix.SYS_OPENAT, uint64(unix.AT_FDCWD&0xffffffff), c.cstr(allowed), unix.O_RDONLY)
+		if c.maps.writes == writes {
+			t.Fatal("no binding was written: the test no longer reaches the bound path")
 		}
-		if _, ok := c.maps.binding(c.tid); ok && c.maps.writes > writes {
+		if _, ok := c.maps.binding(c.tid); ok {
 			t.Fatal("the binding of a withdrawn call was left in place")
+		}
+		if got := c.sup.Stats().Gone; got != gone+1 {
+			t.Fatalf("withdrawn calls counted %d, want %d", got, gone+1)
 		}
 	})
 	t.Run("other ABIs are refused", func(t *testing.T) {
@@ -361,19 +373,23 @@ func benchDecideBoundOpen(b *testing.B, recorded bool) {
 
 // TestDecidePassthroughReadsNothingWhenUnrecorded: an allow by number whose
 // record the audit level leaves out is passed on without reading the
-// watchee (no decode, no ID_VALID); recorded, it is decoded for the record
-// and validated first.
+// watchee (no decode); recorded, it is decoded for the record (an unreadable
+// path argument shows in it). Neither asks ID_VALID: the answer to a call
+// that stopped waiting fails, and the call is counted as withdrawn.
 func TestDecidePassthroughReadsNothingWhenUnrecorded(t *testing.T) {
 	yaml := "version: 1\nrules:\n  - syscalls: [openat]\n    action: allow\n"
-	quiet := newCore(t, yaml, false)
-	gone := &fakeListener{gone: true}
-	if r := quiet.decide(gone, unix.SYS_OPENAT, uint64(unix.AT_FDCWD&0xffffffff), 1, unix.O_RDONLY); r.Flags != continueFlag {
-		t.Fatalf("unrecorded passthrough answered %+v, want CONTINUE without checks", r)
-	}
-	recorded := newCore(t, yaml, false)
-	recorded.sup.quietAllows = false // as with --log FILE (debug records)
-	gone = &fakeListener{gone: true}
-	if r := recorded.decide(gone, unix.SYS_OPENAT, uint64(unix.AT_FDCWD&0xffffffff), 1, unix.O_RDONLY); r.Error != -int32(unix.ESRCH) {
-		t.Fatalf("recorded passthrough of a withdrawn call answered %+v, want -ESRCH", r)
+	for _, recordedAllows := range []bool{false, true} {
+		c := newCore(t, yaml, false)
+		c.sup.quietAllows = !recordedAllows // recorded as with --log FILE (debug records)
+		gone := &fakeListener{gone: true}
+		if r := c.decide(gone, unix.SYS_OPENAT, uint64(unix.AT_FDCWD&0xffffffff), 1, unix.O_RDONLY); r.Flags != continueFlag {
+			t.Fatalf("passthrough (recorded %v) answered %+v, want CONTINUE", recordedAllows, r)
+		}
+		if got := c.sup.Stats().Gone; got != 1 {
+			t.Fatalf("passthrough (recorded %v) of a withdrawn call counted %d withdrawn, want 1", recordedAllows, got)
+		}
+		if decoded := c.sup.first.c.paths[0] != "" || c.sup.first.c.err != 0; decoded != recordedAllows {
+			t.Fatalf("passthrough (recorded %v) decoded the path argument: %v", recordedAllows, decoded)
+		}
 	}
 }

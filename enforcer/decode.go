@@ -305,7 +305,7 @@ func (s *receiver) resolvePaths(n *notify.Notif, c *call) {
 			OwnRoot:   s.ownRoot.Load(),
 			Identity:  s.cfg.Kernel != nil,
 			// An exec's binding reads the #! line through the vetted file.
-			Keep: s.cfg.Kernel != nil && c.h.exec,
+			Keep: s.cfg.Kernel != nil && c.h.exec || i == 0 && s.keepsOpenTarget(c),
 		}
 		var obj resolve.Object
 		var err error

@@ -66,6 +66,17 @@ func (s *receiver) emulatesOpen(c *call) bool {
 	return how || c.pc.Flags&writeFlags != 0
 }
 
+// keepsOpenTarget reports whether decoding keeps the descriptor of an open's
+// target for the emulator (emulate.PrepareOpenResolved): an open for writing
+// that neither creates nor truncates, likely emulated, whose lookup the
+// emulator then need not repeat. Keeping costs nothing: the descriptor is
+// closed after the call instead of during decoding.
+func (s *receiver) keepsOpenTarget(c *call) bool {
+	f := c.pc.Flags
+	return c.h.open && s.cfg.Emulator != nil && !c.hasHow && f&(unix.O_WRONLY|unix.O_RDWR|unix.O_APPEND) != 0 &&
+		f&(unix.O_CREAT|unix.O_TRUNC|unix.O_TMPFILE|unix.O_PATH) == 0
+}
+
 // emulateOpen opens the file vigil vetted, as the watchee, and installs it
 // in the watchee with SECCOMP_ADDFD_FLAG_SEND, which answers the call. It
 // reports handled false when the open cannot be emulated faithfully and
@@ -120,7 +131,17 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 	}
 	defer obj.Close()
 	var p *emulate.Prepared
+	if held := &c.objs[0]; try == 0 && held.Fd >= 0 && obj.FastName && obj.Exists && !obj.Magic && !obj.ForeignMagic {
+		// Decoding found the object from vigil's root, which is the
+		// watchee's, with no symlink on the way: the emulator's own lookup
+		// would walk the same names (it checks the rest).
+		if fp, ok := em.PrepareOpenResolved(caller, held.Fd, obj.Dev, obj.Ino, obj.Mode, how); ok {
+			held.Fd = -1 // the Prepared's now
+			p = fp
+		}
+	}
 	switch {
+	case p != nil:
 	case obj.ForeignMagic:
 		return refuse(c, d, "the path follows another process's /proc magic link, which emulation cannot check access to"), nil
 	case obj.Exists && obj.Mode&unix.S_IFMT == unix.S_IFCHR && obj.Rdev == unix.Mkdev(5, 0) && how.Flags&unix.O_PATH == 0:
@@ -153,7 +174,7 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 		}
 	}()
 	s.vetted(c, 0, &obj)
-	d, o, refused, err := s.revet(l, n, c)
+	d, o, refused, err := s.revet(l, n, c, !p.Opened())
 	if refused || err != nil {
 		return o, err
 	}
@@ -475,7 +496,7 @@ func (s *receiver) emulateOnce(l notify.Answerer, n *notify.Notif, c *call, d po
 	if o, done, err := s.prepareAll(c, d, e, &ps); done || err != nil {
 		return o, err
 	}
-	d, o, refused, err := s.revet(l, n, c)
+	d, o, refused, err := s.revet(l, n, c, true)
 	if refused || err != nil {
 		return o, err
 	}
@@ -630,13 +651,23 @@ func samePrepared(p *emulate.Prepared, obj *resolve.Object, lk emulate.Lookup) b
 // named in the reference view (c.pc, set by vetted), and, when they are
 // allowed, checks the notification is still this task's before vigil acts
 // for it. refused reports an outcome (deny or kill) to answer instead.
-func (s *receiver) revet(l notify.Answerer, n *notify.Notif, c *call) (d policy.Decision, o outcome, refused bool, err error) {
+//
+// acts says whether what follows has an effect of its own; if not (an open
+// already performed without one, emulate.Prepared.Opened), no ID_VALID is
+// needed: the ADDFD that follows reaches the very call that waits or fails.
+func (s *receiver) revet(l notify.Answerer, n *notify.Notif, c *call, acts bool) (d policy.Decision, o outcome, refused bool, err error) {
 	d = s.pol.Evaluate(&c.pc)
 	switch d.Action {
 	case policy.ActionDeny:
 		return d, deny(d, d.Errno), true, nil
 	case policy.ActionKill:
+		if err := l.Valid(n.ID); err != nil {
+			return d, outcome{}, true, err
+		}
 		return d, outcome{kind: outKill, dec: d}, true, nil
+	}
+	if !acts {
+		return d, outcome{}, false, nil
 	}
 	// The watchee's memory was read and /proc consulted: make sure it is
 	// still this task before acting for it.

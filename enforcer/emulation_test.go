@@ -198,6 +198,11 @@ $p openat file:$d/f x O_WRONLY O_CREAT
 $p -r openat cwd f O_RDWR O_CLOEXEC
 $p open $d/f O_WRONLY O_TRUNC
 stat -c '%s' f
+$p open $d/f O_WRONLY O_APPEND
+$p open $d/f O_RDWR O_CLOEXEC
+$p open $d/sub O_WRONLY
+$p open $d/f O_WRONLY O_DIRECTORY
+$p open $d/sub/../f O_RDWR
 `
 	run := func(supervised bool) string {
 		dir := t.TempDir()

@@ -103,6 +103,14 @@ func inlineOp(req *request) bool {
 	return true
 }
 
+// isSelf reports whether a caller with credentials c would pass every
+// access check vigil's own thread passes: the same fsuid, fsgid, groups and
+// effective capabilities.
+func (x *inline) isSelf(c *creds) bool {
+	return c.Fsuid == x.self.fsuid && c.Fsgid == x.self.fsgid && c.CapEff == x.self.capEff &&
+		groupsKey(c.Groups) == x.self.groups
+}
+
 func (x *inline) maps() (idMap, idMap) { return identityMap, identityMap }
 
 func (x *inline) setsGroups() bool { return true }

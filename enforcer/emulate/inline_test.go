@@ -85,3 +85,71 @@ func TestInlineEmulationActsAsTheWatcheeAndGivesCredentialsBack(t *testing.T) {
 		}
 	}
 }
+
+// An open whose target the caller resolved from the watchee's (and vigil's)
+// root is performed on that very descriptor when the watchee has vigil's
+// credentials and the open neither creates nor truncates; any other case is
+// declined with the descriptor left to the caller, who prepares it the usual
+// way.
+func TestPrepareOpenResolvedOnlyForVigilsOwnCredentials(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	_, work := workDir(t)
+	target := filepath.Join(work, "f")
+	if err := os.WriteFile(target, []byte("a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := unix.Open(target, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if obj >= 0 {
+			unix.Close(obj)
+		}
+	}()
+	var st unix.Stat_t
+	if err := unix.Fstat(obj, &st); err != nil {
+		t.Fatal(err)
+	}
+	e := newEmulator(t)
+	appendHow := emulate.OpenHowFromFlags(unix.O_WRONLY|unix.O_APPEND, 0)
+
+	// Another fsuid: the emulator must look the path up as the watchee.
+	other := startWatchee(t, childOpts{dir: work, cred: &syscall.Credential{Uid: 1000, Gid: 1000}})
+	if p, ok := e.PrepareOpenResolved(caller(other), obj, st.Dev, st.Ino, st.Mode, appendHow); ok {
+		p.Close()
+		t.Fatal("a watchee with other credentials was served on vigil's lookup")
+	}
+	w := startWatchee(t, childOpts{dir: work})
+	c := caller(w)
+	for _, flags := range []int{unix.O_WRONLY | unix.O_TRUNC, unix.O_RDWR | unix.O_CREAT, unix.O_PATH} {
+		if p, ok := e.PrepareOpenResolved(c, obj, st.Dev, st.Ino, st.Mode, emulate.OpenHowFromFlags(flags, 0o644)); ok {
+			p.Close()
+			t.Fatalf("flags %#x: an open with effects of its own was served on vigil's lookup", flags)
+		}
+	}
+	if err := unix.Fstat(obj, &st); err != nil {
+		t.Fatalf("a declined call closed the caller's descriptor: %v", err)
+	}
+
+	p, ok := e.PrepareOpenResolved(c, obj, st.Dev, st.Ino, st.Mode, appendHow)
+	if !ok {
+		t.Fatal("an append open by a watchee with vigil's credentials was declined")
+	}
+	obj = -1 // p's now
+	defer p.Close()
+	if !p.Exists || p.Dev != st.Dev || p.Ino != st.Ino {
+		t.Fatalf("prepared %v %d:%d, want the given object %d:%d", p.Exists, p.Dev, p.Ino, st.Dev, st.Ino)
+	}
+	r, err := e.Open(p)
+	if err != nil || r.Errno != 0 {
+		t.Fatalf("open: %v %v", err, r.Errno)
+	}
+	defer unix.Close(r.Fd)
+	if _, err := unix.Write(r.Fd, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "ab" {
+		t.Fatalf("the file holds %q after an append through the emulated open, want \"ab\"", b)
+	}
+}

@@ -524,6 +524,54 @@ func (e *Emulator) prepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 	return p, nil
 }
 
+// PrepareOpenResolved is PrepareOpen for an object the caller found the way
+// the watchee's own open would: obj is an O_PATH descriptor of an existing
+// regular file or directory, reached from the watchee's root (which must be
+// vigil's) without a symlink, and identified by dev, ino and mode. It
+// applies when the watchee shares vigil's namespaces, root and credentials
+// (the inline executor with no credential to change: the same walk passes
+// the same access checks) and the open neither creates, truncates nor asks
+// for O_PATH or RESOLVE_ flags; ok is false otherwise, or on any error, and
+// obj stays the caller's. With ok, obj is p's and the lookup is saved.
+func (e *Emulator) PrepareOpenResolved(c Caller, obj int, dev, ino uint64, mode uint32, how unix.OpenHow) (p *Prepared, ok bool) {
+	if typ := mode & unix.S_IFMT; typ != unix.S_IFREG && typ != unix.S_IFDIR {
+		return nil, false
+	}
+	if how.Flags&(unix.O_CREAT|unix.O_TRUNC|oTmpfile|unix.O_PATH) != 0 || how.Resolve != 0 || obj < 0 || e.inline == nil {
+		return nil, false
+	}
+	if e.checkOpenFlags(how) != nil {
+		return nil, false
+	}
+	if st := (unix.Stat_t{Dev: dev, Ino: ino}); isProcfs(obj, &st) {
+		return nil, false // the opener decides what a procfs file holds
+	}
+	p, err := e.begin(c, lookupOpen)
+	if err != nil {
+		return nil, false
+	}
+	defer p.endPrepare()
+	if p.w != executor(e.inline) || !e.inline.isSelf(&p.cred) {
+		p.Close()
+		return nil, false
+	}
+	p.how = how
+	p.ObjectFd = obj
+	p.Exists = true
+	p.Dev, p.Ino, p.Mode = dev, ino, mode
+	p.st = unix.Stat_t{Dev: dev, Ino: ino, Mode: mode}
+	if fd, err := reopenAt(e.procfd, obj, how.Flags, how.Mode); err == nil {
+		p.openFd = fd
+	} else if err := e.slotFree(p); err != nil {
+		// Phase B reports the reopen's error, unless the table is full:
+		// the kernel takes the slot first.
+		p.ObjectFd = -1
+		p.Close()
+		return nil, false
+	}
+	return p, true
+}
+
 // PrepareOpenHeld is PrepareOpen for an object vigil has already resolved
 // and holds — reached through a /proc magic link, which the worker cannot
 // follow for the watchee: obj is an O_PATH descriptor of the existing object
@@ -608,6 +656,12 @@ func (p *Prepared) hold(obj, parent int, name string) error {
 	}
 	return p.identify(name)
 }
+
+// Opened reports that the open was performed while preparing, which happens
+// only when it has no effect of its own: a regular file or a directory,
+// opened without O_CREAT, O_TRUNC or O_TMPFILE. What remains is installing
+// the descriptor (ADDFD), which reaches the very call that waits or fails.
+func (p *Prepared) Opened() bool { return p.openFd >= 0 }
 
 // Blocking reports whether opening the prepared object would wait for
 // another process: a FIFO opened read-only or write-only without

@@ -546,8 +546,15 @@ func (w *workerState) prepare(req *request, in, out *fdSet) response {
 // None of them is stored in the file's f_flags, which therefore equal the
 // watchee's.
 func (w *workerState) reopen(obj int, flags, mode uint64) (int, error) {
+	return reopenAt(w.proc, obj, flags, mode)
+}
+
+// reopenAt opens the object O_PATH descriptor obj names with the open's
+// flags, through procfs proc's thread-self/fd link: exactly that object,
+// with the access checks of the calling thread's credentials.
+func reopenAt(proc, obj int, flags, mode uint64) (int, error) {
 	f := (flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)) | unix.O_CLOEXEC | unix.O_NOCTTY
-	return unix.Openat(w.proc, magic(obj), int(f), uint32(mode))
+	return unix.Openat(proc, magic(obj), int(f), uint32(mode))
 }
 
 // prepareOpen is phase A of an emulated open: find what the open would act on

@@ -65,16 +65,18 @@ type Binder interface {
 // Bound writes b for the notifying thread and returns a grant backed by it:
 // eBPF will kill the thread before it returns to user mode if the kernel
 // uses another object. Without a written binding there is no grant; the
-// caller denies. The notification is checked after the write, so a binding
-// can never be left for a thread id that already names another task.
+// caller denies.
+//
+// No ID_VALID follows the write: the CONTINUE that uses the grant is the
+// check. Notification ids are never reused, so it succeeds only while the
+// very call that was read still waits — its thread alive throughout, every
+// read of its memory and /proc that task's, its slot freed by the programs
+// when it dies — and when it fails the caller removes the binding
+// (Kernel.withdraw), one ioctl after the write, as an ID_VALID would have.
 func Bound(l notify.Answerer, n *notify.Notif, k Binder, b *loader.Binding) (Grant, error) {
 	tid := int(n.Pid)
 	if err := k.Bind(tid, b); err != nil {
 		return Grant{}, fmt.Errorf("writing kernel binding for thread %d: %w", tid, err)
-	}
-	if err := l.Valid(n.ID); err != nil {
-		_ = k.Unbind(tid)
-		return Grant{}, err
 	}
 	return Grant{kind: grantBound, id: n.ID}, nil
 }
