@@ -213,14 +213,19 @@ struct {
 
 /* changing: filtered threads inside a syscall that may change what the
  * emulator snapshots of a caller (changes_view), entered and not yet left;
- * counted in bind_ctl.view_changing so that sys_exit reads the syscall
- * number only while one is. */
+ * counted in view_changing so that sys_exit reads the syscall number only
+ * while one is. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u8);
 } changing SEC(".maps");
+
+/* Entries in changing, or more (one that could not be entered counts for
+ * good): while 0, sys_exit leaves the epoch alone without reading the
+ * syscall number. A global, so the test is one load. */
+__u64 view_changing = 0;
 
 /* Entries in doomed: lets sys_exit skip the lookup on every other return. */
 __u64 doomed_pending = 0;
@@ -353,17 +358,20 @@ static __always_inline void view_change_enter(__u32 tid)
 	__sync_fetch_and_add(&c->view_epoch, 1);
 	err = bpf_map_update_elem(&changing, &tid, &one, BPF_NOEXIST);
 	if (err != -VIGIL_EEXIST)
-		__sync_fetch_and_add(&c->view_changing, 1);
+		__sync_fetch_and_add(&view_changing, 1);
 }
 
 static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx, __u32 tid)
 {
 	__u32 zero = 0;
-	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
+	struct vigil_bind_ctl *c;
 	struct pt_regs *regs;
 	long nr;
 
-	if (!c || READ_ONCE(c->view_changing) == 0)
+	if (READ_ONCE(view_changing) == 0)
+		return;
+	c = bpf_map_lookup_elem(&bind_ctl, &zero);
+	if (!c)
 		return;
 	regs = (struct pt_regs *)ctx->args[0];
 	nr = BPF_CORE_READ(regs, orig_ax);
@@ -372,7 +380,7 @@ static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx
 		return;
 	__sync_fetch_and_add(&c->view_epoch, 1);
 	if (bpf_map_delete_elem(&changing, &tid) == 0)
-		__sync_fetch_and_add(&c->view_changing, -1);
+		__sync_fetch_and_add(&view_changing, -1);
 }
 
 static __always_inline __u64 slot_published(__u32 tid)

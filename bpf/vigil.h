@@ -152,9 +152,6 @@ struct vigil_bind_ctl {
 	                     * groups, capabilities, umask, root, namespaces,
 	                     * limits) or create a thread (whose id may be a dead
 	                     * one's): while it stays put, a snapshot holds */
-	__u64 view_changing; /* such syscalls entered and not yet left (a
-	                      * changing[] entry each), or more: while 0, the
-	                      * exit program does not read the syscall number */
 };
 
 /* keep in sync with loader/contract.go EventType */

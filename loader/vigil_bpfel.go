@@ -14,11 +14,10 @@ import (
 )
 
 type vigilVigilBindCtl struct {
-	_            structs.HostLayout
-	Hashed       uint64
-	SharedFiles  uint64
-	ViewEpoch    uint64
-	ViewChanging uint64
+	_           structs.HostLayout
+	Hashed      uint64
+	SharedFiles uint64
+	ViewEpoch   uint64
 }
 
 type vigilVigilBinding struct {
@@ -120,6 +119,7 @@ const (
 	vigilVarCapturing      = "capturing"
 	vigilVarDoomedPending  = "doomed_pending"
 	vigilVarSelfTgid       = "self_tgid"
+	vigilVarViewChanging   = "view_changing"
 	vigilVarWakeupBytes    = "wakeup_bytes"
 )
 
@@ -197,6 +197,7 @@ type vigilVariableSpecs struct {
 	Capturing     *ebpf.VariableSpec `ebpf:"capturing"`
 	DoomedPending *ebpf.VariableSpec `ebpf:"doomed_pending"`
 	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
+	ViewChanging  *ebpf.VariableSpec `ebpf:"view_changing"`
 	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -257,6 +258,7 @@ type vigilVariables struct {
 	Capturing     *ebpf.Variable `ebpf:"capturing"`
 	DoomedPending *ebpf.Variable `ebpf:"doomed_pending"`
 	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
+	ViewChanging  *ebpf.Variable `ebpf:"view_changing"`
 	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
