@@ -342,6 +342,15 @@ func (s *receiver) resolveHeld(c *call, i int, follow, mayCreate bool, res uint6
 // vetted records path argument i's object, named in the reference view,
 // for the policy and the audit record.
 func (s *receiver) vetted(c *call, i int, obj *resolve.Object) {
+	// Descriptors decoding kept (keepsOpenTarget) are the call's to close;
+	// obj's stay its owner's.
+	old := &c.objs[i]
+	for _, fd := range []*int{&old.Fd, &old.ParentFd} {
+		if *fd >= 0 && *fd != obj.Fd && *fd != obj.ParentFd {
+			unix.Close(*fd)
+		}
+		*fd = -1
+	}
 	o := *obj
 	o.Fd, o.ParentFd = -1, -1
 	c.objs[i] = o
