@@ -240,7 +240,13 @@ func (r *request) decode(b []byte) error {
 	r.Str = d.str()
 	r.Value = d.bytes()
 	r.FdMask = d.u32()
-	r.Unnamed = d.u8() != 0
+	switch d.u8() {
+	case 0:
+	case 1:
+		r.Unnamed = true
+	default:
+		return errors.New("decoding request: Unnamed is neither 0 nor 1")
+	}
 	if err := d.done(); err != nil {
 		return fmt.Errorf("decoding request: %w", err)
 	}
