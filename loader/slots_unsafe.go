@@ -54,7 +54,7 @@ func (l *Loader) sharedFilesSeen() uint64 {
 // what the emulator snapshots of a caller (credentials, groups, capabilities,
 // umask, root, namespaces, limits) or that makes a task. A snapshot tagged
 // with the value read before it was taken holds while the value is the same
-// (docs/design.md, emulation). ok is false when the page is not mapped
+// (docs/design.md §2, rule 9). ok is false when the page is not mapped
 // (before Load maps it, after Close).
 func (l *Loader) ViewEpoch() (epoch uint64, ok bool) {
 	l.bindMu.Lock()

@@ -15,7 +15,7 @@ import (
 // itself; with an eBPF change counter (Caller.Changes) it is taken once per
 // thread and epoch and reused while the counter stays put, since every
 // syscall that could change it moves the counter (bpf/vigil.bpf.c,
-// changes_view) — docs/design.md, emulation.
+// changes_view) — docs/design.md §2, rule 9.
 type snapshot struct {
 	epoch Epoch
 	tid   int
