@@ -130,40 +130,9 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 		return outcome{}, err
 	}
 	defer obj.Close()
-	var p *emulate.Prepared
-	if held := &c.objs[0]; try == 0 && held.Fd >= 0 && obj.FastName && obj.Exists && !obj.Magic && !obj.ForeignMagic {
-		// Decoding found the object from vigil's root, which is the
-		// watchee's, with no symlink on the way: the emulator's own lookup
-		// would walk the same names (it checks the rest).
-		if fp, ok := em.PrepareOpenResolved(caller, held.Fd, obj.Dev, obj.Ino, obj.Mode, how); ok {
-			held.Fd = -1 // the Prepared's now
-			p = fp
-		}
-	}
-	switch {
-	case p != nil:
-	case obj.ForeignMagic:
-		return refuse(c, d, "the path follows another process's /proc magic link, which emulation cannot check access to"), nil
-	case obj.Exists && obj.Mode&unix.S_IFMT == unix.S_IFCHR && obj.Rdev == unix.Mkdev(5, 0) && how.Flags&unix.O_PATH == 0:
-		// /dev/tty names the opener's controlling terminal.
-		tty, terr := em.ControllingTerminal(caller)
-		if terr != nil {
-			return outcome{}, terr
-		}
-		p, err = em.PrepareOpenHeld(caller, tty, -1, "", how)
-		unix.Close(tty)
-	case obj.Magic:
-		p, err = s.prepareOpenHeld(caller, &obj, how)
-	default:
-		p, err = em.PrepareOpenUnnamed(caller, c.dirfds[0], c.paths[0], how)
-		if errors.Is(err, emulate.ErrUnsupported) && obj.Exists {
-			// procfs objects: the worker will not look them up by name
-			// (through vigil's /proc/self the walk made them explicit).
-			p, err = s.prepareOpenHeldAgain(c, caller, &obj, how)
-		} else if err == nil && !sameOpen(p, &obj) {
-			p.Close()
-			return outcome{}, emulate.ErrRaced
-		}
+	p, refusal, err := s.prepareOpenOf(c, caller, &obj, how, try)
+	if refusal != "" {
+		return refuse(c, d, refusal), nil
 	}
 	if err != nil {
 		return outcome{}, err
@@ -209,6 +178,46 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 		return outcome{}, err
 	}
 	return answeredWith(d, fd), nil
+}
+
+// prepareOpenOf prepares the emulated open of obj (openTarget's), or says
+// why it is refused.
+func (s *receiver) prepareOpenOf(c *call, caller emulate.Caller, obj *resolve.Object, how unix.OpenHow, try int) (p *emulate.Prepared, refusal string, err error) {
+	em := s.cfg.Emulator
+	if held := &c.objs[0]; try == 0 && held.Fd >= 0 && obj.FastName && obj.Exists && !obj.Magic && !obj.ForeignMagic {
+		// Decoding found the object from vigil's root, which is the
+		// watchee's, with no symlink on the way: the emulator's own lookup
+		// would walk the same names (it checks the rest).
+		if fp, ok := em.PrepareOpenResolved(caller, held.Fd, obj.Dev, obj.Ino, obj.Mode, how); ok {
+			held.Fd = -1 // the Prepared's now
+			return fp, "", nil
+		}
+	}
+	switch {
+	case obj.ForeignMagic:
+		return nil, "the path follows another process's /proc magic link, which emulation cannot check access to", nil
+	case obj.Exists && obj.Mode&unix.S_IFMT == unix.S_IFCHR && obj.Rdev == unix.Mkdev(5, 0) && how.Flags&unix.O_PATH == 0:
+		// /dev/tty names the opener's controlling terminal.
+		tty, terr := em.ControllingTerminal(caller)
+		if terr != nil {
+			return nil, "", terr
+		}
+		p, err = em.PrepareOpenHeld(caller, tty, -1, "", how)
+		unix.Close(tty)
+	case obj.Magic:
+		p, err = s.prepareOpenHeld(caller, obj, how)
+	default:
+		p, err = em.PrepareOpenUnnamed(caller, c.dirfds[0], c.paths[0], how)
+		if errors.Is(err, emulate.ErrUnsupported) && obj.Exists {
+			// procfs objects: the worker will not look them up by name
+			// (through vigil's /proc/self the walk made them explicit).
+			p, err = s.prepareOpenHeldAgain(c, caller, obj, how)
+		} else if err == nil && !sameOpen(p, obj) {
+			p.Close()
+			return nil, "", emulate.ErrRaced
+		}
+	}
+	return p, "", err
 }
 
 // openTarget is the object an emulated open acts on, as the policy sees it.

@@ -79,10 +79,10 @@ type Prepared struct {
 	cred   creds
 	wcred  wireCred
 	w      executor
-	wkey   workerKey // the worker that serves the watchee, if w is not one
-	tidfd  int       // /proc/<tid>, during preparation only (snap's)
-	root   int       // the caller's root (snap's, or p's own when snap is nil)
-	snap   *snapshot // what begin read of the caller, held until Close
+	wkey   workerKey   // the worker that serves the watchee, if w is not one
+	tidfd  int         // /proc/<tid>, during preparation only (snap's)
+	root   int         // the caller's root (snap's, or p's own when snap is nil)
+	snap   *snapshot   // what begin read of the caller, held until Close
 	st     unix.Stat_t // the object's, when Exists
 	how    unix.OpenHow
 	openFd int
@@ -474,30 +474,13 @@ func (e *Emulator) prepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 		}
 	}
 	p.how = how
-	in := emptyFdSet()
-	if path[0] != '/' || how.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0 {
-		// RESOLVE_BENEATH and RESOLVE_IN_ROOT anchor even absolute paths
-		// at the dirfd.
-		if in.base, err = resolve.OpenDirfd(p.tidfd, dirfd); err != nil {
-			p.Close()
-			return nil, err
-		}
-	}
-	req := request{Op: opPrepareOpen, Flags: how.Flags, Mode: how.Mode, Resolve: how.Resolve, Path: path, Unnamed: !named}
-	resp, out, err := e.roundTrip(p, &req, in)
-	if in.base >= 0 {
-		unix.Close(in.base)
-	}
-	if err == nil && resp.Errno != 0 {
-		out.closeAll()
-		err = unix.Errno(resp.Errno)
-		if !slotChecked {
+	resp, out, err := e.lookUpOpen(p, dirfd, path, named)
+	if err != nil {
+		if _, lookupFailed := err.(unix.Errno); lookupFailed && !slotChecked {
 			if serr := e.slotFree(p); serr != nil {
 				err = serr
 			}
 		}
-	}
-	if err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -522,6 +505,32 @@ func (e *Emulator) prepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, why)
 	}
 	return p, nil
+}
+
+// lookUpOpen is phase A of an emulated open in p's executor: what path
+// names from dirfd (or the root), as the watchee's open would find it. The
+// lookup's own failure comes back as a unix.Errno.
+func (e *Emulator) lookUpOpen(p *Prepared, dirfd int, path string, named bool) (response, fdSet, error) {
+	how := p.how
+	in := emptyFdSet()
+	if path[0] != '/' || how.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0 {
+		// RESOLVE_BENEATH and RESOLVE_IN_ROOT anchor even absolute paths
+		// at the dirfd.
+		var err error
+		if in.base, err = resolve.OpenDirfd(p.tidfd, dirfd); err != nil {
+			return response{}, emptyFdSet(), err
+		}
+	}
+	req := request{Op: opPrepareOpen, Flags: how.Flags, Mode: how.Mode, Resolve: how.Resolve, Path: path, Unnamed: !named}
+	resp, out, err := e.roundTrip(p, &req, in)
+	if in.base >= 0 {
+		unix.Close(in.base)
+	}
+	if err == nil && resp.Errno != 0 {
+		out.closeAll()
+		return resp, emptyFdSet(), unix.Errno(resp.Errno)
+	}
+	return resp, out, err
 }
 
 // PrepareOpenResolved is PrepareOpen for an object the caller found the way
