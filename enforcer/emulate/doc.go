@@ -42,8 +42,11 @@
 // RLIMIT_NOFILE, failing with EMFILE too — but only after an O_CREAT or
 // O_TRUNC took effect. So PrepareOpen decides EMFILE itself first (prlimit,
 // or /proc/<pid>/limits without CAP_SYS_RESOURCE, against the open count
-// /proc/<tid>/fd reports), and ADDFD's EMFILE remains the backstop for a
-// sibling thread that takes the last slot in between: the caller answers it.
+// /proc/<tid>/fd reports) for every open that can act — creating,
+// truncating, or opening a device or FIFO — and before answering a failed
+// lookup; an open of a regular file or directory that does neither is left
+// to ADDFD's own EMFILE, which the caller answers (and which is the backstop
+// for a sibling thread that takes the last slot in between).
 //
 // connect(2) has the same shape: PrepareSocket takes the watchee's socket
 // (pidfd_getfd) before the caller's ID_VALID check, and Connect connects that
@@ -92,7 +95,9 @@
 // The watchee's credentials are read from /proc/<tid>/status (through one
 // descriptor of /proc/<tid>, so a recycled tid fails rather than lends another
 // process's identity) while its notification is pending; the caller's
-// ID_VALID check after preparing confirms them. In the worker they are exactly
+// ID_VALID check after preparing confirms them before anything acts on them.
+// With an eBPF change counter (Caller.Changes) what was read is reused for
+// the same thread until a syscall that could change it ran (callers.go). In the worker they are exactly
 // the watchee's where file operations look: fsuid, fsgid, supplementary
 // groups (host ids, set before joining, so even groups unmapped in its
 // namespace count), umask (so POSIX default ACLs apply as for the watchee),
