@@ -36,10 +36,79 @@ type snapshot struct {
 // maxSnapshots bounds the snapshots kept: each holds two descriptors.
 const maxSnapshots = 256
 
-// snapshots caches one snapshot per thread, for the epoch it was read at.
+// snapshots caches one snapshot per thread, for the epoch it was read at,
+// and one pidfd per thread (pidfds) the same way.
 type snapshots struct {
-	mu sync.Mutex
-	m  map[int]*snapshot
+	mu     sync.Mutex
+	m      map[int]*snapshot
+	pidfds map[int]*heldPidfd
+}
+
+// heldPidfd is a thread's pidfd (getFd), kept for the epoch it was opened
+// at: the thread ids it could name again are new threads, whose clone moved
+// the epoch. refs counts the cache and each caller using it.
+type heldPidfd struct {
+	epoch Epoch
+	fd    int
+	refs  int
+}
+
+// pidfd returns c's cached pidfd, held, or nil.
+func (ss *snapshots) pidfd(c Caller) *heldPidfd {
+	if c.Changes.Source == 0 {
+		return nil
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	h := ss.pidfds[c.Tid]
+	if h == nil {
+		return nil
+	}
+	if h.epoch != c.Changes {
+		delete(ss.pidfds, c.Tid)
+		ss.unrefPidfdLocked(h)
+		return nil
+	}
+	h.refs++
+	return h
+}
+
+// putPidfd caches h, which its caller holds, when c has a change counter.
+func (ss *snapshots) putPidfd(c Caller, h *heldPidfd) {
+	if c.Changes.Source == 0 {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.pidfds == nil {
+		ss.pidfds = make(map[int]*heldPidfd)
+	}
+	for tid, o := range ss.pidfds {
+		if len(ss.pidfds) < maxSnapshots {
+			break
+		}
+		delete(ss.pidfds, tid)
+		ss.unrefPidfdLocked(o)
+	}
+	if o := ss.pidfds[c.Tid]; o != nil {
+		ss.unrefPidfdLocked(o)
+	}
+	h.refs++
+	ss.pidfds[c.Tid] = h
+}
+
+func (ss *snapshots) releasePidfd(h *heldPidfd) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.unrefPidfdLocked(h)
+}
+
+func (ss *snapshots) unrefPidfdLocked(h *heldPidfd) {
+	h.refs--
+	if h.refs == 0 && h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
+	}
 }
 
 // get returns c's snapshot of epoch c.Changes, held, or nil.
@@ -102,6 +171,10 @@ func (ss *snapshots) clear() {
 	for tid, s := range ss.m {
 		delete(ss.m, tid)
 		ss.unrefLocked(s)
+	}
+	for tid, h := range ss.pidfds {
+		delete(ss.pidfds, tid)
+		ss.unrefPidfdLocked(h)
 	}
 }
 

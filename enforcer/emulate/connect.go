@@ -13,7 +13,7 @@ import (
 // answer (EBADF, ENOTSOCK), ESRCH when it is gone, or ErrUnsupported for
 // families other than AF_INET and AF_INET6 (see Connect).
 func (e *Emulator) PrepareSocket(c Caller, sockfd int) (*Prepared, error) {
-	fd, err := getFd(c, sockfd)
+	fd, err := e.getFd(c, sockfd)
 	if err != nil {
 		return nil, err
 	}

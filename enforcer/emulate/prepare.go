@@ -292,7 +292,7 @@ func (e *Emulator) PrepareFd(c Caller, fd int) (*Prepared, error) {
 			err = unix.ESRCH
 		}
 	} else {
-		p.ObjectFd, err = getFd(c, fd)
+		p.ObjectFd, err = e.getFd(c, fd)
 	}
 	if err != nil {
 		p.Close()
@@ -318,20 +318,26 @@ func (e *Emulator) PrepareFd(c Caller, fd int) (*Prepared, error) {
 // (Linux 6.9) makes the pidfd name the thread, whose fd table may differ from
 // the leader's; older kernels fall back to the process. It runs before the
 // caller's ID_VALID check, which is what proves the pidfd named the watchee
-// and not a process that recycled its id.
-func getFd(c Caller, fd int) (int, error) {
+// and not a process that recycled its id. With a change counter the pidfd is
+// kept for the thread's next calls (snapshots.pidfd).
+func (e *Emulator) getFd(c Caller, fd int) (int, error) {
 	if fd < 0 {
 		return -1, unix.EBADF
 	}
-	pidfd, err := unix.PidfdOpen(c.Tid, pidfdThread)
-	if err == unix.EINVAL {
-		pidfd, err = unix.PidfdOpen(c.Pid, 0)
+	h := e.snaps.pidfd(c)
+	if h == nil {
+		pidfd, err := unix.PidfdOpen(c.Tid, pidfdThread)
+		if err == unix.EINVAL {
+			pidfd, err = unix.PidfdOpen(c.Pid, 0)
+		}
+		if err != nil {
+			return -1, unix.ESRCH
+		}
+		h = &heldPidfd{epoch: c.Changes, fd: pidfd, refs: 1}
+		e.snaps.putPidfd(c, h)
 	}
-	if err != nil {
-		return -1, unix.ESRCH
-	}
-	defer unix.Close(pidfd)
-	nfd, err := unix.PidfdGetfd(pidfd, fd, 0)
+	defer e.snaps.releasePidfd(h)
+	nfd, err := unix.PidfdGetfd(h.fd, fd, 0)
 	if err != nil {
 		if err == unix.EBADF {
 			return -1, unix.EBADF
