@@ -3,6 +3,7 @@ package enforcer
 import (
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -318,6 +319,37 @@ func whileValid(l notify.Answerer, id uint64, gone func()) (stop func()) {
 	}
 }
 
+// shutdownWhenGone shuts fd down (ending a connect waiting on it) once the
+// notification id no longer waits, checked every 50 ms on a timer rather
+// than a goroutine: the connect it guards usually ends long before the first
+// check. stop returns once no check runs or will run, so fd may be closed.
+func shutdownWhenGone(l notify.Answerer, id uint64, fd int) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	check := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if l.Valid(id) != nil {
+			_ = unix.Shutdown(fd, unix.SHUT_RDWR)
+			return
+		}
+		t.Reset(50 * time.Millisecond)
+	}
+	mu.Lock()
+	t = time.AfterFunc(50*time.Millisecond, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}
+
 // sameOpen reports whether the worker's preparation of an open found the
 // object the resolver named: the same file, or the same name to create in
 // the same directory.
@@ -404,12 +436,18 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 		return deny(d, unix.ESRCH), true
 	}
 	em := s.cfg.Emulator
-	if nonBlocking(p.ObjectFd) {
-		// It cannot wait (EINPROGRESS instead): connect it here and save
-		// the hand-off to another thread. A sibling that clears O_NONBLOCK
-		// meanwhile makes this a blocking connect on the receiver, which
-		// the pool treats as any stalled call.
+	if nonBlocking(p.ObjectFd) || c.addr.IP.Unmap().IsLoopback() {
+		// It cannot wait (EINPROGRESS instead), or its handshake is done
+		// within connect(2) itself (loopback: the peer's kernel answers
+		// in the same call, a refusal too): connect it here and save the
+		// hand-off to another thread, which costs more than the connect.
+		// A loopback peer whose backlog is full, or a sibling that clears
+		// O_NONBLOCK meanwhile, makes this a wait on the receiver, which
+		// the pool treats as any stalled call; the watchee giving up still
+		// ends it (shutdownWhenGone).
+		stop := shutdownWhenGone(l, n.ID, p.ObjectFd)
 		r, err := em.Connect(p, s.scratch.Sockaddr[:c.saLen])
+		stop()
 		p.Close()
 		if err != nil {
 			return deny(d, unix.EPERM), true

@@ -2,6 +2,8 @@ package enforcer_test
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -360,4 +362,67 @@ func TestEmulatedConnectMatchesTheKernel(t *testing.T) {
 			t.Errorf("%v: connect not emulated: %v", argv[1:], recs)
 		}
 	}
+}
+
+// TestEmulatedConnectToAnotherHostWaitsOffTheReceiver: a blocking connect
+// to an address that is not loopback may wait for a remote handshake, so
+// vigil connects it off the receiving thread; what the watchee sees is still
+// what it sees alone. One of this machine's own non-loopback addresses
+// stands for the other host (its handshake is local, but the address says
+// nothing of that).
+func TestEmulatedConnectToAnotherHostWaitsOffTheReceiver(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	ip := nonLoopbackAddr(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [%q] }\n    action: allow\n", ip.String()))
+	for _, argv := range [][]string{
+		{probe, "connect", ip.String(), fmt.Sprint(port)},
+		{probe, "connect", ip.String(), "9"},
+	} {
+		want, _ := bare(t, argv...)
+		r := supervise(t, pol, argv)
+		if r.stdout != want {
+			t.Errorf("%v: under vigil %q, alone %q", argv[1:], r.stdout, want)
+		}
+		if recs := r.find("connect", ""); len(recs) == 0 || !recs[len(recs)-1].Emulated {
+			t.Errorf("%v: connect not emulated: %v", argv[1:], recs)
+		}
+	}
+}
+
+// nonLoopbackAddr is one of this machine's addresses that is neither
+// loopback nor link-local.
+func nonLoopbackAddr(t *testing.T) netip.Addr {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if ip = ip.Unmap(); ok && ip.IsGlobalUnicast() || ok && ip.IsPrivate() {
+			return ip
+		}
+	}
+	t.Skip("this machine has no address but loopback and link-local ones")
+	return netip.Addr{}
 }
