@@ -17,8 +17,8 @@ import (
 // syscall that could change it moves the counter (bpf/vigil.bpf.c,
 // changes_view) — docs/design.md §2, rule 9.
 type snapshot struct {
-	epoch Epoch
-	tid   int
+	held
+	tid int
 	// tidfd is /proc/<tid> (O_PATH), root the thread's root (O_PATH).
 	tidfd, root int
 	cred        creds
@@ -27,88 +27,96 @@ type snapshot struct {
 	// namespaces (the inline executor's test); ridOK says it was.
 	rid   rootID
 	ridOK bool
-
-	// refs counts holders: the cache (while the snapshot is in it) and
-	// each Prepared using it. The descriptors close with the last.
-	refs int
 }
 
-// maxSnapshots bounds the snapshots kept: each holds two descriptors.
-const maxSnapshots = 256
-
-// snapshots caches one snapshot per thread, for the epoch it was read at,
-// and one pidfd per thread (pidfds) the same way.
-type snapshots struct {
-	mu     sync.Mutex
-	m      map[int]*snapshot
-	pidfds map[int]*heldPidfd
-}
-
-// heldPidfd is a thread's pidfd (getFd), kept for the epoch it was opened
-// at: the thread ids it could name again are new threads, whose clone moved
-// the epoch. refs counts the cache and each caller using it.
+// heldPidfd is a thread's pidfd (getFd), kept the same way: the thread ids
+// it could name again are new threads, whose clone moved the epoch.
 type heldPidfd struct {
+	held
+	fd int
+}
+
+// held is what a per-thread cache keeps with each value: the epoch it was
+// read at, and its holders — the cache while it keeps it, and each user.
+// The value's descriptors close with the last holder.
+type held struct {
 	epoch Epoch
-	fd    int
 	refs  int
 }
 
-// pidfd returns c's cached pidfd, held, or nil.
-func (ss *snapshots) pidfd(c Caller) *heldPidfd {
-	if c.Changes.Source == 0 {
-		return nil
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	h := ss.pidfds[c.Tid]
-	if h == nil {
-		return nil
-	}
-	if h.epoch != c.Changes {
-		delete(ss.pidfds, c.Tid)
-		ss.unrefPidfdLocked(h)
-		return nil
-	}
-	h.refs++
-	return h
+func (h *held) base() *held { return h }
+
+// cachedValue is a value threadCache keeps: *snapshot or *heldPidfd.
+type cachedValue interface {
+	base() *held
+	close()
 }
 
-// putPidfd caches h, which its caller holds, when c has a change counter.
-func (ss *snapshots) putPidfd(c Caller, h *heldPidfd) {
-	if c.Changes.Source == 0 {
-		return
+// maxSnapshots bounds the values a threadCache keeps: each holds
+// descriptors.
+const maxSnapshots = 256
+
+// threadCache keeps one value per thread for the epoch it was read at.
+// Its methods run under the emulator's snapshots lock.
+type threadCache[T cachedValue] struct{ m map[int]T }
+
+// get returns tid's value of epoch, held, or the zero T; a value of another
+// epoch goes (it can never be used again).
+func (tc *threadCache[T]) get(tid int, epoch Epoch) T {
+	var none T
+	v, ok := tc.m[tid]
+	if !ok {
+		return none
 	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.pidfds == nil {
-		ss.pidfds = make(map[int]*heldPidfd)
+	if v.base().epoch != epoch {
+		delete(tc.m, tid)
+		unref(v)
+		return none
 	}
-	for tid, o := range ss.pidfds {
-		if len(ss.pidfds) < maxSnapshots {
+	v.base().refs++
+	return v
+}
+
+// put keeps v, which its caller holds, for tid.
+func (tc *threadCache[T]) put(tid int, v T) {
+	if tc.m == nil {
+		tc.m = make(map[int]T)
+	}
+	for t, o := range tc.m {
+		if len(tc.m) < maxSnapshots {
 			break
 		}
-		delete(ss.pidfds, tid)
-		ss.unrefPidfdLocked(o)
+		delete(tc.m, t)
+		unref(o)
 	}
-	if o := ss.pidfds[c.Tid]; o != nil {
-		ss.unrefPidfdLocked(o)
+	if o, ok := tc.m[tid]; ok {
+		unref(o)
 	}
-	h.refs++
-	ss.pidfds[c.Tid] = h
+	v.base().refs++
+	tc.m[tid] = v
 }
 
-func (ss *snapshots) releasePidfd(h *heldPidfd) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ss.unrefPidfdLocked(h)
+func (tc *threadCache[T]) clear() {
+	for t, v := range tc.m {
+		delete(tc.m, t)
+		unref(v)
+	}
 }
 
-func (ss *snapshots) unrefPidfdLocked(h *heldPidfd) {
+func unref[T cachedValue](v T) {
+	h := v.base()
 	h.refs--
-	if h.refs == 0 && h.fd >= 0 {
-		unix.Close(h.fd)
-		h.fd = -1
+	if h.refs == 0 {
+		v.close()
 	}
+}
+
+// snapshots holds the emulator's per-thread caches: /proc snapshots and
+// pidfds, reused only for callers with a change counter.
+type snapshots struct {
+	mu     sync.Mutex
+	snaps  threadCache[*snapshot]
+	pidfds threadCache[*heldPidfd]
 }
 
 // get returns c's snapshot of epoch c.Changes, held, or nil.
@@ -118,70 +126,64 @@ func (ss *snapshots) get(c Caller) *snapshot {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	s := ss.m[c.Tid]
-	if s == nil {
-		return nil
-	}
-	if s.epoch != c.Changes {
-		delete(ss.m, c.Tid)
-		ss.unrefLocked(s)
-		return nil
-	}
-	s.refs++
-	return s
+	return ss.snaps.get(c.Tid, c.Changes)
 }
 
-// put caches s, which its caller holds, when c has a change counter. Every
-// snapshot of an older epoch goes: none can be used again.
+// put caches s, which its caller holds, when c has a change counter.
 func (ss *snapshots) put(c Caller, s *snapshot) {
 	if c.Changes.Source == 0 {
 		return
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.m == nil {
-		ss.m = make(map[int]*snapshot)
-	}
-	if len(ss.m) >= maxSnapshots {
-		for tid, o := range ss.m {
-			if o.epoch != c.Changes || len(ss.m) >= maxSnapshots {
-				delete(ss.m, tid)
-				ss.unrefLocked(o)
-			}
-		}
-	}
-	if o := ss.m[c.Tid]; o != nil {
-		ss.unrefLocked(o)
-	}
-	s.refs++
-	ss.m[c.Tid] = s
+	ss.snaps.put(c.Tid, s)
 }
 
 // release drops a holder's reference.
 func (ss *snapshots) release(s *snapshot) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	ss.unrefLocked(s)
+	unref(s)
 }
 
-// clear drops every cached snapshot (Close).
+// pidfd returns c's cached pidfd, held, or nil.
+func (ss *snapshots) pidfd(c Caller) *heldPidfd {
+	if c.Changes.Source == 0 {
+		return nil
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.pidfds.get(c.Tid, c.Changes)
+}
+
+// putPidfd caches h, which its caller holds, when c has a change counter.
+func (ss *snapshots) putPidfd(c Caller, h *heldPidfd) {
+	if c.Changes.Source == 0 {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.pidfds.put(c.Tid, h)
+}
+
+func (ss *snapshots) releasePidfd(h *heldPidfd) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	unref(h)
+}
+
+// clear drops every cached value (Close).
 func (ss *snapshots) clear() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	for tid, s := range ss.m {
-		delete(ss.m, tid)
-		ss.unrefLocked(s)
-	}
-	for tid, h := range ss.pidfds {
-		delete(ss.pidfds, tid)
-		ss.unrefPidfdLocked(h)
-	}
+	ss.snaps.clear()
+	ss.pidfds.clear()
 }
 
-func (ss *snapshots) unrefLocked(s *snapshot) {
-	s.refs--
-	if s.refs == 0 {
-		s.close()
+func (h *heldPidfd) close() {
+	if h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
 	}
 }
 
@@ -206,7 +208,7 @@ func (s *snapshot) closeTid() {
 // takeSnapshot reads c's snapshot, held once by its caller. Errors are
 // ESRCH (the thread is gone) or say what could not be read.
 func (e *Emulator) takeSnapshot(c Caller) (*snapshot, error) {
-	s := &snapshot{epoch: c.Changes, tid: c.Tid, tidfd: -1, root: -1, refs: 1}
+	s := &snapshot{held: held{epoch: c.Changes, refs: 1}, tid: c.Tid, tidfd: -1, root: -1}
 	var err error
 	if s.tidfd, err = unix.Openat(e.procfd, strconv.Itoa(c.Tid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		return nil, unix.ESRCH

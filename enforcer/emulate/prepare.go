@@ -333,7 +333,7 @@ func (e *Emulator) getFd(c Caller, fd int) (int, error) {
 		if err != nil {
 			return -1, unix.ESRCH
 		}
-		h = &heldPidfd{epoch: c.Changes, fd: pidfd, refs: 1}
+		h = &heldPidfd{held: held{epoch: c.Changes, refs: 1}, fd: pidfd}
 		e.snaps.putPidfd(c, h)
 	}
 	defer e.snaps.releasePidfd(h)
