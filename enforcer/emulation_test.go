@@ -353,14 +353,21 @@ func TestEmulatedConnectMatchesTheKernel(t *testing.T) {
 		{probe, "connect", "-n", "127.0.0.1", "9"},
 		{probe, "connect", "-n", "::1", "9"},
 	} {
-		want, _ := bare(t, argv...)
-		r := supervise(t, pol, argv)
-		if r.stdout != want {
-			t.Errorf("%v: under vigil %q, alone %q", argv[1:], r.stdout, want)
-		}
-		if recs := r.find("connect", ""); len(recs) == 0 || !recs[len(recs)-1].Emulated {
-			t.Errorf("%v: connect not emulated: %v", argv[1:], recs)
-		}
+		connectMatchesBare(t, pol, argv)
+	}
+}
+
+// connectMatchesBare runs argv bare and under pol, and wants the same output
+// and its last connect emulated.
+func connectMatchesBare(t *testing.T, pol *policy.Policy, argv []string) {
+	t.Helper()
+	want, _ := bare(t, argv...)
+	r := supervise(t, pol, argv)
+	if r.stdout != want {
+		t.Errorf("%v: under vigil %q, alone %q", argv[1:], r.stdout, want)
+	}
+	if recs := r.find("connect", ""); len(recs) == 0 || !recs[len(recs)-1].Emulated {
+		t.Errorf("%v: connect not emulated: %v", argv[1:], recs)
 	}
 }
 
@@ -374,35 +381,10 @@ func TestEmulatedConnectToAnotherHostWaitsOffTheReceiver(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	probe := testenv.Bin(t, "probe")
 	ip := nonLoopbackAddr(t)
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	l := listenOn(t, ip.String())
 	pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [%q] }\n    action: allow\n", ip.String()))
-	for _, argv := range [][]string{
-		{probe, "connect", ip.String(), fmt.Sprint(port)},
-		{probe, "connect", ip.String(), "9"},
-	} {
-		want, _ := bare(t, argv...)
-		r := supervise(t, pol, argv)
-		if r.stdout != want {
-			t.Errorf("%v: under vigil %q, alone %q", argv[1:], r.stdout, want)
-		}
-		if recs := r.find("connect", ""); len(recs) == 0 || !recs[len(recs)-1].Emulated {
-			t.Errorf("%v: connect not emulated: %v", argv[1:], recs)
-		}
-	}
+	connectMatchesBare(t, pol, []string{probe, "connect", ip.String(), fmt.Sprint(l.port)})
+	connectMatchesBare(t, pol, []string{probe, "connect", ip.String(), "9"})
 }
 
 // nonLoopbackAddr is one of this machine's addresses that is neither

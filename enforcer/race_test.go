@@ -203,9 +203,12 @@ func (c *countingListener) received() int {
 	return c.n
 }
 
-func listen(t *testing.T) *countingListener {
+func listen(t *testing.T) *countingListener { return listenOn(t, "127.0.0.1") }
+
+// listenOn is listen on another of this machine's addresses.
+func listenOn(t *testing.T, host string) *countingListener {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,20 +56,28 @@ type cachedValue interface {
 // descriptors.
 const maxSnapshots = 256
 
-// threadCache keeps one value per thread for the epoch it was read at.
-// Its methods run under the emulator's snapshots lock.
-type threadCache[T cachedValue] struct{ m map[int]T }
+// threadCache keeps one value per thread for the epoch it was read at, for
+// callers with a change counter (Caller.Changes); others get nothing kept.
+type threadCache[T cachedValue] struct {
+	mu sync.Mutex
+	m  map[int]T
+}
 
-// get returns tid's value of epoch, held, or the zero T; a value of another
-// epoch goes (it can never be used again).
-func (tc *threadCache[T]) get(tid int, epoch Epoch) T {
+// get returns c's value of epoch c.Changes, held, or the zero T; a value of
+// another epoch goes (it can never be used again).
+func (tc *threadCache[T]) get(c Caller) T {
 	var none T
-	v, ok := tc.m[tid]
+	if c.Changes.Source == 0 {
+		return none
+	}
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	v, ok := tc.m[c.Tid]
 	if !ok {
 		return none
 	}
-	if v.base().epoch != epoch {
-		delete(tc.m, tid)
+	if v.base().epoch != c.Changes {
+		delete(tc.m, c.Tid)
 		unref(v)
 		return none
 	}
@@ -77,8 +85,13 @@ func (tc *threadCache[T]) get(tid int, epoch Epoch) T {
 	return v
 }
 
-// put keeps v, which its caller holds, for tid.
-func (tc *threadCache[T]) put(tid int, v T) {
+// put keeps v, which its caller holds, for c's thread.
+func (tc *threadCache[T]) put(c Caller, v T) {
+	if c.Changes.Source == 0 {
+		return
+	}
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
 	if tc.m == nil {
 		tc.m = make(map[int]T)
 	}
@@ -89,14 +102,24 @@ func (tc *threadCache[T]) put(tid int, v T) {
 		delete(tc.m, t)
 		unref(o)
 	}
-	if o, ok := tc.m[tid]; ok {
+	if o, ok := tc.m[c.Tid]; ok {
 		unref(o)
 	}
 	v.base().refs++
-	tc.m[tid] = v
+	tc.m[c.Tid] = v
 }
 
+// release drops a holder's reference to v.
+func (tc *threadCache[T]) release(v T) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	unref(v)
+}
+
+// clear drops every kept value (Close).
 func (tc *threadCache[T]) clear() {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
 	for t, v := range tc.m {
 		delete(tc.m, t)
 		unref(v)
@@ -109,75 +132,6 @@ func unref[T cachedValue](v T) {
 	if h.refs == 0 {
 		v.close()
 	}
-}
-
-// snapshots holds the emulator's per-thread caches: /proc snapshots and
-// pidfds, reused only for callers with a change counter.
-type snapshots struct {
-	mu     sync.Mutex
-	snaps  threadCache[*snapshot]
-	pidfds threadCache[*heldPidfd]
-}
-
-// get returns c's snapshot of epoch c.Changes, held, or nil.
-func (ss *snapshots) get(c Caller) *snapshot {
-	if c.Changes.Source == 0 {
-		return nil
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.snaps.get(c.Tid, c.Changes)
-}
-
-// put caches s, which its caller holds, when c has a change counter.
-func (ss *snapshots) put(c Caller, s *snapshot) {
-	if c.Changes.Source == 0 {
-		return
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ss.snaps.put(c.Tid, s)
-}
-
-// release drops a holder's reference.
-func (ss *snapshots) release(s *snapshot) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	unref(s)
-}
-
-// pidfd returns c's cached pidfd, held, or nil.
-func (ss *snapshots) pidfd(c Caller) *heldPidfd {
-	if c.Changes.Source == 0 {
-		return nil
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.pidfds.get(c.Tid, c.Changes)
-}
-
-// putPidfd caches h, which its caller holds, when c has a change counter.
-func (ss *snapshots) putPidfd(c Caller, h *heldPidfd) {
-	if c.Changes.Source == 0 {
-		return
-	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ss.pidfds.put(c.Tid, h)
-}
-
-func (ss *snapshots) releasePidfd(h *heldPidfd) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	unref(h)
-}
-
-// clear drops every cached value (Close).
-func (ss *snapshots) clear() {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	ss.snaps.clear()
-	ss.pidfds.clear()
 }
 
 func (h *heldPidfd) close() {

@@ -124,7 +124,8 @@ type Emulator struct {
 
 	bufs      sync.Pool
 	openFlags openFlagsSeen
-	snaps     snapshots
+	snaps     threadCache[*snapshot]  // callers.go
+	pidfds    threadCache[*heldPidfd] // getFd
 }
 
 // New returns an Emulator. Workers start on first use and run until Close.
@@ -178,6 +179,7 @@ func (e *Emulator) Close() error {
 	}
 	e.cred.close()
 	e.snaps.clear()
+	e.pidfds.clear()
 	if err := e.proc.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing /proc: %w", err))
 	}

@@ -324,7 +324,7 @@ func (e *Emulator) getFd(c Caller, fd int) (int, error) {
 	if fd < 0 {
 		return -1, unix.EBADF
 	}
-	h := e.snaps.pidfd(c)
+	h := e.pidfds.get(c)
 	if h == nil {
 		pidfd, err := unix.PidfdOpen(c.Tid, pidfdThread)
 		if err == unix.EINVAL {
@@ -334,9 +334,9 @@ func (e *Emulator) getFd(c Caller, fd int) (int, error) {
 			return -1, unix.ESRCH
 		}
 		h = &heldPidfd{held: held{epoch: c.Changes, refs: 1}, fd: pidfd}
-		e.snaps.putPidfd(c, h)
+		e.pidfds.put(c, h)
 	}
-	defer e.snaps.releasePidfd(h)
+	defer e.pidfds.release(h)
 	nfd, err := unix.PidfdGetfd(h.fd, fd, 0)
 	if err != nil {
 		if err == unix.EBADF {
@@ -502,7 +502,13 @@ func (e *Emulator) prepareOpen(c Caller, dirfd int, path string, how unix.OpenHo
 		p.Close()
 		return nil, err
 	}
-	if !resp.Exists {
+	return p.finishOpen(resp.Exists)
+}
+
+// finishOpen settles a prepared open: a target that does not exist has no
+// identity, and an open whose effect depends on the opener is refused.
+func (p *Prepared) finishOpen(exists bool) (*Prepared, error) {
+	if !exists {
 		p.Exists = false
 		p.Dev, p.Ino, p.Mode = 0, 0, 0
 	}
@@ -616,15 +622,7 @@ func (e *Emulator) PrepareOpenHeld(c Caller, obj, parent int, name string, how u
 		return nil, err
 	}
 	p.how = how
-	if obj < 0 {
-		p.Exists = false
-		p.Dev, p.Ino, p.Mode = 0, 0, 0
-	}
-	if why := p.opensAsOpener(); why != "" {
-		p.Close()
-		return nil, fmt.Errorf("%w: %s", ErrUnsupported, why)
-	}
-	return p, nil
+	return p.finishOpen(obj >= 0)
 }
 
 // PrepareHeld is PrepareAt for an object vigil already holds (see
