@@ -291,39 +291,12 @@ func (s *receiver) fifoOpener(l notify.Answerer, id uint64, p *emulate.Prepared)
 	}
 }
 
-// whileValid calls gone once notification id stops being valid (the
-// watchee no longer waits: killed, or the listener hung up), checking every
-// 50ms until stop is called.
+// whileValid calls gone once the notification id no longer waits (the
+// watchee gave up on the call), checking every 50 ms on a timer rather than
+// a goroutine: the wait it guards usually ends long before the first check.
+// stop returns once gone neither runs nor will run, so what gone touches may
+// be released after it.
 func whileValid(l notify.Answerer, id uint64, gone func()) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if l.Valid(id) != nil {
-					gone()
-					return
-				}
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
-}
-
-// shutdownWhenGone shuts fd down (ending a connect waiting on it) once the
-// notification id no longer waits, checked every 50 ms on a timer rather
-// than a goroutine: the connect it guards usually ends long before the first
-// check. stop returns once no check runs or will run, so fd may be closed.
-func shutdownWhenGone(l notify.Answerer, id uint64, fd int) (stop func()) {
 	var mu sync.Mutex
 	stopped := false
 	var t *time.Timer
@@ -334,7 +307,7 @@ func shutdownWhenGone(l notify.Answerer, id uint64, fd int) (stop func()) {
 			return
 		}
 		if l.Valid(id) != nil {
-			_ = unix.Shutdown(fd, unix.SHUT_RDWR)
+			gone()
 			return
 		}
 		t.Reset(50 * time.Millisecond)
@@ -444,8 +417,8 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 		// A loopback peer whose backlog is full, or a sibling that clears
 		// O_NONBLOCK meanwhile, makes this a wait on the receiver, which
 		// the pool treats as any stalled call; the watchee giving up still
-		// ends it (shutdownWhenGone).
-		stop := shutdownWhenGone(l, n.ID, p.ObjectFd)
+		// ends it (whileValid shuts the socket down).
+		stop := whileValid(l, n.ID, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) })
 		r, err := em.Connect(p, s.scratch.Sockaddr[:c.saLen])
 		stop()
 		p.Close()
