@@ -408,3 +408,38 @@ func nonLoopbackAddr(t *testing.T) netip.Addr {
 	t.Skip("this machine has no address but loopback and link-local ones")
 	return netip.Addr{}
 }
+
+// TestABlockingFIFOOpenEndsWhenTheWatcheeGivesUp: an emulated open of a FIFO
+// that waits for a reader runs off the receiver; when the watchee is killed
+// while it waits (timeout's SIGTERM), vigil stops waiting too and the run
+// ends as it does alone, instead of holding the open forever. A reader that
+// comes gets the writer's data, as without vigil.
+func TestABlockingFIFOOpenEndsWhenTheWatcheeGivesUp(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol := mustPolicy(t, fmt.Sprintf(`version: 1
+rules:
+  - syscalls: [open, openat]
+    match:
+      path: [%q]
+      flags: { any: [O_WRONLY, O_RDWR, O_CREAT, O_TRUNC] }
+    action: deny
+`, filepath.Join(dir, "protected", "**")))
+	for _, argv := range [][]string{
+		{"timeout", "1", "sh", "-c", "echo x > " + fifo},
+		{"sh", "-c", "echo x > " + fifo + " & cat " + fifo + "; wait"},
+	} {
+		want, wantCode := bare(t, argv...)
+		r := supervise(t, pol, argv)
+		if r.stdout != want || r.code != wantCode {
+			t.Errorf("%v: under vigil %q, exit %d; alone %q, exit %d", argv, r.stdout, r.code, want, wantCode)
+		}
+		if recs := r.find("openat", fifo); len(recs) == 0 || !recs[0].Emulated {
+			t.Errorf("%v: the FIFO open was not emulated: %v", argv, recs)
+		}
+	}
+}
