@@ -187,6 +187,11 @@ func TestObserveShowsTheKernelsObject(t *testing.T) {
 	}
 }
 
+// raceRuns bounds the runs a phantom race gets to land once: each run stops
+// the loop as soon as one did, so only a failing test pays them all (12 ran
+// out once on a loaded CI machine for execflip).
+const raceRuns = 40
+
 // TestObserveFlagsPhantoms runs the flip and symlink-swap races unsupervised:
 // some opens use another file than the argument names when observe looks at
 // it, and observe must flag them. execflip races an execve's filename.
@@ -220,7 +225,7 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 		// than the kernel opened) must be flagged, and nothing else.
 		a, d := filepath.Join(dir, "A"), filepath.Join(dir, "D")
 		discrepancies := 0
-		for run := 0; run < 12 && discrepancies == 0; run++ {
+		for run := 0; run < raceRuns && discrepancies == 0; run++ {
 			for _, r := range observeRun(t, "", probe, "flip", a, d, "3000", "2").recs {
 				kernel := r.Kernel
 				if r.Syscall != "openat" || kernel == nil || (r.Args.Path != a && r.Args.Path != d) {
@@ -236,7 +241,7 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 			}
 		}
 		if discrepancies == 0 {
-			t.Fatal("flip race: the writer never landed between sys_enter and the kernel's copy in 12 runs")
+			t.Fatalf("flip race: the writer never landed between sys_enter and the kernel's copy in %d runs", raceRuns)
 		}
 	})
 	for _, tc := range []struct {
@@ -249,7 +254,7 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			phantoms := 0
-			for run := 0; run < 12 && phantoms == 0; run++ {
+			for run := 0; run < raceRuns && phantoms == 0; run++ {
 				for _, r := range observeRun(t, "", tc.argv...).recs {
 					if r.Phantom {
 						phantoms++
@@ -257,7 +262,7 @@ func TestObserveFlagsPhantoms(t *testing.T) {
 				}
 			}
 			if phantoms == 0 {
-				t.Fatalf("%s race: no event flagged phantom in 12 runs", tc.name)
+				t.Fatalf("%s race: no event flagged phantom in %d runs", tc.name, raceRuns)
 			}
 		})
 	}
