@@ -495,3 +495,10 @@ func settle(f func() bool) bool {
 	}
 	return true
 }
+
+// openConnections counts the handoff connections the agent still holds.
+func (a *Agent) openConnections() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.conns)
+}

@@ -482,7 +482,10 @@ func TestTwoHundredContainersLeaveNoFdsGoroutinesOrWorkers(t *testing.T) {
 			t.Fatalf("container %d: %v\nstdout:\n%s\nstderr:\n%s", i, err, stdout, stderr)
 		}
 	}
-	idle := func() bool { return len(ta.Containers()) == 0 }
+	// Idle means no container supervised and no handoff connection open:
+	// a connection's goroutine drains it until the runtime exits, which
+	// can be a moment after the container's last process.
+	idle := func() bool { return len(ta.Containers()) == 0 && ta.openConnections() == 0 }
 	// One run first: whatever the runtime and the agent create once (the
 	// poller, timers, the flusher) belongs to the baseline.
 	runOne(0)
@@ -500,12 +503,14 @@ func TestTwoHundredContainersLeaveNoFdsGoroutinesOrWorkers(t *testing.T) {
 		t.Fatalf("%d containers still supervised", len(ta.Containers()))
 	}
 	// A released container's goroutines end right after its log line;
-	// allow the runtime a couple of its own (timers, GC workers).
+	// allow the runtime a couple of its own (timers, GC workers). A leak of
+	// one per container shows as growth; fewer than the baseline only means
+	// the baseline caught something transient.
 	const slack = 2
 	fds, g := 0, 0
 	ok := settle(func() bool {
 		fds, g = countFds(t), runtime.NumGoroutine()
-		return fds == baseFds && g <= baseG+slack
+		return fds <= baseFds && g <= baseG+slack
 	})
 	t.Logf("%d containers in %v (%v each); fds %d -> %d, goroutines %d -> %d",
 		n, elapsed.Round(time.Millisecond), (elapsed / n).Round(time.Millisecond), baseFds, fds, baseG, g)
