@@ -2,6 +2,7 @@ package enforcer
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -35,12 +36,16 @@ func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 	if _, err := notify.CheckSizes(); err != nil {
 		return err
 	}
-	if ok, err := l.SetSyncWakeUp(); err != nil {
+	syncWake, err := l.SetSyncWakeUp()
+	if err != nil {
 		s.log.Warn().Err(err).Msg("synchronous wake-up unavailable")
-	} else if !ok {
+	} else if !syncWake {
 		s.log.Debug().Msg("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP")
 	}
-	p := &pool{s: s, l: l}
+	// The kernels that have synchronous wake-up (6.6) also end a blocked
+	// RECV when the filter loses its last user, so their receivers need no
+	// signal to leave and may block every signal for good.
+	p := &pool{s: s, l: l, quiet: syncWake}
 	stop := s.watchHangUp(l, p)
 	defer stop()
 	p.start(s.first, false, ready)
@@ -90,6 +95,9 @@ type pool struct {
 	s   *Supervisor
 	l   *notify.Listener
 	hup atomic.Bool
+	// quiet receivers block every blockable signal while they serve
+	// (receiver.signalsBlocked).
+	quiet bool
 
 	mu        sync.Mutex
 	receivers []*receiver
@@ -115,6 +123,15 @@ func (p *pool) start(r *receiver, extra bool, ready chan<- struct{}) {
 		// goroutine, and PR_SET_PDEATHSIG fires when the forking thread
 		// exits.
 		defer runtime.UnlockOSThread()
+		if p.quiet {
+			restore, err := blockSignals()
+			if err == nil {
+				// Restored before the thread is unlocked: the runtime
+				// reuses it.
+				defer restore()
+				r.signalsBlocked = true
+			}
+		}
 		r.tid.Store(int64(unix.Gettid()))
 		if ready != nil {
 			close(ready)
@@ -300,4 +317,19 @@ func hungUp(fd int) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: 0}}
 	_, err := unix.Poll(fds, 0)
 	return err == nil && fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+}
+
+// blockSignals blocks every blockable signal on the calling (locked) thread
+// and returns what restores its mask. Process-directed signals then go to
+// other threads; the runtime's preemption signal waits until the receiver
+// enters a syscall, where it is preempted anyway.
+func blockSignals() (restore func(), err error) {
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+		return nil, fmt.Errorf("blocking signals: %w", err)
+	}
+	return func() { _ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }, nil
 }

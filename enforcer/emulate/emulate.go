@@ -99,8 +99,11 @@ type Emulator struct {
 	// proc is vigil's /proc (O_PATH), inherited by every worker: a procfs
 	// whose pid namespace numbers vigil and its workers, whatever the
 	// watchee mounted on its own /proc.
-	proc     *os.File
-	procfd   int
+	proc   *os.File
+	procfd int
+	// selfFds is /proc/self/fd (O_PATH): vigil reopens what it holds
+	// through it (PrepareOpenResolved); every vigil thread shares the table.
+	selfFds  int
 	selfUser nsID
 	selfMnt  nsID
 
@@ -145,6 +148,10 @@ func New(log zerolog.Logger) (*Emulator, error) {
 		e.proc.Close()
 		return nil, fmt.Errorf("identifying vigil's mount namespace: %w", err)
 	}
+	if e.selfFds, err = unix.Openat(fd, "self/fd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		e.proc.Close()
+		return nil, fmt.Errorf("opening vigil's /proc/self/fd: %w", err)
+	}
 	e.bufs.New = func() any { b := make([]byte, 8192); return &b }
 	if e.inline, err = newInline(fd, make([]byte, 8192)); err != nil {
 		log.Warn().Err(err).Msg("emulating every call in a worker process")
@@ -180,6 +187,7 @@ func (e *Emulator) Close() error {
 	e.cred.close()
 	e.snaps.clear()
 	e.pidfds.clear()
+	unix.Close(e.selfFds)
 	if err := e.proc.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing /proc: %w", err))
 	}
@@ -219,7 +227,7 @@ func (e *Emulator) Workers() []int {
 // EMFILE leaves the notification pending, to be answered with that errno.
 // notify.ErrGone means the watchee no longer waits; the file is dropped.
 func InstallFd(l notify.Answerer, id uint64, r *Result) (int, error) {
-	return installFd(l, id, r, false)
+	return installFd(l, id, r, false, false)
 }
 
 // addFDUninterrupted issues ADDFD with every blockable signal blocked on the
@@ -231,7 +239,10 @@ func InstallFd(l notify.Answerer, id uint64, r *Result) (int, error) {
 // returns 0 with no descriptor (kernel/seccomp.c seccomp_notify_addfd; seen
 // as git's "copy-fd: write returned: Bad file descriptor"). Blocked, the
 // signals wait the few microseconds until the watchee took the descriptor.
-func addFDUninterrupted(l notify.Answerer, a *notify.AddFD) (int, error) {
+func addFDUninterrupted(l notify.Answerer, a *notify.AddFD, blocked bool) (int, error) {
+	if blocked {
+		return l.AddFD(a)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var all, old unix.Sigset_t
@@ -250,11 +261,13 @@ func addFDUninterrupted(l notify.Answerer, a *notify.AddFD) (int, error) {
 // InstallFdOrKeep is InstallFd, except that when the watchee no longer
 // waits (notify.ErrGone) r.Fd stays open and the caller's: the watchee may
 // restart the call, and the restart must get this very file (Replay).
-func InstallFdOrKeep(l notify.Answerer, id uint64, r *Result) (int, error) {
-	return installFd(l, id, r, true)
+// signalsBlocked says the calling thread is locked and already blocks every
+// blockable signal (a receiver's), which spares two mask changes per call.
+func InstallFdOrKeep(l notify.Answerer, id uint64, r *Result, signalsBlocked bool) (int, error) {
+	return installFd(l, id, r, true, signalsBlocked)
 }
 
-func installFd(l notify.Answerer, id uint64, r *Result, keep bool) (fd int, err error) {
+func installFd(l notify.Answerer, id uint64, r *Result, keep, blocked bool) (fd int, err error) {
 	if r.Fd < 0 {
 		return -1, errors.New("installing fd: result holds no descriptor")
 	}
@@ -266,7 +279,7 @@ func installFd(l notify.Answerer, id uint64, r *Result, keep bool) (fd int, err 
 		r.Fd = -1
 	}()
 	a := notify.AddFD{ID: id, Flags: unix.SECCOMP_ADDFD_FLAG_SEND, Srcfd: uint32(r.Fd), NewfdFlags: r.FdFlags}
-	fd, err = addFDUninterrupted(l, &a)
+	fd, err = addFDUninterrupted(l, &a, blocked)
 	if err != nil {
 		var e unix.Errno
 		if errors.As(err, &e) {

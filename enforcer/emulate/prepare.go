@@ -581,7 +581,7 @@ func (e *Emulator) PrepareOpenResolved(c Caller, obj int, dev, ino uint64, mode 
 	p.Exists = true
 	p.Dev, p.Ino, p.Mode = dev, ino, mode
 	p.st = unix.Stat_t{Dev: dev, Ino: ino, Mode: mode}
-	if fd, err := reopenAt(e.procfd, obj, how.Flags, how.Mode); err == nil {
+	if fd, err := reopenIn(e.selfFds, obj, how.Flags, how.Mode); err == nil {
 		p.openFd = fd
 	} else if err := e.slotFree(p); err != nil {
 		// Phase B reports the reopen's error, unless the table is full:

@@ -553,8 +553,18 @@ func (w *workerState) reopen(obj int, flags, mode uint64) (int, error) {
 // flags, through procfs proc's thread-self/fd link: exactly that object,
 // with the access checks of the calling thread's credentials.
 func reopenAt(proc, obj int, flags, mode uint64) (int, error) {
-	f := (flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)) | unix.O_CLOEXEC | unix.O_NOCTTY
-	return unix.Openat(proc, magic(obj), int(f), uint32(mode))
+	return unix.Openat(proc, magic(obj), reopenFlags(flags), uint32(mode))
+}
+
+// reopenIn is reopenAt through fds, a held /proc/<pid>/fd directory of the
+// calling process: one name to look up instead of four, for a caller whose
+// threads all share one descriptor table (vigil's).
+func reopenIn(fds, obj int, flags, mode uint64) (int, error) {
+	return unix.Openat(fds, strconv.Itoa(obj), reopenFlags(flags), uint32(mode))
+}
+
+func reopenFlags(flags uint64) int {
+	return int((flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)) | unix.O_CLOEXEC | unix.O_NOCTTY)
 }
 
 // prepareOpen is phase A of an emulated open: find what the open would act on
