@@ -154,6 +154,9 @@ func (l *Listener) Recv(n *Notif) error {
 // this answer (it died or was interrupted); nothing was applied.
 func (l *Listener) Send(r *Resp) error {
 	err := ioctlResp(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, r)
+	for interrupted(err) {
+		err = ioctlResp(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, r)
+	}
 	switch err {
 	case nil:
 		return nil
@@ -171,6 +174,9 @@ func (l *Listener) Answer(r Resp) error { return l.Send(&r) }
 // would otherwise let vigil vet the wrong task's data.
 func (l *Listener) Valid(id uint64) error {
 	err := ioctlID(l.fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, &id)
+	for interrupted(err) {
+		err = ioctlID(l.fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, &id)
+	}
 	switch err {
 	case nil:
 		return nil
@@ -185,6 +191,12 @@ func (l *Listener) Valid(id uint64) error {
 // new fd number as the syscall's result.
 func (l *Listener) AddFD(a *AddFD) (int, error) {
 	fd, err := ioctlAddFD(l.fd, unix.SECCOMP_IOCTL_NOTIF_ADDFD, a)
+	for interrupted(err) {
+		// Should a handler without SA_RESTART ever interrupt the wait
+		// after queueing, the call is already answered and the retry
+		// fails as a restart would.
+		fd, err = ioctlAddFD(l.fd, unix.SECCOMP_IOCTL_NOTIF_ADDFD, a)
+	}
 	switch err {
 	case nil:
 		return fd, nil
@@ -193,3 +205,13 @@ func (l *Listener) AddFD(a *AddFD) (int, error) {
 	}
 	return -1, fmt.Errorf("adding fd to seccomp notification %d: %w", a.ID, err)
 }
+
+// interrupted reports whether an ioctl failed with EINTR before it did
+// anything. SEND, ID_VALID and ADDFD take the filter's notify_lock with
+// mutex_lock_interruptible (kernel/seccomp.c), so a signal to the calling
+// thread — Go's runtime signals its threads at random — can fail them while
+// they wait for it; they are then issued again, since denying the call or
+// leaving it unanswered would be vigil's failure, not the watchee's. ADDFD's
+// later wait for the watchee ends in ERESTARTSYS instead, which SA_RESTART
+// turns into a restart; blocking signals around it is what prevents that.
+func interrupted(err error) bool { return err == unix.EINTR }
