@@ -32,6 +32,18 @@ const (
 	envFilter = "VIGIL_LOADER_FILTER"
 )
 
+// init keeps a helper's main goroutine on the main thread, the thread
+// group's leader: locked during init, the runtime leaves it there for main
+// (runtime.LockOSThread). Otherwise TestMain may run on another thread, and
+// an exec from it takes over the leader's id, so a binding written for the
+// tid it reported is no longer that thread's at sys_exit — which made
+// TestExecWithoutExecCheckFailsClosed pass or fail by scheduling (6.1 guest).
+func init() {
+	if os.Getenv(envHelper) != "" {
+		runtime.LockOSThread()
+	}
+}
+
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(envHelper); mode != "" {
 		os.Exit(helperMain(mode, os.Getenv(envPath)))
