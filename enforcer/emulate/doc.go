@@ -103,7 +103,10 @@
 // namespace count), umask (so POSIX default ACLs apply as for the watchee),
 // and effective capabilities in the watchee's user namespace (so CAP_CHOWN,
 // CAP_DAC_OVERRIDE or CAP_FOWNER work on the ids mapped there and nowhere
-// else). Per syscall:
+// else). A worker translates ids with its user namespace's maps, read when
+// it starts; maps are written once, so a worker that started before both
+// existed (unshare(1) makes calls between unshare(2) and writing them) is
+// replaced once they do (worker.go, unmapped). Per syscall:
 //
 //	mkdir, mknod (FIFO, socket, whiteout), unlink, rmdir, rename(2),
 //	link, symlink, chmod, chown, truncate, setxattr, open:

@@ -114,9 +114,13 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 	if w := e.workers[key]; w != nil && !w.isDead() {
 		w.lastUse = e.clock
 		e.mu.Unlock()
-		return w, nil
+		if !w.unmapped() || !e.mapsWritten(c.Tid) {
+			return w, nil
+		}
+		e.retire(w)
+	} else {
+		e.mu.Unlock()
 	}
-	e.mu.Unlock()
 
 	// Start outside the lock: it takes a few milliseconds.
 	w, err := e.startWorker(c, key)
@@ -155,6 +159,33 @@ func (e *Emulator) workerFor(c Caller, key workerKey) (*worker, error) {
 		_ = v.stop()
 	}
 	return w, nil
+}
+
+// unmapped reports whether the worker started before its user namespace had
+// both id maps. A namespace's maps are written once (user_namespaces(7)), so
+// a worker with both is good for the namespace's life; one without them
+// (unshare(1) makes emulated calls between unshare(2) and writing its maps)
+// would translate nothing once the maps exist.
+func (w *worker) unmapped() bool { return len(w.uidMap) == 0 || len(w.gidMap) == 0 }
+
+// mapsWritten reports whether thread tid's user namespace now has both maps.
+func (e *Emulator) mapsWritten(tid int) bool {
+	bp := e.bufs.Get().(*[]byte)
+	defer e.bufs.Put(bp)
+	um, gm, err := e.readMaps(tid, *bp)
+	return err == nil && len(um) > 0 && len(gm) > 0
+}
+
+// retire stops a worker whose maps are out of date; the next call starts
+// another, which reads them afresh.
+func (e *Emulator) retire(w *worker) {
+	e.mu.Lock()
+	if e.workers[w.key] == w {
+		delete(e.workers, w.key)
+	}
+	e.mu.Unlock()
+	e.log.Debug().Int(fieldWorkerPid, w.pid()).Msg("replacing an emulation worker started before its user namespace's id maps")
+	_ = w.stop()
 }
 
 // forget drops a failed worker from the cache; the next call for its

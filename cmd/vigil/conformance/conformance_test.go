@@ -75,7 +75,7 @@ type program struct {
 
 // programs are the conformance cases. Repetition counts live in the
 // scripts (git: 20 rounds of init, commit, clone, push, gc, fsck). The
-// whole suite — 17 programs, each run four times — takes 3 to 4 minutes on
+// whole suite — 19 programs, each run four times — takes 3 to 4 minutes on
 // this 2-core machine (git and venv about a minute each).
 var programs = []program{
 	{name: "tar", needs: []string{"tar", "gzip"}, tree: treeOptions{mtimes: []string{"src/**", "x1/src/**", "x2/src/**", "x3/src/**", "x3/piped/a/**"}}},
@@ -92,6 +92,7 @@ var programs = []program{
 	{name: "pythreads", needs: []string{"/usr/bin/python3"}},
 	{name: "xattr", needs: []string{"/usr/bin/python3"}},
 	{name: "identity", needs: []string{"/usr/bin/python3"}},
+	{name: "userns", needs: []string{"unshare", "mount", "umount"}},
 	{name: "make", needs: []string{"gcc", "make", "ar"}},
 	{name: "sqlite", needs: []string{"sqlite3"}},
 	{name: "rsync", needs: []string{"rsync"}, tree: treeOptions{mtimes: []string{"src/*/**", "dst/*/**", "dsth/*/**", "plain/**"}}},
