@@ -2,7 +2,6 @@ package enforcer
 
 import (
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -124,11 +123,13 @@ func (p *pool) start(r *receiver, extra bool, ready chan<- struct{}) {
 		// exits.
 		defer runtime.UnlockOSThread()
 		if p.quiet {
-			restore, err := blockSignals()
-			if err == nil {
+			// Process-directed signals then go to other threads; the
+			// runtime's preemption signal waits until the receiver
+			// enters a syscall, where it is preempted anyway.
+			if old, err := notify.BlockSignals(); err == nil {
 				// Restored before the thread is unlocked: the runtime
 				// reuses it.
-				defer restore()
+				defer notify.RestoreSignals(&old)
 				r.signalsBlocked = true
 			}
 		}
@@ -317,19 +318,4 @@ func hungUp(fd int) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: 0}}
 	_, err := unix.Poll(fds, 0)
 	return err == nil && fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
-}
-
-// blockSignals blocks every blockable signal on the calling (locked) thread
-// and returns what restores its mask. Process-directed signals then go to
-// other threads; the runtime's preemption signal waits until the receiver
-// enters a syscall, where it is preempted anyway.
-func blockSignals() (restore func(), err error) {
-	var all, old unix.Sigset_t
-	for i := range all.Val {
-		all.Val[i] = ^uint64(0)
-	}
-	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
-		return nil, fmt.Errorf("blocking signals: %w", err)
-	}
-	return func() { _ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }, nil
 }

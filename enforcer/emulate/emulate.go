@@ -245,16 +245,12 @@ func addFDUninterrupted(l notify.Answerer, a *notify.AddFD, blocked bool) (int, 
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var all, old unix.Sigset_t
-	for i := range all.Val {
-		all.Val[i] = ^uint64(0)
-	}
-	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
-		return -1, fmt.Errorf("blocking signals around ADDFD: %w", err)
+	old, err := notify.BlockSignals()
+	if err != nil {
+		return -1, fmt.Errorf("%w, around ADDFD", err)
 	}
 	fd, err := l.AddFD(a)
-	// Restoring a mask this thread set cannot fail; the answer stands.
-	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	notify.RestoreSignals(&old)
 	return fd, err
 }
 
