@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,7 +206,7 @@ func supervise(t testing.TB, pol *policy.Policy, argv []string, opts ...runOpt) 
 	select {
 	case r = <-done:
 	case <-time.After(3 * time.Minute):
-		t.Fatalf("vigil run %v did not finish (deadlock?)", argv)
+		t.Fatalf("vigil run %v did not finish (deadlock?)\n%s", argv, hangReport(argv[0]))
 	}
 	if r.err != nil {
 		t.Fatalf("vigil run %v: %v", argv, r.err)
@@ -254,3 +255,26 @@ func lines(s string) []string {
 // auditBenchLevel is the audit level benchmarks record at: debug records
 // every decision, as `vigil run --log FILE` does.
 var auditBenchLevel = zerolog.DebugLevel
+
+// hangReport says where a run that did not finish is stuck: the kernel
+// stacks of the watchee's threads (processes running exe) and every
+// goroutine of this process, vigil's receivers among them.
+func hangReport(exe string) string {
+	var b strings.Builder
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if target, err := os.Readlink("/proc/" + p.Name() + "/exe"); err != nil || target != exe {
+			continue
+		}
+		tasks, _ := os.ReadDir("/proc/" + p.Name() + "/task")
+		for _, tk := range tasks {
+			dir := "/proc/" + p.Name() + "/task/" + tk.Name()
+			stat, _ := os.ReadFile(dir + "/stat")
+			stack, _ := os.ReadFile(dir + "/stack")
+			fmt.Fprintf(&b, "watchee task %s: %s\n%s", tk.Name(), bytes.TrimSpace(stat), stack)
+		}
+	}
+	buf := make([]byte, 1<<20)
+	b.Write(buf[:runtime.Stack(buf, true)])
+	return b.String()
+}
