@@ -162,7 +162,7 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 	if r.Errno != 0 {
 		return performedResult(d, 0, r.Errno), nil
 	}
-	fd, err := emulate.InstallFdOrKeep(l, n.ID, &r)
+	fd, err := emulate.InstallFdOrKeep(l, n.ID, &r, s.signalsBlocked)
 	if err != nil {
 		if errors.Is(err, notify.ErrGone) {
 			// The open took effect (it may have created the file); the
@@ -728,7 +728,7 @@ func (s *receiver) replayed(l notify.Answerer, n *notify.Notif, c *call) (outcom
 		// answer is withdrawn too, the next restart must get it again.
 		return performedResult(d, res.Val, res.Errno), true
 	}
-	fd, err := emulate.InstallFdOrKeep(l, n.ID, &res)
+	fd, err := emulate.InstallFdOrKeep(l, n.ID, &res, s.signalsBlocked)
 	if err != nil {
 		if errors.Is(err, notify.ErrGone) {
 			// Gone again: keep it for the next restart.

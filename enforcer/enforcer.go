@@ -173,6 +173,10 @@ type receiver struct {
 	// notification (unix nanoseconds), 0 while it waits for one.
 	tid  atomic.Int64
 	busy atomic.Int64
+	// signalsBlocked says the receiver's thread blocks every blockable
+	// signal for as long as it serves (a quiet pool's): ADDFD need not
+	// block them around each call (emulate.InstallFdOrKeep).
+	signalsBlocked bool
 }
 
 // newReceiver returns a receiver with its own resolver.

@@ -35,12 +35,16 @@ func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 	if _, err := notify.CheckSizes(); err != nil {
 		return err
 	}
-	if ok, err := l.SetSyncWakeUp(); err != nil {
+	syncWake, err := l.SetSyncWakeUp()
+	if err != nil {
 		s.log.Warn().Err(err).Msg("synchronous wake-up unavailable")
-	} else if !ok {
+	} else if !syncWake {
 		s.log.Debug().Msg("kernel lacks SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP")
 	}
-	p := &pool{s: s, l: l}
+	// The kernels that have synchronous wake-up (6.6) also end a blocked
+	// RECV when the filter loses its last user, so their receivers need no
+	// signal to leave and may block every signal for good.
+	p := &pool{s: s, l: l, quiet: syncWake}
 	stop := s.watchHangUp(l, p)
 	defer stop()
 	p.start(s.first, false, ready)
@@ -90,6 +94,9 @@ type pool struct {
 	s   *Supervisor
 	l   *notify.Listener
 	hup atomic.Bool
+	// quiet receivers block every blockable signal while they serve
+	// (receiver.signalsBlocked).
+	quiet bool
 
 	mu        sync.Mutex
 	receivers []*receiver
@@ -115,6 +122,17 @@ func (p *pool) start(r *receiver, extra bool, ready chan<- struct{}) {
 		// goroutine, and PR_SET_PDEATHSIG fires when the forking thread
 		// exits.
 		defer runtime.UnlockOSThread()
+		if p.quiet {
+			// Process-directed signals then go to other threads; the
+			// runtime's preemption signal waits until the receiver
+			// enters a syscall, where it is preempted anyway.
+			if old, err := notify.BlockSignals(); err == nil {
+				// Restored before the thread is unlocked: the runtime
+				// reuses it.
+				defer notify.RestoreSignals(&old)
+				r.signalsBlocked = true
+			}
+		}
 		r.tid.Store(int64(unix.Gettid()))
 		if ready != nil {
 			close(ready)

@@ -227,7 +227,7 @@ func (e *Emulator) Workers() []int {
 // EMFILE leaves the notification pending, to be answered with that errno.
 // notify.ErrGone means the watchee no longer waits; the file is dropped.
 func InstallFd(l notify.Answerer, id uint64, r *Result) (int, error) {
-	return installFd(l, id, r, false)
+	return installFd(l, id, r, false, false)
 }
 
 // addFDUninterrupted issues ADDFD with every blockable signal blocked on the
@@ -239,30 +239,31 @@ func InstallFd(l notify.Answerer, id uint64, r *Result) (int, error) {
 // returns 0 with no descriptor (kernel/seccomp.c seccomp_notify_addfd; seen
 // as git's "copy-fd: write returned: Bad file descriptor"). Blocked, the
 // signals wait the few microseconds until the watchee took the descriptor.
-func addFDUninterrupted(l notify.Answerer, a *notify.AddFD) (int, error) {
+func addFDUninterrupted(l notify.Answerer, a *notify.AddFD, blocked bool) (int, error) {
+	if blocked {
+		return l.AddFD(a)
+	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var all, old unix.Sigset_t
-	for i := range all.Val {
-		all.Val[i] = ^uint64(0)
-	}
-	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
-		return -1, fmt.Errorf("blocking signals around ADDFD: %w", err)
+	old, err := notify.BlockSignals()
+	if err != nil {
+		return -1, fmt.Errorf("%w, around ADDFD", err)
 	}
 	fd, err := l.AddFD(a)
-	// Restoring a mask this thread set cannot fail; the answer stands.
-	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	notify.RestoreSignals(&old)
 	return fd, err
 }
 
 // InstallFdOrKeep is InstallFd, except that when the watchee no longer
 // waits (notify.ErrGone) r.Fd stays open and the caller's: the watchee may
 // restart the call, and the restart must get this very file (Replay).
-func InstallFdOrKeep(l notify.Answerer, id uint64, r *Result) (int, error) {
-	return installFd(l, id, r, true)
+// signalsBlocked says the calling thread is locked and already blocks every
+// blockable signal (a receiver's), which spares two mask changes per call.
+func InstallFdOrKeep(l notify.Answerer, id uint64, r *Result, signalsBlocked bool) (int, error) {
+	return installFd(l, id, r, true, signalsBlocked)
 }
 
-func installFd(l notify.Answerer, id uint64, r *Result, keep bool) (fd int, err error) {
+func installFd(l notify.Answerer, id uint64, r *Result, keep, blocked bool) (fd int, err error) {
 	if r.Fd < 0 {
 		return -1, errors.New("installing fd: result holds no descriptor")
 	}
@@ -274,7 +275,7 @@ func installFd(l notify.Answerer, id uint64, r *Result, keep bool) (fd int, err 
 		r.Fd = -1
 	}()
 	a := notify.AddFD{ID: id, Flags: unix.SECCOMP_ADDFD_FLAG_SEND, Srcfd: uint32(r.Fd), NewfdFlags: r.FdFlags}
-	fd, err = addFDUninterrupted(l, &a)
+	fd, err = addFDUninterrupted(l, &a, blocked)
 	if err != nil {
 		var e unix.Errno
 		if errors.As(err, &e) {

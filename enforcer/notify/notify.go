@@ -215,3 +215,22 @@ func (l *Listener) AddFD(a *AddFD) (int, error) {
 // later wait for the watchee ends in ERESTARTSYS instead, which SA_RESTART
 // turns into a restart; blocking signals around it is what prevents that.
 func interrupted(err error) bool { return err == unix.EINTR }
+
+// BlockSignals blocks every blockable signal on the calling thread, which
+// must be locked to its goroutine, and returns the mask it had, for
+// RestoreSignals. A thread that blocks them is the only way to keep ADDFD's
+// wait for the watchee from being interrupted (see interrupted).
+func BlockSignals() (old unix.Sigset_t, err error) {
+	var all unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+		return old, fmt.Errorf("blocking signals: %w", err)
+	}
+	return old, nil
+}
+
+// RestoreSignals sets the calling thread's mask back to old (BlockSignals').
+// Restoring a mask the thread had cannot fail.
+func RestoreSignals(old *unix.Sigset_t) { _ = unix.PthreadSigmask(unix.SIG_SETMASK, old, nil) }
