@@ -283,7 +283,8 @@ func (s *Supervisor) watchHangUp(l *notify.Listener, p *pool) (stop func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// events=0: only POLLHUP/POLLERR wake us, not every notification.
+		// events=0: only POLLHUP (and the spurious POLLERR, see
+		// hangUpEvents) wake us, not every notification.
 		fds := []unix.PollFd{{Fd: int32(l.Fd()), Events: 0}}
 		for {
 			_, err := unix.Poll(fds, 500)
@@ -292,7 +293,7 @@ func (s *Supervisor) watchHangUp(l *notify.Listener, p *pool) (stop func()) {
 				return
 			default:
 			}
-			if err == nil && fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+			if err == nil && fds[0].Revents&hangUpEvents != 0 {
 				break
 			}
 		}
@@ -314,8 +315,20 @@ func (s *Supervisor) watchHangUp(l *notify.Listener, p *pool) (stop func()) {
 	}
 }
 
+// hangUpEvents are the poll events that mean a listener hung up: its filter
+// has no users left (POLLHUP), or the descriptor is not open (POLLNVAL).
+// Not POLLERR: seccomp's poll returns it when a signal interrupts its wait
+// for the filter's notify_lock (kernel/seccomp.c, seccomp_notify_poll), and
+// vigil's threads get signals — the runtime's own preemption, and plenty of
+// them under load while the lock is contended. Taken for a hang-up, it made
+// Serve return with watchees still waiting for answers that nobody would
+// receive (TestSignalStormAppliesEachEmulatedCallOnce, about one run in
+// six on a loaded 2-CPU machine).
+const hangUpEvents = unix.POLLHUP | unix.POLLNVAL
+
+// hungUp reports whether the listener fd hung up (hangUpEvents).
 func hungUp(fd int) bool {
 	fds := []unix.PollFd{{Fd: int32(fd), Events: 0}}
 	_, err := unix.Poll(fds, 0)
-	return err == nil && fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+	return err == nil && fds[0].Revents&hangUpEvents != 0
 }
