@@ -207,6 +207,10 @@ func (f *fixture) run(t *testing.T, p program, how string, pol *policyCase) outc
 		"PYTHONHASHSEED=0",
 		"PIP_NO_CACHE_DIR=1",
 		"PIP_DISABLE_PIP_VERSION_CHECK=1",
+		// A run that hangs is ended with SIGABRT (see hangStacks): vigil
+		// then prints every goroutine, its receivers among them. Bare runs
+		// get it too, so the environments stay the same.
+		"GOTRACEBACK=all",
 		"GIT_CONFIG_NOSYSTEM=1",
 		"GIT_AUTHOR_NAME=Conformance", "GIT_AUTHOR_EMAIL=conformance@example.invalid",
 		"GIT_COMMITTER_NAME=Conformance", "GIT_COMMITTER_EMAIL=conformance@example.invalid",
@@ -231,8 +235,15 @@ func (f *fixture) run(t *testing.T, p program, how string, pol *policyCase) outc
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	// vigil forwards SIGTERM to the watchee; SIGKILL after a grace period.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// On a hang: where every process of the run is stuck, then SIGABRT,
+	// which vigil does not forward, so it prints its goroutines and exits
+	// (its watchee dies with it); a bare run just ends. SIGKILL after a
+	// grace period.
+	var stuck string
+	cmd.Cancel = func() error {
+		stuck = hangStacks(cmd.Process.Pid)
+		return cmd.Process.Signal(syscall.SIGABRT)
+	}
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = env
@@ -244,7 +255,7 @@ func (f *fixture) run(t *testing.T, p program, how string, pol *policyCase) outc
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		t.Fatalf("%s %s: did not finish in 5 minutes (hang?)\nstdout:\n%s\nstderr:\n%s", p.name, how, stdout.String(), stderr.String())
+		t.Fatalf("%s %s: did not finish in 5 minutes (hang?)\nstdout:\n%s\nstderr:\n%s\nprocesses:\n%s", p.name, how, stdout.String(), stderr.String(), stuck)
 	case errors.As(err, &ee):
 		o.code = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -465,4 +476,47 @@ func (st auditStats) telling(diff string) []string {
 		out = append(out, "(none)")
 	}
 	return out
+}
+
+// hangStacks returns the kernel stack of every thread of pid and of its
+// descendants: where a run that did not finish waits (a watchee thread in
+// seccomp_do_user_notification is a call nobody answers).
+func hangStacks(pid int) string {
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		var p int
+		if _, err := fmt.Sscan(e.Name(), &p); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// comm may hold spaces and parentheses: the fields follow the last ')'.
+		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+		var state string
+		var ppid int
+		if _, err := fmt.Sscan(rest, &state, &ppid); err == nil {
+			parent[p] = ppid
+		}
+	}
+	var out strings.Builder
+	tree := []int{pid}
+	for i := 0; i < len(tree); i++ {
+		for p, pp := range parent {
+			if pp == tree[i] {
+				tree = append(tree, p)
+			}
+		}
+	}
+	for _, p := range tree {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
+		for _, tk := range tasks {
+			stack, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stack", p, tk.Name()))
+			fmt.Fprintf(&out, "pid %d (%s) thread %s:\n%s", p, bytes.TrimSpace(comm), tk.Name(), stack)
+		}
+	}
+	return out.String()
 }
