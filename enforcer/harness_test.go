@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/reexec"
+	"github.com/vigilsec/vigil/enforcer/testenv"
 	"github.com/vigilsec/vigil/loader"
 )
 
@@ -266,12 +268,8 @@ func hangReport(exe string) string {
 		if target, err := os.Readlink("/proc/" + p.Name() + "/exe"); err != nil || target != exe {
 			continue
 		}
-		tasks, _ := os.ReadDir("/proc/" + p.Name() + "/task")
-		for _, tk := range tasks {
-			dir := "/proc/" + p.Name() + "/task/" + tk.Name()
-			stat, _ := os.ReadFile(dir + "/stat")
-			stack, _ := os.ReadFile(dir + "/stack")
-			fmt.Fprintf(&b, "watchee task %s: %s\n%s", tk.Name(), bytes.TrimSpace(stat), stack)
+		if pid, err := strconv.Atoi(p.Name()); err == nil {
+			b.WriteString("watchee " + testenv.ThreadStacks(pid))
 		}
 	}
 	buf := make([]byte, 1<<20)

@@ -322,8 +322,8 @@ func (s *Supervisor) watchHangUp(l *notify.Listener, p *pool) (stop func()) {
 // vigil's threads get signals — the runtime's own preemption, and plenty of
 // them under load while the lock is contended. Taken for a hang-up, it made
 // Serve return with watchees still waiting for answers that nobody would
-// receive (TestSignalStormAppliesEachEmulatedCallOnce, about one run in
-// six on a loaded 2-CPU machine).
+// receive (TestSignalStormAppliesEachEmulatedCallOnce: two CI runs of
+// seven, and one storm test of two on a 2-CPU machine with two busy loops).
 const hangUpEvents = unix.POLLHUP | unix.POLLNVAL
 
 // hungUp reports whether the listener fd hung up (hangUpEvents).

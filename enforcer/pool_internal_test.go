@@ -26,8 +26,8 @@ func TestPOLLERRAloneIsNoHangUp(t *testing.T) {
 		t.Fatal("POLLERR alone was taken for a hang-up")
 	}
 
-	// A real hang-up: the write end of a pipe whose writer closed shows on
-	// the read end as POLLHUP.
+	// A real hang-up: the read end of a pipe whose writer closed polls
+	// POLLHUP.
 	var q [2]int
 	if err := unix.Pipe2(q[:], unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)

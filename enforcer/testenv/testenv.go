@@ -3,10 +3,14 @@
 package testenv
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -90,3 +94,18 @@ type buildError struct {
 }
 
 func (e *buildError) Error() string { return e.src + ": " + e.err.Error() + "\n" + e.out }
+
+// ThreadStacks returns the stat line and kernel stack of every thread of
+// process pid: where a run that did not finish waits (a watchee thread in
+// seccomp_do_user_notification is a call nobody answers).
+func ThreadStacks(pid int) string {
+	var b strings.Builder
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, _ := os.ReadDir(dir)
+	for _, tk := range tasks {
+		stat, _ := os.ReadFile(dir + tk.Name() + "/stat")
+		stack, _ := os.ReadFile(dir + tk.Name() + "/stack")
+		fmt.Fprintf(&b, "task %s: %s\n%s", tk.Name(), bytes.TrimSpace(stat), stack)
+	}
+	return b.String()
+}

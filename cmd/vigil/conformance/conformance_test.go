@@ -478,9 +478,8 @@ func (st auditStats) telling(diff string) []string {
 	return out
 }
 
-// hangStacks returns the kernel stack of every thread of pid and of its
-// descendants: where a run that did not finish waits (a watchee thread in
-// seccomp_do_user_notification is a call nobody answers).
+// hangStacks returns testenv.ThreadStacks of pid and of each of its
+// descendants.
 func hangStacks(pid int) string {
 	parent := map[int]int{}
 	ents, _ := os.ReadDir("/proc")
@@ -511,12 +510,7 @@ func hangStacks(pid int) string {
 		}
 	}
 	for _, p := range tree {
-		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p))
-		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", p))
-		for _, tk := range tasks {
-			stack, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stack", p, tk.Name()))
-			fmt.Fprintf(&out, "pid %d (%s) thread %s:\n%s", p, bytes.TrimSpace(comm), tk.Name(), stack)
-		}
+		fmt.Fprintf(&out, "pid %d:\n%s", p, testenv.ThreadStacks(p))
 	}
 	return out.String()
 }
