@@ -211,22 +211,6 @@ struct {
 	__type(value, __u8);
 } shared_files SEC(".maps");
 
-/* changing: filtered threads inside a syscall that may change what the
- * emulator snapshots of a caller (changes_view), entered and not yet left;
- * counted in view_changing so that sys_exit reads the syscall number only
- * while one is. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, __u8);
-} changing SEC(".maps");
-
-/* Entries in changing, or more (one that could not be entered counts for
- * good): while 0, sys_exit leaves the epoch alone without reading the
- * syscall number. A global, so the test is one load. */
-__u64 view_changing = 0;
-
 /* Entries in doomed: lets sys_exit skip the lookup on every other return. */
 __u64 doomed_pending = 0;
 
@@ -343,44 +327,38 @@ static __always_inline bool changes_view(long nr)
  * view_change_enter and view_change_exit bump bind_ctl.view_epoch around
  * such a syscall: before it can change anything and after it has. A snapshot
  * tagged with the epoch read before it was taken therefore holds while the
- * epoch stays put. A thread whose entry cannot be recorded keeps
- * view_changing above 0 for good, so that every exit is looked at.
+ * epoch stays put.
+ *
+ * The syscall tracepoints are attached only while vigil needs them
+ * (loader: lazy attachment), and a call that entered before they were never
+ * runs sys_enter (the kernel reads a task's syscall work once at entry). So
+ * the exit looks at every filtered thread's syscall number rather than only
+ * at those whose entry it saw: a change in flight when the tracepoints came
+ * is counted when it completes. Userspace bumps the epoch itself after each
+ * attach, for the changes made while nothing was attached.
  */
-static __always_inline void view_change_enter(__u32 tid)
+static __always_inline void view_change_enter(void)
 {
 	__u32 zero = 0;
-	__u8 one = 1;
 	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
-	long err;
 
-	if (!c)
-		return;
-	__sync_fetch_and_add(&c->view_epoch, 1);
-	err = bpf_map_update_elem(&changing, &tid, &one, BPF_NOEXIST);
-	if (err != -VIGIL_EEXIST)
-		__sync_fetch_and_add(&view_changing, 1);
+	if (c)
+		__sync_fetch_and_add(&c->view_epoch, 1);
 }
 
-static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx, __u32 tid)
+static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 zero = 0;
 	struct vigil_bind_ctl *c;
-	struct pt_regs *regs;
-	long nr;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = BPF_CORE_READ(regs, orig_ax);
 
-	if (READ_ONCE(view_changing) == 0)
-		return;
-	c = bpf_map_lookup_elem(&bind_ctl, &zero);
-	if (!c)
-		return;
-	regs = (struct pt_regs *)ctx->args[0];
-	nr = BPF_CORE_READ(regs, orig_ax);
 	/* No compat test here: an exit counts whenever its entry may have. */
 	if (!changes_view_native(nr) && !changes_view_ia32(nr))
 		return;
-	__sync_fetch_and_add(&c->view_epoch, 1);
-	if (bpf_map_delete_elem(&changing, &tid) == 0)
-		__sync_fetch_and_add(&view_changing, -1);
+	c = bpf_map_lookup_elem(&bind_ctl, &zero);
+	if (c)
+		__sync_fetch_and_add(&c->view_epoch, 1);
 }
 
 static __always_inline __u64 slot_published(__u32 tid)
@@ -547,6 +525,22 @@ static __always_inline bool kind_fits(__u32 kind, long nr)
 		return is_clone(nr);
 	}
 	return false;
+}
+
+/*
+ * passed_entry reports whether a binding in state is one whose call got past
+ * sys_enter without a kill: ENTERED (sys_enter re-read the argument and it
+ * matched) or ARMED (sys_enter never ran for it). A call sees ARMED after its
+ * entry only when it entered before the syscall tracepoints were attached
+ * (vigil attaches them lazily, before it writes a binding, while the call
+ * waits in seccomp; the kernel decides at entry whether the tracepoint runs).
+ * The entry re-read is a tripwire that kills a racer early; the guarantee is
+ * the object check at sched_process_exec/fork or sys_exit, which every such
+ * call still meets, so ARMED is checked like ENTERED.
+ */
+static __always_inline bool passed_entry(__u32 state)
+{
+	return state == VIGIL_STATE_ENTERED || state == VIGIL_STATE_ARMED;
 }
 
 /* binds_bytes reports whether kind's tripwire argument is a fixed-length
@@ -730,7 +724,7 @@ static __always_inline void copy_path(struct vigil_event *e, struct vigil_scratc
  * sys_enter — runs after seccomp let the syscall through.
  *
  *   unless capturing: if current has no seccomp filter: return
- *   if filtered and nr may change an emulation snapshot: bump view_epoch, changing[tid] = 1
+ *   if filtered and nr may change an emulation snapshot: bump view_epoch
  *   unless capturing: if no binding: return
  *   if tgid is vigil or not watched: return
  *   b = binding of tid (its published slot, or bindings[tid])
@@ -770,7 +764,7 @@ int vigil_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	tgid = pid_tgid >> 32;
 	tid = (__u32)pid_tgid;
 	if (filtered && changes_view((long)ctx->args[1]))
-		view_change_enter(tid);
+		view_change_enter();
 	b = find_binding(tid, &slot);
 	if (!capturing && !b)
 		return 0;
@@ -1276,9 +1270,13 @@ static __always_inline void undoom(__u32 tid)
 
 /*
  * kill_doomed kills current if it is a doomed clone child, at its first
- * sys_exit (ret 0), and reports it with a VIOLATION whose child_tid is its
- * own tid. It runs before the watched-set check: a child that could not
- * be added to the watched set (UNTRACKED) is doomed too.
+ * sys_exit, and reports it with a VIOLATION whose child_tid is its own tid.
+ * It runs before the watched-set check: a child that could not be added to
+ * the watched set (UNTRACKED) is doomed too. The first sys_exit is the
+ * return from the clone (0) while the tracepoints are attached; a child
+ * doomed while they were not (UNTRACKED needs no binding) dies at the first
+ * one after they are, which comes before any bound grant of it can stand
+ * (vigil attaches before it writes a binding).
  */
 static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u64 pid_tgid)
 {
@@ -1310,10 +1308,9 @@ static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u
 /*
  * sys_exit — the kernel-object check, before the return to user mode.
  *
- *   if doomed children are pending and ret == 0 and doomed[tid]: SIGKILL, VIOLATION; return
+ *   if doomed children are pending and doomed[tid]: SIGKILL, VIOLATION; return
  *   unless capturing: if current has no seccomp filter: return
- *   if filtered, view_changing and nr may change an emulation snapshot:
- *       bump view_epoch, delete changing[tid]
+ *   if filtered and nr may change an emulation snapshot: bump view_epoch
  *   unless capturing: if no binding: return
  *   if tgid is vigil or not watched: return
  *   nr = regs->orig_ax
@@ -1328,11 +1325,13 @@ static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u
  *   if b:
  *       state KILLED (a check killed)    -> report only
  *       kind does not fit nr             -> OBJECT_MISMATCH (fail closed)
- *       FILE/CREATE: ret < 0 -> ok; state != ENTERED -> ARG_UNREADABLE; no f -> NO_OBJECT;
+ *       (state ARMED: the call entered before the tracepoints were attached, so
+ *        sys_enter never saw it; the object check below is what holds a grant)
+ *       FILE/CREATE: ret < 0 -> ok; state not ARMED/ENTERED -> ARG_UNREADABLE; no f -> NO_OBJECT;
  *                    FILE: f's (dev, ino) != b's; CREATE: parent or name differ -> OBJECT_MISMATCH
- *       EXEC/CLONE:  ret < 0 -> ok; state ARMED -> ARG_UNREADABLE;
- *                    state ENTERED (sched_process_exec/fork never checked) -> UNCHECKED
- *       CONNECT:     nothing may be connected (ret) -> ok; state != ENTERED -> ARG_UNREADABLE;
+ *       EXEC/CLONE:  ret < 0 -> ok;
+ *                    state ARMED or ENTERED (sched_process_exec/fork never checked) -> UNCHECKED
+ *       CONNECT:     nothing may be connected (ret) -> ok; state not ARMED/ENTERED -> ARG_UNREADABLE;
  *                    no socket -> NO_OBJECT; peer differs (connect_holds) -> OBJECT_MISMATCH
  *       any reason: SIGKILL
  *   b held, b.flags QUIET and nr not captured: return (nothing waits for it)
@@ -1359,13 +1358,13 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	long nr, ret;
 
 	ret = (long)ctx->args[1];
-	if (doomed_pending && ret == 0 && kill_doomed(ctx, pid_tgid))
+	if (doomed_pending && kill_doomed(ctx, pid_tgid))
 		return 0;
 	filtered = seccomp_filtered();
 	if (!capturing && !filtered)
 		return 0;
 	if (filtered)
-		view_change_exit(ctx, tid);
+		view_change_exit(ctx);
 	bp = find_binding(tid, &slot);
 	if (!capturing && !bp)
 		return 0;
@@ -1420,8 +1419,6 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		else if (b.kind == VIGIL_BIND_EXEC || b.kind == VIGIL_BIND_CLONE) {
 			if (ret < 0)
 				; /* no new image, no child */
-			else if (b.state == VIGIL_STATE_ARMED)
-				reason = VIGIL_ARG_UNREADABLE;
 			else if (b.state == VIGIL_STATE_REPLACED)
 				flags |= VIGIL_F_REPLACED;
 			else if (b.state != VIGIL_STATE_CHECKED)
@@ -1429,7 +1426,7 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		} else if (b.kind == VIGIL_BIND_CONNECT) {
 			if (!connect_may_have_connected(ret))
 				; /* the kernel refused: nothing is connected */
-			else if (b.state != VIGIL_STATE_ENTERED)
+			else if (!passed_entry(b.state))
 				reason = VIGIL_ARG_UNREADABLE;
 			else if (!peer.sk)
 				reason = VIGIL_NO_OBJECT;
@@ -1437,7 +1434,7 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 				reason = VIGIL_OBJECT_MISMATCH;
 		} else if (ret < 0)
 			; /* the kernel refused: the watchee holds nothing new */
-		else if (b.state != VIGIL_STATE_ENTERED)
+		else if (!passed_entry(b.state))
 			reason = VIGIL_ARG_UNREADABLE;
 		else if (!f)
 			reason = VIGIL_NO_OBJECT;
@@ -1499,7 +1496,7 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
  *   if tgid is vigil or not watched: return
  *   b = bindings[old_pid] or bindings[pid]: a non-leader thread's exec has
  *       taken over the leader's pid (de_thread), old_pid is its tid at entry
- *   if b.state is ENTERED and b.nr is execve/execveat (the bound call is
+ *   if b.state is ENTERED or ARMED and b.nr is execve/execveat (the bound call is
  *       this exec: sys_enter saw it):
  *       b.kind != EXEC or bprm->file's (dev, ino) != b's -> OBJECT_MISMATCH:
  *           SIGKILL, b.state = KILLED, VIOLATION with the file that would run
@@ -1534,7 +1531,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	b = *bp;
 
-	if (b.state == VIGIL_STATE_ENTERED && is_exec(b.nr)) {
+	if (passed_entry(b.state) && is_exec(b.nr)) {
 		f = BPF_CORE_READ(bprm, file);
 		if (f) {
 			struct inode *inode = BPF_CORE_READ(f, f_inode);
@@ -1678,7 +1675,7 @@ static __always_inline __u32 kill_nothing_doom(__u32 child)
  *
  *   if the parent's tgid is not watched: return
  *   b = bindings[parent tid]
- *   if b.nr is clone/clone3 and b.state is ENTERED (the bound call is this
+ *   if b.nr is clone/clone3 and b.state is ENTERED or ARMED (the bound call is this
  *       clone) or KILLED (sys_enter killed it; the child must not live):
  *       ns = ns_unshared(parent, child)
  *       want = b.clone_flags & CLONE_NEW* (clone: minus CSIGNAL, the exit signal)
@@ -1711,7 +1708,7 @@ int vigil_fork(struct bpf_raw_tracepoint_args *ctx)
 	ctid = BPF_CORE_READ(child, pid);
 
 	bp = find_binding(ptid, &slot);
-	if (bp && is_clone(bp->nr) && (bp->state == VIGIL_STATE_ENTERED || bp->state == VIGIL_STATE_KILLED)) {
+	if (bp && is_clone(bp->nr) && (passed_entry(bp->state) || bp->state == VIGIL_STATE_KILLED)) {
 		struct vigil_fork fk = { .child = ctid };
 		__u64 want = bp->clone_flags & VIGIL_CLONE_NS;
 		bool killed = bp->state == VIGIL_STATE_KILLED;

@@ -151,7 +151,9 @@ struct vigil_bind_ctl {
 	                     * the emulator snapshots of a caller (credentials,
 	                     * groups, capabilities, umask, root, namespaces,
 	                     * limits) or create a thread (whose id may be a dead
-	                     * one's): while it stays put, a snapshot holds */
+	                     * one's), and by userspace each time it attaches the
+	                     * syscall tracepoints (nothing counted while they
+	                     * were not): while it stays put, a snapshot holds */
 };
 
 /* keep in sync with loader/contract.go EventType */

@@ -56,7 +56,7 @@ var (
 func testKernel(t testing.TB) *enforcer.Kernel {
 	t.Helper()
 	kernelOnce.Do(func() {
-		ld, err := loader.Load(loader.Options{Log: zerolog.New(&kernelAudit)})
+		ld, err := loader.Load(loader.Options{Log: zerolog.New(&kernelAudit), DetachIdle: loader.DefaultDetachIdle})
 		if err != nil {
 			kernelErr = err
 			return

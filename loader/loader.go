@@ -52,6 +52,14 @@ type Options struct {
 	// two, a multiple of the page size, at most 1 GiB. 0 means
 	// DefaultRingBufferSize.
 	RingBufferSize int
+	// DetachIdle, when above 0, attaches the sys_enter and sys_exit
+	// programs only while vigil needs them (see lazy.go): they are detached
+	// once nothing used them for between one and two DetachIdle and no
+	// binding or doomed child is pending, and attached again by the next
+	// Bind or ViewEpoch. Every other process of the host then pays nothing
+	// while vigil is idle. 0 keeps them attached for the loader's life, as
+	// does a non-empty Capture. The product uses DefaultDetachIdle.
+	DetachIdle time.Duration
 
 	// unattached names tracepoints Load leaves unattached: tests use it to
 	// reach the fail-closed paths of a check that never ran.
@@ -81,6 +89,9 @@ type Loader struct {
 	// hashedTids the threads whose binding may be in the bindings hash.
 	slotMem, ctlMem []byte
 	hashedTids      map[uint32]struct{}
+	// lazy attaches the syscall tracepoints on demand (Options.DetachIdle);
+	// nil when they stay attached.
+	lazy *lazySyscalls
 }
 
 // Load loads the eBPF programs and attaches them to the sys_enter,
@@ -125,9 +136,16 @@ func Load(opts Options) (*Loader, error) {
 		l.Close()
 		return nil, classify("mapping binding slots", err)
 	}
-	if err := l.attach(opts.unattached); err != nil {
+	lazy := opts.DetachIdle > 0 && len(opts.Capture) == 0 && len(opts.unattached) == 0
+	if err := l.attach(opts.unattached, lazy); err != nil {
 		l.Close()
 		return nil, err
+	}
+	if lazy {
+		if err := l.startLazy(opts.DetachIdle); err != nil {
+			l.Close()
+			return nil, err
+		}
 	}
 	l.reader, err = ringbuf.NewReader(l.objs.Events)
 	if err != nil {
@@ -185,28 +203,34 @@ func vigilSpec(mask [CaptureNr / 64]uint64, rbSize int) (*ebpf.CollectionSpec, e
 	return spec, nil
 }
 
+// tracepointProgram is a program and the raw tracepoint it attaches to.
+type tracepointProgram struct {
+	name string
+	prog *ebpf.Program
+}
+
 // attach attaches the loaded programs to their raw tracepoints, but those
-// named in unattached. The caller closes l when it fails.
-func (l *Loader) attach(unattached []string) error {
+// named in unattached, and but sys_enter and sys_exit when they are
+// attached on demand (lazy: startLazy). The caller closes l when it fails.
+func (l *Loader) attach(unattached []string, lazy bool) error {
 	// fork/exit first, so that the watched set follows the process tree
 	// before any binding can be checked; then the mid-call checks, before
 	// sys_exit expects them to have run.
-	for _, a := range []struct {
-		tp   string
-		prog *ebpf.Program
-	}{
+	tps := []tracepointProgram{
 		{"sched_process_fork", l.objs.VigilFork},
 		{"sched_process_exit", l.objs.VigilExit},
 		{"sched_process_exec", l.objs.VigilExec},
-		{"sys_enter", l.objs.VigilSysEnter},
-		{"sys_exit", l.objs.VigilSysExit},
-	} {
-		if slices.Contains(unattached, a.tp) {
+	}
+	if !lazy {
+		tps = append(tps, l.syscallTracepoints()...)
+	}
+	for _, tp := range tps {
+		if slices.Contains(unattached, tp.name) {
 			continue
 		}
-		lk, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: a.tp, Program: a.prog})
+		lk, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp.name, Program: tp.prog})
 		if err != nil {
-			return classify("attaching raw tracepoint "+a.tp, err)
+			return classify("attaching raw tracepoint "+tp.name, err)
 		}
 		l.links = append(l.links, lk)
 	}
@@ -229,6 +253,7 @@ func classify(what string, err error) error {
 func (l *Loader) Close() error {
 	l.closeOnce.Do(func() {
 		var errs []error
+		l.stopLazy()
 		if l.reader != nil {
 			if err := l.reader.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("closing ring buffer reader: %w", err))
@@ -405,6 +430,9 @@ func (l *Loader) Bind(tid int, b *Binding) error {
 
 	l.bindMu.Lock()
 	defer l.bindMu.Unlock()
+	if err := l.needSyscalls(); err != nil {
+		return fmt.Errorf("binding thread %d: %w", tid, err)
+	}
 	l.bindKey = uint32(tid)
 	l.bindVal = vigilVigilBinding{
 		Dev:      dev,

@@ -250,6 +250,24 @@ func runHelper(t *testing.T, l *Loader, mode, path string, bind func(tid int) *B
 // runHelperArg is runHelper with a second argument for the mode (envArg).
 func runHelperArg(t *testing.T, l *Loader, mode, path, arg string, bind func(tid int) *Binding) outcome {
 	t.Helper()
+	return runHelperRun(t, l, helperRun{mode: mode, path: path, arg: arg, bind: bind})
+}
+
+// helperRun says what runHelperRun runs: the helper's mode and arguments,
+// and the binding written before the release (bind) or, with inCall set,
+// after it, once the helper's thread is inside its syscall callNr; inCall then
+// lets the call finish (e.g. opens a FIFO's other end).
+type helperRun struct {
+	mode, path, arg string
+	bind            func(tid int) *Binding
+	inCall          func(tid int)
+	callNr          int // the syscall inCall waits for the helper to be in
+}
+
+// runHelperRun starts the helper, binds as r says, and returns how it ended.
+func runHelperRun(t *testing.T, l *Loader, r helperRun) outcome {
+	t.Helper()
+	mode, path, arg, bind := r.mode, r.path, r.arg, r.bind
 	relR, relW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -299,15 +317,25 @@ func runHelperArg(t *testing.T, l *Loader, mode, path, arg string, bind func(tid
 	case <-time.After(10 * time.Second):
 		t.Fatal("helper did not report its tid within 10s")
 	}
-	if bind != nil {
-		if b := bind(o.tid); b != nil {
-			if err := l.Bind(o.tid, b); err != nil {
-				t.Fatalf("Bind: %v", err)
+	bindNow := func() {
+		if bind != nil {
+			if b := bind(o.tid); b != nil {
+				if err := l.Bind(o.tid, b); err != nil {
+					t.Fatalf("Bind: %v", err)
+				}
 			}
 		}
 	}
+	if r.inCall == nil {
+		bindNow()
+	}
 	if _, err := relW.Write([]byte{1}); err != nil {
 		t.Fatal(err)
+	}
+	if r.inCall != nil {
+		waitInSyscall(t, o.pid, o.tid, r.callNr)
+		bindNow()
+		r.inCall(o.tid)
 	}
 	select {
 	case err := <-exited:

@@ -54,13 +54,21 @@ func (l *Loader) sharedFilesSeen() uint64 {
 // what the emulator snapshots of a caller (credentials, groups, capabilities,
 // umask, root, namespaces, limits) or that makes a task. A snapshot tagged
 // with the value read before it was taken holds while the value is the same
-// (docs/design.md §2, rule 9). ok is false when the page is not mapped
-// (before Load maps it, after Close).
+// (docs/design.md §2, rule 9). The programs count only while the syscall
+// tracepoints are attached, so ViewEpoch attaches them if they were not
+// (lazy.go), which moves the epoch. ok is false when the page is not mapped
+// (before Load maps it, after Close) or the tracepoints cannot be attached:
+// then nothing counts, and no snapshot may be reused.
 func (l *Loader) ViewEpoch() (epoch uint64, ok bool) {
 	l.bindMu.Lock()
 	defer l.bindMu.Unlock()
-	if l.ctlMem == nil {
+	if l.ctlMem == nil || l.needSyscalls() != nil {
 		return 0, false
 	}
-	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.ViewEpoch)]))), true
+	return atomic.LoadUint64(l.viewEpoch()), true
+}
+
+// viewEpoch is struct vigil_bind_ctl.view_epoch in the mapped page.
+func (l *Loader) viewEpoch() *uint64 {
+	return (*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.ViewEpoch)]))
 }

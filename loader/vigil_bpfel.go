@@ -101,7 +101,6 @@ type vigilVigilSlot struct {
 const (
 	vigilMapBindCtl        = "bind_ctl"
 	vigilMapBindings       = "bindings"
-	vigilMapChanging       = "changing"
 	vigilMapDoomed         = "doomed"
 	vigilMapEvents         = "events"
 	vigilMapForked         = "forked"
@@ -119,7 +118,6 @@ const (
 	vigilVarCapturing      = "capturing"
 	vigilVarDoomedPending  = "doomed_pending"
 	vigilVarSelfTgid       = "self_tgid"
-	vigilVarViewChanging   = "view_changing"
 	vigilVarWakeupBytes    = "wakeup_bytes"
 )
 
@@ -178,7 +176,6 @@ type vigilProgramSpecs struct {
 type vigilMapSpecs struct {
 	BindCtl     *ebpf.MapSpec `ebpf:"bind_ctl"`
 	Bindings    *ebpf.MapSpec `ebpf:"bindings"`
-	Changing    *ebpf.MapSpec `ebpf:"changing"`
 	Doomed      *ebpf.MapSpec `ebpf:"doomed"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Forked      *ebpf.MapSpec `ebpf:"forked"`
@@ -197,7 +194,6 @@ type vigilVariableSpecs struct {
 	Capturing     *ebpf.VariableSpec `ebpf:"capturing"`
 	DoomedPending *ebpf.VariableSpec `ebpf:"doomed_pending"`
 	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
-	ViewChanging  *ebpf.VariableSpec `ebpf:"view_changing"`
 	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -223,7 +219,6 @@ func (o *vigilObjects) Close() error {
 type vigilMaps struct {
 	BindCtl     *ebpf.Map `ebpf:"bind_ctl"`
 	Bindings    *ebpf.Map `ebpf:"bindings"`
-	Changing    *ebpf.Map `ebpf:"changing"`
 	Doomed      *ebpf.Map `ebpf:"doomed"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Forked      *ebpf.Map `ebpf:"forked"`
@@ -238,7 +233,6 @@ func (m *vigilMaps) Close() error {
 	return _VigilClose(
 		m.BindCtl,
 		m.Bindings,
-		m.Changing,
 		m.Doomed,
 		m.Events,
 		m.Forked,
@@ -258,7 +252,6 @@ type vigilVariables struct {
 	Capturing     *ebpf.Variable `ebpf:"capturing"`
 	DoomedPending *ebpf.Variable `ebpf:"doomed_pending"`
 	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
-	ViewChanging  *ebpf.Variable `ebpf:"view_changing"`
 	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

@@ -20,7 +20,7 @@ const defaultAgentSocket = "/run/vigil/agent.sock"
 
 func newAgentCmd() *cobra.Command {
 	var socket, policyDir, logFile, logLevel, metricsAddr string
-	var timeout time.Duration
+	var timeout, detachIdle time.Duration
 	var unverified bool
 	cmd := &cobra.Command{
 		Use:   "agent [--socket PATH] [--policy-dir DIR] [--log FILE] [--unverified]",
@@ -45,6 +45,13 @@ agent's is not (PATH.lock is held while an agent runs).`,
 			if timeout <= 0 {
 				return &exitError{code: 2, err: fmt.Errorf("--handoff-timeout must be positive, got %v", timeout)}
 			}
+			idle, err := detachIdleOption(detachIdle)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if idle == 0 {
+				idle = -1 // agent.Options: keep them attached
+			}
 			level, err := parseLevel(logLevel, logFile != "")
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -56,6 +63,7 @@ agent's is not (PATH.lock is held while an agent runs).`,
 				LogLevel:       level,
 				HandoffTimeout: timeout,
 				Unverified:     unverified,
+				DetachIdle:     idle,
 			}
 			met, stopMetrics, err := serveMetrics(metricsAddr, audit.NewLogger(os.Stderr, zerolog.InfoLevel))
 			if err != nil {
@@ -80,6 +88,7 @@ agent's is not (PATH.lock is held while an agent runs).`,
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics (see README \"Metrics\")")
 	f.DurationVar(&timeout, "handoff-timeout", agent.DefaultHandoffTimeout, "how long a connected runtime may take to send its handoff")
 	f.BoolVar(&unverified, "unverified", false, "do not load the eBPF binding: content-dependent allows CONTINUE unbound (verified \"none\"); for kernels without the BPF features vigil needs")
+	addDetachIdleFlag(f, &detachIdle)
 	cmd.AddCommand(newSeccompProfileCmd())
 	return cmd
 }

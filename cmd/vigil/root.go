@@ -6,9 +6,11 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
 	"github.com/vigilsec/vigil/enforcer"
@@ -64,6 +66,7 @@ func strictGroups(c *cobra.Command) {
 type runOptions struct {
 	policyFile, logFile, logLevel, metricsAddr string
 	noHardening, userns, unverified            bool
+	detachIdle                                 time.Duration
 }
 
 func newRunCmd() *cobra.Command {
@@ -90,6 +93,7 @@ func addRunFlags(cmd *cobra.Command, o *runOptions) {
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics on HOST:PORT at /metrics while CMD runs (see README \"Metrics\")")
 	f.BoolVar(&o.userns, "userns", false, "start CMD as root in a new user namespace (host ids 100000-165535) with its own mount namespace")
 	f.BoolVar(&o.unverified, "unverified", false, "naive mode: content-dependent allows CONTINUE without eBPF binding or emulation (verified \"none\"); for kernels without the BPF features vigil needs")
+	addDetachIdleFlag(f, &o.detachIdle)
 	f.BoolVar(&o.noHardening, "no-hardening", false, "do not refuse, in the kernel, the calls that could escape or switch off supervision (nested listeners, io_uring, ptrace, bpf, modules, kexec, pidfd_getfd, ...)")
 	f.SetInterspersed(false)
 }
@@ -121,7 +125,11 @@ func runSupervised(o runOptions, argv []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	kern, err := loadKernel(diag, !plan.Kernel)
+	idle, err := detachIdleOption(o.detachIdle)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	kern, err := loadKernel(diag, !plan.Kernel, idle)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -173,16 +181,30 @@ func startEmulator(log zerolog.Logger, need bool) (*emulate.Emulator, error) {
 	return em, nil
 }
 
+// addDetachIdleFlag adds --detach-idle, shared by run and agent.
+func addDetachIdleFlag(f *pflag.FlagSet, v *time.Duration) {
+	f.DurationVar(v, "detach-idle", loader.DefaultDetachIdle, "detach the eBPF binding's syscall tracepoints, which slow every syscall on the host, after this long with no binding pending; they come back with the next bound call (0: keep them attached)")
+}
+
+// detachIdleOption checks --detach-idle and turns it into
+// loader.Options.DetachIdle (the same: 0 keeps the tracepoints attached).
+func detachIdleOption(d time.Duration) (time.Duration, error) {
+	if d < 0 {
+		return 0, fmt.Errorf("--detach-idle must not be negative, got %v", d)
+	}
+	return d, nil
+}
+
 // loadKernel loads the eBPF binding unless the plan does without it (a
 // policy that cannot allow depending on pointer arguments, or the naive
 // mode): its raw tracepoints cost every syscall of a watchee. A kernel that
 // cannot load it yields nil and a warning: enforcer.New then refuses
 // policies that need it.
-func loadKernel(log zerolog.Logger, skip bool) (*enforcer.Kernel, error) {
+func loadKernel(log zerolog.Logger, skip bool, detachIdle time.Duration) (*enforcer.Kernel, error) {
 	if skip {
 		return nil, nil
 	}
-	ld, err := loader.Load(loader.Options{Log: log})
+	ld, err := loader.Load(loader.Options{Log: log, DetachIdle: detachIdle})
 	if errors.Is(err, loader.ErrNotSupported) {
 		log.Warn().Err(err).Msg("eBPF binding unavailable")
 		return nil, nil

@@ -34,6 +34,10 @@ type Options struct {
 	HandoffTimeout time.Duration
 	// Unverified runs without the eBPF binding (--unverified).
 	Unverified bool
+	// DetachIdle is how long the eBPF binding's syscall tracepoints stay
+	// attached with nothing needing them (loader.Options.DetachIdle): 0
+	// means loader.DefaultDetachIdle, a negative value keeps them attached.
+	DetachIdle time.Duration
 	// Stderr receives the agent's diagnostics (and the audit records
 	// without LogFile); nil means os.Stderr.
 	Stderr io.Writer
@@ -95,7 +99,7 @@ func Start(o Options) (_ *Daemon, err error) {
 	}
 	// One eBPF binding serves every container: thread ids are unique
 	// system-wide.
-	if d.kern, err = loadKernel(d.log, o.Unverified); err != nil {
+	if d.kern, err = loadKernel(d.log, o.Unverified, o.DetachIdle); err != nil {
 		return nil, err
 	}
 	// Each container gets an emulation engine of its own, which starts no
@@ -140,11 +144,17 @@ func Start(o Options) (_ *Daemon, err error) {
 // as `vigil run` does. A kernel that cannot load it yields nil and a
 // warning: every container whose policy needs the binding is then refused
 // (enforcer.New), so nothing content-dependent is continued unbound.
-func loadKernel(log zerolog.Logger, unverified bool) (*enforcer.Kernel, error) {
+func loadKernel(log zerolog.Logger, unverified bool, detachIdle time.Duration) (*enforcer.Kernel, error) {
 	if unverified {
 		return nil, nil
 	}
-	ld, err := loader.Load(loader.Options{Log: log})
+	switch {
+	case detachIdle == 0:
+		detachIdle = loader.DefaultDetachIdle
+	case detachIdle < 0:
+		detachIdle = 0
+	}
+	ld, err := loader.Load(loader.Options{Log: log, DetachIdle: detachIdle})
 	if errors.Is(err, loader.ErrNotSupported) {
 		log.Warn().Err(err).Msg("eBPF binding unavailable: containers whose policies need it will be refused")
 		return nil, nil

@@ -56,6 +56,11 @@ type Mechanism struct {
 	// workloads, when set, are the only workloads this mechanism runs
 	// unless both are named on the command line.
 	workloads []string
+	// syscallTracepoints (kindBeside) is whether the vigil beside the
+	// workload must hold its sys_enter and sys_exit programs attached
+	// while the workload runs: vigil attaches them while a binding is
+	// pending and detaches them after --detach-idle without one.
+	syscallTracepoints bool
 }
 
 // straceSeccompArgs trace exactly the calls vigil's bench policies trap:
@@ -97,8 +102,10 @@ func Mechanisms() []Mechanism {
 			straceArgs: []string{"-f", "-o", "/dev/null"}},
 		{Name: "strace-seccomp-bpf", Desc: "strace -f --seccomp-bpf -e trace=openat,execve,connect -o /dev/null (stops only at the traced calls)", kind: kindStrace,
 			straceArgs: straceSeccompArgs},
-		{Name: "bare-beside-vigil", Desc: "the workload alone, not watched, while a vigil run in its default mode (eBPF attached) supervises an idle process: the tax of vigil's raw tracepoints on the rest of the host", kind: kindBeside,
+		{Name: "bare-beside-vigil", Desc: "the workload alone, not watched, while a vigil run in its default mode supervises an idle process (eBPF loaded; its syscall tracepoints detached, as vigil leaves them with no binding pending): the tax of vigil on the rest of the host while it is idle", kind: kindBeside,
 			policy: besidePolicy, binding: true, workloads: []string{"getpid"}},
+		{Name: "bare-beside-vigil-attached", Desc: "the same, with vigil's syscall tracepoints kept attached (--detach-idle 0): the tax on the rest of the host while vigil's watchees make bound calls", kind: kindBeside,
+			policy: besidePolicy, binding: true, workloads: []string{"getpid"}, vigilArgs: []string{"--detach-idle", "0"}, syscallTracepoints: true},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,6 +164,10 @@ func (e *env) runBeside(ctx context.Context, m Mechanism, w []string, stdout, st
 		s.kill()
 		return 0, errors.New("the vigil beside the workload holds no eBPF link: the figure would not include vigil's eBPF (does its policy still load it?)")
 	}
+	if err := waitSyscallTracepoints(s.pid(), m.syscallTracepoints); err != nil {
+		s.kill()
+		return 0, err
+	}
 	// vigil's own start (loading eBPF, the Go runtime's collection after
 	// it) must not compete with the workload for the CPUs: only the
 	// presence of its programs is measured.
@@ -175,6 +180,25 @@ func (e *env) runBeside(ctx context.Context, m Mechanism, w []string, stdout, st
 	}
 	return d, err
 }
+
+// waitSyscallTracepoints waits up to syscallTracepointsWait until vigil
+// process pid holds its sys_enter link (attached) or does not.
+func waitSyscallTracepoints(pid int, attached bool) error {
+	deadline := time.Now().Add(syscallTracepointsWait)
+	for {
+		if slices.ContainsFunc(bpfLinks(pid), func(l string) bool { return strings.Contains(l+" ", "tp_name: sys_enter ") }) == attached {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the vigil beside the workload has its syscall tracepoints attached = %v after %v, want %v", !attached, syscallTracepointsWait, attached)
+		}
+		time.Sleep(quietPoll)
+	}
+}
+
+// syscallTracepointsWait bounds waitSyscallTracepoints: vigil detaches
+// within two --detach-idle (1 s by default) of its last use.
+const syscallTracepointsWait = 10 * time.Second
 
 // Quiet detection: vigil counts as idle when its CPU time has not grown
 // for quietFor; waitQuiet gives up after quietMax (a busy machine may
