@@ -46,8 +46,8 @@ import (
 // attached with nothing needing them (Options.DetachIdle).
 const DefaultDetachIdle = time.Second
 
-// lazySyscalls holds the syscall tracepoints' links while attached. The
-// links and attached change only under the Loader's bindMu.
+// lazySyscalls holds the syscall tracepoints' links while attached. All but
+// used change only under the Loader's bindMu.
 type lazySyscalls struct {
 	idle     time.Duration
 	links    []link.Link
@@ -55,8 +55,9 @@ type lazySyscalls struct {
 	// used is set by every Bind and ViewEpoch; the detacher clears it each
 	// round and detaches after a round in which nobody set it.
 	used atomic.Bool
-	// attaches and detaches count the transitions (SyscallAttachments).
-	attaches, detaches atomic.Uint64
+	// attaches and detaches count the transitions
+	// (SyscallTracepointsAttached).
+	attaches, detaches uint64
 
 	stop chan struct{}
 	done chan struct{}
@@ -124,7 +125,7 @@ func (l *Loader) attachSyscallsLocked() error {
 	}
 	z.attached = true
 	z.used.Store(true)
-	z.attaches.Add(1)
+	z.attaches++
 	atomic.AddUint64(l.viewEpoch(), 1)
 	return nil
 }
@@ -170,7 +171,7 @@ func (l *Loader) detachIfIdle() error {
 	}
 	z.links = z.links[:0]
 	z.attached = false
-	z.detaches.Add(1)
+	z.detaches++
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("closing links: %w", err)
 	}
@@ -227,5 +228,5 @@ func (l *Loader) SyscallTracepointsAttached() (attached bool, attaches, detaches
 	}
 	l.bindMu.Lock()
 	defer l.bindMu.Unlock()
-	return l.lazy.attached, l.lazy.attaches.Load(), l.lazy.detaches.Load()
+	return l.lazy.attached, l.lazy.attaches, l.lazy.detaches
 }

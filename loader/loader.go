@@ -96,7 +96,8 @@ type Loader struct {
 
 // Load loads the eBPF programs and attaches them to the sys_enter,
 // sys_exit, sched_process_fork, sched_process_exec and sched_process_exit
-// raw tracepoints.
+// raw tracepoints (with Options.DetachIdle, sys_enter and sys_exit from then
+// on only while they are needed: lazy.go).
 // vigil's own process is never watched. On failure it closes whatever it
 // opened; an error that means "not possible here" (EPERM, lockdown, a
 // missing feature) wraps ErrNotSupported.
