@@ -66,3 +66,39 @@ rules:
 		t.Fatalf("fexecve of the denied binary: got %q (exit %d), want err EPERM", got, r.code)
 	}
 }
+
+// TestExecFromAThreadIsRecorded: an exec made by a thread other than the
+// group's leader takes over the leader's id, and the kernel's event for it
+// names the leader; its record is still completed from that event (verified
+// kernel), not left waiting under the dead thread's id.
+func TestExecFromAThreadIsRecorded(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	echo, err := filepath.EvalSymlinks("/bin/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := mustPolicy(t, `version: 1
+rules:
+  - name: no-nonexistent-exec
+    syscalls: [execve, execveat]
+    match: { path: ["/nonexistent/**"] }
+    action: deny
+`)
+	self, _ := os.Executable()
+	t.Setenv("VIGIL_TEST_HELPER", "fexecve-thread")
+	want, code := bare(t, self, echo, "ran from a thread")
+	if code != 0 || want != "ran from a thread\n" {
+		t.Fatalf("bare fexecve from a thread: exit %d, stdout %q", code, want)
+	}
+	r := supervise(t, pol, []string{self, echo, "ran from a thread"})
+	if r.stdout != want || r.code != 0 {
+		t.Fatalf("supervised: exit %d, stdout %q; want exit 0, %q", r.code, r.stdout, want)
+	}
+	recs := r.find("execveat", "")
+	if len(recs) != 1 {
+		t.Fatalf("want 1 execveat record, got %d: %v", len(recs), r.records)
+	}
+	if rec := recs[0]; rec.Action != "allow" || rec.Verified != audit.VerifiedKernel || rec.Tid == rec.Pid {
+		t.Fatalf("record %v: want a bound (verified kernel) allow made by a thread that is not the leader", rec)
+	}
+}

@@ -101,6 +101,10 @@ func runHelper(name string, argv []string) int {
 		// glibc's fexecve(3): execveat(open(argv[0]), "", argv, environ,
 		// AT_EMPTY_PATH). Prints only if the exec fails.
 		errno = fexecve(argv)
+	case "fexecve-thread":
+		// The same from a thread other than the group's leader, whose
+		// exec takes over the leader's id (de_thread).
+		errno = onNonLeaderThread(func() unix.Errno { return fexecve(argv) })
 	default:
 		fmt.Printf("usage: unknown helper %s\n", name)
 		return 2
@@ -192,6 +196,24 @@ func fexecve(argv []string) unix.Errno {
 	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
 		uintptr(unsafe.Pointer(&av[0])), uintptr(unsafe.Pointer(&ev[0])), unix.AT_EMPTY_PATH, 0)
 	return errno
+}
+
+// onNonLeaderThread runs f on a thread other than the thread group's leader
+// and returns its result. A goroutine that finds itself on the leader keeps
+// that thread locked (and waits for ever), so the next one cannot land there.
+func onNonLeaderThread(f func() unix.Errno) unix.Errno {
+	res := make(chan unix.Errno)
+	var try func()
+	try = func() {
+		runtime.LockOSThread() // never unlocked: the thread goes with the goroutine
+		if unix.Gettid() == unix.Getpid() {
+			go try()
+			select {}
+		}
+		res <- f()
+	}
+	go try()
+	return <-res
 }
 
 // cStrings is a NULL-terminated array of C strings; a string with a NUL

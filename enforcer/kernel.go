@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/emulate"
@@ -220,17 +221,28 @@ func (k *Kernel) keepQuiet(tid, nr int, d decision, l *zerolog.Logger) {
 }
 
 // takeQuiet removes and returns tid's quiet grant record if it is for
-// syscall nr.
-func (k *Kernel) takeQuiet(tid, nr int) *pendingDecision {
+// syscall nr (for an exec, of the thread of tgid that made it: see take).
+func (k *Kernel) takeQuiet(tid, tgid, nr int) *pendingDecision {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.quiet[tid]
+	if (p == nil || p.nr != nr) && isExec(nr) {
+		for t, q := range k.quiet {
+			if q.nr == nr && q.d.tgid == tgid {
+				tid, p = t, q
+				break
+			}
+		}
+	}
 	if p == nil || p.nr != nr {
 		return nil
 	}
 	delete(k.quiet, tid)
 	return p
 }
+
+// isExec reports whether nr is execve or execveat.
+func isExec(nr int) bool { return nr == unix.SYS_EXECVE || nr == unix.SYS_EXECVEAT }
 
 // release returns holders whose records were written for reuse.
 func (k *Kernel) release(ps ...*pendingDecision) {
@@ -247,15 +259,23 @@ func (k *Kernel) release(ps ...*pendingDecision) {
 
 // take removes and returns tid's oldest waiting decision for syscall nr.
 // Older decisions for other syscalls lost their events and are returned in
-// stale for the caller to write as unconfirmed.
-func (k *Kernel) take(tid, nr int) (p *pendingDecision, stale []*pendingDecision) {
+// stale for the caller to write as unconfirmed. An exec by a thread other
+// than its group's leader reports as the leader (the kernel's de_thread gives
+// the exec'ing thread the leader's id before sched_process_exec and the
+// exit), so an exec's event that finds nothing under tid takes the exec
+// waiting under another thread of tgid: the exec killed every other thread,
+// so there is at most one.
+func (k *Kernel) take(tid, tgid, nr int) (p *pendingDecision, stale []*pendingDecision) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	head := k.pending[tid]
-	for c := head; c != nil; c = c.next {
-		if c.nr == nr {
-			p = c
-			break
+	p = firstFor(head, nr)
+	if p == nil && isExec(nr) {
+		for t, h := range k.pending {
+			if c := firstFor(h, nr); c != nil && c.d.tgid == tgid {
+				tid, head, p = t, h, c
+				break
+			}
 		}
 	}
 	if p == nil {
@@ -271,6 +291,16 @@ func (k *Kernel) take(tid, nr int) (p *pendingDecision, stale []*pendingDecision
 	}
 	p.next = nil
 	return p, stale
+}
+
+// firstFor is the oldest decision for syscall nr in the queue at head, or nil.
+func firstFor(head *pendingDecision, nr int) *pendingDecision {
+	for c := head; c != nil; c = c.next {
+		if c.nr == nr {
+			return c
+		}
+	}
+	return nil
 }
 
 // withdraw writes the record of a bound call whose CONTINUE did not reach
@@ -337,7 +367,7 @@ func (k *Kernel) handle(ev *loader.Event) {
 			// Killed at sys_enter: the violation already completed it.
 			return
 		}
-		p, stale := k.take(ev.Tid, ev.Nr)
+		p, stale := k.take(ev.Tid, ev.Tgid, ev.Nr)
 		k.unconfirmed(stale)
 		if p == nil {
 			return
@@ -352,13 +382,13 @@ func (k *Kernel) handle(ev *loader.Event) {
 // violation records a binding that did not hold: eBPF has already sent
 // SIGKILL to the caller before it could return to user mode.
 func (k *Kernel) violation(ev *loader.Event) {
-	p, stale := k.take(ev.Tid, ev.Nr)
+	p, stale := k.take(ev.Tid, ev.Tgid, ev.Nr)
 	k.unconfirmed(stale)
 	kv := viewOf(ev)
 	kv.reason, kv.atEnter = ev.Reason.String(), !ev.Flags.Has(loader.FlagAtExit)
 	k.m().Mismatch(sysinfo.Name(ev.Nr))
 	if p == nil {
-		p = k.takeQuiet(ev.Tid, ev.Nr)
+		p = k.takeQuiet(ev.Tid, ev.Tgid, ev.Nr)
 	}
 	if p == nil {
 		// No decision waiting (a fork that escaped the watched set, or a

@@ -88,7 +88,7 @@ func TestViolatedQuietGrantIsRecordedInFull(t *testing.T) {
 	if rec.Level != "error" || rec.Rule != "default" || rec.Args.Path != f || rec.Verified != audit.VerifiedMismatch {
 		t.Errorf("violation record %s: want level error, rule default, path %s, verified %s", rec.String(), f, audit.VerifiedMismatch)
 	}
-	if p := k.takeQuiet(c.tid, unix.SYS_OPENAT); p != nil {
+	if p := k.takeQuiet(c.tid, os.Getpid(), unix.SYS_OPENAT); p != nil {
 		t.Errorf("the violated grant's record is still kept")
 	}
 }
