@@ -346,10 +346,15 @@ static __always_inline void view_change_enter(void)
 		__sync_fetch_and_add(&c->view_epoch, 1);
 }
 
-static __always_inline void view_change_exit(long nr)
+/* It reads the syscall number itself although sys_exit reads it again for a
+ * bound call: sharing one read made Debian 6.1's verifier lose a bound
+ * further down sys_exit and refuse the program (2026-12-03). */
+static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 zero = 0;
 	struct vigil_bind_ctl *c;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	long nr = BPF_CORE_READ(regs, orig_ax);
 
 	/* No compat test here: an exit counts whenever its entry may have. */
 	if (!changes_view_native(nr) && !changes_view_ia32(nr))
@@ -1308,10 +1313,10 @@ static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u
  *
  *   if doomed children are pending and doomed[tid]: SIGKILL, VIOLATION; return
  *   unless capturing: if current has no seccomp filter: return
- *   nr = regs->orig_ax
  *   if filtered and nr may change an emulation snapshot: bump view_epoch
  *   unless capturing: if no binding: return
  *   if tgid is vigil or not watched: return
+ *   nr = regs->orig_ax
  *   if tid has a binding (its published slot, or bindings[tid]) and its nr == nr
  *       (execve and execveat count as one):
  *       b = copy; free the slot or delete bindings[tid]
@@ -1361,17 +1366,16 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	filtered = seccomp_filtered();
 	if (!capturing && !filtered)
 		return 0;
-	/* Read once: the change counter needs it on every filtered exit. */
-	regs = (struct pt_regs *)ctx->args[0];
-	nr = BPF_CORE_READ(regs, orig_ax);
 	if (filtered)
-		view_change_exit(nr);
+		view_change_exit(ctx);
 	bp = find_binding(tid, &slot);
 	if (!capturing && !bp)
 		return 0;
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
 
+	regs = (struct pt_regs *)ctx->args[0];
+	nr = BPF_CORE_READ(regs, orig_ax);
 	/* A successful execveat returns with orig_ax reading __NR_execve (seen
 	 * on 6.18): match the exec pair as one, and report the bound number. */
 	if (bp && ((long)bp->nr == nr || (is_exec(bp->nr) && is_exec(nr)))) {
