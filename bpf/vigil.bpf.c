@@ -214,6 +214,15 @@ struct {
 /* Entries in doomed: lets sys_exit skip the lookup on every other return. */
 __u64 doomed_pending = 0;
 
+/* Moves of a binding by vigil_exec (a non-leader thread's exec taking the
+ * leader's id), counted when one begins (before the old slot is dropped) and
+ * when it is done (after the new one is written). In between, the binding is
+ * in no slot: the loader, before it detaches the syscall tracepoints, reads
+ * done, scans the slots, then reads begun; equal, no move overlapped its scan
+ * (loader/lazy.go). */
+__u64 exec_moves_begun = 0;
+__u64 exec_moves_done = 0;
+
 /* Bitmap of syscall numbers (0..VIGIL_CAPTURE_NR-1) that get ENTER/EXIT
  * events: observe mode and audit correlation. Set by the loader. */
 const volatile __u64 capture_mask[VIGIL_CAPTURE_NR / 64] = {};
@@ -1555,6 +1564,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 		}
 	}
 	if (key != tid) {
+		__sync_fetch_and_add(&exec_moves_begun, 1);
 		/* Drop first, so that the move cannot fail for want of room. */
 		drop_binding(key, slot);
 		if (is_exec(b.nr) && b.state != VIGIL_STATE_ARMED && put_binding(tid, &b)) {
@@ -1564,6 +1574,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 				reason = VIGIL_UNCHECKED;
 			}
 		}
+		__sync_fetch_and_add(&exec_moves_done, 1);
 	} else if (b.state != bp->state) {
 		bp->state = b.state;
 	}

@@ -324,6 +324,20 @@ func TestExecBinding(t *testing.T) {
 			if tc.mode == "exec-thread" && o.tid == o.pid {
 				t.Fatalf("exec-thread ran on the leader (tid %d)", o.tid)
 			}
+			if tc.mode == "exec-thread" {
+				// The binding moved from the thread's id to the leader's,
+				// counted so that a detach scan cannot miss it in flight.
+				var begun, done uint64
+				if err := l.objs.ExecMovesBegun.Get(&begun); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.objs.ExecMovesDone.Get(&done); err != nil {
+					t.Fatal(err)
+				}
+				if begun == 0 || begun != done {
+					t.Errorf("exec moves begun %d, done %d; want as many, at least one", begun, done)
+				}
+			}
 			want := statOf(t, tc.wantExec)
 			// A non-leader's exec takes over the leader's id: events of
 			// the exec come from tid == tgid.

@@ -35,7 +35,8 @@ import (
 //     filtered thread's syscall number).
 //   - Detach: only under bindMu, which every binding write holds, and only
 //     when no slot is published or claimed, the bindings hash may hold
-//     nothing and no doomed child waits for its sys_exit. A child doomed
+//     nothing, no doomed child waits for its sys_exit and no exec moved a
+//     binding between slots during the scan. A child doomed
 //     while detached (UNTRACKED needs no binding) dies at its first sys_exit
 //     after the next attach, which precedes any bound grant of it.
 //
@@ -180,8 +181,9 @@ func (l *Loader) detachIfIdle() error {
 
 // syscallWorkPending reports whether a binding or a doomed child still
 // needs sys_enter or sys_exit: a published or claimed slot, an entry the
-// bindings hash may hold, or a doomed child that has not returned to user
-// mode. The caller holds bindMu, so no binding is being written.
+// bindings hash may hold, a doomed child that has not returned to user
+// mode, or a binding an exec was moving during the scan. The caller holds
+// bindMu, so no binding is being written by userspace.
 func (l *Loader) syscallWorkPending() (bool, error) {
 	if atomic.LoadUint64(l.hashed()) != 0 {
 		return true, nil
@@ -193,10 +195,24 @@ func (l *Loader) syscallWorkPending() (bool, error) {
 	if doomed != 0 {
 		return true, nil
 	}
+	// vigil_exec moves a binding from one slot to another by dropping it
+	// first: a scan between the two would see neither. done is read before
+	// the scan and begun after it; equal, no move was in flight at the start
+	// or began during it.
+	var done, begun uint64
+	if err := l.objs.ExecMovesDone.Get(&done); err != nil {
+		return true, fmt.Errorf("reading exec_moves_done: %w", err)
+	}
 	for i := uint32(0); i < BindSlots; i++ {
 		if loadKey(l.slot(i)) != 0 {
 			return true, nil
 		}
+	}
+	if err := l.objs.ExecMovesBegun.Get(&begun); err != nil {
+		return true, fmt.Errorf("reading exec_moves_begun: %w", err)
+	}
+	if begun != done {
+		return true, nil
 	}
 	return false, nil
 }

@@ -77,7 +77,7 @@ func waitInSyscall(t *testing.T, pid, tid, nr int) {
 // TestLazyTracepointsFollowTheirUse: the syscall tracepoints start attached,
 // go when nothing uses them, come back with a Bind or a ViewEpoch (which
 // moves the epoch: nothing counted changes meanwhile), and stay while a
-// binding or a doomed child is pending.
+// binding, a doomed child or an exec's move of a binding is pending.
 func TestLazyTracepointsFollowTheirUse(t *testing.T) {
 	l, _ := loadLazy(t)
 	if _, attaches, detaches := l.SyscallTracepointsAttached(); attaches != 1 || detaches != 1 {
@@ -129,6 +129,28 @@ func TestLazyTracepointsFollowTheirUse(t *testing.T) {
 	}
 	if !attached {
 		t.Fatal("detached while a doomed child was pending")
+	}
+	waitAttached(t, l, false)
+
+	// So does an exec moving a binding between slots (begun, not done): in
+	// between, the binding is in none.
+	if _, ok := l.ViewEpoch(); !ok {
+		t.Fatal("ViewEpoch failed")
+	}
+	var done uint64
+	if err := l.objs.ExecMovesDone.Get(&done); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.objs.ExecMovesBegun.Set(done + 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * lazyIdle)
+	attached, _, _ = l.SyscallTracepointsAttached()
+	if err := l.objs.ExecMovesDone.Set(done + 1); err != nil {
+		t.Fatal(err)
+	}
+	if !attached {
+		t.Fatal("detached while an exec was moving a binding")
 	}
 	waitAttached(t, l, false)
 }

@@ -117,6 +117,8 @@ const (
 	vigilVarCaptureMask    = "capture_mask"
 	vigilVarCapturing      = "capturing"
 	vigilVarDoomedPending  = "doomed_pending"
+	vigilVarExecMovesBegun = "exec_moves_begun"
+	vigilVarExecMovesDone  = "exec_moves_done"
 	vigilVarSelfTgid       = "self_tgid"
 	vigilVarWakeupBytes    = "wakeup_bytes"
 )
@@ -190,11 +192,13 @@ type vigilMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type vigilVariableSpecs struct {
-	CaptureMask   *ebpf.VariableSpec `ebpf:"capture_mask"`
-	Capturing     *ebpf.VariableSpec `ebpf:"capturing"`
-	DoomedPending *ebpf.VariableSpec `ebpf:"doomed_pending"`
-	SelfTgid      *ebpf.VariableSpec `ebpf:"self_tgid"`
-	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	CaptureMask    *ebpf.VariableSpec `ebpf:"capture_mask"`
+	Capturing      *ebpf.VariableSpec `ebpf:"capturing"`
+	DoomedPending  *ebpf.VariableSpec `ebpf:"doomed_pending"`
+	ExecMovesBegun *ebpf.VariableSpec `ebpf:"exec_moves_begun"`
+	ExecMovesDone  *ebpf.VariableSpec `ebpf:"exec_moves_done"`
+	SelfTgid       *ebpf.VariableSpec `ebpf:"self_tgid"`
+	WakeupBytes    *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // vigilObjects contains all objects after they have been loaded into the kernel.
@@ -248,11 +252,13 @@ func (m *vigilMaps) Close() error {
 //
 // It can be passed to loadVigilObjects or ebpf.CollectionSpec.LoadAndAssign.
 type vigilVariables struct {
-	CaptureMask   *ebpf.Variable `ebpf:"capture_mask"`
-	Capturing     *ebpf.Variable `ebpf:"capturing"`
-	DoomedPending *ebpf.Variable `ebpf:"doomed_pending"`
-	SelfTgid      *ebpf.Variable `ebpf:"self_tgid"`
-	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
+	CaptureMask    *ebpf.Variable `ebpf:"capture_mask"`
+	Capturing      *ebpf.Variable `ebpf:"capturing"`
+	DoomedPending  *ebpf.Variable `ebpf:"doomed_pending"`
+	ExecMovesBegun *ebpf.Variable `ebpf:"exec_moves_begun"`
+	ExecMovesDone  *ebpf.Variable `ebpf:"exec_moves_done"`
+	SelfTgid       *ebpf.Variable `ebpf:"self_tgid"`
+	WakeupBytes    *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // vigilPrograms contains all programs after they have been loaded into the kernel.
