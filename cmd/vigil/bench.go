@@ -41,7 +41,8 @@ iterations and one of 0, so start-up costs are subtracted. Without
 
 Also measured by default: getpid in a process vigil does not watch while a
 vigil in its default mode runs beside it (bare-beside-vigil: the host-wide
-cost of vigil's eBPF); the throughput of 1, 2, 4 and 8 threads doing opens
+cost of vigil's eBPF); getpid in a watched process once vigil has detached
+its syscall tracepoints (vigil-allow-bound-settled); the throughput of 1, 2, 4 and 8 threads doing opens
 (open-threads-T) bare, in vigil's default mode and under the C reference; and
 vigil's resident set size at rest, under the 8-thread load and after
 --memory-calls trapped calls. Needs root and gcc; strace is optional.

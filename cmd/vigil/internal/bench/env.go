@@ -278,7 +278,7 @@ func (e *env) unavailable(m Mechanism) string {
 		return m.Unavailable
 	}
 	switch m.kind {
-	case kindVigil, kindBeside:
+	case kindVigil, kindBeside, kindSettled:
 		return e.noVigil
 	case kindRefsup:
 		return e.noRefsup

@@ -19,6 +19,10 @@ const (
 	// kindBeside runs the workload unwatched while a vigil in its default
 	// mode supervises an idle process: the host-wide cost of vigil's eBPF.
 	kindBeside
+	// kindSettled runs the workload watched by a vigil in its default
+	// mode, from the moment vigil has detached its syscall tracepoints:
+	// the steady state of a watched process while no binding is pending.
+	kindSettled
 )
 
 // notInBuild is the reason given for mechanisms this vigil does not have.
@@ -94,6 +98,8 @@ func Mechanisms() []Mechanism {
 			policy: "passthrough"},
 		{Name: "vigil-allow-bound", Desc: "vigil run in its default mode: content-dependent reads and execs bound by eBPF, writes and connects emulated", kind: kindVigil,
 			policy: "allow-unverified", binding: true, denies: []string{"open-denied"}},
+		{Name: "vigil-allow-bound-settled", Desc: "vigil-allow-bound with the workload started once vigil has detached its syscall tracepoints (nothing bound for --detach-idle): what a watched process's untrapped calls cost while no binding is pending; a bound call would attach them again (it is an error here)", kind: kindSettled,
+			policy: "allow-unverified", binding: true, workloads: []string{"getpid"}},
 		{Name: "vigil-observe", Desc: "vigil observe -o /dev/null: eBPF only, no seccomp, one JSON record per call of the default syscalls, none lost", kind: kindVigil,
 			sub: "observe", vigilArgs: []string{"-o", os.DevNull}, verify: observeLostNothing},
 		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open, openat, execve and connect, reads the path or address, CONTINUE; --deny by spelling", kind: kindRefsup,

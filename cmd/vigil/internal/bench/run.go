@@ -32,6 +32,9 @@ func (e *env) argv(m Mechanism, w []string) []string {
 	switch m.kind {
 	case kindVigil:
 		return e.vigilArgv(m, w)
+	case kindSettled:
+		// The workload waits for the go-ahead (testdata/workload.c).
+		return e.vigilArgv(m, append([]string{w[0], "wait"}, w[1:]...))
 	case kindRefsup:
 		a := append([]string{e.refsup}, refsupTraps...)
 		return append(append(a, "--deny", e.denied, "--"), w...)
@@ -88,6 +91,8 @@ func (e *env) runOnce(ctx context.Context, m Mechanism, w []string) (time.Durati
 		elapsed, err = e.runFiltered(w, wr, stderr)
 	case kindBeside:
 		elapsed, err = e.runBeside(ctx, m, w, wr, stderr)
+	case kindSettled:
+		elapsed, err = e.runSettled(ctx, m, w, wr)
 	default:
 		elapsed, err = runCommand(ctx, e.argv(m, w), wr, stderr)
 	}

@@ -192,6 +192,29 @@ func TestBesideRefusesAVigilWithoutEBPF(t *testing.T) {
 	}
 }
 
+// TestSettledRefusesABoundCall: vigil-allow-bound-settled measures a
+// watched process while vigil's syscall tracepoints are detached, so a
+// workload that makes a bound call (which attaches them) must fail the run
+// rather than report the attached figure as the settled one.
+func TestSettledRefusesABoundCall(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	vigil := buildVigil(t)
+	rep := doctor.Probe()
+	e, err := newEnv(Config{Vigil: vigil, Log: zerolog.New(zerolog.NewTestWriter(t))}, &rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	settled := Mechanism{Name: "vigil-allow-bound-settled", kind: kindSettled, policy: "allow-unverified", binding: true}
+	if _, o, err := e.runOnce(context.Background(), settled, e.workload("getpid", 100)); err != nil || o.ok != 100 {
+		t.Fatalf("getpid, settled: %+v, %v", o, err)
+	}
+	_, _, err = e.runOnce(context.Background(), settled, e.workload("open", 100, e.allowed))
+	if err == nil || !strings.Contains(err.Error(), "attached its syscall tracepoints") {
+		t.Fatalf("bound opens, settled: %v, want an error about the reattached tracepoints", err)
+	}
+}
+
 // TestRefsupTrapsWhatTheBenchPoliciesTrap: the reference's connect and exec
 // rows compare with vigil's only if refsup traps those calls too. Its
 // --count says how many notifications it answered; without the bench's

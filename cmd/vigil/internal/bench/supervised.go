@@ -43,7 +43,12 @@ type supervised struct {
 // installed, its notify loop serves and its eBPF (when the mechanism has
 // it) is attached.
 func (e *env) startSupervised(ctx context.Context, m Mechanism, threads int) (*supervised, error) {
-	argv := e.vigilArgv(m, e.workload("serve", threads, e.allowed))
+	return e.startWatched(ctx, e.vigilArgv(m, e.workload("serve", threads, e.allowed)))
+}
+
+// startWatched starts argv, a vigil around a workload that prints the ready
+// line, and returns once that line came.
+func (e *env) startWatched(ctx context.Context, argv []string) (*supervised, error) {
 	s := &supervised{lines: make(chan string, 16), done: make(chan error, 1), stderr: filepath.Join(e.dir, "supervised-stderr")}
 	stderr, err := os.Create(s.stderr)
 	if err != nil {
@@ -181,12 +186,59 @@ func (e *env) runBeside(ctx context.Context, m Mechanism, w []string, stdout, st
 	return d, err
 }
 
+// runSettled times workload argv w watched by vigil mechanism m, started
+// only once vigil has settled: its syscall tracepoints detached (after the
+// workload's own exec, bound, they go within two --detach-idle) and its
+// threads idle. The time runs from the go-ahead on the workload's stdin to
+// its result line, which is copied to stdout. The tracepoints must still be
+// detached then: the workload made no bound call.
+func (e *env) runSettled(ctx context.Context, m Mechanism, w []string, stdout *os.File) (time.Duration, error) {
+	s, err := e.startWatched(ctx, e.argv(m, w))
+	if err != nil {
+		return 0, err
+	}
+	if len(bpfLinks(s.pid())) == 0 {
+		s.kill()
+		return 0, errors.New("the vigil around the workload holds no eBPF link: it does not run in its default mode")
+	}
+	if err := waitSyscallTracepoints(s.pid(), false); err != nil {
+		s.kill()
+		return 0, err
+	}
+	waitQuiet(s.pid())
+	start := time.Now()
+	if _, err := s.stdin.Write([]byte("\n")); err != nil {
+		s.kill()
+		return 0, fmt.Errorf("starting the workload: %w", err)
+	}
+	l, err := s.line(ctx, strings.TrimSpace(resultPrefix), readyTimeout)
+	d := time.Since(start)
+	if err == nil && hasSyscallTracepoints(s.pid()) {
+		err = errors.New("vigil attached its syscall tracepoints while the settled workload ran: the figure is not the settled one")
+	}
+	if err != nil {
+		s.kill()
+		return 0, err
+	}
+	if _, err := fmt.Fprintln(stdout, l); err != nil {
+		s.kill()
+		return 0, err
+	}
+	return d, s.stop()
+}
+
+// hasSyscallTracepoints reports whether vigil process pid holds its
+// sys_enter link.
+func hasSyscallTracepoints(pid int) bool {
+	return slices.ContainsFunc(bpfLinks(pid), func(l string) bool { return strings.Contains(l+" ", "tp_name: sys_enter ") })
+}
+
 // waitSyscallTracepoints waits up to syscallTracepointsWait until vigil
 // process pid holds its sys_enter link (attached) or does not.
 func waitSyscallTracepoints(pid int, attached bool) error {
 	deadline := time.Now().Add(syscallTracepointsWait)
 	for {
-		if slices.ContainsFunc(bpfLinks(pid), func(l string) bool { return strings.Contains(l+" ", "tp_name: sys_enter ") }) == attached {
+		if hasSyscallTracepoints(pid) == attached {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -12,6 +12,9 @@
  *                                   together (the first N % T threads do one more); the threads
  *                                   are started and joined for N = 0 too, so their cost is part
  *                                   of the start-up that vigil bench subtracts
+ *   workload wait MODE ARGS...      prints `vigil-bench-ready` on stdout, waits for a line on
+ *                                   stdin, then runs `workload MODE ARGS...`: started before the
+ *                                   supervisor around it has settled, timed from the line
  *   workload serve T PATH           long-lived: prints `vigil-bench-ready` on stdout, then for
  *                                   each line N read from stdin runs open-threads N T PATH and
  *                                   prints its result line; exits 0 at the end of stdin. Without
@@ -58,7 +61,7 @@ static struct tally main_tally = { 0, 0, "-" };
 static void usage(void)
 {
 	fprintf(stderr, "usage: workload getpid N | open N PATH | write N PATH | exec N PATH | connect N HOST PORT\n"
-			"       | open-threads N T PATH | serve T PATH\n");
+			"       | open-threads N T PATH | serve T PATH | wait MODE ARGS...\n");
 	exit(2);
 }
 
@@ -177,12 +180,18 @@ static int print_result(void);
 
 /* serve runs rounds of threads_open as stdin asks for them, for a supervisor that is observed
  * between and during rounds (vigil bench's memory measurement). */
-static int serve(long nt, const char *path)
+static int print_ready(void)
 {
 	static const char ready[] = "vigil-bench-ready\n";
+
+	return write(1, ready, sizeof(ready) - 1) != (ssize_t)(sizeof(ready) - 1);
+}
+
+static int serve(long nt, const char *path)
+{
 	char line[64];
 
-	if (write(1, ready, sizeof(ready) - 1) != (ssize_t)(sizeof(ready) - 1))
+	if (print_ready())
 		return 1;
 	while (fgets(line, sizeof(line), stdin)) {
 		line[strcspn(line, "\n")] = 0;
@@ -273,10 +282,26 @@ static int print_result(void)
 	return write(1, line, (size_t)len) != len;
 }
 
+/* await_go prints the ready line and reads stdin up to the first newline (or its end). */
+static void await_go(void)
+{
+	char c;
+
+	if (print_ready())
+		exit(1);
+	while (read(0, &c, 1) == 1 && c != '\n')
+		;
+}
+
 int main(int argc, char **argv)
 {
 	long n;
 
+	if (argc >= 4 && !strcmp(argv[1], "wait")) {
+		await_go();
+		argv++;
+		argc--;
+	}
 	if (argc < 3)
 		usage();
 	if (!strcmp(argv[1], "serve") && argc == 4)
