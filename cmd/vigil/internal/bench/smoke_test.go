@@ -168,11 +168,10 @@ func TestSmokeThreadsBesideAndMemory(t *testing.T) {
 	}
 }
 
-// TestBesideRefusesAVigilWithoutEBPF: bare-beside-vigil measures vigil's
-// eBPF on an unwatched process, so a vigil beside the workload that loaded
-// none (here: a policy that can never allow a bindable call) must fail the
-// run rather than report a tax of zero.
-func TestBesideRefusesAVigilWithoutEBPF(t *testing.T) {
+// privilegedEnv is the bench environment around a freshly built vigil, for
+// tests that run single mechanisms; it is closed when the test ends.
+func privilegedEnv(t *testing.T) *env {
+	t.Helper()
 	testenv.RequirePrivileged(t)
 	vigil := buildVigil(t)
 	rep := doctor.Probe()
@@ -180,7 +179,16 @@ func TestBesideRefusesAVigilWithoutEBPF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.close()
+	t.Cleanup(e.close)
+	return e
+}
+
+// TestBesideRefusesAVigilWithoutEBPF: bare-beside-vigil measures vigil's
+// eBPF on an unwatched process, so a vigil beside the workload that loaded
+// none (here: a policy that can never allow a bindable call) must fail the
+// run rather than report a tax of zero.
+func TestBesideRefusesAVigilWithoutEBPF(t *testing.T) {
+	e := privilegedEnv(t)
 	w := e.workload("getpid", 100)
 	beside := Mechanism{Name: "bare-beside-vigil", kind: kindBeside, policy: besidePolicy, binding: true}
 	if _, o, err := e.runOnce(context.Background(), beside, w); err != nil || o.ok != 100 {
@@ -197,19 +205,12 @@ func TestBesideRefusesAVigilWithoutEBPF(t *testing.T) {
 // workload that makes a bound call (which attaches them) must fail the run
 // rather than report the attached figure as the settled one.
 func TestSettledRefusesABoundCall(t *testing.T) {
-	testenv.RequirePrivileged(t)
-	vigil := buildVigil(t)
-	rep := doctor.Probe()
-	e, err := newEnv(Config{Vigil: vigil, Log: zerolog.New(zerolog.NewTestWriter(t))}, &rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.close()
+	e := privilegedEnv(t)
 	settled := Mechanism{Name: "vigil-allow-bound-settled", kind: kindSettled, policy: "allow-unverified", binding: true}
 	if _, o, err := e.runOnce(context.Background(), settled, e.workload("getpid", 100)); err != nil || o.ok != 100 {
 		t.Fatalf("getpid, settled: %+v, %v", o, err)
 	}
-	_, _, err = e.runOnce(context.Background(), settled, e.workload("open", 100, e.allowed))
+	_, _, err := e.runOnce(context.Background(), settled, e.workload("open", 100, e.allowed))
 	if err == nil || !strings.Contains(err.Error(), "attached its syscall tracepoints") {
 		t.Fatalf("bound opens, settled: %v, want an error about the reattached tracepoints", err)
 	}
