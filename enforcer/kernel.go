@@ -65,6 +65,7 @@ type kernelMaps interface {
 	ReadEvents(fn func(*loader.Event)) error
 	CheckLost() (uint64, error)
 	ViewEpoch() (uint64, bool)
+	SyscallTracepointsAttached() (attached bool, attaches, detaches uint64)
 }
 
 // pendingDecision is a bound grant's audit record waiting for its sys_exit,

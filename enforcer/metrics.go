@@ -42,12 +42,26 @@ func (nopMetrics) LostEvents(uint64)                                            
 // runs from NewKernel on.
 type metricsBox struct{ m Metrics }
 
-// SetMetrics makes k report bindings, mismatches and lost events to m.
+// TracepointMetrics is what a Metrics may also implement to follow the
+// syscall tracepoints, which the loader attaches only while vigil needs them
+// (loader/lazy.go): state is read at every scrape.
+type TracepointMetrics interface {
+	SyscallTracepoints(state func() (attached bool, attaches uint64))
+}
+
+// SetMetrics makes k report bindings, mismatches and lost events to m, and
+// the state of its syscall tracepoints when m is a TracepointMetrics.
 func (k *Kernel) SetMetrics(m Metrics) {
 	if m == nil {
 		m = nopMetrics{}
 	}
 	k.metrics.Store(&metricsBox{m})
+	if t, ok := m.(TracepointMetrics); ok {
+		t.SyscallTracepoints(func() (bool, uint64) {
+			attached, attaches, _ := k.ld.SyscallTracepointsAttached()
+			return attached, attaches
+		})
+	}
 }
 
 func (k *Kernel) m() Metrics {

@@ -444,3 +444,102 @@ func busyboxBundle(t *testing.T, runc, script string) string {
 	}
 	return dir
 }
+
+// TestMetricsFollowTheSyscallTracepoints: `vigil run --metrics-addr` shows
+// whether its sys_enter and sys_exit programs are attached (the host-wide
+// cost) and how often they were attached on demand: they go while the
+// watchee idles past --detach-idle, and its next bound open brings them back.
+func TestMetricsFollowTheSyscallTracepoints(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	okFile, logFile := filepath.Join(dir, "ok"), filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(okFile, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol := writeFile(t, "p.yaml", fmt.Sprintf(`version: 1
+rules:
+  - name: no-secret
+    syscalls: [open, openat]
+    match: { path: [%q] }
+    action: deny
+`, filepath.Join(dir, "secret")))
+	script := fmt.Sprintf(`cat %[1]s >/dev/null; echo ready; read x; cat %[1]s >/dev/null; echo again; read x; exit 0`, okFile)
+	cmd := exec.Command(vigilBin, "run", "--policy", pol, "--log", logFile, "--metrics-addr", "127.0.0.1:0",
+		"--detach-idle", "100ms", "--", "sh", "-c", script)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	lines := make(chan string, 2)
+	go func() {
+		r := bufio.NewReader(stdout)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- line
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case line := <-lines:
+			if line != want+"\n" {
+				t.Fatalf("watchee said %q, want %q; stderr:\n%s", line, want, stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("watchee did not say %q; stderr:\n%s", want, stderr.String())
+		}
+	}
+	expect("ready")
+	addr := metricsAddrFromLog(t, logFile)
+	state := func() (attached, attaches float64) {
+		fams := parseMetrics(t, scrape(t, addr))
+		a, n := fams["vigil_syscall_tracepoints_attached"], fams["vigil_syscall_tracepoints_attaches_total"]
+		if a == nil || n == nil || len(a.Metric) != 1 || len(n.Metric) != 1 {
+			t.Fatalf("the scrape lacks the syscall tracepoint metrics: %v, %v", a, n)
+		}
+		return a.Metric[0].GetGauge().GetValue(), n.Metric[0].GetCounter().GetValue()
+	}
+	waitDetached := func() float64 {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			attached, attaches := state()
+			if attached == 0 {
+				return attaches
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the syscall tracepoints are still attached while the watchee idles (attaches %v)", attaches)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	before := waitDetached()
+	if before < 1 {
+		t.Errorf("attaches_total %v after the watchee's first bound calls, want at least 1", before)
+	}
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	expect("again")
+	if after := waitDetached(); after <= before {
+		t.Errorf("attaches_total %v after another bound open past --detach-idle, want more than %v", after, before)
+	}
+}

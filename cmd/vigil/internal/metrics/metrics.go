@@ -48,6 +48,8 @@ type Metrics struct {
 	supervised prometheus.Counter
 	refused    prometheus.Counter
 
+	tracepoints sync.Once
+
 	// children caches the label children of each decision kind seen, so a
 	// decision costs a map lookup under a read lock and two atomic adds:
 	// no allocation and no label hashing by the client library.
@@ -55,7 +57,10 @@ type Metrics struct {
 	children map[decisionKey]decisionChild
 }
 
-var _ enforcer.Metrics = (*Metrics)(nil)
+var (
+	_ enforcer.Metrics           = (*Metrics)(nil)
+	_ enforcer.TracepointMetrics = (*Metrics)(nil)
+)
 
 type decisionKey struct {
 	syscall, rule, verified string
@@ -156,6 +161,32 @@ func (m *Metrics) Mismatch(syscall string) { m.mismatches.WithLabelValues(syscal
 
 // LostEvents implements enforcer.Metrics.
 func (m *Metrics) LostEvents(n uint64) { m.lost.Add(float64(n)) }
+
+// SyscallTracepoints implements enforcer.TracepointMetrics: it adds whether
+// vigil's sys_enter and sys_exit programs are attached now (every syscall of
+// the host pays for them while they are) and how often they were attached
+// on demand, both read from state at every scrape. Later calls do nothing.
+func (m *Metrics) SyscallTracepoints(state func() (attached bool, attaches uint64)) {
+	m.tracepoints.Do(func() {
+		now := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_syscall_tracepoints_attached",
+			Help: "1 while vigil's sys_enter and sys_exit eBPF programs are attached (every syscall of the host takes the kernel's slow path then), else 0.",
+		}, func() float64 {
+			if attached, _ := state(); attached {
+				return 1
+			}
+			return 0
+		})
+		total := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "vigil_syscall_tracepoints_attaches_total",
+			Help: "Times the syscall tracepoints were attached on demand (a binding or the emulator needed them after an idle --detach-idle); 0 when they stay attached.",
+		}, func() float64 {
+			_, n := state()
+			return float64(n)
+		})
+		m.reg.MustRegister(now, total)
+	})
+}
 
 // RegisterAgent adds the agent's metrics: the containers supervised now
 // (read from current at every scrape), since start, and the handoffs

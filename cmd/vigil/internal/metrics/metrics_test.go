@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -97,6 +98,33 @@ vigil_agent_containers_supervised_total 3
 	if v := testutil.ToFloat64(m.refused); v != 1 {
 		t.Fatalf("refused %v", v)
 	}
+}
+
+// TestSyscallTracepointsReadTheirStateAtEachScrape: the gauge and the
+// counter follow the loader's state, and a second registration (a second
+// Kernel) changes nothing rather than panicking.
+func TestSyscallTracepointsReadTheirStateAtEachScrape(t *testing.T) {
+	m := New()
+	attached, attaches := true, uint64(1)
+	m.SyscallTracepoints(func() (bool, uint64) { return attached, attaches })
+	m.SyscallTracepoints(func() (bool, uint64) { return false, 99 })
+	check := func(gauge, total int) {
+		t.Helper()
+		want := fmt.Sprintf(`
+# HELP vigil_syscall_tracepoints_attached 1 while vigil's sys_enter and sys_exit eBPF programs are attached (every syscall of the host takes the kernel's slow path then), else 0.
+# TYPE vigil_syscall_tracepoints_attached gauge
+vigil_syscall_tracepoints_attached %d
+# HELP vigil_syscall_tracepoints_attaches_total Times the syscall tracepoints were attached on demand (a binding or the emulator needed them after an idle --detach-idle); 0 when they stay attached.
+# TYPE vigil_syscall_tracepoints_attaches_total counter
+vigil_syscall_tracepoints_attaches_total %d
+`, gauge, total)
+		if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "vigil_syscall_tracepoints_attached", "vigil_syscall_tracepoints_attaches_total"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(1, 1)
+	attached, attaches = false, 3
+	check(0, 3)
 }
 
 func TestServeExposesTheRegistry(t *testing.T) {
