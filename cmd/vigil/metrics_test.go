@@ -386,6 +386,10 @@ func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
 	if fromMetrics["openat|deny|no-secret||false"] != 1 {
 		t.Fatalf("the denial is not counted:\n%s", dump(fromMetrics))
 	}
+	// The agent's engine attaches its syscall tracepoints on demand too.
+	if f := fams["vigil_syscall_tracepoints_attaches_total"]; f == nil || fams["vigil_syscall_tracepoints_attached"] == nil || counterValue(f) < 1 {
+		t.Fatalf("the agent's scrape lacks the syscall tracepoint metrics (attaches %v)", f)
+	}
 }
 
 // busyboxBundle makes an OCI bundle with `runc spec` and a static busybox
