@@ -59,20 +59,8 @@ rules:
 	// runs between the scrape and the end of the run.
 	script := fmt.Sprintf(`cat %[1]s >/dev/null; cat %[2]s 2>/dev/null; mkdir %[3]s/a; mkdir %[3]s/denied 2>/dev/null; echo ready; read x; exit 0`, okFile, secret, mk)
 	cmd := exec.Command(vigilBin, "run", "--policy", pol, "--log", logFile, "--metrics-addr", "127.0.0.1:0", "--", "sh", "-c", script)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout, stderr := startPiped(t, cmd)
 	done := make(chan struct{})
 	var waitErr error
 	defer func() {
@@ -152,6 +140,26 @@ rules:
 	if stderr.Len() != 0 {
 		t.Errorf("with --log, vigil wrote to stderr:\n%s", stderr.String())
 	}
+}
+
+// startPiped starts cmd with pipes to its stdin and from its stdout, and
+// its stderr collected.
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, io.ReadCloser, *bytes.Buffer) {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdin, stdout, stderr
 }
 
 func readLog(path string) string {
@@ -470,19 +478,7 @@ rules:
 	script := fmt.Sprintf(`cat %[1]s >/dev/null; echo ready; read x; cat %[1]s >/dev/null; echo again; read x; exit 0`, okFile)
 	cmd := exec.Command(vigilBin, "run", "--policy", pol, "--log", logFile, "--metrics-addr", "127.0.0.1:0",
 		"--detach-idle", "100ms", "--", "sh", "-c", script)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout, stderr := startPiped(t, cmd)
 	defer func() {
 		stdin.Close()
 		cmd.Process.Kill()
