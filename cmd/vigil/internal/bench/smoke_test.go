@@ -210,7 +210,10 @@ func TestSettledRefusesABoundCall(t *testing.T) {
 	if _, o, err := e.runOnce(context.Background(), settled, e.workload("getpid", 100)); err != nil || o.ok != 100 {
 		t.Fatalf("getpid, settled: %+v, %v", o, err)
 	}
-	_, _, err := e.runOnce(context.Background(), settled, e.workload("open", 100, e.allowed))
+	_, o, err := e.runOnce(context.Background(), settled, e.workload("open", 100, e.allowed))
+	if err == nil && o.ok != 100 {
+		t.Fatalf("bound opens, settled: %+v, want 100 allowed opens", o)
+	}
 	if err == nil || !strings.Contains(err.Error(), "attached its syscall tracepoints") {
 		t.Fatalf("bound opens, settled: %v, want an error about the reattached tracepoints", err)
 	}

@@ -191,7 +191,9 @@ func (e *env) runBeside(ctx context.Context, m Mechanism, w []string, stdout, st
 // workload's own exec, bound, they go within two --detach-idle) and its
 // threads idle. The time runs from the go-ahead on the workload's stdin to
 // its result line, which is copied to stdout. The tracepoints must still be
-// detached then: the workload made no bound call.
+// detached then: the workload made no bound call. (The workload waits for the
+// end of its stdin after that line, so vigil is still up when its links are
+// read: a vigil on its way out has none.)
 func (e *env) runSettled(ctx context.Context, m Mechanism, w []string, stdout *os.File) (time.Duration, error) {
 	s, err := e.startWatched(ctx, e.argv(m, w))
 	if err != nil {

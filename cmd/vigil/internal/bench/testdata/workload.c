@@ -14,7 +14,9 @@
  *                                   of the start-up that vigil bench subtracts
  *   workload wait MODE ARGS...      prints `vigil-bench-ready` on stdout, waits for a line on
  *                                   stdin, then runs `workload MODE ARGS...`: started before the
- *                                   supervisor around it has settled, timed from the line
+ *                                   supervisor around it has settled, timed from the line; after
+ *                                   its result line it waits for the end of stdin, so that the
+ *                                   supervisor can still be looked at
  *   workload serve T PATH           long-lived: prints `vigil-bench-ready` on stdout, then for
  *                                   each line N read from stdin runs open-threads N T PATH and
  *                                   prints its result line; exits 0 at the end of stdin. Without
@@ -293,12 +295,23 @@ static void await_go(void)
 		;
 }
 
+/* await_end reads stdin to its end. */
+static void await_end(void)
+{
+	char c;
+
+	while (read(0, &c, 1) == 1)
+		;
+}
+
 int main(int argc, char **argv)
 {
+	int waited = 0, failed;
 	long n;
 
 	if (argc >= 4 && !strcmp(argv[1], "wait")) {
 		await_go();
+		waited = 1;
 		argv++;
 		argc--;
 	}
@@ -321,5 +334,8 @@ int main(int argc, char **argv)
 		threads_open(n, parse_threads(argv[3]), argv[4]);
 	else
 		usage();
-	return print_result();
+	failed = print_result();
+	if (waited)
+		await_end();
+	return failed;
 }
