@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/emulate"
@@ -227,7 +226,7 @@ func (k *Kernel) takeQuiet(tid, tgid, nr int) *pendingDecision {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.quiet[tid]
-	if (p == nil || p.nr != nr) && isExec(nr) {
+	if (p == nil || p.nr != nr) && handlingOf(nr).exec {
 		for t, q := range k.quiet {
 			if q.nr == nr && q.d.tgid == tgid {
 				tid, p = t, q
@@ -241,9 +240,6 @@ func (k *Kernel) takeQuiet(tid, tgid, nr int) *pendingDecision {
 	delete(k.quiet, tid)
 	return p
 }
-
-// isExec reports whether nr is execve or execveat.
-func isExec(nr int) bool { return nr == unix.SYS_EXECVE || nr == unix.SYS_EXECVEAT }
 
 // release returns holders whose records were written for reuse.
 func (k *Kernel) release(ps ...*pendingDecision) {
@@ -271,7 +267,7 @@ func (k *Kernel) take(tid, tgid, nr int) (p *pendingDecision, stale []*pendingDe
 	defer k.mu.Unlock()
 	head := k.pending[tid]
 	p = firstFor(head, nr)
-	if p == nil && isExec(nr) {
+	if p == nil && handlingOf(nr).exec {
 		for t, h := range k.pending {
 			if c := firstFor(h, nr); c != nil && c.d.tgid == tgid {
 				tid, head, p = t, h, c
