@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"image/color"
 	"testing"
 )
 
@@ -82,10 +83,17 @@ func TestSelectByName(t *testing.T) {
 }
 
 func TestEveryMechanismHasAColourAndTheUnbuiltOnesSaySo(t *testing.T) {
+	owner := map[color.RGBA]string{}
 	for _, m := range Mechanisms() {
-		if _, ok := mechanismColors[m.Name]; !ok {
+		c, ok := mechanismColors[m.Name]
+		if !ok {
 			t.Errorf("%s has no chart colour", m.Name)
+			continue
 		}
+		if o, taken := owner[c]; taken {
+			t.Errorf("%s and %s share the chart colour %v", o, m.Name, c)
+		}
+		owner[c] = m.Name
 	}
 	for _, m := range Mechanisms() {
 		if m.Unavailable != "" && m.Unavailable != notInBuild {

@@ -39,7 +39,7 @@ var mechanismColors = map[string]color.RGBA{
 	"strace":                     {0x17, 0xbe, 0xcf, 0xff},
 	"strace-seccomp-bpf":         {0x9e, 0xda, 0xe5, 0xff},
 	"bare-beside-vigil":          {0xc7, 0xc7, 0xc7, 0xff},
-	"bare-beside-vigil-attached": {0x7f, 0x7f, 0x7f, 0xff},
+	"bare-beside-vigil-attached": {0x52, 0x52, 0x52, 0xff},
 }
 
 // WriteSVGFile writes the chart of r to the named file.
