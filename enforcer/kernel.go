@@ -1,6 +1,7 @@
 package enforcer
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,24 @@ const maxFree = 1024
 // kernel event before it is written as unconfirmed (a lost event, or a call
 // blocked for that long, e.g. opening a FIFO).
 const unconfirmedAfter = 30 * time.Second
+
+// LoadKernel loads the eBPF binding, with its syscall tracepoints detached
+// after detachIdle with no binding pending (loader.Options.DetachIdle: 0
+// keeps them attached), and starts reading its events. A kernel that cannot
+// load it yields nil and no error, after a warning that ends with
+// consequence, what the caller does without it: New refuses every policy
+// that needs the binding, so nothing content-dependent is continued unbound.
+func LoadKernel(log zerolog.Logger, detachIdle time.Duration, consequence string) (*Kernel, error) {
+	ld, err := loader.Load(loader.Options{Log: log, DetachIdle: detachIdle})
+	if errors.Is(err, loader.ErrNotSupported) {
+		log.Warn().Err(err).Msg("eBPF binding unavailable" + consequence)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading eBPF binding: %w", err)
+	}
+	return NewKernel(ld, log), nil
+}
 
 // NewKernel takes over a loaded loader and starts reading its events.
 func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel { return newKernel(ld, log) }

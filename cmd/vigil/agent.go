@@ -49,9 +49,6 @@ agent's is not (PATH.lock is held while an agent runs).`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			if idle == 0 {
-				idle = -1 // agent.Options: keep them attached
-			}
 			level, err := parseLevel(logLevel, logFile != "")
 			if err != nil {
 				return &exitError{code: 2, err: err}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
+	"github.com/vigilsec/vigil/loader"
 )
 
 // TestMetricsMatchTheAuditRecords scrapes --metrics-addr while `vigil run`
@@ -541,5 +542,60 @@ rules:
 	expect("again")
 	if after := waitDetached(); after <= before {
 		t.Errorf("attaches_total %v after another bound open past --detach-idle, want more than %v", after, before)
+	}
+}
+
+// TestAgentDetachIdleReachesTheLoader: `vigil agent` attaches the syscall
+// tracepoints once at start (so a kernel that refuses them fails the start)
+// and by default detaches them while no container makes a bound call;
+// `--detach-idle 0` keeps them attached, past twice the default idle time
+// after which the default would have detached them. The agent's metrics
+// show which, so the flag is followed through agent.Options to the loader.
+func TestAgentDetachIdleReachesTheLoader(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for _, keep := range []bool{false, true} {
+		var extra []string
+		if keep {
+			extra = []string{"--detach-idle", "0"}
+		}
+		dir := t.TempDir()
+		errFile := filepath.Join(dir, "stderr")
+		stderr, err := os.Create(errFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append([]string{"agent", "--socket", filepath.Join(dir, "agent.sock"), "--policy-dir", dir,
+			"--log", filepath.Join(dir, "agent.log"), "--metrics-addr", "127.0.0.1:0"}, extra...)
+		cmd := exec.Command(vigilBin, args...)
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		addr := metricsAddrFromLog(t, errFile)
+		settled := time.Now().Add(2*loader.DefaultDetachIdle + time.Second)
+		deadline := time.Now().Add(30 * time.Second)
+		var attached, attaches float64
+		for {
+			fams := parseMetrics(t, scrape(t, addr))
+			// The gauge is registered once the agent has loaded its eBPF side.
+			if f := fams["vigil_syscall_tracepoints_attached"]; f != nil {
+				attached = f.Metric[0].GetGauge().GetValue()
+				attaches = counterValue(fams["vigil_syscall_tracepoints_attaches_total"])
+				if keep && time.Now().After(settled) || !keep && attached == 0 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		stderr.Close()
+		if want := map[bool]float64{false: 0, true: 1}[keep]; attached != want || keep && attaches != 0 {
+			t.Errorf("vigil agent %v with no container: vigil_syscall_tracepoints_attached %v (want %v), attaches_total %v\n%s",
+				extra, attached, want, attaches, readLog(errFile))
+		}
 	}
 }

@@ -204,15 +204,7 @@ func loadKernel(log zerolog.Logger, skip bool, detachIdle time.Duration) (*enfor
 	if skip {
 		return nil, nil
 	}
-	ld, err := loader.Load(loader.Options{Log: log, DetachIdle: detachIdle})
-	if errors.Is(err, loader.ErrNotSupported) {
-		log.Warn().Err(err).Msg("eBPF binding unavailable")
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("loading eBPF binding: %w", err)
-	}
-	return enforcer.NewKernel(ld, log), nil
+	return enforcer.LoadKernel(log, detachIdle, "")
 }
 
 func loadPolicy(file string) (*policy.Policy, error) {

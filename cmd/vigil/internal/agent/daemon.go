@@ -14,7 +14,6 @@ import (
 	"github.com/vigilsec/vigil/enforcer"
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/emulate"
-	"github.com/vigilsec/vigil/loader"
 )
 
 // Options are the settings of `vigil agent`: its flags.
@@ -35,8 +34,9 @@ type Options struct {
 	// Unverified runs without the eBPF binding (--unverified).
 	Unverified bool
 	// DetachIdle is how long the eBPF binding's syscall tracepoints stay
-	// attached with nothing needing them (loader.Options.DetachIdle): 0
-	// means loader.DefaultDetachIdle, a negative value keeps them attached.
+	// attached with nothing needing them (loader.Options.DetachIdle: 0
+	// keeps them attached). `vigil agent` passes --detach-idle, whose
+	// default is loader.DefaultDetachIdle.
 	DetachIdle time.Duration
 	// Stderr receives the agent's diagnostics (and the audit records
 	// without LogFile); nil means os.Stderr.
@@ -99,8 +99,12 @@ func Start(o Options) (_ *Daemon, err error) {
 	}
 	// One eBPF binding serves every container: thread ids are unique
 	// system-wide.
-	if d.kern, err = loadKernel(d.log, o.Unverified, o.DetachIdle); err != nil {
-		return nil, err
+	// Unverified mode does without it, as `vigil run` does.
+	if !o.Unverified {
+		d.kern, err = enforcer.LoadKernel(d.log, o.DetachIdle, ": containers whose policies need it will be refused")
+		if err != nil {
+			return nil, err
+		}
 	}
 	// Each container gets an emulation engine of its own, which starts no
 	// worker until one of its calls needs one and stops its workers when
@@ -138,31 +142,6 @@ func Start(o Options) (_ *Daemon, err error) {
 		o.Metrics.RegisterAgent(func() int { return len(d.Containers()) })
 	}
 	return d, nil
-}
-
-// loadKernel loads the eBPF binding unless unverified mode was asked for,
-// as `vigil run` does. A kernel that cannot load it yields nil and a
-// warning: every container whose policy needs the binding is then refused
-// (enforcer.New), so nothing content-dependent is continued unbound.
-func loadKernel(log zerolog.Logger, unverified bool, detachIdle time.Duration) (*enforcer.Kernel, error) {
-	if unverified {
-		return nil, nil
-	}
-	switch {
-	case detachIdle == 0:
-		detachIdle = loader.DefaultDetachIdle
-	case detachIdle < 0:
-		detachIdle = 0
-	}
-	ld, err := loader.Load(loader.Options{Log: log, DetachIdle: detachIdle})
-	if errors.Is(err, loader.ErrNotSupported) {
-		log.Warn().Err(err).Msg("eBPF binding unavailable: containers whose policies need it will be refused")
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("loading eBPF binding: %w", err)
-	}
-	return enforcer.NewKernel(ld, log), nil
 }
 
 func openLog(path string) (*os.File, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
+	"github.com/vigilsec/vigil/loader"
 )
 
 // notifySock is a service manager's end of sd_notify: a datagram socket
@@ -219,7 +220,7 @@ func TestShutdownTakesTheHandoffsQueuedOnTheSocket(t *testing.T) {
 	writePolicy(t, dir, DefaultPolicyFile, secretPolicy(secret))
 	var log logBuf
 	// Started but not serving: connections wait in the socket's backlog.
-	d, err := Start(Options{Socket: filepath.Join(base, "agent.sock"), PolicyDir: dir, Stderr: &log})
+	d, err := Start(Options{Socket: filepath.Join(base, "agent.sock"), PolicyDir: dir, Stderr: &log, DetachIdle: loader.DefaultDetachIdle})
 	if err != nil {
 		t.Fatal(err)
 	}

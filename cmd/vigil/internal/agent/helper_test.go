@@ -22,6 +22,7 @@ import (
 
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/filter"
+	"github.com/vigilsec/vigil/loader"
 )
 
 // Helper-side environment.
@@ -130,7 +131,7 @@ func peerMain() (int, error) {
 func agentMain() (int, error) {
 	return Main(Options{
 		Socket: os.Getenv(envSocket), PolicyDir: os.Getenv(envDir), LogFile: os.Getenv(envAudit),
-		LogLevel: zerolog.DebugLevel, HandoffTimeout: DefaultHandoffTimeout,
+		LogLevel: zerolog.DebugLevel, HandoffTimeout: DefaultHandoffTimeout, DetachIdle: loader.DefaultDetachIdle,
 	})
 }
 
@@ -417,7 +418,7 @@ func startAgent(t *testing.T, timeout time.Duration) *testAgent {
 	ta := &testAgent{Log: &logBuf{}, Audit: &logBuf{path: auditPath}, Dir: dir, sigs: make(chan os.Signal, 1), ran: make(chan error, 1)}
 	d, err := Start(Options{
 		Socket: filepath.Join(base, "agent.sock"), PolicyDir: dir, LogFile: auditPath,
-		LogLevel: zerolog.DebugLevel, HandoffTimeout: timeout, Stderr: ta.Log,
+		LogLevel: zerolog.DebugLevel, HandoffTimeout: timeout, Stderr: ta.Log, DetachIdle: loader.DefaultDetachIdle,
 	})
 	if err != nil {
 		t.Fatalf("starting the agent: %v", err)
