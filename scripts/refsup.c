@@ -1,7 +1,7 @@
 /*
  * refsup — minimal C reference supervisor: the performance floor vigil is compared with.
  *
- *   refsup [--trap SYSCALL]... [--deny PATH]... [--count] -- CMD [ARGS...]
+ *   refsup [--trap SYSCALL]... [--deny PATH]... [--resolve] [--count] -- CMD [ARGS...]
  *
  * Runs CMD under a seccomp user-notification filter that traps the --trap syscalls (open,
  * openat, execve, connect; without --trap: open and openat) and nothing else. Every trapped
@@ -11,9 +11,14 @@
  * argument the supervisor cannot read is answered with the errno the kernel would give (EFAULT,
  * or ENAMETOOLONG when there is no NUL within PATH_MAX bytes). A trapped connect's address is
  * read (at most sizeof(struct sockaddr_storage) bytes; EFAULT when unreadable) and the call
- * continued whatever it names: the floor of a supervisor that looks at addresses. --count
- * prints `refsup: N notifications` on stderr at the end (N answered), so a test can check what
- * was trapped.
+ * continued whatever it names: the floor of a supervisor that looks at addresses. --resolve
+ * also names the object a trapped path leads to, as vigil's bound decision does on its fast
+ * path (enforcer/resolve, lexical): openat2(path, O_PATH, RESOLVE_NO_SYMLINKS) from refsup's
+ * own root and cwd (the watchee's, for the absolute paths vigil bench uses), statx of the
+ * descriptor, close. The answer does not depend on it: it is the cost of naming the object,
+ * which a sound path decision pays and this floor otherwise leaves out. --count
+ * prints `refsup: N notifications, M objects named` on stderr at the end (N answered, M named
+ * by --resolve), so a test can check what was trapped.
  *
  * Filter (hand-written cBPF, no libseccomp):
  *   arch != AUDIT_ARCH_X86_64        -> SECCOMP_RET_KILL_PROCESS (i386 int $0x80 and the like)
@@ -27,7 +32,8 @@
  * the listener where the kernel has it (6.6+).
  *
  * The per-notification path is RECV + process_vm_readv + ID_VALID + SEND (a second
- * process_vm_readv only when a path crosses a page boundary). The loop ends when the filter
+ * process_vm_readv only when a path crosses a page boundary; openat2, statx and close
+ * between with --resolve). The loop ends when the filter
  * has no users left — CMD and every descendant that inherited the filter have exited and been
  * reaped — which is when the listener reports POLLHUP (like strace -f, a daemon left behind by
  * CMD keeps refsup running; it stays supervised rather than getting ENOSYS). refsup is a child
@@ -63,7 +69,9 @@
 
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <sys/stat.h>
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
@@ -291,6 +299,25 @@ static int read_sockaddr(pid_t pid, uint64_t addr, uint64_t addrlen, struct sock
 	return n == (ssize_t)addrlen ? 0 : EFAULT;
 }
 
+/*
+ * Names the object at path as vigil's lexical resolution does (--resolve): one openat2 that
+ * refuses symlinks, the descriptor's identity, close. The result is discarded.
+ */
+static unsigned long resolved; /* objects --resolve named */
+
+static void resolve_path(const char *path)
+{
+	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+	struct statx stx;
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+
+	if (fd < 0)
+		return;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID, &stx) == 0)
+		resolved++;
+	close(fd);
+}
+
 static const struct trappable *trappable_nr(int nr)
 {
 	for (int i = 0; i < NTRAPPABLE; i++)
@@ -319,14 +346,14 @@ static int denied(const char *path, char **deny, int ndeny)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: refsup [--trap open|openat|execve|connect]... [--deny PATH]... [--count] -- CMD [ARGS...]\n");
+	fprintf(stderr, "usage: refsup [--trap open|openat|execve|connect]... [--deny PATH]... [--resolve] [--count] -- CMD [ARGS...]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	char **deny = calloc((size_t)argc, sizeof(char *));
-	int ndeny = 0, ntrap = 0, count = 0, i, sv[2];
+	int ndeny = 0, ntrap = 0, count = 0, resolve = 0, i, sv[2];
 	unsigned long answered = 0;
 	struct seccomp_notif_sizes sizes;
 	struct seccomp_notif *req;
@@ -348,6 +375,8 @@ int main(int argc, char **argv)
 			deny[ndeny++] = argv[++i];
 		} else if (strncmp(argv[i], "--deny=", 7) == 0) {
 			deny[ndeny++] = argv[i] + 7;
+		} else if (strcmp(argv[i], "--resolve") == 0) {
+			resolve = 1;
 		} else if (strcmp(argv[i], "--count") == 0) {
 			count = 1;
 		} else if (strcmp(argv[i], "--trap") == 0 && i + 1 < argc) {
@@ -467,6 +496,8 @@ int main(int argc, char **argv)
 		else
 			err = read_sockaddr((pid_t)req->pid, req->data.args[t->arg],
 					    req->data.args[t->arg + 1], &sa_buf);
+		if (resolve && err == 0 && t->is_path)
+			resolve_path(path);
 		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
 			continue; /* the watchee is gone or the call was interrupted */
 		resp->id = req->id;
@@ -486,7 +517,7 @@ int main(int argc, char **argv)
 
 out:
 	if (count)
-		fprintf(stderr, "refsup: %lu notifications\n", answered);
+		fprintf(stderr, "refsup: %lu notifications, %lu objects named\n", answered, resolved);
 	if (WIFEXITED(child_status))
 		return WEXITSTATUS(child_status);
 	if (WIFSIGNALED(child_status))

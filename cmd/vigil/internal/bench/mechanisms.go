@@ -49,6 +49,8 @@ type Mechanism struct {
 	binding bool
 	// vigilArgs are added after vigil's own arguments, before "--".
 	vigilArgs []string
+	// refsupArgs go after refsup's --trap arguments.
+	refsupArgs []string
 	// straceArgs go between "strace" and "--".
 	straceArgs []string
 	// denies lists the workloads whose operations this mechanism refuses;
@@ -104,6 +106,8 @@ func Mechanisms() []Mechanism {
 			sub: "observe", vigilArgs: []string{"-o", os.DevNull}, verify: observeLostNothing},
 		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open, openat, execve and connect, reads the path or address, CONTINUE; --deny by spelling", kind: kindRefsup,
 			denies: []string{"open-denied"}},
+		{Name: "refsup-resolve", Desc: "refsup --resolve: refsup that also names the object each trapped path leads to as vigil's bound decision does (openat2 refusing symlinks, statx, close), and then continues: the floor of a supervisor whose path decisions name objects", kind: kindRefsup,
+			refsupArgs: []string{"--resolve"}, workloads: []string{"open"}},
 		{Name: "strace", Desc: "strace -f -o /dev/null (ptrace stop at every syscall)", kind: kindStrace,
 			straceArgs: []string{"-f", "-o", "/dev/null"}},
 		{Name: "strace-seccomp-bpf", Desc: "strace -f --seccomp-bpf -e trace=openat,execve,connect -o /dev/null (stops only at the traced calls)", kind: kindStrace,

@@ -36,7 +36,7 @@ func (e *env) argv(m Mechanism, w []string) []string {
 		// The workload waits for the go-ahead (testdata/workload.c).
 		return e.vigilArgv(m, append([]string{w[0], "wait"}, w[1:]...))
 	case kindRefsup:
-		a := append([]string{e.refsup}, refsupTraps...)
+		a := append(append([]string{e.refsup}, refsupTraps...), m.refsupArgs...)
 		return append(append(a, "--deny", e.denied, "--"), w...)
 	case kindStrace:
 		a := append([]string{"strace"}, m.straceArgs...)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,7 +235,7 @@ func TestRefsupTrapsWhatTheBenchPoliciesTrap(t *testing.T) {
 	if e.refsup == "" {
 		t.Fatal(e.noRefsup)
 	}
-	count := func(traps []string, w []string) int {
+	count := func(traps []string, w []string) (notified, named int) {
 		t.Helper()
 		argv := append(append(append([]string{e.refsup}, traps...), "--count", "--"), w...)
 		var stderr bytes.Buffer
@@ -247,22 +248,44 @@ func TestRefsupTrapsWhatTheBenchPoliciesTrap(t *testing.T) {
 		if o, err := parseOutcome(out); err != nil || o.failed != 0 {
 			t.Fatalf("%v: %+v, %v", argv, o, err)
 		}
-		var n int
-		if _, err := fmt.Sscanf(stderr.String(), "refsup: %d notifications", &n); err != nil {
+		if _, err := fmt.Sscanf(stderr.String(), "refsup: %d notifications, %d objects named", &notified, &named); err != nil {
 			t.Fatalf("%v: no count in %q", argv, stderr.String())
 		}
-		return n
+		return notified, named
 	}
 	const n = 50
 	connect := e.workload("connect", n, "127.0.0.1", strconv.Itoa(e.port))
 	execs := e.workload("exec", 5, e.truePath)
-	if got := count(refsupTraps, connect); got < n {
+	if got, _ := count(refsupTraps, connect); got < n {
 		t.Errorf("refsup %v answered %d notifications for %d connects", refsupTraps, got, n)
 	}
-	if got := count(nil, connect); got >= n {
+	if got, _ := count(nil, connect); got >= n {
 		t.Errorf("refsup without --trap answered %d notifications for %d connects: the control traps connect", got, n)
 	}
-	if with, without := count(refsupTraps, execs), count(nil, execs); with < without+5 {
+	with, _ := count(refsupTraps, execs)
+	if without, _ := count(nil, execs); with < without+5 {
 		t.Errorf("refsup %v answered %d notifications for 5 execs, %d without --trap: execve not trapped", refsupTraps, with, without)
 	}
+	// refsup-resolve names the object of every open it answers; plain
+	// refsup names none.
+	opens := e.workload("open", n, e.allowed)
+	resolving := mechanism(t, "refsup-resolve").refsupArgs
+	if got, named := count(append(slices.Clone(refsupTraps), resolving...), opens); named < n || named > got {
+		t.Errorf("refsup %v named %d objects in %d notifications for %d opens", resolving, named, got, n)
+	}
+	if _, named := count(refsupTraps, opens); named != 0 {
+		t.Errorf("refsup without --resolve named %d objects", named)
+	}
+}
+
+// mechanism returns the mechanism called name.
+func mechanism(t *testing.T, name string) Mechanism {
+	t.Helper()
+	for _, m := range Mechanisms() {
+		if m.Name == name {
+			return m
+		}
+	}
+	t.Fatalf("no mechanism %s", name)
+	return Mechanism{}
 }
