@@ -6,6 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/args"
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
 	"github.com/vigilsec/vigil/enforcer/policy"
 	"github.com/vigilsec/vigil/enforcer/resolve"
@@ -302,6 +303,7 @@ func (s *receiver) resolvePaths(n *notify.Notif, c *call) {
 			Tid: tid, Tgid: tgid, Dirfd: c.dirfds[i], Path: c.paths[i],
 			Follow:    c.follows(follow),
 			MayCreate: c.mayCreate(i),
+			Entry:     c.entry(i),
 			OwnRoot:   s.ownRoot.Load(),
 			Identity:  s.cfg.Kernel != nil,
 			// An exec's binding reads the #! line through the vetted file.
@@ -348,6 +350,21 @@ func (c *call) follows(f sysinfo.Follow) bool {
 }
 
 // mayCreate reports whether path argument i may name a missing object.
+// entry reports whether path argument i names the entry the call acts on
+// rather than the object it leads to (resolve.Request.Entry): the names
+// emulation prepares as such (emulate.LookupParent: created, removed,
+// renamed, or linked without AT_SYMLINK_FOLLOW) and an open's with O_CREAT.
+func (c *call) entry(i int) bool {
+	if c.sc.Flags == sysinfo.FlagsOpen {
+		return c.pc.Flags&unix.O_CREAT != 0
+	}
+	if c.h.emulation == nil {
+		return false
+	}
+	lks := c.h.emulation.lookups(c)
+	return i < len(lks) && lks[i] == emulate.LookupParent
+}
+
 func (c *call) mayCreate(i int) bool {
 	if !c.sc.Creates {
 		return false

@@ -341,7 +341,7 @@ func sameOpen(p *emulate.Prepared, obj *resolve.Object) bool {
 func (s *receiver) resolveHeld(c *call, i int, follow, mayCreate bool, res uint64) (resolve.Object, error) {
 	obj, err := s.resolver.Resolve(resolve.Request{
 		Tid: c.tid, Tgid: c.tgid, Dirfd: c.dirfds[i], Path: c.paths[i], Follow: follow, MayCreate: mayCreate,
-		OwnRoot: s.ownRoot.Load(), Resolve: res, Keep: true, Parent: true,
+		Entry: c.entry(i), OwnRoot: s.ownRoot.Load(), Resolve: res, Keep: true, Parent: true,
 	})
 	if err != nil {
 		if refused(err) {
@@ -637,7 +637,7 @@ func (s *receiver) prepareArg(c *call, caller emulate.Caller, i int, lk emulate.
 		p, err = em.PrepareAt(caller, c.dirfds[i], c.paths[i], lk)
 		if errors.Is(err, emulate.ErrUnsupported) {
 			p, err = s.prepareHeld(caller, &obj, lk)
-		} else if err == nil && !samePrepared(p, &obj, lk) {
+		} else if err == nil && !samePrepared(p, &obj, lk, c.paths[i]) {
 			p.Close()
 			return nil, emulate.ErrRaced
 		}
@@ -661,12 +661,19 @@ func (s *receiver) prepareHeld(caller emulate.Caller, obj *resolve.Object, lk em
 }
 
 // samePrepared reports whether the worker prepared the object the resolver
-// named: for a call on a name, the same entry (directory and name, and the
-// same object under it if any); otherwise the same object — any name of an
-// object is as good as another for what is done to the object itself.
-func samePrepared(p *emulate.Prepared, obj *resolve.Object, lk emulate.Lookup) bool {
+// named for the watchee's path: for a call on a name, the same entry
+// (directory and name, and the same object under it if any); otherwise the
+// same object — any name of an object is as good as another for what is done
+// to the object itself.
+func samePrepared(p *emulate.Prepared, obj *resolve.Object, lk emulate.Lookup, path string) bool {
 	if lk != emulate.LookupParent {
 		return p.Exists && obj.Exists && p.Dev == obj.Dev && p.Ino == obj.Ino
+	}
+	if last := lastComponent(path); noEntry(last) {
+		// The resolver names the directory itself (it has no parent entry
+		// to name); the worker holds the directory the name is looked up
+		// in, and the call on it changes nothing.
+		return lastComponent(p.Name) == last
 	}
 	pdev, pino := obj.ParentDev, obj.ParentIno
 	if p.Exists != obj.Exists || p.ParentDev != pdev || p.ParentIno != pino ||
@@ -675,6 +682,25 @@ func samePrepared(p *emulate.Prepared, obj *resolve.Object, lk emulate.Lookup) b
 	}
 	return !p.Exists || p.Dev == obj.Dev && p.Ino == obj.Ino
 }
+
+// lastComponent is the last component of path as the kernel's lookup of a
+// name to create, remove or rename sees it: trailing slashes dropped, "/" for
+// a path of slashes alone (the root).
+func lastComponent(path string) string {
+	t := strings.TrimRight(path, "/")
+	if t == "" && path != "" {
+		return "/"
+	}
+	return t[strings.LastIndexByte(t, '/')+1:]
+}
+
+// noEntry reports whether last (lastComponent) names no entry a call could
+// create, remove or rename: ".", ".." and the root. The kernel fails every
+// such call after looking up the directory, with an errno the call and the
+// name decide (EEXIST for mkdir, mknod, symlink and link, EISDIR for unlink,
+// EINVAL or ENOTEMPTY for rmdir, EBUSY for rename and for rmdir of the root),
+// and changes nothing; the worker's own call on the name gives that errno.
+func noEntry(last string) bool { return last == "." || last == ".." || last == "/" }
 
 // revet evaluates the policy again on the objects emulation will act on,
 // named in the reference view (c.pc, set by vetted), and, when they are

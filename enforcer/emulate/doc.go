@@ -184,5 +184,7 @@
 // the kernel would make them; symlinks followed while chasing an O_CREAT
 // target count toward the 40-link limit per lookup, not in total; idmapped
 // mounts are not considered by the sticky-directory check Open performs for
-// O_CREAT on existing files.
+// O_CREAT on existing files; a rename whose source is missing answers ENOENT
+// where the kernel, which checks both names' directories and "."/".." first,
+// would answer ENOTDIR or EBUSY (the caller resolves the source first).
 package emulate

@@ -630,9 +630,19 @@ func (w *workerState) prepareCreate(base int, req *request, out *fdSet) response
 		if r != nil {
 			return *r
 		}
-		if strings.HasSuffix(name, "/") || name == "." || name == ".." {
-			// open_last_lookups: O_CREAT with a trailing slash, or on
-			// "."/"..", is EISDIR once the parent resolved.
+		if last := strings.TrimRight(name, "/"); last == "" || last == "." || last == ".." {
+			// "."/".." and the root, trailing slashes or not: open_last_lookups
+			// leaves them to do_open, where O_CREAT|O_EXCL on what exists is
+			// EEXIST before a directory is EISDIR.
+			unix.Close(parent)
+			if excl {
+				return response{Errno: int32(unix.EEXIST)}
+			}
+			return response{Errno: int32(unix.EISDIR)}
+		}
+		if strings.HasSuffix(name, "/") {
+			// open_last_lookups: O_CREAT with a trailing slash on a name is
+			// EISDIR once the parent resolved, O_EXCL or not.
 			unix.Close(parent)
 			return response{Errno: int32(unix.EISDIR)}
 		}

@@ -42,6 +42,13 @@ type Request struct {
 	// MayCreate allows the final component to be missing (O_CREAT, mkdir,
 	// mknod, rename targets...): the object is then the parent plus name.
 	MayCreate bool
+	// Entry says the call acts on the final name itself: it creates,
+	// removes or renames it (the kernel's LOOKUP_PARENT calls), or opens
+	// it with O_CREAT. The kernel then looks the name up without letting a
+	// trailing slash follow a final symlink or require a directory; the
+	// call decides what the slash means (mkdir("file/") is EEXIST,
+	// unlink("link/") ENOTDIR, open("x/", O_CREAT) EISDIR).
+	Entry bool
 	// Identity is kept for callers that asked for Dev, Ino and Mode; every
 	// lookup reports them now (naming needs the same statx).
 	Identity bool
@@ -181,7 +188,9 @@ func (r *Resolver) Resolve(req Request) (Object, error) {
 		return Object{Fd: -1, ParentFd: -1}, unix.ENAMETOOLONG
 	}
 	scoped := req.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_IN_ROOT) != 0
-	walkOnly := req.Parent || r.forceWalk
+	// openat2 would read an entry's trailing slash as "a directory,
+	// followed": only the walk leaves it to the call.
+	walkOnly := req.Parent || r.forceWalk || req.Entry && strings.HasSuffix(req.Path, "/")
 	if req.Resolve&unix.RESOLVE_BENEATH != 0 && req.Path[0] == '/' {
 		return Object{Fd: -1, ParentFd: -1}, unix.EXDEV
 	}

@@ -375,3 +375,49 @@ func TestVigilsOwnProcEntriesAreProtected(t *testing.T) {
 		t.Fatalf("/proc/self/status: %v", err)
 	}
 }
+
+// An entry (Request.Entry: the name a create, remove or rename acts on)
+// keeps its trailing slash to the call: the slash neither follows a final
+// symlink nor makes a file ENOTDIR, on the fast paths as in the walk, and
+// the object is the entry itself in the directory the name is in.
+func TestEntryKeepsTrailingSlashesToTheCall(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tree(t)
+	for _, tc := range []struct {
+		path     string
+		wantPath string
+		wantType uint32
+	}{
+		{"dirlink/", "dirlink", unix.S_IFLNK},
+		{"dangling/", "dangling", unix.S_IFLNK},
+		{"a/b/file/", "a/b/file", unix.S_IFREG},
+		{"a/b//", "a/b", unix.S_IFDIR},
+		{"a/new/", "a/new", 0},
+	} {
+		for _, ownRoot := range []bool{false, true} {
+			obj, err := r.Resolve(Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD,
+				Path: root + "/" + tc.path, MayCreate: true, Entry: true, OwnRoot: ownRoot, Parent: true})
+			if err != nil {
+				t.Errorf("%s (own root %v): %v", tc.path, ownRoot, err)
+				continue
+			}
+			if want := filepath.Join(root, tc.wantPath); obj.Path != want || obj.Mode&unix.S_IFMT != tc.wantType ||
+				obj.Name != filepath.Base(tc.wantPath) {
+				t.Errorf("%s (own root %v): %q mode %o name %q, want %q type %o", tc.path, ownRoot, obj.Path, obj.Mode, obj.Name, want, tc.wantType)
+			}
+		}
+		// Without Entry the slash follows and requires a directory.
+		obj, err := r.Resolve(Request{Tid: unix.Gettid(), Tgid: os.Getpid(), Dirfd: unix.AT_FDCWD,
+			Path: root + "/" + tc.path, MayCreate: true})
+		if tc.path == "a/b/file/" {
+			if err != unix.ENOTDIR {
+				t.Errorf("%s without Entry: %v, want ENOTDIR", tc.path, err)
+			}
+		} else if err == nil && tc.wantType == unix.S_IFLNK && obj.Mode&unix.S_IFMT == unix.S_IFLNK {
+			t.Errorf("%s without Entry: the symlink itself, want it followed", tc.path)
+		}
+	}
+}

@@ -33,7 +33,7 @@ const procRootIno = 1
 //	        else push readlink(fd) in front (absolute: cur = root; BENEATH: EXDEV)
 //	    cur = fd, remembering the directory it was found in
 func (c *walkCtx) walk(basefd int, path string, follow, mayCreate bool) (Object, error) {
-	w := walkState{cur: -1, parent: -1, startMnt: -1, mustDir: strings.HasSuffix(path, "/")}
+	w := walkState{cur: -1, parent: -1, startMnt: -1, mustDir: strings.HasSuffix(path, "/") && !c.req.Entry}
 	defer w.close()
 	if err := c.start(&w, basefd, path); err != nil {
 		return Object{Fd: -1, ParentFd: -1}, err
@@ -73,7 +73,8 @@ type walkState struct {
 	queue []string
 	// links counts the symlinks followed (at most maxSymlinks).
 	links int
-	// mustDir: the path ends in "/", so its object must be a directory.
+	// mustDir: the path ends in "/", so its object must be a directory
+	// (unless the request is for an entry, Request.Entry).
 	mustDir bool
 	// magic: the walk followed a procfs magic link; foreign: one of another
 	// process than the watchee.
