@@ -349,7 +349,6 @@ func (c *call) follows(f sysinfo.Follow) bool {
 	return true
 }
 
-// mayCreate reports whether path argument i may name a missing object.
 // entry reports whether path argument i names the entry the call acts on
 // rather than the object it leads to (resolve.Request.Entry): the names
 // emulation prepares as such (emulate.LookupParent: created, removed,
@@ -365,6 +364,7 @@ func (c *call) entry(i int) bool {
 	return i < len(lks) && lks[i] == emulate.LookupParent
 }
 
+// mayCreate reports whether path argument i may name a missing object.
 func (c *call) mayCreate(i int) bool {
 	if !c.sc.Creates {
 		return false
