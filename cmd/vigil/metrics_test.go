@@ -298,24 +298,8 @@ func dump(m map[string]float64) string {
 func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	dir := t.TempDir()
-	sock, logFile, errFile := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.log"), filepath.Join(dir, "stderr")
-	cmd := exec.Command(vigilBin, "agent", "--socket", sock, "--policy-dir", dir, "--log", logFile, "--metrics-addr", "127.0.0.1:0")
-	// The agent's own log goes to stderr (the journal under systemd), its
-	// audit records to --log.
-	stderr, err := os.Create(errFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stderr.Close()
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	addr := metricsAddrFromLog(t, errFile)
+	sock, logFile := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.log")
+	addr, errFile := startAgentWithMetrics(t, dir)
 	// The agent's metrics exist from the moment its socket accepts.
 	deadline := time.Now().Add(30 * time.Second)
 	var c net.Conn
@@ -545,6 +529,34 @@ rules:
 	}
 }
 
+// startAgentWithMetrics starts `vigil agent --metrics-addr 127.0.0.1:0`
+// with its socket (agent.sock), policies and audit log (agent.log) in dir,
+// plus extra flags, and returns the metrics address and the file the
+// agent's own log goes to (stderr: the journal under systemd). The agent
+// gets SIGTERM when the test ends.
+func startAgentWithMetrics(t *testing.T, dir string, extra ...string) (addr, errFile string) {
+	t.Helper()
+	errFile = filepath.Join(dir, "stderr")
+	stderr, err := os.Create(errFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"agent", "--socket", filepath.Join(dir, "agent.sock"), "--policy-dir", dir,
+		"--log", filepath.Join(dir, "agent.log"), "--metrics-addr", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(vigilBin, args...)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		stderr.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		stderr.Close()
+	})
+	return metricsAddrFromLog(t, errFile), errFile
+}
+
 // TestAgentDetachIdleReachesTheLoader: `vigil agent` attaches the syscall
 // tracepoints once at start (so a kernel that refuses them fails the start)
 // and by default detaches them while no container makes a bound call;
@@ -558,20 +570,7 @@ func TestAgentDetachIdleReachesTheLoader(t *testing.T) {
 		if keep {
 			extra = []string{"--detach-idle", "0"}
 		}
-		dir := t.TempDir()
-		errFile := filepath.Join(dir, "stderr")
-		stderr, err := os.Create(errFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		args := append([]string{"agent", "--socket", filepath.Join(dir, "agent.sock"), "--policy-dir", dir,
-			"--log", filepath.Join(dir, "agent.log"), "--metrics-addr", "127.0.0.1:0"}, extra...)
-		cmd := exec.Command(vigilBin, args...)
-		cmd.Stderr = stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		addr := metricsAddrFromLog(t, errFile)
+		addr, errFile := startAgentWithMetrics(t, t.TempDir(), extra...)
 		settled := time.Now().Add(2*loader.DefaultDetachIdle + time.Second)
 		deadline := time.Now().Add(30 * time.Second)
 		var attached, attaches float64
@@ -590,9 +589,6 @@ func TestAgentDetachIdleReachesTheLoader(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		stderr.Close()
 		if want := map[bool]float64{false: 0, true: 1}[keep]; attached != want || keep && attaches != 0 {
 			t.Errorf("vigil agent %v with no container: vigil_syscall_tracepoints_attached %v (want %v), attaches_total %v\n%s",
 				extra, attached, want, attaches, readLog(errFile))

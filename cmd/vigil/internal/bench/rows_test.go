@@ -96,20 +96,13 @@ func TestCompareShowsMemoryOfBothRuns(t *testing.T) {
 }
 
 func TestDefaultPairsAndNamedPairs(t *testing.T) {
-	ws, ms := Workloads(), Mechanisms()
+	ws := Workloads()
 	find := func(name string) Workload {
 		i := slices.IndexFunc(ws, func(w Workload) bool { return w.Name == name })
 		if i < 0 {
 			t.Fatalf("no workload %s", name)
 		}
 		return ws[i]
-	}
-	mech := func(name string) Mechanism {
-		i := slices.IndexFunc(ms, func(m Mechanism) bool { return m.Name == name })
-		if i < 0 {
-			t.Fatalf("no mechanism %s", name)
-		}
-		return ms[i]
 	}
 	for _, tc := range []struct {
 		w, m  string
@@ -127,7 +120,7 @@ func TestDefaultPairsAndNamedPairs(t *testing.T) {
 		{"open", "bare-beside-vigil", true, true},
 		{"open-threads-2", "vigil-passthrough", true, true},
 	} {
-		if got := pairs(find(tc.w), mech(tc.m), tc.named); got != tc.want {
+		if got := pairs(find(tc.w), mechanism(t, tc.m), tc.named); got != tc.want {
 			t.Errorf("pairs(%s, %s, named %v) = %v, want %v", tc.w, tc.m, tc.named, got, tc.want)
 		}
 	}

@@ -278,14 +278,12 @@ func TestRefsupTrapsWhatTheBenchPoliciesTrap(t *testing.T) {
 	}
 }
 
-// mechanism returns the mechanism called name.
+// mechanism returns the mechanism called name, as --mechanisms finds it.
 func mechanism(t *testing.T, name string) Mechanism {
 	t.Helper()
-	for _, m := range Mechanisms() {
-		if m.Name == name {
-			return m
-		}
+	ms, err := selectMechanisms([]string{name})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no mechanism %s", name)
-	return Mechanism{}
+	return ms[0]
 }
