@@ -3,8 +3,6 @@ package enforcer
 import (
 	"errors"
 	"strings"
-	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -153,7 +151,7 @@ func (s *receiver) emulateOpenOnce(l notify.Answerer, n *notify.Notif, c *call, 
 		// when it opens or when the watchee stops waiting.
 		q := p
 		p = nil
-		return deferredCall(d, s.fifoOpener(l, n.ID, q)), nil
+		return deferredCall(d, s.fifoOpener(l, n.ID, c, q)), nil
 	}
 	r, err := em.Open(p)
 	if err != nil {
@@ -265,12 +263,13 @@ func (s *receiver) prepareOpenHeld(caller emulate.Caller, obj *resolve.Object, h
 // fifoOpener returns the deferred work of a blocking FIFO open: it waits
 // for the other end as the watchee would, and gives up when the watchee no
 // longer waits (its notification is no longer valid).
-func (s *receiver) fifoOpener(l notify.Answerer, id uint64, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
+func (s *receiver) fifoOpener(l notify.Answerer, id uint64, c *call, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
 	em := s.cfg.Emulator
+	tgid, tid := c.tgid, c.tid
 	return func() (int64, unix.Errno, bool) {
 		defer p.Close()
 		cancel := make(chan struct{})
-		stop := whileValid(l, id, func() { close(cancel) })
+		stop := whileWaiting(l, id, tgid, tid, func() { close(cancel) })
 		defer stop()
 		r, err := em.OpenFIFO(p, cancel)
 		if err != nil {
@@ -288,38 +287,6 @@ func (s *receiver) fifoOpener(l notify.Answerer, id uint64, p *emulate.Prepared)
 			return 0, unix.ESRCH, true
 		}
 		return int64(fd), 0, true
-	}
-}
-
-// whileValid calls gone once the notification id no longer waits (the
-// watchee gave up on the call), checking every 50 ms on a timer rather than
-// a goroutine: the wait it guards usually ends long before the first check.
-// stop returns once gone neither runs nor will run, so what gone touches may
-// be released after it.
-func whileValid(l notify.Answerer, id uint64, gone func()) (stop func()) {
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	check := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if l.Valid(id) != nil {
-			gone()
-			return
-		}
-		t.Reset(50 * time.Millisecond)
-	}
-	mu.Lock()
-	t = time.AfterFunc(50*time.Millisecond, check)
-	mu.Unlock()
-	return func() {
-		mu.Lock()
-		stopped = true
-		t.Stop()
-		mu.Unlock()
 	}
 }
 
@@ -428,13 +395,13 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 		return performedResult(d, r.Val, r.Errno), true
 	}
 	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
-	id := n.ID
+	id, tgid, tid := n.ID, c.tgid, c.tid
 	return deferredCall(d, func() (int64, unix.Errno, bool) {
 		defer p.Close()
 		// A blocking connect waits as long as the watchee's would, but
 		// no longer than the watchee waits: shutting vigil's copy of the
 		// socket down ends the handshake it would no longer see.
-		stop := whileValid(l, id, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) })
+		stop := whileWaiting(l, id, tgid, tid, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) })
 		defer stop()
 		r, err := em.Connect(p, addr)
 		if err != nil {

@@ -413,7 +413,10 @@ func nonLoopbackAddr(t *testing.T) netip.Addr {
 // that waits for a reader runs off the receiver; when the watchee is killed
 // while it waits (timeout's SIGTERM), vigil stops waiting too and the run
 // ends as it does alone, instead of holding the open forever. A reader that
-// comes gets the writer's data, as without vigil.
+// comes gets the writer's data, as without vigil. A reader that comes right
+// after the writer was killed waits, as alone: vigil let go of its end at the
+// writer's death, not at its next check that the writer still waits (cat
+// read vigil's abandoned end and exited 0 before whileWaiting).
 func TestABlockingFIFOOpenEndsWhenTheWatcheeGivesUp(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	dir := t.TempDir()
@@ -432,6 +435,7 @@ rules:
 	for _, argv := range [][]string{
 		{"timeout", "1", "sh", "-c", "echo x > " + fifo},
 		{"sh", "-c", "echo x > " + fifo + " & cat " + fifo + "; wait"},
+		{"sh", "-c", "timeout 1 sh -c 'echo x > " + fifo + "'; timeout 1 cat " + fifo + "; echo reader $?"},
 	} {
 		want, wantCode := bare(t, argv...)
 		r := supervise(t, pol, argv)

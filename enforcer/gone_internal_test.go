@@ -1,0 +1,84 @@
+package enforcer
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/enforcer/notify"
+)
+
+// fakeWait is a notification that waits until its watchee dies.
+type fakeWait struct {
+	notify.Answerer
+	cmd    *exec.Cmd
+	checks atomic.Int32
+}
+
+func (f *fakeWait) Valid(uint64) error {
+	f.checks.Add(1)
+	// A dead watchee is a zombie until the test reaps it.
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(f.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return notify.ErrGone
+	}
+	if i := bytes.LastIndexByte(b, ')'); i < 0 || i+2 >= len(b) || b[i+2] == 'Z' {
+		return notify.ErrGone
+	}
+	return nil
+}
+
+// TestWhileWaitingAnswersAtTheWatcheesExit: a wait vigil performs for a
+// watchee ends when the watchee dies, not at the next poll — with an hour
+// between polls, gone still runs once the process is killed (the pidfd in
+// the runtime's poller), and only then.
+func TestWhileWaitingAnswersAtTheWatcheesExit(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeWait{cmd: cmd}
+	gone := make(chan struct{})
+	pid := cmd.Process.Pid
+	stop := watchWait(f, 1, pid, pid, time.Hour, func() { close(gone) })
+	defer stop()
+	select {
+	case <-gone:
+		t.Fatal("gone ran while the watchee still waits")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the watchee died and gone did not run (%d checks)", f.checks.Load())
+	}
+	_ = cmd.Wait()
+}
+
+// TestWhileWaitingStopsCleanly: stop returns with the pidfd's wait pending,
+// and gone never runs after it.
+func TestWhileWaitingStopsCleanly(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	f := &fakeWait{cmd: cmd}
+	var ran atomic.Bool
+	pid := cmd.Process.Pid
+	stop := watchWait(f, 1, pid, pid, time.Hour, func() { ran.Store(true) })
+	stop()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	time.Sleep(50 * time.Millisecond)
+	if ran.Load() {
+		t.Fatal("gone ran after stop")
+	}
+}
