@@ -3,6 +3,7 @@ package enforcer
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -262,17 +263,26 @@ func (s *receiver) prepareOpenHeld(caller emulate.Caller, obj *resolve.Object, h
 
 // fifoOpener returns the deferred work of a blocking FIFO open: it waits
 // for the other end as the watchee would, and gives up when the watchee no
-// longer waits (its notification is no longer valid).
+// longer waits (its notification is no longer valid) or has a signal that
+// would have interrupted its wait alone (answered ERESTARTSYS, which the
+// signal's delivery turns into a restart or EINTR, as alone).
 func (s *receiver) fifoOpener(l notify.Answerer, id uint64, c *call, p *emulate.Prepared) func() (int64, unix.Errno, bool) {
 	em := s.cfg.Emulator
 	tgid, tid := c.tgid, c.tid
 	return func() (int64, unix.Errno, bool) {
 		defer p.Close()
 		cancel := make(chan struct{})
-		stop := whileWaiting(l, id, tgid, tid, func() { close(cancel) })
+		var signaled atomic.Bool
+		stop := whileWaiting(l, id, tgid, tid, func() { close(cancel) }, func() {
+			signaled.Store(true)
+			close(cancel)
+		})
 		defer stop()
 		r, err := em.OpenFIFO(p, cancel)
 		if err != nil {
+			if errors.Is(err, emulate.ErrCanceled) && signaled.Load() {
+				return 0, errRestartSys, false
+			}
 			return 0, unix.EPERM, false
 		}
 		if r.Errno != 0 {
@@ -397,17 +407,31 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
 	id, tgid, tid := n.ID, c.tgid, c.tid
 	return deferredCall(d, func() (int64, unix.Errno, bool) {
-		defer p.Close()
 		// A blocking connect waits as long as the watchee's would, but
 		// no longer than the watchee waits: shutting vigil's copy of the
-		// socket down ends the handshake it would no longer see.
-		stop := whileWaiting(l, id, tgid, tid, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) })
-		defer stop()
-		r, err := em.Connect(p, addr)
-		if err != nil {
-			return 0, unix.EPERM, false
+		// socket down ends the handshake it would no longer see. A
+		// signal that would have interrupted the watchee's connect
+		// alone answers ERESTARTSYS at once and leaves the handshake
+		// going, as the kernel does (a restarted connect waits for it).
+		done := make(chan emulate.Result, 1)
+		signaled := make(chan struct{})
+		stop := whileWaiting(l, id, tgid, tid, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) },
+			func() { close(signaled) })
+		go func() {
+			defer p.Close()
+			r, err := em.Connect(p, addr)
+			stop()
+			if err != nil {
+				r = emulate.Result{Errno: unix.EPERM}
+			}
+			done <- r
+		}()
+		select {
+		case r := <-done:
+			return r.Val, r.Errno, false
+		case <-signaled:
+			return 0, errRestartSys, false
 		}
-		return r.Val, r.Errno, false
 	}), true
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -387,6 +388,48 @@ func TestEmulatedConnectToAnotherHostWaitsOffTheReceiver(t *testing.T) {
 	connectMatchesBare(t, pol, []string{probe, "connect", ip.String(), "9"})
 }
 
+// TestSignalsInterruptABlockingConnectAsAlone: a blocking connect vigil
+// performs off the receiver (a peer that is not loopback) waits for the
+// handshake while the watchee's wait no longer wakes for signals; python's
+// alarm handler still raises out of connect after a second, as alone. The
+// peer's accept queue is full, so the handshake would take the kernel's SYN
+// retries (minutes) to fail; the watchee hung that long before vigil answered
+// ERESTARTSYS.
+func TestSignalsInterruptABlockingConnectAsAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	ip := nonLoopbackAddr(t)
+	pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [%q] }\n    action: allow\n", ip.String()))
+	py := fmt.Sprintf(`
+import signal, socket, time
+srv = socket.socket(); srv.bind((%[1]q, 0)); srv.listen(0); peer = (%[1]q, srv.getsockname()[1])
+queued = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(peer)
+    except BlockingIOError: pass
+    queued.append(c)
+time.sleep(0.3)
+def h(*a): raise TimeoutError
+signal.signal(signal.SIGALRM, h)
+signal.alarm(1)
+try: socket.socket().connect(peer); print("connected")
+except TimeoutError: print("interrupted")
+`, ip.String())
+	argv := []string{"timeout", "-s", "KILL", "60", "python3", "-c", py}
+	want, wantCode := bare(t, argv...)
+	r := supervise(t, pol, argv)
+	if r.stdout != want || r.code != wantCode {
+		t.Errorf("under vigil %q, exit %d; alone %q, exit %d", r.stdout, r.code, want, wantCode)
+	}
+	recs := r.find("connect", "")
+	if len(recs) == 0 || !recs[len(recs)-1].Emulated || recs[len(recs)-1].Errno != "ERESTARTSYS" {
+		t.Errorf("the interrupted connect was not emulated and answered ERESTARTSYS: %v", recs)
+	}
+}
+
 // nonLoopbackAddr is one of this machine's addresses that is neither
 // loopback nor link-local.
 func nonLoopbackAddr(t *testing.T) netip.Addr {
@@ -407,6 +450,55 @@ func nonLoopbackAddr(t *testing.T) netip.Addr {
 	}
 	t.Skip("this machine has no address but loopback and link-local ones")
 	return netip.Addr{}
+}
+
+// TestSignalsInterruptABlockingFIFOOpenAsAlone: vigil waits for the FIFO's
+// other end off the receiver while the watchee's wait no longer wakes for
+// signals (WAIT_KILLABLE_RECV); a signal it would have handled alone still
+// ends or restarts the open as the kernel's interrupted wait does — python's
+// alarm handler raising out of open (it hung, unkillable even by timeout's
+// SIGTERM, before vigil answered ERESTARTSYS), bash's CHLD trap with the
+// open restarted (SA_RESTART), and a stop and continue.
+func TestSignalsInterruptABlockingFIFOOpenAsAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol := mustPolicy(t, fmt.Sprintf(`version: 1
+rules:
+  - syscalls: [open, openat]
+    match:
+      path: [%q]
+      flags: { any: [O_WRONLY, O_RDWR, O_CREAT, O_TRUNC] }
+    action: deny
+`, filepath.Join(dir, "protected", "**")))
+	alarm := `
+import signal
+def h(*a): raise TimeoutError
+signal.signal(signal.SIGALRM, h)
+signal.alarm(1)
+try: open(%q, "w")
+except TimeoutError: print("interrupted")
+`
+	for _, argv := range [][]string{
+		{"timeout", "-s", "KILL", "20", "python3", "-c", fmt.Sprintf(alarm, fifo)},
+		{"timeout", "-s", "KILL", "20", "bash", "-c", "(sleep 1; cat " + fifo + ") & trap 'echo child' CHLD; sleep 0.2 & exec 3>" + fifo + "; echo opened; echo data >&3; exec 3>&-; wait"},
+		{"timeout", "-s", "KILL", "20", "sh", "-c", "(sleep 1; cat " + fifo + ") & sh -c 'echo data > " + fifo + "' & p=$!; sleep 0.2; kill -STOP $p; sleep 0.2; kill -CONT $p; wait $p; echo writer $?; wait"},
+	} {
+		want, wantCode := bare(t, argv...)
+		r := supervise(t, pol, argv)
+		if r.stdout != want || r.code != wantCode {
+			t.Errorf("%v: under vigil %q, exit %d; alone %q, exit %d", argv[4:], r.stdout, r.code, want, wantCode)
+		}
+		if recs := r.find("openat", fifo); len(recs) == 0 || !recs[0].Emulated {
+			t.Errorf("%v: the FIFO open was not emulated: %v", argv[4:], recs)
+		}
+	}
 }
 
 // TestABlockingFIFOOpenEndsWhenTheWatcheeGivesUp: an emulated open of a FIFO

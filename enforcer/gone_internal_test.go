@@ -44,7 +44,7 @@ func TestWhileWaitingAnswersAtTheWatcheesExit(t *testing.T) {
 	f := &fakeWait{cmd: cmd}
 	gone := make(chan struct{})
 	pid := cmd.Process.Pid
-	stop := watchWait(f, 1, pid, pid, time.Hour, func() { close(gone) })
+	stop := watchWait(f, 1, pid, pid, time.Hour, func() { close(gone) }, nil)
 	defer stop()
 	select {
 	case <-gone:
@@ -73,12 +73,44 @@ func TestWhileWaitingStopsCleanly(t *testing.T) {
 	f := &fakeWait{cmd: cmd}
 	var ran atomic.Bool
 	pid := cmd.Process.Pid
-	stop := watchWait(f, 1, pid, pid, time.Hour, func() { ran.Store(true) })
+	stop := watchWait(f, 1, pid, pid, time.Hour, func() { ran.Store(true) }, nil)
 	stop()
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	time.Sleep(50 * time.Millisecond)
 	if ran.Load() {
 		t.Fatal("gone ran after stop")
+	}
+}
+
+// TestSignalInterruptsReadsTheThreadsOwnSignals: a pending signal counts
+// when it is the thread's to handle — sent to it, or to the process when
+// the thread is the leader — and neither blocked nor ignored.
+func TestSignalInterruptsReadsTheThreadsOwnSignals(t *testing.T) {
+	status := func(pnd, shd, blk, ign string) []byte {
+		return []byte("Name:\tpython3\nState:\tD (disk sleep)\nSigQ:\t1/94555\nSigPnd:\t" + pnd +
+			"\nShdPnd:\t" + shd + "\nSigBlk:\t" + blk + "\nSigIgn:\t" + ign + "\nSigCgt:\t0000000000002002\n")
+	}
+	const none, alrm, term = "0000000000000000", "0000000000002000", "0000000000004000"
+	for _, tc := range []struct {
+		name                string
+		pnd, shd, blk, ign  string
+		leader, interrupted bool
+	}{
+		{"nothing pending", none, none, none, none, true, false},
+		{"sent to the thread", alrm, none, none, none, false, true},
+		{"sent to the process, leader", none, alrm, none, none, true, true},
+		{"sent to the process, another thread may take it", none, alrm, none, none, false, false},
+		{"blocked", alrm, alrm, alrm, none, true, false},
+		{"ignored", term, none, none, term, true, false},
+		{"one of two blocked", none, "0000000000006000", alrm, none, true, true},
+	} {
+		got := signalInterrupts(status(tc.pnd, tc.shd, tc.blk, tc.ign), tc.leader)
+		if got != tc.interrupted {
+			t.Errorf("%s: interrupted %v, want %v", tc.name, got, tc.interrupted)
+		}
+	}
+	if signalInterrupts([]byte("SigPnd:\tzz\n"), true) {
+		t.Error("an unreadable mask interrupted")
 	}
 }

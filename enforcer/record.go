@@ -145,7 +145,7 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 	}
 	ev = ev.Str(audit.FieldRule, d.rule).Str(audit.FieldAction, d.action.String())
 	if d.errno != 0 {
-		ev = ev.Str(audit.FieldErrno, unix.ErrnoName(d.errno))
+		ev = ev.Str(audit.FieldErrno, errnoName(d.errno))
 	}
 	if d.reason != "" {
 		ev = ev.Str(audit.FieldReason, d.reason)
@@ -293,4 +293,17 @@ func formatDev(d policy.Dev) string {
 		k = "-"
 	}
 	return k + " " + strconv.FormatUint(uint64(d.Major), 10) + ":" + strconv.FormatUint(uint64(d.Minor), 10)
+}
+
+// errnoName names an answer's errno for the record. ERESTARTSYS, answered
+// when a signal would have interrupted the watchee's wait (whileWaiting), is
+// the kernel's own and has no name in user space.
+func errnoName(e unix.Errno) string {
+	if e == errRestartSys {
+		return "ERESTARTSYS"
+	}
+	if name := unix.ErrnoName(e); name != "" {
+		return name
+	}
+	return strconv.Itoa(int(e))
 }
