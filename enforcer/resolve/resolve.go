@@ -281,7 +281,11 @@ func (r *Resolver) lexical(req Request) (Object, error, bool) {
 		}
 		obj.Path, obj.Name, obj.Mode = path.Join(obj.Path, name), name, 0
 		return obj, nil, true
-	case unix.ELOOP, unix.EAGAIN, unix.ENOSYS, unix.E2BIG, unix.EXDEV:
+	case unix.ELOOP, unix.EAGAIN, unix.ENOSYS, unix.E2BIG, unix.EXDEV, unix.EACCES:
+		// EACCES: vigil's credentials were judged, not the watchee's —
+		// fs.protected_symlinks refuses root a symlink another user
+		// owns in a sticky directory before RESOLVE_NO_SYMLINKS says
+		// ELOOP (fast, below).
 		return Object{Fd: -1, ParentFd: -1}, nil, false
 	}
 	return Object{Fd: -1, ParentFd: -1}, err, true
@@ -424,6 +428,14 @@ func (c *walkCtx) fast(basefd int, abs bool) (obj Object, err error, settled boo
 			return Object{Fd: -1, ParentFd: -1}, nil, false
 		}
 		return Object{Fd: -1, ParentFd: -1}, unix.ENOENT, true
+	case unix.EACCES:
+		// vigil's credentials, not the watchee's, were judged: root is
+		// refused a symlink another user owns in a sticky world-writable
+		// directory (fs.protected_symlinks) that its owner may follow.
+		// The walk reads links without following them; permissions are
+		// then the kernel's for the watchee's own call, or the
+		// emulation worker's, which takes the watchee's credentials.
+		return Object{Fd: -1, ParentFd: -1}, nil, false
 	case unix.ELOOP, unix.EXDEV, unix.EAGAIN, unix.ENOSYS, unix.E2BIG:
 		if err == unix.EXDEV && c.req.Resolve&(unix.RESOLVE_BENEATH|unix.RESOLVE_NO_XDEV) != 0 {
 			// Possibly the watchee's own flags refusing; the walk tells
