@@ -99,7 +99,7 @@ var programs = []program{
 	{name: "busybox", needs: []string{"/bin/busybox"}},
 	{name: "compress", needs: []string{"gzip", "xz", "bzip2", "zstd", "lz4"}},
 	{name: "helpers", needs: []string{"gpg", "gpgconf", "tmux", "script", "stty", "ssh-keygen", "/usr/bin/python3"},
-		tree: treeOptions{ignoreContent: []string{"gnupg/*", "msg.sig", "key", "key.pub"}}},
+		tree: treeOptions{ignoreContent: []string{"gnupg/*", "msg.sig", "key", "key.pub"}, ignoreSize: []string{"gnupg/pubring.kbx", "msg.sig"}}},
 	{name: "names", needs: []string{"/usr/bin/python3", "tar"}},
 	{name: "dpkg", needs: []string{"dpkg-deb", "tar", "xz"}, tree: treeOptions{mtimes: []string{"pkg/**", "out/usr/**"}}},
 	{name: "textutils", needs: []string{"sort", "split", "csplit", "dd", "truncate", "fallocate", "mktemp", "flock",

@@ -28,6 +28,10 @@ type treeOptions struct {
 	// two runs, bare or not (stat data cached in git's index): their
 	// metadata is compared, their contents are not.
 	ignoreContent []string
+	// ignoreSize are globs of files whose size differs between any two
+	// runs too: keys and signatures, whose random numbers are stored
+	// without leading zero bytes (a byte shorter in one run of 256).
+	ignoreSize []string
 	// replace maps strings that differ between runs to the token written
 	// instead, in file contents and symlink targets.
 	replace []replacement
@@ -69,7 +73,11 @@ func snapshot(root string, o *treeOptions) (map[string]string, error) {
 		fmt.Fprintf(&b, "%s %04o %d:%d", kindOf(mode), mode&0o7777, e.st.Uid, e.st.Gid)
 		switch mode & syscall.S_IFMT {
 		case syscall.S_IFREG:
-			fmt.Fprintf(&b, " size=%d", e.st.Size)
+			if matchAny(o.ignoreSize, e.rel) {
+				b.WriteString(" size=ignored")
+			} else {
+				fmt.Fprintf(&b, " size=%d", e.st.Size)
+			}
 			if matchAny(o.ignoreContent, e.rel) {
 				b.WriteString(" content=ignored")
 			} else {
