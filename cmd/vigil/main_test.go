@@ -191,6 +191,18 @@ func TestExitStatusIsTheWatchees(t *testing.T) {
 	}
 }
 
+// TestVigilUnderVigilSaysWhy: a supervised process cannot start its own
+// supervisor (the hardening refuses new seccomp listeners to watchees); the
+// inner vigil exits 2 with a message that says so, whole (the init step's
+// report was cut at 64 bytes before).
+func TestVigilUnderVigilSaysWhy(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	_, stderr, code := vigil(t, "run", "--log", os.DevNull, "--", vigilBin, "run", "--", "true")
+	if code != 2 || !strings.Contains(stderr, "already runs under (is it supervised? vigil under vigil is not supported)") {
+		t.Errorf("vigil under vigil: exit %d, stderr %q", code, stderr)
+	}
+}
+
 func TestSignalsAreForwardedToTheWatchee(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	cmd := exec.Command(vigilBin, "run", "--", "sleep", "30")

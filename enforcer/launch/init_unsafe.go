@@ -1,8 +1,10 @@
 package launch
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +41,10 @@ func installFilter(prog []byte, interruptible bool) (int, bool, error) {
 			}
 		case e == unix.EBUSY:
 			return -1, false, errors.New("installing seccomp filter: this process already has a seccomp listener (nested supervision is not supported)")
+		case e == unix.EPERM && underSeccompFilter():
+			// A filter above refuses new listeners: another supervisor's
+			// hardening (vigil's own refuses them to its watchees).
+			return -1, false, errors.New("installing seccomp filter: operation not permitted by the seccomp filter this process already runs under (is it supervised? vigil under vigil is not supported)")
 		default:
 			return -1, false, fmt.Errorf("installing seccomp filter: %w", e)
 		}
@@ -50,4 +56,11 @@ func installFilter(prog []byte, interruptible bool) (int, bool, error) {
 func setComm(name string) {
 	b := append([]byte(name), 0)
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0)
+}
+
+// underSeccompFilter reports whether the calling process runs under a
+// seccomp filter (Seccomp: 2 in /proc/self/status).
+func underSeccompFilter() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	return err == nil && bytes.Contains(b, []byte("\nSeccomp:\t2\n"))
 }

@@ -205,7 +205,9 @@ func programFile(prog []byte) (*os.File, error) {
 // cannot be recycled while the pidfd is opened; the watchee's own filter
 // refuses pidfd_getfd (hardening), vigil's process is not filtered.
 func recvListener(ctl *os.File, pid int) (fd int, killable bool, err error) {
-	buf := make([]byte, 64)
+	// One SEQPACKET message: an error's text whole (a shorter buffer
+	// truncated the message that explains a refused filter).
+	buf := make([]byte, 4096)
 	n, err := unix.Read(int(ctl.Fd()), buf)
 	if err != nil {
 		return -1, false, err
