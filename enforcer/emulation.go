@@ -273,7 +273,7 @@ func (s *receiver) fifoOpener(l notify.Answerer, id uint64, c *call, p *emulate.
 		defer p.Close()
 		cancel := make(chan struct{})
 		var signaled atomic.Bool
-		stop := whileWaiting(l, id, tgid, tid, func() { close(cancel) }, func() {
+		stop := whileWaiting(l, id, tgid, tid, func(bool) { close(cancel) }, func() {
 			signaled.Store(true)
 			close(cancel)
 		})
@@ -408,15 +408,22 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 	id, tgid, tid := n.ID, c.tgid, c.tid
 	return deferredCall(d, func() (int64, unix.Errno, bool) {
 		// A blocking connect waits as long as the watchee's would, but
-		// no longer than the watchee waits: shutting vigil's copy of the
+		// no longer than the watchee lives: shutting vigil's copy of the
 		// socket down ends the handshake it would no longer see. A
 		// signal that would have interrupted the watchee's connect
-		// alone answers ERESTARTSYS at once and leaves the handshake
-		// going, as the kernel does (a restarted connect waits for it).
+		// alone answers ERESTARTSYS at once, and one that did (the
+		// kernel withdrew the call) answers nothing; both leave the
+		// handshake going, as the kernel does (a restarted connect
+		// waits for it).
 		done := make(chan emulate.Result, 1)
-		signaled := make(chan struct{})
-		stop := whileWaiting(l, id, tgid, tid, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) },
-			func() { close(signaled) })
+		signaled, withdrawn := make(chan struct{}), make(chan struct{})
+		stop := whileWaiting(l, id, tgid, tid, func(exited bool) {
+			if exited {
+				_ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR)
+				return
+			}
+			close(withdrawn)
+		}, func() { close(signaled) })
 		go func() {
 			defer p.Close()
 			r, err := em.Connect(p, addr)
@@ -431,6 +438,8 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 			return r.Val, r.Errno, false
 		case <-signaled:
 			return 0, errRestartSys, false
+		case <-withdrawn:
+			return 0, unix.ESRCH, true
 		}
 	}), true
 }

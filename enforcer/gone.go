@@ -91,7 +91,10 @@ func newValidWatch(l notify.Answerer, id uint64, poll time.Duration, gone func()
 // process's) waits in the runtime's poller, at the cost of a pidfd and a
 // poller registration per wait. A pidfd that names another task (the thread
 // was gone and its id reused before it was opened) only delays the answer
-// to the next poll: gone runs only when the notification no longer waits.
+// to the next poll: gone runs only when the notification no longer waits,
+// and says whether the thread exited (or whether that is unknown) or is
+// alive (the kernel withdrew the call for a signal: a listener without
+// WAIT_KILLABLE_RECV).
 //
 // With interrupted set, it also checks every signalPoll whether the thread
 // has a signal that would have ended its wait alone (signalInterrupts), and
@@ -100,7 +103,7 @@ func newValidWatch(l notify.Answerer, id uint64, poll time.Duration, gone func()
 // (docs/design.md §2 rule 8): vigil answers ERESTARTSYS for it, and the
 // signal's delivery on the way out restarts the call or fails it with EINTR
 // as the kernel's own interrupted wait would.
-func whileWaiting(l notify.Answerer, id uint64, tgid, tid int, gone, interrupted func()) (stop func()) {
+func whileWaiting(l notify.Answerer, id uint64, tgid, tid int, gone func(exited bool), interrupted func()) (stop func()) {
 	poll := validPoll
 	if interrupted != nil {
 		poll = signalPoll
@@ -120,19 +123,19 @@ const errRestartSys = unix.Errno(512)
 const signalPoll = 10 * time.Millisecond
 
 // watchWait is whileWaiting polling every poll.
-func watchWait(l notify.Answerer, id uint64, tgid, tid int, poll time.Duration, gone, interrupted func()) (stop func()) {
+func watchWait(l notify.Answerer, id uint64, tgid, tid int, poll time.Duration, gone func(exited bool), interrupted func()) (stop func()) {
 	var sig *threadSignals
 	if interrupted != nil {
 		sig = openThreadSignals(tgid, tid)
 	}
-	w := newValidWatch(l, id, poll, gone, sig, interrupted)
+	exit, exitFd := exitFile(tgid, tid)
+	w := newValidWatch(l, id, poll, func() { gone(exitFd < 0 || exited(exitFd)) }, sig, interrupted)
 	release := func() {
 		w.stop()
 		if sig != nil {
 			sig.close()
 		}
 	}
-	exit := exitFile(tgid, tid)
 	if exit == nil {
 		return release
 	}
@@ -234,16 +237,25 @@ func signalInterrupts(status []byte, leader bool) bool {
 
 // exitFile opens a pidfd that becomes readable when thread tid exits (the
 // process tgid, where threads have no pidfd of their own), non-blocking so
-// that the runtime's poller waits on it; nil if neither can be opened.
-func exitFile(tgid, tid int) *os.File {
+// that the runtime's poller waits on it, and returns it with its descriptor
+// (valid until the file is closed); nil and -1 if neither can be opened.
+func exitFile(tgid, tid int) (*os.File, int) {
 	fd, err := unix.PidfdOpen(tid, pidfdThread|unix.PIDFD_NONBLOCK)
 	if err == unix.EINVAL && tgid > 0 {
 		fd, err = unix.PidfdOpen(tgid, unix.PIDFD_NONBLOCK)
 	}
 	if err != nil {
-		return nil
+		return nil, -1
 	}
-	return os.NewFile(uintptr(fd), "pidfd")
+	return os.NewFile(uintptr(fd), "pidfd"), fd
+}
+
+// exited reports whether the task of pidfd fd has exited (the pidfd is
+// readable), without waiting.
+func exited(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
 }
 
 // pidfdThread is PIDFD_THREAD (include/uapi/linux/pidfd.h, Linux 6.9),

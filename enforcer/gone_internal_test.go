@@ -44,7 +44,12 @@ func TestWhileWaitingAnswersAtTheWatcheesExit(t *testing.T) {
 	f := &fakeWait{cmd: cmd}
 	gone := make(chan struct{})
 	pid := cmd.Process.Pid
-	stop := watchWait(f, 1, pid, pid, time.Hour, func() { close(gone) }, nil)
+	stop := watchWait(f, 1, pid, pid, time.Hour, func(exited bool) {
+		if !exited {
+			t.Error("gone says the killed watchee is alive")
+		}
+		close(gone)
+	}, nil)
 	defer stop()
 	select {
 	case <-gone:
@@ -73,7 +78,7 @@ func TestWhileWaitingStopsCleanly(t *testing.T) {
 	f := &fakeWait{cmd: cmd}
 	var ran atomic.Bool
 	pid := cmd.Process.Pid
-	stop := watchWait(f, 1, pid, pid, time.Hour, func() { ran.Store(true) }, nil)
+	stop := watchWait(f, 1, pid, pid, time.Hour, func(bool) { ran.Store(true) }, nil)
 	stop()
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
