@@ -151,7 +151,7 @@ func (s *receiver) decideSend(l notify.Answerer, n *notify.Notif, c *call) (o ou
 		}
 		return refusedBy(errno), true
 	}
-	o = s.carryOutSend(l, n, d, kind, flags, &sc)
+	o = s.carryOutSend(l, n, d, kind, flags, &sc, caller)
 	if o.kind != outDeferred {
 		sc.close()
 	}
@@ -215,7 +215,7 @@ func (s *receiver) readSend(n *notify.Notif, kind sendKind, caller emulate.Calle
 // carryOutSend carries out the verdict on a send: an allowed one is
 // performed by vigil from its own copy of the destination, off the notify
 // loop (a send may block); the naive mode continues it.
-func (s *receiver) carryOutSend(l notify.Answerer, n *notify.Notif, d policy.Decision, kind sendKind, flags uint32, sc *sendCall) outcome {
+func (s *receiver) carryOutSend(l notify.Answerer, n *notify.Notif, d policy.Decision, kind sendKind, flags uint32, sc *sendCall, caller emulate.Caller) outcome {
 	switch d.Action {
 	case policy.ActionAllow, policy.ActionLog:
 	default:
@@ -242,9 +242,19 @@ func (s *receiver) carryOutSend(l notify.Answerer, n *notify.Notif, d policy.Dec
 		call.Mmsg = n.Data.Args[1]
 	}
 	em, sock, log := s.cfg.Emulator, sc.sock, s.log
+	tgid, tid := caller.Pid, caller.Tid
 	return deferredCall(d, func() (int64, unix.Errno, bool) {
 		defer sock.Close()
+		// A send that blocks answers a signal the watchee has to handle
+		// as the kernel's wait would (whileWaiting).
+		if sig := openThreadSignals(tgid, tid); sig != nil {
+			defer sig.close()
+			call.Interrupted = sig.interrupt
+		}
 		val, errno, err := em.Send(sock, call)
+		if errors.Is(err, emulate.ErrInterrupted) {
+			return 0, errRestartSys, false
+		}
 		if err != nil {
 			if !errors.Is(err, emulate.ErrGone) {
 				log.Error().Err(err).Msg("denying: emulated send failed")

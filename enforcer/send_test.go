@@ -510,3 +510,47 @@ func TestEmulatedSendsReturnWhatTheKernelWould(t *testing.T) {
 		t.Fatalf("only %d sends were emulated", n)
 	}
 }
+
+// TestSignalsInterruptABlockingEmulatedSendAsAlone: a datagram sent to an
+// AF_UNIX socket whose queue is full blocks; vigil sends it off the
+// receiver while the watchee's wait no longer wakes for signals, and
+// python's alarm handler still raises out of sendto after a second, as
+// alone (it hung before vigil answered ERESTARTSYS).
+func TestSignalsInterruptABlockingEmulatedSendAsAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	dir := t.TempDir()
+	pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"unix:%s/denied/**\"] }\n    action: deny\n", dir))
+	py := `
+import os, signal, socket, sys
+path = os.path.join(sys.argv[1], "sink")
+sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); sink.bind(path)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.setblocking(False)
+queued = 0
+try:
+    while True: s.sendto(b"x" * 100, path); queued += 1
+except BlockingIOError: pass
+s.setblocking(True)
+def h(*a): raise TimeoutError
+signal.signal(signal.SIGALRM, h)
+signal.alarm(1)
+try: s.sendto(b"y", path); print("sent")
+except TimeoutError: print("interrupted after queueing", queued > 0)
+os.unlink(path)
+`
+	argv := []string{"timeout", "-s", "KILL", "60", "python3", "-c", py, dir}
+	want, wantCode := bare(t, argv...)
+	if want != "interrupted after queueing True\n" {
+		t.Fatalf("the bare run: %q", want)
+	}
+	r := supervise(t, pol, argv)
+	if r.stdout != want || r.code != wantCode {
+		t.Errorf("under vigil %q, exit %d; alone %q, exit %d", r.stdout, r.code, want, wantCode)
+	}
+	recs := r.find("sendto", "")
+	if len(recs) == 0 || !recs[len(recs)-1].Emulated || recs[len(recs)-1].Errno != "ERESTARTSYS" {
+		t.Errorf("the blocked send was not emulated and answered ERESTARTSYS: %v", recs)
+	}
+}

@@ -28,8 +28,9 @@ import (
 //     the count sent so far.
 //   - A blocking send blocks for as long as the watchee's would, off the
 //     notify loop, waiting for POLLOUT and giving up when the watchee is
-//     gone (the notification is no longer valid); SO_SNDTIMEO ends it with
-//     EAGAIN or the partial count. vigil sends with MSG_NOSIGNAL and, when
+//     gone (the notification is no longer valid) or has a signal to handle
+//     (SendCall.Interrupted: ErrInterrupted, or the partial count);
+//     SO_SNDTIMEO ends it with EAGAIN or the partial count. vigil sends with MSG_NOSIGNAL and, when
 //     the watchee did not ask for it, raises the SIGPIPE the kernel would
 //     have raised in the calling thread, before the answer.
 //   - Control messages are handled faithfully or refused: on AF_UNIX,
@@ -155,7 +156,17 @@ type SendCall struct {
 	// (SECCOMP_IOCTL_NOTIF_ID_VALID). Send checks it after every read of
 	// the watchee's memory or /proc and while a send blocks.
 	Valid func() error
+	// Interrupted, when set, reports whether the watchee has a signal
+	// that would have interrupted its blocked send alone; a blocking send
+	// checks it while it waits (every interruptSlice) and then ends with
+	// ErrInterrupted, or the bytes or messages already sent.
+	Interrupted func() bool
 }
+
+// ErrInterrupted means a blocking send stopped waiting for a signal the
+// watchee has to handle, before it sent anything: the kernel's own wait
+// would have answered ERESTARTSYS.
+var ErrInterrupted = errors.New("a signal interrupted the watchee's blocking send")
 
 // ErrGone means the watchee stopped waiting while its send was emulated:
 // there is no one to answer.
@@ -174,6 +185,8 @@ const (
 	// pollSlice bounds one wait of a blocking send, so a watchee that died
 	// meanwhile is noticed.
 	pollSlice = 200 * time.Millisecond
+	// interruptSlice bounds it when signals are looked for (Interrupted).
+	interruptSlice = 10 * time.Millisecond
 )
 
 // Send performs call on s and returns what the syscall returns: the bytes
@@ -191,13 +204,16 @@ func (e *Emulator) Send(s *Socket, call *SendCall) (int64, unix.Errno, error) {
 		if len(call.Msgs) != 1 {
 			return 0, 0, fmt.Errorf("emulated send of %d messages without an mmsghdr array", len(call.Msgs))
 		}
-		n, errno, err := e.sendMsg(s, &call.Msgs[0], call.Flags, call.Valid)
+		n, errno, err := e.sendMsg(s, &call.Msgs[0], call.Flags, call)
 		return int64(n), errno, err
 	}
 	sent := 0
 	for i := range call.Msgs {
 		m := &call.Msgs[i]
-		n, errno, err := e.sendMsg(s, m, call.Flags|m.Flags, call.Valid)
+		n, errno, err := e.sendMsg(s, m, call.Flags|m.Flags, call)
+		if errors.Is(err, ErrInterrupted) && sent > 0 {
+			return int64(sent), 0, nil // __sys_sendmmsg: the datagrams sent
+		}
 		if err != nil {
 			return 0, 0, err
 		}
@@ -224,7 +240,8 @@ func (e *Emulator) Send(s *Socket, call *SendCall) (int64, unix.Errno, error) {
 }
 
 // sendMsg sends one message and returns the bytes sent or the errno.
-func (e *Emulator) sendMsg(s *Socket, m *SendMsg, flags uint32, valid func() error) (int, unix.Errno, error) {
+func (e *Emulator) sendMsg(s *Socket, m *SendMsg, flags uint32, call *SendCall) (int, unix.Errno, error) {
+	valid := call.Valid
 	name := m.Name
 	if m.Peer != nil {
 		if m.Peer.Mode&unix.S_IFMT != unix.S_IFSOCK {
@@ -253,7 +270,7 @@ func (e *Emulator) sendMsg(s *Socket, m *SendMsg, flags uint32, valid func() err
 	// in a native sendmsg (sendto ignores it), and SIGPIPE is raised for
 	// the watchee below, never for vigil.
 	flags &^= args.MsgCmsgCompat
-	w, err := newSendWait(s, flags, valid)
+	w, err := newSendWait(s, flags, valid, call.Interrupted)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -337,6 +354,9 @@ func (e *Emulator) sendStream(s *Socket, m *SendMsg, name, ctl []byte, flags uin
 			f &^= unix.MSG_FASTOPEN
 		}
 		got, errno, err := w.send(chunk[:n], name, ctl, f)
+		if errors.Is(err, ErrInterrupted) && sent > 0 {
+			return int(sent), 0, nil // tcp_sendmsg: the bytes copied
+		}
 		if err != nil {
 			return 0, 0, err
 		}
@@ -398,14 +418,15 @@ func (e *Emulator) sigpipe(s *Socket, errno unix.Errno, flags uint32) unix.Errno
 // for good: a blocking socket is sent on with MSG_DONTWAIT and waited on
 // with poll, in slices, checking that the watchee still waits.
 type sendWait struct {
-	s        *Socket
-	valid    func() error
-	nonblock bool
-	deadline time.Time // SO_SNDTIMEO; zero for none
+	s           *Socket
+	valid       func() error
+	interrupted func() bool // nil: signals are not looked for
+	nonblock    bool
+	deadline    time.Time // SO_SNDTIMEO; zero for none
 }
 
-func newSendWait(s *Socket, flags uint32, valid func() error) (*sendWait, error) {
-	w := &sendWait{s: s, valid: valid, nonblock: flags&unix.MSG_DONTWAIT != 0}
+func newSendWait(s *Socket, flags uint32, valid func() error, interrupted func() bool) (*sendWait, error) {
+	w := &sendWait{s: s, valid: valid, interrupted: interrupted, nonblock: flags&unix.MSG_DONTWAIT != 0}
 	fl, err := unix.FcntlInt(uintptr(s.Fd), unix.F_GETFL, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading the socket's file flags: %w", err)
@@ -456,9 +477,13 @@ func (w *sendWait) send(data, name, ctl []byte, flags uint32) (int, unix.Errno, 
 }
 
 // wait waits, at most one slice, for the socket to take more; ErrGone when
-// the watchee stopped waiting meanwhile.
+// the watchee stopped waiting meanwhile, ErrInterrupted when it has a
+// signal to handle.
 func (w *sendWait) wait(backoff *time.Duration) error {
 	slice := pollSlice
+	if w.interrupted != nil {
+		slice = interruptSlice
+	}
 	if !w.deadline.IsZero() {
 		slice = min(slice, max(time.Until(w.deadline), 0))
 	}
@@ -467,6 +492,9 @@ func (w *sendWait) wait(backoff *time.Duration) error {
 	n, err := unix.Poll(fds, int(slice/time.Millisecond)+1)
 	if w.valid() != nil {
 		return ErrGone
+	}
+	if w.interrupted != nil && w.interrupted() {
+		return ErrInterrupted
 	}
 	if err == nil && n > 0 && time.Since(start) < time.Millisecond {
 		// POLLOUT at once but the send still said EAGAIN: an unconnected
