@@ -393,9 +393,16 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 		// hand-off to another thread, which costs more than the connect.
 		// A loopback peer whose backlog is full, or a sibling that clears
 		// O_NONBLOCK meanwhile, makes this a wait on the receiver, which
-		// the pool treats as any stalled call; the watchee giving up still
-		// ends it (whileValid shuts the socket down).
-		stop := whileValid(l, n.ID, func() { _ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR) })
+		// the pool treats as any stalled call; the watchee's death still
+		// ends it (whileValid, then the socket shut down). A watchee that
+		// lives on (the kernel withdrew the call for a signal) keeps the
+		// handshake going, as alone.
+		tgid, tid := c.tgid, c.tid
+		stop := whileValid(l, n.ID, func() {
+			if threadExited(tgid, tid) {
+				_ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR)
+			}
+		})
 		r, err := em.Connect(p, s.scratch.Sockaddr[:c.saLen])
 		stop()
 		p.Close()

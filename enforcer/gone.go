@@ -261,3 +261,25 @@ func exited(fd int) bool {
 // pidfdThread is PIDFD_THREAD (include/uapi/linux/pidfd.h, Linux 6.9),
 // which equals O_EXCL; older kernels refuse it with EINVAL.
 const pidfdThread = unix.O_EXCL
+
+// threadExited reports whether thread tid of process tgid has exited (or
+// is a zombie), from /proc: where no pidfd was opened for the wait, it tells
+// the watchee's death from a call the kernel withdrew for a signal.
+func threadExited(tgid, tid int) bool {
+	var buf [512]byte
+	fd, err := unix.Open("/proc/"+strconv.Itoa(tgid)+"/task/"+strconv.Itoa(tid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	n, err := unix.Read(fd, buf[:])
+	if err != nil || n <= 0 {
+		return true
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(buf[:n], ')')
+	if i < 0 || i+2 >= n {
+		return true
+	}
+	return buf[i+2] == 'Z' || buf[i+2] == 'X'
+}
