@@ -387,29 +387,7 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 	}
 	em := s.cfg.Emulator
 	if nonBlocking(p.ObjectFd) || c.addr.IP.Unmap().IsLoopback() {
-		// It cannot wait (EINPROGRESS instead), or its handshake is done
-		// within connect(2) itself (loopback: the peer's kernel answers
-		// in the same call, a refusal too): connect it here and save the
-		// hand-off to another thread, which costs more than the connect.
-		// A loopback peer whose backlog is full, or a sibling that clears
-		// O_NONBLOCK meanwhile, makes this a wait on the receiver, which
-		// the pool treats as any stalled call; the watchee's death still
-		// ends it (whileValid, then the socket shut down). A watchee that
-		// lives on (the kernel withdrew the call for a signal) keeps the
-		// handshake going, as alone.
-		tgid, tid := c.tgid, c.tid
-		stop := whileValid(l, n.ID, func() {
-			if threadExited(tgid, tid) {
-				_ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR)
-			}
-		})
-		r, err := em.Connect(p, s.scratch.Sockaddr[:c.saLen])
-		stop()
-		p.Close()
-		if err != nil {
-			return deny(d, unix.EPERM), true
-		}
-		return performedResult(d, r.Val, r.Errno), true
+		return s.connectHere(l, n, c, d, p), true
 	}
 	addr := append([]byte(nil), s.scratch.Sockaddr[:c.saLen]...)
 	id, tgid, tid := n.ID, c.tgid, c.tid
@@ -449,6 +427,31 @@ func (s *receiver) emulateConnect(l notify.Answerer, n *notify.Notif, c *call, d
 			return 0, unix.ESRCH, true
 		}
 	}), true
+}
+
+// connectHere performs an emulated connect on the receiver: it cannot wait
+// (EINPROGRESS instead), or its handshake is done within connect(2) itself
+// (loopback: the peer's kernel answers in the same call, a refusal too), so
+// the hand-off to another thread would cost more than the connect. A
+// loopback peer whose backlog is full, or a sibling that clears O_NONBLOCK
+// meanwhile, makes this a wait on the receiver, which the pool treats as
+// any stalled call; the watchee's death still ends it (whileValid, then the
+// socket shut down). A watchee that lives on (the kernel withdrew the call
+// for a signal) keeps the handshake going, as alone. It takes p over.
+func (s *receiver) connectHere(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision, p *emulate.Prepared) outcome {
+	tgid, tid := c.tgid, c.tid
+	stop := whileValid(l, n.ID, func() {
+		if threadExited(tgid, tid) {
+			_ = unix.Shutdown(p.ObjectFd, unix.SHUT_RDWR)
+		}
+	})
+	r, err := s.cfg.Emulator.Connect(p, s.scratch.Sockaddr[:c.saLen])
+	stop()
+	p.Close()
+	if err != nil {
+		return deny(d, unix.EPERM)
+	}
+	return performedResult(d, r.Val, r.Errno)
 }
 
 // nonBlocking reports whether the open file description fd has O_NONBLOCK.
