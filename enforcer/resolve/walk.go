@@ -216,10 +216,16 @@ func (c *walkCtx) followSymlink(w *walkState, fd int, name string, last bool) er
 	}
 	n, err := unix.Readlinkat(fd, "", c.r.link)
 	unix.Close(fd)
-	if err != nil {
+	target := ""
+	switch {
+	case err == nil:
+		target = string(c.r.link[:n])
+	case err == unix.ENAMETOOLONG && isProc(w.cur):
+		// A magic link to an object deeper than the kernel prints
+		// (PATH_MAX): its text is not needed to follow it.
+	default:
 		return err
 	}
-	target := string(c.r.link[:n])
 	if isProc(w.cur) && !strings.HasPrefix(target, "self") && !strings.HasPrefix(target, "thread-self") {
 		// A procfs magic link (fd/N, cwd, root, exe, ...) under an
 		// explicit pid: its readlink text is a description, not a

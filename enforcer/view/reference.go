@@ -213,6 +213,11 @@ func (r *Reference) Name(o *Object) (string, error) {
 
 func (r *Reference) name(o *Object) (string, error) {
 	link, err := readlinkFd(o.Fd)
+	if err == unix.ENAMETOOLONG {
+		if link, err = longLink(o); errors.Is(err, ErrNeedParent) {
+			return "", err
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: reading its path: %v", ErrNoName, err)
 	}

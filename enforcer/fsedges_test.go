@@ -63,3 +63,47 @@ ls -l @D@ | awk 'NR > 1 {print $1, $3, $NF}'
 		}
 	}
 }
+
+// TestPathsLongerThanPathMaxWorkAsAlone: the kernel prints no path longer
+// than PATH_MAX (readlink of /proc/self/fd answers ENAMETOOLONG), yet a
+// watchee may cd that deep and work there with relative names, as bash and
+// python do here: create, read, link, rename, remove files and directories,
+// read a directory through /proc/self/fd. vigil names such objects by
+// climbing to a directory the kernel still prints; before, every call there
+// was refused EACCES ("the object has no name vigil can establish").
+func TestPathsLongerThanPathMaxWorkAsAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	script := `cd "$1"
+for i in $(seq 1 215); do mkdir dddddddddddddddddddd && cd dddddddddddddddddddd || exit 1; done
+echo x > f && cat f && ln -s f l && cat l && ln f h && mv l l2 && rm f l2 h && mkdir sub && rmdir sub && echo files ok
+exec 3<. && ls /proc/self/fd/3/ | wc -l && chmod 0750 /proc/self/fd/3 && stat -c %a . && exec 3<&-
+/usr/bin/python3 -c '
+import os
+os.makedirs("e/" * 50)
+with open("e/" * 50 + "f", "w") as f: f.write("deep")
+print(open("e/" * 50 + "f").read(), len(os.path.realpath(".")) > 4096)
+for root, dirs, files in os.walk("e", topdown=False):
+    for n in files: os.unlink(os.path.join(root, n))
+    for n in dirs: os.rmdir(os.path.join(root, n))
+os.rmdir("e")
+'
+cd "$1" && rm -r dddddddddddddddddddd && ls | wc -l`
+	pathCalls := "[open, openat, openat2, creat, mkdir, mkdirat, symlink, symlinkat, link, linkat, unlink, unlinkat, rmdir, rename, renameat, renameat2, chmod, fchmodat, execve]"
+	trapAll := mustPolicy(t, "version: 1\nrules:\n  - syscalls: "+pathCalls+"\n    match: { path: [\""+filepath.Join(dir, "denied")+"/**\"] }\n    action: deny\n")
+	for name, pol := range map[string]*policy.Policy{"default": policy.Default(), "path calls trapped": trapAll} {
+		work := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+		if err := os.Mkdir(work, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		argv := []string{"bash", "-c", script, "bash", work}
+		want, wantCode := bare(t, argv...)
+		if !strings.Contains(want, "files ok\n") || !strings.Contains(want, "deep True\n") {
+			t.Fatalf("the bare run did not work that deep (exit %d):\n%s", wantCode, want)
+		}
+		r := supervise(t, pol, argv)
+		if r.stdout != want || r.code != wantCode {
+			t.Errorf("%s policy: under vigil (exit %d):\n%s\nalone (exit %d):\n%s", name, r.code, r.stdout, wantCode, want)
+		}
+	}
+}
