@@ -499,7 +499,7 @@ func TestSignalsInterruptABlockingFIFOOpenAsAlone(t *testing.T) {
 		t.Fatalf("python3: %v", err)
 	}
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
+	fifo, read := filepath.Join(dir, "fifo"), filepath.Join(dir, "read")
 	if err := unix.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -521,8 +521,10 @@ except TimeoutError: print("interrupted")
 `
 	for _, argv := range [][]string{
 		{"timeout", "-s", "KILL", "20", "python3", "-c", fmt.Sprintf(alarm, fifo)},
-		{"timeout", "-s", "KILL", "20", "bash", "-c", "(sleep 1; cat " + fifo + ") & trap 'echo child' CHLD; sleep 0.2 & exec 3>" + fifo + "; echo opened; echo data >&3; exec 3>&-; wait"},
-		{"timeout", "-s", "KILL", "20", "sh", "-c", "(sleep 1; cat " + fifo + ") & sh -c 'echo data > " + fifo + "' & p=$!; sleep 0.2; kill -STOP $p; sleep 0.2; kill -CONT $p; wait $p; echo writer $?; wait"},
+		// The reader writes to a file, printed last: its output and the
+		// writer's would race for stdout.
+		{"timeout", "-s", "KILL", "20", "bash", "-c", "(sleep 1; cat " + fifo + " > " + read + ") & trap 'n=$((n+1))' CHLD; sleep 0.2 & exec 3>" + fifo + "; echo opened; echo data >&3; exec 3>&-; wait; cat " + read},
+		{"timeout", "-s", "KILL", "20", "sh", "-c", "(sleep 1; cat " + fifo + " > " + read + ") & sh -c 'echo data > " + fifo + "' & p=$!; sleep 0.2; kill -STOP $p; sleep 0.2; kill -CONT $p; wait $p; echo writer $?; wait; cat " + read},
 	} {
 		want, wantCode := bare(t, argv...)
 		r := supervise(t, pol, argv)

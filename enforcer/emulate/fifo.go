@@ -42,7 +42,9 @@ func (e *Emulator) OpenFIFO(p *Prepared, cancel <-chan struct{}) (Result, error)
 	path := "/proc/self/fd/" + strconv.Itoa(p.ObjectFd)
 	done := make(chan struct{})
 	canceled := make(chan struct{})
+	released := make(chan struct{}) // the canceller let go of its end
 	go func() {
+		defer close(released)
 		select {
 		case <-done:
 		case <-cancel:
@@ -68,6 +70,10 @@ func (e *Emulator) OpenFIFO(p *Prepared, cancel <-chan struct{}) (Result, error)
 		if err == nil {
 			unix.Close(fd)
 		}
+		// Only once vigil's end is closed: a restarted open (the
+		// watchee handled the signal that canceled this one) would
+		// pair with it, and then find it gone.
+		<-released
 		return errnoResult(0), ErrCanceled
 	default:
 	}
