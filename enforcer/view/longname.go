@@ -1,10 +1,10 @@
 package view
 
 import (
+	"encoding/binary"
 	"fmt"
 	"path"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,20 +106,29 @@ func entryWithIno(dir int, ino uint64) (string, error) {
 			return "", fmt.Errorf("naming a long path: the directory is no longer in its parent: %w", ErrNoName)
 		}
 		for off := 0; off < n; {
-			d := (*unix.Dirent)(unsafe.Pointer(&buf[off]))
-			if d.Reclen == 0 || off+int(d.Reclen) > n {
+			// struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16,
+			// d_type u8, d_name NUL-terminated.
+			if off+direntNameOff > n {
 				return "", fmt.Errorf("naming a long path: malformed directory entry: %w", ErrNoName)
 			}
-			if d.Ino == ino {
-				name := direntName(buf[off+int(unsafe.Offsetof(d.Name)) : off+int(d.Reclen)])
+			dIno := binary.NativeEndian.Uint64(buf[off:])
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			if reclen < direntNameOff || off+reclen > n {
+				return "", fmt.Errorf("naming a long path: malformed directory entry: %w", ErrNoName)
+			}
+			if dIno == ino {
+				name := direntName(buf[off+direntNameOff : off+reclen])
 				if name != "." && name != ".." && name != "" {
 					return name, nil
 				}
 			}
-			off += int(d.Reclen)
+			off += reclen
 		}
 	}
 }
+
+// direntNameOff is where d_name starts in a struct linux_dirent64.
+const direntNameOff = 19
 
 // direntName is the NUL-terminated name at the start of b.
 func direntName(b []byte) string {
