@@ -486,6 +486,27 @@ func nonLoopbackAddr(t *testing.T) netip.Addr {
 	return netip.Addr{}
 }
 
+// fifoAndPolicy makes a FIFO in a test directory and a policy under which
+// opening it for writing is a content-dependent decision, so vigil emulates
+// the open (its rule denies writes to a directory nobody uses).
+func fifoAndPolicy(t *testing.T) (string, *policy.Policy) {
+	t.Helper()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pol := mustPolicy(t, fmt.Sprintf(`version: 1
+rules:
+  - syscalls: [open, openat]
+    match:
+      path: [%q]
+      flags: { any: [O_WRONLY, O_RDWR, O_CREAT, O_TRUNC] }
+    action: deny
+`, filepath.Join(dir, "protected", "**")))
+	return fifo, pol
+}
+
 // TestSignalsInterruptABlockingFIFOOpenAsAlone: vigil waits for the FIFO's
 // other end off the receiver while the watchee's wait no longer wakes for
 // signals (WAIT_KILLABLE_RECV); a signal it would have handled alone still
@@ -498,19 +519,8 @@ func TestSignalsInterruptABlockingFIFOOpenAsAlone(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Fatalf("python3: %v", err)
 	}
-	dir := t.TempDir()
-	fifo, read := filepath.Join(dir, "fifo"), filepath.Join(dir, "read")
-	if err := unix.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pol := mustPolicy(t, fmt.Sprintf(`version: 1
-rules:
-  - syscalls: [open, openat]
-    match:
-      path: [%q]
-      flags: { any: [O_WRONLY, O_RDWR, O_CREAT, O_TRUNC] }
-    action: deny
-`, filepath.Join(dir, "protected", "**")))
+	fifo, pol := fifoAndPolicy(t)
+	read := filepath.Join(filepath.Dir(fifo), "read")
 	alarm := `
 import signal
 def h(*a): raise TimeoutError
@@ -547,19 +557,7 @@ except TimeoutError: print("interrupted")
 // read vigil's abandoned end and exited 0 before whileWaiting).
 func TestABlockingFIFOOpenEndsWhenTheWatcheeGivesUp(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := unix.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pol := mustPolicy(t, fmt.Sprintf(`version: 1
-rules:
-  - syscalls: [open, openat]
-    match:
-      path: [%q]
-      flags: { any: [O_WRONLY, O_RDWR, O_CREAT, O_TRUNC] }
-    action: deny
-`, filepath.Join(dir, "protected", "**")))
+	fifo, pol := fifoAndPolicy(t)
 	for _, argv := range [][]string{
 		{"timeout", "1", "sh", "-c", "echo x > " + fifo},
 		{"sh", "-c", "echo x > " + fifo + " & cat " + fifo + "; wait"},
