@@ -119,3 +119,17 @@ func TestSignalInterruptsReadsTheThreadsOwnSignals(t *testing.T) {
 		t.Error("an unreadable mask interrupted")
 	}
 }
+
+// FuzzSignalInterrupts: any status text gives an answer, never a panic, and
+// a status without pending signals never interrupts.
+func FuzzSignalInterrupts(f *testing.F) {
+	f.Add([]byte("SigPnd:\t0000000000002000\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"), true)
+	f.Add([]byte("SigPnd:\tzz\n"), false)
+	f.Add([]byte("ShdPnd:"), true)
+	f.Fuzz(func(t *testing.T, status []byte, leader bool) {
+		got := signalInterrupts(status, leader)
+		if got && !bytes.Contains(status, []byte("Pnd:")) {
+			t.Fatalf("interrupted without a pending mask in %q", status)
+		}
+	})
+}
