@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/enforcer/emulate"
 	"github.com/vigilsec/vigil/enforcer/notify"
 )
 
@@ -240,10 +241,7 @@ func signalInterrupts(status []byte, leader bool) bool {
 // that the runtime's poller waits on it, and returns it with its descriptor
 // (valid until the file is closed); nil and -1 if neither can be opened.
 func exitFile(tgid, tid int) (*os.File, int) {
-	fd, err := unix.PidfdOpen(tid, pidfdThread|unix.PIDFD_NONBLOCK)
-	if err == unix.EINVAL && tgid > 0 {
-		fd, err = unix.PidfdOpen(tgid, unix.PIDFD_NONBLOCK)
-	}
+	fd, _, err := emulate.OpenPidfd(tgid, tid, unix.PIDFD_NONBLOCK)
 	if err != nil {
 		return nil, -1
 	}
@@ -257,10 +255,6 @@ func exited(fd int) bool {
 	n, err := unix.Poll(fds, 0)
 	return err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
 }
-
-// pidfdThread is PIDFD_THREAD (include/uapi/linux/pidfd.h, Linux 6.9),
-// which equals O_EXCL; older kernels refuse it with EINVAL.
-const pidfdThread = unix.O_EXCL
 
 // threadExited reports whether thread tid of process tgid has exited (or
 // is a zombie), from /proc: where no pidfd was opened for the wait, it tells

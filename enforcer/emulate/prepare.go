@@ -326,10 +326,7 @@ func (e *Emulator) getFd(c Caller, fd int) (int, error) {
 	}
 	h := e.pidfds.get(c)
 	if h == nil {
-		pidfd, err := unix.PidfdOpen(c.Tid, pidfdThread)
-		if err == unix.EINVAL {
-			pidfd, err = unix.PidfdOpen(c.Pid, 0)
-		}
+		pidfd, _, err := OpenPidfd(c.Pid, c.Tid, 0)
 		if err != nil {
 			return -1, unix.ESRCH
 		}
@@ -348,8 +345,21 @@ func (e *Emulator) getFd(c Caller, fd int) (int, error) {
 }
 
 // pidfdThread is PIDFD_THREAD (include/uapi/linux/pidfd.h), which equals
-// O_EXCL.
+// O_EXCL; kernels before 6.9 refuse it with EINVAL.
 const pidfdThread = unix.O_EXCL
+
+// OpenPidfd opens a pidfd of thread tid (PIDFD_THREAD, Linux 6.9), or of
+// its process tgid on older kernels, with flags (PIDFD_NONBLOCK); thread
+// says which it names. A thread's pidfd names its own descriptor table and
+// becomes readable when that thread exits; a process's when it all exits.
+func OpenPidfd(tgid, tid, flags int) (fd int, thread bool, err error) {
+	fd, err = unix.PidfdOpen(tid, pidfdThread|flags)
+	if err == unix.EINVAL && tgid > 0 {
+		fd, err = unix.PidfdOpen(tgid, flags)
+		return fd, false, err
+	}
+	return fd, err == nil, err
+}
 
 // identify fills the identity fields from the descriptors vigil holds.
 func (p *Prepared) identify(name string) error {

@@ -82,11 +82,7 @@ func TakeSocket(c Caller, fd int) (*Socket, error) {
 	}
 	s := &Socket{Fd: -1, c: c, pidfd: -1}
 	var err error
-	s.pidfd, err = unix.PidfdOpen(c.Tid, pidfdThread)
-	s.threadPidfd = err == nil
-	if err == unix.EINVAL {
-		s.pidfd, err = unix.PidfdOpen(c.Pid, 0)
-	}
+	s.pidfd, s.threadPidfd, err = OpenPidfd(c.Pid, c.Tid, 0)
 	if err != nil {
 		return nil, unix.ESRCH
 	}
