@@ -1,7 +1,7 @@
 /*
  * refsup — minimal C reference supervisor: the performance floor vigil is compared with.
  *
- *   refsup [--trap SYSCALL]... [--deny PATH]... [--resolve] [--count] -- CMD [ARGS...]
+ *   refsup [--trap SYSCALL]... [--deny PATH]... [--resolve] [--emulate] [--count] -- CMD [ARGS...]
  *
  * Runs CMD under a seccomp user-notification filter that traps the --trap syscalls (open,
  * openat, execve, connect; without --trap: open and openat) and nothing else. Every trapped
@@ -16,9 +16,17 @@
  * path (enforcer/resolve, lexical): openat2(path, O_PATH, RESOLVE_NO_SYMLINKS) from refsup's
  * own root and cwd (the watchee's, for the absolute paths vigil bench uses), statx of the
  * descriptor, close. The answer does not depend on it: it is the cost of naming the object,
- * which a sound path decision pays and this floor otherwise leaves out. --count
- * prints `refsup: N notifications, M objects named` on stderr at the end (N answered, M named
- * by --resolve), so a test can check what was trapped.
+ * which a sound path decision pays and this floor otherwise leaves out. --emulate answers a
+ * trapped open or openat by performing it: refsup opens the path itself with the call's flags
+ * and mode (from its own root and cwd, and as itself: again the watchee's for vigil bench's
+ * absolute paths) and installs the file in the watchee as the call's result with
+ * SECCOMP_IOCTL_NOTIF_ADDFD and SECCOMP_ADDFD_FLAG_SEND, or answers the errno its open got:
+ * the floor of a supervisor that performs side-effecting opens from its own copy of the
+ * arguments, as vigil's emulator does (an ADDFD is a round trip to the watchee, which installs
+ * the file, while the supervisor waits). --count
+ * prints `refsup: N notifications, M objects named, K opens emulated` on stderr at the end (N
+ * answered, M named by --resolve, K installed by --emulate), so a test can check what was
+ * trapped.
  *
  * Filter (hand-written cBPF, no libseccomp):
  *   arch != AUDIT_ARCH_X86_64        -> SECCOMP_RET_KILL_PROCESS (i386 int $0x80 and the like)
@@ -318,6 +326,36 @@ static void resolve_path(const char *path)
 	close(fd);
 }
 
+/*
+ * Performs the trapped open described by req, whose path was read into path, and installs the
+ * result in the watchee as the call's return value (--emulate). Returns 0 when the call was
+ * answered (installed, or the watchee went away meanwhile), else the errno to answer. The
+ * caller sends only what refsup can open as the watchee would: absolute paths, or paths
+ * relative to the cwd (refsup's is the watchee's start cwd).
+ */
+static unsigned long emulated; /* opens --emulate installed */
+
+static int emulate_open(const struct seccomp_notif *req, const char *path)
+{
+	int at = req->data.nr == __NR_openat;
+	int oflags = (int)req->data.args[at + 1];
+	mode_t mode = (mode_t)req->data.args[at + 2];
+	struct seccomp_notif_addfd addfd = { .id = req->id, .flags = SECCOMP_ADDFD_FLAG_SEND };
+	int fd;
+
+	fd = open(path, oflags | O_CLOEXEC, mode);
+	if (fd < 0)
+		return errno;
+	addfd.srcfd = (uint32_t)fd;
+	addfd.newfd_flags = (uint32_t)(oflags & O_CLOEXEC);
+	if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ADDFD, &addfd) >= 0)
+		emulated++;
+	else if (errno != ENOENT && errno != EINTR)
+		die("SECCOMP_IOCTL_NOTIF_ADDFD");
+	close(fd);
+	return 0;
+}
+
 static const struct trappable *trappable_nr(int nr)
 {
 	for (int i = 0; i < NTRAPPABLE; i++)
@@ -346,14 +384,14 @@ static int denied(const char *path, char **deny, int ndeny)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: refsup [--trap open|openat|execve|connect]... [--deny PATH]... [--resolve] [--count] -- CMD [ARGS...]\n");
+	fprintf(stderr, "usage: refsup [--trap open|openat|execve|connect]... [--deny PATH]... [--resolve] [--emulate] [--count] -- CMD [ARGS...]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	char **deny = calloc((size_t)argc, sizeof(char *));
-	int ndeny = 0, ntrap = 0, count = 0, resolve = 0, i, sv[2];
+	int ndeny = 0, ntrap = 0, count = 0, resolve = 0, emulate = 0, i, sv[2];
 	unsigned long answered = 0;
 	struct seccomp_notif_sizes sizes;
 	struct seccomp_notif *req;
@@ -377,6 +415,8 @@ int main(int argc, char **argv)
 			deny[ndeny++] = argv[i] + 7;
 		} else if (strcmp(argv[i], "--resolve") == 0) {
 			resolve = 1;
+		} else if (strcmp(argv[i], "--emulate") == 0) {
+			emulate = 1;
 		} else if (strcmp(argv[i], "--count") == 0) {
 			count = 1;
 		} else if (strcmp(argv[i], "--trap") == 0 && i + 1 < argc) {
@@ -500,13 +540,23 @@ int main(int argc, char **argv)
 			resolve_path(path);
 		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
 			continue; /* the watchee is gone or the call was interrupted */
+		if (err == 0 && t->is_path && denied(path, deny, ndeny))
+			err = EACCES;
+		if (emulate && err == 0 && (t->nr == __NR_open || t->nr == __NR_openat) &&
+		    (path[0] == '/' || t->nr == __NR_open || (int)req->data.args[0] == AT_FDCWD)) {
+			err = emulate_open(req, path);
+			if (err == 0) {
+				answered++;
+				continue;
+			}
+		}
 		resp->id = req->id;
 		resp->val = 0;
-		if (err == 0 && !(t->is_path && denied(path, deny, ndeny))) {
+		if (err == 0) {
 			resp->error = 0;
 			resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
 		} else {
-			resp->error = err ? -err : -EACCES;
+			resp->error = -err;
 			resp->flags = 0;
 		}
 		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, resp) == 0)
@@ -517,7 +567,8 @@ int main(int argc, char **argv)
 
 out:
 	if (count)
-		fprintf(stderr, "refsup: %lu notifications, %lu objects named\n", answered, resolved);
+		fprintf(stderr, "refsup: %lu notifications, %lu objects named, %lu opens emulated\n",
+			answered, resolved, emulated);
 	if (WIFEXITED(child_status))
 		return WEXITSTATUS(child_status);
 	if (WIFSIGNALED(child_status))

@@ -33,7 +33,9 @@ func newBenchCmd() *cobra.Command {
 		Long: `Run micro-workloads (getpid, open, write, open-denied, exec, connect; a C
 program built with gcc) bare, under vigil's seccomp filter alone, under vigil
 run with deny / allow-unverified / passthrough policies and in its default
-mode, under the C reference supervisor (scripts/refsup.c) and under strace, and
+mode, under the C reference supervisor (scripts/refsup.c; also as the floor of
+naming the object, refsup-resolve, and of emulating an open with ADDFD,
+refsup-emulate) and under strace, and
 print ns per operation: the median of the repetitions with min and max, and
 ratios to bare and to the C reference. Each repetition times a run of N
 iterations and one of 0, so start-up costs are subtracted. Without

@@ -108,6 +108,8 @@ func Mechanisms() []Mechanism {
 			denies: []string{"open-denied"}},
 		{Name: "refsup-resolve", Desc: "refsup --resolve: refsup that also names the object each trapped path leads to as vigil's bound decision does (openat2 refusing symlinks, statx, close), and then continues: the floor of a supervisor whose path decisions name objects", kind: kindRefsup,
 			refsupArgs: []string{"--resolve"}, workloads: []string{"open"}},
+		{Name: "refsup-emulate", Desc: "refsup --emulate: refsup that performs each trapped open itself (its own open with the call's flags and mode) and installs the file in the watchee with SECCOMP_IOCTL_NOTIF_ADDFD and SECCOMP_ADDFD_FLAG_SEND: the floor of a supervisor that emulates side-effecting opens, as vigil's default mode does opens for writing", kind: kindRefsup,
+			refsupArgs: []string{"--emulate"}, workloads: []string{"write"}},
 		{Name: "strace", Desc: "strace -f -o /dev/null (ptrace stop at every syscall)", kind: kindStrace,
 			straceArgs: []string{"-f", "-o", "/dev/null"}},
 		{Name: "strace-seccomp-bpf", Desc: "strace -f --seccomp-bpf -e trace=openat,execve,connect -o /dev/null (stops only at the traced calls)", kind: kindStrace,

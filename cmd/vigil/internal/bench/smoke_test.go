@@ -235,7 +235,7 @@ func TestRefsupTrapsWhatTheBenchPoliciesTrap(t *testing.T) {
 	if e.refsup == "" {
 		t.Fatal(e.noRefsup)
 	}
-	count := func(traps []string, w []string) (notified, named int) {
+	count := func(traps []string, w []string) (notified, named, emulated int) {
 		t.Helper()
 		argv := append(append(append([]string{e.refsup}, traps...), "--count", "--"), w...)
 		var stderr bytes.Buffer
@@ -248,33 +248,44 @@ func TestRefsupTrapsWhatTheBenchPoliciesTrap(t *testing.T) {
 		if o, err := parseOutcome(out); err != nil || o.failed != 0 {
 			t.Fatalf("%v: %+v, %v", argv, o, err)
 		}
-		if _, err := fmt.Sscanf(stderr.String(), "refsup: %d notifications, %d objects named", &notified, &named); err != nil {
+		if _, err := fmt.Sscanf(stderr.String(), "refsup: %d notifications, %d objects named, %d opens emulated", &notified, &named, &emulated); err != nil {
 			t.Fatalf("%v: no count in %q", argv, stderr.String())
 		}
-		return notified, named
+		return notified, named, emulated
 	}
 	const n = 50
 	connect := e.workload("connect", n, "127.0.0.1", strconv.Itoa(e.port))
 	execs := e.workload("exec", 5, e.truePath)
-	if got, _ := count(refsupTraps, connect); got < n {
+	if got, _, _ := count(refsupTraps, connect); got < n {
 		t.Errorf("refsup %v answered %d notifications for %d connects", refsupTraps, got, n)
 	}
-	if got, _ := count(nil, connect); got >= n {
+	if got, _, _ := count(nil, connect); got >= n {
 		t.Errorf("refsup without --trap answered %d notifications for %d connects: the control traps connect", got, n)
 	}
-	with, _ := count(refsupTraps, execs)
-	if without, _ := count(nil, execs); with < without+5 {
+	with, _, _ := count(refsupTraps, execs)
+	if without, _, _ := count(nil, execs); with < without+5 {
 		t.Errorf("refsup %v answered %d notifications for 5 execs, %d without --trap: execve not trapped", refsupTraps, with, without)
 	}
 	// refsup-resolve names the object of every open it answers; plain
 	// refsup names none.
 	opens := e.workload("open", n, e.allowed)
 	resolving := mechanism(t, "refsup-resolve").refsupArgs
-	if got, named := count(append(slices.Clone(refsupTraps), resolving...), opens); named < n || named > got {
+	if got, named, _ := count(append(slices.Clone(refsupTraps), resolving...), opens); named < n || named > got {
 		t.Errorf("refsup %v named %d objects in %d notifications for %d opens", resolving, named, got, n)
 	}
-	if _, named := count(refsupTraps, opens); named != 0 {
+	if _, named, _ := count(refsupTraps, opens); named != 0 {
 		t.Errorf("refsup without --resolve named %d objects", named)
+	}
+	// refsup-emulate performs every open for writing itself and installs
+	// the file in the watchee (count fails the run unless every open succeeded);
+	// plain refsup continues them all.
+	writes := e.workload("write", n, e.allowed)
+	emulating := mechanism(t, "refsup-emulate").refsupArgs
+	if got, _, emulated := count(append(slices.Clone(refsupTraps), emulating...), writes); emulated < n || emulated > got {
+		t.Errorf("refsup %v installed %d files in %d notifications for %d opens", emulating, emulated, got, n)
+	}
+	if _, _, emulated := count(refsupTraps, writes); emulated != 0 {
+		t.Errorf("refsup without --emulate installed %d files", emulated)
 	}
 }
 
