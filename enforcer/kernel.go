@@ -30,7 +30,8 @@ type Kernel struct {
 	// kernel event, oldest first. A thread's events leave the ring buffer
 	// in the order its calls ran, and its notifications arrive in the same
 	// order, so the oldest waiting decision is the one an event completes:
-	// the reader may lag several calls behind the notify loop.
+	// the reader may lag several calls behind the notify loop (hundreds
+	// when events are batched: the head's tail makes appending O(1)).
 	pending map[int]*pendingDecision
 	// handling counts kernel events being handled: a record taken from
 	// pending is written before it drops (Settle waits for both).
@@ -76,6 +77,9 @@ type pendingDecision struct {
 	nr    int
 	since time.Time
 	next  *pendingDecision
+	// tail is the last decision of the queue this one heads in pending
+	// (nil in any other holder).
+	tail *pendingDecision
 	// buf holds the record's strings (callView.detach), reused.
 	buf []byte
 }
@@ -206,14 +210,11 @@ func (k *Kernel) expect(tid, nr int, d decision, l *zerolog.Logger) {
 	*p = pendingDecision{d: d, audit: l, nr: nr, since: since}
 	p.d.call.detach(&buf)
 	p.buf = buf
-	q := k.pending[tid]
-	if q == nil {
+	if q := k.pending[tid]; q == nil {
+		p.tail = p
 		k.pending[tid] = p
 	} else {
-		for q.next != nil {
-			q = q.next
-		}
-		q.next = p
+		q.tail.next, q.tail = p, p
 	}
 	k.mu.Unlock()
 }
@@ -303,9 +304,10 @@ func (k *Kernel) take(tid, tgid, nr int) (p *pendingDecision, stale []*pendingDe
 	if p.next == nil {
 		delete(k.pending, tid)
 	} else {
+		p.next.tail = head.tail
 		k.pending[tid] = p.next
 	}
-	p.next = nil
+	p.next, p.tail = nil, nil
 	return p, stale
 }
 
@@ -333,8 +335,9 @@ func (k *Kernel) withdraw(tid int) {
 		if prev == nil {
 			delete(k.pending, tid)
 		} else {
-			prev.next = nil
+			prev.next, head.tail = nil, prev
 		}
+		p.tail = nil
 	}
 	k.mu.Unlock()
 	_ = k.ld.Unbind(tid)
@@ -481,6 +484,7 @@ func (k *Kernel) sweep(cutoff time.Time) {
 		if keep == nil {
 			delete(k.pending, tid)
 		} else {
+			keep.tail = tail
 			k.pending[tid] = keep
 		}
 	}
