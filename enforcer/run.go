@@ -86,15 +86,13 @@ func Run(cfg RunConfig) (int, error) {
 		return 2, err
 	}
 
-	// Forward termination signals: vigil outlives its watchee, like strace.
+	// Forward termination signals to the command while it runs; once it has
+	// exited, one ends the wait for what it left behind (stopped below).
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			_ = w.Process().Signal(s)
-		}
-	}()
+	cmdDone, stop := make(chan struct{}), make(chan os.Signal, 1)
+	go forwardSignals(w, sigs, cmdDone, stop)
 
 	if err := w.Proceed(); err != nil {
 		w.Abort()
@@ -103,9 +101,22 @@ func Run(cfg RunConfig) (int, error) {
 		return 2, err
 	}
 	code, werr := w.Wait()
+	close(cmdDone)
 	// Descendants may still hold the filter; serve them until the listener
-	// hangs up, so none of their trapped calls fails for lack of a supervisor.
-	serr := <-served
+	// hangs up, so none of their trapped calls fails for lack of a supervisor
+	// (like strace -f) — unless vigil is told to stop. Then, as strace
+	// detaches, vigil leaves: the kernel answers their trapped calls ENOSYS
+	// once vigil's listener is gone, so nothing is granted unvetted, and
+	// `timeout`, Ctrl-C or a service manager still end `vigil run` when the
+	// command left a daemon behind (fakeroot's faked, an ssh-agent).
+	var serr error
+	select {
+	case serr = <-served:
+	case s := <-stop:
+		cfg.Log.Warn().Str("signal", s.String()).Msg("the command has exited and vigil was told to stop: " +
+			"the processes it left under the filter are no longer supervised, and their trapped calls now fail with ENOSYS")
+		return code, werr
+	}
 	l.Close()
 	if werr != nil {
 		return code, werr
@@ -114,6 +125,23 @@ func Run(cfg RunConfig) (int, error) {
 		return code, fmt.Errorf("notify loop: %w", serr)
 	}
 	return code, nil
+}
+
+// forwardSignals passes each termination signal vigil receives on to the
+// command until cmdDone is closed, and after that hands the first one to
+// stop.
+func forwardSignals(w *launch.Watchee, sigs <-chan os.Signal, cmdDone <-chan struct{}, stop chan<- os.Signal) {
+	for s := range sigs {
+		select {
+		case <-cmdDone:
+			select {
+			case stop <- s:
+			default:
+			}
+		default:
+			_ = w.Process().Signal(s)
+		}
+	}
 }
 
 // startWatchee compiles the policy's filter and starts the init step that

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -226,6 +227,76 @@ func TestSignalsAreForwardedToTheWatchee(t *testing.T) {
 	}
 }
 
+// TestStopSignalAfterTheCommandExitedEndsSupervision: a command that
+// leaves a daemon under the filter (fakeroot's faked does) keeps vigil
+// supervising it, like strace -f; but once the command has exited, a
+// termination signal — timeout's, Ctrl-C — must end vigil run with the
+// command's status instead of being forwarded to nobody. The daemon is left
+// running (its trapped calls fail with ENOSYS: TestKilledSupervisorGrantsNothing).
+func TestStopSignalAfterTheCommandExitedEndsSupervision(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	pidFile := filepath.Join(t.TempDir(), "daemon.pid")
+	cmd := exec.Command(vigilBin, "run", "--log", os.DevNull, "--", "sh", "-c", "sleep 300 & echo $! > "+pidFile+"; exit 3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	// Wait until the command is gone and vigil still runs for the daemon.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(pidFile); err == nil && !hasChild(cmd.Process.Pid, "sh") {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("vigil ended while the daemon ran: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the command did not exit within 30 s")
+		}
+	}
+	// Until vigil exits: the first signal may come between the command's
+	// reaping and vigil taking note of it.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+			if got := cmd.ProcessState.ExitCode(); got != 3 {
+				t.Fatalf("exit %d, want the command's 3", got)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("vigil kept waiting for the daemon after SIGTERM")
+		}
+	}
+}
+
+// hasChild reports whether process pid has a child running comm.
+func hasChild(pid int, comm string) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, c := range strings.Fields(string(b)) {
+			if name, _ := os.ReadFile("/proc/" + c + "/comm"); strings.TrimSpace(string(name)) == comm {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // TestKilledSupervisorGrantsNothing kills vigil with SIGKILL while a
 // background descendant keeps opening a denied file: that descendant must
 // neither hang nor ever read the file (its calls fail with ENOSYS once
@@ -342,14 +413,8 @@ func waitForChild(t *testing.T, pid int, comm string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-		for _, f := range tasks {
-			b, _ := os.ReadFile(f)
-			for _, c := range strings.Fields(string(b)) {
-				if name, _ := os.ReadFile("/proc/" + c + "/comm"); strings.TrimSpace(string(name)) == comm {
-					return
-				}
-			}
+		if hasChild(pid, comm) {
+			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
