@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vigilsec/vigil/enforcer/filter"
 	"github.com/vigilsec/vigil/enforcer/launch"
 )
@@ -129,7 +131,9 @@ func Run(cfg RunConfig) (int, error) {
 
 // forwardSignals passes each termination signal vigil receives on to the
 // command until cmdDone is closed, and after that hands the first one to
-// stop.
+// stop. A signal the terminal sent to its foreground process group has
+// reached the command too: forwarding it would deliver it twice (a second
+// Ctrl-C is "force quit" to many programs).
 func forwardSignals(w *launch.Watchee, sigs <-chan os.Signal, cmdDone <-chan struct{}, stop chan<- os.Signal) {
 	for s := range sigs {
 		select {
@@ -139,9 +143,34 @@ func forwardSignals(w *launch.Watchee, sigs <-chan os.Signal, cmdDone <-chan str
 			default:
 			}
 		default:
-			_ = w.Process().Signal(s)
+			if !fromTerminal(s, w.Pid()) {
+				_ = w.Process().Signal(s)
+			}
 		}
 	}
+}
+
+// fromTerminal reports whether s is one the terminal sends its foreground
+// process group (Ctrl-C, Ctrl-\, a hangup) while that group is vigil's and
+// the command's: then the kernel delivered it to the command as well. The
+// sender is not known (Go does not pass siginfo on), so a SIGINT sent with
+// kill(2) to vigil alone while it runs in the foreground is not forwarded
+// either; SIGTERM, which no terminal sends, always is.
+func fromTerminal(s os.Signal, pid int) bool {
+	if s != syscall.SIGINT && s != syscall.SIGQUIT && s != syscall.SIGHUP {
+		return false
+	}
+	pgrp := unix.Getpgrp()
+	if g, err := unix.Getpgid(pid); err != nil || g != pgrp {
+		return false
+	}
+	tty, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false // no controlling terminal
+	}
+	defer unix.Close(tty)
+	fg, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP)
+	return err == nil && fg == pgrp
 }
 
 // startWatchee compiles the policy's filter and starts the init step that

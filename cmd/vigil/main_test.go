@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/audit"
 	"github.com/vigilsec/vigil/enforcer/testenv"
@@ -225,6 +228,90 @@ func TestSignalsAreForwardedToTheWatchee(t *testing.T) {
 	if got := cmd.ProcessState.ExitCode(); got != 128+int(syscall.SIGTERM) {
 		t.Fatalf("exit %d, want %d", got, 128+int(syscall.SIGTERM))
 	}
+}
+
+// TestCtrlCReachesTheCommandOnce: the terminal sends Ctrl-C's SIGINT to its
+// foreground process group, which holds vigil and the command; vigil must not
+// forward its copy too, or a program counting interrupts ("press Ctrl-C again
+// to force quit") sees two. Compared with the command alone on the same kind
+// of terminal.
+func TestCtrlCReachesTheCommandOnce(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	const counter = `import signal, sys, time, pathlib
+n = 0
+def h(s, f):
+    global n
+    n += 1
+signal.signal(signal.SIGINT, h)
+pathlib.Path(sys.argv[1] + ".ready").touch()
+t = time.time()
+while n == 0 and time.time() - t < 20:
+    time.sleep(0.01)
+time.sleep(0.5)
+pathlib.Path(sys.argv[1]).write_text(str(n))
+`
+	interrupts := func(argv ...string) string {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "count")
+		argv = append(argv, "python3", "-c", counter, out)
+		master, slave := openPty(t)
+		defer master.Close()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		// A session of its own with the pty as controlling terminal: the
+		// command runs in the terminal's foreground process group.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		go func() { _, _ = io.Copy(io.Discard, master) }()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(out + ".ready"); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("%v: the counter did not start", argv[:1])
+			}
+		}
+		if _, err := master.Write([]byte{0x03}); err != nil { // ^C
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: %v", argv[:1], err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	alone := interrupts()
+	if got := interrupts(vigilBin, "run", "--log", os.DevNull, "--"); got != alone {
+		t.Errorf("the command saw %s SIGINTs under vigil for one Ctrl-C, %s alone", got, alone)
+	}
+}
+
+// openPty returns a new pseudo-terminal's master and slave ends.
+func openPty(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
 }
 
 // TestStopSignalAfterTheCommandExitedEndsSupervision: a command that
