@@ -195,6 +195,24 @@ func TestExitStatusIsTheWatchees(t *testing.T) {
 	}
 }
 
+// TestScriptWithoutShebangRunsAsAlone: execvp(3) — and so env, timeout,
+// nice — runs an executable file without "#!" with /bin/sh; so must vigil.
+func TestScriptWithoutShebangRunsAsAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	script := writeFile(t, "noshebang", "echo ran \"$0\" \"$@\"\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	alone, err := exec.Command("env", script, "a b", "c").CombinedOutput()
+	if err != nil {
+		t.Fatalf("alone: %v\n%s", err, alone)
+	}
+	out, stderr, code := vigil(t, "run", "--log", os.DevNull, "--", script, "a b", "c")
+	if code != 0 || out != string(alone) {
+		t.Errorf("under vigil: exit %d, output %q (stderr %q); alone: %q", code, out, stderr, alone)
+	}
+}
+
 // TestVigilUnderVigilSaysWhy: a supervised process cannot start its own
 // supervisor (the hardening refuses new seccomp listeners to watchees); the
 // inner vigil exits 2 with a message that says so, whole (the init step's

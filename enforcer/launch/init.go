@@ -78,6 +78,11 @@ func runInit(path string, argv []string, interruptible bool) (int, error) {
 	}
 	unix.Close(ctlFd)
 	err = syscall.Exec(path, argv, os.Environ())
+	if err == syscall.ENOEXEC {
+		// A script without "#!": execvp(3), env, timeout and shells run it
+		// with the shell, so a command that works alone works here.
+		err = syscall.Exec("/bin/sh", append([]string{"/bin/sh", path}, argv[1:]...), os.Environ())
+	}
 	code := 127
 	if err == syscall.EACCES || err == syscall.ENOEXEC {
 		code = 126
