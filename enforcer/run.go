@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 
@@ -62,7 +61,7 @@ func UserNSAttr(r UserNSRange) *syscall.SysProcAttr {
 
 // ErrCommandNotFound is returned when the command cannot be found; the
 // caller exits 127 like a shell.
-var ErrCommandNotFound = errors.New("command not found")
+var ErrCommandNotFound = launch.ErrCommandNotFound
 
 // Run supervises a command until every process under the filter has exited,
 // and returns the command's exit code (128+signal when it was killed).
@@ -70,9 +69,9 @@ func Run(cfg RunConfig) (int, error) {
 	if len(cfg.Args) == 0 {
 		return 2, errors.New("no command given")
 	}
-	path, err := exec.LookPath(cfg.Args[0])
+	path, code, err := launch.LookPath(cfg.Args[0])
 	if err != nil {
-		return 127, fmt.Errorf("%s: %w", cfg.Args[0], ErrCommandNotFound)
+		return code, err
 	}
 	// The init step is vigil's own child: same root, same mount namespace.
 	cfg.Config.OwnRoot = cfg.SysProcAttr == nil || cfg.SysProcAttr.Cloneflags&syscall.CLONE_NEWNS == 0 && cfg.SysProcAttr.Chroot == ""

@@ -193,6 +193,12 @@ func TestExitStatusIsTheWatchees(t *testing.T) {
 	if code != 127 || !strings.Contains(stderr, "command not found") {
 		t.Errorf("missing command: exit %d stderr %q", code, stderr)
 	}
+	// A shell's 126: the name leads to something that cannot be executed.
+	for name, why := range map[string]string{t.TempDir(): "is a directory", writeFile(t, "not-executable", "echo hi\n"): "permission denied"} {
+		if _, stderr, code := vigil(t, "run", "--", name); code != 126 || !strings.Contains(stderr, why) {
+			t.Errorf("%s: exit %d stderr %q, want 126 and %q", name, code, stderr, why)
+		}
+	}
 }
 
 // TestScriptWithoutShebangRunsAsAlone: execvp(3) — and so env, timeout,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -94,7 +93,11 @@ func runObserve(o observeOptions, argv []string) error {
 	go func() { done <- obs.Run(ld) }()
 	code, werr := observeTarget(ld, o.pid, o.cgroup, argv, cmdOut)
 	if err := finishObservation(diag, obs, ld, done, table, werr); err != nil {
-		return &exitError{code: 2, err: err}
+		if werr == nil || code == 0 {
+			code = 2
+		}
+		// A command that could not start keeps a shell's 126 or 127.
+		return &exitError{code: code, err: err}
 	}
 	if code != 0 {
 		return &exitError{code: code}
@@ -250,9 +253,9 @@ func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, c
 		<-sigs
 		return 0, nil
 	}
-	path, err := exec.LookPath(argv[0])
+	path, code, err := launch.LookPath(argv[0])
 	if err != nil {
-		return 127, fmt.Errorf("%s: command not found", argv[0])
+		return code, err
 	}
 	w, err := launch.Start(launch.Config{Path: path, Args: argv, Env: os.Environ(), Stdin: os.Stdin, Stdout: cmdOut, Stderr: os.Stderr})
 	if err != nil {

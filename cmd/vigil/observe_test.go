@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -60,6 +61,17 @@ func TestObserveSummaryTableAndExitLine(t *testing.T) {
 	}
 	if per, _ := sum["syscalls"].(map[string]any); per == nil || per["openat"] == nil || per["execve"] == nil {
 		t.Errorf("summary without per-syscall counts: %v", sum)
+	}
+}
+
+// TestObserveExitsLikeAShellWhenTheCommandCannotStart: 127 for a name that
+// leads nowhere, 126 for one that cannot be executed, as vigil run does.
+func TestObserveExitsLikeAShellWhenTheCommandCannotStart(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	for name, want := range map[string]int{"/nonexistent/cmd": 127, t.TempDir(): 126} {
+		if _, stderr, code := vigil(t, "observe", "-o", os.DevNull, "--", name); code != want {
+			t.Errorf("observe %s: exit %d, want %d (stderr %q)", name, code, want, stderr)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ package launch
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strconv"
@@ -242,4 +243,25 @@ func recvListener(ctl *os.File, pid int) (fd int, killable bool, err error) {
 		return -1, false, fmt.Errorf("taking listener fd %d from init step: %w", cfd, err)
 	}
 	return lfd, killable, nil
+}
+
+// ErrCommandNotFound is returned when no command by that name exists; a
+// shell exits 127 for it.
+var ErrCommandNotFound = errors.New("command not found")
+
+// LookPath finds the command name as a shell would, and when it cannot,
+// returns the exit status a shell uses: 127 when nothing by that name exists,
+// 126 when what the name leads to cannot be executed (a directory, a file
+// without execute permission).
+func LookPath(name string) (path string, code int, err error) {
+	path, err = exec.LookPath(name)
+	switch {
+	case err == nil:
+		return path, 0, nil
+	case errors.Is(err, syscall.EISDIR):
+		return "", 126, fmt.Errorf("%s: %w", name, syscall.EISDIR)
+	case errors.Is(err, fs.ErrPermission):
+		return "", 126, fmt.Errorf("%s: %w", name, fs.ErrPermission)
+	}
+	return "", 127, fmt.Errorf("%s: %w", name, ErrCommandNotFound)
 }
