@@ -42,6 +42,7 @@ its socket accepts. A stale socket of a dead agent is replaced; a live
 agent's is not (PATH.lock is held while an agent runs).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			survivePipeReaders()
 			if timeout <= 0 {
 				return &exitError{code: 2, err: fmt.Errorf("--handoff-timeout must be positive, got %v", timeout)}
 			}

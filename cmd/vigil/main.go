@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/vigilsec/vigil/cmd/vigil/internal/doctor"
 	"github.com/vigilsec/vigil/enforcer/emulate"
@@ -46,4 +48,15 @@ func main() {
 	}
 	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 	os.Exit(2)
+}
+
+// survivePipeReaders keeps a supervising command alive when a reader of its
+// stdout or stderr goes away (`vigil run -- make 2>&1 | head`): Go ends a
+// program whose write to fd 1 or 2 raises SIGPIPE, which would end
+// supervision and, through PR_SET_PDEATHSIG, the command mid-work. With the
+// signal caught the write fails with EPIPE and the record is dropped. Caught,
+// not ignored: an ignored SIGPIPE would stay ignored in the command after
+// exec, a handler does not.
+func survivePipeReaders() {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -406,6 +407,49 @@ func hasChild(pid int, comm string) bool {
 		}
 	}
 	return false
+}
+
+// TestReaderGoneDoesNotEndSupervision: `vigil run -- cmd 2>&1 | head` — once
+// the reader has gone, vigil's next audit record meets a broken pipe. That
+// must cost the record, not the run: before, SIGPIPE ended vigil and the
+// command with it, halfway through its work.
+func TestReaderGoneDoesNotEndSupervision(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	closed, after := filepath.Join(dir, "closed"), filepath.Join(dir, "after")
+	script := fmt.Sprintf(`echo a; while [ ! -e %s ]; do sleep 0.05; done; /bin/true; touch %s`, closed, after)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default policy logs every exec at info, on stderr.
+	cmd := exec.Command(vigilBin, "run", "--", "sh", "-c", script)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() && sc.Text() != "a" {
+	}
+	r.Close() // the reader is gone
+	if err := os.WriteFile(closed, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("vigil: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("vigil did not exit")
+	}
+	if _, err := os.Stat(after); err != nil {
+		t.Errorf("the command did not finish its work: %v", err)
+	}
 }
 
 // TestKilledSupervisorGrantsNothing kills vigil with SIGKILL while a

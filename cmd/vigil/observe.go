@@ -65,6 +65,7 @@ func addObserveFlags(cmd *cobra.Command, o *observeOptions) {
 // runObserve is observe: it loads the observer, watches the target until it
 // is done and reports what it saw.
 func runObserve(o observeOptions, argv []string) error {
+	survivePipeReaders()
 	nrs, size, err := o.parse(argv)
 	if err != nil {
 		return &exitError{code: 2, err: err}

@@ -102,6 +102,7 @@ func addRunFlags(cmd *cobra.Command, o *runOptions) {
 // policy's plan needs, then runs argv under supervision and exits with its
 // status.
 func runSupervised(o runOptions, argv []string) error {
+	survivePipeReaders()
 	pol, err := loadPolicy(o.policyFile)
 	if err != nil {
 		return &exitError{code: 2, err: err}
