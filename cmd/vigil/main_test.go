@@ -220,6 +220,27 @@ func TestScriptWithoutShebangRunsAsAlone(t *testing.T) {
 	}
 }
 
+// TestIgnoredSignalsAreInheritedAsAlone: a command inherits the signals its
+// starter left ignored — a shell's background job SIGINT and SIGQUIT, nohup's
+// SIGHUP, a shell trap that ignores TERM — and so must it under vigil, whose Go runtime
+// replaces almost every disposition with a handler that exec resets.
+func TestIgnoredSignalsAreInheritedAsAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	const show = `grep SigIgn /proc/self/status`
+	run := func(cmd string) string {
+		t.Helper()
+		out, err := exec.Command("sh", "-c", `trap "" TERM QUIT PIPE USR1; exec `+cmd).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out)
+		}
+		return string(out)
+	}
+	alone := run(`sh -c '` + show + `'`)
+	if got := run(vigilBin + ` run --log /dev/null -- sh -c '` + show + `'`); got != alone {
+		t.Errorf("under vigil the command starts with %q, alone with %q", got, alone)
+	}
+}
+
 // TestVigilUnderVigilSaysWhy: a supervised process cannot start its own
 // supervisor (the hardening refuses new seccomp listeners to watchees); the
 // inner vigil exits 2 with a message that says so, whole (the init step's

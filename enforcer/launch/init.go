@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -21,7 +22,8 @@ func InitRole() reexec.Role { return reexec.Role{Name: initRole, Main: initMain}
 // initMain runs the init step with the arguments Start gives it: the filter
 // mode, the command's path and its argv.
 func initMain(args []string) int {
-	if len(args) < 3 || args[0] != initKillable && args[0] != initInterruptible {
+	ignored, err := strconv.ParseUint(argOr(args, 1), 16, 64)
+	if len(args) < 4 || args[0] != initKillable && args[0] != initInterruptible || err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: init step started with arguments %q\n", args)
 		return 127
 	}
@@ -30,13 +32,13 @@ func initMain(args []string) int {
 	// Exec'd through /proc/self/fd/N, the kernel named this process "N";
 	// its audit records (the command's own execve) should say vigil.
 	setComm("vigil")
-	code, err := runInit(args[1], args[2:], args[0] == initInterruptible)
+	code, err := runInit(args[2], args[3:], args[0] == initInterruptible, ignored)
 	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 	return code
 }
 
 // runInit returns only on failure, with the exit code a shell would use.
-func runInit(path string, argv []string, interruptible bool) (int, error) {
+func runInit(path string, argv []string, interruptible bool, ignored uint64) (int, error) {
 	ctl := os.NewFile(ctlFd, "vigil-ctl")
 	fail := func(err error) (int, error) {
 		_, _ = ctl.Write(append([]byte{'E'}, err.Error()...))
@@ -77,6 +79,7 @@ func runInit(path string, argv []string, interruptible bool) (int, error) {
 		return 127, fmt.Errorf("supervisor gave no go-ahead (read %d bytes: %v)", n, err)
 	}
 	unix.Close(ctlFd)
+	ignoreInherited(ignored)
 	err = syscall.Exec(path, argv, os.Environ())
 	if err == syscall.ENOEXEC {
 		// A script without "#!": execvp(3), env, timeout and shells run it
@@ -88,4 +91,24 @@ func runInit(path string, argv []string, interruptible bool) (int, error) {
 		code = 126
 	}
 	return code, fmt.Errorf("exec %s: %w", path, err)
+}
+
+// argOr returns args[i], or "" when there is none.
+func argOr(args []string, i int) string {
+	if i < len(args) {
+		return args[i]
+	}
+	return ""
+}
+
+// ignoreInherited sets SIG_IGN for every signal in the mask (bit N-1 for
+// signal N), which execve keeps: the command starts with what vigil's parent
+// left ignored, as it would have alone.
+func ignoreInherited(mask uint64) {
+	for sig := 1; sig <= 64; sig++ {
+		if mask&(1<<(sig-1)) == 0 || sig == int(unix.SIGKILL) || sig == int(unix.SIGSTOP) {
+			continue
+		}
+		signal.Ignore(syscall.Signal(sig))
+	}
 }
