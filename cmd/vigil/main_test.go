@@ -221,7 +221,7 @@ func TestScriptWithoutShebangRunsAsAlone(t *testing.T) {
 }
 
 // TestIgnoredSignalsAreInheritedAsAlone: a command inherits the signals its
-// starter left ignored — a shell's background job SIGINT and SIGQUIT, nohup's
+// starter left ignored or blocked — a shell's background job SIGINT and SIGQUIT, nohup's
 // SIGHUP, a shell trap that ignores TERM — and so must it under vigil, whose Go runtime
 // replaces almost every disposition with a handler that exec resets.
 func TestIgnoredSignalsAreInheritedAsAlone(t *testing.T) {
@@ -238,6 +238,23 @@ func TestIgnoredSignalsAreInheritedAsAlone(t *testing.T) {
 	alone := run(`sh -c '` + show + `'`)
 	if got := run(vigilBin + ` run --log /dev/null -- sh -c '` + show + `'`); got != alone {
 		t.Errorf("under vigil the command starts with %q, alone with %q", got, alone)
+	}
+	// And with the signals its starter blocked still blocked.
+	blocked := func(argv ...string) string {
+		t.Helper()
+		prog := `import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGUSR2})
+os.execvp(sys.argv[1], sys.argv[1:])`
+		out, err := exec.Command("python3", append([]string{"-c", prog}, argv...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+		return string(out)
+	}
+	show2 := []string{"grep", "SigBlk", "/proc/self/status"}
+	alone = blocked(show2...)
+	if got := blocked(append([]string{vigilBin, "run", "--log", os.DevNull, "--"}, show2...)...); got != alone {
+		t.Errorf("under vigil the command starts with %q blocked, alone with %q", got, alone)
 	}
 }
 

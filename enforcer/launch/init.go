@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,7 @@ func InitRole() reexec.Role { return reexec.Role{Name: initRole, Main: initMain}
 // initMain runs the init step with the arguments Start gives it: the filter
 // mode, the command's path and its argv.
 func initMain(args []string) int {
-	ignored, err := strconv.ParseUint(argOr(args, 1), 16, 64)
+	ignored, blocked, err := parseSignals(argOr(args, 1))
 	if len(args) < 4 || args[0] != initKillable && args[0] != initInterruptible || err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: init step started with arguments %q\n", args)
 		return 127
@@ -32,13 +33,13 @@ func initMain(args []string) int {
 	// Exec'd through /proc/self/fd/N, the kernel named this process "N";
 	// its audit records (the command's own execve) should say vigil.
 	setComm("vigil")
-	code, err := runInit(args[2], args[3:], args[0] == initInterruptible, ignored)
+	code, err := runInit(args[2], args[3:], args[0] == initInterruptible, ignored, blocked)
 	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 	return code
 }
 
 // runInit returns only on failure, with the exit code a shell would use.
-func runInit(path string, argv []string, interruptible bool, ignored uint64) (int, error) {
+func runInit(path string, argv []string, interruptible bool, ignored, blocked uint64) (int, error) {
 	ctl := os.NewFile(ctlFd, "vigil-ctl")
 	fail := func(err error) (int, error) {
 		_, _ = ctl.Write(append([]byte{'E'}, err.Error()...))
@@ -80,6 +81,11 @@ func runInit(path string, argv []string, interruptible bool, ignored uint64) (in
 	}
 	unix.Close(ctlFd)
 	ignoreInherited(ignored)
+	// The last thing before exec, on the thread that execs: execve keeps
+	// its mask.
+	set := unix.Sigset_t{}
+	set.Val[0] = blocked
+	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &set, nil)
 	err = syscall.Exec(path, argv, os.Environ())
 	if err == syscall.ENOEXEC {
 		// A script without "#!": execvp(3), env, timeout and shells run it
@@ -91,6 +97,19 @@ func runInit(path string, argv []string, interruptible bool, ignored uint64) (in
 		code = 126
 	}
 	return code, fmt.Errorf("exec %s: %w", path, err)
+}
+
+// parseSignals reads the init step's "IGNORED/BLOCKED" argument.
+func parseSignals(arg string) (ignored, blocked uint64, err error) {
+	ign, blk, ok := strings.Cut(arg, "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("no ignored/blocked signal masks in %q", arg)
+	}
+	if ignored, err = strconv.ParseUint(ign, 16, 64); err != nil {
+		return 0, 0, err
+	}
+	blocked, err = strconv.ParseUint(blk, 16, 64)
+	return ignored, blocked, err
 }
 
 // argOr returns args[i], or "" when there is none.

@@ -30,7 +30,8 @@ import (
 
 // initRole is the init step's reexec role. Its arguments are the filter mode
 // (initKillable or initInterruptible), the signals the command inherits
-// ignored (hexadecimal, bit N-1 for signal N), the command's path and its argv.
+// ignored and blocked ("IGNORED/BLOCKED" in hexadecimal, bit N-1 for signal
+// N), the command's path and its argv.
 const initRole = "init"
 
 // Filter modes of the init step.
@@ -134,10 +135,12 @@ func Start(cfg Config) (*Watchee, error) {
 	if cfg.Interruptible {
 		mode = initInterruptible
 	}
-	// What vigil's parent left ignored, the command inherits ignored, as it
-	// would alone (the runtime's handlers are reset to the default at exec).
-	ignored := strconv.FormatUint(inheritedIgnored(), 16)
-	cmd := reexec.Command(fmt.Sprintf("/proc/self/fd/%d", exeFd), initRole, append([]string{mode, ignored, cfg.Path}, cfg.Args...)...)
+	// What vigil's parent left ignored or blocked, the command inherits so,
+	// as it would alone (the runtime's handlers are reset to the default at
+	// exec, and it unblocks the signals vigil forwards).
+	ignored, blocked := inheritedSignals()
+	sigs := fmt.Sprintf("%x/%x", ignored, blocked)
+	cmd := reexec.Command(fmt.Sprintf("/proc/self/fd/%d", exeFd), initRole, append([]string{mode, sigs, cfg.Path}, cfg.Args...)...)
 	cmd.Env, cmd.Dir = cfg.Env, cfg.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	cmd.ExtraFiles = []*os.File{prog, child, exe}

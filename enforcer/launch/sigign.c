@@ -1,16 +1,20 @@
-// The signals vigil's own parent left ignored, recorded before the Go runtime
-// starts. The runtime installs its handler for almost every signal, and a
-// handler is reset to the default at exec, so without this record the command
-// would lose what it would inherit alone: the SIGINT and SIGQUIT a shell
-// ignores for a background job, nohup's SIGHUP, a `trap '' TERM`.
+// The signals vigil's own parent left ignored or blocked, recorded before the
+// Go runtime starts. The runtime installs its handler for almost every signal
+// (a handler is reset to the default at exec) and unblocks the signals it is
+// asked to notify, so without this record the command would lose what it
+// would inherit alone: the SIGINT and SIGQUIT a shell ignores for a
+// background job, nohup's SIGHUP, a `trap '' TERM`, a blocked mask.
 #include <signal.h>
 #include <stdint.h>
 #include <stddef.h>
 
-uint64_t vigil_inherited_sigign;
+uint64_t vigil_inherited_sigign, vigil_inherited_sigblk;
 
-__attribute__((constructor)) static void vigil_record_sigign(void)
+__attribute__((constructor)) static void vigil_record_signals(void)
 {
+	sigset_t blocked;
+	int have_mask = sigprocmask(SIG_BLOCK, NULL, &blocked) == 0;
+
 	for (int sig = 1; sig <= 64; sig++) {
 		struct sigaction sa;
 
@@ -18,5 +22,7 @@ __attribute__((constructor)) static void vigil_record_sigign(void)
 			continue;
 		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
 			vigil_inherited_sigign |= (uint64_t)1 << (sig - 1);
+		if (have_mask && sigismember(&blocked, sig) == 1)
+			vigil_inherited_sigblk |= (uint64_t)1 << (sig - 1);
 	}
 }
