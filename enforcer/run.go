@@ -59,10 +59,6 @@ func UserNSAttr(r UserNSRange) *syscall.SysProcAttr {
 	}
 }
 
-// ErrCommandNotFound is returned when the command cannot be found; the
-// caller exits 127 like a shell.
-var ErrCommandNotFound = launch.ErrCommandNotFound
-
 // Run supervises a command until every process under the filter has exited,
 // and returns the command's exit code (128+signal when it was killed).
 func Run(cfg RunConfig) (int, error) {

@@ -21,11 +21,15 @@ import (
 func InitRole() reexec.Role { return reexec.Role{Name: initRole, Main: initMain} }
 
 // initMain runs the init step with the arguments Start gives it: the filter
-// mode, the command's path and its argv.
+// mode, the inherited signal masks, the command's path and its argv.
 func initMain(args []string) int {
-	ignored, blocked, err := parseSignals(argOr(args, 1))
-	if len(args) < 4 || args[0] != initKillable && args[0] != initInterruptible || err != nil {
+	if len(args) < 4 || args[0] != initKillable && args[0] != initInterruptible {
 		fmt.Fprintf(os.Stderr, "vigil: init step started with arguments %q\n", args)
+		return 127
+	}
+	ignored, blocked, err := parseSignals(args[1])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "vigil: init step: %v\n", err)
 		return 127
 	}
 	// The filter is per-thread (no TSYNC): install and exec from one thread.
@@ -110,14 +114,6 @@ func parseSignals(arg string) (ignored, blocked uint64, err error) {
 	}
 	blocked, err = strconv.ParseUint(blk, 16, 64)
 	return ignored, blocked, err
-}
-
-// argOr returns args[i], or "" when there is none.
-func argOr(args []string, i int) string {
-	if i < len(args) {
-		return args[i]
-	}
-	return ""
 }
 
 // ignoreInherited sets SIG_IGN for every signal in the mask (bit N-1 for
