@@ -235,8 +235,39 @@ func (r *Reference) name(o *Object) (string, error) {
 	if m, ok := r.snap[id]; ok && (r.settled.Load() || r.unmoved(m)) {
 		return r.fromVigil(link), nil
 	}
+	if internalMounts()[id] {
+		// A memfd (or SysV shared memory, a shared anonymous mapping):
+		// the kernel's description, like a pipe's. It is no path, so no
+		// path rule matches it; the object itself is pinned as any other.
+		return strings.TrimPrefix(link, "/"), nil
+	}
 	return r.slow(o, link, id)
 }
+
+// internalMounts returns the mount ids of the kernel's internal shmem and
+// hugetlbfs mounts. memfd_create puts its files there, as do SysV shared
+// memory and shared anonymous mappings. No mount table shows these mounts
+// and no path leads into them: their files are reached only through a
+// descriptor or /proc/PID/fd and /proc/PID/map_files, and their kernel path
+// is a description ("/memfd:NAME (deleted)"), not a name anyone chose for a
+// file on a real filesystem. They are the same mounts for the whole host,
+// whatever the namespace, so they are learned once, from memfds of vigil's
+// own (a huge page size the host does not have is left out).
+var internalMounts = sync.OnceValue(func() map[int]bool {
+	ids := map[int]bool{}
+	for _, flags := range []int{0, unix.MFD_HUGETLB, unix.MFD_HUGETLB | unix.MFD_HUGE_2MB, unix.MFD_HUGETLB | unix.MFD_HUGE_1GB} {
+		fd, err := unix.MemfdCreate("vigil-mount-probe", flags|unix.MFD_CLOEXEC)
+		if err != nil {
+			continue
+		}
+		var stx unix.Statx_t
+		if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &stx) == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
+			ids[int(stx.Mnt_id)] = true
+		}
+		unix.Close(fd)
+	}
+	return ids
+})
 
 // fromVigil turns a path as vigil reads it into the reference view: relative
 // to the reference root when it lies beneath it, else unchanged (the object

@@ -251,6 +251,72 @@ func TestPseudoFilesKeepTheirKernelName(t *testing.T) {
 	}
 }
 
+// memfds live on the kernel's internal shmem and hugetlbfs mounts, which no
+// mount table shows: they keep the kernel's description, not an absolute
+// path, whatever their name says. A file on a mount that left every table
+// (a lazy unmount) is still refused, even when its path reads like a memfd.
+func TestMemfdsKeepTheirKernelDescription(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	ref, err := Own()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	name := func(fd int) (string, error) {
+		t.Helper()
+		var stx unix.Statx_t
+		if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH, StatxMask, &stx); err != nil {
+			t.Fatal(err)
+		}
+		return ref.Name(&Object{Fd: fd, Stx: &stx, Parent: -1, Tid: os.Getpid()})
+	}
+	for _, c := range []struct {
+		flags int
+		what  string
+	}{{0, "shmem"}, {unix.MFD_HUGETLB, "hugetlbfs"}} {
+		fd, err := unix.MemfdCreate("/etc/shadow", c.flags|unix.MFD_CLOEXEC)
+		if err != nil {
+			t.Logf("no %s memfd here: %v", c.what, err)
+			continue
+		}
+		got, err := name(fd)
+		unix.Close(fd)
+		if err != nil || got != "memfd:/etc/shadow" {
+			t.Errorf("%s memfd: got %q, %v; want memfd:/etc/shadow", c.what, got, err)
+		}
+	}
+
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	detached := false
+	defer func() {
+		if !detached {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	}()
+	f := filepath.Join(dir, "memfd:x")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(f, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	detached = true
+	if link, err := readlinkFd(fd); err != nil || link != "/memfd:x" {
+		t.Fatalf("the detached file reads as %q, %v; the test needs /memfd:x", link, err)
+	}
+	if got, err := name(fd); !errors.Is(err, ErrNoName) {
+		t.Errorf("a file on a detached mount got %q, %v; want ErrNoName", got, err)
+	}
+}
+
 // A reference root that is a plain directory (a chroot, not a mount's
 // root) lies on a mount its own mount table does not list; its objects are
 // still named from that root.
