@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +19,9 @@ type Mount struct {
 	// Dev is the superblock's device (st_dev of the filesystem).
 	Dev uint64
 	// Root is the path, inside its filesystem, of the directory mounted:
-	// "/" for a whole filesystem, a subdirectory for a bind mount.
+	// "/" for a whole filesystem, a subdirectory for a bind mount; for a
+	// bind-mounted pseudo file (a namespace), the kernel's description of
+	// it ("net:[4026532174]"), which is no path.
 	Root string
 	// Point is the mount point, relative to the reading process's root.
 	Point string
@@ -94,10 +97,23 @@ func parseMountLine(l []byte) (Mount, error) {
 		return Mount{}, errors.New("no filesystem type after the separator")
 	}
 	m.FSType = string(f[sep+1])
-	if len(m.Root) == 0 || m.Root[0] != '/' || len(m.Point) == 0 || m.Point[0] != '/' {
+	if !validRoot(m.Root) || len(m.Point) == 0 || m.Point[0] != '/' {
 		return Mount{}, fmt.Errorf("root %q or mount point %q not absolute", m.Root, m.Point)
 	}
 	return m, nil
+}
+
+// validRoot reports whether root is a mount root the kernel prints: a path
+// inside the filesystem, or the description of a pseudo file that was bind
+// mounted (a namespace pinned by `ip netns add`, a container runtime or
+// systemd: "net:[4026532174]", which any host with a named network
+// namespace has in its table).
+func validRoot(root string) bool {
+	if strings.HasPrefix(root, "/") {
+		return true
+	}
+	kind, rest, ok := strings.Cut(root, ":[")
+	return ok && kind != "" && !strings.Contains(kind, "/") && strings.HasSuffix(rest, "]")
 }
 
 // unescape decodes the kernel's \ooo escapes.
