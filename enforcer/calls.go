@@ -58,6 +58,13 @@ type handling struct {
 	// rootChange reports whether the call could move its caller out of
 	// vigil's root directory or mount namespace (Config.OwnRoot).
 	rootChange func(s *receiver, n *notify.Notif) bool
+	// copiesMountNS reports whether the call makes a new mount namespace
+	// (CLONE_NEWNS): a root change, and new mounts, as createsMounts.
+	copiesMountNS func(s *receiver, n *notify.Notif) bool
+	// createsMounts reports whether the call may create mounts. Their ids
+	// may be those of mounts vigil read of that are gone since, so what it
+	// read of mount tables must be dropped first (view.Renumber).
+	createsMounts func(n *notify.Notif) bool
 	// mountChange reports whether the call may move or unmount a mount,
 	// after which reference names must be found the slow way (view.Unsettle).
 	mountChange func(n *notify.Notif) bool
@@ -130,7 +137,7 @@ var (
 	execHandling = handling{bind: (*receiver).bindExec, exec: true}
 	// A clone child's namespaces are pinned in eBPF; a new mount namespace
 	// leaves vigil's root.
-	cloneHandling = handling{bind: (*receiver).bindClone, rootChange: newMountNS}
+	cloneHandling = handling{bind: (*receiver).bindClone, copiesMountNS: newMountNS}
 )
 
 // handlingsByName is the table. Syscalls vigil decodes (sysinfo's catalog)
@@ -143,7 +150,7 @@ var handlingsByName = map[string]handling{
 	"execve": execHandling, "execveat": withAfterNames(execHandling, checkExecveat),
 
 	"clone":  cloneHandling,
-	"clone3": {bind: (*receiver).bindClone, rootChange: (*receiver).clone3NewMountNS},
+	"clone3": {bind: (*receiver).bindClone, copiesMountNS: (*receiver).clone3NewMountNS},
 
 	// IP connects are performed on the watchee's own socket; AF_UNIX
 	// connects are bound (performed, the server would see vigil as the
@@ -182,10 +189,11 @@ var handlingsByName = map[string]handling{
 
 	// Trapped only for vigil's own view (filter.Spec WatchRoot, WatchMounts).
 	"chroot": {rootChange: always}, "setns": {rootChange: always},
-	"unshare":    {rootChange: newMountNS},
+	"unshare":    {copiesMountNS: newMountNS},
 	"pivot_root": {rootChange: always, mountChange: anyMountChange},
-	"mount":      {mountChange: mountMoves},
+	"mount":      {createsMounts: anyMountChange, mountChange: mountMoves},
 	"umount2":    {mountChange: anyMountChange}, "move_mount": {mountChange: anyMountChange},
+	"open_tree": {createsMounts: treeClones}, "fsmount": {createsMounts: anyMountChange},
 }
 
 // handlings is the table indexed by syscall number, for the notify loop.
@@ -328,7 +336,8 @@ func doRemovexattr(_ *receiver, em *emulate.Emulator, p, _ *emulate.Prepared, c 
 	return em.Removexattr(p, c.pc.Xattr)
 }
 
-// Changes of the caller's root or mount namespace (handling.rootChange).
+// Changes of the caller's root or mount namespace (handling.rootChange,
+// handling.copiesMountNS).
 // Unreadable clone_args count as a change: fail towards the slower,
 // always-correct resolution.
 
@@ -341,9 +350,11 @@ func (s *receiver) clone3NewMountNS(n *notify.Notif) bool {
 	return err != nil || ca.Flags&unix.CLONE_NEWNS != 0
 }
 
-// Changes of a mount topology (handling.mountChange): the calls
-// filter.MountWatch traps.
+// Changes of a mount topology (handling.mountChange, createsMounts): the
+// calls filter.MountWatch traps.
 
 func anyMountChange(*notify.Notif) bool { return true }
 
 func mountMoves(n *notify.Notif) bool { return n.Data.Args[3]&unix.MS_MOVE != 0 }
+
+func treeClones(n *notify.Notif) bool { return n.Data.Args[2]&unix.OPEN_TREE_CLONE != 0 }

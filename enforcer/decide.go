@@ -123,15 +123,23 @@ func (s *receiver) screen(l notify.Answerer, n *notify.Notif, c *call) (outcome,
 // longer gives its objects their reference names.
 func (s *receiver) track(n *notify.Notif, c *call) {
 	h := c.h
-	if h.rootChange != nil && s.ownRoot.Load() && h.rootChange(s, n) {
+	copied := h.copiesMountNS != nil && h.copiesMountNS(s, n)
+	if copied || (h.createsMounts != nil && h.createsMounts(n)) {
+		s.ref.Renumber()
+	}
+	if s.ownRoot.Load() && (copied || (h.rootChange != nil && h.rootChange(s, n))) {
 		s.ownRoot.Store(false)
 		s.log.Debug().Int(audit.FieldTid, c.tid).Str(audit.FieldSyscall, sysinfo.Name(c.pc.Nr)).
 			Msg("a watchee may change its root or mount namespace: resolving from its /proc root from now on")
 	}
-	if h.mountChange != nil && s.ref.Settled() && h.mountChange(n) {
+	// Every such call, not only the first: each one may free a mount id
+	// that a later mount takes.
+	if h.mountChange != nil && h.mountChange(n) {
+		if s.ref.Settled() {
+			s.log.Debug().Int(audit.FieldTid, c.tid).Str(audit.FieldSyscall, sysinfo.Name(c.pc.Nr)).
+				Msg("a watchee may change a mount topology: naming objects through their filesystem path from now on")
+		}
 		s.ref.Unsettle()
-		s.log.Debug().Int(audit.FieldTid, c.tid).Str(audit.FieldSyscall, sysinfo.Name(c.pc.Nr)).
-			Msg("a watchee may change a mount topology: naming objects through their filesystem path from now on")
 	}
 }
 

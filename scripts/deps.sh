@@ -3,7 +3,7 @@
 # it installs only what is missing, and runs apt-get update at most once.
 set -euo pipefail
 pkgs=(gcc make pkg-config libseccomp-dev clang llvm libbpf-dev bpftool strace runc crun busybox-static jq
-  git rsync sqlite3 python3-venv patch xz-utils zstd bzip2 lz4 gnupg tmux openssh-client bsdutils)
+  git rsync sqlite3 python3-venv patch xz-utils zstd bzip2 lz4 gnupg tmux openssh-client bsdutils iproute2)
 # the second line: programs the conformance suite runs
 missing=()
 for p in "${pkgs[@]}"; do

@@ -44,9 +44,10 @@ type Spec struct {
 	// directory or mount namespace (RootWatch), so the supervisor knows when
 	// it may no longer resolve paths from its own root.
 	WatchRoot bool
-	// WatchMounts also notifies the syscalls that can move or unmount a
-	// mount (MountWatch), so the supervisor knows when the kernel's path of
-	// an object may no longer be its name in the reference view.
+	// WatchMounts also notifies the syscalls that can move, unmount or
+	// create a mount (MountWatch), so the supervisor knows when the
+	// kernel's path of an object may no longer be its name in the reference
+	// view, and when a mount id it read may now stand for another mount.
 	WatchMounts bool
 }
 
@@ -55,11 +56,12 @@ type Spec struct {
 // clone3 hides its flags behind a pointer and is trapped whole.
 var RootWatch = []string{"chroot", "pivot_root", "setns", "unshare", "clone", "clone3"}
 
-// MountWatch lists the syscalls WatchMounts traps: mount only with MS_MOVE
-// (a register argument the filter can test; new mounts need no notice, their
-// ids are not in the reference view), and every umount2 (it frees a mount id
-// for reuse), move_mount and pivot_root.
-var MountWatch = []string{"mount", "umount2", "move_mount", "pivot_root"}
+// MountWatch lists the syscalls WatchMounts traps: umount2 (it frees a
+// mount id for reuse), move_mount and pivot_root, and those that create
+// mounts, whose ids the kernel takes from freed ones: mount, open_tree (a
+// clone of a tree) and fsmount. They are rare, and each one is answered
+// only after vigil has dropped what it read of mount tables.
+var MountWatch = []string{"mount", "umount2", "move_mount", "pivot_root", "open_tree", "fsmount"}
 
 // Hardening is one in-kernel rule that stops a watchee from escaping
 // supervision. Rules whose syscall a policy traps are left to the policy.
@@ -262,17 +264,7 @@ func addMountWatch(f *seccomp.ScmpFilter, trapped map[int]bool) error {
 		if trapped[nr] {
 			continue
 		}
-		var err error
-		if name == "mount" {
-			var c seccomp.ScmpCondition
-			c, err = seccomp.MakeCondition(3, seccomp.CompareMaskedEqual, unix.MS_MOVE, unix.MS_MOVE)
-			if err == nil {
-				err = f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify, []seccomp.ScmpCondition{c})
-			}
-		} else {
-			err = f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify)
-		}
-		if err != nil {
+		if err := f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify); err != nil {
 			return fmt.Errorf("adding mount-watch rule for %s: %w", name, err)
 		}
 		trapped[nr] = true

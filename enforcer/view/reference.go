@@ -43,6 +43,12 @@ type Reference struct {
 
 	gen     atomic.Uint64
 	settled atomic.Bool
+	// renumbered: a watchee may have created mounts (Renumber). A mount of
+	// the reference view may since have gone (unmounted by a process vigil
+	// does not watch) and its id been taken by one of them, in another
+	// namespace: from then on a captured id counts only while the live
+	// reference namespace still shows it as captured.
+	renumbered atomic.Bool
 
 	mu       sync.Mutex
 	cacheGen uint64
@@ -158,21 +164,39 @@ func (r *Reference) Unsettle() {
 	r.settled.Store(false)
 }
 
+// Renumber records that a watchee may create mounts (a mount, a tree clone,
+// a copy of a mount namespace): the kernel gives a new mount the lowest free
+// id, which may be that of a mount vigil read of and that is gone since, so
+// what vigil read of live mount tables is dropped. Names already computed
+// and the reference view itself stay. Call it before answering the call.
+func (r *Reference) Renumber() {
+	r.renumbered.Store(true)
+	r.gen.Add(1)
+}
+
 // Settled reports whether no watchee has changed a mount topology since the
 // capture.
 func (r *Reference) Settled() bool { return r.settled.Load() }
 
 // Fast reports whether the kernel's path of an object on mount id is its
 // reference name with no further check: the reference view captured that
-// mount and no watchee has changed a mount topology since. Check it after
+// mount and no watchee has changed a mount topology since (once a watchee
+// may have created mounts, the live reference namespace must also still
+// show that mount as captured). Check it after
 // the lookup that found the object: a change announced in between then
 // reads as unsettled.
 func (r *Reference) Fast(id int) bool {
 	if !r.settled.Load() {
 		return false
 	}
-	_, ok := r.snap[id]
-	return ok
+	m, ok := r.snap[id]
+	return ok && (!r.renumbered.Load() || r.unmoved(m))
+}
+
+// asCaptured reports whether captured mount m is still where the reference
+// view has it.
+func (r *Reference) asCaptured(m Mount) bool {
+	return (r.settled.Load() && !r.renumbered.Load()) || r.unmoved(m)
 }
 
 // Object is what Name names.
@@ -232,7 +256,7 @@ func (r *Reference) name(o *Object) (string, error) {
 		return "", fmt.Errorf("%w: the kernel reports no mount id (Linux < 5.8)", ErrNoName)
 	}
 	id := int(o.Stx.Mnt_id)
-	if m, ok := r.snap[id]; ok && (r.settled.Load() || r.unmoved(m)) {
+	if m, ok := r.snap[id]; ok && r.asCaptured(m) {
 		return r.fromVigil(link), nil
 	}
 	if internalMounts()[id] {
@@ -291,7 +315,7 @@ func strip(p, root string) string {
 // slow names an object on a mount that is not (or may no longer be) where
 // the reference view had it.
 func (r *Reference) slow(o *Object, link string, id int) (string, error) {
-	m, own, ok := r.mountByID(id, o.Tid)
+	m, own, ok := r.mountByID(id, o.Tid, unix.Mkdev(o.Stx.Dev_major, o.Stx.Dev_minor))
 	if !ok {
 		return "", fmt.Errorf("%w: its mount %d is not in the watchee's or vigil's mount table", ErrNoName, id)
 	}
@@ -462,10 +486,19 @@ func (r *Reference) liveReference() map[int]Mount {
 // mountByID returns the live mountinfo line of mount id, from vigil's own
 // mount table (own true: its point is relative to vigil's root) or the
 // watchee's (relative to the watchee's root).
-func (r *Reference) mountByID(id, tid int) (Mount, bool, bool) {
+func (r *Reference) mountByID(id, tid int, dev uint64) (Mount, bool, bool) {
 	r.mu.Lock()
 	r.sync()
 	c, ok := r.cache[id]
+	if ok && c.Dev != dev {
+		// A mount of another filesystem had that id when the tables were
+		// read: it has gone and a process vigil does not watch (no
+		// Renumber) made the object's mount since. Read them again.
+		// (btrfs subvolumes report another device than their mount's, so
+		// a mismatch alone is no error.)
+		r.cache = make(map[int]cachedMount)
+		ok = false
+	}
 	r.mu.Unlock()
 	if ok {
 		return c.Mount, c.own, true

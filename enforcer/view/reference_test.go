@@ -317,6 +317,58 @@ func TestMemfdsKeepTheirKernelDescription(t *testing.T) {
 	}
 }
 
+// A mount of the reference view can go without a trapped call (a process
+// vigil does not watch unmounts it) and its id be given to a new mount.
+// Once a watchee may have created mounts (Renumber), a captured id counts
+// only while the live reference namespace shows it as captured: objects on
+// the new mount go the slow way. (Where that leads when the new mount also
+// got the old one's device number is in docs/reference-view.md, Limits.)
+func TestRenumberedMountIdsAreCheckedAgainstTheLiveTable(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, d := range []string{a, b} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mount("tmpfs", a, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := Own()
+	if err != nil {
+		unix.Unmount(a, unix.MNT_DETACH)
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	mntID := func(p string) int {
+		t.Helper()
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID, &stx); err != nil {
+			t.Fatal(err)
+		}
+		return int(stx.Mnt_id)
+	}
+	old := mntID(a)
+	if err := unix.Unmount(a, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", b, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(b, unix.MNT_DETACH)
+	if got := mntID(b); got != old {
+		t.Skipf("the new mount got id %d, not the freed %d (another mount took it meanwhile)", got, old)
+	}
+	if !ref.Fast(old) {
+		t.Fatalf("Fast(%d) before Renumber: the view is settled and the id was captured", old)
+	}
+	ref.Renumber()
+	if ref.Fast(old) {
+		t.Errorf("Fast(%d) after Renumber: the id is no longer the captured mount", old)
+	}
+}
+
 // A reference root that is a plain directory (a chroot, not a mount's
 // root) lies on a mount its own mount table does not list; its objects are
 // still named from that root.
