@@ -1,6 +1,7 @@
 package view
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -182,9 +183,8 @@ func (r *Reference) Settled() bool { return r.settled.Load() }
 // reference name with no further check: the reference view captured that
 // mount and no watchee has changed a mount topology since (once a watchee
 // may have created mounts, the live reference namespace must also still
-// show that mount as captured). Check it after
-// the lookup that found the object: a change announced in between then
-// reads as unsettled.
+// show that mount as captured). Check it after the lookup that found the
+// object: a change announced in between then reads as unsettled.
 func (r *Reference) Fast(id int) bool {
 	if !r.settled.Load() {
 		return false
@@ -315,9 +315,10 @@ func strip(p, root string) string {
 // slow names an object on a mount that is not (or may no longer be) where
 // the reference view had it.
 func (r *Reference) slow(o *Object, link string, id int) (string, error) {
-	m, own, ok := r.mountByID(id, o.Tid, unix.Mkdev(o.Stx.Dev_major, o.Stx.Dev_minor))
+	c, ok := r.mountByID(id, o.Tid, unix.Mkdev(o.Stx.Dev_major, o.Stx.Dev_minor))
+	m, own := c.Mount, c.own
 	if !ok {
-		return "", fmt.Errorf("%w: its mount %d is not in the watchee's or vigil's mount table", ErrNoName, id)
+		return "", fmt.Errorf("%w: its mount %d is in no mount table vigil can read (vigil's, the watchee's or its ancestors')", ErrNoName, id)
 	}
 	refs := r.bySB[m.Dev]
 	if len(refs) == 0 {
@@ -335,7 +336,7 @@ func (r *Reference) slow(o *Object, link string, id int) (string, error) {
 	switch {
 	case o.Stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && o.Stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0:
 		fsPath = m.Root
-	case own || (o.WatcheeRoot != nil && o.WatcheeRoot() == "/"):
+	case own || (!c.foreign && o.WatcheeRoot != nil && o.WatcheeRoot() == "/"):
 		// The mount point in that mount table and vigil's reading of the
 		// object's path are printed from the same root (vigil's, or the
 		// root of the watchee's namespace, which is the watchee's own):
@@ -483,10 +484,12 @@ func (r *Reference) liveReference() map[int]Mount {
 	return live
 }
 
-// mountByID returns the live mountinfo line of mount id, from vigil's own
-// mount table (own true: its point is relative to vigil's root) or the
-// watchee's (relative to the watchee's root).
-func (r *Reference) mountByID(id, tid int, dev uint64) (Mount, bool, bool) {
+// mountByID returns the live mountinfo line of mount id: from vigil's own
+// mount table (own: its point is relative to vigil's root), the watchee's
+// (its point relative to the watchee's root) or, for a mount above a
+// chrooted watchee's root, an ancestor's (foreign: its point is relative to
+// a root vigil does not know).
+func (r *Reference) mountByID(id, tid int, dev uint64) (cachedMount, bool) {
 	r.mu.Lock()
 	r.sync()
 	c, ok := r.cache[id]
@@ -501,41 +504,81 @@ func (r *Reference) mountByID(id, tid int, dev uint64) (Mount, bool, bool) {
 	}
 	r.mu.Unlock()
 	if ok {
-		return c.Mount, c.own, true
+		return c, true
 	}
-	for _, src := range []struct {
-		file string
-		own  bool
-	}{{"/proc/self/mountinfo", true}, {"/proc/" + strconv.Itoa(tid) + "/mountinfo", false}} {
-		b, err := os.ReadFile(src.file)
-		if err != nil {
-			continue
-		}
-		mounts, err := ParseMountinfo(b)
-		if err != nil {
-			continue
-		}
-		r.mu.Lock()
-		r.sync()
-		for _, x := range mounts {
-			if _, seen := r.cache[x.ID]; !seen {
-				r.cache[x.ID] = cachedMount{x, src.own}
-			}
-		}
-		c, ok = r.cache[id]
-		r.mu.Unlock()
-		if ok {
-			return c.Mount, c.own, true
+	if c, ok := r.readTable("/proc/self/mountinfo", id, cachedMount{own: true}); ok {
+		return c, true
+	}
+	if c, ok := r.readTable("/proc/"+strconv.Itoa(tid)+"/mountinfo", id, cachedMount{}); ok {
+		return c, true
+	}
+	// A watchee's table shows only the mounts beneath its root: after a
+	// chroot inside a mount namespace of its own, the namespace's copy of
+	// / is in neither table. Mount ids are the kernel's, whoever's table
+	// shows them, so the tables of the watchee's ancestors (unshare, a
+	// shell before the chroot) can name it.
+	for pid, i := parentOf(tid), 0; pid > 1 && i < maxAncestors; pid, i = parentOf(pid), i+1 {
+		if c, ok := r.readTable("/proc/"+strconv.Itoa(pid)+"/mountinfo", id, cachedMount{foreign: true}); ok {
+			return c, true
 		}
 	}
-	return Mount{}, false, false
+	return cachedMount{}, false
 }
 
-// cachedMount is a mount table line and whether it came from vigil's own
-// table.
+// maxAncestors bounds the ancestors mountByID asks.
+const maxAncestors = 16
+
+// readTable adds the mounts of mountinfo file to the cache, marked as kind,
+// and returns mount id if the cache now has it.
+func (r *Reference) readTable(file string, id int, kind cachedMount) (cachedMount, bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return cachedMount{}, false
+	}
+	mounts, err := ParseMountinfo(b)
+	if err != nil {
+		return cachedMount{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sync()
+	for _, x := range mounts {
+		if _, seen := r.cache[x.ID]; !seen {
+			kind.Mount = x
+			r.cache[x.ID] = kind
+		}
+	}
+	c, ok := r.cache[id]
+	return c, ok
+}
+
+// parentOf returns the parent of process pid, or 0.
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, err := strconv.Atoi(string(f[1]))
+	if err != nil {
+		return 0
+	}
+	return ppid
+}
+
+// cachedMount is a mount table line and whose table it came from.
 type cachedMount struct {
 	Mount
-	own bool
+	own     bool // vigil's
+	foreign bool // neither vigil's nor the watchee's
 }
 
 // sync drops caches of an older generation. Called with r.mu held.

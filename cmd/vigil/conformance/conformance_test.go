@@ -75,7 +75,7 @@ type program struct {
 
 // programs are the conformance cases. Repetition counts live in the
 // scripts (git: 20 rounds of init, commit, clone, push, gc, fsck). The
-// whole suite — 26 programs, each run four times — takes 3 to 4 minutes on
+// whole suite — 27 programs, each run four times — takes 3 to 4 minutes on
 // this 2-core machine (git and venv about a minute each).
 var programs = []program{
 	{name: "tar", needs: []string{"tar", "gzip"}, tree: treeOptions{mtimes: []string{"src/**", "x1/src/**", "x2/src/**", "x3/src/**", "x3/piped/a/**"}}},
@@ -107,6 +107,7 @@ var programs = []program{
 	{name: "goroutines"},
 	{name: "memfd", needs: []string{"/usr/bin/python3"}},
 	{name: "netns", needs: []string{"ip"}},
+	{name: "chroot", needs: []string{"unshare", "chroot", "/bin/busybox"}},
 }
 
 // policyCase is one way of running a program under vigil.
