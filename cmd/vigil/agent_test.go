@@ -32,7 +32,7 @@ func TestSeccompProfileMatchesThePolicy(t *testing.T) {
 	if s.DefaultAction != specs.ActAllow || s.ListenerPath != "/run/x/agent.sock" || s.ListenerMetadata != "policy=web.yaml" {
 		t.Fatalf("profile header: %+v", s)
 	}
-	if len(s.Syscalls) == 0 || s.Syscalls[0].Action != specs.ActNotify || !slices.Equal(s.Syscalls[0].Names, []string{"mknodat", "openat"}) {
+	if len(s.Syscalls) == 0 || s.Syscalls[0].Action != specs.ActNotify || !slices.Equal(s.Syscalls[0].Names, []string{"fsmount", "mknodat", "mount", "move_mount", "open_tree", "openat", "pivot_root", "umount2"}) {
 		t.Fatalf("notify rule: %+v", s.Syscalls)
 	}
 	var errnoRules []string

@@ -133,6 +133,17 @@ func newMerger(out *mseccomp.Seccomp, p *policy.Policy, noHardening bool) (*merg
 		return nil, err
 	}
 	m.trapped, m.addrOnly = pl.TrappedNames()
+	// The calls that move, unmount or create mounts reach the agent too,
+	// wherever the base lets them through, as `vigil run`'s own filter has
+	// them (filter.MountWatch): path rules name objects in the container's
+	// view at its handoff, and a container that may mount could otherwise
+	// move a protected file's mount elsewhere and read it there unseen.
+	for _, name := range filter.MountWatch {
+		if !slices.Contains(m.trapped, name) {
+			m.trapped = append(m.trapped, name)
+		}
+	}
+	sort.Strings(m.trapped)
 	m.isTrapped = setOf(m.trapped)
 	m.isAddrOnly = map[string]bool{}
 	for _, s := range m.addrOnly {

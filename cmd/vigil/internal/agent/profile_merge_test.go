@@ -110,7 +110,7 @@ func TestMergeIntoAnAllowingBaseKeepsItsDenials(t *testing.T) {
 	}
 	compareBehaviour(t, base, merged, trappedBy(pol))
 	joined := fmt.Sprint(changes)
-	for _, want := range []string{"ptrace: already denied by the base", "io_uring_setup: SCMP_ACT_ERRNO (EPERM) rule added", "connect, mknod, mknodat, open, openat, sendmmsg, sendmsg: allowed by the base's defaultAction", "sendto: calls with a destination address"} {
+	for _, want := range []string{"ptrace: already denied by the base", "io_uring_setup: SCMP_ACT_ERRNO (EPERM) rule added", "connect, fsmount, mknod, mknodat, mount, move_mount, open, open_tree, openat, pivot_root, sendmmsg, sendmsg, umount2: allowed by the base's defaultAction", "sendto: calls with a destination address"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("changes lack %q:\n%v", want, strings.Join(changeLines(changes), "\n"))
 		}
@@ -118,14 +118,15 @@ func TestMergeIntoAnAllowingBaseKeepsItsDenials(t *testing.T) {
 }
 
 // trappedBy is every syscall a profile for p may send to the agent: the
-// policy's, and the sends its connect address rules govern.
+// policy's, the sends its connect address rules govern, and the calls that
+// change mounts.
 func trappedBy(p *policy.Policy) []string {
 	pl, err := enforcer.NewPlan(p, false)
 	if err != nil {
 		panic(err)
 	}
 	whole, addrOnly := pl.TrappedNames()
-	return append(whole, addrOnly...)
+	return append(append(whole, addrOnly...), filter.MountWatch...)
 }
 
 func changeLines(cs []Change) []string {

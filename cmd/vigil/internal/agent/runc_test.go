@@ -293,6 +293,57 @@ nc 127.0.0.2 80 </dev/null; echo "nc-allowed=$?"
 	}
 }
 
+// TestAMovedMountKeepsItsProtectedNames gives a container the capability
+// to mount and the protected file on a mount of its own (/etc, bound from
+// the host), then has it move that mount elsewhere and read the file there.
+// Path rules name objects in the container's view at its handoff, so the
+// file is still /etc/secret and refused: the profile sends the calls that
+// move and create mounts to the agent.
+func TestAMovedMountKeepsItsProtectedNames(t *testing.T) {
+	for _, name := range []string{"runc", "crun"} {
+		t.Run(name, func(t *testing.T) {
+			rt := requireRuntime(t, name)
+			ta := startAgent(t, DefaultHandoffTimeout)
+			webPolicyFile(t, ta.Dir)
+			etc := t.TempDir()
+			for file, content := range map[string]string{"ok": "ok\n", "secret": "the secret\n"} {
+				if err := os.WriteFile(filepath.Join(etc, file), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			script := `cat /etc/secret; echo "before=$?"
+/bin/busybox mkdir /tmp/moved && /bin/busybox mount --move /etc /tmp/moved; echo "move=$?"
+cat /tmp/moved/ok
+cat /tmp/moved/secret; echo "after=$?"
+`
+			b := makeBundle(t, rt, ta.Addr(), func(spec *specs.Spec) {
+				spec.Process.Args = []string{"sh", "-c", script}
+				spec.Mounts = append(spec.Mounts,
+					specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=1777"}},
+					specs.Mount{Destination: "/etc", Type: "bind", Source: etc, Options: []string{"rbind", "ro"}})
+				c := spec.Process.Capabilities
+				c.Bounding = append(c.Bounding, "CAP_SYS_ADMIN")
+				c.Effective = append(c.Effective, "CAP_SYS_ADMIN")
+				c.Permitted = append(c.Permitted, "CAP_SYS_ADMIN")
+			})
+			id := nextID("moved")
+			stdout, stderr, err := b.run(t, id, "")
+			if err != nil {
+				t.Fatalf("%s run: %v\nstdout:\n%s\nstderr:\n%s\nagent:\n%s", name, err, stdout, stderr, ta.Log)
+			}
+			for _, want := range []string{"before=1\n", "move=0\n", "ok\n", "after=1\n"} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s\nstderr:\n%s", want, stdout, stderr)
+				}
+			}
+			if strings.Contains(stdout, "the secret") {
+				t.Errorf("the container read the protected file after moving its mount:\n%s", stdout)
+			}
+			ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "openat", Rule: "no-secret", Action: "deny", Errno: "EACCES", Arg: "/tmp/moved/secret"}))
+		})
+	}
+}
+
 // specScript is what the README's container runs: one allowed and one
 // denied open.
 const specScript = "cat /etc/ok\ncat /etc/secret; echo \"secret=$?\"\n"
