@@ -201,8 +201,8 @@ func supervise(t testing.TB, pol *policy.Policy, argv []string, opts ...runOpt) 
 	}
 	done := make(chan ret, 1)
 	go func() {
-		code, err := enforcer.Run(cfg)
-		done <- ret{code, err}
+		ex, err := enforcer.Run(cfg)
+		done <- ret{ex.Code, err}
 	}()
 	var r ret
 	select {

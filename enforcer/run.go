@@ -59,28 +59,38 @@ func UserNSAttr(r UserNSRange) *syscall.SysProcAttr {
 	}
 }
 
+// Exit is how a supervised command ended.
+type Exit struct {
+	// Code is its exit status as a shell reports it: 128+signal when a
+	// signal killed it; 2 when vigil failed, 126 or 127 when the command
+	// could not be executed.
+	Code int
+	// Signal is the signal that killed it, or 0.
+	Signal syscall.Signal
+}
+
 // Run supervises a command until every process under the filter has exited,
-// and returns the command's exit code (128+signal when it was killed).
-func Run(cfg RunConfig) (int, error) {
+// and returns how the command ended.
+func Run(cfg RunConfig) (Exit, error) {
 	if len(cfg.Args) == 0 {
-		return 2, errors.New("no command given")
+		return Exit{Code: 2}, errors.New("no command given")
 	}
 	path, code, err := launch.LookPath(cfg.Args[0])
 	if err != nil {
-		return code, err
+		return Exit{Code: code}, err
 	}
 	// The init step is vigil's own child: same root, same mount namespace.
 	cfg.Config.OwnRoot = cfg.SysProcAttr == nil || cfg.SysProcAttr.Cloneflags&syscall.CLONE_NEWNS == 0 && cfg.SysProcAttr.Chroot == ""
 	w, err := startWatchee(&cfg, path)
 	if err != nil {
-		return 2, err
+		return Exit{Code: 2}, err
 	}
 	l := w.Listener()
 	served, err := superviseWatchee(&cfg, w)
 	if err != nil {
 		w.Abort()
 		l.Close()
-		return 2, err
+		return Exit{Code: 2}, err
 	}
 
 	// Forward termination signals to the command while it runs; once it has
@@ -95,9 +105,10 @@ func Run(cfg RunConfig) (int, error) {
 		w.Abort()
 		<-served
 		l.Close()
-		return 2, err
+		return Exit{Code: 2}, err
 	}
 	code, werr := w.Wait()
+	ex := Exit{Code: code, Signal: w.Signal()}
 	close(cmdDone)
 	// Descendants may still hold the filter; serve them until the listener
 	// hangs up, so none of their trapped calls fails for lack of a supervisor
@@ -112,16 +123,16 @@ func Run(cfg RunConfig) (int, error) {
 	case s := <-stop:
 		cfg.Log.Warn().Str("signal", s.String()).Msg("the command has exited and vigil was told to stop: " +
 			"the processes it left under the filter are no longer supervised, and their trapped calls now fail with ENOSYS")
-		return code, werr
+		return ex, werr
 	}
 	l.Close()
 	if werr != nil {
-		return code, werr
+		return ex, werr
 	}
 	if serr != nil {
-		return code, fmt.Errorf("notify loop: %w", serr)
+		return ex, fmt.Errorf("notify loop: %w", serr)
 	}
-	return code, nil
+	return ex, nil
 }
 
 // forwardSignals passes each termination signal vigil receives on to the

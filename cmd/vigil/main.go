@@ -19,6 +19,9 @@ import (
 type exitError struct {
 	code int
 	err  error
+	// signal, when set, killed the supervised command: vigil then ends by
+	// it too, after everything is written (dieBy).
+	signal syscall.Signal
 }
 
 func (e *exitError) Error() string {
@@ -43,6 +46,9 @@ func main() {
 	if errors.As(err, &ee) {
 		if ee.err != nil {
 			fmt.Fprintf(os.Stderr, "vigil: %v\n", ee.err)
+		}
+		if ee.signal != 0 {
+			dieBy(ee.signal)
 		}
 		os.Exit(ee.code)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -353,6 +354,81 @@ pathlib.Path(sys.argv[1]).write_text(str(n))
 	alone := interrupts()
 	if got := interrupts(vigilBin, "run", "--log", os.DevNull, "--"); got != alone {
 		t.Errorf("the command saw %s SIGINTs under vigil for one Ctrl-C, %s alone", got, alone)
+	}
+}
+
+// TestACommandKilledByASignalEndsVigilByIt: the parent of `vigil run` or
+// `vigil observe` sees what it would see without vigil when the command is
+// killed by a signal (a shell's "Segmentation fault", python's negative
+// returncode), and an exit status above 128 stays an exit status. A bash
+// script whose foreground command dies of the terminal's Ctrl-C stops there
+// (bash then kills itself with SIGINT); a vigil that exited 130 instead
+// let the script run on.
+func TestACommandKilledByASignalEndsVigilByIt(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	status := func(argv ...string) string {
+		t.Helper()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			return "killed by " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exit %d", ws.ExitStatus())
+	}
+	for _, script := range []string{"kill -SEGV $$", "kill -TERM $$", "exit 139"} {
+		alone := status("sh", "-c", script)
+		for _, sub := range [][]string{{"run", "--log", os.DevNull}, {"observe", "-o", os.DevNull}} {
+			argv := append(append([]string{vigilBin}, sub...), "--", "sh", "-c", script)
+			if got := status(argv...); got != alone {
+				t.Errorf("vigil %s -- sh -c %q: %s, alone %s", sub[0], script, got, alone)
+			}
+		}
+	}
+
+	// A script in a terminal, interrupted while its command runs.
+	interrupted := func(prefix string) (after bool, how string) {
+		t.Helper()
+		dir := t.TempDir()
+		ready, afterFile := filepath.Join(dir, "ready"), filepath.Join(dir, "after")
+		script := fmt.Sprintf("%s sh -c 'touch %s; exec sleep 30'; touch %s", prefix, ready, afterFile)
+		master, slave := openPty(t)
+		defer master.Close()
+		cmd := exec.Command("bash", "-c", script)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		go func() { _, _ = io.Copy(io.Discard, master) }()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(ready); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("%q: the command did not start", script)
+			}
+		}
+		if _, err := master.Write([]byte{0x03}); err != nil { // ^C
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		_, err := os.Stat(afterFile)
+		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		return err == nil, fmt.Sprintf("signaled %v, status %d", ws.Signaled(), ws.ExitStatus())
+	}
+	aloneAfter, aloneHow := interrupted("")
+	if aloneAfter {
+		t.Fatalf("alone, bash ran on after Ctrl-C (%s): this bash does not stop a script at an interrupted command", aloneHow)
+	}
+	if after, how := interrupted(vigilBin + " run --log /dev/null --"); after {
+		t.Errorf("bash ran on after Ctrl-C ended the command under vigil (%s; alone: %s)", how, aloneHow)
 	}
 }
 

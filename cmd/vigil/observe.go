@@ -92,7 +92,8 @@ func runObserve(o observeOptions, argv []string) error {
 	defer ld.Close()
 	done := make(chan error, 1)
 	go func() { done <- obs.Run(ld) }()
-	code, werr := observeTarget(ld, o.pid, o.cgroup, argv, cmdOut)
+	var killedBy syscall.Signal
+	code, werr := observeTarget(ld, o.pid, o.cgroup, argv, cmdOut, &killedBy)
 	if err := finishObservation(diag, obs, ld, done, table, werr); err != nil {
 		if werr == nil || code == 0 {
 			code = 2
@@ -101,7 +102,7 @@ func runObserve(o observeOptions, argv []string) error {
 		return &exitError{code: code, err: err}
 	}
 	if code != 0 {
-		return &exitError{code: code}
+		return &exitError{code: code, signal: killedBy}
 	}
 	return nil
 }
@@ -213,7 +214,7 @@ func logSummary(diag zerolog.Logger, obs *observe.Observer, c loader.ObsCounters
 
 // observeTarget watches the target and returns when it is done: the
 // command's exit code, the process's exit, or an interrupt for a cgroup.
-func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, cmdOut *os.File) (int, error) {
+func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, cmdOut *os.File, killedBy *syscall.Signal) (int, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -275,5 +276,7 @@ func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, c
 		w.Abort()
 		return 2, err
 	}
-	return w.Wait()
+	code, err = w.Wait()
+	*killedBy = w.Signal()
+	return code, err
 }

@@ -73,7 +73,7 @@ func newRunCmd() *cobra.Command {
 	var o runOptions
 	cmd := &cobra.Command{
 		Use:   "run [--policy FILE] [--userns] [--log FILE] -- CMD [ARGS...]",
-		Short: "Run CMD under supervision; exit with its status (128+signal if killed)",
+		Short: "Run CMD under supervision; exit with its status (or by the signal that killed it)",
 		Long: `Run CMD under a seccomp filter that sends the syscalls the policy names to
 vigil, which decodes their pointer arguments, resolves paths in CMD's view
 and answers deny, kill or allow. Without --policy the embedded default policy
@@ -151,7 +151,7 @@ func runSupervised(o runOptions, argv []string) error {
 	if o.userns {
 		attr = enforcer.UserNSAttr(enforcer.DefaultUserNSRange)
 	}
-	code, err := enforcer.Run(enforcer.RunConfig{
+	ex, err := enforcer.Run(enforcer.RunConfig{
 		SysProcAttr: attr,
 		Config:      enforcer.Config{Policy: pol, Log: diag, Audit: lg.audit, Kernel: kern, Unverified: o.unverified, Emulator: em, Metrics: enforcerMetrics(met)},
 		Args:        argv,
@@ -162,10 +162,10 @@ func runSupervised(o runOptions, argv []string) error {
 		NoHardening: o.noHardening,
 	})
 	if err != nil {
-		return &exitError{code: code, err: err}
+		return &exitError{code: ex.Code, err: err}
 	}
-	if code != 0 {
-		return &exitError{code: code}
+	if ex.Code != 0 {
+		return &exitError{code: ex.Code, signal: ex.Signal}
 	}
 	return nil
 }

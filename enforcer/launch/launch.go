@@ -182,7 +182,7 @@ func (w *Watchee) Abort() {
 }
 
 // Wait waits for the watchee and returns its exit code the way a shell
-// reports it: the status, or 128+signal when killed.
+// reports it: the status, or 128+signal when killed (Signal says which).
 func (w *Watchee) Wait() (int, error) {
 	err := w.cmd.Wait()
 	st, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus)
@@ -193,6 +193,18 @@ func (w *Watchee) Wait() (int, error) {
 		return 128 + int(st.Signal()), nil
 	}
 	return st.ExitStatus(), nil
+}
+
+// Signal returns the signal that killed the watchee, or 0 when it exited
+// (or Wait has not returned).
+func (w *Watchee) Signal() syscall.Signal {
+	if w.cmd.ProcessState == nil {
+		return 0
+	}
+	if st, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+		return st.Signal()
+	}
+	return 0
 }
 
 func programFile(prog []byte) (*os.File, error) {
