@@ -432,6 +432,74 @@ func TestACommandKilledByASignalEndsVigilByIt(t *testing.T) {
 	}
 }
 
+// TestDescriptorsTheParentLeftOpenReachTheCommand: what vigil's parent
+// leaves open beyond stdin, stdout and stderr (a shell's `3>file`, make's
+// jobserver pipe, systemd's LISTEN_FDS sockets) reaches the command under
+// the same numbers, as alone. vigil's own descriptors for the init step
+// used to take fds 3 to 5 in the child: make under vigil warned "jobserver
+// unavailable" and ran its sub-make with -j1.
+func TestDescriptorsTheParentLeftOpenReachTheCommand(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	const script = `echo three >&3; echo nine >&9; cat <&4; ls /proc/self/fd | sort -n | tr '\n' ' '`
+	run := func(prefix ...string) string {
+		t.Helper()
+		three, err := os.Create(filepath.Join(dir, "three"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer three.Close()
+		nine, err := os.Create(filepath.Join(dir, "nine"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nine.Close()
+		four, err := os.Open("/etc/hostname")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer four.Close()
+		argv := append(prefix, "sh", "-c", script)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.ExtraFiles = []*os.File{three, four, nil, nil, nil, nil, nine}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		b3, _ := os.ReadFile(three.Name())
+		b9, _ := os.ReadFile(nine.Name())
+		return fmt.Sprintf("stdout %q, fd 3 got %q, fd 9 got %q", out, b3, b9)
+	}
+	alone := run()
+	for _, sub := range [][]string{{"run", "--log", os.DevNull}, {"observe", "-o", os.DevNull}} {
+		if got := run(append([]string{vigilBin}, append(sub, "--")...)...); got != alone {
+			t.Errorf("vigil %s: %s\nalone: %s", sub[0], got, alone)
+		}
+	}
+
+	// GNU make hands its jobserver to a sub-make through inherited fds.
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Fatalf("make (scripts/deps.sh installs it): %v", err)
+	}
+	mk := filepath.Join(dir, "mk")
+	if err := os.MkdirAll(filepath.Join(mk, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"Makefile":     "all:\n\t+$(VIGIL) $(MAKE) -s -C sub\n",
+		"sub/Makefile": "all: a b\na b:\n\t@echo $@\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(mk, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command("make", "-s", "-j2", "-C", mk, "VIGIL="+vigilBin+" run --log /dev/null --").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "jobserver unavailable") {
+		t.Errorf("make -j2 with a sub-make under vigil: %v\n%s", err, out)
+	}
+}
+
 // openPty returns a new pseudo-terminal's master and slave ends.
 func openPty(t *testing.T) (master, slave *os.File) {
 	t.Helper()

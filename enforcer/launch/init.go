@@ -21,9 +21,10 @@ import (
 func InitRole() reexec.Role { return reexec.Role{Name: initRole, Main: initMain} }
 
 // initMain runs the init step with the arguments Start gives it: the filter
-// mode, the inherited signal masks, the command's path and its argv.
+// mode, the inherited signal masks, the number of its first own descriptor,
+// the command's path and its argv.
 func initMain(args []string) int {
-	if len(args) < 4 || args[0] != initKillable && args[0] != initInterruptible {
+	if len(args) < 5 || args[0] != initKillable && args[0] != initInterruptible {
 		fmt.Fprintf(os.Stderr, "vigil: init step started with arguments %q\n", args)
 		return 127
 	}
@@ -32,24 +33,33 @@ func initMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "vigil: init step: %v\n", err)
 		return 127
 	}
+	base, err := strconv.Atoi(args[2])
+	if err != nil || base < 3 {
+		fmt.Fprintf(os.Stderr, "vigil: init step: bad descriptor base %q\n", args[2])
+		return 127
+	}
 	// The filter is per-thread (no TSYNC): install and exec from one thread.
 	runtime.LockOSThread()
 	// Exec'd through /proc/self/fd/N, the kernel named this process "N";
 	// its audit records (the command's own execve) should say vigil.
 	setComm("vigil")
-	code, err := runInit(args[2], args[3:], args[0] == initInterruptible, ignored, blocked)
+	code, err := runInit(initFds{prog: base + progOff, ctl: base + ctlOff, exe: base + exeOff}, args[3], args[4:], args[0] == initInterruptible, ignored, blocked)
 	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 	return code
 }
 
+// initFds are the init step's own descriptors.
+type initFds struct{ prog, ctl, exe int }
+
 // runInit returns only on failure, with the exit code a shell would use.
-func runInit(path string, argv []string, interruptible bool, ignored, blocked uint64) (int, error) {
-	ctl := os.NewFile(ctlFd, "vigil-ctl")
+func runInit(fds initFds, path string, argv []string, interruptible bool, ignored, blocked uint64) (int, error) {
+	progFd, ctlFd, exeFd := fds.prog, fds.ctl, fds.exe
+	ctl := os.NewFile(uintptr(ctlFd), "vigil-ctl")
 	fail := func(err error) (int, error) {
 		_, _ = ctl.Write(append([]byte{'E'}, err.Error()...))
 		return 127, err
 	}
-	prog, err := io.ReadAll(io.NewSectionReader(os.NewFile(progFd, "vigil-prog"), 0, 1<<20))
+	prog, err := io.ReadAll(io.NewSectionReader(os.NewFile(uintptr(progFd), "vigil-prog"), 0, 1<<20))
 	if err != nil {
 		return fail(fmt.Errorf("reading seccomp program: %w", err))
 	}

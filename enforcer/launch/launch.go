@@ -19,7 +19,9 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -31,7 +33,8 @@ import (
 // initRole is the init step's reexec role. Its arguments are the filter mode
 // (initKillable or initInterruptible), the signals the command inherits
 // ignored and blocked ("IGNORED/BLOCKED" in hexadecimal, bit N-1 for signal
-// N), the command's path and its argv.
+// N), the number of its first own descriptor (those vigil's parent left
+// open for the command come before), the command's path and its argv.
 const initRole = "init"
 
 // Filter modes of the init step.
@@ -44,12 +47,63 @@ const (
 	initInterruptible = "interruptible"
 )
 
-// Fds inherited by the init step (os/exec ExtraFiles start at 3).
+// The init step's own descriptors follow the ones vigil's parent left open
+// for the command (os/exec ExtraFiles start at 3): base is the seccomp
+// program, base+1 the control socket, base+2 vigil's executable.
 const (
-	progFd = 3
-	ctlFd  = 4
-	exeFd  = 5
+	progOff = iota
+	ctlOff
+	exeOff
 )
+
+// inherited keeps an *os.File for every descriptor vigil's parent left open
+// beyond stdin, stdout and stderr, by number: the os.File closes its
+// descriptor when collected, and these must stay open for every command.
+var inherited struct {
+	sync.Mutex
+	files map[int]*os.File
+}
+
+// inheritedFiles returns what vigil's parent left open for the command
+// beyond stdin, stdout and stderr — a shell's `3>file`, make's jobserver
+// pipe, systemd's LISTEN_FDS sockets — as ExtraFiles, indexed from fd 3
+// (nil where none): every descriptor without close-on-exec, which vigil
+// itself never opens. The command gets them under the same numbers, as it
+// would alone.
+func inheritedFiles() ([]*os.File, error) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil, fmt.Errorf("listing vigil's descriptors: %w", err)
+	}
+	var fds []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd < 3 {
+			continue
+		}
+		if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil && flags&unix.FD_CLOEXEC == 0 {
+			fds = append(fds, fd)
+		}
+	}
+	if len(fds) == 0 {
+		return nil, nil
+	}
+	inherited.Lock()
+	defer inherited.Unlock()
+	if inherited.files == nil {
+		inherited.files = map[int]*os.File{}
+	}
+	files := make([]*os.File, slices.Max(fds)-2)
+	for _, fd := range fds {
+		f := inherited.files[fd]
+		if f == nil {
+			f = os.NewFile(uintptr(fd), "inherited-"+strconv.Itoa(fd))
+			inherited.files[fd] = f
+		}
+		files[fd-3] = f
+	}
+	return files, nil
+}
 
 // Config describes the command to supervise.
 type Config struct {
@@ -140,10 +194,17 @@ func Start(cfg Config) (*Watchee, error) {
 	// exec, and it unblocks the signals vigil forwards).
 	ignored, blocked := inheritedSignals()
 	sigs := fmt.Sprintf("%x/%x", ignored, blocked)
-	cmd := reexec.Command(fmt.Sprintf("/proc/self/fd/%d", exeFd), initRole, append([]string{mode, sigs, cfg.Path}, cfg.Args...)...)
+	extra, err := inheritedFiles()
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	base := 3 + len(extra)
+	cmd := reexec.Command(fmt.Sprintf("/proc/self/fd/%d", base+exeOff), initRole,
+		append([]string{mode, sigs, strconv.Itoa(base), cfg.Path}, cfg.Args...)...)
 	cmd.Env, cmd.Dir = cfg.Env, cfg.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
-	cmd.ExtraFiles = []*os.File{prog, child, exe}
+	cmd.ExtraFiles = append(extra, prog, child, exe)
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		ctl.Close()
