@@ -45,6 +45,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// vigil runs the vigil binary and returns its output and its status as a
+// shell reports it (128+signal when a signal ended it).
 func vigil(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(vigilBin, args...)
@@ -56,9 +58,18 @@ func vigil(t *testing.T, args ...string) (stdout, stderr string, code int) {
 		if !ok {
 			t.Fatalf("vigil %v: %v", args, err)
 		}
-		code = ee.ExitCode()
+		code = shellStatus(ee.ProcessState)
 	}
 	return o.String(), e.String(), code
+}
+
+// shellStatus is ps's status as a shell reports it: the exit code, or
+// 128+signal for a process a signal killed.
+func shellStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -289,7 +300,7 @@ func TestSignalsAreForwardedToTheWatchee(t *testing.T) {
 		_ = cmd.Process.Kill()
 		t.Fatal("vigil did not exit after SIGTERM")
 	}
-	if got := cmd.ProcessState.ExitCode(); got != 128+int(syscall.SIGTERM) {
+	if got := shellStatus(cmd.ProcessState); got != 128+int(syscall.SIGTERM) {
 		t.Fatalf("exit %d, want %d", got, 128+int(syscall.SIGTERM))
 	}
 }
