@@ -45,7 +45,7 @@ func TestAgentSurvivesMalformedHandoffsWithoutLeakingFds(t *testing.T) {
 	if got := keeper.Open(); got != "EACCES" {
 		t.Fatalf("keeper's open of the secret: %s, want EACCES from the policy", got)
 	}
-	base := countFds(t)
+	base := stableFds(t)
 
 	refused := map[string]string{"message": "refusing handoff", "level": "error"}
 	refusedContainer := map[string]string{"message": "refusing container", "level": "error"}

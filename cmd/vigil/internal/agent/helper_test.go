@@ -495,6 +495,25 @@ func countFds(t *testing.T) int {
 // settle retries f until it returns true or ten seconds pass: fds and
 // goroutines are released asynchronously, after the log line that the tests
 // wait for.
+// stableFds counts the test process's descriptors once the count has held
+// for longer than an idle extra receiver lives: under load a supervisor
+// starts one (every receiver busy for 50 ms), and it leaves after a second
+// without work, closing its resolver's descriptor. A base counted with one
+// alive would read as a descriptor the agent lost later.
+func stableFds(t *testing.T) int {
+	t.Helper()
+	n := countFds(t)
+	for i := 0; i < 10; i++ {
+		time.Sleep(1200 * time.Millisecond)
+		m := countFds(t)
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
+}
+
 func settle(f func() bool) bool {
 	deadline := time.Now().Add(10 * time.Second)
 	for !f() {
