@@ -35,6 +35,15 @@ func (s *receiver) performOpen(l notify.Answerer, n *notify.Notif, c *call, d po
 	if !s.emulatesOpen(c) {
 		return outcome{}, false
 	}
+	if c.hasHow && c.how.Flags&unix.O_PATH != 0 {
+		// ADDFD cannot install an O_PATH file (the kernel's fget skips
+		// them), and continuing would let a sibling rewrite open_how's
+		// flags after vigil looked. openat2 answers as a kernel before 5.6
+		// does: programs then open with openat, whose flags sit in a
+		// register (runc, systemd and libpathrs fall back so).
+		c.reason = "openat2 with O_PATH under rules that look at its flags: vigil can neither install an O_PATH descriptor nor continue a call whose open_how a sibling could rewrite; answered ENOSYS, as a kernel without openat2, so the program falls back to openat"
+		return deny(d, unix.ENOSYS), true
+	}
 	return s.emulateOpen(l, n, c, d)
 }
 

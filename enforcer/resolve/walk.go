@@ -164,7 +164,7 @@ func (c *walkCtx) step(w *walkState, name string, last, follow, mayCreate bool) 
 // them), vigil's own pids are ErrProtected, and whether name is the
 // watchee's own pid directory is remembered for its magic links.
 func (c *walkCtx) procEntry(w *walkState, name string) (handled bool, err error) {
-	if sub := c.procSelf(name); sub != "" {
+	if sub := c.procSelf(w.cur, name); sub != "" {
 		// /proc/self is a symlink the kernel follows for the caller.
 		if err := c.countLink(w); err != nil {
 			return true, err
@@ -398,13 +398,14 @@ func sameMount(a, b int) bool {
 	return err1 == nil && err2 == nil && x == y
 }
 
-// procSelf rewrites /proc/self and /proc/thread-self, which procfs resolves
-// for the *reading* process, into the watchee's explicit ids.
-func (c *walkCtx) procSelf(name string) string {
+// procSelf rewrites /proc/self and /proc/thread-self of the procfs root
+// procRoot, which procfs resolves for the *reading* process, into the
+// watchee's explicit ids there.
+func (c *walkCtx) procSelf(procRoot int, name string) string {
 	if name != "self" && name != "thread-self" {
 		return ""
 	}
-	tgid, tid := nsIDs(c.req.Tgid, c.req.Tid)
+	tgid, tid := procIDs(procRoot, c.req.Tgid, c.req.Tid)
 	if name == "self" {
 		return tgid
 	}
@@ -471,12 +472,12 @@ func statusField(b []byte, key string) (int, bool) {
 
 // ownPidDir reports whether directory name of the procfs root procRoot is
 // the watchee's own thread group, in that procfs's numbering (the watchee's
-// pid namespace's, for a procfs it mounted; nsIDs gives its ids there).
+// pid namespace's, for a procfs it mounted; procIDs gives its ids there).
 func (c *walkCtx) ownPidDir(procRoot int, name string) bool {
 	if _, err := strconv.Atoi(name); err != nil {
 		return false
 	}
-	tgid, tid := nsIDs(c.req.Tgid, c.req.Tid)
+	tgid, tid := procIDs(procRoot, c.req.Tgid, c.req.Tid)
 	if name == tgid || name == tid {
 		return true
 	}
@@ -488,35 +489,72 @@ func (c *walkCtx) ownPidDir(procRoot int, name string) bool {
 	return ok && strconv.Itoa(t) == tgid
 }
 
-// nsIDs returns the watchee's thread-group and thread ids in its own pid
-// namespace, the one a procfs it mounted (a container's /proc) numbers
-// processes in. vigil's ids name another process there, or none: runc init
-// opening its exec FIFO as /proc/self/fd/N would get ENOENT. The ids are the
-// last fields of NStgid and NSpid in /proc/<tid>/status (Linux 4.1); without
-// them, vigil's own view is the best guess.
-func nsIDs(tgid, tid int) (string, string) {
-	t, d := strconv.Itoa(tgid), strconv.Itoa(tid)
-	b, err := os.ReadFile("/proc/" + d + "/status")
+// procIDs returns the watchee's thread-group and thread ids as the procfs
+// whose root is procRoot numbers them. That procfs may belong to any of the
+// watchee's pid namespaces: a container's /proc numbers it in the
+// innermost, the host's /proc that runc init still has mounted after
+// entering its new pid namespace numbers it as vigil does (vigil's ids name
+// another process, or none, in the first; the innermost ids another process
+// in the second: runc init reading /proc/self/mountinfo was killed for an
+// object mismatch). NStgid and NSpid in /proc/<tid>/status (Linux 4.1) list
+// the ids from vigil's namespace inward; the level is the one whose thread
+// id, looked up in procRoot, is a thread that started when the watchee did
+// (the same number at another level is another process). Without them,
+// vigil's own view is the best guess.
+func procIDs(procRoot, tgid, tid int) (string, string) {
+	tgids, tids := nsIDLists(tid)
+	if len(tgids) == 0 || len(tgids) != len(tids) {
+		return strconv.Itoa(tgid), strconv.Itoa(tid)
+	}
+	last := len(tids) - 1
+	if last == 0 {
+		return tgids[0], tids[0]
+	}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/stat"); err == nil {
+		if start := startTime(b); start != "" {
+			for i := last; i >= 0; i-- {
+				if b, err := readAt(procRoot, tids[i]+"/stat"); err == nil && startTime(b) == start {
+					return tgids[i], tids[i]
+				}
+			}
+		}
+	}
+	return tgids[last], tids[last]
+}
+
+// startTime returns field 22 of a /proc/<pid>/stat line, the task's start
+// in clock ticks since boot, or "".
+func startTime(b []byte) string {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return ""
+	}
+	// Fields 3 onward follow the command's closing parenthesis.
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 20 {
+		return ""
+	}
+	return string(f[19])
+}
+
+// nsIDLists returns NStgid and NSpid of thread tid as vigil's /proc shows
+// them: its ids from vigil's pid namespace inward.
+func nsIDLists(tid int) (tgids, tids []string) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
 	if err != nil {
-		return t, d
+		return nil, nil
 	}
+	return statusList(b, "NStgid"), statusList(b, "NSpid")
+}
+
+// statusList returns the fields of a /proc/<pid>/status line.
+func statusList(b []byte, key string) []string {
 	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		switch k {
-		case "NStgid":
-			t = f[len(f)-1]
-		case "NSpid":
-			d = f[len(f)-1]
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			return strings.Fields(v)
 		}
 	}
-	return t, d
+	return nil
 }
 
 // missing describes a final component that does not exist yet.

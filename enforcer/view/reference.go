@@ -54,7 +54,11 @@ type Reference struct {
 	mu       sync.Mutex
 	cacheGen uint64
 	cache    map[int]cachedMount // live mounts by id, valid for cacheGen
-	liveRef  map[int]Mount       // the reference namespace's live mounts, valid for cacheGen
+	// graveyard keeps the lines of older generations: a mount unmounted
+	// with MNT_DETACH lives on, out of every table, while a descriptor
+	// holds it (see buried).
+	graveyard map[int]cachedMount
+	liveRef   map[int]Mount // the reference namespace's live mounts, valid for cacheGen
 }
 
 // Own captures vigil's own view as the reference.
@@ -315,12 +319,23 @@ func strip(p, root string) string {
 // slow names an object on a mount that is not (or may no longer be) where
 // the reference view had it.
 func (r *Reference) slow(o *Object, link string, id int) (string, error) {
-	c, ok := r.mountByID(id, o.Tid, unix.Mkdev(o.Stx.Dev_major, o.Stx.Dev_minor))
-	m, own := c.Mount, c.own
+	dev := unix.Mkdev(o.Stx.Dev_major, o.Stx.Dev_minor)
+	c, ok := r.mountByID(id, o.Tid, dev)
+	detached := false
 	if !ok {
-		return "", fmt.Errorf("%w: its mount %d is in no mount table vigil can read (vigil's, the watchee's or its ancestors')", ErrNoName, id)
+		// A mount that has left every table since vigil read it (a bind
+		// mount runc unmounts with MNT_DETACH and then execs from): its
+		// last line gives a name to check against the object itself.
+		if c, ok = r.buried(id, dev); !ok {
+			return "", fmt.Errorf("%w: its mount %d is in no mount table vigil can read (vigil's, the watchee's or its ancestors')", ErrNoName, id)
+		}
+		detached, c.own, c.foreign = true, false, true
 	}
+	m, own := c.Mount, c.own
 	refs := r.bySB[m.Dev]
+	if detached && len(refs) == 0 {
+		return "", fmt.Errorf("%w: its mount %d left every mount table, on a filesystem the reference view does not show", ErrNoName, id)
+	}
 	if len(refs) == 0 {
 		if stacking(m.FSType) {
 			return "", ErrStacked
@@ -366,13 +381,49 @@ func (r *Reference) slow(o *Object, link string, id int) (string, error) {
 			continue // the chroot's own mount: its place in the filesystem is unknown
 		}
 		if rest, ok := under(fsPath, e.Root); ok {
-			return r.fromVigil(path.Join(e.Point, rest)), nil
+			name := r.fromVigil(path.Join(e.Point, rest))
+			if detached && !r.names(name, o.Stx) {
+				return "", fmt.Errorf("%w: its mount %d left every mount table, and %s is another object now", ErrNoName, id, name)
+			}
+			return name, nil
 		}
+	}
+	if detached {
+		return "", fmt.Errorf("%w: its mount %d left every mount table, outside every part of the reference view", ErrNoName, id)
 	}
 	// On a filesystem the reference view shows, but outside every part of
 	// it that the view shows (a host file reached through a descriptor):
 	// vigil's own name.
 	return link, nil
+}
+
+// names reports whether name leads, in the reference view and without
+// following a symlink, to the object stx describes (same device and inode).
+func (r *Reference) names(name string, stx *unix.Statx_t) bool {
+	fd, err := unix.Openat2(r.rootfd, name, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var got unix.Statx_t
+	if unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_INO, &got) != nil {
+		return false
+	}
+	return got.Dev_major == stx.Dev_major && got.Dev_minor == stx.Dev_minor && got.Ino == stx.Ino
+}
+
+// buried returns the last line vigil read of mount id before it dropped its
+// reading of the tables, if that mount was on device dev. The line may
+// describe a mount that has since been freed and its id taken: the caller
+// checks the name it leads to against the object.
+func (r *Reference) buried(id int, dev uint64) (cachedMount, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.graveyard[id]
+	return c, ok && c.Dev == dev
 }
 
 // under reports whether p lies at or below root, and the rest of p.
@@ -581,9 +632,19 @@ type cachedMount struct {
 	foreign bool // neither vigil's nor the watchee's
 }
 
-// sync drops caches of an older generation. Called with r.mu held.
+// maxBuried bounds the graveyard.
+const maxBuried = 4096
+
+// sync drops caches of an older generation, keeping the mount lines in the
+// graveyard. Called with r.mu held.
 func (r *Reference) sync() {
 	if g := r.gen.Load(); g != r.cacheGen || r.cache == nil {
+		if len(r.graveyard)+len(r.cache) > maxBuried || r.graveyard == nil {
+			r.graveyard = make(map[int]cachedMount, len(r.cache))
+		}
+		for id, c := range r.cache {
+			r.graveyard[id] = c
+		}
 		r.cacheGen = g
 		r.cache = make(map[int]cachedMount)
 		r.liveRef = nil

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/vigilsec/vigil/enforcer/testenv"
+)
+
+// TestRuncRunsUnderVigilRunAsAlone runs a busybox container with `runc run`
+// alone and under `vigil run` in its default mode, and compares what the
+// container printed and how runc ended. runc 1.1 re-executes itself from a
+// bind mount of its binary that it has already detached, opens openat2 with
+// O_PATH, and its init reads /proc/self/mountinfo from the host's procfs
+// after entering the container's pid namespace: under vigil each of these
+// failed (no name for the detached mount, EBADF from installing an O_PATH
+// descriptor, and a kill for /proc/self named in the wrong pid namespace).
+func TestRuncRunsUnderVigilRunAsAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatalf("runc (scripts/deps.sh installs it): %v", err)
+	}
+	bundle := t.TempDir()
+	rootfs := filepath.Join(bundle, "rootfs")
+	for _, d := range []string{"bin", "etc", "proc", "dev", "sys", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("busybox-static (scripts/deps.sh installs it): %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin/busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range []string{"sh", "cat", "ls", "wc"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc/ok"), []byte("ok\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(bundle, "config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	proc := cfg["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"sh", "-c", "cat /etc/ok; ls / | wc -l; wc -l < /proc/self/mountinfo; exit 3"}
+	if raw, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	run := func(id string, prefix ...string) string {
+		t.Helper()
+		argv := append(prefix, runc, "--root", state, "run", "--bundle", bundle, id)
+		cmd := exec.Command(argv[0], argv[1:]...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("%v: %v", argv, err)
+		}
+		return fmt.Sprintf("exit %d, stdout %q (stderr %q)", shellStatus(cmd.ProcessState), out.String(), errOut.String())
+	}
+	id := fmt.Sprintf("vigil-run-%d", os.Getpid())
+	alone := run(id + "-alone")
+	log := filepath.Join(t.TempDir(), "audit.jsonl")
+	if got := run(id+"-vigil", vigilBin, "run", "--log", log, "--"); got != alone {
+		b, _ := os.ReadFile(log)
+		t.Errorf("under vigil: %s\nalone: %s\naudit records that refused or failed:\n%s", got, alone, telling(b))
+	}
+}
+
+// telling returns the audit lines that refused, failed or killed.
+func telling(log []byte) string {
+	var out bytes.Buffer
+	for _, l := range bytes.Split(log, []byte{'\n'}) {
+		if bytes.Contains(l, []byte(`"errno"`)) && !bytes.Contains(l, []byte(`"ENOENT"`)) ||
+			bytes.Contains(l, []byte(`"mismatch"`)) || bytes.Contains(l, []byte(`"level":"error"`)) {
+			out.Write(l)
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
+}
