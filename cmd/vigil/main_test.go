@@ -329,31 +329,7 @@ pathlib.Path(sys.argv[1]).write_text(str(n))
 		t.Helper()
 		out := filepath.Join(t.TempDir(), "count")
 		argv = append(argv, "python3", "-c", counter, out)
-		master, slave := openPty(t)
-		defer master.Close()
-		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		// A session of its own with the pty as controlling terminal: the
-		// command runs in the terminal's foreground process group.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		slave.Close()
-		go func() { _, _ = io.Copy(io.Discard, master) }()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(out + ".ready"); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				_ = cmd.Process.Kill()
-				t.Fatalf("%v: the counter did not start", argv[:1])
-			}
-		}
-		if _, err := master.Write([]byte{0x03}); err != nil { // ^C
-			t.Fatal(err)
-		}
-		if err := cmd.Wait(); err != nil {
+		if _, err := interruptInPty(t, argv, out+".ready"); err != nil {
 			t.Fatalf("%v: %v", argv[:1], err)
 		}
 		b, err := os.ReadFile(out)
@@ -407,31 +383,9 @@ func TestACommandKilledByASignalEndsVigilByIt(t *testing.T) {
 		dir := t.TempDir()
 		ready, afterFile := filepath.Join(dir, "ready"), filepath.Join(dir, "after")
 		script := fmt.Sprintf("%s sh -c 'touch %s; exec sleep 30'; touch %s", prefix, ready, afterFile)
-		master, slave := openPty(t)
-		defer master.Close()
-		cmd := exec.Command("bash", "-c", script)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		slave.Close()
-		go func() { _, _ = io.Copy(io.Discard, master) }()
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(ready); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				_ = cmd.Process.Kill()
-				t.Fatalf("%q: the command did not start", script)
-			}
-		}
-		if _, err := master.Write([]byte{0x03}); err != nil { // ^C
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
+		ps, _ := interruptInPty(t, []string{"bash", "-c", script}, ready)
 		_, err := os.Stat(afterFile)
-		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		ws := ps.Sys().(syscall.WaitStatus)
 		return err == nil, fmt.Sprintf("signaled %v, status %d", ws.Signaled(), ws.ExitStatus())
 	}
 	aloneAfter, aloneHow := interrupted("")
@@ -509,6 +463,38 @@ func TestDescriptorsTheParentLeftOpenReachTheCommand(t *testing.T) {
 	if err != nil || strings.Contains(string(out), "jobserver unavailable") {
 		t.Errorf("make -j2 with a sub-make under vigil: %v\n%s", err, out)
 	}
+}
+
+// interruptInPty runs argv in a session of its own with a new pty as its
+// controlling terminal (so it runs in the terminal's foreground process
+// group, as a shell's foreground job does), waits until the file ready
+// exists, types ^C and returns how argv ended.
+func interruptInPty(t *testing.T, argv []string, ready string) (*os.ProcessState, error) {
+	t.Helper()
+	master, slave := openPty(t)
+	defer master.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	go func() { _, _ = io.Copy(io.Discard, master) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("%v: did not get ready", argv)
+		}
+	}
+	if _, err := master.Write([]byte{0x03}); err != nil { // ^C
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	return cmd.ProcessState, err
 }
 
 // openPty returns a new pseudo-terminal's master and slave ends.

@@ -397,7 +397,8 @@ func TestAgentMetricsCountRefusedHandoffs(t *testing.T) {
 }
 
 // busyboxBundle makes an OCI bundle with `runc spec` and a static busybox
-// running sh -c script, with /etc/ok and /etc/secret, terminal false.
+// (sh, cat, ls, wc) running sh -c script, with /etc/ok and /etc/secret,
+// terminal false.
 func busyboxBundle(t *testing.T, runc, script string) string {
 	t.Helper()
 	busybox, err := exec.LookPath("busybox")
@@ -418,7 +419,7 @@ func busyboxBundle(t *testing.T, runc, script string) string {
 	if err := os.WriteFile(filepath.Join(rootfs, "bin/busybox"), bb, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"sh", "cat"} {
+	for _, a := range []string{"sh", "cat", "ls", "wc"} {
 		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -27,49 +26,7 @@ func TestRuncRunsUnderVigilRunAsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatalf("runc (scripts/deps.sh installs it): %v", err)
 	}
-	bundle := t.TempDir()
-	rootfs := filepath.Join(bundle, "rootfs")
-	for _, d := range []string{"bin", "etc", "proc", "dev", "sys", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatalf("busybox-static (scripts/deps.sh installs it): %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "bin/busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, applet := range []string{"sh", "cat", "ls", "wc"} {
-		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", applet)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "etc/ok"), []byte("ok\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
-		t.Fatalf("runc spec: %v\n%s", err, out)
-	}
-	cfgPath := filepath.Join(bundle, "config.json")
-	raw, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	proc := cfg["process"].(map[string]any)
-	proc["terminal"] = false
-	proc["args"] = []string{"sh", "-c", "cat /etc/ok; ls / | wc -l; wc -l < /proc/self/mountinfo; exit 3"}
-	if raw, err = json.Marshal(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bundle := busyboxBundle(t, runc, "cat /etc/ok; ls / | wc -l; wc -l < /proc/self/mountinfo; exit 3")
 	state := t.TempDir()
 	run := func(id string, prefix ...string) string {
 		t.Helper()
