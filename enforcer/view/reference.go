@@ -194,7 +194,7 @@ func (r *Reference) Fast(id int) bool {
 		return false
 	}
 	m, ok := r.snap[id]
-	return ok && (!r.renumbered.Load() || r.unmoved(m))
+	return ok && r.asCaptured(m)
 }
 
 // asCaptured reports whether captured mount m is still where the reference
@@ -423,7 +423,7 @@ func (r *Reference) buried(id int, dev uint64) (cachedMount, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.graveyard[id]
-	return c, ok && c.Dev == dev
+	return c, ok && (c.Dev == dev || c.objDev == dev)
 }
 
 // under reports whether p lies at or below root, and the rest of p.
@@ -544,19 +544,35 @@ func (r *Reference) mountByID(id, tid int, dev uint64) (cachedMount, bool) {
 	r.mu.Lock()
 	r.sync()
 	c, ok := r.cache[id]
-	if ok && c.Dev != dev {
+	if ok && c.Dev != dev && c.objDev != dev {
 		// A mount of another filesystem had that id when the tables were
-		// read: it has gone and a process vigil does not watch (no
-		// Renumber) made the object's mount since. Read them again.
+		// read: it may have gone and a process vigil does not watch (no
+		// Renumber) made the object's mount since. Read that line again.
 		// (btrfs subvolumes report another device than their mount's, so
-		// a mismatch alone is no error.)
-		r.cache = make(map[int]cachedMount)
+		// a mismatch alone is no error: the line read again is kept with
+		// the object's device, and not read a third time.)
+		delete(r.cache, id)
 		ok = false
 	}
 	r.mu.Unlock()
 	if ok {
 		return c, true
 	}
+	c, ok = r.readTables(id, tid)
+	if ok && c.Dev != dev {
+		r.mu.Lock()
+		if x, still := r.cache[id]; still && x.Mount == c.Mount {
+			x.objDev = dev
+			r.cache[id] = x
+		}
+		r.mu.Unlock()
+	}
+	return c, ok
+}
+
+// readTables reads the mount tables that may show mount id, into the cache,
+// until one does.
+func (r *Reference) readTables(id, tid int) (cachedMount, bool) {
 	if c, ok := r.readTable("/proc/self/mountinfo", id, cachedMount{own: true}); ok {
 		return c, true
 	}
@@ -630,6 +646,9 @@ type cachedMount struct {
 	Mount
 	own     bool // vigil's
 	foreign bool // neither vigil's nor the watchee's
+	// objDev is the device of an object found on the mount when it is not
+	// Dev (a btrfs subvolume), once the line was read again for it.
+	objDev uint64
 }
 
 // maxBuried bounds the graveyard.
