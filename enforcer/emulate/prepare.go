@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/enforcer/procinfo"
 	"github.com/vigilsec/vigil/enforcer/resolve"
 )
 
@@ -733,17 +734,13 @@ func (p *Prepared) acquiresTTY() bool {
 
 // statSessionTTY parses the session and tty_nr fields of /proc/<pid>/stat.
 func statSessionTTY(b []byte) (session, tty int, ok bool) {
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
+	sf, ok1 := procinfo.StatField(b, 6)
+	tf, ok2 := procinfo.StatField(b, 7)
+	if !ok1 || !ok2 {
 		return 0, 0, false
 	}
-	f := strings.Fields(string(b[i+1:]))
-	// state ppid pgrp session tty_nr ...
-	if len(f) < 5 {
-		return 0, 0, false
-	}
-	s, err1 := strconv.Atoi(f[3])
-	t, err2 := strconv.Atoi(f[4])
+	s, err1 := strconv.Atoi(string(sf))
+	t, err2 := strconv.Atoi(string(tf))
 	return s, t, err1 == nil && err2 == nil
 }
 

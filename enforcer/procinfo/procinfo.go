@@ -130,3 +130,19 @@ func CapableInitially(tid, c int) bool {
 	}
 	return false
 }
+
+// StatField returns field n of a /proc/<pid>/stat line, numbered as in
+// proc(5) (3 is the state, 4 the parent, 22 the start time), or false. The
+// command, field 2, may hold spaces and parentheses: fields 3 onward are
+// counted after its last closing parenthesis.
+func StatField(b []byte, n int) ([]byte, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || n < 3 {
+		return nil, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if n-3 >= len(f) {
+		return nil, false
+	}
+	return f[n-3], true
+}

@@ -62,3 +62,20 @@ func capEff(t *testing.T) uint64 {
 	t.Fatal("no CapEff")
 	return 0
 }
+
+func TestStatFieldCountsAfterTheCommand(t *testing.T) {
+	line := []byte("42 (a) b (c) d) S 7 42 42 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 123456 0\n")
+	for _, c := range []struct {
+		n    int
+		want string
+		ok   bool
+	}{{3, "S", true}, {4, "7", true}, {6, "42", true}, {7, "0", true}, {22, "123456", true}, {40, "", false}, {2, "", false}} {
+		got, ok := StatField(line, c.n)
+		if ok != c.ok || string(got) != c.want {
+			t.Errorf("field %d: %q %v, want %q %v", c.n, got, ok, c.want, c.ok)
+		}
+	}
+	if _, ok := StatField([]byte("no parenthesis"), 3); ok {
+		t.Error("a line without the command's parenthesis gave a field")
+	}
+}

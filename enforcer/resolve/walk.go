@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/procinfo"
 )
 
 // procRootIno is the inode number of procfs's root (PROC_ROOT_INO).
@@ -525,16 +527,8 @@ func procIDs(procRoot, tgid, tid int) (string, string) {
 // startTime returns field 22 of a /proc/<pid>/stat line, the task's start
 // in clock ticks since boot, or "".
 func startTime(b []byte) string {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return ""
-	}
-	// Fields 3 onward follow the command's closing parenthesis.
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 20 {
-		return ""
-	}
-	return string(f[19])
+	f, _ := procinfo.StatField(b, 22)
+	return string(f)
 }
 
 // nsIDLists returns NStgid and NSpid of thread tid as vigil's /proc shows

@@ -1,7 +1,6 @@
 package view
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/procinfo"
 )
 
 // Errors Name returns. Every one of them means "no reference name": the
@@ -625,16 +626,11 @@ func parentOf(pid int) int {
 	if err != nil {
 		return 0
 	}
-	// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
+	f, ok := procinfo.StatField(b, 4)
+	if !ok {
 		return 0
 	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, err := strconv.Atoi(string(f[1]))
+	ppid, err := strconv.Atoi(string(f))
 	if err != nil {
 		return 0
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vigilsec/vigil/enforcer/procinfo"
 )
 
 // Time limits of a long-lived supervised workload: vigil loads its eBPF in
@@ -295,18 +297,13 @@ func cpuTicks(pid int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reading vigil's stat: %w", err)
 	}
-	// The command name, in parentheses, may hold spaces: the fields
-	// counted are those after its closing parenthesis, from state (3).
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
+	uf, ok1 := procinfo.StatField(b, 14) // utime
+	kf, ok2 := procinfo.StatField(b, 15) // stime
+	if !ok1 || !ok2 {
 		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
 	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	u, err1 := strconv.Atoi(f[11]) // utime, field 14
-	k, err2 := strconv.Atoi(f[12]) // stime, field 15
+	u, err1 := strconv.Atoi(string(uf))
+	k, err2 := strconv.Atoi(string(kf))
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, fmt.Errorf("malformed /proc/%d/stat: %w", pid, err)
 	}
