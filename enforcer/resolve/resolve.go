@@ -395,6 +395,10 @@ type walkCtx struct {
 	sameRoot bool
 	// rootPath caches how vigil reads the watchee's root ("" until asked).
 	rootPath string
+	// ids caches the watchee's ids in the procfs of device idsDev: a walk
+	// through /proc/self asks for them again at the pid directory.
+	idsDev          uint64
+	idsTgid, idsTid string
 }
 
 // fast tries one openat2. settled is false when the walk must decide.

@@ -407,7 +407,7 @@ func (c *walkCtx) procSelf(procRoot int, name string) string {
 	if name != "self" && name != "thread-self" {
 		return ""
 	}
-	tgid, tid := procIDs(procRoot, c.req.Tgid, c.req.Tid)
+	tgid, tid := c.procIDs(procRoot)
 	if name == "self" {
 		return tgid
 	}
@@ -479,7 +479,7 @@ func (c *walkCtx) ownPidDir(procRoot int, name string) bool {
 	if _, err := strconv.Atoi(name); err != nil {
 		return false
 	}
-	tgid, tid := procIDs(procRoot, c.req.Tgid, c.req.Tid)
+	tgid, tid := c.procIDs(procRoot)
 	if name == tgid || name == tid {
 		return true
 	}
@@ -489,6 +489,19 @@ func (c *walkCtx) ownPidDir(procRoot int, name string) bool {
 	}
 	t, ok := statusField(b, "Tgid")
 	return ok && strconv.Itoa(t) == tgid
+}
+
+// procIDs is procIDs for this walk's watchee, asked once per procfs.
+func (c *walkCtx) procIDs(procRoot int) (string, string) {
+	var st unix.Stat_t
+	if unix.Fstat(procRoot, &st) != nil {
+		return procIDs(procRoot, c.req.Tgid, c.req.Tid)
+	}
+	if c.idsTgid == "" || c.idsDev != st.Dev {
+		c.idsDev = st.Dev
+		c.idsTgid, c.idsTid = procIDs(procRoot, c.req.Tgid, c.req.Tid)
+	}
+	return c.idsTgid, c.idsTid
 }
 
 // procIDs returns the watchee's thread-group and thread ids as the procfs
