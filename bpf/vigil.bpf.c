@@ -106,9 +106,41 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Threads of one group group_binds_fd visits before it fails closed. */
 #define VIGIL_MAX_GROUP 4096
 
+/* The socket at a connect's fd, as sys_exit finds it. */
+struct peer_view {
+	/* Addresses rather than pointers: the struct is in a map value (the
+	 * scratch's exit_note), whose generated Go type cannot hold pointers. */
+	__u64 sk;      /* struct sock *; 0: the fd holds no socket (any more) */
+	__u64 upeer;   /* AF_UNIX: unix_sk(sk)->peer */
+	__u64 addr[2]; /* AF_INET: skc_daddr in the first 4 bytes; AF_INET6: skc_v6_daddr */
+	__u32 daddr4;  /* skc_daddr, network order (also set for a v4-mapped AF_INET6 peer) */
+	__u16 family;
+	__u16 port;    /* host order */
+	__u8 state;    /* skc_state */
+};
+
+/* exit_note is what sys_exit found, handed to emit_exit for its record. It
+ * lives in scratch: on the stack it would leave too little of the 512 bytes
+ * a program and the functions it calls share (Linux 6.1 counts each frame
+ * rounded up to 32 bytes). */
+struct exit_note {
+	__s64 ret;
+	__s64 nr;
+	__u64 file;     /* the struct file * the call returned or runs; 0: none */
+	__u64 dev;      /* file's identity */
+	__u64 ino;
+	__u64 child_ns; /* has_child: the CLONE_NEW* bits the child got */
+	__u32 child_tid;
+	__u32 has_child;
+	__u32 reason;
+	__u32 flags;
+	struct peer_view peer;
+};
+
 struct vigil_scratch {
 	char buf[VIGIL_SCRATCH];
 	__u64 opaque; /* see opaque() */
+	struct exit_note exit; /* sys_exit's, for emit_exit */
 };
 
 /* watched: thread groups under supervision (tgid -> 1); seeded by the loader, follows fork/exit. */
@@ -1005,17 +1037,23 @@ static __always_inline void fill_file(struct vigil_event *e, struct file *f)
  * on the vetted mount, with current's root still the vetted root, and the
  * path from that root (built as fill_kpath builds it, whole: a truncated
  * walk never matches) hashing to b->path_hash.
+ *
+ * It is a global function: the verifier checks it once, on its own, rather
+ * than once for every path through sys_exit that reaches it (see
+ * emit_exit).
  */
-static __always_inline bool same_name(struct dentry *dentry, struct vfsmount *mnt, const struct vigil_binding *b)
+__noinline int same_name(__u64 dentry_addr, __u64 mnt_addr, const struct vigil_binding *b)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct dentry *dentry = (struct dentry *)dentry_addr;
+	struct vfsmount *mnt = (struct vfsmount *)mnt_addr;
 	struct vigil_scratch *s = get_scratch();
 	struct dentry *root_dentry;
 	struct vfsmount *root_mnt;
 	struct inode *root_inode;
 	struct walk_ctx w = {};
 
-	if (!s || !b->path_hash || !dentry || !mnt)
+	if (!s || !b || !b->path_hash || !dentry || !mnt)
 		return false;
 	if ((__u32)BPF_CORE_READ(real_mount(mnt), mnt_id) != b->mnt_id)
 		return false;
@@ -1043,16 +1081,18 @@ static __always_inline bool same_name(struct dentry *dentry, struct vfsmount *mn
 /* check_create reports whether the open created f, in directory (dev, ino),
  * under a name hashing to name_hash. Requiring creation matters: an O_CREAT
  * without O_EXCL opens whatever appeared under the vetted name since the
- * vetting, e.g. a hard link to a file the policy denies. */
-static __always_inline bool check_create(struct file *f, struct vigil_binding *b)
+ * vetting, e.g. a hard link to a file the policy denies. Global, as
+ * same_name is. */
+__noinline int check_create(__u64 file_addr, const struct vigil_binding *b)
 {
+	struct file *f = (struct file *)file_addr;
 	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
 	struct inode *dir = BPF_CORE_READ(d, d_parent, d_inode);
 	struct vigil_scratch *s = get_scratch();
 	const unsigned char *name;
 	__u32 len;
 
-	if (!s || !dir)
+	if (!s || !b || !dir)
 		return false;
 	if (!(BPF_CORE_READ(f, f_mode) & VIGIL_FMODE_CREATED))
 		return false;
@@ -1066,17 +1106,6 @@ static __always_inline bool check_create(struct file *f, struct vigil_binding *b
 		return false;
 	return fnv1a_scratch(0, len) == b->name_hash;
 }
-
-/* The socket at a connect's fd, as sys_exit finds it. */
-struct peer_view {
-	struct sock *sk;    /* NULL: the fd holds no socket (any more) */
-	struct sock *upeer; /* AF_UNIX: unix_sk(sk)->peer */
-	__u64 addr[2];      /* AF_INET: skc_daddr in the first 4 bytes; AF_INET6: skc_v6_daddr */
-	__u32 daddr4;       /* skc_daddr, network order (also set for a v4-mapped AF_INET6 peer) */
-	__u16 family;
-	__u16 port;         /* host order */
-	__u8 state;         /* skc_state */
-};
 
 /*
  * view_socket follows fd to the struct sock of current's socket. A socket
@@ -1100,7 +1129,7 @@ static __always_inline void view_socket(struct peer_view *p, long fd)
 	sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
 		return;
-	p->sk = sk;
+	p->sk = (__u64)sk;
 	p->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	p->state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (p->family == VIGIL_AF_INET || p->family == VIGIL_AF_INET6) {
@@ -1111,7 +1140,7 @@ static __always_inline void view_socket(struct peer_view *p, long fd)
 		else
 			p->addr[0] = p->daddr4;
 	} else if (p->family == VIGIL_AF_UNIX) {
-		p->upeer = BPF_CORE_READ((struct unix_sock *)sk, peer);
+		p->upeer = (__u64)BPF_CORE_READ((struct unix_sock *)sk, peer);
 	}
 }
 
@@ -1187,7 +1216,7 @@ static __always_inline bool connect_holds(const struct vigil_binding *b, struct 
 	bool connected;
 
 	if (p->family == VIGIL_AF_UNIX)
-		connected = p->upeer != NULL;
+		connected = p->upeer != 0;
 	else if (p->family == VIGIL_AF_INET || p->family == VIGIL_AF_INET6)
 		connected = p->state != VIGIL_TCP_CLOSE;
 	else
@@ -1218,7 +1247,7 @@ static __always_inline bool connect_holds(const struct vigil_binding *b, struct 
 			return p->daddr4 == (__u32)(b1 >> 32);
 		return true;
 	case VIGIL_AF_UNIX:
-		return p->family == VIGIL_AF_UNIX && p->upeer && unix_peer_holds(b, p->upeer);
+		return p->family == VIGIL_AF_UNIX && p->upeer && unix_peer_holds(b, (struct sock *)p->upeer);
 	}
 	return false;
 }
@@ -1226,7 +1255,7 @@ static __always_inline bool connect_holds(const struct vigil_binding *b, struct 
 /* fill_peer puts the socket's peer into e: address and port, or for
  * AF_UNIX the peer's socket file (identity and kernel path) or its
  * abstract name. */
-static __always_inline void fill_peer(struct vigil_event *e, struct peer_view *p)
+static __always_inline void fill_peer(struct vigil_event *e, const struct peer_view *p)
 {
 	/* A copy: BPF_CORE_READ would otherwise relocate the peer_view field
 	 * access against kernel BTF, where peer_view does not exist. */
@@ -1318,6 +1347,47 @@ static __always_inline bool kill_doomed(struct bpf_raw_tracepoint_args *ctx, __u
 }
 
 /*
+ * emit_exit writes the EXIT (or VIOLATION) record of n. It is a global
+ * function, so the verifier checks it once, with n unknown, instead of once
+ * for every combination of outcomes sys_exit can reach it with: inlined,
+ * the record's kernel-path walk and peer multiplied sys_exit's states and
+ * made it most of the time vigil takes to start.
+ */
+__noinline int emit_exit(__u64 pid_tgid, __u64 regs_addr, const struct exit_note *n)
+{
+	struct vigil_event *e;
+
+	if (!n)
+		return 0;
+	e = reserve_event(n->reason != VIGIL_OK ? VIGIL_EV_VIOLATION : VIGIL_EV_EXIT, pid_tgid, n->nr);
+	if (!e)
+		return 0;
+	e->ret = n->ret;
+	e->reason = n->reason;
+	e->flags = n->flags | VIGIL_F_AT_EXIT;
+	read_args(e, (struct pt_regs *)regs_addr);
+	if (n->file) {
+		struct file *f = (struct file *)n->file;
+
+		e->flags |= VIGIL_F_HAS_OBJECT;
+		e->dev = n->dev;
+		e->ino = n->ino;
+		fill_kpath(e, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+	}
+	fill_peer(e, &n->peer);
+	if (n->has_child) {
+		e->flags |= VIGIL_F_HAS_CHILD;
+		e->child_tid = n->child_tid;
+		e->child_ns = n->child_ns;
+	}
+	/* A confirmed bound call is only owed an audit record, which can wait
+	 * for the reader's next batch; waking it for every bound open cost
+	 * more than the open itself. Violations wake it at once. */
+	submit_event(e, n->reason != VIGIL_OK);
+	return 0;
+}
+
+/*
  * sys_exit — the kernel-object check, before the return to user mode.
  *
  *   if doomed children are pending and doomed[tid]: SIGKILL, VIOLATION; return
@@ -1358,15 +1428,14 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct vigil_binding b = {};
 	struct vigil_binding *bp;
 	struct vigil_slot *slot;
-	struct peer_view peer = {};
-	struct vigil_fork child = {};
+	struct vigil_scratch *s;
+	struct exit_note *n;
 	struct vigil_fork *cp;
-	struct vigil_event *e;
 	struct pt_regs *regs;
 	struct file *f = NULL;
 	__u32 reason = VIGIL_OK, flags = 0;
 	__u64 dev = 0, ino = 0;
-	bool bound = false, has_child = false, filtered;
+	bool bound = false, filtered;
 	long nr, ret;
 
 	ret = (long)ctx->args[1];
@@ -1394,6 +1463,15 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!bound && !captured(nr))
 		return 0;
+	s = get_scratch();
+	if (!s) {
+		/* Never (a one-entry per-CPU array); were it so, fail closed. */
+		if (bound)
+			kill_current();
+		return 0;
+	}
+	n = &s->exit;
+	__builtin_memset(n, 0, sizeof(*n));
 
 	if (returns_fd(nr)) {
 		if (ret >= 0)
@@ -1406,12 +1484,13 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		}
 	} else if (nr == NR_connect) {
 		if (connect_may_have_connected(ret))
-			view_socket(&peer, syscall_arg(regs, 0));
+			view_socket(&n->peer, syscall_arg(regs, 0));
 	} else if (bound && is_clone(nr)) {
 		cp = bpf_map_lookup_elem(&forked, &tid);
 		if (cp) {
-			child = *cp;
-			has_child = true;
+			n->child_tid = cp->child;
+			n->child_ns = cp->ns;
+			n->has_child = 1;
 			bpf_map_delete_elem(&forked, &tid);
 		}
 	}
@@ -1440,9 +1519,9 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 				; /* the kernel refused: nothing is connected */
 			else if (!passed_entry(b.state))
 				reason = VIGIL_ARG_UNREADABLE;
-			else if (!peer.sk)
+			else if (!n->peer.sk)
 				reason = VIGIL_NO_OBJECT;
-			else if (!connect_holds(&b, &peer, ret == 0 || ret == -VIGIL_EINPROGRESS))
+			else if (!connect_holds(&b, &n->peer, ret == 0 || ret == -VIGIL_EINPROGRESS))
 				reason = VIGIL_OBJECT_MISMATCH;
 		} else if (ret < 0)
 			; /* the kernel refused: the watchee holds nothing new */
@@ -1453,13 +1532,13 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		else if (b.kind == VIGIL_BIND_FILE) {
 			if (dev == b.dev && ino == b.ino)
 				reason = VIGIL_OK;
-			else if (same_name(BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), &b))
+			else if (same_name((__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt), &b))
 				flags |= VIGIL_F_REPLACED;
 			else
 				reason = VIGIL_OBJECT_MISMATCH;
 		}
 		else
-			reason = check_create(f, &b) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
+			reason = check_create((__u64)f, &b) ? VIGIL_OK : VIGIL_OBJECT_MISMATCH;
 		if (reason != VIGIL_OK)
 			flags |= kill_current();
 		/* Dropped only now: until the kill is queued, a sibling's
@@ -1471,30 +1550,14 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 			return 0; /* held, and no record waits for it */
 	}
 
-	e = reserve_event(reason != VIGIL_OK ? VIGIL_EV_VIOLATION : VIGIL_EV_EXIT, pid_tgid, nr);
-	if (!e)
-		return 0;
-	e->ret = ret;
-	e->reason = reason;
-	e->flags = flags | VIGIL_F_AT_EXIT;
-	read_args(e, regs);
-	if (f) {
-		e->flags |= VIGIL_F_HAS_OBJECT;
-		e->dev = dev;
-		e->ino = ino;
-		fill_kpath(e, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
-	}
-	fill_peer(e, &peer);
-	if (has_child) {
-		e->flags |= VIGIL_F_HAS_CHILD;
-		e->child_tid = child.child;
-		e->child_ns = child.ns;
-	}
-	/* A confirmed bound call is only owed an audit record, which can wait
-	 * for the reader's next batch; waking it for every bound open cost
-	 * more than the open itself. Violations wake it at once. */
-	submit_event(e, reason != VIGIL_OK);
-	return 0;
+	n->ret = ret;
+	n->nr = nr;
+	n->file = (__u64)f;
+	n->dev = dev;
+	n->ino = ino;
+	n->reason = reason;
+	n->flags = flags;
+	return emit_exit(pid_tgid, (__u64)regs, n);
 }
 
 /*
@@ -1554,7 +1617,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 		if (b.kind != VIGIL_BIND_EXEC || !f)
 			reason = VIGIL_OBJECT_MISMATCH;
 		else if ((dev != b.dev || ino != b.ino) &&
-			 !(replaced = same_name(BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt), &b)))
+			 !(replaced = same_name((__u64)BPF_CORE_READ(f, f_path.dentry), (__u64)BPF_CORE_READ(f, f_path.mnt), &b)))
 			reason = VIGIL_OBJECT_MISMATCH;
 		if (reason != VIGIL_OK) {
 			flags |= kill_current();

@@ -87,6 +87,30 @@ type vigilVigilScratch struct {
 	_      structs.HostLayout
 	Buf    [8192]int8
 	Opaque uint64
+	Exit   struct {
+		_        structs.HostLayout
+		Ret      int64
+		Nr       int64
+		File     uint64
+		Dev      uint64
+		Ino      uint64
+		ChildNs  uint64
+		ChildTid uint32
+		HasChild uint32
+		Reason   uint32
+		Flags    uint32
+		Peer     struct {
+			_      structs.HostLayout
+			Sk     uint64
+			Upeer  uint64
+			Addr   [2]uint64
+			Daddr4 uint32
+			Family uint16
+			Port   uint16
+			State  uint8
+			_      [7]byte
+		}
+	}
 }
 
 type vigilVigilSlot struct {
