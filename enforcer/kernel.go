@@ -64,6 +64,7 @@ type kernelMaps interface {
 	Bind(tid int, b *loader.Binding) error
 	Unbind(tid int) error
 	ReadEvents(fn func(*loader.Event)) error
+	Flush() error
 	CheckLost() (uint64, error)
 	ViewEpoch() (uint64, bool)
 	SyscallTracepointsAttached() (attached bool, attaches, detaches uint64)
@@ -125,7 +126,9 @@ func newKernel(ld kernelMaps, log zerolog.Logger) *Kernel {
 }
 
 // Settle waits (up to drainWait) until no bound decision waits for its
-// kernel event, so its record has been written.
+// kernel event, so its record has been written. Confirmations wait in the
+// ring buffer for the reader's next poll (loader.PollInterval), so it asks
+// the reader to look now: vigil run -- true spent 40 of its 130 ms here.
 func (k *Kernel) Settle() {
 	deadline := time.Now().Add(drainWait)
 	for time.Now().Before(deadline) {
@@ -135,7 +138,12 @@ func (k *Kernel) Settle() {
 		if n == 0 && k.handling.Load() == 0 {
 			return
 		}
-		time.Sleep(5 * time.Millisecond)
+		if n > 0 {
+			if err := k.ld.Flush(); err != nil {
+				k.log.Debug().Err(err).Msg("flushing the event ring buffer")
+			}
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

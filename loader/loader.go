@@ -627,16 +627,27 @@ func (l *Loader) CheckLost() (uint64, error) {
 	return n, nil
 }
 
-// Captured events that nothing waits for are committed without waking the
-// reader until 1/wakeupFraction of the ring buffer is pending (see
+// Captured events and confirmed bound calls are committed without waking
+// the reader until 1/wakeupFraction of the ring buffer is pending (see
 // submit_event in bpf/vigil.bpf.c); ReadEvents polls every PollInterval to
-// pick up a quiet tail. Bound calls and violations wake it at once.
+// pick up a quiet tail, or at once after Flush. Violations wake it at once.
 const (
 	wakeupFraction = 64
 	// PollInterval bounds how long a captured event can wait in the ring
 	// buffer before ReadEvents delivers it.
 	PollInterval = 50 * time.Millisecond
 )
+
+// Flush makes ReadEvents deliver the events already in the ring buffer now
+// rather than at its next poll: whoever waits for the quiet tail (a record
+// that waits for its confirmation as vigil ends) need not wait out
+// PollInterval.
+func (l *Loader) Flush() error {
+	if err := l.reader.Flush(); err != nil {
+		return fmt.Errorf("flushing the event ring buffer: %w", err)
+	}
+	return nil
+}
 
 // lostCheckInterval is how often (in event time) ReadEvents looks at the
 // lost-event counter to warn about drops.
@@ -645,9 +656,10 @@ const lostCheckInterval = 1e9
 // ReadEvents blocks reading the ring buffer and calls fn with each decoded
 // event, until Close (then it returns nil) or a read error. It reuses one
 // Event and one buffer and allocates nothing per event: ev.Path and
-// ev.KPath are valid only during fn (use Event.Clone to keep one). Events of
-// bound calls and violations arrive at once; plain captured events may wait
-// up to PollInterval (50ms) when few are pending. Records that do not decode
+// ev.KPath are valid only during fn (use Event.Clone to keep one).
+// Violations arrive at once; confirmations of bound calls and plain captured
+// events may wait up to PollInterval (50ms) when few are pending, or until
+// Flush. Records that do not decode
 // are logged and skipped; drops counted by the programs are logged at warn
 // about once a second while events flow.
 func (l *Loader) ReadEvents(fn func(*Event)) error {
@@ -660,7 +672,7 @@ func (l *Loader) ReadEvents(fn func(*Event)) error {
 		l.reader.SetDeadline(time.Now().Add(PollInterval))
 		if err := l.reader.ReadInto(&rec); err != nil {
 			switch {
-			case errors.Is(err, os.ErrDeadlineExceeded):
+			case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
 				continue
 			case errors.Is(err, ringbuf.ErrClosed):
 				return nil
