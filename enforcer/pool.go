@@ -23,7 +23,10 @@ import (
 // maxReceivers): a stalled read stalls only its own call (issue 9, bypass
 // 7). The kernel hands each notification to exactly one RECV, and a
 // thread's calls arrive one at a time, so per-thread order is kept.
-// Receivers beyond the first leave after a second without work.
+// Receivers beyond the first leave after a second without work. The
+// stall check ticks only while a receiver is busy: an idle vigil (a
+// watchee that sleeps, an agent's quiet containers) is not woken 50 times
+// a second for it.
 //
 // A Supervisor serves one listener once: Serve releases the reference view
 // when it returns.
@@ -44,7 +47,8 @@ func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 	// The kernels that have synchronous wake-up (6.6) also end a blocked
 	// RECV when the filter loses its last user, so their receivers need no
 	// signal to leave and may block every signal for good.
-	p := &pool{s: s, l: l, quiet: syncWake}
+	p := &pool{s: s, l: l, quiet: syncWake, wake: make(chan struct{}, 1)}
+	p.watching.Store(true)
 	stop := s.watchHangUp(l, p)
 	defer stop()
 	p.start(s.first, false, ready)
@@ -70,9 +74,14 @@ func (s *Supervisor) Serve(l *notify.Listener, ready chan<- struct{}) error {
 			if err := p.replace(); err != nil {
 				return err
 			}
+		case <-p.wake:
+			grow.Reset(stallCheck)
 		case <-grow.C:
 			if err := p.growIfStalled(); err != nil {
 				s.log.Warn().Err(err).Msg("starting another receiver")
+			}
+			if p.quiesce() {
+				grow.Stop()
 			}
 		}
 	}
@@ -97,6 +106,13 @@ type pool struct {
 	// quiet receivers block every blockable signal while they serve
 	// (receiver.signalsBlocked).
 	quiet bool
+	// watching is set while Serve's stall check ticks; a receiver that
+	// starts a call while it is clear sets it and sends on wake (see
+	// quiesce).
+	watching atomic.Bool
+	wake     chan struct{}
+	// lookHook, in tests, runs after quiesce's first look.
+	lookHook func()
 
 	mu        sync.Mutex
 	receivers []*receiver
@@ -187,6 +203,47 @@ func (p *pool) growIfStalled() error {
 	return nil
 }
 
+// busy is called by a receiver that has just set its busy time: it wakes
+// the stall check if that stopped. One atomic load per call otherwise.
+func (p *pool) busy() {
+	if !p.watching.Load() && p.watching.CompareAndSwap(false, true) {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// quiesce reports whether the stall check may stop ticking: no receiver is
+// busy. It clears watching before it looks again, so a receiver that
+// becomes busy meanwhile either is seen here or sees watching clear and
+// wakes the check (both are sequentially consistent atomics).
+func (p *pool) quiesce() bool {
+	if p.anyBusy() {
+		return false
+	}
+	if p.lookHook != nil {
+		p.lookHook()
+	}
+	p.watching.Store(false)
+	if p.anyBusy() && p.watching.CompareAndSwap(false, true) {
+		return false
+	}
+	return true
+}
+
+// anyBusy reports whether a receiver is handling a call.
+func (p *pool) anyBusy() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.receivers {
+		if r.busy.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // doneChan returns the channel closed when the last receiver left.
 func (p *pool) doneChan() chan struct{} {
 	p.mu.Lock()
@@ -254,6 +311,7 @@ func (r *receiver) serve(p *pool, extra bool) error {
 		switch {
 		case err == nil:
 			r.busy.Store(time.Now().UnixNano())
+			p.busy()
 			r.handle(l, &n)
 			r.busy.Store(0)
 		case errors.Is(err, notify.ErrInterrupted):

@@ -38,3 +38,64 @@ func TestPOLLERRAloneIsNoHangUp(t *testing.T) {
 		t.Fatal("POLLHUP was not taken for a hang-up")
 	}
 }
+
+// TestStallCheckSleepsOnlyWhileNoReceiverIsBusy: the stall check stops
+// ticking once no receiver is busy, and the next call a receiver starts
+// wakes it, however that call's start and the check's last look
+// interleave: a stalled call is never left without a check.
+func TestStallCheckSleepsOnlyWhileNoReceiverIsBusy(t *testing.T) {
+	r := &receiver{}
+	p := &pool{receivers: []*receiver{r}, wake: make(chan struct{}, 1)}
+	p.watching.Store(true)
+
+	r.busy.Store(1)
+	if p.quiesce() {
+		t.Fatal("the check stopped while a receiver was busy")
+	}
+	if !p.watching.Load() {
+		t.Fatal("watching was cleared while a receiver was busy")
+	}
+	r.busy.Store(0)
+	if !p.quiesce() {
+		t.Fatal("the check kept ticking with every receiver idle")
+	}
+	if p.watching.Load() {
+		t.Fatal("watching stayed set after the check stopped")
+	}
+
+	// The next call wakes it, once.
+	r.busy.Store(1)
+	p.busy()
+	p.busy()
+	select {
+	case <-p.wake:
+	default:
+		t.Fatal("a call that began while the check slept did not wake it")
+	}
+	select {
+	case <-p.wake:
+		t.Fatal("a second call woke the running check again")
+	default:
+	}
+
+	// The interleaving quiesce guards against: a receiver becomes busy
+	// after the first look and before watching is cleared, so it sees
+	// watching set and sends nothing. quiesce's second look must keep the
+	// check running.
+	r.busy.Store(0)
+	p.watching.Store(true)
+	looks := 0
+	p.lookHook = func() {
+		looks++
+		if looks == 1 {
+			r.busy.Store(1)
+			p.busy() // watching is still set: no wake
+		}
+	}
+	if p.quiesce() {
+		t.Fatal("the check stopped although a receiver became busy as it looked")
+	}
+	if !p.watching.Load() {
+		t.Fatal("the check runs but watching is clear: the next call would wake it needlessly, and a stop would be missed")
+	}
+}

@@ -306,16 +306,30 @@ func TestSharedDescriptorTablesNeverReceiveTheDeniedFile(t *testing.T) {
 // userfaultfd page nobody fills holds vigil's read of it for as long as it
 // likes. That call stalls; no other may wait for it. (vigil's hardening
 // refuses userfaultfd by default; the test turns it off to build the stall.)
+//
+// The stall check sleeps while no call is under way; the "after idle" case
+// stalls once it has (the shell sleeps first), so the stalled call itself
+// must wake it.
 func TestAStalledReadStallsOnlyItsOwnCall(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	probe := testenv.Bin(t, "probe")
 	f := newRaceFixture(t)
-	r := supervise(t, f.pol, []string{probe, "uffdstall", f.allowed}, func(c *enforcer.RunConfig) { c.NoHardening = true })
-	got := lines(r.stdout)
-	if len(got) != 2 || got[1] != "ok" {
-		t.Fatalf("probe: %q", r.stdout)
-	}
-	if got[0] != "others done" {
-		t.Fatalf("other threads' trapped calls waited behind the stalled read: %q", got[0])
+	for _, tc := range []struct {
+		name string
+		argv []string
+	}{
+		{"at once", []string{probe, "uffdstall", f.allowed}},
+		{"after idle", []string{"/bin/sh", "-c", `sleep 0.5; exec "$0" uffdstall "$1"`, probe, f.allowed}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := supervise(t, f.pol, tc.argv, func(c *enforcer.RunConfig) { c.NoHardening = true })
+			got := lines(r.stdout)
+			if len(got) != 2 || got[1] != "ok" {
+				t.Fatalf("probe: %q", r.stdout)
+			}
+			if got[0] != "others done" {
+				t.Fatalf("other threads' trapped calls waited behind the stalled read: %q", got[0])
+			}
+		})
 	}
 }
