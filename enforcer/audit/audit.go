@@ -116,13 +116,16 @@ type Sink struct {
 	buf    *bufio.Writer
 	closer io.Closer
 	done   chan struct{}
-	wg     sync.WaitGroup
+	// kick tells the flusher that a record went into an empty buffer.
+	kick chan struct{}
+	wg   sync.WaitGroup
 }
 
 // NewSink buffers w (closing it on Close when it is an io.Closer other than
-// stdout/stderr) and flushes it periodically.
+// stdout/stderr) and flushes it FlushInterval after a record arrives in an
+// empty buffer: a quiet sink wakes nobody.
 func NewSink(w io.Writer) *Sink {
-	s := &Sink{buf: bufio.NewWriterSize(w, 64<<10), done: make(chan struct{})}
+	s := &Sink{buf: bufio.NewWriterSize(w, 64<<10), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if c, ok := w.(io.Closer); ok && w != os.Stderr && w != os.Stdout {
 		s.closer = c
 	}
@@ -134,8 +137,15 @@ func NewSink(w io.Writer) *Sink {
 // Write implements io.Writer; zerolog writes one whole record per call.
 func (s *Sink) Write(p []byte) (int, error) {
 	s.mu.Lock()
+	first := s.buf.Buffered() == 0
 	n, err := s.buf.Write(p)
 	s.mu.Unlock()
+	if first {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
 	return n, err
 }
 
@@ -180,13 +190,22 @@ func (s *Sink) Close() error {
 	return err
 }
 
+// flusher flushes FlushInterval after each record that found the buffer
+// empty; the records that follow it before then go out with it.
 func (s *Sink) flusher() {
 	defer s.wg.Done()
-	t := time.NewTicker(FlushInterval)
-	defer t.Stop()
+	t := time.NewTimer(FlushInterval)
+	t.Stop()
 	for {
 		select {
 		case <-s.done:
+			return
+		case <-s.kick:
+		}
+		t.Reset(FlushInterval)
+		select {
+		case <-s.done:
+			t.Stop()
 			return
 		case <-t.C:
 			_ = s.Flush()

@@ -1,10 +1,14 @@
 package audit
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -45,6 +49,48 @@ func TestReopenSendsLaterRecordsToTheNewFile(t *testing.T) {
 		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 		if len(lines) != 1 || !strings.Contains(lines[0], `"message":"`+want+`"`) {
 			t.Fatalf("%s holds %q, want one %q record", name, b, want)
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the flusher and the test may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSinkFlushesEachBurstWithoutClose: the flusher runs only after a
+// record arrives in an empty buffer; every burst, the first and the ones
+// after a flush, reaches the writer without Close or Flush.
+func TestSinkFlushesEachBurstWithoutClose(t *testing.T) {
+	var w lockedBuffer
+	s := NewSink(&w)
+	defer s.Close()
+	for i, burst := range [][]string{{"one"}, {"two", "three"}, {"four"}} {
+		for _, rec := range burst {
+			if _, err := s.Write([]byte(rec + "\n")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := strings.Join(slices.Concat([][]string{{"one"}, {"two", "three"}, {"four"}}[:i+1]...), "\n") + "\n"
+		deadline := time.Now().Add(10 * time.Second)
+		for w.String() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("after burst %d the writer holds %q, want %q", i+1, w.String(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 }
