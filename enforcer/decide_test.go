@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 
@@ -61,6 +62,8 @@ type fakeMaps struct {
 	writes int
 	closed chan struct{}
 	once   sync.Once
+	// flushes counts Flush calls.
+	flushes atomic.Int64
 }
 
 func newFakeMaps() *fakeMaps {
@@ -71,7 +74,7 @@ func (m *fakeMaps) Close() error                                       { m.once.
 func (m *fakeMaps) Watch(int) error                                    { return nil }
 func (m *fakeMaps) SharesFiles(int) (bool, error)                      { return false, nil }
 func (m *fakeMaps) CheckLost() (uint64, error)                         { return 0, nil }
-func (m *fakeMaps) Flush() error                                       { return nil }
+func (m *fakeMaps) Flush() error                                       { m.flushes.Add(1); return nil }
 func (m *fakeMaps) ViewEpoch() (uint64, bool)                          { return 0, false }
 func (m *fakeMaps) SyscallTracepointsAttached() (bool, uint64, uint64) { return true, 0, 0 }
 func (m *fakeMaps) ReadEvents(func(*loader.Event)) error               { <-m.closed; return nil }

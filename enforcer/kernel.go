@@ -53,6 +53,12 @@ type Kernel struct {
 	// Close waits for it before closing the loader whose maps it reads.
 	stopSweep chan struct{}
 	swept     chan struct{}
+	// flushing (under mu) is set while the sweep flushes the ring buffer
+	// every loader.PollInterval for pending records' confirmations, which
+	// the programs commit without waking the reader; expect sets it and
+	// kicks the sweep when a record is parked while it is clear.
+	flushing bool
+	kick     chan struct{}
 }
 
 // kernelMaps is what Kernel needs of the eBPF side: *loader.Loader, or a
@@ -100,7 +106,7 @@ const unconfirmedAfter = 30 * time.Second
 // consequence, what the caller does without it: New refuses every policy
 // that needs the binding, so nothing content-dependent is continued unbound.
 func LoadKernel(log zerolog.Logger, detachIdle time.Duration, consequence string) (*Kernel, error) {
-	ld, err := loader.Load(loader.Options{Log: log, DetachIdle: detachIdle})
+	ld, err := loader.Load(loader.Options{Log: log, DetachIdle: detachIdle, NoPoll: true})
 	if errors.Is(err, loader.ErrNotSupported) {
 		log.Warn().Err(err).Msg("eBPF binding unavailable" + consequence)
 		return nil, nil
@@ -117,7 +123,7 @@ func NewKernel(ld *loader.Loader, log zerolog.Logger) *Kernel { return newKernel
 func newKernel(ld kernelMaps, log zerolog.Logger) *Kernel {
 	k := &Kernel{ld: ld, log: log, id: kernelIDs.Add(1), pending: make(map[int]*pendingDecision), quiet: make(map[int]*pendingDecision),
 		done:      make(chan struct{}),
-		stopSweep: make(chan struct{}), swept: make(chan struct{})}
+		stopSweep: make(chan struct{}), swept: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go func() {
 		defer close(k.done)
 		k.err = k.run()
@@ -224,7 +230,15 @@ func (k *Kernel) expect(tid, nr int, d decision, l *zerolog.Logger) {
 	} else {
 		q.tail.next, q.tail = p, p
 	}
+	kick := !k.flushing
+	k.flushing = true
 	k.mu.Unlock()
+	if kick {
+		select {
+		case k.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // keepQuiet keeps the record of tid's quiet grant for syscall nr, in
@@ -359,19 +373,7 @@ func (k *Kernel) withdraw(tid int) {
 // run reads kernel events until the loader is closed, completing pending
 // records, and flushes what is left when it ends.
 func (k *Kernel) run() error {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	go func() {
-		defer close(k.swept)
-		for {
-			select {
-			case <-k.stopSweep:
-				return
-			case <-t.C:
-				k.sweep(time.Now().Add(-unconfirmedAfter))
-			}
-		}
-	}()
+	go k.sweepAndFlush()
 	err := k.ld.ReadEvents(k.handle)
 	<-k.swept
 	k.flush()
@@ -379,6 +381,38 @@ func (k *Kernel) run() error {
 		return fmt.Errorf("reading kernel events: %w", err)
 	}
 	return nil
+}
+
+// sweepAndFlush writes records whose confirmation never came (every
+// second) and, while records wait for theirs, has the reader look at the
+// ring buffer every loader.PollInterval. It ends at stopSweep.
+func (k *Kernel) sweepAndFlush() {
+	defer close(k.swept)
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
+	flush := time.NewTicker(loader.PollInterval)
+	flush.Stop()
+	for {
+		select {
+		case <-k.stopSweep:
+			flush.Stop()
+			return
+		case <-sweep.C:
+			k.sweep(time.Now().Add(-unconfirmedAfter))
+		case <-k.kick:
+			flush.Reset(loader.PollInterval)
+		case <-flush.C:
+			if err := k.ld.Flush(); err != nil {
+				k.log.Debug().Err(err).Msg("flushing the event ring buffer")
+			}
+			k.mu.Lock()
+			if len(k.pending) == 0 {
+				k.flushing = false
+				flush.Stop()
+			}
+			k.mu.Unlock()
+		}
+	}
 }
 
 func (k *Kernel) handle(ev *loader.Event) {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vigilsec/vigil/loader"
 )
 
 // TestPendingQueueKeepsOrderAndTail: a thread's bound decisions wait in
@@ -91,4 +93,47 @@ func TestPendingQueueKeepsOrderAndTail(t *testing.T) {
 	want(107)
 	k.withdraw(tid)
 	want()
+}
+
+// TestConfirmationsAreFlushedOnlyWhileRecordsWait: the programs commit a
+// bound call's confirmation without waking the reader, which waits
+// without polling (loader.Options.NoPoll), so a parked record must make
+// the sweep flush the ring buffer until nothing waits, and then stop: an
+// idle vigil is not woken for nothing.
+func TestConfirmationsAreFlushedOnlyWhileRecordsWait(t *testing.T) {
+	m := newFakeMaps()
+	k := newKernel(m, zerolog.Nop())
+	t.Cleanup(func() { _ = k.Close() })
+	const tid = 4343
+	audit := zerolog.Nop()
+	flushing := func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return k.flushing
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting: %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if flushing() || m.flushes.Load() != 0 {
+		t.Fatal("the sweep flushes although no record waits")
+	}
+	for round := 1; round <= 2; round++ {
+		k.expect(tid, 2, decision{}, &audit)
+		before := m.flushes.Load()
+		waitFor("a flush while a record waits", func() bool { return m.flushes.Load() >= before+2 })
+		k.withdraw(tid)
+		waitFor("the flushing to stop once no record waits", func() bool { return !flushing() })
+		stopped := m.flushes.Load()
+		time.Sleep(3 * loader.PollInterval)
+		if n := m.flushes.Load(); n > stopped+1 {
+			t.Fatalf("round %d: %d flushes after no record waited", round, n-stopped)
+		}
+	}
 }

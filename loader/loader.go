@@ -60,6 +60,12 @@ type Options struct {
 	// while vigil is idle. 0 keeps them attached for the loader's life, as
 	// does a non-empty Capture. The product uses DefaultDetachIdle.
 	DetachIdle time.Duration
+	// NoPoll makes ReadEvents wait for events without looking every
+	// PollInterval for those committed without a wake-up: it delivers them
+	// when an event wakes it or at Flush. A caller that waits for such an
+	// event (a bound call's confirmation) flushes while it waits, and an
+	// idle vigil sleeps. Ignored when Capture is not empty.
+	NoPoll bool
 
 	// unattached names tracepoints Load leaves unattached: tests use it to
 	// reach the fail-closed paths of a check that never ran.
@@ -71,6 +77,8 @@ type Options struct {
 // one caller at a time.
 type Loader struct {
 	log zerolog.Logger
+	// noPoll: ReadEvents waits without a deadline (Options.NoPoll).
+	noPoll bool
 	// lost warns once about each increase of the lost-event counter.
 	lost   LostEvents
 	objs   vigilObjects
@@ -123,7 +131,7 @@ func Load(opts Options) (*Loader, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Loader{log: opts.Log}
+	l := &Loader{log: opts.Log, noPoll: opts.NoPoll && len(opts.Capture) == 0}
 	if err := spec.LoadAndAssign(&l.objs, nil); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -659,7 +667,7 @@ const lostCheckInterval = 1e9
 // ev.KPath are valid only during fn (use Event.Clone to keep one).
 // Violations arrive at once; confirmations of bound calls and plain captured
 // events may wait up to PollInterval (50ms) when few are pending, or until
-// Flush. Records that do not decode
+// Flush (with Options.NoPoll, until Flush). Records that do not decode
 // are logged and skipped; drops counted by the programs are logged at warn
 // about once a second while events flow.
 func (l *Loader) ReadEvents(fn func(*Event)) error {
@@ -669,7 +677,9 @@ func (l *Loader) ReadEvents(fn func(*Event)) error {
 		lastCheck uint64
 	)
 	for {
-		l.reader.SetDeadline(time.Now().Add(PollInterval))
+		if !l.noPoll {
+			l.reader.SetDeadline(time.Now().Add(PollInterval))
+		}
 		if err := l.reader.ReadInto(&rec); err != nil {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrFlushed):
