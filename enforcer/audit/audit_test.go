@@ -1,16 +1,16 @@
 package audit
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
 func TestReopenSendsLaterRecordsToTheNewFile(t *testing.T) {
@@ -53,29 +53,11 @@ func TestReopenSendsLaterRecordsToTheNewFile(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer the flusher and the test may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSinkFlushesEachBurstWithoutClose: the flusher runs only after a
 // record arrives in an empty buffer; every burst, the first and the ones
 // after a flush, reaches the writer without Close or Flush.
 func TestSinkFlushesEachBurstWithoutClose(t *testing.T) {
-	var w lockedBuffer
+	var w testenv.Buffer
 	s := NewSink(&w)
 	defer s.Close()
 	for i, burst := range [][]string{{"one"}, {"two", "three"}, {"four"}} {

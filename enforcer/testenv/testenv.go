@@ -109,3 +109,27 @@ func ThreadStacks(pid int) string {
 	}
 	return b.String()
 }
+
+// Buffer is a bytes.Buffer that a goroutine under test may write while the
+// test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write implements io.Writer.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// Bytes returns a copy of what was written so far.
+func (b *Buffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.b.Bytes())
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string { return string(b.Bytes()) }

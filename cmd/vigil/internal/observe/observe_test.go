@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,17 +24,6 @@ import (
 func TestMain(m *testing.M) {
 	reexec.Run(launch.InitRole())
 	os.Exit(m.Run())
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 // run is one observation: the records, the counters, the programs' drop
@@ -54,11 +42,9 @@ type run struct {
 // a part.
 func observeRun(t *testing.T, dir string, argv ...string) run {
 	t.Helper()
-	var out lockedBuffer
+	var out testenv.Buffer
 	r := observeTo(t, &out, dir, argv...)
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	sc := bufio.NewScanner(bytes.NewReader(out.b.Bytes()))
+	sc := bufio.NewScanner(bytes.NewReader(out.Bytes()))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		m, err := audit.ParseRecord(sc.Bytes())
