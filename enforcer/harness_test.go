@@ -100,21 +100,10 @@ func naive() runOpt {
 }
 
 // syncBuffer collects audit records from the notify loop thread.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuffer struct{ testenv.Buffer }
 
 func (s *syncBuffer) records(t testing.TB) []audit.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out, err := audit.ReadRecords(bytes.NewReader(s.b.Bytes()))
+	out, err := audit.ReadRecords(bytes.NewReader(s.Bytes()))
 	if err != nil {
 		t.Fatalf("audit records: %v", err)
 	}

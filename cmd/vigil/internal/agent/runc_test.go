@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -383,24 +382,6 @@ func TestSpecContainerStartsFiftyTimesInRow(t *testing.T) {
 	}
 }
 
-// syncBuf is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // agentProc is `vigil agent` (Main) in a child process.
 type agentProc struct {
 	cmd    *exec.Cmd
@@ -475,7 +456,7 @@ func TestKilledAgentFailsTrappedCallsAndItsStaleSocketIsReplaced(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := b.command(ctx, nextID("kill"))
-	var stdout, stderr syncBuf
+	var stdout, stderr testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
