@@ -145,11 +145,17 @@ func (k *Kernel) Settle() {
 			return
 		}
 		if n > 0 {
-			if err := k.ld.Flush(); err != nil {
-				k.log.Debug().Err(err).Msg("flushing the event ring buffer")
-			}
+			k.flushEvents()
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// flushEvents has the reader deliver what the ring buffer holds now
+// (loader.Flush): confirmations are committed without waking it.
+func (k *Kernel) flushEvents() {
+	if err := k.ld.Flush(); err != nil {
+		k.log.Debug().Err(err).Msg("flushing the event ring buffer")
 	}
 }
 
@@ -392,19 +398,17 @@ func (k *Kernel) sweepAndFlush() {
 	defer sweep.Stop()
 	flush := time.NewTicker(loader.PollInterval)
 	flush.Stop()
+	defer flush.Stop()
 	for {
 		select {
 		case <-k.stopSweep:
-			flush.Stop()
 			return
 		case <-sweep.C:
 			k.sweep(time.Now().Add(-unconfirmedAfter))
 		case <-k.kick:
 			flush.Reset(loader.PollInterval)
 		case <-flush.C:
-			if err := k.ld.Flush(); err != nil {
-				k.log.Debug().Err(err).Msg("flushing the event ring buffer")
-			}
+			k.flushEvents()
 			k.mu.Lock()
 			if len(k.pending) == 0 {
 				k.flushing = false
