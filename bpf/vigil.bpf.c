@@ -405,6 +405,18 @@ static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx
 		__sync_fetch_and_add(&c->view_epoch, 1);
 }
 
+/* exec_counted bumps bind_ctl.exec_epoch: an exec of a watched thread group
+ * has given it a new comm (begin_new_exec set it before this tracepoint), so
+ * userspace reads it again instead of naming the old program in records. */
+static __always_inline void exec_counted(void)
+{
+	__u32 zero = 0;
+	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
+
+	if (c)
+		__sync_fetch_and_add(&c->exec_epoch, 1);
+}
+
 static __always_inline __u64 slot_published(__u32 tid)
 {
 	return (__u64)tid | VIGIL_SLOT_PUBLISHED << 32;
@@ -1569,6 +1581,7 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
  * itself (ld.so is mapped by the loader, not run by name).
  *
  *   if tgid is vigil or not watched: return
+ *   bump bind_ctl.exec_epoch (the thread's comm is the new program's)
  *   b = bindings[old_pid] or bindings[pid]: a non-leader thread's exec has
  *       taken over the leader's pid (de_thread), old_pid is its tid at entry
  *   if b.state is ENTERED or ARMED and b.nr is execve/execveat (the bound call is
@@ -1597,6 +1610,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
+	exec_counted();
 	bp = find_binding(key, &slot);
 	if (!bp && old_pid != tid) {
 		key = tid;

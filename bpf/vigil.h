@@ -154,6 +154,11 @@ struct vigil_bind_ctl {
 	                     * one's), and by userspace each time it attaches the
 	                     * syscall tracepoints (nothing counted while they
 	                     * were not): while it stays put, a snapshot holds */
+	__u64 exec_epoch;   /* bumped by sched_process_exec for every exec of a
+	                     * watched thread group, after the kernel has set the
+	                     * new comm: while it stays put, the comm userspace
+	                     * read for a thread before is still its comm (bar
+	                     * PR_SET_NAME) */
 };
 
 /* keep in sync with loader/contract.go EventType */

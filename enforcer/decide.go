@@ -24,7 +24,7 @@ func (s *receiver) handle(l notify.Answerer, n *notify.Notif) {
 	g := s.gate(tid)
 	defer s.ungate(g)
 	atomic.AddUint64(&s.stats.Notifications, 1)
-	pi := s.procs.Get(tid)
+	pi := s.procs.Get(tid, s.execEpoch())
 	o := s.decide(l, n, pi.Tgid)
 	if s.cfg.BeforeAnswer != nil {
 		s.cfg.BeforeAnswer(n, s.c.paths[0])
@@ -46,6 +46,16 @@ func (s *receiver) handle(l notify.Answerer, n *notify.Notif) {
 		d := s.decisionOf(n, pi, &o, gone, time.Since(start))
 		d.emit(&s.audit, nil)
 	}
+}
+
+// execEpoch is the kernel's count of execs in watched thread groups, which
+// tells the comm cache when a thread may run another program; 0 without a
+// kernel binding (the cache's age limit alone then).
+func (s *receiver) execEpoch() uint64 {
+	if s.cfg.Kernel == nil {
+		return 0
+	}
+	return s.cfg.Kernel.execEpoch()
 }
 
 // decide turns a notification into an outcome, in the order of the data

@@ -73,6 +73,7 @@ type kernelMaps interface {
 	Flush() error
 	CheckLost() (uint64, error)
 	ViewEpoch() (uint64, bool)
+	ExecEpoch() (uint64, bool)
 	SyscallTracepointsAttached() (attached bool, attaches, detaches uint64)
 }
 
@@ -191,6 +192,14 @@ func (k *Kernel) viewEpoch() emulate.Epoch {
 		return emulate.Epoch{}
 	}
 	return emulate.Epoch{Source: k.id, N: n}
+}
+
+// execEpoch is the programs' count of execs in watched thread groups
+// (loader.ExecEpoch): a comm read after it still holds while it does. 0 when
+// it cannot be read, which leaves the comm cache to its age limit.
+func (k *Kernel) execEpoch() uint64 {
+	n, _ := k.ld.ExecEpoch()
+	return n
 }
 
 // SharesFiles reports whether another process shares tgid's descriptor

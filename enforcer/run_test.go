@@ -110,6 +110,26 @@ func TestDenialAuditRecordNamesRuleAndObject(t *testing.T) {
 	}
 }
 
+func TestRecordsNameTheProgramAfterAnExecVigilDoesNotTrap(t *testing.T) {
+	// runc's init process opens files as runc:[2:INIT] and then execs the
+	// container's program under a policy that does not trap execve; the
+	// program's calls must not be recorded under the old name.
+	testenv.RequirePrivileged(t)
+	probe := testenv.Bin(t, "probe")
+	f := newFixture(t)
+	r := supervise(t, f.pol, []string{"/bin/sh", "-c", `exec 3<"$1"; exec "$2" open "$3"`, "sh", f.public, probe, f.secret})
+	before, after := r.find("openat", f.public), r.find("open", f.secret)
+	if len(before) != 1 || len(after) != 1 {
+		t.Fatalf("want one record of each open, got %v", r.records)
+	}
+	if before[0].Tid != after[0].Tid {
+		t.Fatalf("the two opens came from threads %d and %d: the exec did not keep the thread", before[0].Tid, after[0].Tid)
+	}
+	if before[0].Comm != "sh" || after[0].Comm != "probe" {
+		t.Errorf("comm before the exec %q, after %q; want sh and probe", before[0].Comm, after[0].Comm)
+	}
+}
+
 func TestAllowedPointerDecisionIsBoundAndConfirmed(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	probe := testenv.Bin(t, "probe")

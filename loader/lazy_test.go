@@ -2,6 +2,7 @@ package loader
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -218,5 +219,47 @@ func TestLazyBoundCallThatEnteredDetachedIsChecked(t *testing.T) {
 				t.Errorf("got %+v, want a confirmed bound open of inode %d", ev, st.Ino)
 			}
 		})
+	}
+}
+
+// TestExecEpochCountsTheExecsOfWatchedProcesses: sched_process_exec, attached
+// for good, moves the exec epoch for each exec of a watched thread group,
+// while the syscall tracepoints are detached too, and not for the rest of
+// the host.
+func TestExecEpochCountsTheExecsOfWatchedProcesses(t *testing.T) {
+	l, _ := loadLazy(t)
+	start, ok := l.ExecEpoch()
+	if !ok {
+		t.Fatal("ExecEpoch failed")
+	}
+	if err := exec.Command("/bin/true").Run(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := l.ExecEpoch(); n != start {
+		t.Fatalf("an unwatched exec moved the epoch from %d to %d", start, n)
+	}
+
+	cmd := exec.Command("/bin/sh", "-c", "read line; exec /bin/true")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Watch(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := l.ExecEpoch(); n != start+1 {
+		t.Errorf("after one watched exec the epoch is %d, want %d", n, start+1)
+	}
+	if attached, _, _ := l.SyscallTracepointsAttached(); attached {
+		t.Error("reading the exec epoch attached the syscall tracepoints")
 	}
 }

@@ -97,6 +97,10 @@ type Loader struct {
 	// hashedTids the threads whose binding may be in the bindings hash.
 	slotMem, ctlMem []byte
 	hashedTids      map[uint32]struct{}
+	// unmapMu keeps ctlMem mapped for ExecEpoch, which every notification
+	// reads: a read lock, not bindMu, which an attach or detach holds for
+	// most of a millisecond.
+	unmapMu sync.RWMutex
 	// lazy attaches the syscall tracepoints on demand (Options.DetachIdle);
 	// nil when they stay attached.
 	lazy *lazySyscalls

@@ -45,6 +45,8 @@ func (l *Loader) mapBindings() error {
 func (l *Loader) unmapBindings() error {
 	l.bindMu.Lock()
 	defer l.bindMu.Unlock()
+	l.unmapMu.Lock()
+	defer l.unmapMu.Unlock()
 	var errs []error
 	for _, m := range [][]byte{l.slotMem, l.ctlMem} {
 		if m != nil {

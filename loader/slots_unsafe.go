@@ -72,3 +72,18 @@ func (l *Loader) ViewEpoch() (epoch uint64, ok bool) {
 func (l *Loader) viewEpoch() *uint64 {
 	return (*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.ViewEpoch)]))
 }
+
+// ExecEpoch is struct vigil_bind_ctl.exec_epoch: sched_process_exec (attached
+// for good, unlike the syscall tracepoints) moves it at every exec of a
+// watched thread group, after the kernel has given the thread its new comm.
+// A comm read from /proc after the value was read is still the thread's
+// while the value holds, unless the thread renamed itself (PR_SET_NAME). ok
+// is false when the page is not mapped (before Load maps it, after Close).
+func (l *Loader) ExecEpoch() (epoch uint64, ok bool) {
+	l.unmapMu.RLock()
+	defer l.unmapMu.RUnlock()
+	if l.ctlMem == nil {
+		return 0, false
+	}
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.ExecEpoch)]))), true
+}

@@ -18,6 +18,7 @@ type vigilVigilBindCtl struct {
 	Hashed      uint64
 	SharedFiles uint64
 	ViewEpoch   uint64
+	ExecEpoch   uint64
 }
 
 type vigilVigilBinding struct {

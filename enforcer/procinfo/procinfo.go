@@ -19,9 +19,11 @@ type Info struct {
 // /proc/<tid>/status at most once per maxAge per thread, so the hot path does
 // not open a file per notification. Entries are dropped when the thread
 // execs through a trapped execve (comm and, for non-leaders, the tid change),
-// expire after maxAge (an exec vigil does not trap, PR_SET_NAME, a recycled
-// tid), and the whole cache is reset when it grows past maxProcEntries.
-// Decisions never depend on it: kills read the tgid afresh.
+// hold only while the caller's exec epoch (the eBPF programs' count of
+// execs, trapped or not: loader.ExecEpoch) has not moved since they were
+// read, expire after maxAge (PR_SET_NAME, a recycled tid, an exec without
+// an epoch to show it), and the whole cache is reset when it grows past
+// maxProcEntries. Decisions never depend on it: kills read the tgid afresh.
 type Cache struct {
 	m   map[int]entry
 	buf []byte
@@ -29,7 +31,8 @@ type Cache struct {
 
 type entry struct {
 	Info
-	read time.Time
+	read  time.Time
+	epoch uint64
 }
 
 // maxAge bounds how stale a cached comm or tgid may be.
@@ -42,10 +45,13 @@ func New() *Cache {
 	return &Cache{m: make(map[int]entry, 64), buf: make([]byte, 4096)}
 }
 
-// Get returns tid's thread group and comm, reading /proc once per thread.
-func (c *Cache) Get(tid int) Info {
+// Get returns tid's thread group and comm, reading /proc once per thread
+// and exec epoch. execEpoch must be read before Get (an exec between the two
+// reads then only costs a second read of /proc); a caller without an exec
+// count passes 0 each time and relies on maxAge alone.
+func (c *Cache) Get(tid int, execEpoch uint64) Info {
 	now := time.Now()
-	if e, ok := c.m[tid]; ok && now.Sub(e.read) < maxAge {
+	if e, ok := c.m[tid]; ok && e.epoch == execEpoch && now.Sub(e.read) < maxAge {
 		return e.Info
 	}
 	pi, ok := c.read(tid)
@@ -55,7 +61,7 @@ func (c *Cache) Get(tid int) Info {
 	if len(c.m) >= maxProcEntries {
 		clear(c.m)
 	}
-	c.m[tid] = entry{Info: pi, read: now}
+	c.m[tid] = entry{Info: pi, read: now, epoch: execEpoch}
 	return pi
 }
 

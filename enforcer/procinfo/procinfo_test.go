@@ -2,9 +2,13 @@ package procinfo
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseStatus(t *testing.T) {
@@ -19,15 +23,42 @@ func TestParseStatus(t *testing.T) {
 
 func TestGetReadsThisProcess(t *testing.T) {
 	c := New()
-	pi := c.Get(os.Getpid())
+	pi := c.Get(os.Getpid(), 0)
 	if pi.Tgid != os.Getpid() || pi.Comm == "" {
 		t.Fatalf("got %+v", pi)
 	}
 	if got, ok := FreshTgid(os.Getpid()); !ok || got != os.Getpid() {
 		t.Fatalf("FreshTgid: %d %v", got, ok)
 	}
-	if pi := c.Get(1 << 30); pi.Tgid != 1<<30 {
+	if pi := c.Get(1<<30, 0); pi.Tgid != 1<<30 {
 		t.Fatalf("a vanished thread should fall back to its tid: %+v", pi)
+	}
+}
+
+func TestGetReadsAgainWhenTheExecEpochMoves(t *testing.T) {
+	// The thread renames itself as an exec would rename it: the cached comm
+	// holds while the epoch does, and goes when it moves. The thread stays
+	// locked, so Go ends it with the test instead of reusing a renamed one.
+	runtime.LockOSThread()
+	tid := unix.Gettid()
+	name := func(s string) {
+		t.Helper()
+		b := append([]byte(s), 0)
+		if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name("before-exec")
+	c := New()
+	if pi := c.Get(tid, 7); pi.Comm != "before-exec" {
+		t.Fatalf("first read: %+v", pi)
+	}
+	name("after-exec")
+	if pi := c.Get(tid, 7); pi.Comm != "before-exec" {
+		t.Fatalf("same epoch: %+v, want the cached comm (the cache would read /proc every call)", pi)
+	}
+	if pi := c.Get(tid, 8); pi.Comm != "after-exec" {
+		t.Fatalf("the epoch moved: %+v, want the new comm", pi)
 	}
 }
 
