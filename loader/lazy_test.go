@@ -247,6 +247,9 @@ func TestExecEpochCountsTheExecsOfWatchedProcesses(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Start returns once the exec closed the child's close-on-exec pipe,
+	// before sched_process_exec fires: watch it only once sh reads.
+	waitInSyscall(t, cmd.Process.Pid, cmd.Process.Pid, unix.SYS_READ)
 	if err := l.Watch(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
