@@ -279,6 +279,9 @@ func (e *env) unavailable(m Mechanism) string {
 	}
 	switch m.kind {
 	case kindVigil, kindBeside, kindSettled:
+		if m.kind == kindBeside && m.refsupArgs != nil && e.noRefsup != "" {
+			return e.noRefsup
+		}
 		return e.noVigil
 	case kindRefsup:
 		return e.noRefsup

@@ -49,7 +49,9 @@ type Mechanism struct {
 	binding bool
 	// vigilArgs are added after vigil's own arguments, before "--".
 	vigilArgs []string
-	// refsupArgs go after refsup's --trap arguments.
+	// refsupArgs go after refsup's --trap arguments. A kindBeside
+	// mechanism with refsupArgs runs the workload under refsup instead of
+	// alone.
 	refsupArgs []string
 	// straceArgs go between "strace" and "--".
 	straceArgs []string
@@ -118,6 +120,8 @@ func Mechanisms() []Mechanism {
 			policy: besidePolicy, binding: true, workloads: []string{"getpid"}},
 		{Name: "bare-beside-vigil-attached", Desc: "the same, with vigil's syscall tracepoints kept attached (--detach-idle 0): the tax on the rest of the host while vigil's watchees make bound calls", kind: kindBeside,
 			policy: besidePolicy, binding: true, workloads: []string{"getpid"}, vigilArgs: []string{"--detach-idle", "0"}, syscallTracepoints: true},
+		{Name: "refsup-resolve-beside-vigil-attached", Desc: "refsup-resolve while a vigil in its default mode beside it holds its syscall tracepoints attached (--detach-idle 0): every syscall of the watchee and of the supervisor takes the kernel's slow path, as under a binding supervisor; the floor of naming objects and binding them with raw syscall tracepoints, less the programs' own work", kind: kindBeside,
+			policy: besidePolicy, binding: true, workloads: []string{"open"}, vigilArgs: []string{"--detach-idle", "0"}, syscallTracepoints: true, refsupArgs: []string{"--resolve"}},
 	}
 }
 

@@ -27,22 +27,32 @@ type outcome struct {
 
 // argv returns the command that runs workload argv w under m; for
 // bare-beside-vigil that is the workload alone (the vigil beside it is
-// companionArgv's).
+// companionArgv's), for refsup-resolve-beside-vigil-attached the workload
+// under refsup.
 func (e *env) argv(m Mechanism, w []string) []string {
 	switch m.kind {
+	case kindBeside:
+		if m.refsupArgs != nil {
+			return e.refsupArgv(m, w)
+		}
 	case kindVigil:
 		return e.vigilArgv(m, w)
 	case kindSettled:
 		// The workload waits for the go-ahead (testdata/workload.c).
 		return e.vigilArgv(m, append([]string{w[0], "wait"}, w[1:]...))
 	case kindRefsup:
-		a := append(append([]string{e.refsup}, refsupTraps...), m.refsupArgs...)
-		return append(append(a, "--deny", e.denied, "--"), w...)
+		return e.refsupArgv(m, w)
 	case kindStrace:
 		a := append([]string{"strace"}, m.straceArgs...)
 		return append(append(a, "--"), w...)
 	}
 	return w
+}
+
+// refsupArgv returns the C reference supervisor's command around argv w.
+func (e *env) refsupArgv(m Mechanism, w []string) []string {
+	a := append(append([]string{e.refsup}, refsupTraps...), m.refsupArgs...)
+	return append(append(a, "--deny", e.denied, "--"), w...)
 }
 
 // vigilArgv returns the vigil command of mechanism m around argv w.

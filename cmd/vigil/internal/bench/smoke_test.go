@@ -201,6 +201,27 @@ func TestBesideRefusesAVigilWithoutEBPF(t *testing.T) {
 	}
 }
 
+// TestRefsupBesideAnAttachedVigilRunsTheWorkloadUnderRefsup: the floor of
+// a binding supervisor is refsup-resolve's own work with vigil's syscall
+// tracepoints attached beside it, so the workload must run under refsup
+// (which refuses the file it is told to deny: opens of it fail, where they
+// succeed beside vigil alone) and the vigil beside it must hold its
+// tracepoints attached (runBeside checks, or fails the run).
+func TestRefsupBesideAnAttachedVigilRunsTheWorkloadUnderRefsup(t *testing.T) {
+	e := privilegedEnv(t)
+	m := mechanism(t, "refsup-resolve-beside-vigil-attached")
+	if _, o, err := e.runOnce(context.Background(), m, e.workload("open", 100, e.allowed)); err != nil || o.ok != 100 {
+		t.Fatalf("allowed opens: %+v, %v", o, err)
+	}
+	if _, o, err := e.runOnce(context.Background(), m, e.workload("open", 100, e.denied)); err != nil || o.failed != 100 {
+		t.Fatalf("opens of the file refsup denies: %+v, %v; want all 100 refused", o, err)
+	}
+	alone := mechanism(t, "bare-beside-vigil-attached")
+	if _, o, err := e.runOnce(context.Background(), alone, e.workload("open", 100, e.denied)); err != nil || o.ok != 100 {
+		t.Fatalf("the same opens beside vigil alone: %+v, %v; want all 100 to succeed (the control)", o, err)
+	}
+}
+
 // TestSettledRefusesABoundCall: vigil-allow-bound-settled measures a
 // watched process while vigil's syscall tracepoints are detached, so a
 // workload that makes a bound call (which attaches them) must fail the run

@@ -159,8 +159,8 @@ func (s *supervised) kill() {
 	s.stdout.Close()
 }
 
-// runBeside times workload argv w run bare while a vigil of mechanism m
-// supervises an idle process. vigil starts before the timing and stops
+// runBeside times workload argv w, run bare or under refsup (e.argv), while
+// a vigil of mechanism m supervises an idle process. vigil starts before the timing and stops
 // after it; only its presence is measured.
 func (e *env) runBeside(ctx context.Context, m Mechanism, w []string, stdout, stderr *os.File) (time.Duration, error) {
 	s, err := e.startSupervised(ctx, m, 1)
@@ -179,7 +179,7 @@ func (e *env) runBeside(ctx context.Context, m Mechanism, w []string, stdout, st
 	// it) must not compete with the workload for the CPUs: only the
 	// presence of its programs is measured.
 	before, quiet := waitQuiet(s.pid())
-	d, err := runCommand(ctx, w, stdout, stderr)
+	d, err := runCommand(ctx, e.argv(m, w), stdout, stderr)
 	after, _ := cpuTicks(s.pid())
 	e.cfg.Log.Debug().Bool("quiet", quiet).Int("vigil_ticks_during_run", after-before).Dur("elapsed", d).Msg("ran beside vigil")
 	if serr := s.stop(); err == nil {
