@@ -52,7 +52,9 @@ type Config struct {
 	// Workloads and Mechanisms select by name; empty means all. By default
 	// some pairs are left out (the thread workloads run only under bare,
 	// vigil-allow-bound and refsup; bare-beside-vigil only runs getpid);
-	// when both lists are given, every pair of them is measured.
+	// when both lists are given, every pair of them is measured but those
+	// a strict mechanism cannot measure (vigil-allow-bound-settled runs
+	// getpid only).
 	Workloads  []string
 	Mechanisms []string
 	// MemoryCalls is the number of trapped calls vigil's memory is
@@ -109,6 +111,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 
 	runnable := keepRunnable(e, mechs, res, cfg.Log)
 	cells := cellsFor(works, runnable, len(cfg.Workloads) > 0 && len(cfg.Mechanisms) > 0)
+	noteStrictWithoutCells(runnable, cells, res, cfg.Log)
 	mem := memoryMechanism(cfg, works, runnable)
 	steps := len(cells) * (1 + cfg.Reps)
 	if mem != nil {
@@ -165,6 +168,19 @@ func keepRunnable(e *env, mechs []Mechanism, res *Results, log zerolog.Logger) [
 		runnable = append(runnable, m)
 	}
 	return runnable
+}
+
+// noteStrictWithoutCells records in res the strict mechanisms none of whose
+// workloads was selected: named, they would otherwise vanish silently.
+func noteStrictWithoutCells(mechs []Mechanism, cells []*cell, res *Results, log zerolog.Logger) {
+	for _, m := range mechs {
+		if !m.strict || slices.ContainsFunc(cells, func(c *cell) bool { return c.m.Name == m.Name }) {
+			continue
+		}
+		why := "measures only " + strings.Join(m.workloads, ", ") + ", which was not selected"
+		res.NotMeasured = append(res.NotMeasured, NotMeasured{Mechanism: m.Name, Reason: why})
+		log.Info().Str("mechanism", m.Name).Str("reason", why).Msg("not measured")
+	}
 }
 
 // cellsFor returns the workload × mechanism pairs to measure, each with the

@@ -64,6 +64,10 @@ type Mechanism struct {
 	// workloads, when set, are the only workloads this mechanism runs
 	// unless both are named on the command line.
 	workloads []string
+	// strict: workloads are the only ones this mechanism can measure at
+	// all, named or not (Run reports it as not measured when none of them
+	// is selected).
+	strict bool
 	// syscallTracepoints (kindBeside) is whether the vigil beside the
 	// workload must hold its sys_enter and sys_exit programs attached
 	// while the workload runs: vigil attaches them while a binding is
@@ -103,7 +107,7 @@ func Mechanisms() []Mechanism {
 		{Name: "vigil-allow-bound", Desc: "vigil run in its default mode: content-dependent reads and execs bound by eBPF, writes and connects emulated", kind: kindVigil,
 			policy: "allow-unverified", binding: true, denies: []string{"open-denied"}},
 		{Name: "vigil-allow-bound-settled", Desc: "vigil-allow-bound with the workload started once vigil has detached its syscall tracepoints (nothing bound for --detach-idle): what a watched process's untrapped calls cost while no binding is pending; a bound call would attach them again (it is an error here)", kind: kindSettled,
-			policy: "allow-unverified", binding: true, workloads: []string{"getpid"}},
+			policy: "allow-unverified", binding: true, workloads: []string{"getpid"}, strict: true},
 		{Name: "vigil-observe", Desc: "vigil observe -o /dev/null: eBPF only, no seccomp, one JSON record per call of the default syscalls, none lost", kind: kindVigil,
 			sub: "observe", vigilArgs: []string{"-o", os.DevNull}, verify: observeLostNothing},
 		{Name: "refsup", Desc: "the C reference supervisor (scripts/refsup.c): traps open, openat, execve and connect, reads the path or address, CONTINUE; --deny by spelling", kind: kindRefsup,

@@ -119,6 +119,13 @@ func TestDefaultPairsAndNamedPairs(t *testing.T) {
 		{"open", "bare-beside-vigil", false, false},
 		{"open", "bare-beside-vigil", true, true},
 		{"open-threads-2", "vigil-passthrough", true, true},
+		// A settled vigil cannot measure a trapped workload: its bound
+		// call attaches the tracepoints the mechanism measures without.
+		{"getpid", "vigil-allow-bound-settled", true, true},
+		{"open", "vigil-allow-bound-settled", true, false},
+		{"write", "vigil-allow-bound-settled", false, false},
+		{"open", "refsup-resolve-beside-vigil-attached", false, true},
+		{"getpid", "refsup-resolve-beside-vigil-attached", false, false},
 	} {
 		if got := pairs(find(tc.w), mechanism(t, tc.m), tc.named); got != tc.want {
 			t.Errorf("pairs(%s, %s, named %v) = %v, want %v", tc.w, tc.m, tc.named, got, tc.want)

@@ -76,10 +76,11 @@ func Workloads() []Workload {
 }
 
 // pairs reports whether w runs under m: by default only the pairs both
-// allow; any pair when both were named explicitly.
+// allow; any pair when both were named explicitly, except those a strict
+// mechanism cannot measure.
 func pairs(w Workload, m Mechanism, named bool) bool {
 	if named {
-		return true
+		return !m.strict || slices.Contains(m.workloads, w.Name)
 	}
 	return (len(w.mechanisms) == 0 || slices.Contains(w.mechanisms, m.Name)) &&
 		(len(m.workloads) == 0 || slices.Contains(m.workloads, w.Name))
