@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -80,7 +79,8 @@ func TestAgentSurvivesSIGHUPAndDrainsOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "agent.sock")
 	cmd := exec.Command(vigilBin, "agent", "--socket", sock, "--policy-dir", dir)
-	var stderr bytes.Buffer
+	// The agent writes while the test polls: a locked buffer.
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -149,14 +148,14 @@ rules:
 	case <-time.After(30 * time.Second):
 		t.Fatal("vigil run did not end")
 	}
-	if stderr.Len() != 0 {
+	if stderr.String() != "" {
 		t.Errorf("with --log, vigil wrote to stderr:\n%s", stderr.String())
 	}
 }
 
 // startPiped starts cmd with pipes to its stdin and from its stdout, and
-// its stderr collected.
-func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, io.ReadCloser, *bytes.Buffer) {
+// its stderr collected in a buffer that may be read while cmd runs.
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, io.ReadCloser, *testenv.Buffer) {
 	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -166,7 +165,7 @@ func startPiped(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, io.ReadCloser, *by
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := new(bytes.Buffer)
+	stderr := new(testenv.Buffer)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
