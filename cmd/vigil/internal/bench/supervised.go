@@ -160,8 +160,8 @@ func (s *supervised) kill() {
 }
 
 // runBeside times workload argv w, run bare or under refsup (e.argv), while
-// a vigil of mechanism m supervises an idle process. vigil starts before the timing and stops
-// after it; only its presence is measured.
+// a vigil of mechanism m supervises an idle process. vigil starts before the
+// timing and stops after it; only its presence is measured.
 func (e *env) runBeside(ctx context.Context, m Mechanism, w []string, stdout, stderr *os.File) (time.Duration, error) {
 	s, err := e.startSupervised(ctx, m, 1)
 	if err != nil {
