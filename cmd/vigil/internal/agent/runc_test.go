@@ -292,6 +292,67 @@ nc 127.0.0.2 80 </dev/null; echo "nc-allowed=$?"
 	}
 }
 
+// TestRuncExecFollowsTheContainersPolicy: `runc exec` (what `docker exec`
+// runs) starts a process in a running container with a listener of its own,
+// handed to the agent like the first one. It follows the container's
+// policy, and its records name the program it runs: runc's init process
+// makes trapped calls and then execs that program, which web.yaml does not
+// trap, so a record must not name the process by its name before the exec.
+func TestRuncExecFollowsTheContainersPolicy(t *testing.T) {
+	rt := requireRuntime(t, "runc")
+	ta := startAgent(t, DefaultHandoffTimeout)
+	webPolicyFile(t, ta.Dir)
+	b := newBundle(t, rt, ta.Addr(), "while :; do usleep 100000; done")
+	id := nextID("exec")
+	// Output goes to files, not pipes: the detached container inherits
+	// runc run's descriptors and would hold a pipe open, so Run would wait
+	// for it forever.
+	outDir := t.TempDir()
+	runc := func(args ...string) (string, string, error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, rt.path, append([]string{"--root", b.root}, args...)...)
+		var files [2]*os.File
+		for i, name := range []string{"stdout", "stderr"} {
+			f, err := os.Create(filepath.Join(outDir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			files[i] = f
+		}
+		cmd.Stdout, cmd.Stderr = files[0], files[1]
+		err := cmd.Run()
+		o, _ := os.ReadFile(files[0].Name())
+		e, _ := os.ReadFile(files[1].Name())
+		return string(o), string(e), err
+	}
+	if _, stderr, err := runc("run", "-d", "--bundle", b.dir, id); err != nil {
+		t.Fatalf("runc run -d: %v\n%s\nagent:\n%s", err, stderr, ta.Log)
+	}
+	t.Cleanup(func() {
+		if _, stderr, err := runc("delete", "-f", id); err != nil {
+			t.Errorf("runc delete -f: %v\n%s", err, stderr)
+		}
+	})
+	if stdout, stderr, err := runc("exec", id, "cat", "/etc/ok"); err != nil || stdout != "ok\n" {
+		t.Fatalf("runc exec cat /etc/ok: %q, %v\n%s\nagent:\n%s", stdout, err, stderr, ta.Log)
+	}
+	stdout, stderr, err := runc("exec", id, "cat", "/etc/secret")
+	if err == nil || strings.Contains(stdout, "the secret") || !strings.Contains(stderr, "can't open '/etc/secret': Permission denied") {
+		t.Fatalf("runc exec cat /etc/secret: %q, %v\n%s", stdout, err, stderr)
+	}
+	for _, want := range []recordWant{
+		{Syscall: "openat", Action: "allow", Arg: "/etc/ok", Verified: audit.VerifiedKernel},
+		{Syscall: "openat", Rule: "no-secret", Action: "deny", Errno: "EACCES", Arg: "/etc/secret"},
+	} {
+		if r := ta.Audit.waitRecord(t, auditOf(id, want)); r.Comm != "cat" {
+			t.Errorf("the record of %s says comm %q, want cat (the program runc's init exec'd)", r.Args.Path, r.Comm)
+		}
+	}
+}
+
 // TestAMovedMountKeepsItsProtectedNames gives a container the capability
 // to mount and the protected file on a mount of its own (/etc, bound from
 // the host), then has it move that mount elsewhere and read the file there.
