@@ -4,10 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/filter"
 	"github.com/vigilsec/vigil/enforcer/launch"
@@ -93,13 +90,10 @@ func Run(cfg RunConfig) (Exit, error) {
 		return Exit{Code: 2}, err
 	}
 
-	// Forward termination signals to the command while it runs; once it has
-	// exited, one ends the wait for what it left behind (stopped below).
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer signal.Stop(sigs)
-	cmdDone, stop := make(chan struct{}), make(chan os.Signal, 1)
-	go forwardSignals(w, sigs, cmdDone, stop)
+	// Forward signals to the command while it runs; once it has exited, a
+	// termination signal ends the wait for what it left behind (below).
+	relay := w.RelaySignals()
+	defer relay.Close()
 
 	if err := w.Proceed(); err != nil {
 		w.Abort()
@@ -109,7 +103,7 @@ func Run(cfg RunConfig) (Exit, error) {
 	}
 	code, werr := w.Wait()
 	ex := Exit{Code: code, Signal: w.Signal()}
-	close(cmdDone)
+	relay.CommandExited()
 	// Descendants may still hold the filter; serve them until the listener
 	// hangs up, so none of their trapped calls fails for lack of a supervisor
 	// (like strace -f) — unless vigil is told to stop. Then, as strace
@@ -120,7 +114,7 @@ func Run(cfg RunConfig) (Exit, error) {
 	var serr error
 	select {
 	case serr = <-served:
-	case s := <-stop:
+	case s := <-relay.Stopped():
 		cfg.Log.Warn().Str("signal", s.String()).Msg("the command has exited and vigil was told to stop: " +
 			"the processes it left under the filter are no longer supervised, and their trapped calls now fail with ENOSYS")
 		return ex, werr
@@ -133,50 +127,6 @@ func Run(cfg RunConfig) (Exit, error) {
 		return ex, fmt.Errorf("notify loop: %w", serr)
 	}
 	return ex, nil
-}
-
-// forwardSignals passes each termination signal vigil receives on to the
-// command until cmdDone is closed, and after that hands the first one to
-// stop. A signal the terminal sent to its foreground process group has
-// reached the command too: forwarding it would deliver it twice (a second
-// Ctrl-C is "force quit" to many programs).
-func forwardSignals(w *launch.Watchee, sigs <-chan os.Signal, cmdDone <-chan struct{}, stop chan<- os.Signal) {
-	for s := range sigs {
-		select {
-		case <-cmdDone:
-			select {
-			case stop <- s:
-			default:
-			}
-		default:
-			if !fromTerminal(s, w.Pid()) {
-				_ = w.Process().Signal(s)
-			}
-		}
-	}
-}
-
-// fromTerminal reports whether s is one the terminal sends its foreground
-// process group (Ctrl-C, Ctrl-\, a hangup) while that group is vigil's and
-// the command's: then the kernel delivered it to the command as well. The
-// sender is not known (Go does not pass siginfo on), so a SIGINT sent with
-// kill(2) to vigil alone while it runs in the foreground is not forwarded
-// either; SIGTERM, which no terminal sends, always is.
-func fromTerminal(s os.Signal, pid int) bool {
-	if s != syscall.SIGINT && s != syscall.SIGQUIT && s != syscall.SIGHUP {
-		return false
-	}
-	pgrp := unix.Getpgrp()
-	if g, err := unix.Getpgid(pid); err != nil || g != pgrp {
-		return false
-	}
-	tty, err := unix.Open("/dev/tty", unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return false // no controlling terminal
-	}
-	defer unix.Close(tty)
-	fg, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP)
-	return err == nil && fg == pgrp
 }
 
 // startWatchee compiles the policy's filter and starts the init step that

@@ -282,34 +282,68 @@ func TestVigilUnderVigilSaysWhy(t *testing.T) {
 	}
 }
 
+// TestSignalsAreForwardedToTheWatchee: a signal sent to `vigil run` or
+// `vigil observe` reaches the command as it would reach the command alone:
+// the termination signals, and those programs are told things with (SIGUSR1
+// was caught and dropped before, so the command never saw it: dd's progress
+// report, a daemon's log reopening). The command signals readiness through
+// a file, after its trap is set.
 func TestSignalsAreForwardedToTheWatchee(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	cmd := exec.Command(vigilBin, "run", "--", "sleep", "30")
+	const dies = `: > "$0"; exec sleep 30`
+	const traps = `trap "exit 7" WINCH; : > "$0"; while :; do sleep 0.05; done`
+	for _, c := range []struct {
+		sig    syscall.Signal
+		script string
+		want   int
+	}{
+		{syscall.SIGTERM, dies, 128 + int(syscall.SIGTERM)},
+		{syscall.SIGUSR1, dies, 128 + int(syscall.SIGUSR1)},
+		{syscall.SIGUSR2, dies, 128 + int(syscall.SIGUSR2)},
+		{syscall.SIGALRM, dies, 128 + int(syscall.SIGALRM)},
+		{syscall.SIGWINCH, traps, 7},
+	} {
+		for _, sub := range [][]string{{"run", "--log", os.DevNull}, {"observe", "-o", os.DevNull}} {
+			t.Run(sub[0]+"/"+unix.SignalName(c.sig), func(t *testing.T) {
+				forwardOne(t, sub, c.sig, c.script, c.want)
+			})
+		}
+	}
+}
+
+// forwardOne runs script under vigil's subcommand sub, sends sig to vigil
+// once the script is ready and checks vigil's exit status.
+func forwardOne(t *testing.T, sub []string, sig syscall.Signal, script string, want int) {
+	ready := filepath.Join(t.TempDir(), "ready")
+	args := append(sub[:len(sub):len(sub)], "--", "bash", "-c", script, ready)
+	cmd := exec.Command(vigilBin, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// Signal once the command runs: before that there is no watchee to
-	// forward to (loading the eBPF binding takes a while on a busy machine).
-	waitForChild(t, cmd.Process.Pid, "sleep")
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	// Signal once the command has set its trap: before that there is no
+	// watchee to forward to (loading the eBPF programs takes a while on a
+	// busy machine).
+	waitForFile(t, ready)
+	_ = cmd.Process.Signal(sig)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
-		t.Fatal("vigil did not exit after SIGTERM")
+		<-done
+		t.Fatalf("vigil did not end after %v", sig)
 	}
-	if got := shellStatus(cmd.ProcessState); got != 128+int(syscall.SIGTERM) {
-		t.Fatalf("exit %d, want %d", got, 128+int(syscall.SIGTERM))
+	if got := shellStatus(cmd.ProcessState); got != want {
+		t.Fatalf("exit %d, want %d", got, want)
 	}
 }
 
 // TestCtrlCReachesTheCommandOnce: the terminal sends Ctrl-C's SIGINT to its
-// foreground process group, which holds vigil and the command; vigil must not
-// forward its copy too, or a program counting interrupts ("press Ctrl-C again
-// to force quit") sees two. Compared with the command alone on the same kind
-// of terminal.
+// foreground process group, which holds vigil (run or observe) and the
+// command; vigil must not forward its copy too, or a program counting
+// interrupts ("press Ctrl-C again to force quit") sees two (observe did).
+// Compared with the command alone on the same kind of terminal.
 func TestCtrlCReachesTheCommandOnce(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	const counter = `import signal, sys, time, pathlib
@@ -341,6 +375,9 @@ pathlib.Path(sys.argv[1]).write_text(str(n))
 	alone := interrupts()
 	if got := interrupts(vigilBin, "run", "--log", os.DevNull, "--"); got != alone {
 		t.Errorf("the command saw %s SIGINTs under vigil for one Ctrl-C, %s alone", got, alone)
+	}
+	if got := interrupts(vigilBin, "observe", "-o", os.DevNull, "--"); got != alone {
+		t.Errorf("the command saw %s SIGINTs under vigil observe for one Ctrl-C, %s alone", got, alone)
 	}
 }
 
@@ -742,15 +779,15 @@ func TestPolicyCheckExplainsThePlan(t *testing.T) {
 	}
 }
 
-// waitForChild waits until a child of pid runs a program named comm.
-func waitForChild(t *testing.T, pid int, comm string) {
+// waitForFile waits until name exists.
+func waitForFile(t *testing.T, name string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if hasChild(pid, comm) {
+		if _, err := os.Stat(name); err == nil {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("no child of %d ran %s within 20s", pid, comm)
+	t.Fatalf("%s did not appear within 20s", name)
 }

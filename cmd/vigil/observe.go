@@ -215,6 +215,9 @@ func logSummary(diag zerolog.Logger, obs *observe.Observer, c loader.ObsCounters
 // observeTarget watches the target and returns when it is done: the
 // command's exit code, the process's exit, or an interrupt for a cgroup.
 func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, cmdOut *os.File, killedBy *syscall.Signal) (int, error) {
+	if pid == 0 && cgroup == "" {
+		return observeCommand(ld, argv, cmdOut, killedBy)
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -244,7 +247,7 @@ func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, c
 		case <-sigs:
 		}
 		return 0, nil
-	case cgroup != "":
+	default:
 		n, err := observe.WatchCgroup(ld.Watch, cgroup)
 		if err != nil {
 			return 2, err
@@ -255,6 +258,11 @@ func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, c
 		<-sigs
 		return 0, nil
 	}
+}
+
+// observeCommand runs argv watched until it exits, forwarding signals to it
+// as `vigil run` does.
+func observeCommand(ld *loader.Observer, argv []string, cmdOut *os.File, killedBy *syscall.Signal) (int, error) {
 	path, code, err := launch.LookPath(argv[0])
 	if err != nil {
 		return code, err
@@ -267,11 +275,8 @@ func observeTarget(ld *loader.Observer, pid int, cgroup string, argv []string, c
 		w.Abort()
 		return 2, fmt.Errorf("watching %s: %w", argv[0], err)
 	}
-	go func() {
-		for s := range sigs {
-			_ = w.Process().Signal(s)
-		}
-	}()
+	relay := w.RelaySignals()
+	defer relay.Close()
 	if err := w.Proceed(); err != nil {
 		w.Abort()
 		return 2, err
