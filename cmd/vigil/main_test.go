@@ -232,6 +232,37 @@ func TestScriptWithoutShebangRunsAsAlone(t *testing.T) {
 	}
 }
 
+// TestClosedStandardDescriptorsStayClosed: a command started with `<&-` or
+// `>&-` finds that descriptor closed, and `echo hi >&-` fails with EBADF.
+// Under vigil (run and observe) it found /dev/null there, which the Go
+// runtime opens in place of a closed 0, 1 or 2, and the echo succeeded.
+func TestClosedStandardDescriptorsStayClosed(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	out := filepath.Join(t.TempDir(), "out")
+	script := `for f in 0 1 2; do if [ -e /proc/$$/fd/$f ]; then echo "$f open"; else echo "$f closed"; fi >> "$0"; done
+echo hi; echo "echo: $?" >> "$0"`
+	states := func(starter, redirect string) string {
+		t.Helper()
+		os.Remove(out)
+		if b, err := exec.Command("sh", "-c", starter+` bash -c '`+script+`' "$0" `+redirect, out).CombinedOutput(); err != nil {
+			t.Fatalf("%s %s: %v\n%s", starter, redirect, err, b)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, redirect := range []string{"<&-", ">&-", "2>&-", "<&- >&- 2>&-"} {
+		alone := states("", redirect)
+		for _, starter := range []string{vigilBin + " run --log /dev/null --", vigilBin + " observe -o /dev/null --"} {
+			if got := states(starter, redirect); got != alone {
+				t.Errorf("%s with %s:\n%s\nalone:\n%s", starter, redirect, got, alone)
+			}
+		}
+	}
+}
+
 // TestIgnoredSignalsAreInheritedAsAlone: a command inherits the signals its
 // starter left ignored or blocked — a shell's background job SIGINT and SIGQUIT, nohup's
 // SIGHUP, a shell trap that ignores TERM — and so must it under vigil, whose Go runtime

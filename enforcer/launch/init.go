@@ -28,7 +28,7 @@ func initMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "vigil: init step started with arguments %q\n", args)
 		return 127
 	}
-	ignored, blocked, err := parseSignals(args[1])
+	inh, err := parseInherited(args[1])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vigil: init step: %v\n", err)
 		return 127
@@ -43,7 +43,7 @@ func initMain(args []string) int {
 	// Exec'd through /proc/self/fd/N, the kernel named this process "N";
 	// its audit records (the command's own execve) should say vigil.
 	setComm("vigil")
-	code, err := runInit(initFds{prog: base + progOff, ctl: base + ctlOff, exe: base + exeOff}, args[3], args[4:], args[0] == initInterruptible, ignored, blocked)
+	code, err := runInit(initFds{prog: base + progOff, ctl: base + ctlOff, exe: base + exeOff}, args[3], args[4:], args[0] == initInterruptible, inh)
 	fmt.Fprintf(os.Stderr, "vigil: %v\n", err)
 	return code
 }
@@ -51,8 +51,16 @@ func initMain(args []string) int {
 // initFds are the init step's own descriptors.
 type initFds struct{ prog, ctl, exe int }
 
+// inheritance is what the command inherits from vigil's parent: signals
+// ignored and blocked (bit N-1 for signal N), standard descriptors closed
+// (bit N for descriptor N).
+type inheritance struct {
+	ignored, blocked uint64
+	closed           uint32
+}
+
 // runInit returns only on failure, with the exit code a shell would use.
-func runInit(fds initFds, path string, argv []string, interruptible bool, ignored, blocked uint64) (int, error) {
+func runInit(fds initFds, path string, argv []string, interruptible bool, inh inheritance) (int, error) {
 	progFd, ctlFd, exeFd := fds.prog, fds.ctl, fds.exe
 	ctl := os.NewFile(uintptr(ctlFd), "vigil-ctl")
 	fail := func(err error) (int, error) {
@@ -94,11 +102,16 @@ func runInit(fds initFds, path string, argv []string, interruptible bool, ignore
 		return 127, fmt.Errorf("supervisor gave no go-ahead (read %d bytes: %v)", n, err)
 	}
 	unix.Close(ctlFd)
-	ignoreInherited(ignored)
+	ignoreInherited(inh.ignored)
+	for fd := 0; fd <= 2; fd++ {
+		if inh.closed&(1<<fd) != 0 {
+			unix.Close(fd)
+		}
+	}
 	// The last thing before exec, on the thread that execs: execve keeps
 	// its mask.
 	set := unix.Sigset_t{}
-	set.Val[0] = blocked
+	set.Val[0] = inh.blocked
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &set, nil)
 	err = syscall.Exec(path, argv, os.Environ())
 	if err == syscall.ENOEXEC {
@@ -113,17 +126,26 @@ func runInit(fds initFds, path string, argv []string, interruptible bool, ignore
 	return code, fmt.Errorf("exec %s: %w", path, err)
 }
 
-// parseSignals reads the init step's "IGNORED/BLOCKED" argument.
-func parseSignals(arg string) (ignored, blocked uint64, err error) {
-	ign, blk, ok := strings.Cut(arg, "/")
-	if !ok {
-		return 0, 0, fmt.Errorf("no ignored/blocked signal masks in %q", arg)
+// parseInherited reads the init step's "IGNORED/BLOCKED/CLOSED" argument.
+func parseInherited(arg string) (inheritance, error) {
+	f := strings.Split(arg, "/")
+	if len(f) != 3 {
+		return inheritance{}, fmt.Errorf("no ignored/blocked/closed masks in %q", arg)
 	}
-	if ignored, err = strconv.ParseUint(ign, 16, 64); err != nil {
-		return 0, 0, err
+	var inh inheritance
+	var err error
+	if inh.ignored, err = strconv.ParseUint(f[0], 16, 64); err != nil {
+		return inheritance{}, fmt.Errorf("ignored signals %q: %w", f[0], err)
 	}
-	blocked, err = strconv.ParseUint(blk, 16, 64)
-	return ignored, blocked, err
+	if inh.blocked, err = strconv.ParseUint(f[1], 16, 64); err != nil {
+		return inheritance{}, fmt.Errorf("blocked signals %q: %w", f[1], err)
+	}
+	c, err := strconv.ParseUint(f[2], 16, 3)
+	if err != nil {
+		return inheritance{}, fmt.Errorf("closed descriptors %q: %w", f[2], err)
+	}
+	inh.closed = uint32(c)
+	return inh, nil
 }
 
 // ignoreInherited sets SIG_IGN for every signal in the mask (bit N-1 for

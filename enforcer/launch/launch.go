@@ -32,8 +32,9 @@ import (
 
 // initRole is the init step's reexec role. Its arguments are the filter mode
 // (initKillable or initInterruptible), the signals the command inherits
-// ignored and blocked ("IGNORED/BLOCKED" in hexadecimal, bit N-1 for signal
-// N), the number of its first own descriptor (those vigil's parent left
+// ignored and blocked and the standard descriptors it inherits closed
+// ("IGNORED/BLOCKED/CLOSED" in hexadecimal, bit N-1 for signal N, bit N for
+// descriptor N), the number of its first own descriptor (those vigil's parent left
 // open for the command come before), the command's path and its argv.
 const initRole = "init"
 
@@ -193,7 +194,7 @@ func Start(cfg Config) (*Watchee, error) {
 	// as it would alone (the runtime's handlers are reset to the default at
 	// exec, and it unblocks the signals vigil forwards).
 	ignored, blocked := inheritedSignals()
-	sigs := fmt.Sprintf("%x/%x", ignored, blocked)
+	sigs := fmt.Sprintf("%x/%x/%x", ignored, blocked, closedStdio(cfg))
 	extra, err := inheritedFiles()
 	if err != nil {
 		ctl.Close()
@@ -223,6 +224,20 @@ func Start(cfg Config) (*Watchee, error) {
 		w.listener = notify.NewListener(lfd)
 	}
 	return w, nil
+}
+
+// closedStdio returns the standard descriptors (bit N for descriptor N) the
+// command is to start without: those vigil's parent left closed, where cfg
+// passes vigil's own on. The Go runtime opened /dev/null in their place,
+// which the init step closes again before the exec.
+func closedStdio(cfg Config) uint32 {
+	closed := inheritedClosed()
+	for fd, f := range []*os.File{cfg.Stdin, cfg.Stdout, cfg.Stderr} {
+		if f != []*os.File{os.Stdin, os.Stdout, os.Stderr}[fd] {
+			closed &^= 1 << fd
+		}
+	}
+	return closed
 }
 
 // Proceed lets the watchee exec its command. Call it once the notify loop
