@@ -198,7 +198,9 @@ func (s *receiver) unvetted(l notify.Answerer, n *notify.Notif, c *call) outcome
 	if err := l.Valid(n.ID); err != nil {
 		return refusedBy(unix.ESRCH)
 	}
-	return refusedBy(c.err)
+	o := refusedBy(c.err)
+	o.kernels = c.reason == ""
+	return o
 }
 
 // carryOut carries out a verdict on a content-dependent call. An allow is
@@ -320,7 +322,11 @@ func (s *receiver) finish(l notify.Answerer, n *notify.Notif, d policy.Decision,
 func (s *receiver) answer(l notify.Answerer, n *notify.Notif, o *outcome, pi procinfo.Info, start time.Time) (parked bool, err error) {
 	switch o.kind {
 	case outDeny:
-		atomic.AddUint64(&s.stats.Denied, 1)
+		if o.kernels {
+			atomic.AddUint64(&s.stats.Failed, 1)
+		} else {
+			atomic.AddUint64(&s.stats.Denied, 1)
+		}
 		return false, verdict.Deny(l, n, o.errno)
 	case outKill:
 		atomic.AddUint64(&s.stats.Killed, 1)
@@ -331,7 +337,9 @@ func (s *receiver) answer(l notify.Answerer, n *notify.Notif, o *outcome, pi pro
 		return false, verdict.Kill(l, n, tgid)
 	case outReturn:
 		if o.errno != 0 {
-			atomic.AddUint64(&s.stats.Denied, 1)
+			// The kernel's own error, from the call vigil performed or
+			// from its lookup: not a refusal.
+			atomic.AddUint64(&s.stats.Failed, 1)
 			return false, verdict.Deny(l, n, o.errno)
 		}
 		atomic.AddUint64(&s.stats.Allowed, 1)

@@ -50,6 +50,9 @@ type outcome struct {
 	performed bool
 	keptFd    int
 	keptFlags uint32
+	// kernels: an outDeny with the kernel's own errno for arguments vigil
+	// could not vet (a missing file, a bad pointer); no policy refused it.
+	kernels bool
 	// deferred performs the call (outDeferred) and reports its result, and
 	// whether it answered the call itself (ADDFD).
 	deferred func() (val int64, errno unix.Errno, answered bool)

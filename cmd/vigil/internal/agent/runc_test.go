@@ -280,7 +280,15 @@ nc 127.0.0.2 80 </dev/null; echo "nc-allowed=$?"
 			}
 			ta.Log.waitLine(t, map[string]string{"message": "supervising container", audit.FieldContainer: id,
 				FieldListenerMetadata: "policy=web.yaml", FieldPolicy: "web.yaml"})
-			ta.Log.waitLine(t, map[string]string{"message": "container released", audit.FieldContainer: id})
+			released := ta.Log.waitLine(t, map[string]string{"message": "container released", audit.FieldContainer: id})
+			// The policy refused three calls; the connect to 127.0.0.2 was
+			// allowed and performed, and the kernel refused it: a failure,
+			// not a denial (the summary counted it denied before).
+			denied, _ := released["denied"].(float64)
+			failed, _ := released["failed"].(float64)
+			if denied != 3 || failed < 1 {
+				t.Errorf("container released with denied %v, failed %v; want 3 denied and the refused connect failed:\n%s", denied, failed, ta.Log)
+			}
 			ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "openat", Rule: "no-secret", Action: "deny", Errno: "EACCES", Arg: "/etc/secret"}))
 			ta.Audit.waitRecord(t, auditOf(id, recordWant{Rule: "no-mem-devices", Action: "deny", Arg: "c 1:1"}))
 			ta.Audit.waitRecord(t, auditOf(id, recordWant{Syscall: "connect", Rule: "no-metadata-service", Action: "deny", Arg: "127.0.0.1:9"}))
