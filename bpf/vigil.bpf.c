@@ -17,7 +17,9 @@
  *              follows the fd argument to its socket and compares the peer;
  *   sched_process_exec  compares the file an execve is about to run;
  *   sched_process_fork  compares a clone child's namespaces with its
- *              parent's, and dooms the child when they do not hold.
+ *              parent's, and dooms the child when they do not hold;
+ *   task_rename  counts the renames of watched threads, for the comm in
+ *              records (no part of any binding).
  *
  * A violation sends SIGKILL to the calling process from its own context, so
  * the signal is pending before the syscall returns and the thread group dies
@@ -405,16 +407,16 @@ static __always_inline void view_change_exit(struct bpf_raw_tracepoint_args *ctx
 		__sync_fetch_and_add(&c->view_epoch, 1);
 }
 
-/* exec_counted bumps bind_ctl.exec_epoch: an exec of a watched thread group
- * has given it a new comm (begin_new_exec set it before this tracepoint), so
- * userspace reads it again instead of naming the old program in records. */
-static __always_inline void exec_counted(void)
+/* comm_changed bumps bind_ctl.comm_epoch: a watched thread has a new comm
+ * (an exec, PR_SET_NAME), so userspace reads it again instead of naming the
+ * old one in records. */
+static __always_inline void comm_changed(void)
 {
 	__u32 zero = 0;
 	struct vigil_bind_ctl *c = bpf_map_lookup_elem(&bind_ctl, &zero);
 
 	if (c)
-		__sync_fetch_and_add(&c->exec_epoch, 1);
+		__sync_fetch_and_add(&c->comm_epoch, 1);
 }
 
 static __always_inline __u64 slot_published(__u32 tid)
@@ -1581,7 +1583,7 @@ int vigil_sys_exit(struct bpf_raw_tracepoint_args *ctx)
  * itself (ld.so is mapped by the loader, not run by name).
  *
  *   if tgid is vigil or not watched: return
- *   bump bind_ctl.exec_epoch (the thread's comm is the new program's)
+ *   bump bind_ctl.comm_epoch (the thread's comm is the new program's)
  *   b = bindings[old_pid] or bindings[pid]: a non-leader thread's exec has
  *       taken over the leader's pid (de_thread), old_pid is its tid at entry
  *   if b.state is ENTERED or ARMED and b.nr is execve/execveat (the bound call is
@@ -1610,7 +1612,7 @@ int vigil_exec(struct bpf_raw_tracepoint_args *ctx)
 
 	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
 		return 0;
-	exec_counted();
+	comm_changed();
 	bp = find_binding(key, &slot);
 	if (!bp && old_pid != tid) {
 		key = tid;
@@ -1920,5 +1922,27 @@ int vigil_exit(struct bpf_raw_tracepoint_args *ctx)
 		bpf_map_delete_elem(&watched, &tgid);
 		bpf_map_delete_elem(&shared_files, &tgid);
 	}
+	return 0;
+}
+
+/*
+ * task_rename fires in __set_task_comm, under the task's lock and just
+ * before the new name is copied: a thread naming itself (PR_SET_NAME,
+ * pthread_setname_np), a write to /proc/<tid>/comm, an exec. Userspace reads
+ * the epoch before it reads a comm, so a name read after this bump is at
+ * worst the old one read again at the next bump; the renamed thread's own
+ * next trapped call comes after the copy. Attached for good: renames are
+ * rare, and the syscall tracepoints that could see PR_SET_NAME are attached
+ * only while bindings are pending.
+ */
+SEC("raw_tp/task_rename")
+int vigil_rename(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)ctx->args[0];
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	if (tgid == self_tgid || !bpf_map_lookup_elem(&watched, &tgid))
+		return 0;
+	comm_changed();
 	return 0;
 }

@@ -154,11 +154,13 @@ struct vigil_bind_ctl {
 	                     * one's), and by userspace each time it attaches the
 	                     * syscall tracepoints (nothing counted while they
 	                     * were not): while it stays put, a snapshot holds */
-	__u64 exec_epoch;   /* bumped by sched_process_exec for every exec of a
-	                     * watched thread group, after the kernel has set the
-	                     * new comm: while it stays put, the comm userspace
-	                     * read for a thread before is still its comm (bar
-	                     * PR_SET_NAME) */
+	__u64 comm_epoch;   /* bumped by task_rename for every rename of a
+	                     * watched thread (PR_SET_NAME, a write to
+	                     * /proc/<tid>/comm, an exec) and by
+	                     * sched_process_exec for every exec of a watched
+	                     * thread group, after the kernel has set the new
+	                     * comm: while it stays put, the comm userspace read
+	                     * for a thread before is still its comm */
 };
 
 /* keep in sync with loader/contract.go EventType */

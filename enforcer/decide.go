@@ -24,7 +24,7 @@ func (s *receiver) handle(l notify.Answerer, n *notify.Notif) {
 	g := s.gate(tid)
 	defer s.ungate(g)
 	atomic.AddUint64(&s.stats.Notifications, 1)
-	pi := s.procs.Get(tid, s.execEpoch())
+	pi := s.procs.Get(tid, s.commEpoch())
 	o := s.decide(l, n, pi.Tgid)
 	if s.cfg.BeforeAnswer != nil {
 		s.cfg.BeforeAnswer(n, s.c.paths[0])
@@ -48,14 +48,14 @@ func (s *receiver) handle(l notify.Answerer, n *notify.Notif) {
 	}
 }
 
-// execEpoch is the kernel's count of execs in watched thread groups, which
-// tells the comm cache when a thread may run another program; 0 without a
-// kernel binding (the cache's age limit alone then).
-func (s *receiver) execEpoch() uint64 {
+// commEpoch is the kernel's count of execs and renames of watched threads,
+// which tells the comm cache when a thread may have another name; 0 without
+// a kernel binding (the cache's age limit alone then).
+func (s *receiver) commEpoch() uint64 {
 	if s.cfg.Kernel == nil {
 		return 0
 	}
-	return s.cfg.Kernel.execEpoch()
+	return s.cfg.Kernel.commEpoch()
 }
 
 // decide turns a notification into an outcome, in the order of the data

@@ -76,7 +76,7 @@ func (m *fakeMaps) SharesFiles(int) (bool, error)                      { return 
 func (m *fakeMaps) CheckLost() (uint64, error)                         { return 0, nil }
 func (m *fakeMaps) Flush() error                                       { m.flushes.Add(1); return nil }
 func (m *fakeMaps) ViewEpoch() (uint64, bool)                          { return 0, false }
-func (m *fakeMaps) ExecEpoch() (uint64, bool)                          { return 0, false }
+func (m *fakeMaps) CommEpoch() (uint64, bool)                          { return 0, false }
 func (m *fakeMaps) SyscallTracepointsAttached() (bool, uint64, uint64) { return true, 0, 0 }
 func (m *fakeMaps) ReadEvents(func(*loader.Event)) error               { <-m.closed; return nil }
 

@@ -73,7 +73,7 @@ type kernelMaps interface {
 	Flush() error
 	CheckLost() (uint64, error)
 	ViewEpoch() (uint64, bool)
-	ExecEpoch() (uint64, bool)
+	CommEpoch() (uint64, bool)
 	SyscallTracepointsAttached() (attached bool, attaches, detaches uint64)
 }
 
@@ -194,11 +194,11 @@ func (k *Kernel) viewEpoch() emulate.Epoch {
 	return emulate.Epoch{Source: k.id, N: n}
 }
 
-// execEpoch is the programs' count of execs in watched thread groups
-// (loader.ExecEpoch): a comm read after it still holds while it does. 0 when
-// it cannot be read, which leaves the comm cache to its age limit.
-func (k *Kernel) execEpoch() uint64 {
-	n, _ := k.ld.ExecEpoch()
+// commEpoch is the programs' count of execs and renames of watched threads
+// (loader.CommEpoch): a comm read after it still holds while it does. 0
+// when it cannot be read, which leaves the comm cache to its age limit.
+func (k *Kernel) commEpoch() uint64 {
+	n, _ := k.ld.CommEpoch()
 	return n
 }
 

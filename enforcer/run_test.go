@@ -130,6 +130,32 @@ func TestRecordsNameTheProgramAfterAnExecVigilDoesNotTrap(t *testing.T) {
 	}
 }
 
+// TestRecordsNameAThreadByItsNewName: a thread that names itself
+// (PR_SET_NAME: pthread_setname_np, Python's and Go's thread names) is
+// recorded under its new name from its next call on, not for up to a second
+// under the old one (task_rename moves the comm epoch).
+func TestRecordsNameAThreadByItsNewName(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	f := newFixture(t)
+	const prog = `import ctypes, sys
+libc = ctypes.CDLL(None)
+open(sys.argv[1]).close()
+libc.prctl(15, b"renamed", 0, 0, 0)
+try:
+    open(sys.argv[2]).close()
+except OSError:
+    pass
+`
+	r := supervise(t, f.pol, []string{"/usr/bin/python3", "-c", prog, f.public, f.secret})
+	before, after := r.find("openat", f.public), r.find("openat", f.secret)
+	if len(before) != 1 || len(after) != 1 {
+		t.Fatalf("want one record of each open, got %v", r.records)
+	}
+	if before[0].Comm != "python3" || after[0].Comm != "renamed" {
+		t.Errorf("comm before the rename %q, after %q; want python3 and renamed", before[0].Comm, after[0].Comm)
+	}
+}
+
 func TestAllowedPointerDecisionIsBoundAndConfirmed(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	probe := testenv.Bin(t, "probe")

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,24 +223,25 @@ func TestLazyBoundCallThatEnteredDetachedIsChecked(t *testing.T) {
 	}
 }
 
-// TestExecEpochCountsTheExecsOfWatchedProcesses: sched_process_exec, attached
-// for good, moves the exec epoch for each exec of a watched thread group,
-// while the syscall tracepoints are detached too, and not for the rest of
-// the host.
-func TestExecEpochCountsTheExecsOfWatchedProcesses(t *testing.T) {
+// TestCommEpochCountsTheRenamesOfWatchedThreads: task_rename and
+// sched_process_exec, attached for good, move the comm epoch when a watched
+// thread names itself (a write to /proc/self/comm, as PR_SET_NAME does) or
+// execs, while the syscall tracepoints are detached too, and not for the
+// rest of the host.
+func TestCommEpochCountsTheRenamesOfWatchedThreads(t *testing.T) {
 	l, _ := loadLazy(t)
-	start, ok := l.ExecEpoch()
+	start, ok := l.CommEpoch()
 	if !ok {
-		t.Fatal("ExecEpoch failed")
+		t.Fatal("CommEpoch failed")
 	}
-	if err := exec.Command("/bin/true").Run(); err != nil {
+	if err := exec.Command("/bin/sh", "-c", "printf other > /proc/self/comm; exec /bin/true").Run(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := l.ExecEpoch(); n != start {
-		t.Fatalf("an unwatched exec moved the epoch from %d to %d", start, n)
+	if n, _ := l.CommEpoch(); n != start {
+		t.Fatalf("an unwatched rename and exec moved the epoch from %d to %d", start, n)
 	}
 
-	cmd := exec.Command("/bin/sh", "-c", "read line; exec /bin/true")
+	cmd := exec.Command("/bin/sh", "-c", "read line; printf renamed > /proc/self/comm; read line; exec /bin/true")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -256,13 +258,29 @@ func TestExecEpochCountsTheExecsOfWatchedProcesses(t *testing.T) {
 	if _, err := in.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
+	// The name is copied after the tracepoint ran.
+	comm := fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(comm); string(b) == "renamed\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sh did not rename itself")
+		}
+	}
+	if n, _ := l.CommEpoch(); n != start+1 {
+		t.Errorf("after one watched rename the epoch is %d, want %d", n, start+1)
+	}
+	if _, err := in.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := l.ExecEpoch(); n != start+1 {
-		t.Errorf("after one watched exec the epoch is %d, want %d", n, start+1)
+	if n, _ := l.CommEpoch(); n <= start+1 {
+		t.Errorf("a watched exec left the epoch at %d", n)
 	}
 	if attached, _, _ := l.SyscallTracepointsAttached(); attached {
-		t.Error("reading the exec epoch attached the syscall tracepoints")
+		t.Error("reading the comm epoch attached the syscall tracepoints")
 	}
 }

@@ -97,7 +97,7 @@ type Loader struct {
 	// hashedTids the threads whose binding may be in the bindings hash.
 	slotMem, ctlMem []byte
 	hashedTids      map[uint32]struct{}
-	// unmapMu keeps ctlMem mapped for ExecEpoch, which every notification
+	// unmapMu keeps ctlMem mapped for CommEpoch, which every notification
 	// reads: a read lock, not bindMu, which an attach or detach holds for
 	// most of a millisecond.
 	unmapMu sync.RWMutex
@@ -107,8 +107,8 @@ type Loader struct {
 }
 
 // Load loads the eBPF programs and attaches them to the sys_enter,
-// sys_exit, sched_process_fork, sched_process_exec and sched_process_exit
-// raw tracepoints (with Options.DetachIdle, sys_enter and sys_exit from then
+// sys_exit, sched_process_fork, sched_process_exec, sched_process_exit and
+// task_rename raw tracepoints (with Options.DetachIdle, sys_enter and sys_exit from then
 // on only while they are needed: lazy.go).
 // vigil's own process is never watched. On failure it closes whatever it
 // opened; an error that means "not possible here" (EPERM, lockdown, a
@@ -233,6 +233,7 @@ func (l *Loader) attach(unattached []string, lazy bool) error {
 		{"sched_process_fork", l.objs.VigilFork},
 		{"sched_process_exit", l.objs.VigilExit},
 		{"sched_process_exec", l.objs.VigilExec},
+		{"task_rename", l.objs.VigilRename},
 	}
 	if !lazy {
 		tps = append(tps, l.syscallTracepoints()...)

@@ -73,17 +73,17 @@ func (l *Loader) viewEpoch() *uint64 {
 	return (*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.ViewEpoch)]))
 }
 
-// ExecEpoch is struct vigil_bind_ctl.exec_epoch: sched_process_exec (attached
-// for good, unlike the syscall tracepoints) moves it at every exec of a
-// watched thread group, after the kernel has given the thread its new comm.
-// A comm read from /proc after the value was read is still the thread's
-// while the value holds, unless the thread renamed itself (PR_SET_NAME). ok
-// is false when the page is not mapped (before Load maps it, after Close).
-func (l *Loader) ExecEpoch() (epoch uint64, ok bool) {
+// CommEpoch is struct vigil_bind_ctl.comm_epoch: task_rename and
+// sched_process_exec (attached for good, unlike the syscall tracepoints)
+// move it whenever a watched thread gets a new comm: an exec, PR_SET_NAME, a
+// write to /proc/<tid>/comm. A comm read from /proc after the value was read
+// is still the thread's while the value holds. ok is false when the page is
+// not mapped (before Load maps it, after Close).
+func (l *Loader) CommEpoch() (epoch uint64, ok bool) {
 	l.unmapMu.RLock()
 	defer l.unmapMu.RUnlock()
 	if l.ctlMem == nil {
 		return 0, false
 	}
-	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.ExecEpoch)]))), true
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&l.ctlMem[unsafe.Offsetof(vigilVigilBindCtl{}.CommEpoch)]))), true
 }

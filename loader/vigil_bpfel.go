@@ -18,7 +18,7 @@ type vigilVigilBindCtl struct {
 	Hashed      uint64
 	SharedFiles uint64
 	ViewEpoch   uint64
-	ExecEpoch   uint64
+	CommEpoch   uint64
 }
 
 type vigilVigilBinding struct {
@@ -137,6 +137,7 @@ const (
 	vigilProgVigilExec     = "vigil_exec"
 	vigilProgVigilExit     = "vigil_exit"
 	vigilProgVigilFork     = "vigil_fork"
+	vigilProgVigilRename   = "vigil_rename"
 	vigilProgVigilSysEnter = "vigil_sys_enter"
 	vigilProgVigilSysExit  = "vigil_sys_exit"
 	vigilVarCaptureMask    = "capture_mask"
@@ -193,6 +194,7 @@ type vigilProgramSpecs struct {
 	VigilExec     *ebpf.ProgramSpec `ebpf:"vigil_exec"`
 	VigilExit     *ebpf.ProgramSpec `ebpf:"vigil_exit"`
 	VigilFork     *ebpf.ProgramSpec `ebpf:"vigil_fork"`
+	VigilRename   *ebpf.ProgramSpec `ebpf:"vigil_rename"`
 	VigilSysEnter *ebpf.ProgramSpec `ebpf:"vigil_sys_enter"`
 	VigilSysExit  *ebpf.ProgramSpec `ebpf:"vigil_sys_exit"`
 }
@@ -293,6 +295,7 @@ type vigilPrograms struct {
 	VigilExec     *ebpf.Program `ebpf:"vigil_exec"`
 	VigilExit     *ebpf.Program `ebpf:"vigil_exit"`
 	VigilFork     *ebpf.Program `ebpf:"vigil_fork"`
+	VigilRename   *ebpf.Program `ebpf:"vigil_rename"`
 	VigilSysEnter *ebpf.Program `ebpf:"vigil_sys_enter"`
 	VigilSysExit  *ebpf.Program `ebpf:"vigil_sys_exit"`
 }
@@ -302,6 +305,7 @@ func (p *vigilPrograms) Close() error {
 		p.VigilExec,
 		p.VigilExit,
 		p.VigilFork,
+		p.VigilRename,
 		p.VigilSysEnter,
 		p.VigilSysExit,
 	)

@@ -19,10 +19,10 @@ type Info struct {
 // /proc/<tid>/status at most once per maxAge per thread, so the hot path does
 // not open a file per notification. Entries are dropped when the thread
 // execs through a trapped execve (comm and, for non-leaders, the tid change),
-// hold only while the caller's exec epoch (the eBPF programs' count of
-// execs, trapped or not: loader.ExecEpoch) has not moved since they were
-// read, expire after maxAge (PR_SET_NAME, a recycled tid, an exec without
-// an epoch to show it), and the whole cache is reset when it grows past
+// hold only while the caller's comm epoch (the eBPF programs' count of
+// execs and renames, trapped or not: loader.CommEpoch) has not moved since
+// they were read, expire after maxAge (a recycled tid, a change without an
+// epoch to show it), and the whole cache is reset when it grows past
 // maxProcEntries. Decisions never depend on it: kills read the tgid afresh.
 type Cache struct {
 	m   map[int]entry
@@ -46,12 +46,12 @@ func New() *Cache {
 }
 
 // Get returns tid's thread group and comm, reading /proc once per thread
-// and exec epoch. execEpoch must be read before Get (an exec between the two
-// reads then only costs a second read of /proc); a caller without an exec
-// count passes 0 each time and relies on maxAge alone.
-func (c *Cache) Get(tid int, execEpoch uint64) Info {
+// and comm epoch. commEpoch must be read before Get (a rename between the
+// two reads then only costs a second read of /proc); a caller without such
+// a count passes 0 each time and relies on maxAge alone.
+func (c *Cache) Get(tid int, commEpoch uint64) Info {
 	now := time.Now()
-	if e, ok := c.m[tid]; ok && e.epoch == execEpoch && now.Sub(e.read) < maxAge {
+	if e, ok := c.m[tid]; ok && e.epoch == commEpoch && now.Sub(e.read) < maxAge {
 		return e.Info
 	}
 	pi, ok := c.read(tid)
@@ -61,7 +61,7 @@ func (c *Cache) Get(tid int, execEpoch uint64) Info {
 	if len(c.m) >= maxProcEntries {
 		clear(c.m)
 	}
-	c.m[tid] = entry{Info: pi, read: now, epoch: execEpoch}
+	c.m[tid] = entry{Info: pi, read: now, epoch: commEpoch}
 	return pi
 }
 

@@ -35,7 +35,7 @@ func TestGetReadsThisProcess(t *testing.T) {
 	}
 }
 
-func TestGetReadsAgainWhenTheExecEpochMoves(t *testing.T) {
+func TestGetReadsAgainWhenTheCommEpochMoves(t *testing.T) {
 	// The thread renames itself as an exec would rename it: the cached comm
 	// holds while the epoch does, and goes when it moves. The thread stays
 	// locked, so Go ends it with the test instead of reusing a renamed one.
