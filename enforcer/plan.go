@@ -35,6 +35,10 @@ type Plan struct {
 	// DevicesOnly are mknod and mknodat when the filter may trap them for
 	// devices only (filter.Spec.DevicesOnly; see devicesOnly).
 	DevicesOnly []int
+	// FlagsOnly maps clone(2) to the flag bits the filter traps it for,
+	// when calls without them get a plain allow (filter.Spec.FlagsOnly;
+	// policy.RegisterFlagsPrescreen).
+	FlagsOnly map[int]uint64
 	// Kernel says some allow will be bound in eBPF: the loader is needed.
 	Kernel bool
 	// Emulator says vigil will perform some calls: the emulation engine is
@@ -89,6 +93,12 @@ func NewPlan(p *policy.Policy, unverified bool) (*Plan, error) {
 		}
 		pl.Notify = append(pl.Notify, nr)
 		pl.Calls = append(pl.Calls, pl.callPlan(name, nr, false, false))
+		if mask, ok := p.RegisterFlagsPrescreen(nr); ok {
+			if pl.FlagsOnly == nil {
+				pl.FlagsOnly = make(map[int]uint64, 1)
+			}
+			pl.FlagsOnly[nr] = mask
+		}
 	}
 	for _, nr := range governed {
 		pl.Notify = append(pl.Notify, nr)
@@ -213,7 +223,7 @@ func devicesOnly(p *policy.Policy) []int {
 // FilterSpec is the filter.Spec of the plan's traps; the caller adds how
 // the filter is installed (hardening, root and mount tracking).
 func (pl *Plan) FilterSpec() filter.Spec {
-	return filter.Spec{Notify: pl.Notify, DevicesOnly: pl.DevicesOnly, AddrOnly: pl.AddrOnly}
+	return filter.Spec{Notify: pl.Notify, DevicesOnly: pl.DevicesOnly, FlagsOnly: pl.FlagsOnly, AddrOnly: pl.AddrOnly}
 }
 
 // TrappedNames returns the names of the syscalls the plan traps whole and
@@ -311,6 +321,8 @@ func (c *CallPlan) trapped(pl *Plan) string {
 		how = "with a destination"
 	case slices.Contains(pl.DevicesOnly, c.Nr):
 		how = "devices only"
+	case pl.FlagsOnly[c.Nr] != 0:
+		how = "with a flag its rules test"
 	}
 	if c.Governed {
 		how += " (connect's rules)"

@@ -185,6 +185,48 @@ func TestAllowedPointerDecisionIsBoundAndConfirmed(t *testing.T) {
 	}
 }
 
+// TestForksStayUntrappedUnderANamespaceRule: under a policy whose clone rules
+// test flags alone (deny CLONE_NEWUSER) and allow the rest, the filter sends
+// clone(2) to vigil only when its flags register carries a tested bit: a
+// fork runs natively (no notification, no record, no exposure to a signal
+// arriving before vigil receives it), and the namespace clone is still
+// denied. Real software: python's os.fork and a raw clone(2).
+func TestForksStayUntrappedUnderANamespaceRule(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	pol := mustPolicy(t, `version: 1
+rules:
+  - name: no-userns
+    syscalls: [clone, clone3]
+    match: { flags: { any: [CLONE_NEWUSER] } }
+    action: deny
+`)
+	const prog = `import ctypes, os
+for _ in range(3):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(3)
+    print("fork", os.waitpid(pid, 0)[1] >> 8)
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.syscall(56, 0x10000000 | 17, 0, 0, 0, 0)  # clone(CLONE_NEWUSER|SIGCHLD)
+if r == 0:
+    os._exit(0)
+print("newuser", r, ctypes.get_errno())
+`
+	r := supervise(t, pol, []string{"/usr/bin/python3", "-c", prog})
+	if want := "fork 3\nfork 3\nfork 3\nnewuser -1 1\n"; r.stdout != want {
+		t.Errorf("output %q, want %q", r.stdout, want)
+	}
+	var clones []string
+	for _, rec := range r.records {
+		if rec.Syscall == "clone" {
+			clones = append(clones, rec.Rule+" "+rec.Action)
+		}
+	}
+	if len(clones) != 1 || clones[0] != "no-userns deny" {
+		t.Errorf("clone records %v, want only the denied namespace clone", clones)
+	}
+}
+
 func TestClone3FlagsPolicyIsEnforced(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	probe := testenv.Bin(t, "probe")

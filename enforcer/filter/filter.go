@@ -31,6 +31,12 @@ type Spec struct {
 	// for character and block devices: FIFOs, sockets and regular files
 	// need no privilege and run natively (LXD's S_IFCHR/S_IFBLK prefilter).
 	DevicesOnly []int
+	// FlagsOnly notifies syscalls (among Notify) only when their first
+	// argument, a flags register, has one of the bits of their mask set:
+	// clone(2) under a policy whose verdict depends on those bits alone and
+	// is a plain allow without them (policy.RegisterFlagsPrescreen). The
+	// other calls run natively.
+	FlagsOnly map[int]uint64
 	// AddrOnly lists sendto numbers (not among Notify) to notify only when
 	// the destination address argument is not NULL: a send without one
 	// goes to the socket's connected peer, which connect vetted, and runs
@@ -123,15 +129,21 @@ func Compile(spec Spec) ([]byte, error) {
 	for _, nr := range spec.DevicesOnly {
 		devOnly[nr] = true
 	}
-	for _, nr := range notify {
-		if trapped[nr] {
+	for i, nr := range notify {
+		if i > 0 && notify[i-1] == nr {
 			continue
 		}
-		trapped[nr] = true
+		// A flags-only call is not marked trapped: the root watch still
+		// adds its own CLONE_NEWNS condition, ORed with these.
+		mask, flagsOnly := spec.FlagsOnly[nr]
+		trapped[nr] = !flagsOnly
 		var err error
-		if devOnly[nr] {
+		switch {
+		case flagsOnly:
+			err = addFlagRules(f, nr, mask)
+		case devOnly[nr]:
 			err = addDeviceRules(f, nr)
-		} else {
+		default:
 			err = f.AddRuleExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify)
 		}
 		if err != nil {
@@ -207,6 +219,25 @@ func addDeviceRules(f *seccomp.ScmpFilter, nr int) error {
 	}
 	for _, typ := range []uint64{unix.S_IFCHR, unix.S_IFBLK} {
 		c, err := seccomp.MakeCondition(modeArg, seccomp.CompareMaskedEqual, unix.S_IFMT, typ)
+		if err != nil {
+			return err
+		}
+		if err := f.AddRuleConditionalExact(seccomp.ScmpSyscall(nr), seccomp.ActNotify, []seccomp.ScmpCondition{c}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addFlagRules notifies syscall nr when its first argument has any bit of
+// mask set: one rule per bit (libseccomp ORs the rules of a syscall and has
+// no "masked not equal").
+func addFlagRules(f *seccomp.ScmpFilter, nr int, mask uint64) error {
+	for b := uint64(1); b != 0; b <<= 1 {
+		if mask&b == 0 {
+			continue
+		}
+		c, err := seccomp.MakeCondition(0, seccomp.CompareMaskedEqual, b, b)
 		if err != nil {
 			return err
 		}

@@ -226,6 +226,38 @@ func TestDeviceOnlyMknodLeavesFIFOsUntrapped(t *testing.T) {
 	}
 }
 
+func TestFlagsOnlyCloneIsNotifiedOnlyWithItsBits(t *testing.T) {
+	clone := int(nr(t, "clone"))
+	mask := uint64(unix.CLONE_NEWUSER | unix.CLONE_NEWNET)
+	prog, err := Compile(Spec{Notify: []int{clone}, FlagsOnly: map[int]uint64{clone: mask}, WatchRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x86 := uint32(unix.AUDIT_ARCH_X86_64)
+	for _, tc := range []struct {
+		name  string
+		flags uint64
+		want  uint32
+	}{
+		{"fork", uint64(unix.SIGCHLD), retAllow},
+		{"thread", unix.CLONE_VM | unix.CLONE_FS | unix.CLONE_FILES | unix.CLONE_SIGHAND | unix.CLONE_THREAD, retAllow},
+		{"new user namespace", unix.CLONE_NEWUSER | uint64(unix.SIGCHLD), retNotify},
+		{"new network namespace", unix.CLONE_NEWNET, retNotify},
+		{"both", mask, retNotify},
+		// The root watch's own condition still holds for clone.
+		{"new mount namespace", unix.CLONE_NEWNS, retNotify},
+		// The kernel drops the upper half of clone(2)'s flags: so does the
+		// policy, and a bit there must not trap (nor hide a lower one).
+		{"upper half only", 1 << 40, retAllow},
+		{"upper half and a bit", 1<<40 | unix.CLONE_NEWUSER, retNotify},
+	} {
+		d := seccompData{nr: int32(clone), arch: x86, args: [6]uint64{tc.flags}}
+		if got := run(t, prog, d); got != tc.want {
+			t.Errorf("%s (%#x): %#x, want %#x", tc.name, tc.flags, got, tc.want)
+		}
+	}
+}
+
 func TestEveryHardeningRuleRefusesInTheKernel(t *testing.T) {
 	prog, err := Compile(Spec{Notify: []int{int(nr(t, "openat"))}})
 	if err != nil {

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
 // flagPred is one named flag as a predicate on a flags word: it holds when
@@ -139,4 +141,45 @@ func (f *flagCond) holds(flags uint64) bool {
 		}
 	}
 	return true
+}
+
+// RegisterFlagsPrescreen reports which bits of syscall nr's flags register
+// the seccomp filter can test so that only calls carrying one of them reach
+// vigil: those of clone(2), whose flags are a register (clone3's are in
+// memory), when every rule naming it matches on flags alone, but a last rule
+// without match, and the verdict for a call carrying none of the bits is a
+// plain allow. Every flag a rule tests is one or more of the bits, so a call
+// without any of them gets the verdict of a call with no flags at all;
+// letting it run untrapped gives it that verdict, without a record (plain
+// allows are recorded at debug level only). A policy that denies
+// CLONE_NEWUSER then leaves every fork and thread creation untrapped.
+func (p *Policy) RegisterFlagsPrescreen(nr int) (mask uint64, ok bool) {
+	e := p.entry(nr)
+	if e == nil || len(e.rules) == 0 || e.flagMask != cloneRegisterMask {
+		return 0, false
+	}
+	for i, r := range e.rules {
+		switch {
+		case r.m.keys == sysinfo.KeyFlags && r.m.flags != nil:
+			for _, list := range [][]flagPred{r.m.flags.any, r.m.flags.all, r.m.flags.none} {
+				for _, pr := range list {
+					if pr.value != pr.mask {
+						return 0, false // not a set of bits that must be set
+					}
+					mask |= pr.mask
+				}
+			}
+		case r.m.keys == 0 && i == len(e.rules)-1:
+		default:
+			return 0, false
+		}
+	}
+	mask &= cloneRegisterMask
+	if mask == 0 {
+		return 0, false
+	}
+	if d := p.Evaluate(&Call{Nr: nr, HasFlags: true}); d.Action != ActionAllow {
+		return 0, false
+	}
+	return mask, true
 }
