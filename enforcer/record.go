@@ -163,7 +163,9 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 			kd = kd.Str(audit.KernelDev, strconv.FormatUint(uint64(unix.Major(k.dev)), 10)+":"+strconv.FormatUint(uint64(unix.Minor(k.dev)), 10)).
 				Uint64(audit.KernelIno, k.ino)
 		}
-		if k.path != "" {
+		if k.path != "" && audit.NeedsEscape(k.path) {
+			kd = kd.Str(audit.KernelPath, audit.Escape(k.path)).Bool(audit.KernelPathEscaped, true)
+		} else if k.path != "" {
 			kd = kd.Str(audit.KernelPath, k.path)
 		}
 		if k.peer != "" {
@@ -218,26 +220,46 @@ func (c *callView) detach(buf *[]byte) {
 	}
 }
 
+// escaper writes a record's byte strings (names, targets, AF_UNIX
+// addresses, xattr names), escaping those that are not UTF-8 and listing
+// them in args.escaped (audit.Escape).
+type escaper struct {
+	keys [8]string
+	n    int
+}
+
+func (e *escaper) str(d *zerolog.Event, key, s string) *zerolog.Event {
+	if !audit.NeedsEscape(s) {
+		return d.Str(key, s)
+	}
+	if e.n < len(e.keys) {
+		e.keys[e.n] = key
+		e.n++
+	}
+	return d.Str(key, audit.Escape(s))
+}
+
 func (c *callView) dict() *zerolog.Event {
 	d := zerolog.Dict()
+	var esc escaper
 	for i := 0; i < c.nPaths; i++ {
 		pk, rk, dk := audit.ArgPath, audit.ArgResolved, audit.ArgDirfd
 		if i == 1 {
 			pk, rk, dk = audit.ArgPath2, audit.ArgResolved2, audit.ArgDirfd2
 		}
-		d = d.Str(pk, c.paths[i])
+		d = esc.str(d, pk, c.paths[i])
 		if c.resolved[i] != "" {
-			d = d.Str(rk, c.resolved[i])
+			d = esc.str(d, rk, c.resolved[i])
 		}
 		if c.dirfds[i] != unix.AT_FDCWD {
 			d = d.Int(dk, c.dirfds[i])
 		}
 	}
 	if c.nPaths == 0 && c.resolved[0] != "" {
-		d = d.Str(audit.ArgResolved, c.resolved[0])
+		d = esc.str(d, audit.ArgResolved, c.resolved[0])
 	}
 	if c.target != "" {
-		d = d.Str(audit.ArgTarget, c.target)
+		d = esc.str(d, audit.ArgTarget, c.target)
 	}
 	if c.pc.HasFlags {
 		switch c.flagSet {
@@ -254,19 +276,23 @@ func (c *callView) dict() *zerolog.Event {
 		if c.spelledSock != "" {
 			spelled := c.pc.Addr
 			spelled.UnixPath = c.spelledSock
-			d = d.Str(audit.ArgAddr, formatAddr(&spelled)).Str(audit.ArgResolved, "unix:"+c.pc.Addr.UnixPath)
+			d = esc.str(d, audit.ArgAddr, formatAddr(&spelled))
+			d = esc.str(d, audit.ArgResolved, "unix:"+c.pc.Addr.UnixPath)
 		} else {
-			d = d.Str(audit.ArgAddr, formatAddr(&c.pc.Addr))
+			d = esc.str(d, audit.ArgAddr, formatAddr(&c.pc.Addr))
 		}
 	}
 	if c.pc.HasDev {
 		d = d.Str(audit.ArgDev, formatDev(c.pc.Dev))
 	}
 	if c.pc.HasXattr {
-		d = d.Str(audit.ArgXattr, c.pc.Xattr)
+		d = esc.str(d, audit.ArgXattr, c.pc.Xattr)
 	}
 	if c.err != 0 {
 		d = d.Str(audit.ArgError, unix.ErrnoName(c.err))
+	}
+	if esc.n > 0 {
+		d = d.Strs(audit.ArgEscaped, esc.keys[:esc.n])
 	}
 	return d
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -153,6 +154,51 @@ except OSError:
 	}
 	if before[0].Comm != "python3" || after[0].Comm != "renamed" {
 		t.Errorf("comm before the rename %q, after %q; want python3 and renamed", before[0].Comm, after[0].Comm)
+	}
+}
+
+// TestRecordsKeepNamesThatAreNotUTF8: a file name is any bytes; records
+// write one that is not UTF-8 escaped and say so, so that "\xff" and "\xfe"
+// (both U+FFFD before) read back as the names the call used.
+func TestRecordsKeepNamesThatAreNotUTF8(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	pol := mustPolicy(t, `version: 1
+rules:
+  - name: not-here
+    syscalls: [rename, openat]
+    match: { path: ["/nonexistent/**"] }
+    action: deny
+`)
+	const prog = `import os, sys
+os.chdir(sys.argv[1])
+open(b"\xff", "w").close()
+os.rename(b"\xff", b"\xfe")
+`
+	r := supervise(t, pol, []string{"/usr/bin/python3", "-c", prog, dir})
+	var found bool
+	for _, rec := range r.records {
+		if rec.Syscall != "rename" {
+			continue
+		}
+		found = true
+		a := rec.Args
+		if !slices.Contains(a.Escaped, audit.ArgPath) || !slices.Contains(a.Escaped, audit.ArgPath2) ||
+			!slices.Contains(a.Escaped, audit.ArgResolved) || !slices.Contains(a.Escaped, audit.ArgResolved2) {
+			t.Fatalf("rename record does not list its escaped names: %+v", a)
+		}
+		from, err1 := audit.Unescape(a.Path)
+		to, err2 := audit.Unescape(a.Path2)
+		res, err3 := audit.Unescape(a.Resolved2)
+		if err1 != nil || err2 != nil || err3 != nil || from != "\xff" || to != "\xfe" || res != dir+"/\xfe" {
+			t.Errorf("rename record names %q -> %q (%q): %v %v %v", from, to, res, err1, err2, err3)
+		}
+	}
+	if !found {
+		t.Fatalf("no rename record: %v", r.records)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "\xfe")); err != nil {
+		t.Errorf("the rename did not happen: %v", err)
 	}
 }
 

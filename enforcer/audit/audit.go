@@ -69,6 +69,9 @@ const (
 	ArgCloneFlags = "clone_flags"
 	ArgTarget     = "target"
 	ArgError      = "error"
+	// ArgEscaped lists the args whose bytes are not UTF-8, written escaped
+	// (Escape) instead of with U+FFFD: a file name is any bytes.
+	ArgEscaped = "escaped"
 
 	// Arguments only observe writes (ObservedArgs).
 	ArgFd             = "fd"
@@ -84,6 +87,7 @@ const (
 	KernelIno           = "ino"
 	KernelPath          = "path"
 	KernelPathTruncated = "path_truncated"
+	KernelPathEscaped   = "path_escaped"
 	KernelPeer          = "peer"
 	KernelFamily        = "family"
 	KernelChild         = "child"

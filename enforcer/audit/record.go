@@ -100,6 +100,9 @@ type Args struct {
 	Xattr string `json:"xattr,omitempty"`
 	// Error names the errno of an argument vigil could not vet.
 	Error string `json:"error,omitempty"`
+	// Escaped names the fields above whose value is escaped (Escape)
+	// because its bytes are not UTF-8; Unescape gives the bytes back.
+	Escaped []string `json:"escaped,omitempty"`
 	ObservedArgs
 }
 
@@ -126,6 +129,8 @@ type Kernel struct {
 	Path string `json:"path,omitempty"`
 	// PathTruncated: Path is a prefix of a longer path (observe).
 	PathTruncated bool `json:"path_truncated,omitempty"`
+	// PathEscaped: Path is escaped (Escape), its bytes not being UTF-8.
+	PathEscaped bool `json:"path_escaped,omitempty"`
 	// Peer is a connect's peer address.
 	Peer string `json:"peer,omitempty"`
 	// Family is the address family of a peer Peer does not show (observe).

@@ -174,3 +174,37 @@ func FuzzParseRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestEscapeGivesTheBytesBack: a name that is not UTF-8 is written escaped
+// and read back byte for byte; names that differ only in such bytes stay
+// different (U+FFFD made "\xff" and "\xfe" the same).
+func TestEscapeGivesTheBytesBack(t *testing.T) {
+	for _, s := range []string{"\xff", "\xfe", "a\xffb", `back\slash` + "\xff", "new\nline\xc3", "\x00\x1b[31m\xff", "é\xff"} {
+		if !NeedsEscape(s) {
+			t.Errorf("%q: NeedsEscape false", s)
+		}
+		e := Escape(s)
+		if NeedsEscape(e) {
+			t.Errorf("%q escaped as %q, not UTF-8", s, e)
+		}
+		got, err := Unescape(e)
+		if err != nil || got != s {
+			t.Errorf("%q escaped as %q reads back as %q, %v", s, e, got, err)
+		}
+	}
+	if Escape("\xff") == Escape("\xfe") {
+		t.Error("two names escape the same")
+	}
+	for _, s := range []string{"/etc/hostname", "é", `a\xffb`} {
+		if NeedsEscape(s) {
+			t.Errorf("%q is UTF-8, yet NeedsEscape", s)
+		}
+	}
+	r, err := ParseRecord([]byte(`{"level":"debug","syscall":"rename","args":{"path":"\\xff","path2":"b","escaped":["path"]},"kernel":{"path":"\\xfe","path_escaped":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Args.Escaped) != 1 || r.Args.Escaped[0] != "path" || r.Kernel == nil || !r.Kernel.PathEscaped {
+		t.Errorf("escaped fields not read: %+v %+v", r.Args, r.Kernel)
+	}
+}

@@ -126,3 +126,32 @@ func TestAppendRecordOfAnOpen(t *testing.T) {
 		t.Errorf("latency, phantom, error: %s", line)
 	}
 }
+
+// TestAppendRecordEscapesNamesThatAreNotUTF8: a path of any bytes is written
+// escaped and listed as such (args.escaped, kernel.path_escaped), so the
+// record gives the bytes back; with U+FFFD two names could read the same.
+func TestAppendRecordEscapesNamesThatAreNotUTF8(t *testing.T) {
+	const name = "/tmp/\xff\xfe"
+	o, err := New(Config{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	c, err := loader.ParseCall(syntheticOpen(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := o.appendRecord(nil, c, Literal, "")
+	r, err := audit.ParseRecord(line)
+	if err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	if len(r.Args.Escaped) != 1 || r.Args.Escaped[0] != audit.ArgPath || r.Kernel == nil || !r.Kernel.PathEscaped {
+		t.Fatalf("escaped fields not marked: %s", line)
+	}
+	for _, s := range []string{r.Args.Path, r.Kernel.Path} {
+		if got, err := audit.Unescape(s); err != nil || got != name {
+			t.Errorf("%q reads back as %q, %v: %s", s, got, err, line)
+		}
+	}
+}

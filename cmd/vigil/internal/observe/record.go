@@ -2,6 +2,7 @@ package observe
 
 import (
 	"strconv"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -111,7 +112,13 @@ func appendPathArgs(b []byte, c loader.Call) []byte {
 		}
 	}
 	b = appendKey(b, audit.ArgPath)
-	b = appendJSONString(b, c.Path())
+	if p := c.Path(); utf8.Valid(p) {
+		b = appendJSONString(b, p)
+	} else {
+		b = appendJSONString(b, audit.Escape(string(p)))
+		b = appendKey(b, audit.ArgEscaped)
+		b = append(b, `["`+audit.ArgPath+`"]`...)
+	}
 	if f.Has(loader.FlagObsPathTrunc) {
 		b = appendKey(b, audit.ArgPathTruncated)
 		b = append(b, "true"...)
@@ -206,7 +213,7 @@ func appendConnectArgs(b []byte, c loader.Call) []byte {
 	if c.Flags().Has(loader.FlagObsSockaddr) {
 		b = appendKey(b, audit.ArgAddr)
 		if sa, err := args.DecodeSockaddr(c.Path()); err == nil {
-			b = appendJSONString(b, sa.String())
+			b = appendEscapable(b, audit.ArgAddr, sa.String())
 		} else {
 			b = appendJSONString(b, "undecodable: "+err.Error())
 		}
@@ -222,7 +229,13 @@ func appendKernel(b []byte, c loader.Call) []byte {
 	if f.Has(loader.FlagObsHasObject) {
 		o := c.Object()
 		b = appendKey(b, audit.KernelPath)
-		b = appendJSONString(b, c.KPath())
+		if p := c.KPath(); utf8.Valid(p) {
+			b = appendJSONString(b, p)
+		} else {
+			b = appendJSONString(b, audit.Escape(string(p)))
+			b = appendKey(b, audit.KernelPathEscaped)
+			b = append(b, "true"...)
+		}
 		if f.Has(loader.FlagObsKPathTrunc) {
 			b = appendKey(b, audit.KernelPathTruncated)
 			b = append(b, "true"...)
@@ -254,4 +267,16 @@ func appendKernel(b []byte, c loader.Call) []byte {
 		}
 	}
 	return append(b, '}')
+}
+
+// appendEscapable appends the string value s of the key just appended,
+// escaped and listed in args.escaped when its bytes are not UTF-8
+// (audit.Escape).
+func appendEscapable(b []byte, key, s string) []byte {
+	if utf8.ValidString(s) {
+		return appendJSONString(b, s)
+	}
+	b = appendJSONString(b, audit.Escape(s))
+	b = appendKey(b, audit.ArgEscaped)
+	return append(b, `["`+key+`"]`...)
 }
