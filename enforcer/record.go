@@ -133,10 +133,13 @@ func (d *decision) emit(l *zerolog.Logger, k *kernelView) {
 	if ev == nil || !ev.Enabled() {
 		return
 	}
-	ev = ev.Int(audit.FieldPid, d.tgid).
-		Int(audit.FieldTid, d.tid).
-		Str(audit.FieldComm, d.comm).
-		Str(audit.FieldSyscall, d.syscall)
+	ev = ev.Int(audit.FieldPid, d.tgid).Int(audit.FieldTid, d.tid)
+	if audit.NeedsEscape(d.comm) {
+		ev = ev.Str(audit.FieldComm, audit.Escape(d.comm)).Bool(audit.FieldCommEscaped, true)
+	} else {
+		ev = ev.Str(audit.FieldComm, d.comm)
+	}
+	ev = ev.Str(audit.FieldSyscall, d.syscall)
 	if d.container != "" {
 		ev = ev.Str(audit.FieldContainer, d.container)
 	}

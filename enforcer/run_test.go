@@ -157,9 +157,9 @@ except OSError:
 	}
 }
 
-// TestRecordsKeepNamesThatAreNotUTF8: a file name is any bytes; records
-// write one that is not UTF-8 escaped and say so, so that "\xff" and "\xfe"
-// (both U+FFFD before) read back as the names the call used.
+// TestRecordsKeepNamesThatAreNotUTF8: a file name, and a thread's name, is
+// any bytes; records write one that is not UTF-8 escaped and say so, so that
+// "\xff" and "\xfe" (both U+FFFD before) read back as the names used.
 func TestRecordsKeepNamesThatAreNotUTF8(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	dir := t.TempDir()
@@ -170,7 +170,8 @@ rules:
     match: { path: ["/nonexistent/**"] }
     action: deny
 `)
-	const prog = `import os, sys
+	const prog = `import ctypes, os, sys
+ctypes.CDLL(None).prctl(15, b"n\xff", 0, 0, 0)
 os.chdir(sys.argv[1])
 open(b"\xff", "w").close()
 os.rename(b"\xff", b"\xfe")
@@ -182,6 +183,9 @@ os.rename(b"\xff", b"\xfe")
 			continue
 		}
 		found = true
+		if comm, err := audit.Unescape(rec.Comm); !rec.CommEscaped || err != nil || comm != "n\xff" {
+			t.Errorf("comm %q (escaped %v) reads back as %q, %v", rec.Comm, rec.CommEscaped, comm, err)
+		}
 		a := rec.Args
 		if !slices.Contains(a.Escaped, audit.ArgPath) || !slices.Contains(a.Escaped, audit.ArgPath2) ||
 			!slices.Contains(a.Escaped, audit.ArgResolved) || !slices.Contains(a.Escaped, audit.ArgResolved2) {

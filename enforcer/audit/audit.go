@@ -27,6 +27,7 @@ const (
 	FieldPid              = "pid"
 	FieldTid              = "tid"
 	FieldComm             = "comm"
+	FieldCommEscaped      = "comm_escaped"
 	FieldSyscall          = "syscall"
 	FieldContainer        = "container"
 	FieldListenerMetadata = "listener_metadata"

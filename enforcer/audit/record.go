@@ -25,10 +25,13 @@ type Record struct {
 	Time  time.Time `json:"time"`
 	Level string    `json:"level"`
 	// Pid, Tid and Comm are the caller's thread group, thread and command.
-	Pid     int    `json:"pid"`
-	Tid     int    `json:"tid"`
-	Comm    string `json:"comm"`
-	Syscall string `json:"syscall"`
+	Pid  int    `json:"pid"`
+	Tid  int    `json:"tid"`
+	Comm string `json:"comm"`
+	// CommEscaped: Comm is escaped (Escape), its bytes not being UTF-8 (a
+	// thread names itself with any bytes).
+	CommEscaped bool   `json:"comm_escaped,omitempty"`
+	Syscall     string `json:"syscall"`
 	// Container and ListenerMetadata are set in agent mode.
 	Container        string `json:"container,omitempty"`
 	ListenerMetadata string `json:"listener_metadata,omitempty"`

@@ -137,7 +137,9 @@ func TestAppendRecordEscapesNamesThatAreNotUTF8(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	c, err := loader.ParseCall(syntheticOpen(t, name))
+	rec := syntheticOpen(t, name)
+	copy(rec[224:], "work\xffload\x00") // a comm of any bytes (PR_SET_NAME)
+	c, err := loader.ParseCall(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +147,9 @@ func TestAppendRecordEscapesNamesThatAreNotUTF8(t *testing.T) {
 	r, err := audit.ParseRecord(line)
 	if err != nil {
 		t.Fatalf("%s: %v", line, err)
+	}
+	if comm, err := audit.Unescape(r.Comm); !r.CommEscaped || err != nil || comm != "work\xffload" {
+		t.Errorf("comm %q (escaped %v) reads back as %q, %v", r.Comm, r.CommEscaped, comm, err)
 	}
 	if len(r.Args.Escaped) != 1 || r.Args.Escaped[0] != audit.ArgPath || r.Kernel == nil || !r.Kernel.PathEscaped {
 		t.Fatalf("escaped fields not marked: %s", line)

@@ -37,7 +37,13 @@ func (o *Observer) appendRecord(b []byte, c loader.Call, v Verdict, why string) 
 	b = appendKey(b, audit.FieldTid)
 	b = strconv.AppendInt(b, int64(c.Tid()), 10)
 	b = appendKey(b, audit.FieldComm)
-	b = appendJSONString(b, c.Comm())
+	if comm := c.Comm(); utf8.Valid(comm) {
+		b = appendJSONString(b, comm)
+	} else {
+		b = appendJSONString(b, audit.Escape(string(comm)))
+		b = appendKey(b, audit.FieldCommEscaped)
+		b = append(b, "true"...)
+	}
 	b = appendKey(b, audit.FieldSyscall)
 	b = appendJSONString(b, sysinfo.Name(c.Nr()))
 	b = appendKey(b, audit.FieldArgs)
