@@ -39,6 +39,11 @@ func FuzzMergeProfile(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// A policy whose clone rule gets conditional notify rules (flagRules).
+	ns, err := policy.Parse("ns.yaml", []byte("version: 1\nrules:\n  - syscalls: [clone]\n    match: { flags: { any: [CLONE_NEWUSER, CLONE_NEWNET] } }\n    action: deny\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
 	cfg := []byte(`{"ociVersion": "1.0.2", "process": {"args": ["sh"], "capabilities": {"bounding": ["CAP_KILL"]}}, "linux": {}}`)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		Sniff(data)
@@ -47,6 +52,9 @@ func FuzzMergeProfile(f *testing.F) {
 			Describe(p)
 			if merged, _, err := Merge(p, pol, webOpts); err == nil && merged.ListenerPath != "" && len(merged.Syscalls) == 0 {
 				t.Fatal("listener set without rules")
+			}
+			if p, err := ParseProfile(data); err == nil {
+				_, _, _ = Merge(p, ns, webOpts)
 			}
 			_, _ = MergeFiles(io.Discard, req)
 			req.Config = Input{Name: "config.json", Data: cfg}

@@ -12,8 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer"
+	"github.com/vigilsec/vigil/enforcer/args"
 	"github.com/vigilsec/vigil/enforcer/filter"
 	"github.com/vigilsec/vigil/enforcer/policy"
+	"github.com/vigilsec/vigil/enforcer/sysinfo"
 )
 
 // A seccomp profile, as Docker, Podman, containerd, CRI-O and Kubernetes'
@@ -104,6 +106,10 @@ type merger struct {
 	// whole.
 	trapped, addrOnly     []string
 	isTrapped, isAddrOnly map[string]bool
+	// flagsOnly maps clone to the flag bits its rules test when calls
+	// without them get a plain allow (enforcer.Plan.FlagsOnly): under a
+	// permissive default only calls with one of them go to the agent.
+	flagsOnly map[string]uint64
 	// hardening is vigil's hardening for the syscalls the policy does not
 	// trap, sorted by syscall.
 	hardening  []filter.Hardening
@@ -133,6 +139,10 @@ func newMerger(out *mseccomp.Seccomp, p *policy.Policy, noHardening bool) (*merg
 		return nil, err
 	}
 	m.trapped, m.addrOnly = pl.TrappedNames()
+	m.flagsOnly = map[string]uint64{}
+	for nr, mask := range pl.FlagsOnly {
+		m.flagsOnly[sysinfo.Name(nr)] = mask
+	}
 	// The calls that move, unmount or create mounts reach the agent too,
 	// wherever the base lets them through, as `vigil run`'s own filter has
 	// them (filter.MountWatch): path rules name objects in the container's
@@ -314,6 +324,10 @@ func (m *merger) notifyTrapped() {
 		case m.defPermissive && len(rs.cond) > 0:
 			m.conflict(fmt.Sprintf("%s: the base restricts it only for some calls (%s%s) under defaultAction %s; vigil would have to trap the others with an unconditional rule, which libseccomp may let override the base's rule. Drop %s from the policy, or make the base's rule unconditional",
 				s, rs.cond[0].Action, describeConditions(rs.cond[0]), m.defAction, s))
+		case m.defPermissive && m.flagsOnly[s] != 0:
+			m.out.Syscalls = append(m.out.Syscalls, flagRules(s, m.flagsOnly[s])...)
+			m.note("notify", []string{s}, fmt.Sprintf("calls with one of the flags its rules test (%s): SCMP_ACT_NOTIFY rules added; the others get the policy's allow natively",
+				args.FormatCloneFlags(m.flagsOnly[s])))
 		case m.defPermissive:
 			tail = append(tail, s)
 		case !notified:
@@ -597,6 +611,21 @@ func seccompComplement(r *mseccomp.Syscall) ([]*mseccomp.Syscall, error) {
 // sendtoDestArg is sendto's dest_addr: non-zero for a send with a
 // destination address, which connect's address rules govern.
 const sendtoDestArg = 4
+
+// flagRules are the SCMP_ACT_NOTIFY rules for name (clone) that match a
+// call whose first argument has a bit of mask set: one rule per bit, since
+// a rule's conditions all must hold and rules are alternatives.
+func flagRules(name string, mask uint64) []*mseccomp.Syscall {
+	var rules []*mseccomp.Syscall
+	for b := uint64(1); b != 0; b <<= 1 {
+		if mask&b == 0 {
+			continue
+		}
+		rules = append(rules, &mseccomp.Syscall{LinuxSyscall: specs.LinuxSyscall{Names: []string{name}, Action: specs.ActNotify,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: b, ValueTwo: b, Op: specs.OpMaskedEqual}}}})
+	}
+	return rules
+}
 
 func destinationArg(op specs.LinuxSeccompOperator) specs.LinuxSeccompArg {
 	return specs.LinuxSeccompArg{Index: sendtoDestArg, Value: 0, Op: op}

@@ -658,3 +658,46 @@ func emulationWorkers(t *testing.T) []string {
 	}
 	return out
 }
+
+// TestContainerForksRunUntrappedUnderANamespaceRule: a container policy that
+// denies CLONE_NEWUSER on clone sends the agent only the clones carrying that
+// flag (seccomp-profile's conditional rules): the shell's forks run natively,
+// with no notification and no record, where before every fork was trapped
+// and bound.
+func TestContainerForksRunUntrappedUnderANamespaceRule(t *testing.T) {
+	rt := requireRuntime(t, "runc")
+	ta := startAgent(t, DefaultHandoffTimeout)
+	const ns = "version: 1\nrules:\n  - name: no-userns\n    syscalls: [clone, clone3]\n    match: { flags: { any: [CLONE_NEWUSER] } }\n    action: deny\n" +
+		"  - name: no-secret\n    syscalls: [openat]\n    match: { path: [\"/etc/secret\"] }\n    action: deny\n"
+	pol, err := policy.Parse("ns.yaml", []byte(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePolicy(t, ta.Dir, "ns.yaml", ns)
+	prof, err := Profile(pol, ProfileOptions{Socket: ta.Addr(), Metadata: "policy=ns.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `for i in 1 2 3; do echo "fork $(echo $i)"; done
+cat /etc/ok; cat /etc/secret; echo "secret=$?"`
+	b := makeBundle(t, rt, ta.Addr(), func(spec *specs.Spec) {
+		spec.Process.Args = []string{"sh", "-c", script}
+		spec.Linux.Seccomp = prof
+	})
+	id := nextID("forks")
+	stdout, stderr, err := b.run(t, id, "")
+	if err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s\nagent:\n%s", err, stdout, stderr, ta.Log)
+	}
+	if want := "fork 1\nfork 2\nfork 3\nok\nsecret=1\n"; stdout != want {
+		t.Errorf("stdout %q, want %q\nstderr:\n%s", stdout, want, stderr)
+	}
+	// The policy is in force: the secret's denial is recorded.
+	ta.Audit.waitRecord(t, recordWant{Container: id, Syscall: "openat", Rule: "no-secret", Action: "deny"})
+	ta.Log.waitLine(t, map[string]string{"message": "container released", audit.FieldContainer: id})
+	for _, r := range ta.Audit.records(t) {
+		if r.Container == id && r.Syscall == "clone" {
+			t.Errorf("a clone without CLONE_NEWUSER reached the agent: %+v", r)
+		}
+	}
+}
