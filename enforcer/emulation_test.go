@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -408,10 +409,14 @@ func TestSignalsInterruptABlockingConnectAsAlone(t *testing.T) {
 	for _, tc := range []struct {
 		name, addr string
 		opts       []runOpt
-		errno      string // of the interrupted connect's record; "-" for any
+		errno      string // of the interrupted connect's record, "A|B" for either; "-" for any
 	}{
 		{"WAIT_KILLABLE_RECV", ip.String(), nil, "ERESTARTSYS"},
-		{"interruptible", ip.String(), []runOpt{interruptible}, "ESRCH"}, // withdrawn by the kernel
+		// Withdrawn by the kernel (ESRCH), or, when vigil's poll saw the
+		// pending signal before the watchee woke to withdraw the call, answered
+		// ERESTARTSYS, which the watchee gets all the same (a busy machine
+		// decides which comes first).
+		{"interruptible", ip.String(), []runOpt{interruptible}, "ESRCH|ERESTARTSYS"},
 		// Loopback connects are made on the receiver; the kernel's
 		// withdrawal must not shut the socket down either.
 		{"interruptible, loopback", "127.0.0.1", []runOpt{interruptible}, "-"},
@@ -459,7 +464,7 @@ except OSError as e: print("later:", e.strerror)
 		t.Errorf("under vigil %q, exit %d; alone %q, exit %d", r.stdout, r.code, want, wantCode)
 	}
 	recs := r.find("connect", "")
-	if len(recs) == 0 || !recs[len(recs)-1].Emulated || errno != "-" && recs[len(recs)-1].Errno != errno {
+	if len(recs) == 0 || !recs[len(recs)-1].Emulated || errno != "-" && !slices.Contains(strings.Split(errno, "|"), recs[len(recs)-1].Errno) {
 		t.Errorf("the interrupted connect was not emulated and answered %q: %v", errno, recs)
 	}
 }
