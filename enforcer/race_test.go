@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -331,6 +332,23 @@ func TestAStalledReadStallsOnlyItsOwnCall(t *testing.T) {
 		{"after idle", []string{"/bin/sh", "-c", `sleep 0.5; exec "$0" uffdstall "$1"`, probe, f.allowed}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Collect garbage all along: the runtime stops every thread
+			// for it, and a read stalled inside a raw syscall could not be
+			// stopped, so vigil froze whole (no other call answered, the
+			// watchee and this test hung) whenever a collection came
+			// during the stall.
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+						runtime.GC()
+					}
+				}
+			}()
 			r := supervise(t, f.pol, tc.argv, func(c *enforcer.RunConfig) { c.NoHardening = true })
 			got := lines(r.stdout)
 			if len(got) != 2 || got[1] != "ok" {
