@@ -37,13 +37,7 @@ func (o *Observer) appendRecord(b []byte, c loader.Call, v Verdict, why string) 
 	b = appendKey(b, audit.FieldTid)
 	b = strconv.AppendInt(b, int64(c.Tid()), 10)
 	b = appendKey(b, audit.FieldComm)
-	if comm := c.Comm(); utf8.Valid(comm) {
-		b = appendJSONString(b, comm)
-	} else {
-		b = appendJSONString(b, audit.Escape(string(comm)))
-		b = appendKey(b, audit.FieldCommEscaped)
-		b = append(b, "true"...)
-	}
+	b = appendMarked(b, c.Comm(), audit.FieldCommEscaped)
 	b = appendKey(b, audit.FieldSyscall)
 	b = appendJSONString(b, sysinfo.Name(c.Nr()))
 	b = appendKey(b, audit.FieldArgs)
@@ -118,13 +112,7 @@ func appendPathArgs(b []byte, c loader.Call) []byte {
 		}
 	}
 	b = appendKey(b, audit.ArgPath)
-	if p := c.Path(); utf8.Valid(p) {
-		b = appendJSONString(b, p)
-	} else {
-		b = appendJSONString(b, audit.Escape(string(p)))
-		b = appendKey(b, audit.ArgEscaped)
-		b = append(b, `["`+audit.ArgPath+`"]`...)
-	}
+	b = appendEscapable(b, audit.ArgPath, c.Path())
 	if f.Has(loader.FlagObsPathTrunc) {
 		b = appendKey(b, audit.ArgPathTruncated)
 		b = append(b, "true"...)
@@ -235,13 +223,7 @@ func appendKernel(b []byte, c loader.Call) []byte {
 	if f.Has(loader.FlagObsHasObject) {
 		o := c.Object()
 		b = appendKey(b, audit.KernelPath)
-		if p := c.KPath(); utf8.Valid(p) {
-			b = appendJSONString(b, p)
-		} else {
-			b = appendJSONString(b, audit.Escape(string(p)))
-			b = appendKey(b, audit.KernelPathEscaped)
-			b = append(b, "true"...)
-		}
+		b = appendMarked(b, c.KPath(), audit.KernelPathEscaped)
 		if f.Has(loader.FlagObsKPathTrunc) {
 			b = appendKey(b, audit.KernelPathTruncated)
 			b = append(b, "true"...)
@@ -275,14 +257,34 @@ func appendKernel(b []byte, c loader.Call) []byte {
 	return append(b, '}')
 }
 
-// appendEscapable appends the string value s of the key just appended,
-// escaped and listed in args.escaped when its bytes are not UTF-8
-// (audit.Escape).
-func appendEscapable(b []byte, key, s string) []byte {
-	if utf8.ValidString(s) {
+// appendEscapable appends the value s of args' key just appended, escaped
+// and listed in args.escaped when its bytes are not UTF-8 (audit.Escape).
+func appendEscapable[T string | []byte](b []byte, key string, s T) []byte {
+	if validUTF8(s) {
 		return appendJSONString(b, s)
 	}
-	b = appendJSONString(b, audit.Escape(s))
+	b = appendJSONString(b, audit.Escape(string(s)))
 	b = appendKey(b, audit.ArgEscaped)
 	return append(b, `["`+key+`"]`...)
+}
+
+// appendMarked appends the value s of the key just appended, escaped and
+// followed by "marker":true when its bytes are not UTF-8 (audit.Escape).
+func appendMarked[T string | []byte](b []byte, s T, marker string) []byte {
+	if validUTF8(s) {
+		return appendJSONString(b, s)
+	}
+	b = appendJSONString(b, audit.Escape(string(s)))
+	b = appendKey(b, marker)
+	return append(b, "true"...)
+}
+
+func validUTF8[T string | []byte](s T) bool {
+	switch v := any(s).(type) {
+	case string:
+		return utf8.ValidString(v)
+	case []byte:
+		return utf8.Valid(v)
+	}
+	return false
 }
