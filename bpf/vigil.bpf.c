@@ -1929,9 +1929,10 @@ int vigil_exit(struct bpf_raw_tracepoint_args *ctx)
  * task_rename fires in __set_task_comm, under the task's lock and just
  * before the new name is copied: a thread naming itself (PR_SET_NAME,
  * pthread_setname_np), a write to /proc/<tid>/comm, an exec. Userspace reads
- * the epoch before it reads a comm, so a name read after this bump is at
- * worst the old one read again at the next bump; the renamed thread's own
- * next trapped call comes after the copy. Attached for good: renames are
+ * the epoch before it reads a comm; the renamed thread's own next trapped
+ * call comes after the copy, so its records have the new name. Only a call
+ * of another thread read between this bump and the copy can cache the old
+ * name, until the next bump or the cache's age limit. Attached for good: renames are
  * rare, and the syscall tracepoints that could see PR_SET_NAME are attached
  * only while bindings are pending.
  */

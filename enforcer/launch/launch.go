@@ -232,8 +232,9 @@ func Start(cfg Config) (*Watchee, error) {
 // which the init step closes again before the exec.
 func closedStdio(cfg Config) uint32 {
 	closed := inheritedClosed()
-	for fd, f := range []*os.File{cfg.Stdin, cfg.Stdout, cfg.Stderr} {
-		if f != []*os.File{os.Stdin, os.Stdout, os.Stderr}[fd] {
+	given, own := [3]*os.File{cfg.Stdin, cfg.Stdout, cfg.Stderr}, [3]*os.File{os.Stdin, os.Stdout, os.Stderr}
+	for fd := range given {
+		if given[fd] != own[fd] {
 			closed &^= 1 << fd
 		}
 	}
