@@ -41,7 +41,8 @@ func (e *Emulator) localExecutor() (*local, error) {
 	e.localOnce.Do(func() {
 		l := &local{reqs: make(chan localReq), stop: make(chan struct{}), done: make(chan struct{})}
 		ready := make(chan error)
-		go l.run(e.procfd, ready)
+		// Not on the main thread: run chroots its thread per request.
+		go offMainThread(func() { l.run(e.procfd, ready) })
 		if err := <-ready; err != nil {
 			e.localErr = err
 			return
