@@ -510,7 +510,10 @@ func (s *receiver) emulationFailed(c *call, d policy.Decision, err error) outcom
 	case errors.As(err, &ae):
 		return deny(d, ae.errno)
 	case errors.Is(err, emulate.ErrUnsupported):
-		c.reason = "cannot emulate faithfully: " + err.Error()
+		c.reason = err.Error()
+		if !strings.HasPrefix(c.reason, emulate.ErrUnsupported.Error()) {
+			c.reason = emulate.ErrUnsupported.Error() + ": " + c.reason
+		}
 		s.log.Warn().Err(err).Str("syscall", c.sc.Name).Msg("denying: the call cannot be emulated faithfully")
 	case errors.Is(err, emulate.ErrRaced):
 		c.reason = "the object kept changing while vigil vetted it"
