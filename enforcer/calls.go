@@ -157,8 +157,9 @@ var handlingsByName = map[string]handling{
 	// peer).
 	"connect": {perform: (*receiver).performConnect, bind: (*receiver).bindConnect,
 		explain: "vigil performs IP connects; AF_UNIX connects are bound in eBPF"},
-	// bind(2) has no binding or emulation yet: its allows are unverified.
-	"bind": {socketCreates: true},
+	// bind(2) is performed on the watchee's own socket, an AF_UNIX path
+	// in the directory vigil vetted (socketbind.go).
+	"bind": {perform: (*receiver).performBind, socketCreates: true},
 	// Sends that may carry a destination are performed by vigil (send.go).
 	"sendto": {send: sendTo}, "sendmsg": {send: sendMsg}, "sendmmsg": {send: sendMmsg},
 

@@ -82,7 +82,8 @@ func (s *receiver) resolveSocketPath(n *notify.Notif, c *call) {
 	}
 	creates := c.h.socketCreates
 	obj, err := s.resolver.Resolve(resolve.Request{Tid: c.tid, Tgid: c.tgid, Dirfd: unix.AT_FDCWD,
-		Path: a.UnixPath, Follow: !creates, MayCreate: creates, OwnRoot: s.ownRoot.Load(), Identity: true})
+		Path: a.UnixPath, Follow: !creates, MayCreate: creates, Entry: creates, Parent: creates,
+		OwnRoot: s.ownRoot.Load(), Identity: true})
 	if err != nil {
 		c.fail(err)
 		return

@@ -130,12 +130,15 @@ func TestRacesNeverReachTheDeniedFile(t *testing.T) {
 type pointerRace struct {
 	name string
 	run  func(t *testing.T, opts ...runOpt) (bypasses int, code int)
+	// performedOnly: only the emulator carries the call out (no eBPF
+	// binding pins what bind creates), so no bound-only run.
+	performedOnly bool
 }
 
 func pointerRaces(t *testing.T) []pointerRace {
 	probe := testenv.Bin(t, "probe")
 	return []pointerRace{
-		{"exec", func(t *testing.T, opts ...runOpt) (int, int) {
+		{name: "exec", run: func(t *testing.T, opts ...runOpt) (int, int) {
 			dir := t.TempDir()
 			allowed, denied := filepath.Join(dir, "A"), filepath.Join(dir, "D")
 			copyFile(t, "/bin/true", allowed)
@@ -144,22 +147,35 @@ func pointerRaces(t *testing.T) []pointerRace {
 			r := supervise(t, pol, []string{probe, "execflip", allowed, denied, "100"}, opts...)
 			return strings.Count(r.stdout, "BYPASS"), r.code
 		}},
-		{"clone3", func(t *testing.T, opts ...runOpt) (int, int) {
+		{name: "clone3", run: func(t *testing.T, opts ...runOpt) (int, int) {
 			pol := mustPolicy(t, "version: 1\nrules:\n  - syscalls: [clone3]\n    match: { flags: { any: [CLONE_NEWUSER] } }\n    action: deny\n")
 			r := supervise(t, pol, []string{probe, "cloneflip", "300"}, opts...)
 			return strings.Count(r.stdout, "BYPASS"), r.code
 		}},
-		{"connect", func(t *testing.T, opts ...runOpt) (int, int) {
+		{name: "connect", run: func(t *testing.T, opts ...runOpt) (int, int) {
 			allowed, denied := listen(t), listen(t)
 			pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [connect]\n    match: { addr: [\"127.0.0.1:%d\"] }\n    action: deny\n", denied.port))
 			r := supervise(t, pol, []string{probe, "connectflip", fmt.Sprint(allowed.port), fmt.Sprint(denied.port), "300", "4"}, opts...)
 			return denied.received(), r.code
 		}},
+		{name: "bind", performedOnly: true, run: func(t *testing.T, opts ...runOpt) (int, int) {
+			dir := t.TempDir()
+			for _, d := range []string{"A", "D"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			allowed, denied := filepath.Join(dir, "A", "s"), filepath.Join(dir, "D", "s")
+			pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [bind]\n    match: { addr: [%q] }\n    action: deny\n", "unix:"+filepath.Join(dir, "D", "*")))
+			r := supervise(t, pol, []string{probe, "bindflip", allowed, denied, "300"}, opts...)
+			return strings.Count(r.stdout, "BYPASS"), r.code
+		}},
 	}
 }
 
 // TestPointerRacesBypassANaiveSupervisor: flipping an execve path,
-// clone_args.flags or a sockaddr after vigil read it gets the denied variant
+// clone_args.flags or a sockaddr (connect's port, bind's path) after vigil
+// read it gets the denied variant
 // through an unverified CONTINUE. A run's bypasses depend on the flipping
 // thread holding a CPU inside the window, so under load (other test
 // binaries, another package's vigil holding the syscall tracepoints
@@ -244,9 +260,10 @@ func listenOn(t *testing.T, host string) *countingListener {
 	return c
 }
 
-// TestPointerRacesNeverGetThrough runs the execve, clone3 and connect races
-// with the eBPF binding: the denied binary never runs, no child survives in
-// a new user namespace, and nothing reaches the denied port.
+// TestPointerRacesNeverGetThrough runs the execve, clone3, connect and bind
+// races with the eBPF binding and the emulator: the denied binary never
+// runs, no child survives in a new user namespace, nothing reaches the
+// denied port and no socket is named in the denied directory.
 func TestPointerRacesNeverGetThrough(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	boundOnly := func(c *enforcer.RunConfig) { c.Emulator = nil }
@@ -257,6 +274,9 @@ func TestPointerRacesNeverGetThrough(t *testing.T) {
 			for i := 0; i < 6; i++ {
 				opts := []runOpt{}
 				if i%2 == 1 {
+					if race.performedOnly {
+						continue
+					}
 					opts = append(opts, boundOnly)
 				}
 				if n, code := race.run(t, opts...); n != 0 {

@@ -18,3 +18,13 @@ func rawConnect(fd int, addr []byte) unix.Errno {
 	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(p), uintptr(len(addr)))
 	return e
 }
+
+// rawBind passes addr to bind(2) byte for byte, as rawConnect does.
+func rawBind(fd int, addr []byte) unix.Errno {
+	var p unsafe.Pointer
+	if len(addr) > 0 {
+		p = unsafe.Pointer(&addr[0])
+	}
+	_, _, e := unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(p), uintptr(len(addr)))
+	return e
+}

@@ -50,7 +50,12 @@
 //
 // connect(2) has the same shape: PrepareSocket takes the watchee's socket
 // (pidfd_getfd) before the caller's ID_VALID check, and Connect connects that
-// open file description with the sockaddr vigil vetted.
+// open file description with the sockaddr vigil vetted. bind(2) too
+// (PrepareBindSocket, Bind), with the watchee's credentials; an AF_UNIX path
+// is made in the directory PrepareAt holds, from a thread of its own whose
+// private root leads the spelled directories to a clone of that
+// directory's mount (bind.go), since bind(2) has no *at form and the kernel
+// keeps the spelling as the socket's name.
 //
 // # Workers
 //

@@ -38,6 +38,7 @@ const (
 	opSetxattr
 	opRemovexattr
 	opAccess // faccessat2(AT_EACCESS) on an object: a lend's precondition
+	opBind   // bind(2) on the watchee's socket (obj), in the held parent for an AF_UNIX path
 )
 
 // Fd roles: a message's descriptors are sent in this order, each present
@@ -79,7 +80,7 @@ type request struct {
 	Path    string // path to resolve, or the name in the parent
 	Name2   string // second name (rename/link destination)
 	Str     string // symlink target or xattr name
-	Value   []byte // xattr value
+	Value   []byte // xattr value, or bind's sockaddr
 	FdMask  uint32
 	// Unnamed asks opPrepareOpen for no Path: the caller judged the object
 	// already and compares identities, so the readlink is saved.

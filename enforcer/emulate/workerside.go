@@ -382,6 +382,13 @@ func (w *workerState) handle(req *request, in, out *fdSet) response {
 		return errnoResp(unix.Removexattr(magic(in.obj), req.Str))
 	case opAccess:
 		return errnoResp(unix.Faccessat2(w.proc, magic(in.obj), uint32(req.Mode), unix.AT_EACCESS))
+	case opBind:
+		if in.parent < 0 {
+			// No file to create: the thread's credentials are the
+			// watchee's (CAP_NET_BIND_SERVICE, netlink groups).
+			return errnoResp(rawBind(in.obj, req.Value))
+		}
+		return bindInPrivateView(in.obj, in.parent, req.Path, req.Value, &req.Cred)
 	}
 	return internal(fmt.Errorf("unknown op %d", req.Op))
 }

@@ -1346,6 +1346,12 @@ static void do_uffdstall(int argc, char **argv)
  *       THREADS threads connect(2) with it ITERS times each and send
  *       "BYPASS\n" on every connection that succeeded: the denied port's
  *       listener must never receive it.
+ *   probe bindflip ALLOWED DENIED ITERS
+ *       a thread flips the sun_path of a shared sockaddr_un between the
+ *       socket paths ALLOWED and DENIED (same length) while the main thread
+ *       binds ITERS AF_UNIX sockets with it; a socket whose name
+ *       (getsockname) is DENIED prints BYPASS. Every bound name is
+ *       unlinked again.
  *   probe cloneflip ROUNDS
  *       a thread flips clone_args.flags between 0 and CLONE_NEWUSER while
  *       the main thread clone3()s ROUNDS children; a child that finds
@@ -1458,6 +1464,61 @@ static void do_connectflip(int argc, char **argv)
 }
 
 static struct probe_clone_args cloneflip_args;
+
+static struct sockaddr_un bflip_addr;
+static char bflip_a[sizeof(bflip_addr.sun_path)], bflip_b[sizeof(bflip_addr.sun_path)];
+
+static void *bindflip_writer(void *arg)
+{
+	(void)arg;
+	size_t n = strlen(bflip_a) + 1;
+	/* volatile stores: see connectflip_writer. */
+	volatile char *p = bflip_addr.sun_path;
+	while (!atomic_load(&race_stop)) {
+		for (size_t i = 0; i < n; i++)
+			p[i] = bflip_b[i];
+		for (size_t i = 0; i < n; i++)
+			p[i] = bflip_a[i];
+	}
+	return NULL;
+}
+
+static void do_bindflip(int argc, char **argv)
+{
+	pthread_t w;
+	long iters, binds = 0;
+	if (argc != 3)
+		usage("bindflip ALLOWED DENIED ITERS");
+	if (strlen(argv[0]) != strlen(argv[1]) || strlen(argv[0]) >= sizeof(bflip_a))
+		usage("bindflip: ALLOWED and DENIED must have the same length, under 108 bytes");
+	strcpy(bflip_a, argv[0]);
+	strcpy(bflip_b, argv[1]);
+	iters = atol(argv[2]);
+	bflip_addr.sun_family = AF_UNIX;
+	strcpy(bflip_addr.sun_path, bflip_a);
+	if (pthread_create(&w, NULL, bindflip_writer, NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < iters; i++) {
+		struct sockaddr_un got;
+		socklen_t len = sizeof(got);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			setup_fail("socket");
+		if (syscall(SYS_bind, fd, &bflip_addr, sizeof(bflip_addr)) == 0) {
+			binds++;
+			memset(&got, 0, sizeof(got));
+			if (getsockname(fd, (struct sockaddr *)&got, &len) == 0) {
+				if (!strcmp(got.sun_path, bflip_b))
+					out("BYPASS");
+				unlink(got.sun_path);
+			}
+		}
+		close(fd);
+	}
+	atomic_store(&race_stop, 1);
+	pthread_join(w, NULL);
+	out("ok binds=%ld", binds);
+}
 
 static void *cloneflip_writer(void *arg)
 {
@@ -2410,6 +2471,8 @@ int main(int argc, char **argv)
 		do_execflip(argc, argv);
 	else if (!strcmp(cmd, "connectflip"))
 		do_connectflip(argc, argv);
+	else if (!strcmp(cmd, "bindflip"))
+		do_bindflip(argc, argv);
 	else if (!strcmp(cmd, "cloneflip"))
 		do_cloneflip(argc, argv);
 	else if (!strcmp(cmd, "loop"))
