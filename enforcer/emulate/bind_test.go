@@ -3,6 +3,7 @@ package emulate
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -50,4 +51,36 @@ func TestLayOutLeadsTheSpellingToTheMountPoint(t *testing.T) {
 			t.Errorf("%q: %+v, want absolute %v mountAt %q dirs %q cwd %q", c.spelled, lay, c.abs, c.mountAt, c.dirs, c.cwd)
 		}
 	}
+}
+
+// FuzzLayOut: any socket path (the watchee's bytes) is laid out or refused,
+// never a panic; a layout makes every directory after its parent, and the
+// mount point is one of them or the root.
+func FuzzLayOut(f *testing.F) {
+	for _, s := range []string{"sock", "/run/a/s", "a/../b/s", "../../x", "//", "/a/b/../../a/b/c/s", "a/./b//c/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spelled string) {
+		lay, err := layOut(spelled)
+		if err != nil {
+			return
+		}
+		made := map[string]bool{"/": true}
+		for _, d := range lay.dirs {
+			parent := d[:strings.LastIndexByte(d, '/')]
+			if parent == "" {
+				parent = "/"
+			}
+			if !made[parent] || made[d] {
+				t.Fatalf("%q: %q made before its parent or twice: %q", spelled, d, lay.dirs)
+			}
+			made[d] = true
+		}
+		if lay.mountAt != "" && !made[lay.mountAt] {
+			t.Fatalf("%q: mount point %q is not laid out: %+v", spelled, lay.mountAt, lay)
+		}
+		if lay.mountAt != "" && !made[lay.cwd] {
+			t.Fatalf("%q: cwd %q is not laid out: %+v", spelled, lay.cwd, lay)
+		}
+	})
 }
