@@ -1,8 +1,11 @@
 package emulate
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -67,7 +70,52 @@ func (e *Emulator) Bind(sock, parent *Prepared, spelled string, addr []byte) (Re
 	} else if spelled != "" {
 		return errnoResult(0), fmt.Errorf("bind: %w: the AF_UNIX path %q needs its prepared parent", errMisuse, spelled)
 	}
+	if netlinkAutobind(sock.ObjectFd, addr) {
+		return e.bindNetlinkAsWatchee(sock, &req, in)
+	}
 	return e.do(p, &req, in)
+}
+
+// sockaddr_nl: family (2 bytes), padding (2), nl_pid (4), nl_groups (4).
+const (
+	sizeofSockaddrNL = 12
+	nlPidOffset      = 4
+)
+
+// netlinkAutobind reports whether binding fd to addr would make the kernel
+// pick the socket's port id: a netlink address with nl_pid 0 for a socket
+// not bound yet (a bound one answers EINVAL, which the plain bind gives).
+func netlinkAutobind(fd int, addr []byte) bool {
+	if len(addr) < sizeofSockaddrNL || binary.NativeEndian.Uint16(addr) != unix.AF_NETLINK ||
+		binary.NativeEndian.Uint32(addr[nlPidOffset:]) != 0 {
+		return false
+	}
+	sa, err := unix.Getsockname(fd)
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	return err == nil && ok && nl.Pid == 0
+}
+
+// bindNetlinkAsWatchee binds a netlink socket to the port id the kernel
+// would have picked for the watchee: its tgid in its own pid namespace,
+// or, when another socket holds that, a random negative one in the range
+// the kernel draws from (net/netlink/af_netlink.c, netlink_autobind). A
+// plain autobind from vigil's thread or worker would take theirs.
+func (e *Emulator) bindNetlinkAsWatchee(sock *Prepared, req *request, in fdSet) (Result, error) {
+	st, err := e.readSendCreds(sock.c, func() error { return nil }, false)
+	if err != nil {
+		return errnoResult(0), err
+	}
+	req.Value = append([]byte(nil), req.Value...)
+	portid := uint32(st.nsTgid)
+	for try := 0; ; try++ {
+		binary.NativeEndian.PutUint32(req.Value[nlPidOffset:], portid)
+		r, err := e.do(sock, req, in)
+		if err != nil || r.Errno != unix.EADDRINUSE || try == 64 {
+			return r, err
+		}
+		// [S32_MIN, -4097], as the kernel's rover.
+		portid = uint32(int32(math.MinInt32 + rand.Int64N(-4096-math.MinInt32)))
+	}
 }
 
 // bindInPrivateView binds sock to addr, an AF_UNIX pathname address spelled
