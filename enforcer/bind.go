@@ -24,6 +24,8 @@ import (
 func (s *receiver) bindOpen(_ *notify.Notif, c *call) (bindResult, unix.Errno) {
 	if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
 		// O_TMPFILE's inode is new and nameless: nothing to compare.
+		// The emulator performs such opens (emulatesOpen); only the
+		// bound-only mode gets here.
 		return bindNone, 0
 	}
 	obj := &c.objs[0]

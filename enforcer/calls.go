@@ -133,7 +133,7 @@ func (h *handling) carry() Carry {
 // Entries shared by several syscalls.
 var (
 	openHandling = handling{perform: (*receiver).performOpen, bind: (*receiver).bindOpen, open: true,
-		explain: "eBPF binding for reads; vigil performs writes, creations, truncations, FIFOs and devices"}
+		explain: "eBPF binding for reads; vigil performs writes, creations, truncations, O_TMPFILE, FIFOs and devices"}
 	execHandling = handling{bind: (*receiver).bindExec, exec: true}
 	// A clone child's namespaces are pinned in eBPF; a new mount namespace
 	// leaves vigil's root.

@@ -49,12 +49,14 @@ func (s *receiver) performOpen(l notify.Answerer, n *notify.Notif, c *call, d po
 
 // emulatesOpen reports whether an allowed content-dependent open is
 // performed by vigil (and its fd installed with ADDFD): opens for writing,
-// creating or truncating, opens of FIFOs and devices (whose open acts),
-// and openat2 calls whose open_how a rule looked at. Opens whose descriptor
+// creating or truncating, O_TMPFILE opens, opens of FIFOs and devices
+// (whose open acts), and openat2 calls whose open_how a rule looked at. Opens whose descriptor
 // table another process shares are sent here by bound (sharedTable).
 func (s *receiver) emulatesOpen(c *call) bool {
 	if c.pc.Flags&unix.O_TMPFILE == unix.O_TMPFILE {
-		return false
+		// A new, nameless inode in the vetted directory: no binding can
+		// name it, and making it is the call's effect.
+		return true
 	}
 	if c.pc.Flags&unix.O_PATH != 0 && !c.hasHow {
 		// An O_PATH open acts on nothing (not even a FIFO or a device),

@@ -547,8 +547,8 @@ func (w *workerState) prepare(req *request, in, out *fdSet) response {
 
 // reopen opens the object an O_PATH descriptor holds with the watchee's
 // flags, through its magic link: the file opened is the one vetted, whatever
-// happened to its name since. O_CREAT, O_EXCL and O_NOFOLLOW were settled by
-// the lookup (and O_NOFOLLOW would stop at the magic link itself); O_NOCTTY
+// happened to its name since. O_CREAT, O_EXCL (but O_TMPFILE's) and O_NOFOLLOW
+// were settled by the lookup (and O_NOFOLLOW would stop at the magic link itself); O_NOCTTY
 // keeps a terminal from becoming the worker's (terminals are refused anyway).
 // None of them is stored in the file's f_flags, which therefore equal the
 // watchee's.
@@ -571,7 +571,13 @@ func reopenIn(fds, obj int, flags, mode uint64) (int, error) {
 }
 
 func reopenFlags(flags uint64) int {
-	return int((flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)) | unix.O_CLOEXEC | unix.O_NOCTTY)
+	drop := uint64(unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW)
+	if flags&oTmpfile != 0 {
+		// With O_TMPFILE, O_EXCL is no lookup's business: it makes the
+		// new file one that linkat can never give a name.
+		drop &^= unix.O_EXCL
+	}
+	return int((flags &^ drop) | unix.O_CLOEXEC | unix.O_NOCTTY)
 }
 
 // prepareOpen is phase A of an emulated open: find what the open would act on
