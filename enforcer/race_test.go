@@ -158,6 +158,18 @@ func pointerRaces(t *testing.T) []pointerRace {
 			r := supervise(t, pol, []string{probe, "connectflip", fmt.Sprint(allowed.port), fmt.Sprint(denied.port), "300", "4"}, opts...)
 			return denied.received(), r.code
 		}},
+		{name: "tmpfile", performedOnly: true, run: func(t *testing.T, opts ...runOpt) (int, int) {
+			dir := t.TempDir()
+			allowed, denied := filepath.Join(dir, "A"), filepath.Join(dir, "D")
+			for _, d := range []string{allowed, denied} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pol := mustPolicy(t, fmt.Sprintf("version: 1\nrules:\n  - syscalls: [open, openat, openat2]\n    match: { path: [%q, %q] }\n    action: deny\n", denied, denied+"/**"))
+			r := supervise(t, pol, []string{probe, "tmpflip", allowed, denied, "300"}, opts...)
+			return strings.Count(r.stdout, "BYPASS"), r.code
+		}},
 		{name: "bind", performedOnly: true, run: func(t *testing.T, opts ...runOpt) (int, int) {
 			dir := t.TempDir()
 			for _, d := range []string{"A", "D"} {
@@ -174,8 +186,8 @@ func pointerRaces(t *testing.T) []pointerRace {
 }
 
 // TestPointerRacesBypassANaiveSupervisor: flipping an execve path,
-// clone_args.flags or a sockaddr (connect's port, bind's path) after vigil
-// read it gets the denied variant
+// clone_args.flags, an O_TMPFILE open's directory or a sockaddr (connect's
+// port, bind's path) after vigil read it gets the denied variant
 // through an unverified CONTINUE. A run's bypasses depend on the flipping
 // thread holding a CPU inside the window, so under load (other test
 // binaries, another package's vigil holding the syscall tracepoints
@@ -260,10 +272,11 @@ func listenOn(t *testing.T, host string) *countingListener {
 	return c
 }
 
-// TestPointerRacesNeverGetThrough runs the execve, clone3, connect and bind
-// races with the eBPF binding and the emulator: the denied binary never
-// runs, no child survives in a new user namespace, nothing reaches the
-// denied port and no socket is named in the denied directory.
+// TestPointerRacesNeverGetThrough runs the execve, clone3, O_TMPFILE,
+// connect and bind races with the eBPF binding and the emulator: the denied
+// binary never runs, no child survives in a new user namespace, no file is
+// made in the denied directory, nothing reaches the denied port and no
+// socket is named in the denied directory.
 func TestPointerRacesNeverGetThrough(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	boundOnly := func(c *enforcer.RunConfig) { c.Emulator = nil }

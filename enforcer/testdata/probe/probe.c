@@ -1352,6 +1352,11 @@ static void do_uffdstall(int argc, char **argv)
  *       binds ITERS AF_UNIX sockets with it; a socket whose name
  *       (getsockname) is DENIED prints BYPASS. Every bound name is
  *       unlinked again.
+ *   probe tmpflip ALLOWED DENIED ITERS
+ *       a thread flips a path buffer between the directories ALLOWED and
+ *       DENIED (same length) while the main thread makes ITERS O_TMPFILE
+ *       files with it; a file made in DENIED (its /proc/self/fd link)
+ *       prints BYPASS.
  *   probe cloneflip ROUNDS
  *       a thread flips clone_args.flags between 0 and CLONE_NEWUSER while
  *       the main thread clone3()s ROUNDS children; a child that finds
@@ -1464,6 +1469,42 @@ static void do_connectflip(int argc, char **argv)
 }
 
 static struct probe_clone_args cloneflip_args;
+
+static void do_tmpflip(int argc, char **argv)
+{
+	pthread_t w;
+	long iters, made = 0;
+	size_t dl;
+	if (argc != 3)
+		usage("tmpflip ALLOWED DENIED ITERS");
+	flip_a = argv[0];
+	flip_b = argv[1];
+	if (strlen(flip_a) != strlen(flip_b) || strlen(flip_a) >= sizeof(flip_buf))
+		usage("tmpflip: ALLOWED and DENIED must have the same length");
+	dl = strlen(flip_b);
+	iters = atol(argv[2]);
+	memcpy(flip_buf, flip_a, strlen(flip_a) + 1);
+	if (pthread_create(&w, NULL, execflip_writer, NULL))
+		setup_fail("pthread_create");
+	for (long i = 0; i < iters; i++) {
+		char link[64], target[PATH_MAX];
+		ssize_t n;
+		int fd = (int)syscall(SYS_openat, AT_FDCWD, flip_buf, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (fd < 0)
+			continue;
+		made++;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = 0;
+			if (!strncmp(target, flip_b, dl) && target[dl] == '/')
+				out("BYPASS");
+		}
+		close(fd);
+	}
+	out("ok made=%ld", made);
+	exit(0);
+}
 
 static struct sockaddr_un bflip_addr;
 static char bflip_a[sizeof(bflip_addr.sun_path)], bflip_b[sizeof(bflip_addr.sun_path)];
@@ -2471,6 +2512,8 @@ int main(int argc, char **argv)
 		do_execflip(argc, argv);
 	else if (!strcmp(cmd, "connectflip"))
 		do_connectflip(argc, argv);
+	else if (!strcmp(cmd, "tmpflip"))
+		do_tmpflip(argc, argv);
 	else if (!strcmp(cmd, "bindflip"))
 		do_bindflip(argc, argv);
 	else if (!strcmp(cmd, "cloneflip"))
