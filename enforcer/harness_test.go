@@ -265,3 +265,49 @@ func hangReport(exe string) string {
 	b.Write(buf[:runtime.Stack(buf, true)])
 	return b.String()
 }
+
+// pythonAsBare runs the python script with a fresh directory as its only
+// argument, once bare and once under pol, and fails on any difference in
+// output or exit status; it returns the bare output and vigil's result.
+// dirMode, if not 0, is given to both directories first.
+func pythonAsBare(t *testing.T, pol *policy.Policy, what, script string, dirMode os.FileMode) (string, result) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	bareDir, vigilDir := t.TempDir(), t.TempDir()
+	for _, d := range []string{bareDir, vigilDir} {
+		if dirMode == 0 {
+			break
+		}
+		if err := os.Chmod(d, dirMode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, wantCode := bare(t, "python3", "-c", script, bareDir)
+	r := supervise(t, pol, []string{"python3", "-c", script, vigilDir})
+	if r.stdout != want || r.code != wantCode {
+		t.Fatalf("%s differ under vigil (exit %d, bare %d)\nvigil:\n%s\nbare:\n%s", what, r.code, wantCode, r.stdout, want)
+	}
+	return want, r
+}
+
+// performed counts the records keep selects that vigil performed, and
+// fails on any of them continued unverified.
+func performed(t *testing.T, recs []audit.Record, keep func(*audit.Record) bool) int {
+	t.Helper()
+	n := 0
+	for i := range recs {
+		m := &recs[i]
+		if !keep(m) {
+			continue
+		}
+		if m.Verified == audit.VerifiedNone {
+			t.Errorf("%s continued unverified: %+v", m.Syscall, *m)
+		}
+		if m.Emulated {
+			n++
+		}
+	}
+	return n
+}
