@@ -19,7 +19,9 @@ import (
 // changed meanwhile the call is refused, as any emulation that kept racing.
 func (s *receiver) performBind(l notify.Answerer, n *notify.Notif, c *call, d policy.Decision) (outcome, bool) {
 	if !c.pc.HasAddr {
-		return outcome{}, false
+		// Decoding failed, and its errno was answered before: never
+		// continue a bind unverified all the same.
+		return refuse(c, d, "the address was not decoded"), true
 	}
 	em := s.cfg.Emulator
 	caller := s.caller(c)
