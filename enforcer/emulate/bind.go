@@ -182,7 +182,13 @@ func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred)
 // The tmpfs's directories are the watchee's. The clone is taken first, while the thread still shares the namespace the
 // parent was resolved in (a mount of another namespace cannot be cloned).
 func enterSkeleton(w *workerState, parent int, lay layout, c *wireCred) error {
-	clone, err := unix.OpenTree(parent, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
+	clone, err := unix.OpenTree(parent, "", flags)
+	if err == unix.EINVAL {
+		// Mounts below the parent that a user namespace locked refuse a
+		// clone of the parent's mount alone; the whole subtree clones.
+		clone, err = unix.OpenTree(parent, "", flags|unix.AT_RECURSIVE)
+	}
 	if err != nil {
 		return fmt.Errorf("cloning the parent's mount: %w", err)
 	}
