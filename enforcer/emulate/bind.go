@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -332,4 +334,59 @@ func layOut(spelled string) (layout, error) {
 		}
 	}
 	return lay, nil
+}
+
+// ProbeBind performs one AF_UNIX bind the way Bind performs a path with
+// directories — a private mount namespace, a tmpfs root, a clone of the
+// parent's mount — for a socket of vigil's own in a temporary directory,
+// and checks that the socket kept its spelled name and its file is in the
+// parent: `vigil doctor`'s probe of what such binds need (root, open_tree,
+// fsopen, move_mount; Linux 5.2).
+func ProbeBind() error {
+	dir, err := os.MkdirTemp("", "vigil-doctor-bind-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		return err
+	}
+	parent, err := unix.Open(filepath.Join(dir, "d"), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(parent)
+	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(sock)
+	spelled := filepath.Join(dir, "d", "s")
+	if len(spelled) >= len(unix.RawSockaddrUnix{}.Path) {
+		return fmt.Errorf("temporary path %q too long for a socket", spelled)
+	}
+	addr := binary.NativeEndian.AppendUint16(nil, unix.AF_UNIX)
+	addr = append(addr, spelled...)
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	cred := wireCred{Fsuid: uint32(os.Geteuid()), Fsgid: uint32(os.Getegid()), Umask: 0o022,
+		CapEff: uint64(caps[0].Effective) | uint64(caps[1].Effective)<<32}
+	switch r := bindInPrivateView(sock, parent, spelled, addr, &cred); {
+	case r.Status != statusOK:
+		return errors.New(r.Msg)
+	case r.Errno != 0:
+		return fmt.Errorf("bind: %w", unix.Errno(r.Errno))
+	}
+	sa, err := unix.Getsockname(sock)
+	if ua, ok := sa.(*unix.SockaddrUnix); err != nil || !ok || ua.Name != spelled {
+		return fmt.Errorf("the socket's name is %v (%v), not %q", sa, err, spelled)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(spelled, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("no socket file at %s (%v)", spelled, err)
+	}
+	return nil
 }

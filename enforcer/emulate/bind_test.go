@@ -2,9 +2,12 @@ package emulate
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
 // TestLayOutLeadsTheSpellingToTheMountPoint: the private root's directories
@@ -83,4 +86,30 @@ func FuzzLayOut(f *testing.F) {
 			t.Fatalf("%q: cwd %q is not laid out: %+v", spelled, lay.cwd, lay)
 		}
 	})
+}
+
+// TestBindsLeaveVigilsOwnViewAlone: many binds through the private view
+// (ProbeBind, as `vigil doctor` makes them) leave the process's mount
+// namespace and root — the main thread's, which /proc/self names — as they
+// were. A bind thread that landed on the main thread and was parked there
+// instead of ending changed both, and vigil's reference view with them.
+func TestBindsLeaveVigilsOwnViewAlone(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	view := func() string {
+		ns, err1 := os.Readlink("/proc/self/ns/mnt")
+		root, err2 := os.Readlink("/proc/self/root")
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		return ns + " " + root
+	}
+	before := view()
+	for i := 0; i < 100; i++ {
+		if err := ProbeBind(); err != nil {
+			t.Fatalf("bind %d: %v", i, err)
+		}
+		if now := view(); now != before {
+			t.Fatalf("after bind %d the process's view is %q, was %q", i, now, before)
+		}
+	}
 }

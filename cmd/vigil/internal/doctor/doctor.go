@@ -45,6 +45,7 @@ const (
 	UsernsUnprivileged      = "userns_unprivileged"
 	UsernsPrivileged        = "userns_privileged"
 	Tracefs                 = "tracefs"
+	BindPrivateView         = "bind_private_view"
 )
 
 // Feature is what one probe found.
@@ -131,6 +132,7 @@ func Probe() Report {
 	probeBPF(found, sec)
 	probeLockdown(found, sec)
 	probeTracefs(found)
+	probeBindView(found)
 	r := assemble(kernelRelease(), found)
 	r.UID = os.Geteuid()
 	r.Limits = limits(&r)

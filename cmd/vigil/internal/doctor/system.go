@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/vigilsec/vigil/enforcer/emulate"
 )
 
 // securityfsDir is where securityfs is mounted when it is.
@@ -112,4 +114,14 @@ func probeTracefs(found map[string]result) {
 		return
 	}
 	found[Tracefs] = no("not mounted, and the kernel lists no tracefs")
+}
+
+// probeBindView performs one bind the way the emulator performs an AF_UNIX
+// path with directories (emulate.ProbeBind), for a socket of its own.
+func probeBindView(found map[string]result) {
+	if err := emulate.ProbeBind(); err != nil {
+		found[BindPrivateView] = no("%s", errText(err))
+		return
+	}
+	found[BindPrivateView] = yes("bound a socket at its spelled path through a private mount namespace and a clone of the directory's mount")
 }
