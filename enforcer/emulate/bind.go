@@ -275,10 +275,11 @@ var errSpelling = errors.New("the socket path's directory part reaches the direc
 // visits becomes a tmpfs directory and the last one the mount point. The
 // kernel steps into a mount whenever a lookup arrives at its mount point
 // (by a name or by ".."), so a name looked up after the walk arrived at the
-// mount point would be looked up in the watchee's directory, by name: such
-// spellings (a/b/../b/c/sock ending in a/b/c... any revisit of the end
-// followed by a name) are refused, as are names longer than the kernel
-// allows.
+// mount point would be looked up in the watchee's directory, by name: a
+// spelling that arrives at its end before the last step and goes on with a
+// name (d/e/../../d/sock, /a/b/../sock) is refused, as are names longer
+// than the kernel allows. Leaving the end by ".." only is fine: the kernel
+// steps back out of the mount (a/b/../b/sock).
 func layOut(spelled string) (layout, error) {
 	lay := layout{absolute: strings.HasPrefix(spelled, "/")}
 	dir := strings.TrimRight(spelled, "/")
