@@ -300,7 +300,7 @@ func (e *Emulator) spawnWorker(key workerKey, ns *workerNS, join string) (*worke
 	// parent-death signal (commit_creds), so it also exits when the control
 	// socket hangs up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startOnSpawner(cmd); err != nil {
+	if err := reexec.Start(cmd); err != nil {
 		unix.Close(pair[0])
 		return nil, fmt.Errorf("starting emulation worker: %w", err)
 	}

@@ -207,7 +207,9 @@ func Start(cfg Config) (*Watchee, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	cmd.ExtraFiles = append(extra, prog, child, exe)
 	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
+	// From the spawner thread: PR_SET_PDEATHSIG fires when the forking
+	// thread exits, and other threads of vigil's do (reexec.Start).
+	if err := reexec.Start(cmd); err != nil {
 		ctl.Close()
 		return nil, fmt.Errorf("starting init step: %w", err)
 	}

@@ -27,7 +27,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 )
 
 // Self re-executes the running binary: the kernel's link to the file this
@@ -76,4 +78,45 @@ func Run(roles ...Role) {
 	}
 	fmt.Fprintf(os.Stderr, "vigil: %q names no helper role of this binary\n", os.Args[0])
 	os.Exit(2)
+}
+
+// Processes vigil must not outlive — the watchee's init step, emulation
+// workers — carry PR_SET_PDEATHSIG, which fires when the forking *thread*
+// exits, not the process. Go ends a thread whose goroutine exits locked to
+// it (the emulator's bind threads do, on purpose), and an ordinary
+// goroutine may have forked from that very thread before. So such
+// processes are started from one thread of vigil's own, locked for the
+// life of the process: their parent-death signal fires only when vigil
+// dies. The spawner never blocks a signal either: Go's fork gives the
+// child the forking thread's signal mask, and a receiver may block every
+// signal while it serves.
+var (
+	spawnOnce  sync.Once
+	spawnQueue chan spawnRequest
+)
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start starts cmd from the spawner thread and returns cmd.Start's error.
+func Start(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnQueue = make(chan spawnRequest)
+		go serveSpawns(spawnQueue)
+	})
+	r := spawnRequest{cmd: cmd, done: make(chan error, 1)}
+	spawnQueue <- r
+	return <-r.done
+}
+
+// serveSpawns runs on a thread it never unlocks. A goroutine started with
+// go runs on an unlocked thread, whose mask is the runtime's own (quiet
+// receivers restore theirs before they unlock).
+func serveSpawns(q <-chan spawnRequest) {
+	runtime.LockOSThread()
+	for r := range q {
+		r.done <- r.cmd.Start()
+	}
 }
