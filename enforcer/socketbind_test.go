@@ -21,7 +21,7 @@ os.makedirs("d/e", exist_ok=True)
 os.mkdir("locked", 0o755)
 keep = []
 def ub(p, fam=socket.AF_UNIX):
-    lab = repr(p).replace(os.getcwd(), "CWD")
+    lab = repr(p).replace(os.getcwd(), "CWD").replace(os.path.basename(os.getcwd()), "BASE")
     s = socket.socket(fam)
     keep.append(s)
     try:
@@ -41,7 +41,8 @@ def ub(p, fam=socket.AF_UNIX):
 cwd = os.getcwd()
 for p in ["rel.sock", "./dot.sock", "d/e/deep.sock", "d/../up.sock", cwd + "/d/abs.sock",
           "/" + cwd + "/d/e/./dbl.sock", "rel.sock", "nodir/x.sock", "d/e/deep.sock/",
-          "d/e/new.sock/", "\0vigil-bind-test-%d" % os.getpid(), ""]:
+          "d/e/new.sock/", cwd + "/d/e/../back.sock", "d/e/../../d/back2.sock", "../" + os.path.basename(cwd) + "/d/../up2.sock",
+          "\0vigil-bind-test-%d" % os.getpid(), ""]:
     ub(p)
 srv = ub(cwd + "/d/e/srv.sock")
 srv.listen(1)
@@ -134,10 +135,11 @@ for p in ["a.sock", os.getcwd() + "/q/r/b.sock", "q/../c.sock"]:
 }
 
 // TestBindIsRefusedOnASpellingVigilCannotLayOut: a socket path that walks
-// back into the directory it ends in and on (d/e/../../d/x.sock) would make
-// the kernel look a name up in the watchee's directory after vigil's
-// layout handed it over, so vigil refuses it with a reason instead of
-// creating the socket anywhere else.
+// back into the directory it ends in and on more often than one link in
+// vigil's layout can mend (a/b/../../a/b/../x.sock) would make the kernel
+// look a name up in the watchee's directory after vigil's layout handed it
+// over, so vigil refuses it with a reason instead of creating the socket
+// anywhere else.
 func TestBindIsRefusedOnASpellingVigilCannotLayOut(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	pol := mustPolicy(t, "version: 1\nrules:\n  - syscalls: [bind]\n    match: { addr: [\"unix:/var/empty/vigil-denied/*\"] }\n    action: deny\n")
@@ -145,10 +147,10 @@ func TestBindIsRefusedOnASpellingVigilCannotLayOut(t *testing.T) {
 	py := `
 import os, socket, sys
 os.chdir(sys.argv[1])
-os.makedirs("d/e")
+os.makedirs("a/b")
 s = socket.socket(socket.AF_UNIX)
 try:
-    s.bind("d/e/../../d/x.sock")
+    s.bind("a/b/../../a/b/../x.sock")
     print("bound")
 except OSError as e:
     print("errno", e.errno)
@@ -157,7 +159,7 @@ except OSError as e:
 	if r.stdout != "errno 1\n" {
 		t.Fatalf("got %q, want EPERM", r.stdout)
 	}
-	if _, err := os.Lstat(filepath.Join(dir, "d", "x.sock")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(filepath.Join(dir, "a", "x.sock")); !os.IsNotExist(err) {
 		t.Errorf("the refused bind made a socket file: %v", err)
 	}
 	recs := r.find("bind", "")

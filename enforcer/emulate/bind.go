@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -160,8 +161,15 @@ func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred)
 				return internal(fmt.Errorf("chroot to the parent: %w", err))
 			}
 		}
-	} else if err := enterSkeleton(w, parent, lay, c); err != nil {
-		return internal(err)
+	} else {
+		held, err := enterSkeleton(w, parent, lay, c)
+		if err != nil {
+			return internal(err)
+		}
+		if held >= 0 {
+			// The link's target: open until the bind is done.
+			defer unix.Close(held)
+		}
 	}
 	if c.SetGroups {
 		if err := unix.Setgroups(c.Groups); err != nil {
@@ -181,9 +189,21 @@ func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred)
 // enterSkeleton gives the calling thread a private mount namespace whose
 // root is a new tmpfs holding lay's directories, with a clone of the held
 // parent's mount on lay.mountAt, and the cwd lay.cwd for a relative path.
-// The tmpfs's directories are the watchee's. The clone is taken first, while the thread still shares the namespace the
-// parent was resolved in (a mount of another namespace cannot be cloned).
-func enterSkeleton(w *workerState, parent int, lay layout, c *wireCred) error {
+// The tmpfs's directories are the watchee's. The clone is taken first,
+// while the thread still shares the namespace the parent was resolved in (a
+// mount of another namespace cannot be cloned). For lay.link it returns the
+// descriptor its magic link names, which must stay open until the bind;
+// -1 otherwise.
+func enterSkeleton(w *workerState, parent int, lay layout, c *wireCred) (int, error) {
+	held, err := enterSkeletonRoot(w, parent, lay, c)
+	if err != nil && held >= 0 {
+		unix.Close(held)
+		held = -1
+	}
+	return held, err
+}
+
+func enterSkeletonRoot(w *workerState, parent int, lay layout, c *wireCred) (int, error) {
 	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
 	clone, err := unix.OpenTree(parent, "", flags)
 	if err == unix.EINVAL {
@@ -192,62 +212,106 @@ func enterSkeleton(w *workerState, parent int, lay layout, c *wireCred) error {
 		clone, err = unix.OpenTree(parent, "", flags|unix.AT_RECURSIVE)
 	}
 	if err != nil {
-		return fmt.Errorf("cloning the parent's mount: %w", err)
+		return -1, fmt.Errorf("cloning the parent's mount: %w", err)
 	}
 	defer unix.Close(clone)
 	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("unshare(CLONE_NEWNS): %w", err)
+		return -1, fmt.Errorf("unshare(CLONE_NEWNS): %w", err)
 	}
 	// Nothing mounted here may propagate to the namespace it came from.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("making the private namespace's mounts private: %w", err)
+		return -1, fmt.Errorf("making the private namespace's mounts private: %w", err)
 	}
 	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("fsopen(tmpfs): %w", err)
+		return -1, fmt.Errorf("fsopen(tmpfs): %w", err)
 	}
 	defer unix.Close(fs)
 	if err := unix.FsconfigCreate(fs); err != nil {
-		return fmt.Errorf("creating a tmpfs: %w", err)
+		return -1, fmt.Errorf("creating a tmpfs: %w", err)
 	}
 	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("fsmount(tmpfs): %w", err)
+		return -1, fmt.Errorf("fsmount(tmpfs): %w", err)
 	}
 	defer unix.Close(mnt)
 	if err := unix.MoveMount(mnt, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("attaching the tmpfs: %w", err)
+		return -1, fmt.Errorf("attaching the tmpfs: %w", err)
 	}
 	if err := unix.Fchdir(mnt); err != nil {
-		return fmt.Errorf("entering the tmpfs: %w", err)
+		return -1, fmt.Errorf("entering the tmpfs: %w", err)
 	}
 	if err := unix.Chroot("."); err != nil {
-		return fmt.Errorf("chroot to the tmpfs: %w", err)
+		return -1, fmt.Errorf("chroot to the tmpfs: %w", err)
 	}
 	// The directories are made as the watchee, whose ids the executor's
 	// user namespace maps (the executor's own may be unmapped there), and
 	// open to it (umask 0).
 	if err := setFsIDs(c.Fsuid, c.Fsgid); err != nil {
-		return err
+		return -1, err
 	}
 	if err := w.setCaps(uint64(w.perm[0]) | uint64(w.perm[1])<<32); err != nil {
-		return fmt.Errorf("regaining capabilities: %w", err)
+		return -1, fmt.Errorf("regaining capabilities: %w", err)
 	}
 	unix.Umask(0)
 	for _, d := range lay.dirs {
 		if err := unix.Mkdir(d, 0o755); err != nil && err != unix.EEXIST {
-			return fmt.Errorf("laying out %s: %w", d, err)
+			return -1, fmt.Errorf("laying out %s: %w", d, err)
+		}
+	}
+	held := -1
+	if lay.link != "" {
+		var err error
+		if held, err = linkThroughProc(lay); err != nil {
+			return held, err
 		}
 	}
 	// The cwd is taken before the mount goes on: a cwd below the mount
 	// point stays in the tmpfs.
 	if err := unix.Chdir(lay.cwd); err != nil {
-		return fmt.Errorf("entering %s: %w", lay.cwd, err)
+		return held, fmt.Errorf("entering %s: %w", lay.cwd, err)
 	}
 	if err := unix.MoveMount(clone, "", unix.AT_FDCWD, lay.mountAt, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("mounting the parent on %s: %w", lay.mountAt, err)
+		return held, fmt.Errorf("mounting the parent on %s: %w", lay.mountAt, err)
 	}
-	return nil
+	return held, nil
+}
+
+// linkThroughProc mounts procfs on lay.procAt and makes lay.link a symlink
+// to the magic link of a descriptor of lay.linkTo, which it returns. The
+// kernel follows a magic link to the very directory the descriptor holds,
+// not by name. The thread's own /proc/thread-self names the descriptor
+// for any credentials (same thread group); a procfs mount needs root in
+// the initial user namespace, so workers in a user namespace refuse such
+// spellings.
+func linkThroughProc(lay layout) (int, error) {
+	if err := unix.Mkdir(lay.procAt, 0o555); err != nil {
+		return -1, fmt.Errorf("laying out %s: %w", lay.procAt, err)
+	}
+	fs, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen(proc): %w", err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("creating a procfs: %w", err)
+	}
+	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount(proc): %w", err)
+	}
+	defer unix.Close(mnt)
+	if err := unix.MoveMount(mnt, "", unix.AT_FDCWD, lay.procAt, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return -1, fmt.Errorf("mounting procfs on %s: %w", lay.procAt, err)
+	}
+	held, err := unix.Open(lay.linkTo, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("opening %s: %w", lay.linkTo, err)
+	}
+	if err := unix.Symlink(lay.procAt+"/thread-self/fd/"+strconv.Itoa(held), lay.link); err != nil {
+		return held, fmt.Errorf("linking %s: %w", lay.link, err)
+	}
+	return held, nil
 }
 
 // layout is where a private root puts the held parent so that the kernel's
@@ -261,25 +325,30 @@ type layout struct {
 	mountAt string
 	// cwd is where a relative lookup starts ("/" for an absolute one).
 	cwd string
+	// link, when set, is made a symlink to a /proc magic link of the tmpfs
+	// directory linkTo, opened before the mount goes on; procAt is where
+	// procfs is mounted for it. A walk that comes back to its end by ".."
+	// after passing it (a/b/../sock) needs the end's second visit to be
+	// another directory than the first: the link leads the walk to linkTo,
+	// whose ".." is linkTo's own parent, where the mount goes.
+	link, linkTo, procAt string
 }
 
 // skeletonCwd is the cwd of a relative lookup in the private root.
 const skeletonCwd = "/cwd"
 
 // errSpelling reports a spelling whose directory part cannot be laid out.
-var errSpelling = errors.New("the socket path's directory part reaches the directory it ends in before its end")
+var errSpelling = errors.New("the socket path's directory part cannot be laid out without a lookup in the socket's directory")
 
-// layOut walks the directory part of spelled (everything before its last
-// component) as the kernel does in a tree without symlinks: "." stays, ".."
-// goes up (not above the root), a name goes down. Every node the walk
-// visits becomes a tmpfs directory and the last one the mount point. The
-// kernel steps into a mount whenever a lookup arrives at its mount point
-// (by a name or by ".."), so a name looked up after the walk arrived at the
-// mount point would be looked up in the watchee's directory, by name: a
-// spelling that arrives at its end before the last step and goes on with a
-// name (d/e/../../d/sock, /a/b/../sock) is refused, as are names longer
-// than the kernel allows. Leaving the end by ".." only is fine: the kernel
-// steps back out of the mount (a/b/../b/sock).
+// layOut lays out the directory part of spelled (everything before its last
+// component) so that the kernel's walk of it, from the tmpfs root or
+// skeletonCwd, looks nothing up in the watchee's directory and ends on the
+// mount of it: the walk (walkSkeleton) follows "." (dropped), ".." (up, not
+// above the root) and names (down) through tmpfs directories. When the
+// walk arrives at its end before the last step and goes on with a name
+// (/a/b/../sock: at /a, then b), one directory the walk names is made a
+// link to another place (see layout.link); a spelling no single link
+// mends is refused, as are names longer than the kernel allows.
 func layOut(spelled string) (layout, error) {
 	lay := layout{absolute: strings.HasPrefix(spelled, "/")}
 	dir := strings.TrimRight(spelled, "/")
@@ -290,51 +359,141 @@ func layOut(spelled string) (layout, error) {
 	}
 	var steps []string
 	for _, s := range strings.Split(dir, "/") {
-		if s != "" && s != "." {
+		switch {
+		case s == "" || s == ".":
+		case len(s) > 255:
+			return lay, unix.ENAMETOOLONG
+		default:
 			steps = append(steps, s)
 		}
 	}
 	if len(steps) == 0 {
 		return lay, nil
 	}
-	start := skeletonCwd
+	lay.cwd = skeletonCwd
 	if lay.absolute {
-		start = "/"
+		lay.cwd = "/"
 	}
-	lay.cwd = start
-	nodes := []string{start}
+	w := walkSkeleton(lay.cwd, steps, "", "")
+	if w.ok {
+		lay.dirs, lay.mountAt = w.dirs, w.end
+		return lay, nil
+	}
+	// One link: to a directory under a name of the root no step uses.
+	f := unusedRootName(lay.cwd, steps, "/.vigil-link")
+	for _, c := range w.named {
+		lw := walkSkeleton(lay.cwd, steps, c, f+"/d")
+		if lw.ok {
+			lay.dirs, lay.mountAt, lay.link, lay.linkTo = lw.dirs, lw.end, c, f+"/d"
+			lay.procAt = unusedRootName(lay.cwd, steps, "/.vigil-proc")
+			return lay, nil
+		}
+	}
+	return lay, errSpelling
+}
+
+// skeletonWalk is what walkSkeleton found.
+type skeletonWalk struct {
+	dirs  []string // the directories to make, parents first
+	end   string   // where the walk ends: the mount point
+	named []string // the directories reached by a name, first reach first
+	ok    bool
+}
+
+// walkSkeleton walks steps from start through tmpfs directories as the
+// kernel does, a name equal to link jumping to linkTo (a magic link, which
+// lands on the directory itself, under any mount on it). The walk is
+// usable (ok) when it ends by arriving at its end, by a name or "..", and
+// every earlier arrival there (where the kernel steps into the mount, into
+// the watchee's directory) is followed by "..", which climbs back out, and
+// is not the link's jump.
+func walkSkeleton(start string, steps []string, link, linkTo string) skeletonWalk {
+	type arrival struct {
+		at   string
+		jump bool
+	}
+	var w skeletonWalk
+	arrivals := make([]arrival, 0, len(steps))
+	reached := map[string]bool{}
 	cur := start
 	for _, s := range steps {
-		switch {
-		case s == "..":
-			if cur != "/" {
-				cur = cur[:strings.LastIndexByte(cur, '/')]
-				if cur == "" {
-					cur = "/"
+		if s == ".." {
+			cur = parentDir(cur)
+			arrivals = append(arrivals, arrival{cur, false})
+			continue
+		}
+		next := strings.TrimSuffix(cur, "/") + "/" + s
+		if link != "" && next == link {
+			cur = linkTo
+			arrivals = append(arrivals, arrival{cur, true})
+			continue
+		}
+		cur = next
+		arrivals = append(arrivals, arrival{cur, false})
+		if !reached[cur] {
+			reached[cur] = true
+			w.named = append(w.named, cur)
+		}
+	}
+	w.end = cur
+	last := len(arrivals) - 1
+	if arrivals[last].jump {
+		return w
+	}
+	for i := 0; i < last; i++ {
+		if arrivals[i].at == w.end && (arrivals[i].jump || steps[i+1] != "..") {
+			return w
+		}
+	}
+	seen := map[string]bool{"/": true}
+	add := func(p string) {
+		for i := 1; i <= len(p); i++ {
+			if i == len(p) || p[i] == '/' {
+				if d := p[:i]; !seen[d] {
+					seen[d] = true
+					w.dirs = append(w.dirs, d)
 				}
 			}
-		case len(s) > 255:
-			return lay, unix.ENAMETOOLONG
-		default:
-			cur = strings.TrimSuffix(cur, "/") + "/" + s
-		}
-		nodes = append(nodes, cur)
-	}
-	end := nodes[len(nodes)-1]
-	for i := 1; i < len(nodes)-1; i++ {
-		if nodes[i] == end && steps[i] != ".." {
-			return lay, errSpelling
 		}
 	}
-	lay.mountAt = end
-	seen := map[string]bool{"/": true}
-	for _, n := range nodes {
-		if !seen[n] {
-			seen[n] = true
-			lay.dirs = append(lay.dirs, n)
-		}
+	add(start)
+	for _, a := range arrivals {
+		add(a.at)
 	}
-	return lay, nil
+	if linkTo != "" {
+		add(linkTo)
+	}
+	// The link is a symlink, never a directory on the way.
+	w.ok = link == "" || !seen[link]
+	return w
+}
+
+// parentDir is the tmpfs directory ".." leads to from dir.
+func parentDir(dir string) string {
+	if i := strings.LastIndexByte(dir, '/'); i > 0 {
+		return dir[:i]
+	}
+	return "/"
+}
+
+// unusedRootName returns base, or base with a number, that no step of a
+// walk from start names in the root.
+func unusedRootName(start string, steps []string, base string) string {
+	used := map[string]bool{start: true}
+	cur := start
+	for _, s := range steps {
+		if s == ".." {
+			cur = parentDir(cur)
+			continue
+		}
+		cur = strings.TrimSuffix(cur, "/") + "/" + s
+		used[cur] = true
+	}
+	name := base
+	for n := 2; used[name]; n++ {
+		name = base + strconv.Itoa(n)
+	}
+	return name
 }
 
 // ProbeBind performs one AF_UNIX bind the way Bind performs a path with
@@ -357,14 +516,21 @@ func ProbeBind() error {
 		return err
 	}
 	defer unix.Close(parent)
+	return bindOwnSocket(parent, filepath.Join(dir, "d", "s"))
+}
+
+// bindOwnSocket binds a new AF_UNIX socket of vigil's to spelled through
+// bindInPrivateView, with vigil's own credentials, parent holding the
+// directory spelled names, and checks the name the socket got and the
+// socket file in parent.
+func bindOwnSocket(parent int, spelled string) error {
 	sock, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(sock)
-	spelled := filepath.Join(dir, "d", "s")
 	if len(spelled) >= len(unix.RawSockaddrUnix{}.Path) {
-		return fmt.Errorf("temporary path %q too long for a socket", spelled)
+		return fmt.Errorf("path %q too long for a socket", spelled)
 	}
 	addr := binary.NativeEndian.AppendUint16(nil, unix.AF_UNIX)
 	addr = append(addr, spelled...)
@@ -376,6 +542,8 @@ func ProbeBind() error {
 	cred := wireCred{Fsuid: uint32(os.Geteuid()), Fsgid: uint32(os.Getegid()), Umask: 0o022,
 		CapEff: uint64(caps[0].Effective) | uint64(caps[1].Effective)<<32}
 	switch r := bindInPrivateView(sock, parent, spelled, addr, &cred); {
+	case r.Status == statusUnsupported:
+		return fmt.Errorf("%w: %s", ErrUnsupported, r.Msg)
 	case r.Status != statusOK:
 		return errors.New(r.Msg)
 	case r.Errno != 0:
@@ -386,8 +554,15 @@ func ProbeBind() error {
 		return fmt.Errorf("the socket's name is %v (%v), not %q", sa, err, spelled)
 	}
 	var st unix.Stat_t
-	if err := unix.Lstat(spelled, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return fmt.Errorf("no socket file at %s (%v)", spelled, err)
+	name := lastComponentOf(spelled)
+	if err := unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("no socket file %q in the parent (%v)", name, err)
 	}
 	return nil
+}
+
+// lastComponentOf is spelled's last component, trailing slashes dropped.
+func lastComponentOf(spelled string) string {
+	t := strings.TrimRight(spelled, "/")
+	return t[strings.LastIndexByte(t, '/')+1:]
 }
