@@ -33,7 +33,10 @@ func (s *receiver) performBind(l notify.Answerer, n *notify.Notif, c *call, d po
 	var parent *emulate.Prepared
 	spelled := ""
 	a := &c.pc.Addr
-	if a.Family == unix.AF_UNIX && !a.Abstract && a.UnixPath != "" {
+	// A pathname address makes a file only on an AF_UNIX socket; another
+	// socket refuses it before any lookup (EINVAL, EAFNOSUPPORT), as the
+	// kernel answers the plain bind.
+	if a.Family == unix.AF_UNIX && !a.Abstract && a.UnixPath != "" && sock.Domain == unix.AF_UNIX {
 		if !c.hasSock {
 			return refuse(c, d, "the socket path was not resolved"), true
 		}

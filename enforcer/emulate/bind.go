@@ -15,7 +15,7 @@ import (
 )
 
 // PrepareBindSocket fetches the watchee's socket sockfd for Bind, with
-// pidfd_getfd, whatever its family. Like every preparation it must precede
+// pidfd_getfd, whatever its family (Domain). Like every preparation it must precede
 // the caller's ID_VALID check. Errors are the watchee's answer (EBADF,
 // ENOTSOCK) or ESRCH when it is gone.
 func (e *Emulator) PrepareBindSocket(c Caller, sockfd int) (*Prepared, error) {
@@ -28,7 +28,7 @@ func (e *Emulator) PrepareBindSocket(c Caller, sockfd int) (*Prepared, error) {
 		p.Close()
 		return nil, err
 	}
-	if _, err := unix.GetsockoptInt(p.ObjectFd, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
+	if p.Domain, err = unix.GetsockoptInt(p.ObjectFd, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
 		p.Close()
 		if err == unix.ENOTSOCK {
 			return nil, unix.ENOTSOCK
