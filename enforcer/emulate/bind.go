@@ -222,22 +222,11 @@ func enterSkeletonRoot(w *workerState, parent int, lay layout, c *wireCred) (int
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return -1, fmt.Errorf("making the private namespace's mounts private: %w", err)
 	}
-	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	mnt, err := mountNew("tmpfs", "/")
 	if err != nil {
-		return -1, fmt.Errorf("fsopen(tmpfs): %w", err)
-	}
-	defer unix.Close(fs)
-	if err := unix.FsconfigCreate(fs); err != nil {
-		return -1, fmt.Errorf("creating a tmpfs: %w", err)
-	}
-	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("fsmount(tmpfs): %w", err)
+		return -1, err
 	}
 	defer unix.Close(mnt)
-	if err := unix.MoveMount(mnt, "", unix.AT_FDCWD, "/", unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return -1, fmt.Errorf("attaching the tmpfs: %w", err)
-	}
 	if err := unix.Fchdir(mnt); err != nil {
 		return -1, fmt.Errorf("entering the tmpfs: %w", err)
 	}
@@ -288,22 +277,11 @@ func linkThroughProc(lay layout) (int, error) {
 	if err := unix.Mkdir(lay.procAt, 0o555); err != nil {
 		return -1, fmt.Errorf("laying out %s: %w", lay.procAt, err)
 	}
-	fs, err := unix.Fsopen("proc", unix.FSOPEN_CLOEXEC)
+	mnt, err := mountNew("proc", lay.procAt)
 	if err != nil {
-		return -1, fmt.Errorf("fsopen(proc): %w", err)
+		return -1, err
 	}
-	defer unix.Close(fs)
-	if err := unix.FsconfigCreate(fs); err != nil {
-		return -1, fmt.Errorf("creating a procfs: %w", err)
-	}
-	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("fsmount(proc): %w", err)
-	}
-	defer unix.Close(mnt)
-	if err := unix.MoveMount(mnt, "", unix.AT_FDCWD, lay.procAt, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return -1, fmt.Errorf("mounting procfs on %s: %w", lay.procAt, err)
-	}
+	unix.Close(mnt)
 	held, err := unix.Open(lay.linkTo, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("opening %s: %w", lay.linkTo, err)
@@ -312,6 +290,29 @@ func linkThroughProc(lay layout) (int, error) {
 		return held, fmt.Errorf("linking %s: %w", lay.link, err)
 	}
 	return held, nil
+}
+
+// mountNew makes a new filesystem of type fstype and attaches it on target
+// in the calling thread's mount namespace. It returns the mount's
+// descriptor (its root), which the caller closes.
+func mountNew(fstype, target string) (int, error) {
+	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen(%s): %w", fstype, err)
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return -1, fmt.Errorf("creating a %s: %w", fstype, err)
+	}
+	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("fsmount(%s): %w", fstype, err)
+	}
+	if err := unix.MoveMount(mnt, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		unix.Close(mnt)
+		return -1, fmt.Errorf("mounting %s on %s: %w", fstype, target, err)
+	}
+	return mnt, nil
 }
 
 // layout is where a private root puts the held parent so that the kernel's
