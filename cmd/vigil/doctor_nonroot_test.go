@@ -65,4 +65,34 @@ func TestDoctorAsNobodySaysWhatItCannotDo(t *testing.T) {
 	if _, stderr, code := asNobody("run", "--unverified", "--", "true"); code != 0 {
 		t.Errorf("run --unverified as nobody: exit %d, stderr %q", code, stderr)
 	}
+	// A policy whose only content-dependent rule is on bind needs the
+	// emulator alone: vigil performs a bare name's bind as nobody, and
+	// refuses a path with directories (no private mount namespace without
+	// root), as the doctor says.
+	if !strings.Contains(stdout, "bind_private_view") || !strings.Contains(stdout, "cloning the parent's mount: operation not permitted") {
+		t.Errorf("doctor as nobody does not say binds with directories are refused:\n%s", stdout)
+	}
+	pol := filepath.Join(dir, "bind.yaml")
+	if err := os.WriteFile(pol, []byte("version: 1\nrules:\n  - syscalls: [bind]\n    match: { addr: [\"unix:/var/empty/vigil-denied/*\"] }\n    action: deny\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(work, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	py := "import os, socket\nos.chdir(" + pyQuote(work) + ")\nos.mkdir('d')\n" +
+		"for p in ['a.sock', 'd/b.sock']:\n" +
+		"    s = socket.socket(socket.AF_UNIX)\n" +
+		"    try:\n        s.bind(p); print(p, 'bound', s.getsockname() == p)\n" +
+		"    except OSError as e:\n        print(p, 'errno', e.errno)\n"
+	out, stderr, code := asNobody("run", "--policy", pol, "--log", filepath.Join(work, "log"), "--", "/usr/bin/python3", "-c", py)
+	if code != 0 || out != "a.sock bound True\nd/b.sock errno 1\n" {
+		t.Errorf("binds as nobody: exit %d, stderr %q, stdout %q", code, stderr, out)
+	}
 }
+
+// pyQuote quotes s as a Python string literal (ASCII paths).
+func pyQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "\\'") + "'" }

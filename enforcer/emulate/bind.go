@@ -172,8 +172,12 @@ func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred)
 		}
 	}
 	if c.SetGroups {
-		if err := unix.Setgroups(c.Groups); err != nil {
-			return internal(fmt.Errorf("setgroups: %w", err))
+		// Only when they differ: setgroups needs CAP_SETGID even to
+		// change nothing, which a vigil without root lacks.
+		if cur, err := unix.Getgroups(); err != nil || groupsKey32(cur) != groupsKey32(c.Groups) {
+			if err := unix.Setgroups(c.Groups); err != nil {
+				return internal(fmt.Errorf("setgroups: %w", err))
+			}
 		}
 	}
 	if err := setFsIDs(c.Fsuid, c.Fsgid); err != nil {
