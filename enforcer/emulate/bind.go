@@ -15,8 +15,8 @@ import (
 )
 
 // PrepareBindSocket fetches the watchee's socket sockfd for Bind, with
-// pidfd_getfd, whatever its family (Domain). Like every preparation it must precede
-// the caller's ID_VALID check. Errors are the watchee's answer (EBADF,
+// pidfd_getfd, whatever its family (Domain). Like every preparation it must
+// precede the caller's ID_VALID check. Errors are the watchee's answer (EBADF,
 // ENOTSOCK) or ESRCH when it is gone.
 func (e *Emulator) PrepareBindSocket(c Caller, sockfd int) (*Prepared, error) {
 	p, err := e.begin(c, lookupSocket)
@@ -24,19 +24,10 @@ func (e *Emulator) PrepareBindSocket(c Caller, sockfd int) (*Prepared, error) {
 		return nil, err
 	}
 	defer p.endPrepare()
-	if p.ObjectFd, err = e.getFd(c, sockfd); err != nil {
+	if err := e.takeSocket(p, sockfd); err != nil {
 		p.Close()
 		return nil, err
 	}
-	if p.Domain, err = unix.GetsockoptInt(p.ObjectFd, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
-		p.Close()
-		if err == unix.ENOTSOCK {
-			return nil, unix.ENOTSOCK
-		}
-		return nil, fmt.Errorf("reading the socket's domain: %w", err)
-	}
-	p.Exists, p.Mode = true, unix.S_IFSOCK
-	p.st.Mode = p.Mode
 	return p, nil
 }
 
@@ -104,6 +95,8 @@ func netlinkAutobind(fd int, addr []byte) bool {
 // the kernel draws from (net/netlink/af_netlink.c, netlink_autobind). A
 // plain autobind from vigil's thread or worker would take theirs.
 func (e *Emulator) bindNetlinkAsWatchee(sock *Prepared, req *request, in fdSet) (Result, error) {
+	// No validity check of its own: the caller's ID_VALID preceded Bind,
+	// and a tid recycled since would only choose the port id.
 	st, err := e.readSendCreds(sock.c, func() error { return nil }, false)
 	if err != nil {
 		return errnoResult(0), err

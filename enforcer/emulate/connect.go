@@ -13,28 +13,37 @@ import (
 // answer (EBADF, ENOTSOCK), ESRCH when it is gone, or ErrUnsupported for
 // families other than AF_INET and AF_INET6 (see Connect).
 func (e *Emulator) PrepareSocket(c Caller, sockfd int) (*Prepared, error) {
-	fd, err := e.getFd(c, sockfd)
-	if err != nil {
+	p := &Prepared{e: e, c: c, lookup: lookupSocket, ParentFd: -1, ObjectFd: -1, tidfd: -1, root: -1, openFd: -1}
+	if err := e.takeSocket(p, sockfd); err != nil {
+		p.Close()
 		return nil, err
 	}
-	p := &Prepared{e: e, c: c, lookup: lookupSocket, ParentFd: -1, ObjectFd: fd, tidfd: -1, root: -1, openFd: -1}
-	domain, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	switch {
-	case err == unix.ENOTSOCK:
+	if p.Domain != unix.AF_INET && p.Domain != unix.AF_INET6 {
 		p.Close()
-		return nil, unix.ENOTSOCK
-	case err != nil:
-		p.Close()
-		return nil, fmt.Errorf("reading the socket's domain: %w", err)
-	case domain != unix.AF_INET && domain != unix.AF_INET6:
-		p.Close()
-		return nil, fmt.Errorf("%w: connect on a socket of family %d", ErrUnsupported, domain)
+		return nil, fmt.Errorf("%w: connect on a socket of family %d", ErrUnsupported, p.Domain)
 	}
-	// A socket (SO_DOMAIN answered); its inode identifies nothing a connect
-	// needs, so no fstat.
+	return p, nil
+}
+
+// takeSocket fetches the watchee's socket sockfd into p (ObjectFd, Domain).
+// Errors are the watchee's answer (EBADF, ENOTSOCK), ESRCH when it is gone,
+// or why SO_DOMAIN could not be read. A socket's inode identifies nothing a
+// connect or bind needs, so no fstat.
+func (e *Emulator) takeSocket(p *Prepared, sockfd int) error {
+	fd, err := e.getFd(p.c, sockfd)
+	if err != nil {
+		return err
+	}
+	p.ObjectFd = fd
+	if p.Domain, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil {
+		if err == unix.ENOTSOCK {
+			return unix.ENOTSOCK
+		}
+		return fmt.Errorf("reading the socket's domain: %w", err)
+	}
 	p.Exists, p.Mode = true, unix.S_IFSOCK
 	p.st.Mode = p.Mode
-	return p, nil
+	return nil
 }
 
 // Connect performs connect(2) on the socket p holds (PrepareSocket) with

@@ -69,7 +69,8 @@ type Prepared struct {
 	// LookupNoFollow, an existing open target), or the watchee's own file
 	// (PrepareFd); -1 otherwise.
 	ObjectFd int
-	// Domain is, for PrepareBindSocket, the socket's address family.
+	// Domain is, for PrepareSocket and PrepareBindSocket, the socket's
+	// address family.
 	Domain int
 
 	// watcheeFd is, for PrepareFd, the descriptor's number in the
