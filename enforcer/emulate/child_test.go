@@ -258,11 +258,15 @@ type childOpts struct {
 	userns bool
 	cred   *syscall.Credential
 	dir    string
+	// wrap runs the child through a command line that ends by executing
+	// it (util-linux's unshare), for namespaces SysProcAttr cannot make.
+	wrap []string
 }
 
 func startWatchee(t testing.TB, o childOpts) *watchee {
 	t.Helper()
-	cmd := exec.Command(childBinary(t))
+	argv := append(append([]string(nil), o.wrap...), childBinary(t))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = []string{"VIGIL_EMULATE_CHILD=1"}
 	cmd.Dir = o.dir
 	cmd.Stderr = os.Stderr

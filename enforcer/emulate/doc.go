@@ -64,7 +64,9 @@
 // for the latter. So the calls run in a worker: vigil re-executed with argv[0]
 // "vigil:emulate" (WorkerRole, package reexec), which joins the watchee's
 // user and mount namespaces in an ELF constructor before the Go runtime
-// starts (nsenter.c, as runc and LXD do), then serves requests over a
+// starts (nsenter.c, as runc and LXD do) — the mount namespace first, while it
+// still holds vigil's capabilities, because the user namespace that owns it
+// may be an ancestor of the watchee's (unshare -U inside a container) — then serves requests over a
 // SOCK_SEQPACKET socketpair on one locked thread with a private fs_struct. Descriptors travel
 // both ways with SCM_RIGHTS: vigil opens the watchee's root, cwd and dirfds
 // (O_PATH through /proc/<tid>) and receives the resolved parents, objects and

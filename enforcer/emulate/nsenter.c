@@ -89,9 +89,20 @@ __attribute__((constructor)) static void vigil_emulate_nsenter(int argc, char **
 	free(cur);
 	free(groups);
 
+	// The mount namespace first, while the worker still has vigil's
+	// capabilities: joining one needs CAP_SYS_ADMIN in the user namespace
+	// that owns it, which may be an ancestor of the watchee's (unshare -U
+	// in a container: a new user namespace, the container's mount
+	// namespace), where root of the watchee's namespace has none. A vigil
+	// without root has no such capability before joining either: it can
+	// join the mount namespace of a user namespace it owns only from
+	// inside that namespace, so the attempt is made again after it.
+	int want_mnt = strchr(argv[1], 'm') != NULL;
+	if (want_mnt && setns(VIGIL_FD_MNTNS, CLONE_NEWNS) == 0)
+		want_mnt = 0;
 	if (strchr(argv[1], 'u') != NULL && setns(VIGIL_FD_USERNS, CLONE_NEWUSER) < 0)
 		vigil_nsenter_fail("joining the watchee's user namespace", errno);
-	if (strchr(argv[1], 'm') != NULL && setns(VIGIL_FD_MNTNS, CLONE_NEWNS) < 0)
+	if (want_mnt && setns(VIGIL_FD_MNTNS, CLONE_NEWNS) < 0)
 		vigil_nsenter_fail("joining the watchee's mount namespace", errno);
 	close(VIGIL_FD_USERNS);
 	close(VIGIL_FD_MNTNS);
