@@ -161,7 +161,11 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 		s := strings.NewReplacer("@PROTECTED@", f.protected, "@DENIED@", f.denied).Replace(string(b))
-		p := filepath.Join(f.base, pc.file)
+		// In a directory of their own: the agent's --policy-dir.
+		p := filepath.Join(f.base, "policies", pc.file)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -182,13 +186,43 @@ type outcome struct {
 	auditLog   string
 }
 
-// run runs program p bare (pol nil) or under vigil with pol, in the
-// program's run directory, which it creates empty; afterwards it moves the
-// directory aside (named after how it ran) for a reader. Every run of a
-// program has the same directory path, so files that embed it (a venv's
-// scripts and their hashes in pip's RECORD, git's config) compare as they
-// are.
+// run runs program p bare (pol nil) or under `vigil run` with pol.
 func (f *fixture) run(t *testing.T, p program, how string, pol *policyCase) outcome {
+	t.Helper()
+	return f.runWith(t, p, how, func(t *testing.T, s runSetup) ([]string, func() []string) {
+		if pol == nil {
+			return s.argv, nil
+		}
+		v := []string{vigilBin, "run", "--log", s.auditLog, "--log-level", "debug"}
+		if pol.file != "" {
+			v = append(v, "--policy", f.policies[pol.name])
+		}
+		return append(append(v, "--"), s.argv...), nil
+	})
+}
+
+// runSetup is what one run of a case is made of.
+type runSetup struct {
+	id       string   // the program's name and how it runs, unique in a test
+	dir      string   // the run directory, the case's working directory
+	env      []string // the case's whole environment
+	argv     []string // the case: bash testdata/cases/NAME.sh
+	auditLog string   // where vigil writes the run's records
+}
+
+// A launcher returns the command line that runs s.argv as a run needs it:
+// as it is, under `vigil run`, or in a container. after, when not nil, is
+// called once the command has ended (however it ended) and returns vigil's
+// own log lines, for a run whose vigil does not write them to the
+// command's stderr.
+type launcher func(t *testing.T, s runSetup) (argv []string, after func() (vigilLines []string))
+
+// runWith runs program p as launch makes it run, in the program's run
+// directory, which it creates empty; afterwards it moves the directory
+// aside (named after how it ran) for a reader. Every run of a program has
+// the same directory path, so files that embed it (a venv's scripts and
+// their hashes in pip's RECORD, git's config) compare as they are.
+func (f *fixture) runWith(t *testing.T, p program, how string, launch launcher) outcome {
 	t.Helper()
 	dir := filepath.Join(f.base, p.name, "run")
 	for _, d := range []string{"home", "tmp"} {
@@ -233,16 +267,15 @@ func (f *fixture) run(t *testing.T, p program, how string, pol *policyCase) outc
 		"CONFORMANCE_GOPROG=" + goProg,
 		"CONFORMANCE_SCRATCH=" + scratch,
 	}
-	argv := []string{"bash", filepath.Join(dataDir, "cases", p.name+".sh")}
-	var o outcome
-	if pol != nil {
-		o.auditLog = filepath.Join(f.base, p.name, how+".audit.jsonl")
-		v := []string{vigilBin, "run", "--log", o.auditLog, "--log-level", "debug"}
-		if pol.file != "" {
-			v = append(v, "--policy", f.policies[pol.name])
-		}
-		argv = append(append(v, "--"), argv...)
-	}
+	// A bare run leaves no audit log: nothing reads its path.
+	o := outcome{auditLog: filepath.Join(f.base, p.name, how+".audit.jsonl")}
+	argv, after := launch(t, runSetup{
+		id:       p.name + "-" + how,
+		dir:      dir,
+		env:      env,
+		argv:     []string{"bash", filepath.Join(dataDir, "cases", p.name+".sh")},
+		auditLog: o.auditLog,
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -263,6 +296,9 @@ func (f *fixture) run(t *testing.T, p program, how string, pol *policyCase) outc
 	start := time.Now()
 	err := cmd.Run()
 	o.took = time.Since(start)
+	if after != nil {
+		o.vigilLines = after()
+	}
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
@@ -279,7 +315,9 @@ func (f *fixture) run(t *testing.T, p program, how string, pol *policyCase) outc
 	opts.replace = []replacement{{dir, "$RUN"}, {scratch, "$SCRATCH"}}
 	norm := func(s string) string { return string(opts.normalise([]byte(s))) }
 	o.stdout = norm(stdout.String())
-	o.stderr, o.vigilLines = splitVigilLines(norm(stderr.String()))
+	var own []string
+	o.stderr, own = splitVigilLines(norm(stderr.String()))
+	o.vigilLines = append(o.vigilLines, own...)
 	o.tree, err = snapshot(dir, &opts)
 	if err != nil {
 		t.Fatalf("%s %s: reading the tree: %v", p.name, how, err)

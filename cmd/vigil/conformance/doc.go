@@ -13,4 +13,10 @@
 // symlink targets, hard links, and times where the program preserves them)
 // must be the same as bare; any difference fails with the diff and the
 // audit records that explain it.
+//
+// TestConformanceInAContainer runs the same cases in runc containers (the
+// host's programs through read-only mounts, Docker's default capabilities),
+// once without seccomp and once handed to `vigil agent` with the trap-all
+// policy merged into config.json by `vigil agent seccomp-profile`, and
+// compares them the same way.
 package conformance
