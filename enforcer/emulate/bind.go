@@ -61,6 +61,10 @@ func (e *Emulator) Bind(sock, parent *Prepared, spelled string, addr []byte) (Re
 		}
 		req.Path = spelled
 		in.parent, p = parent.ParentFd, parent
+		if lent := e.lendViewMounts(parent, spelled); lent != noViewMounts {
+			defer lent.close()
+			in.obj2, in.parent2 = lent.clone, lent.proc
+		}
 	} else if spelled != "" {
 		return errnoResult(0), fmt.Errorf("bind: %w: the AF_UNIX path %q needs its prepared parent", errMisuse, spelled)
 	}
@@ -68,6 +72,70 @@ func (e *Emulator) Bind(sock, parent *Prepared, spelled string, addr []byte) (Re
 		return e.bindNetlinkAsWatchee(sock, &req, in)
 	}
 	return e.do(p, &req, in)
+}
+
+// viewMounts are the mounts of a bind's private view that vigil makes for a
+// worker, -1 where it did not: clone is a detached clone of the parent's
+// mount, proc a detached procfs for a spelling laid out with a magic link.
+type viewMounts struct{ clone, proc int }
+
+var noViewMounts = viewMounts{-1, -1}
+
+func (m viewMounts) close() {
+	for _, fd := range []int{m.clone, m.proc} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// lendViewMounts makes, for a bind that a worker in a user namespace of
+// its own will perform in a private view, the mounts that worker may not
+// make: cloning a mount needs CAP_SYS_ADMIN over the user namespace that
+// owns its mount namespace, an ancestor of the watchee's when a container
+// runs unshare -U, and a procfs needs privilege over vigil's pid namespace.
+// vigil makes them on a thread of its own in the watchee's mount namespace
+// and hands them over detached; the worker attaches them in its private
+// namespace. A vigil that cannot (without root) lends nothing, and the
+// worker's own attempt decides.
+func (e *Emulator) lendViewMounts(parent *Prepared, spelled string) viewMounts {
+	w, ok := parent.w.(*worker)
+	if !ok || w.key.user == e.selfUser {
+		return noViewMounts
+	}
+	lay, err := layOut(spelled)
+	if err != nil || lay.mountAt == "" {
+		return noViewMounts
+	}
+	var mntns *os.File
+	if w.key.mnt != e.selfMnt {
+		if mntns, err = e.openNS(parent.c.Tid, "mnt", w.key.mnt); err != nil {
+			return noViewMounts
+		}
+		defer mntns.Close()
+	}
+	lent := noViewMounts
+	if lay.link != "" {
+		if lent.proc, err = mountDetached("proc"); err != nil {
+			return noViewMounts
+		}
+	}
+	if mntns == nil {
+		lent.clone, _ = cloneMount(parent.ParentFd)
+	} else {
+		// A mount clones only from its own namespace: a thread that
+		// joins the watchee's and then ends.
+		offMainThread(func() {
+			if unix.Unshare(unix.CLONE_FS) == nil && unix.Setns(int(mntns.Fd()), unix.CLONE_NEWNS) == nil {
+				lent.clone, _ = cloneMount(parent.ParentFd)
+			}
+		})
+	}
+	if lent.clone < 0 {
+		lent.close()
+		return noViewMounts
+	}
+	return lent
 }
 
 // sockaddr_nl: family (2 bytes), padding (2), nl_pid (4), nl_groups (4).
@@ -119,13 +187,15 @@ func (e *Emulator) bindNetlinkAsWatchee(sock *Prepared, req *request, in fdSet) 
 // It runs on a thread that never serves Go code again (offMainThread): the
 // thread takes a private fs_struct and, when spelled has
 // directories, a private mount namespace; everything else keeps its view.
-func bindInPrivateView(sock, parent int, spelled string, addr []byte, c *wireCred) response {
+// lent holds the mounts vigil made for the view (lendViewMounts), which
+// stay the caller's.
+func bindInPrivateView(sock, parent int, spelled string, addr []byte, c *wireCred, lent viewMounts) response {
 	var r response
-	offMainThread(func() { r = bindOnOwnThread(sock, parent, spelled, addr, c) })
+	offMainThread(func() { r = bindOnOwnThread(sock, parent, spelled, addr, c, lent) })
 	return r
 }
 
-func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred) response {
+func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred, lent viewMounts) response {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
@@ -155,7 +225,10 @@ func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred)
 			}
 		}
 	} else {
-		held, err := enterSkeleton(w, parent, lay, c)
+		held, err := enterSkeleton(w, parent, lay, c, lent)
+		if errors.Is(err, errNoPrivateView) {
+			return unsupported(err.Error())
+		}
 		if err != nil {
 			return internal(err)
 		}
@@ -183,6 +256,11 @@ func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred)
 	return errnoResp(rawBind(sock, addr))
 }
 
+// errNoPrivateView reports that the executing thread's privilege does not
+// reach far enough to lay out the private view a spelling needs; the bind is
+// refused with the reason rather than performed in the watchee's view.
+var errNoPrivateView = errors.New("an AF_UNIX path with directories needs a private view of the watchee's mounts, which this user namespace may not make")
+
 // enterSkeleton gives the calling thread a private mount namespace whose
 // root is a new tmpfs holding lay's directories, with a clone of the held
 // parent's mount on lay.mountAt, and the cwd lay.cwd for a relative path.
@@ -191,8 +269,8 @@ func bindOnOwnThread(sock, parent int, spelled string, addr []byte, c *wireCred)
 // mount of another namespace cannot be cloned). For lay.link it returns the
 // descriptor its magic link names, which must stay open until the bind;
 // -1 otherwise.
-func enterSkeleton(w *workerState, parent int, lay layout, c *wireCred) (int, error) {
-	held, err := enterSkeletonRoot(w, parent, lay, c)
+func enterSkeleton(w *workerState, parent int, lay layout, c *wireCred, lent viewMounts) (int, error) {
+	held, err := enterSkeletonRoot(w, parent, lay, c, lent)
 	if err != nil && held >= 0 {
 		unix.Close(held)
 		held = -1
@@ -200,18 +278,15 @@ func enterSkeleton(w *workerState, parent int, lay layout, c *wireCred) (int, er
 	return held, err
 }
 
-func enterSkeletonRoot(w *workerState, parent int, lay layout, c *wireCred) (int, error) {
-	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
-	clone, err := unix.OpenTree(parent, "", flags)
-	if err == unix.EINVAL {
-		// Mounts below the parent that a user namespace locked refuse a
-		// clone of the parent's mount alone; the whole subtree clones.
-		clone, err = unix.OpenTree(parent, "", flags|unix.AT_RECURSIVE)
+func enterSkeletonRoot(w *workerState, parent int, lay layout, c *wireCred, lent viewMounts) (int, error) {
+	clone := lent.clone
+	if clone < 0 {
+		var err error
+		if clone, err = cloneMount(parent); err != nil {
+			return -1, err
+		}
+		defer unix.Close(clone)
 	}
-	if err != nil {
-		return -1, fmt.Errorf("cloning the parent's mount: %w", err)
-	}
-	defer unix.Close(clone)
 	if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
 		return -1, fmt.Errorf("unshare(CLONE_NEWNS): %w", err)
 	}
@@ -248,7 +323,7 @@ func enterSkeletonRoot(w *workerState, parent int, lay layout, c *wireCred) (int
 	held := -1
 	if lay.link != "" {
 		var err error
-		if held, err = linkThroughProc(lay); err != nil {
+		if held, err = linkThroughProc(lay, lent.proc); err != nil {
 			return held, err
 		}
 	}
@@ -263,22 +338,54 @@ func enterSkeletonRoot(w *workerState, parent int, lay layout, c *wireCred) (int
 	return held, nil
 }
 
+// cloneMount returns a detached clone of the mount that holds the directory
+// parent, which must be in the calling thread's mount namespace.
+func cloneMount(parent int) (int, error) {
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH)
+	clone, err := unix.OpenTree(parent, "", flags)
+	if err == unix.EINVAL {
+		// Mounts below the parent that a user namespace locked refuse a
+		// clone of the parent's mount alone; the whole subtree clones.
+		clone, err = unix.OpenTree(parent, "", flags|unix.AT_RECURSIVE)
+	}
+	if err == unix.EPERM {
+		// Cloning a mount needs CAP_SYS_ADMIN over its namespace's owner,
+		// which a worker in a user namespace below that owner lacks
+		// (unshare -U inside a container) unless vigil lent the clone.
+		return -1, fmt.Errorf("%w: cloning the parent's mount: %w", errNoPrivateView, err)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("cloning the parent's mount: %w", err)
+	}
+	return clone, nil
+}
+
 // linkThroughProc mounts procfs on lay.procAt and makes lay.link a symlink
 // to the magic link of a descriptor of lay.linkTo, which it returns. The
 // kernel follows a magic link to the very directory the descriptor holds,
 // not by name. The thread's own /proc/thread-self names the descriptor
-// for any credentials (same thread group); a procfs mount needs root in
-// the initial user namespace, so workers in a user namespace refuse such
-// spellings.
-func linkThroughProc(lay layout) (int, error) {
+// for any credentials (same thread group). A procfs mount needs privilege
+// over vigil's pid namespace, which a worker in a user namespace lacks:
+// it attaches the detached procfs vigil lent (proc), and without one
+// refuses such spellings.
+func linkThroughProc(lay layout, proc int) (int, error) {
 	if err := unix.Mkdir(lay.procAt, 0o555); err != nil {
 		return -1, fmt.Errorf("laying out %s: %w", lay.procAt, err)
 	}
-	mnt, err := mountNew("proc", lay.procAt)
-	if err != nil {
-		return -1, err
+	if proc >= 0 {
+		if err := unix.MoveMount(proc, "", unix.AT_FDCWD, lay.procAt, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return -1, fmt.Errorf("mounting procfs on %s: %w", lay.procAt, err)
+		}
+	} else {
+		mnt, err := mountNew("proc", lay.procAt)
+		if errors.Is(err, unix.EPERM) {
+			return -1, fmt.Errorf("%w: %w", errNoPrivateView, err)
+		}
+		if err != nil {
+			return -1, err
+		}
+		unix.Close(mnt)
 	}
-	unix.Close(mnt)
 	held, err := unix.Open(lay.linkTo, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("opening %s: %w", lay.linkTo, err)
@@ -293,6 +400,20 @@ func linkThroughProc(lay layout) (int, error) {
 // in the calling thread's mount namespace. It returns the mount's
 // descriptor (its root), which the caller closes.
 func mountNew(fstype, target string) (int, error) {
+	mnt, err := mountDetached(fstype)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.MoveMount(mnt, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		unix.Close(mnt)
+		return -1, fmt.Errorf("mounting %s on %s: %w", fstype, target, err)
+	}
+	return mnt, nil
+}
+
+// mountDetached makes a new filesystem of type fstype and returns its
+// mount, attached nowhere yet.
+func mountDetached(fstype string) (int, error) {
 	fs, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return -1, fmt.Errorf("fsopen(%s): %w", fstype, err)
@@ -304,10 +425,6 @@ func mountNew(fstype, target string) (int, error) {
 	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("fsmount(%s): %w", fstype, err)
-	}
-	if err := unix.MoveMount(mnt, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		unix.Close(mnt)
-		return -1, fmt.Errorf("mounting %s on %s: %w", fstype, target, err)
 	}
 	return mnt, nil
 }
@@ -539,7 +656,7 @@ func bindOwnSocket(parent int, spelled string) error {
 	}
 	cred := wireCred{Fsuid: uint32(os.Geteuid()), Fsgid: uint32(os.Getegid()), Umask: 0o022,
 		CapEff: uint64(caps[0].Effective) | uint64(caps[1].Effective)<<32}
-	switch r := bindInPrivateView(sock, parent, spelled, addr, &cred); {
+	switch r := bindInPrivateView(sock, parent, spelled, addr, &cred, noViewMounts); {
 	case r.Status == statusUnsupported:
 		return fmt.Errorf("%w: %s", ErrUnsupported, r.Msg)
 	case r.Status != statusOK:

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/enforcer/reexec"
 )
 
 // The watchee of these tests is this test binary re-executed with
@@ -186,6 +188,17 @@ func childCmd(f []string, fds map[int]bool) string {
 			return res(err, "")
 		}
 		return "ok " + strconv.Itoa(fd)
+	case "bind":
+		return res(unix.Bind(dec(f[1]), &unix.SockaddrUnix{Name: f[2]}), "")
+	case "sockname":
+		sa, err := unix.Getsockname(dec(f[1]))
+		if err != nil {
+			return res(err, "")
+		}
+		if un, ok := sa.(*unix.SockaddrUnix); ok {
+			return "ok " + un.Name
+		}
+		return fmt.Sprintf("err not an AF_UNIX name: %T", sa)
 	case "connect":
 		port, _ := strconv.Atoi(f[2])
 		return res(unix.Connect(dec(f[1]), &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}), "")
@@ -290,7 +303,10 @@ func startWatchee(t testing.TB, o childOpts) *watchee {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	// From reexec's spawner thread, as vigil starts watchees: Pdeathsig
+	// fires when the forking thread ends, and the emulator ends threads
+	// of its own (offMainThread).
+	if err := reexec.Start(cmd); err != nil {
 		t.Fatalf("starting watchee: %v", err)
 	}
 	w := &watchee{t: t, cmd: cmd, in: in, out: make(chan string, 16), pid: cmd.Process.Pid}

@@ -155,6 +155,11 @@
 //	                    file description (pidfd_getfd), whose network
 //	                    namespace, cgroup and creator credentials apply.
 //	                    AF_INET and AF_INET6 only (see Connect).
+//	bind, AF_UNIX path: the worker binds the watchee's socket from a private
+//	                    view where the spelling leads to the vetted directory
+//	                    (bind.go); the view's clone of that directory's mount
+//	                    and its procfs, which a worker in a user namespace of
+//	                    its own may not make, vigil makes and lends.
 //
 // Whether to lend is the caller's decision (policy "emulate" with a dev or
 // xattr list): without lend both calls are the watchee's own.

@@ -16,8 +16,9 @@ import (
 // (XATTR_SIZE_MAX) and the fixed fields.
 const maxMessage = 3*4096 + 65536 + 1024
 
-// maxFds is the most descriptors one message carries.
-const maxFds = 4
+// maxFds is the most descriptors one message carries: a bind with lent
+// mounts has five (root, socket, parent, mount clone, procfs).
+const maxFds = 5
 
 // op is what a request asks the worker to do.
 type op uint8

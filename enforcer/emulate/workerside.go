@@ -388,7 +388,7 @@ func (w *workerState) handle(req *request, in, out *fdSet) response {
 			// watchee's (CAP_NET_BIND_SERVICE, netlink groups).
 			return errnoResp(rawBind(in.obj, req.Value))
 		}
-		return bindInPrivateView(in.obj, in.parent, req.Path, req.Value, &req.Cred)
+		return bindInPrivateView(in.obj, in.parent, req.Path, req.Value, &req.Cred, viewMounts{clone: in.obj2, proc: in.parent2})
 	}
 	return internal(fmt.Errorf("unknown op %d", req.Op))
 }
