@@ -15,6 +15,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
@@ -34,51 +35,82 @@ var dockerCapabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID",
 	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
 	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
 
-// TestConformanceInAContainer runs the cases in a runc container, once
-// without seccomp and once supervised by `vigil agent` (the binary, in its
-// default secure mode) through the profile `vigil agent seccomp-profile`
-// merges into the bundle's config.json, with the trap-all policy, and
-// compares the runs as TestConformance does. In a container vigil resolves
-// paths in the container's mount namespace, and its emulator works there
-// through a worker; the host's programs are the container's, through
-// read-only bind mounts.
+// TestConformanceInAContainer runs the cases in runc and crun containers,
+// once without seccomp and once supervised by `vigil agent` (the binary, in
+// its default secure mode) through the profile `vigil agent
+// seccomp-profile` merges into the bundle's config.json for that runtime,
+// with the trap-all policy, and compares the runs as TestConformance does.
+// In a container vigil resolves paths in the container's mount namespace,
+// and its emulator works there through a worker; the host's programs are
+// the container's, through read-only bind mounts.
 func TestConformanceInAContainer(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		t.Fatalf("runc runs the containers (scripts/deps.sh installs it): %v", err)
-	}
 	f := newFixture(t)
 	trapAll := policyCase{name: "trap-all", file: "trap-all.yaml"}
-	for _, p := range programs {
-		if !slices.Contains(containerPrograms, p.name) {
-			continue
-		}
-		t.Run(p.name, func(t *testing.T) {
-			for _, n := range p.needs {
-				if _, err := exec.LookPath(n); err != nil {
-					t.Fatalf("%s needs %s (scripts/deps.sh installs it): %v", p.name, n, err)
+	for _, runtime := range []string{"runc", "crun"} {
+		t.Run(runtime, func(t *testing.T) {
+			path, err := exec.LookPath(runtime)
+			if err != nil {
+				t.Fatalf("%s runs the containers (scripts/deps.sh installs it): %v", runtime, err)
+			}
+			rt := ociRuntime{name: runtime, path: path}
+			for _, p := range programs {
+				if !slices.Contains(containerPrograms, p.name) {
+					continue
 				}
+				t.Run(p.name, func(t *testing.T) {
+					for _, n := range p.needs {
+						if _, err := exec.LookPath(n); err != nil {
+							t.Fatalf("%s needs %s (scripts/deps.sh installs it): %v", p.name, n, err)
+						}
+					}
+					want := f.runWith(t, p, runtime+"-bare", f.inContainer(rt, nil))
+					t.Logf("bare, in a container: exit %d, %v", want.code, want.took.Round(time.Millisecond))
+					got := f.runWith(t, p, runtime+"-trap-all", f.inContainer(rt, &trapAll))
+					if interruptedBeforeReceive(want, got) && !vigilAnsweredEINTR(t, got) {
+						t.Logf("under vigil a call failed with EINTR where the bare run had none: %s; running it again", interruptedLine(got.stderr))
+						got = f.runWith(t, p, runtime+"-trap-all-again", f.inContainer(rt, &trapAll))
+					}
+					compare(t, p, trapAll, want, got)
+				})
 			}
-			want := f.runWith(t, p, "container-bare", f.inContainer(runc, nil))
-			t.Logf("bare, in a container: exit %d, %v", want.code, want.took.Round(time.Millisecond))
-			got := f.runWith(t, p, "container-trap-all", f.inContainer(runc, &trapAll))
-			if interruptedBeforeReceive(want, got) && !vigilAnsweredEINTR(t, got) {
-				t.Logf("under vigil a call failed with EINTR where the bare run had none: %s; running it again", interruptedLine(got.stderr))
-				got = f.runWith(t, p, "container-trap-all-again", f.inContainer(runc, &trapAll))
-			}
-			compare(t, p, trapAll, want, got)
 		})
 	}
 }
 
-// inContainer returns a launcher that runs a case in a runc container: the
+// ociRuntime is an OCI runtime that `vigil agent seccomp-profile` knows by
+// name, and its binary.
+type ociRuntime struct{ name, path string }
+
+// command is how the runtime is started. crun refuses a host whose cgroup
+// hierarchy is hybrid (v1 controllers, and a cgroup2 hierarchy with one of
+// its own, as on some machines of this kind) before it starts anything;
+// there it runs in a mount namespace of its own with cgroup2 on
+// /sys/fs/cgroup and without a cgroup manager, which the containers of
+// these tests do not need.
+func (rt ociRuntime) command(t *testing.T) []string {
+	t.Helper()
+	if rt.name != "crun" {
+		return []string{rt.path}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return []string{rt.path}
+	}
+	return []string{"unshare", "--mount", "--propagation", "private", "--",
+		"sh", "-c", `mount -t cgroup2 none /sys/fs/cgroup && exec "$0" "$@"`, rt.path, "--cgroup-manager=disabled"}
+}
+
+// inContainer returns a launcher that runs a case in a container of rt: the
 // host's /usr and /etc mounted read-only, and every directory the run
 // names (the run directory, the fixture, the scratch directory, this
 // package's testdata, the goroutines program) mounted at its own path, so
 // the run sees the paths a run on the host sees. With pol, a `vigil agent`
 // of the run's own supervises the container with pol.
-func (f *fixture) inContainer(runc string, pol *policyCase) launcher {
+func (f *fixture) inContainer(rt ociRuntime, pol *policyCase) launcher {
 	return func(t *testing.T, s runSetup) ([]string, func() []string) {
 		t.Helper()
 		bundle := filepath.Join(f.base, s.id+".bundle")
@@ -89,8 +121,8 @@ func (f *fixture) inContainer(runc string, pol *policyCase) launcher {
 				t.Fatal(err)
 			}
 		}
-		if out, err := exec.Command(runc, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
-			t.Fatalf("runc spec: %v\n%s", err, out)
+		if out, err := exec.Command(rt.path, "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+			t.Fatalf("%s spec: %v\n%s", rt.name, err, out)
 		}
 		cfg := filepath.Join(bundle, "config.json")
 		editSpec(t, cfg, func(spec *specs.Spec) {
@@ -107,17 +139,17 @@ func (f *fixture) inContainer(runc string, pol *policyCase) launcher {
 			}
 		})
 		id := fmt.Sprintf("vigil-conformance-%d-%s", os.Getpid(), s.id)
-		argv := []string{runc, "--root", state, "run", "--bundle", bundle, id}
+		argv := append(rt.command(t), "--root", state, "run", "--bundle", bundle, id)
 		deleteContainer := func() {
 			// A container whose run ended normally is gone already.
-			exec.Command(runc, "--root", state, "delete", "--force", id).Run()
+			exec.Command(rt.path, "--root", state, "delete", "--force", id).Run()
 		}
 		if pol == nil {
 			return argv, func() []string { deleteContainer(); return nil }
 		}
 		stopAgent := startAgent(t, filepath.Join(bundle, "agent.sock"), filepath.Join(f.base, "policies"), s.auditLog)
 		merged, err := exec.Command(vigilBin, "agent", "seccomp-profile", "--policy", f.policies[pol.name],
-			"--socket", filepath.Join(bundle, "agent.sock"), "--runtime", "runc", "--config", cfg).Output()
+			"--socket", filepath.Join(bundle, "agent.sock"), "--runtime", rt.name, "--config", cfg).Output()
 		if err != nil {
 			stopAgent()
 			t.Fatalf("vigil agent seccomp-profile: %v\n%s", err, stderrOf(err))
