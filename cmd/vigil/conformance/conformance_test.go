@@ -208,6 +208,7 @@ type runSetup struct {
 	env      []string // the case's whole environment
 	argv     []string // the case: bash testdata/cases/NAME.sh
 	auditLog string   // where vigil writes the run's records
+	scratch  string   // the case's tmpfs directory, which it writes too
 }
 
 // A launcher returns the command line that runs s.argv as a run needs it:
@@ -275,6 +276,7 @@ func (f *fixture) runWith(t *testing.T, p program, how string, launch launcher) 
 		env:      env,
 		argv:     []string{"bash", filepath.Join(dataDir, "cases", p.name+".sh")},
 		auditLog: o.auditLog,
+		scratch:  scratch,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

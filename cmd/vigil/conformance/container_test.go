@@ -47,13 +47,24 @@ func TestConformanceInAContainer(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	f := newFixture(t)
 	trapAll := policyCase{name: "trap-all", file: "trap-all.yaml"}
-	for _, runtime := range []string{"runc", "crun"} {
-		t.Run(runtime, func(t *testing.T) {
-			path, err := exec.LookPath(runtime)
+	for _, kind := range []struct {
+		name, runtime string
+		userns        bool
+	}{
+		{"runc", "runc", false},
+		{"crun", "crun", false},
+		// A user namespace of the container's own, as with Docker's
+		// userns-remap and rootless Podman: the namespace also owns the
+		// container's mount namespace.
+		{"runc-userns", "runc", true},
+	} {
+		runtime := kind.name
+		t.Run(kind.name, func(t *testing.T) {
+			path, err := exec.LookPath(kind.runtime)
 			if err != nil {
-				t.Fatalf("%s runs the containers (scripts/deps.sh installs it): %v", runtime, err)
+				t.Fatalf("%s runs the containers (scripts/deps.sh installs it): %v", kind.runtime, err)
 			}
-			rt := ociRuntime{name: runtime, path: path}
+			rt := ociRuntime{name: kind.runtime, path: path, userns: kind.userns}
 			for _, p := range programs {
 				if !slices.Contains(containerPrograms, p.name) {
 					continue
@@ -80,7 +91,16 @@ func TestConformanceInAContainer(t *testing.T) {
 
 // ociRuntime is an OCI runtime that `vigil agent seccomp-profile` knows by
 // name, and its binary.
-type ociRuntime struct{ name, path string }
+type ociRuntime struct {
+	name, path string
+	// userns runs the container in a user namespace of its own, its root
+	// mapped to containerRootID.
+	userns bool
+}
+
+// containerRootID is the host id of root in a container with a user
+// namespace; 65536 ids from it are mapped.
+const containerRootID = 100000
 
 // command is how the runtime is started. crun refuses a host whose cgroup
 // hierarchy is hybrid (v1 controllers, and a cgroup2 hierarchy with one of
@@ -137,7 +157,15 @@ func (f *fixture) inContainer(rt ociRuntime, pol *policyCase) launcher {
 			for _, d := range []string{f.base, f.scratch, dataDir, filepath.Dir(goProg)} {
 				spec.Mounts = append(spec.Mounts, specs.Mount{Destination: d, Type: "bind", Source: d, Options: []string{"rbind"}})
 			}
+			if rt.userns {
+				spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+				ids := []specs.LinuxIDMapping{{ContainerID: 0, HostID: containerRootID, Size: 65536}}
+				spec.Linux.UIDMappings, spec.Linux.GIDMappings = ids, ids
+			}
 		})
+		if rt.userns {
+			givetoContainerRoot(t, bundle, f.base, f.scratch, rootfs, s.dir, s.scratch)
+		}
 		id := fmt.Sprintf("vigil-conformance-%d-%s", os.Getpid(), s.id)
 		argv := append(rt.command(t), "--root", state, "run", "--bundle", bundle, id)
 		deleteContainer := func() {
@@ -158,6 +186,31 @@ func (f *fixture) inContainer(rt ociRuntime, pol *policyCase) launcher {
 			t.Fatal(err)
 		}
 		return argv, func() []string { deleteContainer(); return stopAgent() }
+	}
+}
+
+// givetoContainerRoot lets root of a container with a user namespace reach
+// the fixture and the bundle (the temporary directories above them are
+// private to the host's root) and own the rootfs, as a remapped image's
+// root owns it, and the run's directories, as root owns them in the other
+// runs.
+func givetoContainerRoot(t *testing.T, bundle, base, scratch, rootfs, dir, caseScratch string) {
+	t.Helper()
+	for _, d := range []string{filepath.Dir(base), base, filepath.Dir(dir), bundle, scratch} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, top := range []string{rootfs, dir, caseScratch} {
+		err := filepath.WalkDir(top, func(p string, _ os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, containerRootID, containerRootID)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -14,9 +14,10 @@
 // must be the same as bare; any difference fails with the diff and the
 // audit records that explain it.
 //
-// TestConformanceInAContainer runs the same cases in runc and crun containers (the
-// host's programs through read-only mounts, Docker's default capabilities),
-// once without seccomp and once handed to `vigil agent` with the trap-all
-// policy merged into config.json by `vigil agent seccomp-profile`, and
-// compares them the same way.
+// TestConformanceInAContainer runs the same cases in runc and crun
+// containers, and in runc containers with a user namespace of their own
+// (the host's programs through read-only mounts, Docker's default
+// capabilities), once without seccomp and once handed to `vigil agent` with
+// the trap-all policy merged into config.json by `vigil agent
+// seccomp-profile`, and compares them the same way.
 package conformance
