@@ -33,8 +33,7 @@ func TestBindMatchesWatcheeOwnCall(t *testing.T) {
 		{"vigils-namespaces", func(work string) childOpts { return childOpts{dir: work} }, 0},
 		{"userns", func(work string) childOpts { return childOpts{userns: true, dir: work} }, hostBase},
 		{"userns-in-outer-mounts", func(work string) childOpts {
-			return childOpts{dir: work, wrap: []string{"unshare", "--mount", "--propagation", "private", "--",
-				"unshare", "--user", "--map-root-user", "--"}}
+			return childOpts{dir: work, wrap: userNSInOuterMounts}
 		}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -276,6 +276,13 @@ type childOpts struct {
 	wrap []string
 }
 
+// userNSInOuterMounts wraps a child as `unshare -Ur` inside a container
+// does: a new user namespace (root mapped to root) in a mount namespace
+// that is not vigil's and belongs to vigil's user namespace, where root of
+// the new one has no capability.
+var userNSInOuterMounts = []string{"unshare", "--mount", "--propagation", "private", "--",
+	"unshare", "--user", "--map-root-user", "--"}
+
 func startWatchee(t testing.TB, o childOpts) *watchee {
 	t.Helper()
 	argv := append(append([]string(nil), o.wrap...), childBinary(t))

@@ -253,14 +253,11 @@ func TestCreateMatchesWatcheeOwnCall(t *testing.T) {
 		{"host-user", func(work string) childOpts {
 			return childOpts{dir: work, cred: &syscall.Credential{Uid: 1000, Gid: 1000, Groups: []uint32{2000}}}
 		}, 1000},
-		// `unshare -Ur` in a container: a new user namespace (root mapped
-		// to root) in a mount namespace that is not vigil's and belongs to
-		// vigil's user namespace, where root of the new one has no
-		// capability. The worker joined the user namespace first and then
-		// could not join the mount namespace (EPERM).
+		// `unshare -Ur` in a container: the worker joined the user
+		// namespace first and then could not join the mount namespace
+		// (EPERM).
 		{"userns-in-outer-mounts", func(work string) childOpts {
-			return childOpts{dir: work, wrap: []string{"unshare", "--mount", "--propagation", "private", "--",
-				"unshare", "--user", "--map-root-user", "--"}}
+			return childOpts{dir: work, wrap: userNSInOuterMounts}
 		}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
