@@ -31,3 +31,10 @@ var errnoByName = func() map[string]unix.Errno {
 	}
 	return m
 }()
+
+// ErrnoByName returns the number of the errno named name (EPERM, ENOSYS, the
+// glibc aliases too), and whether there is one.
+func ErrnoByName(name string) (unix.Errno, bool) {
+	e, ok := errnoByName[name]
+	return e, ok
+}

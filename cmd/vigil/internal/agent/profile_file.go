@@ -53,6 +53,10 @@ func Sniff(data []byte) FileKind {
 // misspelt "syscalls" would otherwise drop every rule of the base, and
 // Merge must never weaken it.
 func ParseProfile(data []byte) (*mseccomp.Seccomp, error) {
+	data, err := numericErrnos(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing seccomp profile: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var p mseccomp.Seccomp
@@ -71,6 +75,86 @@ func ParseProfile(data []byte) (*mseccomp.Seccomp, error) {
 	return &p, nil
 }
 
+// numericErrnos turns the errno names Podman's profiles carry beside the
+// numbers (containers/common's defaultErrno, and errno in a rule: its
+// default profile has "defaultErrno": "ENOSYS" with "defaultErrnoRet": 38)
+// into the numbers, which every engine reads (defaultErrnoRet, errnoRet),
+// and drops the names, which Docker's loader and older Podman ignore: the
+// merged profile then means the same to all of them. A name that is not an
+// errno, or one that disagrees with the number beside it (engines differ in
+// which they take), is an error. Data that is not a JSON object is left to
+// the strict decoder to report.
+func numericErrnos(data []byte) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(data, &top) != nil {
+		return data, nil
+	}
+	changed, err := numericErrno(top, "defaultErrno", "defaultErrnoRet", "")
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok := top["syscalls"]; ok {
+		var rules []map[string]json.RawMessage
+		if json.Unmarshal(raw, &rules) != nil {
+			return data, nil
+		}
+		rulesChanged := false
+		for i, r := range rules {
+			c, err := numericErrno(r, "errno", "errnoRet", fmt.Sprintf("syscalls[%d].", i))
+			if err != nil {
+				return nil, err
+			}
+			rulesChanged = rulesChanged || c
+		}
+		if rulesChanged {
+			if top["syscalls"], err = json.Marshal(rules); err != nil {
+				return nil, err
+			}
+			changed = true
+		}
+	}
+	if !changed {
+		return data, nil
+	}
+	return json.Marshal(top)
+}
+
+// numericErrno moves obj[nameKey], an errno name, into obj[numKey].
+func numericErrno(obj map[string]json.RawMessage, nameKey, numKey, where string) (bool, error) {
+	raw, ok := obj[nameKey]
+	if !ok {
+		return false, nil
+	}
+	var name string
+	if err := json.Unmarshal(raw, &name); err != nil {
+		return false, fmt.Errorf("%s%s: %w", where, nameKey, err)
+	}
+	delete(obj, nameKey)
+	if name == "" {
+		return true, nil
+	}
+	e, known := policy.ErrnoByName(name)
+	if !known {
+		return false, fmt.Errorf("%s%s: %q is not an errno name", where, nameKey, name)
+	}
+	if numRaw, ok := obj[numKey]; ok && string(numRaw) != "null" {
+		var n uint
+		if err := json.Unmarshal(numRaw, &n); err != nil {
+			return false, fmt.Errorf("%s%s: %w", where, numKey, err)
+		}
+		if n != uint(e) {
+			return false, fmt.Errorf("%s%s %s (%d) and %s %d disagree: engines differ in which they take", where, nameKey, name, uint(e), numKey, n)
+		}
+		return true, nil
+	}
+	num, err := json.Marshal(uint(e))
+	if err != nil {
+		return false, err
+	}
+	obj[numKey] = num
+	return true, nil
+}
+
 // ResolveProfile turns a profile with archMap and includes/excludes into
 // the linux.seccomp an engine would put into the container's config.json,
 // as Docker does when it creates a container (the same code:
@@ -79,6 +163,10 @@ func ParseProfile(data []byte) (*mseccomp.Seccomp, error) {
 // capabilities, this architecture and this kernel.
 func ResolveProfile(data []byte, spec *specs.Spec) (*mseccomp.Seccomp, error) {
 	if _, err := ParseProfile(data); err != nil {
+		return nil, err
+	}
+	data, err := numericErrnos(data)
+	if err != nil {
 		return nil, err
 	}
 	if spec.Process == nil || spec.Process.Capabilities == nil {

@@ -34,6 +34,8 @@ func FuzzMergeProfile(f *testing.F) {
 	f.Add([]byte(`{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["ptrace"], "action": "SCMP_ACT_KILL", "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_EQ"}]}]}`))
 	f.Add([]byte(`{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"name": "seccomp", "action": "SCMP_ACT_ALLOW", "args": [{"index": 3, "value": 1, "op": "SCMP_CMP_GT"}]}, {"names": ["openat"], "action": "SCMP_ACT_LOG", "includes": {"caps": ["CAP_X"]}}]}`))
 	f.Add([]byte(`{"defaultAction": "SCMP_ACT_NOTIFY"}`))
+	// Podman's errno names.
+	f.Add([]byte(`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "ENOSYS", "defaultErrnoRet": 38, "syscalls": [{"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "errno": "EPERM"}, {"names": ["openat"], "action": "SCMP_ACT_ALLOW"}]}`))
 	f.Add([]byte(`{"ociVersion": "1.0.2", "process": {"capabilities": {"bounding": []}}, "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}}}`))
 	pol, err := policy.Load("testdata/web.yaml")
 	if err != nil {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -117,6 +118,57 @@ func TestMergeIntoAnAllowingBaseKeepsItsDenials(t *testing.T) {
 	}
 }
 
+// TestMergeIntoAPodmanProfileKeepsItsErrnos: Podman's default profile
+// (containers/common) names its errnos beside the numbers, or instead of
+// them: "defaultErrno": "ENOSYS" with "defaultErrnoRet": 38. The names
+// become the numbers every engine reads, and the merge keeps every denial
+// with its errno.
+func TestMergeIntoAPodmanProfileKeepsItsErrnos(t *testing.T) {
+	base, err := ParseProfile([]byte(`{
+  "defaultAction": "SCMP_ACT_ERRNO",
+  "defaultErrnoRet": 38,
+  "defaultErrno": "ENOSYS",
+  "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]}],
+  "syscalls": [
+    {"names": ["read", "write", "openat", "connect", "getpid", "exit_group", "seccomp"], "action": "SCMP_ACT_ALLOW", "args": [], "comment": "", "includes": {}, "excludes": {}},
+    {"names": ["bdflush", "kexec_file_load"], "action": "SCMP_ACT_ERRNO", "args": [], "comment": "", "includes": {}, "excludes": {}, "errnoRet": 1, "errno": "EPERM"},
+    {"names": ["chroot"], "action": "SCMP_ACT_ERRNO", "args": [], "comment": "", "includes": {}, "excludes": {}, "errno": "EACCES"}
+  ]
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.DefaultErrnoRet == nil || *base.DefaultErrnoRet != 38 {
+		t.Errorf("defaultErrnoRet %v, want 38", base.DefaultErrnoRet)
+	}
+	if r := base.Syscalls[2]; r.ErrnoRet == nil || *r.ErrnoRet != uint(unix.EACCES) {
+		t.Errorf("chroot's errnoRet %v, want EACCES (13) from its name", r.ErrnoRet)
+	}
+	pol := loadWebPolicy(t)
+	merged, _, err := Merge(base, pol, webOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := ResolveProfile(mustJSON(t, merged), specWithCaps(dockerCaps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseResolved, err := ResolveProfile(mustJSON(t, base), specWithCaps(dockerCaps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compareBehaviour(t, baseResolved, resolved, trappedBy(pol))
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // trappedBy is every syscall a profile for p may send to the agent: the
 // policy's, the sends its connect address rules govern, and the calls that
 // change mounts.
@@ -180,6 +232,10 @@ func TestParseProfileRefusesWhatItCannotKeep(t *testing.T) {
 		{`{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}`, "both architectures and archMap"},
 		{`{"defaultAction": "SCMP_ACT_ERRNO"} {}`, "data after"},
 		{`[1, 2]`, "parsing seccomp profile"},
+		{`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "EPERM", "defaultErrnoRet": 38}`, "defaultErrno EPERM (1) and defaultErrnoRet 38 disagree"},
+		{`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "ENOPE"}`, `defaultErrno: "ENOPE" is not an errno name`},
+		{`{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": "EPERM", "errnoRet": 13}]}`, "syscalls[0].errno EPERM (1) and errnoRet 13 disagree"},
+		{`{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": 1}]}`, "syscalls[0].errno: json"},
 	} {
 		if _, err := ParseProfile([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseProfile(%s): %v, want %q", tc.in, err, tc.want)
@@ -257,6 +313,13 @@ func compareBehaviour(t *testing.T, base, merged *mseccomp.Seccomp, trapped []st
 	for _, h := range filter.HardeningRules() {
 		hardened[h.Syscall] = !isTrapped[h.Syscall]
 	}
+	// A hardening rule carved out of an allowing rule (seccomp without a
+	// nested listener) leaves the rest to the defaultAction: EPERM in
+	// Docker's profile, ENOSYS in Podman's.
+	hardenedByDefault := uint32(unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM))
+	if mergedOCI.DefaultAction == specs.ActErrno && mergedOCI.DefaultErrnoRet != nil {
+		hardenedByDefault = unix.SECCOMP_RET_ERRNO | uint32(*mergedOCI.DefaultErrnoRet)
+	}
 	checked, notified := 0, 0
 	for _, arch := range []struct {
 		audit uint32
@@ -280,7 +343,7 @@ func compareBehaviour(t *testing.T, base, merged *mseccomp.Seccomp, trapped []st
 					t.Fatalf("%s(%x) on %v: the base answers %#x, the merged profile %#x", name, args, arch.scmp, b, m)
 				case mAct == unix.SECCOMP_RET_USER_NOTIF && isTrapped[name]:
 					notified++
-				case m == unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM) && hardened[name]:
+				case hardened[name] && (m == unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM) || m == hardenedByDefault):
 				default:
 					t.Fatalf("%s(%x) on %v: the base allows (%#x), the merged profile answers %#x", name, args, arch.scmp, b, m)
 				}
@@ -299,8 +362,8 @@ func compareBehaviour(t *testing.T, base, merged *mseccomp.Seccomp, trapped []st
 		t.Fatalf("openat: %#x, want notify", r)
 	}
 	nested := seccompData{nr: int32(sc), arch: unix.AUDIT_ARCH_X86_64, args: [6]uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_TSYNC}}
-	if r := runBPF(t, mp, nested); r != unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM) {
-		t.Fatalf("nested listener: %#x, want EPERM", r)
+	if r := runBPF(t, mp, nested); r != unix.SECCOMP_RET_ERRNO|uint32(unix.EPERM) && r != hardenedByDefault {
+		t.Fatalf("nested listener: %#x, want EPERM or the defaultAction %#x", r, hardenedByDefault)
 	}
 	plain := seccompData{nr: int32(sc), arch: unix.AUDIT_ARCH_X86_64, args: [6]uint64{unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC}}
 	if b, m := runBPF(t, bp, plain), runBPF(t, mp, plain); b != m {
