@@ -119,17 +119,22 @@ func numericErrnos(data []byte) ([]byte, error) {
 	return json.Marshal(top)
 }
 
-// numericErrno moves obj[nameKey], an errno name, into obj[numKey].
+// numericErrno moves obj[nameKey], an errno name, into obj[numKey]. Keys
+// match without regard to case, as engines' JSON decoders match them.
 func numericErrno(obj map[string]json.RawMessage, nameKey, numKey, where string) (bool, error) {
-	raw, ok := obj[nameKey]
-	if !ok {
-		return false, nil
+	nameAt, err := foldedKey(obj, nameKey, where)
+	if err != nil || nameAt == "" {
+		return false, err
+	}
+	numAt, err := foldedKey(obj, numKey, where)
+	if err != nil {
+		return false, err
 	}
 	var name string
-	if err := json.Unmarshal(raw, &name); err != nil {
+	if err := json.Unmarshal(obj[nameAt], &name); err != nil {
 		return false, fmt.Errorf("%s%s: %w", where, nameKey, err)
 	}
-	delete(obj, nameKey)
+	delete(obj, nameAt)
 	if name == "" {
 		return true, nil
 	}
@@ -137,7 +142,7 @@ func numericErrno(obj map[string]json.RawMessage, nameKey, numKey, where string)
 	if !known {
 		return false, fmt.Errorf("%s%s: %q is not an errno name", where, nameKey, name)
 	}
-	if numRaw, ok := obj[numKey]; ok && string(numRaw) != "null" {
+	if numRaw, ok := obj[numAt]; ok && string(numRaw) != "null" {
 		var n uint
 		if err := json.Unmarshal(numRaw, &n); err != nil {
 			return false, fmt.Errorf("%s%s: %w", where, numKey, err)
@@ -151,8 +156,26 @@ func numericErrno(obj map[string]json.RawMessage, nameKey, numKey, where string)
 	if err != nil {
 		return false, err
 	}
+	if numAt != "" {
+		delete(obj, numAt)
+	}
 	obj[numKey] = num
 	return true, nil
+}
+
+// foldedKey returns the key of obj that is key without regard to case, ""
+// when there is none; two such keys are an error.
+func foldedKey(obj map[string]json.RawMessage, key, where string) (string, error) {
+	found := ""
+	for k := range obj {
+		if strings.EqualFold(k, key) {
+			if found != "" {
+				return "", fmt.Errorf("%s%s given twice (%q and %q)", where, key, found, k)
+			}
+			found = k
+		}
+	}
+	return found, nil
 }
 
 // ResolveProfile turns a profile with archMap and includes/excludes into

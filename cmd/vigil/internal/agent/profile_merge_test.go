@@ -236,6 +236,8 @@ func TestParseProfileRefusesWhatItCannotKeep(t *testing.T) {
 		{`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "ENOPE"}`, `defaultErrno: "ENOPE" is not an errno name`},
 		{`{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": "EPERM", "errnoRet": 13}]}`, "syscalls[0].errno EPERM (1) and errnoRet 13 disagree"},
 		{`{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errno": 1}]}`, "syscalls[0].errno: json"},
+		{`{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "Errno": "EPERM", "ErrnoRet": 13}]}`, "syscalls[0].errno EPERM (1) and errnoRet 13 disagree"},
+		{`{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrno": "EPERM", "DefaultErrno": "EPERM"}`, "defaultErrno given twice"},
 	} {
 		if _, err := ParseProfile([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseProfile(%s): %v, want %q", tc.in, err, tc.want)
