@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/cmd/vigil/internal/agent"
 	"github.com/vigilsec/vigil/enforcer/testenv"
 )
 
@@ -48,15 +49,18 @@ func TestConformanceInAContainer(t *testing.T) {
 	f := newFixture(t)
 	trapAll := policyCase{name: "trap-all", file: "trap-all.yaml"}
 	for _, kind := range []struct {
-		name, runtime string
-		userns        bool
+		name, runtime         string
+		userns, dockerDefault bool
 	}{
-		{"runc", "runc", false},
-		{"crun", "crun", false},
+		{"runc", "runc", false, false},
+		{"crun", "crun", false, false},
 		// A user namespace of the container's own, as with Docker's
 		// userns-remap and rootless Podman: the namespace also owns the
 		// container's mount namespace.
-		{"runc-userns", "runc", true},
+		{"runc-userns", "runc", true, false},
+		// runc with Docker's default profile, bare, against the policy
+		// merged into it (seccomp-profile --base): what a Docker user runs.
+		{"docker", "runc", false, true},
 	} {
 		runtime := kind.name
 		t.Run(kind.name, func(t *testing.T) {
@@ -64,7 +68,7 @@ func TestConformanceInAContainer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s runs the containers (scripts/deps.sh installs it): %v", kind.runtime, err)
 			}
-			rt := ociRuntime{name: kind.runtime, path: path, userns: kind.userns}
+			rt := ociRuntime{name: kind.runtime, path: path, userns: kind.userns, dockerDefault: kind.dockerDefault}
 			for _, p := range programs {
 				if !slices.Contains(containerPrograms, p.name) {
 					continue
@@ -96,6 +100,16 @@ type ociRuntime struct {
 	// userns runs the container in a user namespace of its own, its root
 	// mapped to containerRootID.
 	userns bool
+	// dockerDefault gives the container Docker's default seccomp profile
+	// (dockerDefaultProfile), resolved for its capabilities as Docker
+	// resolves it; vigil's policy is merged into it.
+	dockerDefault bool
+}
+
+// dockerDefaultProfile is Docker's default seccomp profile, as the agent's
+// tests keep it.
+func dockerDefaultProfile() string {
+	return filepath.Join(testenv.RepoRoot(), "cmd", "vigil", "internal", "agent", "testdata", "docker-default.json")
 }
 
 // containerRootID is the host id of root in a container with a user
@@ -173,11 +187,21 @@ func (f *fixture) inContainer(rt ociRuntime, pol *policyCase) launcher {
 			exec.Command(rt.path, "--root", state, "delete", "--force", id).Run()
 		}
 		if pol == nil {
+			if rt.dockerDefault {
+				withDockerDefault(t, cfg)
+			}
 			return argv, func() []string { deleteContainer(); return nil }
 		}
-		stopAgent := startAgent(t, filepath.Join(bundle, "agent.sock"), filepath.Join(f.base, "policies"), s.auditLog)
-		merged, err := exec.Command(vigilBin, "agent", "seccomp-profile", "--policy", f.policies[pol.name],
-			"--socket", filepath.Join(bundle, "agent.sock"), "--runtime", rt.name, "--config", cfg).Output()
+		// A short name: sun_path holds 108 bytes, and the bundle's path is
+		// long already.
+		socket := filepath.Join(bundle, "a.sock")
+		stopAgent := startAgent(t, socket, filepath.Join(f.base, "policies"), s.auditLog)
+		args := []string{"agent", "seccomp-profile", "--policy", f.policies[pol.name],
+			"--socket", socket, "--runtime", rt.name, "--config", cfg}
+		if rt.dockerDefault {
+			args = append(args, "--base", dockerDefaultProfile())
+		}
+		merged, err := exec.Command(vigilBin, args...).Output()
 		if err != nil {
 			stopAgent()
 			t.Fatalf("vigil agent seccomp-profile: %v\n%s", err, stderrOf(err))
@@ -187,6 +211,25 @@ func (f *fixture) inContainer(rt ociRuntime, pol *policyCase) launcher {
 		}
 		return argv, func() []string { deleteContainer(); return stopAgent() }
 	}
+}
+
+// withDockerDefault puts Docker's default profile into the bundle's
+// config.json, resolved for its capabilities as Docker does.
+func withDockerDefault(t *testing.T, cfg string) {
+	t.Helper()
+	data, err := os.ReadFile(dockerDefaultProfile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	editSpec(t, cfg, func(spec *specs.Spec) {
+		resolved, err := agent.ResolveProfile(data, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Linux.Seccomp, err = agent.ToOCI(resolved); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // givetoContainerRoot lets root of a container with a user namespace reach

@@ -15,9 +15,10 @@
 // audit records that explain it.
 //
 // TestConformanceInAContainer runs the same cases in runc and crun
-// containers, and in runc containers with a user namespace of their own
-// (the host's programs through read-only mounts, Docker's default
-// capabilities), once without seccomp and once handed to `vigil agent` with
-// the trap-all policy merged into config.json by `vigil agent
-// seccomp-profile`, and compares them the same way.
+// containers, in runc containers with a user namespace of their own, and in
+// runc containers under Docker's default seccomp profile (the host's
+// programs through read-only mounts, Docker's default capabilities), once
+// without vigil and once handed to `vigil agent` with the trap-all policy
+// merged into config.json by `vigil agent seccomp-profile` (into Docker's
+// default with --base), and compares them the same way.
 package conformance
