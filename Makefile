@@ -77,6 +77,10 @@ bench: build ## Benchmark the open+close loop: bare, C reference supervisor, vig
 demo: build ## Run vigil on its embedded default policy: an allowed read, a denied read, audit records
 	@scripts/demo.sh $(VIGIL)
 
+.PHONY: debian-container
+debian-container: build ## Run a Debian userland (apt-get, dpkg, useradd) in runc, bare and under vigil agent; compare (needs the Debian archive)
+	@scripts/debian-container.sh $(VIGIL)
+
 .PHONY: kernel-matrix
 kernel-matrix: ## Run vigil on Debian's 6.1/6.12 kernels in qemu and on this one; print the matrix (KERNELS=, PASS=light|full)
 	@scripts/kernel-matrix.sh
