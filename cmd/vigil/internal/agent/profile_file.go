@@ -53,26 +53,33 @@ func Sniff(data []byte) FileKind {
 // misspelt "syscalls" would otherwise drop every rule of the base, and
 // Merge must never weaken it.
 func ParseProfile(data []byte) (*mseccomp.Seccomp, error) {
+	p, _, err := parseProfile(data)
+	return p, err
+}
+
+// parseProfile is ParseProfile that also returns the profile's JSON with
+// errno names made numbers (numericErrnos), as engines' loaders take it.
+func parseProfile(data []byte) (*mseccomp.Seccomp, []byte, error) {
 	data, err := numericErrnos(data)
 	if err != nil {
-		return nil, fmt.Errorf("parsing seccomp profile: %w", err)
+		return nil, nil, fmt.Errorf("parsing seccomp profile: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var p mseccomp.Seccomp
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("parsing seccomp profile: %w", err)
+		return nil, nil, fmt.Errorf("parsing seccomp profile: %w", err)
 	}
 	if dec.More() {
-		return nil, errors.New("parsing seccomp profile: data after the JSON object")
+		return nil, nil, errors.New("parsing seccomp profile: data after the JSON object")
 	}
 	if p.DefaultAction == "" {
-		return nil, errors.New("parsing seccomp profile: no defaultAction")
+		return nil, nil, errors.New("parsing seccomp profile: no defaultAction")
 	}
 	if len(p.Architectures) > 0 && len(p.ArchMap) > 0 {
-		return nil, errors.New("parsing seccomp profile: both architectures and archMap (engines take one or the other)")
+		return nil, nil, errors.New("parsing seccomp profile: both architectures and archMap (engines take one or the other)")
 	}
-	return &p, nil
+	return &p, data, nil
 }
 
 // numericErrnos turns the errno names Podman's profiles carry beside the
@@ -185,10 +192,7 @@ func foldedKey(obj map[string]json.RawMessage, key, where string) (string, error
 // architectures, and rules are kept or dropped by the container's bounding
 // capabilities, this architecture and this kernel.
 func ResolveProfile(data []byte, spec *specs.Spec) (*mseccomp.Seccomp, error) {
-	if _, err := ParseProfile(data); err != nil {
-		return nil, err
-	}
-	data, err := numericErrnos(data)
+	_, data, err := parseProfile(data)
 	if err != nil {
 		return nil, err
 	}
