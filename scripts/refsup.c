@@ -23,7 +23,12 @@
  * SECCOMP_IOCTL_NOTIF_ADDFD and SECCOMP_ADDFD_FLAG_SEND, or answers the errno its open got:
  * the floor of a supervisor that performs side-effecting opens from its own copy of the
  * arguments, as vigil's emulator does (an ADDFD is a round trip to the watchee, which installs
- * the file, while the supervisor waits). --count
+ * the file, while the supervisor waits). With both, the open acts on the object --resolve
+ * named: refsup keeps the O_PATH descriptor and reopens it through a held /proc/self/fd
+ * (openat of its number with the call's flags less O_CREAT, O_EXCL and O_NOFOLLOW), then
+ * closes it — name, decide, act on what was named, as a sound emulation must (a path opened
+ * again by name could lead elsewhere by then); a path it could not name is opened by name as
+ * with --emulate alone. --count
  * prints `refsup: N notifications, M objects named, K opens emulated` on stderr at the end (N
  * answered, M named by --resolve, K installed by --emulate), so a test can check what was
  * trapped.
@@ -313,17 +318,22 @@ static int read_sockaddr(pid_t pid, uint64_t addr, uint64_t addrlen, struct sock
  */
 static unsigned long resolved; /* objects --resolve named */
 
-static void resolve_path(const char *path)
+/* Returns the O_PATH descriptor of the object named when keep is set (the caller closes it),
+ * else closes it; -1 when nothing was named. */
+static int resolve_path(const char *path, int keep)
 {
 	struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
 	struct statx stx;
 	int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
 
 	if (fd < 0)
-		return;
+		return -1;
 	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID, &stx) == 0)
 		resolved++;
+	if (keep)
+		return fd;
 	close(fd);
+	return -1;
 }
 
 /*
@@ -334,16 +344,24 @@ static void resolve_path(const char *path)
  * relative to the cwd (refsup's is the watchee's start cwd).
  */
 static unsigned long emulated; /* opens --emulate installed */
+static int self_fds = -1;       /* /proc/self/fd (O_PATH), with --resolve --emulate */
 
-static int emulate_open(const struct seccomp_notif *req, const char *path)
+/* named is the O_PATH descriptor --resolve kept for path, or -1: the open reopens it. */
+static int emulate_open(const struct seccomp_notif *req, const char *path, int named)
 {
 	int at = req->data.nr == __NR_openat;
 	int oflags = (int)req->data.args[at + 1];
 	mode_t mode = (mode_t)req->data.args[at + 2];
 	struct seccomp_notif_addfd addfd = { .id = req->id, .flags = SECCOMP_ADDFD_FLAG_SEND };
+	char num[16];
 	int fd;
 
-	fd = open(path, oflags | O_CLOEXEC, mode);
+	if (named >= 0) {
+		snprintf(num, sizeof(num), "%d", named);
+		fd = openat(self_fds, num, (oflags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC, mode);
+	} else {
+		fd = open(path, oflags | O_CLOEXEC, mode);
+	}
 	if (fd < 0)
 		return errno;
 	addfd.srcfd = (uint32_t)fd;
@@ -475,6 +493,11 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
+	if (resolve && emulate) {
+		self_fds = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (self_fds < 0)
+			die("/proc/self/fd");
+	}
 	listener_fd = recv_fd(sv[0]);
 	close(sv[0]);
 	if (listener_fd < 0) {
@@ -509,7 +532,7 @@ int main(int argc, char **argv)
 
 	for (;;) {
 		const struct trappable *t;
-		int err;
+		int err, is_open, named;
 
 		if (child_done) {
 			/* Only after CMD has gone: wait for a notification or for the last user. */
@@ -536,19 +559,28 @@ int main(int argc, char **argv)
 		else
 			err = read_sockaddr((pid_t)req->pid, req->data.args[t->arg],
 					    req->data.args[t->arg + 1], &sa_buf);
+		is_open = t && (t->nr == __NR_open || t->nr == __NR_openat);
+		named = -1;
 		if (resolve && err == 0 && t->is_path)
-			resolve_path(path);
-		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
+			named = resolve_path(path, emulate && is_open);
+		if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0) {
+			if (named >= 0)
+				close(named);
 			continue; /* the watchee is gone or the call was interrupted */
+		}
 		if (err == 0 && t->is_path && denied(path, deny, ndeny))
 			err = EACCES;
-		if (emulate && err == 0 && (t->nr == __NR_open || t->nr == __NR_openat) &&
+		if (emulate && err == 0 && is_open &&
 		    (path[0] == '/' || t->nr == __NR_open || (int)req->data.args[0] == AT_FDCWD)) {
-			err = emulate_open(req, path);
+			err = emulate_open(req, path, named);
+			if (named >= 0)
+				close(named);
 			if (err == 0) {
 				answered++;
 				continue;
 			}
+		} else if (named >= 0) {
+			close(named);
 		}
 		resp->id = req->id;
 		resp->val = 0;

@@ -34,8 +34,8 @@ func newBenchCmd() *cobra.Command {
 program built with gcc) bare, under vigil's seccomp filter alone, under vigil
 run with deny / allow-unverified / passthrough policies and in its default
 mode, under the C reference supervisor (scripts/refsup.c; also as the floor of
-naming the object, refsup-resolve, and of emulating an open with ADDFD,
-refsup-emulate) and under strace, and
+naming the object, refsup-resolve, of emulating an open with ADDFD,
+refsup-emulate, and of both, refsup-resolve-emulate) and under strace, and
 print ns per operation: the median of the repetitions with min and max, and
 ratios to bare and to the C reference. Each repetition times a run of N
 iterations and one of 0, so start-up costs are subtracted. Without

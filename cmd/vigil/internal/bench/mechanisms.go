@@ -116,6 +116,8 @@ func Mechanisms() []Mechanism {
 			refsupArgs: []string{"--resolve"}, workloads: []string{"open"}},
 		{Name: "refsup-emulate", Desc: "refsup --emulate: refsup that performs each trapped open itself (its own open with the call's flags and mode) and installs the file in the watchee with SECCOMP_IOCTL_NOTIF_ADDFD and SECCOMP_ADDFD_FLAG_SEND: the floor of a supervisor that emulates side-effecting opens, as vigil's default mode does opens for writing", kind: kindRefsup,
 			refsupArgs: []string{"--emulate"}, workloads: []string{"write"}},
+		{Name: "refsup-resolve-emulate", Desc: "refsup --resolve --emulate: refsup that names the object of each trapped open (as refsup-resolve), keeps it, and performs the open on exactly that object (a reopen through /proc/self/fd) before installing it with ADDFD: the floor of a supervisor that vets the object an emulated open acts on, which vigil's default mode does for every open for writing", kind: kindRefsup,
+			refsupArgs: []string{"--resolve", "--emulate"}, workloads: []string{"write"}},
 		{Name: "strace", Desc: "strace -f -o /dev/null (ptrace stop at every syscall)", kind: kindStrace,
 			straceArgs: []string{"-f", "-o", "/dev/null"}},
 		{Name: "strace-seccomp-bpf", Desc: "strace -f --seccomp-bpf -e trace=openat,execve,connect -o /dev/null (stops only at the traced calls)", kind: kindStrace,

@@ -308,6 +308,11 @@ func TestRefsupTrapsWhatTheBenchPoliciesTrap(t *testing.T) {
 	if _, _, emulated := count(refsupTraps, writes); emulated != 0 {
 		t.Errorf("refsup without --emulate installed %d files", emulated)
 	}
+	// refsup-resolve-emulate does both for every open for writing.
+	both := mechanism(t, "refsup-resolve-emulate").refsupArgs
+	if got, named, emulated := count(append(slices.Clone(refsupTraps), both...), writes); emulated < n || emulated > got || named < n || named > got {
+		t.Errorf("refsup %v named %d objects and installed %d files in %d notifications for %d opens", both, named, emulated, got, n)
+	}
 }
 
 // mechanism returns the mechanism called name, as --mechanisms finds it.
