@@ -323,7 +323,7 @@ func (s *receiver) answer(l notify.Answerer, n *notify.Notif, o *outcome, pi pro
 	switch o.kind {
 	case outDeny:
 		if o.kernels {
-			atomic.AddUint64(&s.stats.Failed, 1)
+			atomic.AddUint64(&s.stats.KernelErrors, 1)
 		} else {
 			atomic.AddUint64(&s.stats.Denied, 1)
 		}
@@ -339,7 +339,7 @@ func (s *receiver) answer(l notify.Answerer, n *notify.Notif, o *outcome, pi pro
 		if o.errno != 0 {
 			// The kernel's own error, from the call vigil performed or
 			// from its lookup: not a refusal.
-			atomic.AddUint64(&s.stats.Failed, 1)
+			atomic.AddUint64(&s.stats.KernelErrors, 1)
 			return false, verdict.Deny(l, n, o.errno)
 		}
 		atomic.AddUint64(&s.stats.Allowed, 1)

@@ -195,11 +195,12 @@ func (s *Supervisor) newReceiver() (*receiver, error) {
 
 // Stats counts decisions; read them after Serve returns. Allowed calls were
 // continued or performed (a deferred one whatever its result); Denied ones
-// refused by a rule or by vigil; Failed ones answered with the kernel's own
-// error (a lookup that failed as the kernel's would, a performed call that
-// failed, arguments vigil could not read).
+// refused by a rule or by vigil; KernelErrors answered with the kernel's
+// own error (a lookup that failed as the kernel's would, a performed call
+// that failed, arguments vigil could not read): the watchee's failures, not
+// vigil's.
 type Stats struct {
-	Notifications, Allowed, Denied, Failed, Killed, Gone uint64
+	Notifications, Allowed, Denied, KernelErrors, Killed, Gone uint64
 }
 
 // New returns a Supervisor, refusing policies it cannot carry out.
@@ -276,7 +277,7 @@ func (s *Supervisor) Stats() Stats {
 		Notifications: atomic.LoadUint64(&s.stats.Notifications),
 		Allowed:       atomic.LoadUint64(&s.stats.Allowed),
 		Denied:        atomic.LoadUint64(&s.stats.Denied),
-		Failed:        atomic.LoadUint64(&s.stats.Failed),
+		KernelErrors:  atomic.LoadUint64(&s.stats.KernelErrors),
 		Killed:        atomic.LoadUint64(&s.stats.Killed),
 		Gone:          atomic.LoadUint64(&s.stats.Gone),
 	}

@@ -155,7 +155,7 @@ func (a *Agent) supervise(h *Handoff, lfd int, log zerolog.Logger) bool {
 			ev = clog.Error().Err(err)
 		}
 		ev.Uint64("notifications", st.Notifications).Uint64("allowed", st.Allowed).
-			Uint64("denied", st.Denied).Uint64("failed", st.Failed).Uint64("killed", st.Killed).
+			Uint64("denied", st.Denied).Uint64("kernel_errors", st.KernelErrors).Uint64("killed", st.Killed).
 			Msg("container released: no process uses its filter any more")
 	}()
 	return true
